@@ -1,0 +1,75 @@
+// Text classifiers: embedding -> blocks -> final norm -> masked mean pooling -> head.
+// Engine-internal (includes torch through torch_wrap.h); never include from a moc-read header.
+#pragma once
+#include "engine/torch_wrap.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hl::models {
+
+// One block of the pipeline as the spec describes it ({"type": "...", fields...}).
+struct BlockConfig {
+  std::string type;         // "transformer" | "lstm" | "retnet" (Hope family: its own issue)
+  int heads = 4;            // transformer, retnet
+  int ffn_mult = 2;         // transformer, retnet: FFN width = ffn_mult * d_model
+  double dropout = 0.1;     // transformer, retnet
+  int hidden = 0;           // lstm: hidden size (0 = d_model); output projected back to d_model
+};
+
+struct ModelConfig {
+  int vocab_size = 2000;
+  int max_len = 64;
+  int d_model = 128;
+  std::string positions = "learned";  // "learned" | "none"
+  std::vector<BlockConfig> blocks;
+  std::string head = "softmax";       // "softmax" | "ncm"
+  double ncm_scale = 16.0;            // cosine logits are multiplied by this (ncm head)
+  int num_classes = 2;
+  int pad_id = 0;
+};
+
+// Base of every block: x [B, L, d] float, mask [B, L] bool (true = real token) -> [B, L, d].
+// Padded positions must not influence real positions.
+class BlockImpl : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) = 0;
+};
+
+class ClassifierImpl : public torch::nn::Module {
+ public:
+  explicit ClassifierImpl(const ModelConfig& cfg);
+
+  // tokens [B, L] int64 (pad_id where padded) -> pooled features [B, d_model].
+  torch::Tensor features(const torch::Tensor& tokens);
+  // pooled [B, d] -> logits [B, num_classes]. softmax head: linear; ncm head: scale * cosine to
+  // class means (classes with no observed mean get -inf... no: a large negative constant).
+  torch::Tensor logits(const torch::Tensor& pooled);
+  torch::Tensor forward(const torch::Tensor& tokens) { return logits(features(tokens)); }
+
+  // NCM head: accumulate running class means from pooled features (no gradient).
+  void ncmObserve(const torch::Tensor& pooled, const torch::Tensor& labels);
+  bool headIsTrainable() const { return cfg_.head == "softmax"; }
+  const ModelConfig& config() const { return cfg_; }
+
+  // For EWC / per-level bookkeeping: the head's parameters vs the rest.
+  std::vector<torch::Tensor> headParameters();
+
+ private:
+  ModelConfig cfg_;
+  torch::nn::Embedding tok_{nullptr};
+  torch::nn::Embedding pos_{nullptr};
+  std::vector<std::shared_ptr<BlockImpl>> blocks_;
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::Linear head_{nullptr};
+  torch::Tensor ncm_sum_, ncm_count_;  // buffers for the ncm head
+};
+TORCH_MODULE(Classifier);
+
+Classifier build(const ModelConfig& cfg);
+int64_t count_params(torch::nn::Module& m);          // trainable + frozen parameters
+// Multiply-adds x2 per sample of length seq_len, forward only (an estimate; see docs).
+double flops_per_sample(const ModelConfig& cfg, int seq_len);
+
+}  // namespace hl::models

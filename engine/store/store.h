@@ -1,0 +1,138 @@
+// The run store: one SQLite file (WAL) per workspace, shared by the CLI and the GUI.
+// Schema and migrations: docs/STORE.md. No Qt, no torch.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hl::store {
+
+// Statuses: running, finished, failed, diverged, interrupted, cancelled.
+struct RunRecord {
+  int64_t id = 0;
+  std::string status = "running";
+  std::string name;          // preset or spec name, e.g. "transformer"
+  std::string spec_json;     // canonical spec (with seed)
+  std::string config_hash;   // canonical spec without the seed
+  std::string run_hash;      // canonical spec with the seed
+  std::string dataset, protocol, strategy, model, head;
+  std::string data_hash, split_hash;
+  int64_t seed = 0;
+  int64_t params = 0;
+  std::string app_version, torch_version, cuda_version, device;
+  int64_t pid = 0;
+  std::string host;
+  int64_t process_start = 0;  // process start time (clock ticks since boot, /proc/<pid>/stat field 22)
+  double created_at = 0;      // unix seconds
+  double finished_at = 0;     // 0 while running
+  std::vector<std::string> tags;
+  std::string notes;
+  std::string error;          // failure / divergence message
+  int64_t diverged_step = -1;
+  std::string summary_json;   // final metrics (see docs/STORE.md), "{}" until finished
+};
+
+struct RunFilter {
+  std::string dataset, model, strategy, status, tag;  // empty = any
+  int limit = 0;                                      // 0 = no limit
+};
+
+struct Series {
+  std::string name;   // e.g. "loss", "acc/task3", "drift_task"
+  std::string level;  // "outer", "cms1", "context.memory", "" for run-level series
+  int block = -1;     // block index, -1 = not a block series
+  int clock = 1;      // the level's clock (steps)
+  std::vector<std::pair<int64_t, double>> points;  // (step, value), step ascending
+};
+
+struct AccuracyCell {
+  int after_task = 0;  // 0-based i: evaluated after training task i
+  int task = 0;        // 0-based j
+  double acc = 0;      // class-incremental accuracy on task j
+  double task_il_acc = 0;
+};
+
+struct EvalResult {   // a periodic evaluation (live curves)
+  int64_t step = 0;
+  int current_task = 0;
+  int task = 0;
+  double acc = 0;
+};
+
+struct CheckpointEntry {
+  std::string kind;   // "best" or "last"
+  std::string path;
+  int64_t step = 0;
+  int task = 0;
+  double metric = 0;
+};
+
+class RunStore {
+ public:
+  // Opens or creates the DB: WAL, busy timeout, schema migrations. Refuses (hl::StoreError naming
+  // the path and what to do) a file that is not SQLite, a foreign SQLite DB, or a newer schema.
+  // Marks `running` runs whose process is gone (pid + start time on this host) as `interrupted`.
+  static std::unique_ptr<RunStore> open(const std::string& path);
+  ~RunStore();
+
+  int schemaVersion() const;
+  const std::string& path() const;
+
+  int64_t createRun(const RunRecord& r);  // returns the new id (status as given)
+  void setStatus(int64_t id, const std::string& status, const std::string& error = "",
+                 int64_t diverged_step = -1);
+  void setSummary(int64_t id, const std::string& summary_json);
+  void finish(int64_t id, const std::string& status);  // sets status and finished_at
+  void setTags(int64_t id, const std::vector<std::string>& tags);
+  void setNotes(int64_t id, const std::string& notes);
+  void deleteRun(int64_t id);  // the run and all its rows
+
+  std::vector<RunRecord> listRuns(const RunFilter& f = {});  // newest first
+  std::optional<RunRecord> getRun(int64_t id);
+  std::vector<Series> series(int64_t id);
+  std::vector<AccuracyCell> accuracy(int64_t id);
+  std::vector<EvalResult> evals(int64_t id);
+  std::vector<CheckpointEntry> checkpoints(int64_t id);
+
+ private:
+  RunStore();
+  struct Impl;
+  std::unique_ptr<Impl> d_;
+  friend class RunWriter;
+};
+
+// Batched writer with its own thread and connection: calls only enqueue (never block on I/O);
+// the thread commits one transaction per batch (every ~200 ms or 5,000 rows). flush() waits until
+// everything enqueued so far is committed. The destructor flushes and joins.
+class RunWriter {
+ public:
+  RunWriter(const std::string& db_path, int64_t run_id);
+  ~RunWriter();
+  RunWriter(const RunWriter&) = delete;
+  RunWriter& operator=(const RunWriter&) = delete;
+
+  void point(const std::string& name, const std::string& level, int block, int clock,
+             int64_t step, double value);
+  void accuracy(const AccuracyCell& c);
+  void eval(const EvalResult& e);
+  void checkpoint(const CheckpointEntry& c);
+  void status(const std::string& status, const std::string& error = "", int64_t diverged_step = -1);
+  void summary(const std::string& summary_json);
+  void finish(const std::string& status);
+  void flush();
+  int64_t runId() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> d_;
+};
+
+// This process's identity as recorded with a run.
+int64_t current_pid();
+std::string current_host();
+int64_t process_start_time(int64_t pid);  // 0 if the process does not exist
+
+}  // namespace hl::store
