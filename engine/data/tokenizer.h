@@ -23,6 +23,7 @@ class Tokenizer {
   std::vector<int> encode(const std::string& text, int max_len) const;
   int vocabSize() const;
   int padId() const;  // 0
+  int unkId() const;  // 1
   std::string proto() const;  // serialized model, stored in checkpoints
 
  private:

@@ -37,6 +37,9 @@ class BlockImpl : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) = 0;
 };
 
+// NCM head: logit of a class that has no observed sample yet (finite, so no NaN in a softmax).
+constexpr double kNcmUnseenLogit = -1e4;
+
 class ClassifierImpl : public torch::nn::Module {
  public:
   explicit ClassifierImpl(const ModelConfig& cfg);
@@ -44,29 +47,38 @@ class ClassifierImpl : public torch::nn::Module {
   // tokens [B, L] int64 (pad_id where padded) -> pooled features [B, d_model].
   torch::Tensor features(const torch::Tensor& tokens);
   // pooled [B, d] -> logits [B, num_classes]. softmax head: linear; ncm head: scale * cosine to
-  // class means (classes with no observed mean get -inf... no: a large negative constant).
+  // class means (classes with no observed sample get kNcmUnseenLogit).
   torch::Tensor logits(const torch::Tensor& pooled);
   torch::Tensor forward(const torch::Tensor& tokens) { return logits(features(tokens)); }
 
   // NCM head: accumulate running class means from pooled features (no gradient).
+  // pooled [B, d], labels [B] int64 in [0, num_classes). A no-op for other heads.
   void ncmObserve(const torch::Tensor& pooled, const torch::Tensor& labels);
+  // NCM head: forget every class mean (sums and counts back to zero). A no-op for other heads.
+  void ncmReset();
   bool headIsTrainable() const { return cfg_.head == "softmax"; }
   const ModelConfig& config() const { return cfg_; }
 
   // For EWC / per-level bookkeeping: the head's parameters vs the rest.
   std::vector<torch::Tensor> headParameters();
+  // The blocks in pipeline order (registered as submodules "blocks.0", "blocks.1", ...).
+  const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
 
  private:
   ModelConfig cfg_;
   torch::nn::Embedding tok_{nullptr};
   torch::nn::Embedding pos_{nullptr};
   std::vector<std::shared_ptr<BlockImpl>> blocks_;
+  torch::nn::ModuleList block_list_;  // registers blocks_ under "blocks"
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Linear head_{nullptr};
   torch::Tensor ncm_sum_, ncm_count_;  // buffers for the ncm head
 };
 TORCH_MODULE(Classifier);
 
+// Throws std::invalid_argument naming the field ("model.blocks[1].heads: 5 does not divide
+// d_model 128"). build() and the constructor call it.
+void validate(const ModelConfig& cfg);
 Classifier build(const ModelConfig& cfg);
 int64_t count_params(torch::nn::Module& m);          // trainable + frozen parameters
 // Multiply-adds x2 per sample of length seq_len, forward only (an estimate; see docs).

@@ -1,0 +1,425 @@
+#include "commands.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "engine/common/error.h"
+#include "engine/data/dataset.h"
+#include "engine/metrics/metrics.h"
+#include "engine/spec/spec.h"
+#include "engine/store/store.h"
+#include "engine/train/experiment.h"
+#include "progress.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace hl::cli {
+namespace {
+
+train::Control* g_control = nullptr;
+
+extern "C" void on_sigint(int) {
+  if (g_control) g_control->requestCancel();
+}
+
+std::string fmt(const json& v, int decimals = 3) {
+  if (v.is_null()) return "-";
+  if (v.is_number_float()) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", decimals, v.get<double>());
+    return b;
+  }
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+std::string time_str(double unix_s) {
+  if (unix_s <= 0) return "";
+  time_t t = time_t(unix_s);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", std::localtime(&t));
+  return buf;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"') o += '"';
+    o += c;
+  }
+  return o + "\"";
+}
+
+json parse_summary(const store::RunRecord& r) {
+  try {
+    return r.summary_json.empty() ? json::object() : json::parse(r.summary_json);
+  } catch (...) {
+    return json::object();
+  }
+}
+
+// Parses "3", "1,2,5", "2-6" into run ids.
+std::vector<int64_t> parse_ids(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    if (part.empty()) continue;
+    auto dash = part.find('-');
+    try {
+      if (dash != std::string::npos && dash > 0) {
+        int64_t a = std::stoll(part.substr(0, dash)), b = std::stoll(part.substr(dash + 1));
+        for (int64_t i = a; i <= b; ++i) out.push_back(i);
+      } else out.push_back(std::stoll(part));
+    } catch (...) {
+      throw SpecError("--runs: '" + part + "' is not a run id or range (e.g. 3,5,7-9)");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Commands::Commands(CLI::App& app) : app_(app) {
+  app.add_option("--db", db_, "Run database (default: <user data dir>/runs.db)");
+  app.add_option("--data-dir", data_dir_, "Dataset folder (default: $HOPELAB_DATA_DIR, else <user data dir>/datasets)");
+
+  train_ = app.add_subcommand("train", "Train a model on a class-incremental (or joint) experiment and store the run");
+  auto* src = train_->add_option_group("source");
+  src->add_option("--preset", preset_, "Built-in preset (see `presets`); default transformer");
+  src->add_option("--spec", spec_file_, "Spec JSON file")->check(CLI::ExistingFile);
+  src->require_option(0, 1);
+  train_->add_option("--dataset", dataset_, "clinc150 | banking77 | dbpedia70 | dbpedia14 | a folder path");
+  train_->add_option("--split", split_, "Dataset split (banking77: vag | all77)");
+  train_->add_option("--protocol", protocol_, "class-incremental | joint")
+      ->check(CLI::IsMember({"class-incremental", "joint"}));
+  train_->add_option("--strategy", strategy_, "finetune | ewc | replay")->check(CLI::IsMember({"finetune", "ewc", "replay"}));
+  train_->add_option("--head", head_, "softmax | ncm")->check(CLI::IsMember({"softmax", "ncm"}));
+  train_->add_option("--task-order", task_order_, "Task order index (VAG orders; else a seeded permutation)")
+      ->check(CLI::NonNegativeNumber);
+  train_->add_option("--epochs", epochs_, "Epochs per task")->check(CLI::NonNegativeNumber);
+  train_->add_option("--limit-per-class", limit_per_class_, "Train rows per class (0 = all)")->check(CLI::NonNegativeNumber);
+  train_->add_option("--eval-limit-per-class", eval_limit_per_class_, "Test rows per class (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  train_->add_option("--seed", seeds_, "Seed; several (--seed 0 1 2) run one run per seed")->expected(1, -1);
+  train_->add_option("--device", device_, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  train_->add_option("--set", sets_, "Override a spec field: --set model.d_model=256 (repeatable)");
+  train_->add_option("--tag", tags_, "Tag the run (repeatable)");
+  train_->add_option("--notes", notes_, "Notes stored with the run");
+  train_->add_flag("--quiet", quiet_, "No progress bar");
+  train_->add_flag("--no-store", no_store_, "Do not write the run to the database");
+  train_->add_option("--result-json", result_json_, "Also write the run's summary JSON to this file");
+
+  runs_ = app.add_subcommand("runs", "List stored runs, newest first");
+  runs_->add_option("--format", format_, "table | csv | json")->check(CLI::IsMember({"table", "csv", "json"}));
+  runs_->add_option("--dataset", f_dataset_, "Only this dataset");
+  runs_->add_option("--model", f_model_, "Only this model/preset name");
+  runs_->add_option("--strategy", f_strategy_, "Only this strategy");
+  runs_->add_option("--status", f_status_, "Only this status");
+  runs_->add_option("--tag", f_tag_, "Only runs with this tag");
+  runs_->add_option("--limit", limit_, "At most N runs");
+
+  show_ = app.add_subcommand("show", "Show one run");
+  show_->add_option("run", run_id_, "Run id")->required();
+  show_->add_flag("--json", json_, "Machine-readable JSON (metrics, accuracy matrix, series)");
+
+  export_ = app.add_subcommand("export", "Export result tables (runs that differ only by seed -> mean ± std)");
+  export_->add_option("--runs", export_runs_, "Run ids: 3,5,7-9 (default: all finished runs)");
+  export_->add_option("--format", export_format_, "csv | md | latex")->check(CLI::IsMember({"csv", "md", "latex"}));
+  export_->add_option("--matrix", matrix_run_, "Export this run's accuracy matrix instead");
+  export_->add_option("--decimals", decimals_, "Decimals (default 3)")->check(CLI::Range(0, 10));
+  export_->add_option("--out", out_, "Write to this file instead of stdout");
+
+  validate_ = app.add_subcommand("validate", "Validate a spec: every error and warning with its JSON path");
+  validate_->add_option("spec", validate_file_, "Spec JSON file or preset name")->required();
+
+  presets_ = app.add_subcommand("presets", "List the built-in presets");
+  presets_->add_option("--show", preset_show_, "Print this preset's full spec JSON");
+
+  data_ = app.add_subcommand("data", "Datasets: list, verify, fetch, import");
+  data_->require_subcommand(1);
+  data_list_ = data_->add_subcommand("list", "Known datasets and where they are looked for");
+  data_verify_ = data_->add_subcommand("verify", "Check the known files against their checksums");
+  data_fetch_ = data_->add_subcommand("fetch", "Download the datasets from their public sources into the data dir");
+  data_fetch_->add_option("what", fetch_what_, "Dataset name or all (default)");
+  data_fetch_->add_option("--mirror", mirror_, "Base URL of a mirror laid out like the data dir (file:// works)");
+  data_import_ = data_->add_subcommand("import", "Copy a local copy of the datasets into the data dir and verify it");
+  data_import_->add_option("dir", import_src_, "Folder laid out like the data dir")->required()->check(CLI::ExistingDirectory);
+}
+
+std::string Commands::dbPath() const {
+  if (!db_.empty()) return db_;
+  std::string d = data::user_data_dir();
+  fs::create_directories(d);
+  return d + "/runs.db";
+}
+
+std::string Commands::dataDir() const { return data::resolve_data_dir(data_dir_); }
+
+int Commands::run() {
+  if (train_->parsed()) return train();
+  if (runs_->parsed()) return runs();
+  if (show_->parsed()) return show();
+  if (export_->parsed()) return exportTables();
+  if (validate_->parsed()) return validate();
+  if (presets_->parsed()) return presets();
+  if (data_list_->parsed()) return dataList();
+  if (data_verify_->parsed()) return dataVerify();
+  if (data_fetch_->parsed()) return dataFetch();
+  if (data_import_->parsed()) return dataImport();
+  return 2;
+}
+
+int Commands::train() {
+  json spec = !spec_file_.empty() ? spec::load_file(spec_file_) : spec::preset(preset_.empty() ? "transformer" : preset_);
+  spec = spec::complete(spec);
+  auto& ex = spec["experiment"];
+  if (!dataset_.empty()) ex["dataset"] = dataset_;
+  if (!split_.empty()) ex["split"] = split_;
+  if (!protocol_.empty()) ex["protocol"] = protocol_;
+  if (!strategy_.empty()) ex["strategy"]["type"] = strategy_;
+  if (!head_.empty()) spec["model"]["head"]["type"] = head_;
+  if (task_order_ >= 0) ex["task_order"] = task_order_;
+  if (!device_.empty()) ex["device"] = device_;
+  if (epochs_ >= 0) spec["training"]["epochs"] = epochs_;
+  if (limit_per_class_ >= 0) spec["training"]["limit_per_class"] = limit_per_class_;
+  if (eval_limit_per_class_ >= 0) spec["training"]["eval_limit_per_class"] = eval_limit_per_class_;
+  for (const auto& s : sets_) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos) throw SpecError("--set " + s + ": expected PATH=VALUE, e.g. --set model.d_model=256");
+    spec::set_path(spec, s.substr(0, eq), s.substr(eq + 1));
+  }
+  if (seeds_.empty()) seeds_.push_back(ex["seed"].get<long long>());
+  auto v = spec::validate(spec::complete(spec));
+  for (const auto& i : v.issues)
+    if (!i.error) std::fprintf(stderr, "warning: %s: %s\n", i.path.c_str(), i.message.c_str());
+  if (!v.ok()) throw SpecError("the spec has errors:\n" + v.format());
+
+  train::RunOptions opt;
+  opt.data_dir = dataDir();
+  opt.db_path = no_store_ ? "" : dbPath();
+  opt.tags = tags_;
+  opt.notes = notes_;
+  train::Control control;
+  g_control = &control;
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+  ProgressBar bar(quiet_);
+  int rc = 0;
+  json all_results = json::array();
+  for (long long seed : seeds_) {
+    spec["experiment"]["seed"] = seed;
+    auto r = train::run_experiment(spec, opt, {&bar}, &control);
+    const auto& s = r.summary;
+    std::printf("run %lld %s: final avg acc %s, forgetting %s, BWT %s, macro-F1 %s, task-IL acc %s (%s s)\n",
+                (long long)r.run_id, r.status.c_str(), fmt(s.value("final_avg_acc", json())).c_str(),
+                fmt(s.value("forgetting", json())).c_str(), fmt(s.value("bwt", json())).c_str(),
+                fmt(s.value("macro_f1", json())).c_str(), fmt(s.value("task_il_acc", json())).c_str(),
+                fmt(s.value("train_seconds", json()), 1).c_str());
+    std::fflush(stdout);
+    all_results.push_back({{"run_id", r.run_id}, {"status", r.status}, {"error", r.error}, {"summary", s}});
+    if (r.status == "cancelled") { rc = 130; break; }
+    if (r.status != "finished") rc = 4;
+  }
+  g_control = nullptr;
+  std::signal(SIGINT, SIG_DFL);
+  if (!result_json_.empty()) {
+    std::ofstream out(result_json_);
+    out << (all_results.size() == 1 ? all_results[0] : all_results).dump(2) << "\n";
+  }
+  return rc;
+}
+
+int Commands::runs() {
+  auto db = store::RunStore::open(dbPath());
+  store::RunFilter f;
+  f.dataset = f_dataset_;
+  f.model = f_model_;
+  f.strategy = f_strategy_;
+  f.status = f_status_;
+  f.tag = f_tag_;
+  f.limit = limit_;
+  auto rs = db->listRuns(f);
+  if (format_ == "json") {
+    json arr = json::array();
+    for (const auto& r : rs) {
+      json s = parse_summary(r);
+      arr.push_back({{"id", r.id}, {"status", r.status}, {"name", r.name}, {"dataset", r.dataset},
+                     {"protocol", r.protocol}, {"strategy", r.strategy}, {"head", r.head}, {"seed", r.seed},
+                     {"params", r.params}, {"config_hash", r.config_hash}, {"created_at", r.created_at},
+                     {"finished_at", r.finished_at}, {"tags", r.tags},
+                     {"final_avg_acc", s.value("final_avg_acc", json())}, {"forgetting", s.value("forgetting", json())}});
+    }
+    std::cout << arr.dump(2) << "\n";
+    return 0;
+  }
+  const char* cols[] = {"id", "status", "name", "dataset", "protocol", "strategy", "head", "seed", "final_acc", "forgetting", "created", "tags"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : rs) {
+    json s = parse_summary(r);
+    std::string tags;
+    for (const auto& t : r.tags) tags += (tags.empty() ? "" : ",") + t;
+    rows.push_back({std::to_string(r.id), r.status, r.name, r.dataset, r.protocol, r.strategy, r.head,
+                    std::to_string(r.seed), fmt(s.value("final_avg_acc", json())), fmt(s.value("forgetting", json())),
+                    time_str(r.created_at), tags});
+  }
+  if (format_ == "csv") {
+    for (size_t i = 0; i < std::size(cols); ++i) std::cout << (i ? "," : "") << cols[i];
+    std::cout << "\n";
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) std::cout << (i ? "," : "") << csv_field(row[i]);
+      std::cout << "\n";
+    }
+    return 0;
+  }
+  std::vector<size_t> w(std::size(cols));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = std::string(cols[i]).size();
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
+  auto line = [&](const std::vector<std::string>& row) {
+    for (size_t i = 0; i < row.size(); ++i) std::printf("%-*s%s", int(w[i]), row[i].c_str(), i + 1 < row.size() ? "  " : "\n");
+  };
+  line(std::vector<std::string>(std::begin(cols), std::end(cols)));
+  for (const auto& row : rows) line(row);
+  if (rows.empty()) std::printf("(no runs in %s)\n", dbPath().c_str());
+  return 0;
+}
+
+int Commands::show() {
+  auto db = store::RunStore::open(dbPath());
+  auto r = db->getRun(run_id_);
+  if (!r) throw StoreError("run " + std::to_string(run_id_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
+  json s = parse_summary(*r);
+  auto cells = db->accuracy(run_id_);
+  int T = s.value("num_tasks", 0);
+  for (const auto& c : cells) T = std::max({T, c.after_task + 1, c.task + 1});
+  json M = json::array(), MT = json::array();
+  for (int i = 0; i < T; ++i) {
+    M.push_back(json::array());
+    MT.push_back(json::array());
+    for (int j = 0; j < T; ++j) { M[i].push_back(nullptr); MT[i].push_back(nullptr); }
+  }
+  for (const auto& c : cells) {
+    M[c.after_task][c.task] = c.acc;
+    MT[c.after_task][c.task] = c.task_il_acc;
+  }
+  json series = json::array();
+  for (const auto& se : db->series(run_id_)) {
+    json pts = json::array();
+    for (const auto& p : se.points) pts.push_back({p.first, p.second});
+    series.push_back({{"name", se.name}, {"level", se.level}, {"block", se.block}, {"clock", se.clock}, {"points", pts}});
+  }
+  json ck = json::array();
+  for (const auto& c : db->checkpoints(run_id_))
+    ck.push_back({{"kind", c.kind}, {"path", c.path}, {"step", c.step}, {"task", c.task}, {"metric", c.metric}});
+  json spec;
+  try { spec = json::parse(r->spec_json); } catch (...) { spec = nullptr; }
+  json out = {{"id", r->id},
+              {"status", r->status},
+              {"name", r->name},
+              {"dataset", r->dataset},
+              {"protocol", r->protocol},
+              {"strategy", r->strategy},
+              {"head", r->head},
+              {"seed", r->seed},
+              {"config_hash", r->config_hash},
+              {"run_hash", r->run_hash},
+              {"data_hash", r->data_hash},
+              {"split_hash", r->split_hash},
+              {"params", r->params},
+              {"app_version", r->app_version},
+              {"torch_version", r->torch_version},
+              {"cuda_version", r->cuda_version},
+              {"device", r->device},
+              {"host", r->host},
+              {"pid", r->pid},
+              {"created_at", r->created_at},
+              {"finished_at", r->finished_at},
+              {"tags", r->tags},
+              {"notes", r->notes},
+              {"error", r->error},
+              {"diverged_step", r->diverged_step >= 0 ? json(r->diverged_step) : json(nullptr)},
+              {"accuracy_matrix", M},
+              {"task_il_matrix", MT},
+              {"final_avg_acc", s.value("final_avg_acc", json())},
+              {"avg_acc", s.value("avg_acc", json::array())},
+              {"forgetting", s.value("forgetting", json())},
+              {"bwt", s.value("bwt", json())},
+              {"macro_f1", s.value("macro_f1", json())},
+              {"task_il_acc", s.value("task_il_acc", json())},
+              {"steps", s.value("steps", json())},
+              {"train_seconds", s.value("train_seconds", json())},
+              {"checkpoints", ck},
+              {"series", series},
+              {"spec", spec}};
+  if (json_) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("run %lld  %s  (%s)\n", (long long)r->id, r->status.c_str(), r->name.c_str());
+  std::printf("  dataset %s, %s, strategy %s, head %s, seed %lld, params %lld\n", r->dataset.c_str(),
+              r->protocol.c_str(), r->strategy.c_str(), r->head.c_str(), (long long)r->seed, (long long)r->params);
+  std::printf("  config %s  run %s\n", r->config_hash.substr(0, 12).c_str(), r->run_hash.substr(0, 12).c_str());
+  std::printf("  created %s  finished %s  on %s (%s, LibTorch %s)\n", time_str(r->created_at).c_str(),
+              time_str(r->finished_at).c_str(), r->host.c_str(), r->device.c_str(), r->torch_version.c_str());
+  if (!r->error.empty()) std::printf("  error: %s\n", r->error.c_str());
+  std::printf("  final avg acc %s  forgetting %s  BWT %s  macro-F1 %s  task-IL acc %s\n",
+              fmt(out["final_avg_acc"]).c_str(), fmt(out["forgetting"]).c_str(), fmt(out["bwt"]).c_str(),
+              fmt(out["macro_f1"]).c_str(), fmt(out["task_il_acc"]).c_str());
+  if (T > 0) {
+    std::printf("  accuracy matrix R[i][j] (row: after task i, column: task j)\n");
+    for (int i = 0; i < T; ++i) {
+      std::printf("   ");
+      for (int j = 0; j < T; ++j) std::printf(" %6s", M[i][j].is_null() ? "." : fmt(M[i][j]).c_str());
+      std::printf("\n");
+    }
+  }
+  std::printf("  %zu series, %zu checkpoints\n", series.size(), ck.size());
+  return 0;
+}
+
+int Commands::validate() {
+  json spec;
+  bool is_file = fs::exists(validate_file_);
+  spec = is_file ? spec::load_file(validate_file_) : spec::preset(validate_file_);
+  json full;
+  try {
+    full = spec::complete(spec);
+  } catch (const SpecError& e) {
+    std::printf("error: %s\n", e.what());
+    return 2;
+  }
+  auto v = spec::validate(full);
+  int errors = 0, warnings = 0;
+  for (const auto& i : v.issues) (i.error ? errors : warnings)++;
+  std::printf("%s", v.format().c_str());
+  if (v.ok()) {
+    json d = train::describe(full);
+    std::printf("params %lld, ~%.3g FLOPs per sample (seq len %d, vocab %d, %d classes)\n",
+                (long long)d["params"].get<int64_t>(), d["flops_per_sample"].get<double>(), d["seq_len"].get<int>(),
+                d["vocab_size"].get<int>(), d["num_classes"].get<int>());
+  }
+  std::printf("%s: %d error(s), %d warning(s); config hash %s\n", validate_file_.c_str(), errors, warnings,
+              spec::config_hash(full).substr(0, 12).c_str());
+  return v.ok() ? 0 : 2;
+}
+
+int Commands::presets() {
+  if (!preset_show_.empty()) {
+    std::cout << spec::preset(preset_show_).dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& n : spec::preset_names()) std::printf("%-18s %s\n", n.c_str(), spec::preset_description(n).c_str());
+  return 0;
+}
+
+}  // namespace hl::cli

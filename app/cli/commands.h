@@ -1,0 +1,55 @@
+// The subcommands of hopelab-cli, each a small function over the engine API.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace hl::cli {
+
+class Commands {
+ public:
+  explicit Commands(CLI::App& app);
+  int run();  // runs the parsed subcommand; throws hl::Error
+
+ private:
+  int train();
+  int runs();
+  int show();
+  int exportTables();
+  int validate();
+  int presets();
+  int dataList();
+  int dataVerify();
+  int dataFetch();
+  int dataImport();
+  std::string dbPath() const;
+  std::string dataDir() const;
+
+  CLI::App& app_;
+  CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_,
+      *data_fetch_, *data_import_;
+  // global
+  std::string db_, data_dir_;
+  // train
+  std::string preset_, spec_file_, dataset_, protocol_, strategy_, head_, device_, notes_, split_;
+  int task_order_ = -1, epochs_ = -1, limit_per_class_ = -1, eval_limit_per_class_ = -1;
+  std::vector<std::string> sets_, tags_;
+  std::vector<long long> seeds_;
+  bool quiet_ = false, no_store_ = false;
+  std::string result_json_;
+  // runs / show / export
+  std::string format_ = "table", f_dataset_, f_model_, f_strategy_, f_status_, f_tag_;
+  int limit_ = 0;
+  long long run_id_ = 0;
+  bool json_ = false;
+  std::string export_runs_, export_format_ = "md", out_;
+  long long matrix_run_ = 0;
+  int decimals_ = 3;
+  // validate / presets
+  std::string validate_file_, preset_show_;
+  // data
+  std::string fetch_what_ = "all", mirror_, import_src_;
+};
+
+}  // namespace hl::cli

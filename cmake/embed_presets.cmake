@@ -1,0 +1,11 @@
+# cmake -DPRESET_DIR=... -DOUT=... -P embed_presets.cmake: compiles the preset JSON files into a .cpp.
+file(GLOB files "${PRESET_DIR}/*.json")
+list(SORT files)
+set(body "")
+foreach(f IN LISTS files)
+  get_filename_component(name "${f}" NAME_WE)
+  file(READ "${f}" text)
+  string(APPEND body "    {\"${name}\", R\"HLPRESET(${text})HLPRESET\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from resources/presets: do not edit.\n#include \"engine/spec/presets_data.h\"\nnamespace hl::spec {\nconst std::vector<std::pair<std::string, std::string>>& presets_data() {\n  static const std::vector<std::pair<std::string, std::string>> d = {\n${body}  };\n  return d;\n}\n}  // namespace hl::spec\n")
+configure_file("${OUT}.tmp" "${OUT}" COPYONLY)

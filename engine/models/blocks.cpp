@@ -1,0 +1,200 @@
+#include "engine/models/blocks.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+namespace hl::models {
+
+namespace {
+
+// [B, L, H*dh] -> [B, H, L, dh]
+torch::Tensor splitHeads(const torch::Tensor& x, int64_t heads) {
+  const auto B = x.size(0), L = x.size(1), d = x.size(2);
+  return x.view({B, L, heads, d / heads}).transpose(1, 2);
+}
+
+// [B, H, L, dh] -> [B, L, H*dh]
+torch::Tensor mergeHeads(const torch::Tensor& y) {
+  const auto B = y.size(0), H = y.size(1), L = y.size(2), dh = y.size(3);
+  return y.transpose(1, 2).reshape({B, L, H * dh});
+}
+
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+FeedForwardImpl::FeedForwardImpl(int d_model, int ffn_mult) {
+  fc1_ = register_module("fc1", linear(d_model, int64_t(ffn_mult) * d_model));
+  fc2_ = register_module("fc2", linear(int64_t(ffn_mult) * d_model, d_model));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  return fc2_(torch::gelu(fc1_(x)));
+}
+
+// ---------------------------------------------------------------------------------------------
+PreNormBlockImpl::PreNormBlockImpl(int d_model, int ffn_mult, double dropout) {
+  norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  ffn_ = register_module("ffn", FeedForward(d_model, ffn_mult));
+  drop_ = register_module("drop", torch::nn::Dropout(dropout));
+}
+
+torch::Tensor PreNormBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  auto y = x + drop_(mix(norm1_(x), mask));
+  return y + drop_(ffn_(norm2_(y)));
+}
+
+// ---------------------------------------------------------------------------------------------
+TransformerBlockImpl::TransformerBlockImpl(int d_model, int heads, int ffn_mult, double dropout)
+    : PreNormBlockImpl(d_model, ffn_mult, dropout), heads_(heads) {
+  qkv_ = register_module("qkv", linear(d_model, 3 * int64_t(d_model)));
+  out_ = register_module("out", linear(d_model, d_model));
+}
+
+torch::Tensor TransformerBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
+  const auto B = h.size(0), L = h.size(1);
+  auto parts = qkv_(h).chunk(3, -1);
+  auto q = splitHeads(parts[0], heads_), k = splitHeads(parts[1], heads_),
+       v = splitHeads(parts[2], heads_);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
+  // Keys a query may see: the real tokens; all keys for a row without any (keeps it finite).
+  auto keys = mask | mask.any(1, /*keepdim=*/true).logical_not();
+  scores = scores.masked_fill(keys.logical_not().view({B, 1, 1, L}),
+                              -std::numeric_limits<double>::infinity());
+  return out_(mergeHeads(torch::matmul(torch::softmax(scores, -1), v)));
+}
+
+// ---------------------------------------------------------------------------------------------
+LstmBlockImpl::LstmBlockImpl(int d_model, int hidden) {
+  if (hidden <= 0) hidden = d_model;
+  norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  lstm_ = register_module(
+      "lstm", torch::nn::LSTM(torch::nn::LSTMOptions(d_model, hidden).batch_first(true)));
+  if (hidden != d_model) proj_ = register_module("proj", linear(hidden, d_model));
+}
+
+torch::Tensor LstmBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& /*mask*/) {
+  // Causal: the output at t depends on inputs 0..t only, so right padding never reaches a real
+  // position (tested). Padded positions' outputs are garbage-but-finite and are never pooled.
+  auto out = std::get<0>(lstm_->forward(norm_(x)));
+  if (proj_) out = proj_(out);
+  return x + out;
+}
+
+// ---------------------------------------------------------------------------------------------
+RetNetBlockImpl::RetNetBlockImpl(int d_model, int heads, int ffn_mult, double dropout)
+    : PreNormBlockImpl(d_model, ffn_mult, dropout), heads_(heads) {
+  wq_ = register_module("wq", linear(d_model, d_model, false));
+  wk_ = register_module("wk", linear(d_model, d_model, false));
+  wv_ = register_module("wv", linear(d_model, d_model, false));
+  wg_ = register_module("wg", linear(d_model, d_model, false));
+  wo_ = register_module("wo", linear(d_model, d_model, false));
+  gn_ = register_module("gn", torch::nn::GroupNorm(torch::nn::GroupNormOptions(heads, d_model)));
+}
+
+std::vector<double> RetNetBlockImpl::decays(int heads) {
+  std::vector<double> g(heads);
+  for (int h = 0; h < heads; ++h) g[h] = 1.0 - std::ldexp(1.0, -5 - h);
+  return g;
+}
+
+torch::Tensor RetNetBlockImpl::retentionParallel(const torch::Tensor& q, const torch::Tensor& k,
+                                                 const torch::Tensor& v,
+                                                 const torch::Tensor& gamma) {
+  const auto H = q.size(1), L = q.size(2);
+  // D [H, L, L] built in float64, then cast: gamma^(n-m) for n >= m, 0 above the diagonal.
+  auto idx = torch::arange(L, torch::TensorOptions().dtype(torch::kFloat64).device(q.device()));
+  auto diff = idx.view({L, 1}) - idx.view({1, L});
+  auto D = torch::pow(gamma.to(torch::kFloat64).view({H, 1, 1}), diff.clamp_min(0))
+               .masked_fill(diff.lt(0), 0.0)
+               .to(q.scalar_type());
+  return torch::matmul(torch::matmul(q, k.transpose(-2, -1)) * D, v);
+}
+
+torch::Tensor RetNetBlockImpl::retentionRecurrent(const torch::Tensor& q, const torch::Tensor& k,
+                                                  const torch::Tensor& v,
+                                                  const torch::Tensor& gamma) {
+  const auto B = q.size(0), H = q.size(1), L = q.size(2), dk = q.size(3), dv = v.size(3);
+  auto g = gamma.to(q.scalar_type()).view({1, H, 1, 1});
+  auto S = torch::zeros({B, H, dk, dv}, q.options());
+  std::vector<torch::Tensor> outs;
+  outs.reserve(L);
+  for (int64_t n = 0; n < L; ++n) {
+    S = g * S + k.select(2, n).unsqueeze(-1) * v.select(2, n).unsqueeze(-2);  // [B,H,dk,dv]
+    outs.push_back(torch::matmul(q.select(2, n).unsqueeze(-2), S).squeeze(-2));  // [B,H,dv]
+  }
+  return torch::stack(outs, 2);
+}
+
+torch::Tensor RetNetBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
+  const auto B = h.size(0), L = h.size(1), d = h.size(2);
+  auto q = splitHeads(wq_(h), heads_);
+  auto k = splitHeads(wk_(h), heads_) / std::sqrt(double(d / heads_));
+  auto v = splitHeads(wv_(h), heads_);
+  // Padded positions write nothing into the state.
+  auto pad = mask.logical_not().view({B, 1, L, 1});
+  k = k.masked_fill(pad, 0.0);
+  v = v.masked_fill(pad, 0.0);
+  auto gamma = torch::tensor(decays(heads_), torch::kFloat64).to(h.device(), h.scalar_type());
+  auto y = recurrent_ ? retentionRecurrent(q, k, v, gamma) : retentionParallel(q, k, v, gamma);
+  y = gn_(mergeHeads(y).reshape({B * L, d})).view({B, L, d});  // GroupNorm: one group per head
+  return wo_(torch::silu(wg_(h)) * y);
+}
+
+// ---------------------------------------------------------------------------------------------
+void validate_block(const BlockConfig& b, int d_model, const std::string& field) {
+  auto fail = [&](const std::string& member, const std::string& what) {
+    throw std::invalid_argument(field + "." + member + ": " + what);
+  };
+  if (b.type == "transformer" || b.type == "retnet") {
+    if (b.heads < 1) fail("heads", "must be at least 1, got " + std::to_string(b.heads));
+    if (d_model % b.heads != 0)
+      fail("heads", std::to_string(b.heads) + " does not divide d_model " +
+                        std::to_string(d_model));
+    if (b.ffn_mult < 1)
+      fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
+    if (!(b.dropout >= 0.0 && b.dropout < 1.0)) {
+      std::ostringstream s;
+      s << "must be in [0, 1), got " << b.dropout;
+      fail("dropout", s.str());
+    }
+  } else if (b.type == "lstm") {
+    if (b.hidden < 0)
+      fail("hidden", "must be 0 (= d_model) or positive, got " + std::to_string(b.hidden));
+  } else {
+    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm or retnet)");
+  }
+}
+
+std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
+                                      const std::string& field) {
+  validate_block(b, d_model, field);
+  if (b.type == "transformer")
+    return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  if (b.type == "retnet")
+    return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  return std::make_shared<LstmBlockImpl>(d_model, b.hidden);
+}
+
+double block_flops(const BlockConfig& b, int d_model, int seq_len) {
+  const double L = seq_len, d = d_model, f = b.ffn_mult;
+  double macs = 0;
+  if (b.type == "transformer" || b.type == "retnet") {
+    const double projections = b.type == "transformer" ? 4 : 5;  // qkv+out | q,k,v,gate,out
+    macs = projections * L * d * d   // projections
+           + 2 * L * L * d           // scores Q K^T and mix (scores) V, all heads
+           + 2 * f * L * d * d;      // FFN
+  } else if (b.type == "lstm") {
+    const double h = b.hidden > 0 ? b.hidden : d_model;
+    macs = L * 4 * h * (d + h) + (h != d ? L * h * d : 0.0);
+  }
+  return 2 * macs;
+}
+
+}  // namespace hl::models

@@ -1,0 +1,113 @@
+// Baseline blocks of the classifier: transformer, lstm, retnet. Equations: docs/MODELS.md.
+// Engine-internal (includes torch through torch_wrap.h); never include from a moc-read header.
+//
+// Shapes: x [B, L, d] floating, mask [B, L] bool (true = real token) -> [B, L, d].
+#pragma once
+#include "engine/models/classifier.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hl::models {
+
+// Position-wise MLP: Linear(d, f*d) -> GELU -> Linear(f*d, d).
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(int d_model, int ffn_mult);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+// Pre-norm block with a token mixer and an MLP:
+//   x <- x + Dropout(mix(LN1(x), mask));  x <- x + Dropout(FFN(LN2(x))).
+// Subclasses provide mix(); they are responsible for keeping padded positions out of real ones.
+class PreNormBlockImpl : public BlockImpl {
+ public:
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
+
+ protected:
+  PreNormBlockImpl(int d_model, int ffn_mult, double dropout);
+  // h = LN1(x) [B, L, d], mask [B, L] -> [B, L, d]
+  virtual torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) = 0;
+
+ private:
+  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr};
+  FeedForward ffn_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+};
+
+// Bidirectional multi-head softmax self-attention (q, k, v from one fused projection), padded
+// keys masked out. A row with no real token attends to all of its (padded) keys instead, so it
+// stays finite; its outputs are never pooled.
+class TransformerBlockImpl : public PreNormBlockImpl {
+ public:
+  TransformerBlockImpl(int d_model, int heads, int ffn_mult, double dropout);
+
+ protected:
+  torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override;
+
+ private:
+  int heads_;
+  torch::nn::Linear qkv_{nullptr}, out_{nullptr};
+};
+
+// Unidirectional (causal, left to right) LSTM, pre-norm residual:
+//   x <- x + P(LSTM(LN(x)))   with P = Linear(hidden, d) when hidden != d, identity otherwise.
+// Causality means right padding cannot reach real positions. No dropout (BlockConfig.dropout is
+// a transformer/retnet field).
+class LstmBlockImpl : public BlockImpl {
+ public:
+  LstmBlockImpl(int d_model, int hidden);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
+
+ private:
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::LSTM lstm_{nullptr};
+  torch::nn::Linear proj_{nullptr};  // null when hidden == d_model
+};
+
+// Multi-scale retention (Sun et al. 2023) as the mixer, FFN as in the transformer block.
+// No xPos rotation (positions come from the classifier's learned embedding); no bias in the
+// q, k, v, gate and output projections (as the reference implementation).
+class RetNetBlockImpl : public PreNormBlockImpl {
+ public:
+  RetNetBlockImpl(int d_model, int heads, int ffn_mult, double dropout);
+
+  // Which retention form forward() uses: parallel (default, for training) or recurrent
+  // (O(1) state per step). Both compute the same function.
+  void setRecurrent(bool on) { recurrent_ = on; }
+  bool recurrent() const { return recurrent_; }
+
+  // gamma_h = 1 - 2^(-5-h), h = 0..heads-1
+  static std::vector<double> decays(int heads);
+  // q, k [B, H, L, dk], v [B, H, L, dv], gamma [H] -> [B, H, L, dv]
+  // Parallel: (Q K^T (.) D) V, D[n, m] = gamma^(n-m) for n >= m else 0.
+  static torch::Tensor retentionParallel(const torch::Tensor& q, const torch::Tensor& k,
+                                         const torch::Tensor& v, const torch::Tensor& gamma);
+  // Recurrent: S_n = gamma S_{n-1} + k_n^T v_n,  o_n = q_n S_n  (S_0 = 0).
+  static torch::Tensor retentionRecurrent(const torch::Tensor& q, const torch::Tensor& k,
+                                          const torch::Tensor& v, const torch::Tensor& gamma);
+
+ protected:
+  torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override;
+
+ private:
+  int heads_;
+  bool recurrent_ = false;
+  torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, wg_{nullptr}, wo_{nullptr};
+  torch::nn::GroupNorm gn_{nullptr};
+};
+
+// Throws std::invalid_argument naming `field` (e.g. "model.blocks[1]") plus the member.
+void validate_block(const BlockConfig& b, int d_model, const std::string& field);
+// Validates (errors name `field`), then builds the block.
+std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
+                                      const std::string& field = "block");
+// 2 x multiply-adds of one block's forward for one sequence of seq_len tokens (docs/MODELS.md).
+double block_flops(const BlockConfig& b, int d_model, int seq_len);
+
+}  // namespace hl::models

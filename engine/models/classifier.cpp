@@ -1,0 +1,135 @@
+#include "engine/models/classifier.h"
+
+#include "engine/models/blocks.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace hl::models {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& field, const std::string& what) {
+  throw std::invalid_argument("model." + field + ": " + what);
+}
+
+void requireAtLeast(const std::string& field, int value, int least) {
+  if (value < least)
+    fail(field, "must be at least " + std::to_string(least) + ", got " + std::to_string(value));
+}
+
+}  // namespace
+
+void validate(const ModelConfig& cfg) {
+  requireAtLeast("vocab_size", cfg.vocab_size, 1);
+  requireAtLeast("max_len", cfg.max_len, 1);
+  requireAtLeast("d_model", cfg.d_model, 1);
+  requireAtLeast("num_classes", cfg.num_classes, 1);
+  if (cfg.pad_id < 0 || cfg.pad_id >= cfg.vocab_size)
+    fail("pad_id", std::to_string(cfg.pad_id) + " is outside the vocabulary [0, " +
+                       std::to_string(cfg.vocab_size) + ")");
+  if (cfg.positions != "learned" && cfg.positions != "none")
+    fail("positions", "unknown value '" + cfg.positions + "' (expected learned or none)");
+  for (size_t i = 0; i < cfg.blocks.size(); ++i)
+    validate_block(cfg.blocks[i], cfg.d_model, "model.blocks[" + std::to_string(i) + "]");
+  if (cfg.head != "softmax" && cfg.head != "ncm")
+    fail("head", "unknown head '" + cfg.head + "' (expected softmax or ncm)");
+  if (cfg.head == "ncm" && !(std::isfinite(cfg.ncm_scale) && cfg.ncm_scale > 0)) {
+    std::ostringstream s;
+    s << "must be positive and finite, got " << cfg.ncm_scale;
+    fail("ncm_scale", s.str());
+  }
+}
+
+ClassifierImpl::ClassifierImpl(const ModelConfig& cfg) : cfg_((validate(cfg), cfg)) {
+  const int d = cfg_.d_model;
+  tok_ = register_module("tok", torch::nn::Embedding(torch::nn::EmbeddingOptions(
+                                    cfg_.vocab_size, d).padding_idx(cfg_.pad_id)));
+  if (cfg_.positions == "learned")
+    pos_ = register_module("pos", torch::nn::Embedding(cfg_.max_len, d));
+  block_list_ = register_module("blocks", torch::nn::ModuleList());
+  for (size_t i = 0; i < cfg_.blocks.size(); ++i) {
+    blocks_.push_back(make_block(cfg_.blocks[i], d, "model.blocks[" + std::to_string(i) + "]"));
+    block_list_->push_back(blocks_.back());
+  }
+  norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  if (cfg_.head == "softmax") {
+    head_ = register_module("head", torch::nn::Linear(d, cfg_.num_classes));
+  } else {
+    ncm_sum_ = register_buffer("ncm_sum", torch::zeros({cfg_.num_classes, d}));
+    ncm_count_ = register_buffer("ncm_count", torch::zeros({cfg_.num_classes}));
+  }
+}
+
+torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
+  if (tokens.dim() != 2)
+    throw std::invalid_argument("Classifier::features: tokens must be [B, L], got " +
+                                std::to_string(tokens.dim()) + " dims");
+  const auto L = tokens.size(1);
+  if (pos_ && L > cfg_.max_len)
+    throw std::invalid_argument("Classifier::features: sequence length " + std::to_string(L) +
+                                " exceeds model.max_len " + std::to_string(cfg_.max_len));
+  auto mask = tokens.ne(cfg_.pad_id);  // [B, L] true = real token
+  auto x = tok_(tokens);
+  if (pos_) x = x + pos_->weight.narrow(0, 0, L).unsqueeze(0);
+  for (auto& b : blocks_) x = b->forward(x, mask);
+  x = norm_(x);
+  // Masked mean; where() rather than a product so nothing at a padded position can leak in
+  // (not even a non-finite value). An all-padding row pools to zeros.
+  auto m = mask.unsqueeze(-1);
+  auto sum = torch::where(m, x, torch::zeros({}, x.options())).sum(1);
+  auto count = mask.sum(1, /*keepdim=*/true).clamp_min(1).to(x.scalar_type());
+  return sum / count;
+}
+
+torch::Tensor ClassifierImpl::logits(const torch::Tensor& pooled) {
+  if (head_) return head_(pooled);
+  namespace F = torch::nn::functional;
+  const auto opts = F::NormalizeFuncOptions().dim(-1).eps(1e-12);
+  auto means = ncm_sum_ / ncm_count_.clamp_min(1).unsqueeze(-1);  // [C, d]
+  auto cos = torch::matmul(F::normalize(pooled, opts),
+                           F::normalize(means.to(pooled.scalar_type()), opts).t());
+  return (cfg_.ncm_scale * cos).masked_fill(ncm_count_.eq(0).unsqueeze(0), kNcmUnseenLogit);
+}
+
+void ClassifierImpl::ncmObserve(const torch::Tensor& pooled, const torch::Tensor& labels) {
+  if (cfg_.head != "ncm") return;
+  torch::NoGradGuard no_grad;
+  auto lab = labels.to(ncm_sum_.device(), torch::kLong).reshape({-1});
+  if (pooled.dim() != 2 || pooled.size(0) != lab.size(0) || pooled.size(1) != cfg_.d_model)
+    throw std::invalid_argument("Classifier::ncmObserve: pooled must be [B, d_model] with B labels");
+  if (lab.numel() == 0) return;
+  if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= cfg_.num_classes)
+    throw std::invalid_argument("Classifier::ncmObserve: label outside [0, num_classes)");
+  ncm_sum_.index_add_(0, lab, pooled.detach().to(ncm_sum_.device(), ncm_sum_.scalar_type()));
+  ncm_count_.index_add_(0, lab, torch::ones({lab.size(0)}, ncm_count_.options()));
+}
+
+void ClassifierImpl::ncmReset() {
+  if (cfg_.head != "ncm") return;
+  torch::NoGradGuard no_grad;
+  ncm_sum_.zero_();
+  ncm_count_.zero_();
+}
+
+std::vector<torch::Tensor> ClassifierImpl::headParameters() {
+  return head_ ? head_->parameters() : std::vector<torch::Tensor>{};
+}
+
+Classifier build(const ModelConfig& cfg) { return Classifier(cfg); }
+
+int64_t count_params(torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters(/*recurse=*/true)) n += p.numel();
+  return n;
+}
+
+double flops_per_sample(const ModelConfig& cfg, int seq_len) {
+  validate(cfg);
+  double flops = 2.0 * cfg.d_model * cfg.num_classes;  // head (linear or cosine to C means)
+  for (const auto& b : cfg.blocks) flops += block_flops(b, cfg.d_model, seq_len);
+  return flops;
+}
+
+}  // namespace hl::models

@@ -1,0 +1,386 @@
+#include "engine/spec/spec.h"
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "engine/common/error.h"
+#include "engine/common/sha256.h"
+#include "engine/spec/presets_data.h"
+
+namespace hl::spec {
+namespace {
+
+const std::set<std::string> kProtocols = {"class-incremental", "joint"};
+const std::set<std::string> kStrategies = {"finetune", "ewc", "replay"};
+const std::set<std::string> kHeads = {"softmax", "ncm"};
+const std::set<std::string> kOptimizers = {"adamw", "sgd", "sgd_momentum"};
+const std::set<std::string> kDevices = {"cpu", "cuda"};
+const std::set<std::string> kPositions = {"learned", "none"};
+
+json merge(const json& base, const json& over) {
+  if (!base.is_object() || !over.is_object()) return over;
+  json out = base;
+  for (auto it = over.begin(); it != over.end(); ++it) {
+    if (out.contains(it.key())) out[it.key()] = merge(out[it.key()], it.value());
+    else out[it.key()] = it.value();
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Validation::ok() const {
+  for (const auto& i : issues)
+    if (i.error) return false;
+  return true;
+}
+
+std::string Validation::format() const {
+  std::ostringstream os;
+  for (const auto& i : issues)
+    os << (i.error ? "error: " : "warning: ") << i.path << ": " << i.message << "\n";
+  return os.str();
+}
+
+std::vector<std::string> block_types() { return {"transformer", "lstm", "retnet"}; }
+
+json block_defaults(const std::string& type) {
+  if (type == "transformer") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
+  if (type == "retnet") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
+  if (type == "lstm") return {{"type", type}, {"hidden", 0}};
+  return json::object();
+}
+
+json defaults() {
+  json blk = block_defaults("transformer");
+  return {
+      {"schema_version", kSchemaVersion},
+      {"name", "transformer"},
+      {"description", ""},
+      {"model",
+       {{"d_model", 128},
+        {"vocab_size", 0},
+        {"max_len", 0},
+        {"positions", "learned"},
+        {"blocks", json::array({blk, blk})},
+        {"head", {{"type", "softmax"}, {"ncm_scale", 16.0}}}}},
+      {"optimizer",
+       {{"type", "adamw"}, {"lr", 1e-3}, {"weight_decay", 0.01}, {"beta1", 0.9}, {"beta2", 0.999},
+        {"momentum", 0.9}}},
+      {"training",
+       {{"epochs", 5},
+        {"batch_size", 32},
+        {"eval_every", 0},
+        {"limit_per_class", 0},
+        {"eval_limit_per_class", 0},
+        {"grad_clip", 0.0},
+        {"threads", 0},
+        {"checkpoints", true}}},
+      {"experiment",
+       {{"dataset", "banking77"},
+        {"split", ""},
+        {"protocol", "class-incremental"},
+        {"strategy", {{"type", "finetune"}, {"ewc_lambda", 100.0}, {"replay_per_class", 10}}},
+        {"task_order", 0},
+        {"seed", 0},
+        {"device", "cpu"},
+        {"data", {{"text_column", "text"}, {"label_column", "label"}, {"classes_per_task", 10}}}}},
+  };
+}
+
+json complete(const json& user) {
+  if (!user.is_object()) throw SpecError("spec: the top level must be a JSON object");
+  json out = merge(defaults(), user);
+  // Blocks replace the default array as a whole; complete each with its type's defaults.
+  if (out["model"].is_object() && out["model"]["blocks"].is_array()) {
+    for (auto& b : out["model"]["blocks"]) {
+      if (b.is_object() && b.contains("type") && b["type"].is_string())
+        b = merge(block_defaults(b["type"].get<std::string>()), b);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+struct Checker {
+  Validation v;
+  void err(const std::string& p, const std::string& m) { v.issues.push_back({p, m, true}); }
+  void warn(const std::string& p, const std::string& m) { v.issues.push_back({p, m, false}); }
+
+  const json* at(const json& j, const std::string& key, const std::string& path) {
+    if (!j.is_object() || !j.contains(key)) {
+      err(path, "missing");
+      return nullptr;
+    }
+    return &j[key];
+  }
+  void integer(const json& j, const std::string& key, const std::string& path, long lo, long hi) {
+    const json* x = at(j, key, path);
+    if (!x) return;
+    if (!x->is_number_integer()) return err(path, "must be an integer, got " + x->dump());
+    long v = x->get<long>();
+    if (v < lo || v > hi)
+      err(path, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+  }
+  void number(const json& j, const std::string& key, const std::string& path, double lo, double hi,
+              bool lo_open = false) {
+    const json* x = at(j, key, path);
+    if (!x) return;
+    if (!x->is_number()) return err(path, "must be a number, got " + x->dump());
+    double v = x->get<double>();
+    if (v < lo || v > hi || (lo_open && v == lo)) {
+      std::ostringstream os;
+      os << "must be in " << (lo_open ? "(" : "[") << lo << ", " << hi << "], got " << v;
+      err(path, os.str());
+    }
+  }
+  void choice(const json& j, const std::string& key, const std::string& path,
+              const std::set<std::string>& allowed) {
+    const json* x = at(j, key, path);
+    if (!x) return;
+    if (!x->is_string() || !allowed.count(x->get<std::string>())) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      err(path, "must be one of " + list + ", got " + x->dump());
+    }
+  }
+  void boolean(const json& j, const std::string& key, const std::string& path) {
+    const json* x = at(j, key, path);
+    if (x && !x->is_boolean()) err(path, "must be true or false, got " + x->dump());
+  }
+  void unknownKeys(const json& j, const json& known, const std::string& path) {
+    if (!j.is_object()) return;
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (!known.contains(it.key())) warn(path + (path.empty() ? "" : ".") + it.key(), "unknown field (ignored)");
+  }
+};
+
+}  // namespace
+
+Validation validate(const json& s) {
+  Checker c;
+  if (!s.is_object()) {
+    c.err("", "the spec must be a JSON object");
+    return c.v;
+  }
+  const json d = defaults();
+  c.unknownKeys(s, d, "");
+  if (const json* v = c.at(s, "schema_version", "schema_version")) {
+    if (!v->is_number_integer()) c.err("schema_version", "must be an integer");
+    else if (v->get<int>() > kSchemaVersion)
+      c.err("schema_version", "spec is from a newer Hope Lab (schema " + v->dump() + ", this build reads " +
+                                  std::to_string(kSchemaVersion) + "): upgrade Hope Lab");
+    else if (v->get<int>() < 1) c.err("schema_version", "must be >= 1");
+  }
+  if (const json* n = c.at(s, "name", "name"); n && !n->is_string()) c.err("name", "must be a string");
+
+  int d_model = 0;
+  if (const json* m = c.at(s, "model", "model"); m && m->is_object()) {
+    c.unknownKeys(*m, d["model"], "model");
+    c.integer(*m, "d_model", "model.d_model", 8, 4096);
+    if (m->contains("d_model") && (*m)["d_model"].is_number_integer()) d_model = (*m)["d_model"].get<int>();
+    c.integer(*m, "vocab_size", "model.vocab_size", 0, 1000000);
+    if (m->contains("vocab_size") && (*m)["vocab_size"].is_number_integer()) {
+      int v = (*m)["vocab_size"].get<int>();
+      if (v > 0 && v < 16) c.err("model.vocab_size", "must be 0 (dataset default) or >= 16");
+    }
+    c.integer(*m, "max_len", "model.max_len", 0, 4096);
+    c.choice(*m, "positions", "model.positions", kPositions);
+    if (const json* bl = c.at(*m, "blocks", "model.blocks"); bl) {
+      if (!bl->is_array()) c.err("model.blocks", "must be an array of blocks");
+      else if (bl->empty()) c.warn("model.blocks", "no blocks: the model is embedding + pooling + head");
+      else {
+        for (size_t i = 0; i < bl->size(); ++i) {
+          const json& b = (*bl)[i];
+          std::string p = "model.blocks[" + std::to_string(i) + "]";
+          if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
+            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet)");
+            continue;
+          }
+          std::string t = b["type"].get<std::string>();
+          json bd = block_defaults(t);
+          if (bd.empty()) {
+            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet)");
+            continue;
+          }
+          c.unknownKeys(b, bd, p);
+          if (t == "transformer" || t == "retnet") {
+            c.integer(b, "heads", p + ".heads", 1, 64);
+            if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
+              int h = b["heads"].get<int>();
+              if (h > 0 && d_model % h != 0)
+                c.err(p + ".heads", std::to_string(h) + " does not divide model.d_model " + std::to_string(d_model));
+            }
+            c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
+            c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
+          } else if (t == "lstm") {
+            c.integer(b, "hidden", p + ".hidden", 0, 8192);
+          }
+        }
+      }
+    }
+    if (const json* h = c.at(*m, "head", "model.head"); h && h->is_object()) {
+      c.unknownKeys(*h, d["model"]["head"], "model.head");
+      c.choice(*h, "type", "model.head.type", kHeads);
+      c.number(*h, "ncm_scale", "model.head.ncm_scale", 0.0, 1000.0, true);
+    } else if (h) c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
+  } else if (s.contains("model")) c.err("model", "must be an object");
+
+  if (const json* o = c.at(s, "optimizer", "optimizer"); o && o->is_object()) {
+    c.unknownKeys(*o, d["optimizer"], "optimizer");
+    c.choice(*o, "type", "optimizer.type", kOptimizers);
+    c.number(*o, "lr", "optimizer.lr", 0.0, 10.0, true);
+    c.number(*o, "weight_decay", "optimizer.weight_decay", 0.0, 10.0);
+    c.number(*o, "beta1", "optimizer.beta1", 0.0, 0.999999);
+    c.number(*o, "beta2", "optimizer.beta2", 0.0, 0.999999);
+    c.number(*o, "momentum", "optimizer.momentum", 0.0, 0.999999);
+    if (o->contains("lr") && (*o)["lr"].is_number() && (*o)["lr"].get<double>() > 0.1 &&
+        o->value("type", "") == "adamw")
+      c.warn("optimizer.lr", "AdamW with lr > 0.1 usually diverges");
+  }
+
+  if (const json* t = c.at(s, "training", "training"); t && t->is_object()) {
+    c.unknownKeys(*t, d["training"], "training");
+    c.integer(*t, "epochs", "training.epochs", 0, 10000);
+    c.integer(*t, "batch_size", "training.batch_size", 1, 65536);
+    c.integer(*t, "eval_every", "training.eval_every", 0, 100000000);
+    c.integer(*t, "limit_per_class", "training.limit_per_class", 0, 100000000);
+    c.integer(*t, "eval_limit_per_class", "training.eval_limit_per_class", 0, 100000000);
+    c.number(*t, "grad_clip", "training.grad_clip", 0.0, 1e6);
+    c.integer(*t, "threads", "training.threads", 0, 256);
+    c.boolean(*t, "checkpoints", "training.checkpoints");
+  }
+
+  if (const json* e = c.at(s, "experiment", "experiment"); e && e->is_object()) {
+    c.unknownKeys(*e, d["experiment"], "experiment");
+    if (const json* ds = c.at(*e, "dataset", "experiment.dataset"); ds && (!ds->is_string() || ds->get<std::string>().empty()))
+      c.err("experiment.dataset", "must be a dataset name (clinc150, banking77, dbpedia70, dbpedia14) or a folder path");
+    if (const json* sp = c.at(*e, "split", "experiment.split"); sp && !sp->is_string())
+      c.err("experiment.split", "must be a string (\"\" = the dataset's default split)");
+    c.choice(*e, "protocol", "experiment.protocol", kProtocols);
+    if (const json* st = c.at(*e, "strategy", "experiment.strategy"); st && st->is_object()) {
+      c.unknownKeys(*st, d["experiment"]["strategy"], "experiment.strategy");
+      c.choice(*st, "type", "experiment.strategy.type", kStrategies);
+      c.number(*st, "ewc_lambda", "experiment.strategy.ewc_lambda", 0.0, 1e12);
+      c.integer(*st, "replay_per_class", "experiment.strategy.replay_per_class", 1, 1000000);
+      if (e->value("protocol", "") == "joint" && st->value("type", "") != "finetune")
+        c.warn("experiment.strategy.type", "joint training has a single task: the strategy has no effect");
+    } else if (st) c.err("experiment.strategy", "must be an object like {\"type\": \"finetune\"}");
+    c.integer(*e, "task_order", "experiment.task_order", 0, 1000000);
+    c.integer(*e, "seed", "experiment.seed", 0, (1L << 53));
+    c.choice(*e, "device", "experiment.device", kDevices);
+    if (const json* dd = c.at(*e, "data", "experiment.data"); dd && dd->is_object()) {
+      c.unknownKeys(*dd, d["experiment"]["data"], "experiment.data");
+      c.integer(*dd, "classes_per_task", "experiment.data.classes_per_task", 1, 100000);
+    }
+  }
+  if (s.contains("model") && s["model"].is_object() && s["model"].value("head", json::object()).value("type", "") == "ncm")
+    c.warn("model.head.type",
+           "ncm head: the network is not trained (a class mean has no gradient); the run is the "
+           "untrained-network + nearest-class-mean reference");
+  return c.v;
+}
+
+std::string canonical(const json& spec) {
+  // nlohmann::json objects are std::map-backed: dump() sorts keys.
+  return spec.dump();
+}
+
+std::string config_hash(const json& spec) {
+  json s = spec;
+  if (s.contains("experiment") && s["experiment"].is_object()) s["experiment"].erase("seed");
+  s.erase("description");
+  return sha256_hex(canonical(s));
+}
+
+std::string run_hash(const json& spec) {
+  json s = spec;
+  s.erase("description");
+  return sha256_hex(canonical(s));
+}
+
+json load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw SpecError(path + ": cannot open spec file (check the path)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::parse_error& e) {
+    // Translate the byte offset into line:column.
+    size_t off = e.byte > 0 ? e.byte - 1 : 0;
+    const std::string text = ss.str();
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < off && i < text.size(); ++i) {
+      if (text[i] == '\n') { ++line; col = 1; } else ++col;
+    }
+    throw SpecError(path + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                    ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+void set_path(json& spec, const std::string& path, const std::string& value) {
+  // Split "a.b[2].c" into tokens a, b, 2, c.
+  std::vector<std::string> toks;
+  std::string cur;
+  for (char ch : path) {
+    if (ch == '.' || ch == '[' || ch == ']') {
+      if (!cur.empty()) toks.push_back(cur);
+      cur.clear();
+    } else cur.push_back(ch);
+  }
+  if (!cur.empty()) toks.push_back(cur);
+  if (toks.empty()) throw SpecError("--set: empty path (use --set model.d_model=256)");
+  json* node = &spec;
+  std::string walked;
+  for (size_t i = 0; i < toks.size(); ++i) {
+    const std::string& t = toks[i];
+    bool last = i + 1 == toks.size();
+    if (node->is_array()) {
+      size_t idx = 0;
+      try { idx = std::stoul(t); } catch (...) { throw SpecError("--set " + path + ": '" + t + "' is not an index into " + walked); }
+      if (idx >= node->size()) throw SpecError("--set " + path + ": index " + t + " out of range for " + walked +
+                                               " (size " + std::to_string(node->size()) + ")");
+      node = &(*node)[idx];
+    } else if (node->is_object()) {
+      if (!node->contains(t)) {
+        if (!last) throw SpecError("--set " + path + ": no field '" + t + "' in " + (walked.empty() ? "the spec" : walked));
+        // A new leaf is allowed only in objects that are open maps; the spec has none: refuse.
+        throw SpecError("--set " + path + ": no field '" + t + "' in " + (walked.empty() ? "the spec" : walked) +
+                        " (see `hopelab-cli validate` for the fields)");
+      }
+      node = &(*node)[t];
+    } else {
+      throw SpecError("--set " + path + ": " + walked + " is not an object or array");
+    }
+    walked += (walked.empty() ? "" : ".") + t;
+  }
+  json v;
+  try {
+    v = json::parse(value);
+  } catch (...) {
+    v = value;  // a bare string
+  }
+  *node = v;
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> out;
+  for (const auto& p : presets_data()) out.push_back(p.first);
+  return out;
+}
+
+json preset(const std::string& name) {
+  for (const auto& p : presets_data())
+    if (p.first == name) return complete(json::parse(p.second));
+  std::string list;
+  for (const auto& n : preset_names()) list += (list.empty() ? "" : ", ") + n;
+  throw SpecError("unknown preset '" + name + "' (known: " + list + ")");
+}
+
+std::string preset_description(const std::string& name) { return preset(name).value("description", ""); }
+
+}  // namespace hl::spec

@@ -1,0 +1,55 @@
+// The experiment spec: one JSON document for architecture + experiment. The editor edits it, the
+// CLI reads it, the engine builds from it, the store hashes it. No Qt, no torch.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace hl::spec {
+
+using json = nlohmann::json;
+
+constexpr int kSchemaVersion = 1;
+
+struct Issue {
+  std::string path;     // JSON path, e.g. "model.blocks[1].heads"
+  std::string message;
+  bool error = true;    // false = warning
+};
+
+struct Validation {
+  std::vector<Issue> issues;
+  bool ok() const;                  // no errors (warnings allowed)
+  std::string format() const;       // one line per issue: "error: PATH: MESSAGE"
+};
+
+// The full default spec (a Transformer baseline on banking77, DECISIONS.md defaults).
+json defaults();
+// Deep-merges `user` over the defaults (objects merge, arrays and scalars replace). Blocks are
+// completed with their type's defaults.
+json complete(const json& user);
+// Every error and warning, each with its JSON path. Expects a completed spec.
+Validation validate(const json& spec);
+
+// Canonical text: keys sorted, no whitespace, numbers as nlohmann dumps them. Equal specs -> equal text.
+std::string canonical(const json& spec);
+std::string config_hash(const json& spec);  // sha256 of canonical spec without experiment.seed
+std::string run_hash(const json& spec);     // sha256 of canonical spec with the seed
+
+// Reads a spec file; throws hl::SpecError naming the file and the parse position.
+json load_file(const std::string& path);
+// --set path=value: path "a.b[2].c" or "a.b.2.c"; value parsed as JSON when it parses, else a string.
+// Throws hl::SpecError naming the path when it does not exist in the spec.
+void set_path(json& spec, const std::string& path, const std::string& value);
+
+// Built-in presets (resources/presets/*.json, compiled in).
+std::vector<std::string> preset_names();
+json preset(const std::string& name);  // completed; throws SpecError listing the names if unknown
+std::string preset_description(const std::string& name);
+
+// Default block fields for a block type (empty object for unknown types).
+json block_defaults(const std::string& type);
+std::vector<std::string> block_types();
+
+}  // namespace hl::spec

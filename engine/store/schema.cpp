@@ -1,0 +1,143 @@
+#include "engine/store/schema.h"
+
+#include "engine/store/sqlite_db.h"
+
+namespace hl::store::schema {
+
+namespace {
+
+// v1. Never edit a released step: add a new one (see docs/STORE.md, "Versioning").
+const char* kV1 = R"sql(
+CREATE TABLE runs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  status        TEXT    NOT NULL,
+  name          TEXT    NOT NULL DEFAULT '',
+  spec_json     TEXT    NOT NULL DEFAULT '{}',
+  config_hash   TEXT    NOT NULL DEFAULT '',
+  run_hash      TEXT    NOT NULL DEFAULT '',
+  dataset       TEXT    NOT NULL DEFAULT '',
+  protocol      TEXT    NOT NULL DEFAULT '',
+  strategy      TEXT    NOT NULL DEFAULT '',
+  model         TEXT    NOT NULL DEFAULT '',
+  head          TEXT    NOT NULL DEFAULT '',
+  data_hash     TEXT    NOT NULL DEFAULT '',
+  split_hash    TEXT    NOT NULL DEFAULT '',
+  seed          INTEGER NOT NULL DEFAULT 0,
+  params        INTEGER NOT NULL DEFAULT 0,
+  app_version   TEXT    NOT NULL DEFAULT '',
+  torch_version TEXT    NOT NULL DEFAULT '',
+  cuda_version  TEXT    NOT NULL DEFAULT '',
+  device        TEXT    NOT NULL DEFAULT '',
+  pid           INTEGER NOT NULL DEFAULT 0,
+  host          TEXT    NOT NULL DEFAULT '',
+  process_start INTEGER NOT NULL DEFAULT 0,
+  created_at    REAL    NOT NULL DEFAULT 0,
+  finished_at   REAL    NOT NULL DEFAULT 0,
+  tags          TEXT    NOT NULL DEFAULT '[]',
+  notes         TEXT    NOT NULL DEFAULT '',
+  error         TEXT    NOT NULL DEFAULT '',
+  diverged_step INTEGER NOT NULL DEFAULT -1,
+  summary_json  TEXT    NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_created ON runs(created_at);
+CREATE INDEX runs_config ON runs(config_hash);
+CREATE INDEX runs_status_host ON runs(status, host);
+
+CREATE TABLE series (
+  id     INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name   TEXT    NOT NULL,
+  level  TEXT    NOT NULL DEFAULT '',
+  block  INTEGER NOT NULL DEFAULT -1,
+  clock  INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (run_id, name, level, block, clock)
+);
+
+CREATE TABLE points (
+  series_id INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+  step      INTEGER NOT NULL,
+  value     REAL,
+  PRIMARY KEY (series_id, step)
+) WITHOUT ROWID;
+
+CREATE TABLE accuracy (
+  run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  after_task  INTEGER NOT NULL,
+  task        INTEGER NOT NULL,
+  acc         REAL,
+  task_il_acc REAL,
+  PRIMARY KEY (run_id, after_task, task)
+) WITHOUT ROWID;
+
+CREATE TABLE evals (
+  id           INTEGER PRIMARY KEY,
+  run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step         INTEGER NOT NULL,
+  current_task INTEGER NOT NULL,
+  task         INTEGER NOT NULL,
+  acc          REAL
+);
+CREATE INDEX evals_run ON evals(run_id, step);
+
+CREATE TABLE checkpoints (
+  id     INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  kind   TEXT    NOT NULL,
+  path   TEXT    NOT NULL,
+  step   INTEGER NOT NULL,
+  task   INTEGER NOT NULL,
+  metric REAL,
+  UNIQUE (run_id, kind, path)
+);
+)sql";
+
+}  // namespace
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> steps = {{1, kV1}};
+  return steps;
+}
+
+const std::vector<std::string>& required_tables() {
+  static const std::vector<std::string> t = {"runs", "series", "points", "accuracy", "evals",
+                                             "checkpoints"};
+  return t;
+}
+
+int migrate(sqlite3* raw, const std::string& path, const std::vector<Migration>& steps) {
+  detail::Db db = detail::Db::borrow(raw, path);
+  auto read_version = [&] {
+    detail::Stmt st(db, "PRAGMA user_version");
+    st.step();
+    return static_cast<int>(st.col_int(0));
+  };
+  int version = 0;
+  db.read([&] { version = read_version(); });
+  for (const Migration& m : steps) {
+    if (m.version <= version) continue;
+    db.transaction([&] {
+      version = read_version();  // another process may have migrated meanwhile
+      if (m.version <= version) return;
+      if (m.version != version + 1)
+        throw hl::StoreError(path + ": schema migration to version " + std::to_string(m.version) +
+                             " needs version " + std::to_string(m.version - 1) + ", found " +
+                             std::to_string(version) + ". Open it with the Hope Lab build that "
+                             "wrote it, or choose another database path.");
+      try {
+        db.exec(m.sql);
+      } catch (const detail::BusyError&) {
+        throw;
+      } catch (const hl::StoreError& e) {
+        throw hl::StoreError(path + ": schema migration to version " + std::to_string(m.version) +
+                             " failed and was rolled back (the database is still at version " +
+                             std::to_string(version) + "): " + e.what());
+      }
+      db.exec("PRAGMA application_id = " + std::to_string(kApplicationId));
+      db.exec("PRAGMA user_version = " + std::to_string(m.version));
+      version = m.version;
+    });
+  }
+  return version;
+}
+
+}  // namespace hl::store::schema

@@ -1,0 +1,328 @@
+#include "engine/store/store.h"
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "engine/store/schema.h"
+#include "engine/store/sqlite_db.h"
+
+namespace hl::store {
+
+using detail::Db;
+using detail::Stmt;
+
+namespace {
+
+// Column order shared by INSERT and SELECT (id is selected first, never inserted).
+const char* kRunColumns =
+    "status, name, spec_json, config_hash, run_hash, dataset, protocol, strategy, model, head, "
+    "data_hash, split_hash, seed, params, app_version, torch_version, cuda_version, device, pid, "
+    "host, process_start, created_at, finished_at, tags, notes, error, diverged_step, summary_json";
+constexpr int kRunColumnCount = 28;
+
+std::string tags_to_json(const std::vector<std::string>& tags) { return nlohmann::json(tags).dump(); }
+
+std::vector<std::string> tags_from_json(const std::string& text) {
+  std::vector<std::string> tags;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_array())
+    for (const auto& t : j)
+      if (t.is_string()) tags.push_back(t.get<std::string>());
+  return tags;
+}
+
+void bind_run(Stmt& st, const RunRecord& r) {
+  int i = 0;
+  auto b = [&](const auto& v) { st.bind(++i, v); };
+  b(r.status), b(r.name), b(r.spec_json), b(r.config_hash), b(r.run_hash), b(r.dataset);
+  b(r.protocol), b(r.strategy), b(r.model), b(r.head), b(r.data_hash), b(r.split_hash);
+  b(r.seed), b(r.params), b(r.app_version), b(r.torch_version), b(r.cuda_version), b(r.device);
+  b(r.pid), b(r.host), b(r.process_start), b(r.created_at), b(r.finished_at);
+  b(tags_to_json(r.tags)), b(r.notes), b(r.error), b(r.diverged_step);
+  b(r.summary_json.empty() ? std::string("{}") : r.summary_json);
+}
+
+RunRecord read_run(const Stmt& st) {  // row = id, kRunColumns
+  RunRecord r;
+  int c = 0;
+  r.id = st.col_int(c++);
+  r.status = st.col_text(c++);
+  r.name = st.col_text(c++);
+  r.spec_json = st.col_text(c++);
+  r.config_hash = st.col_text(c++);
+  r.run_hash = st.col_text(c++);
+  r.dataset = st.col_text(c++);
+  r.protocol = st.col_text(c++);
+  r.strategy = st.col_text(c++);
+  r.model = st.col_text(c++);
+  r.head = st.col_text(c++);
+  r.data_hash = st.col_text(c++);
+  r.split_hash = st.col_text(c++);
+  r.seed = st.col_int(c++);
+  r.params = st.col_int(c++);
+  r.app_version = st.col_text(c++);
+  r.torch_version = st.col_text(c++);
+  r.cuda_version = st.col_text(c++);
+  r.device = st.col_text(c++);
+  r.pid = st.col_int(c++);
+  r.host = st.col_text(c++);
+  r.process_start = st.col_int(c++);
+  r.created_at = st.col_double(c++);
+  r.finished_at = st.col_double(c++);
+  r.tags = tags_from_json(st.col_text(c++));
+  r.notes = st.col_text(c++);
+  r.error = st.col_text(c++);
+  r.diverged_step = st.col_int(c++);
+  r.summary_json = st.col_text(c++);
+  return r;
+}
+
+std::string select_runs_sql(const std::string& where_order) {
+  return std::string("SELECT id, ") + kRunColumns + " FROM runs " + where_order;
+}
+
+}  // namespace
+
+struct RunStore::Impl {
+  Db db;
+  int version = 0;
+  std::mutex mu;  // one connection: serialise calls from several threads
+
+  // UPDATE ... WHERE id = ?N with a check that the run exists.
+  void update_run(int64_t id, const char* sql, const std::function<void(Stmt&)>& bind) {
+    std::lock_guard<std::mutex> lock(mu);
+    db.transaction([&] {
+      Stmt st(db, sql);
+      bind(st);
+      st.run();
+      if (sqlite3_changes(db.get()) == 0)
+        throw hl::StoreError("run database " + db.path() + ": run " + std::to_string(id) +
+                             " does not exist (deleted?).");
+    });
+  }
+
+  void mark_interrupted() {
+    const std::string host = current_host();
+    std::vector<int64_t> gone;
+    db.read([&] {
+      gone.clear();
+      Stmt st(db, "SELECT id, pid, process_start FROM runs WHERE status='running' AND host=?");
+      st.bind(1, host);
+      while (st.step()) {
+        int64_t start_now = process_start_time(st.col_int(1));
+        int64_t recorded = st.col_int(2);
+        bool alive = start_now != 0 && (recorded == 0 || recorded == start_now);
+        if (!alive) gone.push_back(st.col_int(0));
+      }
+    });
+    if (gone.empty()) return;
+    const double now = detail::now_seconds();
+    db.transaction([&] {
+      Stmt st(db,
+              "UPDATE runs SET status='interrupted', finished_at=? WHERE id=? AND "
+              "status='running'");
+      for (int64_t id : gone) st.bind(1, now).bind(2, id).run();
+    });
+  }
+};
+
+RunStore::RunStore() : d_(std::make_unique<Impl>()) {}
+RunStore::~RunStore() = default;
+
+std::unique_ptr<RunStore> RunStore::open(const std::string& path) {
+  std::unique_ptr<RunStore> s(new RunStore());
+  s->d_->db = Db::open(path, /*migrate=*/true);
+  s->d_->db.read([&] {
+    Stmt st(s->d_->db, "PRAGMA user_version");
+    st.step();
+    s->d_->version = static_cast<int>(st.col_int(0));
+  });
+  s->d_->mark_interrupted();
+  return s;
+}
+
+int RunStore::schemaVersion() const { return d_->version; }
+const std::string& RunStore::path() const { return d_->db.path(); }
+
+int64_t RunStore::createRun(const RunRecord& in) {
+  RunRecord r = in;
+  if (r.host.empty()) r.host = current_host();
+  if (r.pid == 0) {
+    r.pid = current_pid();
+    if (r.process_start == 0) r.process_start = process_start_time(r.pid);
+  }
+  if (r.created_at == 0) r.created_at = detail::now_seconds();
+  std::lock_guard<std::mutex> lock(d_->mu);
+  int64_t id = 0;
+  const std::string sql = std::string("INSERT INTO runs (") + kRunColumns + ") VALUES (?" +
+                          [] {
+                            std::string q;
+                            for (int i = 1; i < kRunColumnCount; ++i) q += ",?";
+                            return q;
+                          }() +
+                          ")";
+  d_->db.transaction([&] {
+    Stmt st(d_->db, sql.c_str());
+    bind_run(st, r);
+    st.run();
+    id = sqlite3_last_insert_rowid(d_->db.get());
+  });
+  return id;
+}
+
+void RunStore::setStatus(int64_t id, const std::string& status, const std::string& error,
+                         int64_t diverged_step) {
+  d_->update_run(id, "UPDATE runs SET status=?, error=?, diverged_step=? WHERE id=?",
+                 [&](Stmt& st) { st.bind(1, status).bind(2, error).bind(3, diverged_step).bind(4, id); });
+}
+
+void RunStore::setSummary(int64_t id, const std::string& summary_json) {
+  d_->update_run(id, "UPDATE runs SET summary_json=? WHERE id=?",
+                 [&](Stmt& st) { st.bind(1, summary_json).bind(2, id); });
+}
+
+void RunStore::finish(int64_t id, const std::string& status) {
+  const double now = detail::now_seconds();
+  d_->update_run(id, "UPDATE runs SET status=?, finished_at=? WHERE id=?",
+                 [&](Stmt& st) { st.bind(1, status).bind(2, now).bind(3, id); });
+}
+
+void RunStore::setTags(int64_t id, const std::vector<std::string>& tags) {
+  d_->update_run(id, "UPDATE runs SET tags=? WHERE id=?",
+                 [&](Stmt& st) { st.bind(1, tags_to_json(tags)).bind(2, id); });
+}
+
+void RunStore::setNotes(int64_t id, const std::string& notes) {
+  d_->update_run(id, "UPDATE runs SET notes=? WHERE id=?",
+                 [&](Stmt& st) { st.bind(1, notes).bind(2, id); });
+}
+
+void RunStore::deleteRun(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  static const char* kDeletes[] = {
+      "DELETE FROM points WHERE series_id IN (SELECT id FROM series WHERE run_id=?)",
+      "DELETE FROM series WHERE run_id=?",
+      "DELETE FROM accuracy WHERE run_id=?",
+      "DELETE FROM evals WHERE run_id=?",
+      "DELETE FROM checkpoints WHERE run_id=?",
+      "DELETE FROM runs WHERE id=?",
+  };
+  d_->db.transaction([&] {
+    for (const char* sql : kDeletes) Stmt(d_->db, sql).bind(1, id).run();
+  });
+}
+
+std::vector<RunRecord> RunStore::listRuns(const RunFilter& f) {
+  std::string where;
+  std::vector<std::string> args;
+  auto add = [&](const std::string& value, const char* clause) {
+    if (value.empty()) return;
+    where += where.empty() ? "WHERE " : " AND ";
+    where += clause;
+    args.push_back(value);
+  };
+  add(f.dataset, "dataset=?");
+  add(f.model, "model=?");
+  add(f.strategy, "strategy=?");
+  add(f.status, "status=?");
+  add(f.tag, "EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value=?)");
+  std::string sql = select_runs_sql(where + " ORDER BY created_at DESC, id DESC");
+  if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
+
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<RunRecord> out;
+  d_->db.read([&] {
+    out.clear();
+    Stmt st(d_->db, sql.c_str());
+    for (size_t i = 0; i < args.size(); ++i) st.bind(static_cast<int>(i + 1), args[i]);
+    while (st.step()) out.push_back(read_run(st));
+  });
+  return out;
+}
+
+std::optional<RunRecord> RunStore::getRun(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::optional<RunRecord> out;
+  const std::string sql = select_runs_sql("WHERE id=?");
+  d_->db.read([&] {
+    out.reset();
+    Stmt st(d_->db, sql.c_str());
+    st.bind(1, id);
+    if (st.step()) out = read_run(st);
+  });
+  return out;
+}
+
+std::vector<Series> RunStore::series(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<Series> out;
+  d_->db.read([&] {
+    out.clear();
+    Stmt st(d_->db,
+            "SELECT s.id, s.name, s.level, s.block, s.clock, p.step, p.value FROM series s "
+            "LEFT JOIN points p ON p.series_id = s.id WHERE s.run_id=? ORDER BY s.id, p.step");
+    st.bind(1, id);
+    int64_t current = -1;
+    while (st.step()) {
+      if (st.col_int(0) != current) {
+        current = st.col_int(0);
+        Series s;
+        s.name = st.col_text(1);
+        s.level = st.col_text(2);
+        s.block = static_cast<int>(st.col_int(3));
+        s.clock = static_cast<int>(st.col_int(4));
+        out.push_back(std::move(s));
+      }
+      if (!st.col_null(5)) out.back().points.emplace_back(st.col_int(5), st.col_double(6));
+    }
+  });
+  return out;
+}
+
+std::vector<AccuracyCell> RunStore::accuracy(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<AccuracyCell> out;
+  d_->db.read([&] {
+    out.clear();
+    Stmt st(d_->db,
+            "SELECT after_task, task, acc, task_il_acc FROM accuracy WHERE run_id=? "
+            "ORDER BY after_task, task");
+    st.bind(1, id);
+    while (st.step())
+      out.push_back({static_cast<int>(st.col_int(0)), static_cast<int>(st.col_int(1)),
+                     st.col_double(2), st.col_double(3)});
+  });
+  return out;
+}
+
+std::vector<EvalResult> RunStore::evals(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<EvalResult> out;
+  d_->db.read([&] {
+    out.clear();
+    Stmt st(d_->db,
+            "SELECT step, current_task, task, acc FROM evals WHERE run_id=? ORDER BY step, task, id");
+    st.bind(1, id);
+    while (st.step())
+      out.push_back({st.col_int(0), static_cast<int>(st.col_int(1)),
+                     static_cast<int>(st.col_int(2)), st.col_double(3)});
+  });
+  return out;
+}
+
+std::vector<CheckpointEntry> RunStore::checkpoints(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<CheckpointEntry> out;
+  d_->db.read([&] {
+    out.clear();
+    Stmt st(d_->db,
+            "SELECT kind, path, step, task, metric FROM checkpoints WHERE run_id=? ORDER BY step, id");
+    st.bind(1, id);
+    while (st.step())
+      out.push_back({st.col_text(0), st.col_text(1), st.col_int(2),
+                     static_cast<int>(st.col_int(3)), st.col_double(4)});
+  });
+  return out;
+}
+
+}  // namespace hl::store

@@ -1,0 +1,736 @@
+// The class-incremental / joint trainer. One function, run_experiment, drives everything; the
+// pieces below are kept small and named for the step of the protocol they implement
+// (DECISIONS.md, "Continual-learning protocol").
+#include "engine/train/experiment.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/common/error.h"
+#include "engine/data/dataset.h"
+#include "engine/data/tokenizer.h"
+#include "engine/metrics/metrics.h"
+#include "engine/models/classifier.h"
+#include "engine/spec/spec.h"
+#include "engine/store/store.h"
+#include "engine/torch_wrap.h"
+
+namespace fs = std::filesystem;
+
+namespace hl::train {
+namespace {
+
+constexpr float kMaskedLogit = -1e9f;
+
+// ---------------------------------------------------------------- dataset defaults (no data read)
+struct DatasetDefaults {
+  int vocab = 2000;
+  int max_len = 64;
+  int classes = 10;
+};
+
+DatasetDefaults dataset_defaults(const std::string& name, const std::string& split) {
+  if (name == "clinc150") return {3000, 64, 150};
+  if (name == "banking77") return {2000, 64, split == "all77" ? 77 : 70};
+  if (name == "dbpedia70") return {8000, 128, 70};
+  if (name == "dbpedia14") return {8000, 128, 14};
+  return {2000, 64, 10};
+}
+
+models::ModelConfig model_config(const json& spec, int vocab, int max_len, int num_classes, int pad_id) {
+  const json& m = spec.at("model");
+  models::ModelConfig c;
+  c.vocab_size = vocab;
+  c.max_len = max_len;
+  c.d_model = m.at("d_model").get<int>();
+  c.positions = m.at("positions").get<std::string>();
+  for (const auto& b : m.at("blocks")) {
+    models::BlockConfig bc;
+    bc.type = b.at("type").get<std::string>();
+    bc.heads = b.value("heads", 4);
+    bc.ffn_mult = b.value("ffn_mult", 2);
+    bc.dropout = b.value("dropout", 0.1);
+    bc.hidden = b.value("hidden", 0);
+    c.blocks.push_back(bc);
+  }
+  c.head = m.at("head").at("type").get<std::string>();
+  c.ncm_scale = m.at("head").value("ncm_scale", 16.0);
+  c.num_classes = num_classes;
+  c.pad_id = pad_id;
+  return c;
+}
+
+// ---------------------------------------------------------------- tokenised data
+struct Encoded {
+  std::vector<std::vector<int64_t>> ids;
+  std::vector<int64_t> labels;
+};
+
+Encoded encode(const std::vector<data::Example>& rows, const data::Tokenizer& tok, int max_len) {
+  Encoded e;
+  e.ids.reserve(rows.size());
+  e.labels.reserve(rows.size());
+  for (const auto& r : rows) {
+    auto ids = tok.encode(r.text, max_len);
+    e.ids.emplace_back(ids.begin(), ids.end());
+    e.labels.push_back(r.label);
+  }
+  return e;
+}
+
+// Tokens [B, Lmax] padded with pad_id to the longest row of the batch.
+torch::Tensor batch_tokens(const Encoded& e, const std::vector<int64_t>& idx, int64_t pad) {
+  size_t L = 1;
+  for (int64_t i : idx) L = std::max(L, e.ids[i].size());
+  auto t = torch::full({int64_t(idx.size()), int64_t(L)}, pad, torch::kLong);
+  auto acc = t.accessor<int64_t, 2>();
+  for (size_t b = 0; b < idx.size(); ++b)
+    for (size_t k = 0; k < e.ids[idx[b]].size(); ++k) acc[b][k] = e.ids[idx[b]][k];
+  return t;
+}
+
+torch::Tensor batch_labels(const Encoded& e, const std::vector<int64_t>& idx) {
+  auto t = torch::empty({int64_t(idx.size())}, torch::kLong);
+  for (size_t b = 0; b < idx.size(); ++b) t[b] = e.labels[idx[b]];
+  return t;
+}
+
+std::vector<int64_t> to_vec(const torch::Tensor& t) {
+  auto c = t.contiguous().to(torch::kLong);
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+
+// ---------------------------------------------------------------- observers
+struct Emitter {
+  std::vector<Observer*> obs;
+  int64_t run_id = 0;
+  void operator()(Event e) {
+    e.run_id = run_id;
+    for (auto* o : obs) o->onEvent(e);
+  }
+  void point(const std::string& name, const std::string& level, int64_t step, double v, int block = -1,
+             int clock = 1) {
+    Event e;
+    e.kind = EventKind::Point;
+    e.name = name;
+    e.level = level;
+    e.step = step;
+    e.value = v;
+    e.block = block;
+    e.clock = clock;
+    (*this)(e);
+  }
+  void log(const std::string& m) {
+    Event e;
+    e.kind = EventKind::Log;
+    e.message = m;
+    (*this)(e);
+  }
+};
+
+// Writes every event of one run into the store through the batched RunWriter.
+class StoreObserver : public Observer {
+ public:
+  StoreObserver(const std::string& db, int64_t run_id) : w_(db, run_id) {}
+  void onEvent(const Event& e) override {
+    switch (e.kind) {
+      case EventKind::Point: w_.point(e.name, e.level, e.block, e.clock, e.step, e.value); break;
+      case EventKind::Eval:
+        w_.eval({e.step, e.task, e.eval_task, e.acc});
+        break;
+      case EventKind::Accuracy: w_.accuracy({e.task, e.eval_task, e.acc, e.task_il_acc}); break;
+      case EventKind::Checkpoint: w_.checkpoint({e.message, e.path, e.step, e.task, e.value}); break;
+      default: break;
+    }
+  }
+  store::RunWriter& writer() { return w_; }
+
+ private:
+  store::RunWriter w_;
+};
+
+// ---------------------------------------------------------------- evaluation
+struct EvalRow {
+  std::vector<double> acc, til;         // per evaluated task
+  std::vector<int> y_true, y_pred;      // class-IL predictions over all evaluated rows
+};
+
+// Class-IL accuracy on each task in `eval_tasks` with logits restricted to `seen` classes, and
+// task-IL accuracy (argmax inside the task's own classes).
+EvalRow evaluate(models::Classifier& model, const Encoded& test, const std::vector<std::vector<int>>& tasks,
+                 const std::vector<int>& eval_tasks, const torch::Tensor& seen_mask, int64_t pad) {
+  torch::NoGradGuard ng;
+  bool was_training = model->is_training();
+  model->eval();
+  EvalRow row;
+  const int C = int(seen_mask.size(0));
+  std::vector<int> task_of(C, -1);
+  for (size_t t = 0; t < tasks.size(); ++t)
+    for (int c : tasks[t]) task_of[c] = int(t);
+  std::vector<std::vector<int64_t>> rows_of(tasks.size());
+  for (size_t i = 0; i < test.labels.size(); ++i) {
+    int t = task_of[test.labels[i]];
+    if (t >= 0) rows_of[t].push_back(int64_t(i));
+  }
+  for (int t : eval_tasks) {
+    const auto& rows = rows_of[t];
+    auto own = torch::full({C}, kMaskedLogit);
+    for (int c : tasks[t]) own[c] = 0.f;
+    int64_t correct = 0, correct_til = 0;
+    for (size_t s = 0; s < rows.size(); s += 256) {
+      std::vector<int64_t> idx(rows.begin() + s, rows.begin() + std::min(rows.size(), s + 256));
+      auto logits = model->forward(batch_tokens(test, idx, pad));
+      auto y = batch_labels(test, idx);
+      auto pred = (logits + seen_mask).argmax(1);
+      auto pred_til = (logits + own).argmax(1);
+      correct += pred.eq(y).sum().item<int64_t>();
+      correct_til += pred_til.eq(y).sum().item<int64_t>();
+      auto pv = to_vec(pred);
+      for (size_t k = 0; k < idx.size(); ++k) {
+        row.y_true.push_back(int(test.labels[idx[k]]));
+        row.y_pred.push_back(int(pv[k]));
+      }
+    }
+    double n = std::max<size_t>(rows.size(), 1);
+    row.acc.push_back(rows.empty() ? metrics::nan() : correct / n);
+    row.til.push_back(rows.empty() ? metrics::nan() : correct_til / n);
+  }
+  model->train(was_training);
+  return row;
+}
+
+// ---------------------------------------------------------------- parameters and drift
+torch::Tensor flat_params(models::Classifier& model) {
+  std::vector<torch::Tensor> v;
+  for (auto& p : model->parameters()) v.push_back(p.detach().reshape(-1));
+  return v.empty() ? torch::zeros({1}) : torch::cat(v).clone();
+}
+
+double drift(const torch::Tensor& now, const torch::Tensor& ref) {
+  double denom = ref.norm().item<double>();
+  return (now - ref).norm().item<double>() / std::max(denom, 1e-12);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const json& o, std::vector<torch::Tensor> params) {
+  std::string t = o.at("type").get<std::string>();
+  double lr = o.at("lr").get<double>(), wd = o.at("weight_decay").get<double>();
+  if (t == "adamw")
+    return std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(lr).weight_decay(wd).betas(
+                    {o.at("beta1").get<double>(), o.at("beta2").get<double>()}));
+  double mom = t == "sgd_momentum" ? o.at("momentum").get<double>() : 0.0;
+  return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr).momentum(mom).weight_decay(wd));
+}
+
+std::string now_iso() {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  return buf;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+json matrix_json(const metrics::Matrix& R, int T) {
+  json out = json::array();
+  for (int i = 0; i < T; ++i) {
+    json row = json::array();
+    for (int j = 0; j < T; ++j) {
+      double v = i < int(R.size()) && j < int(R[i].size()) ? R[i][j] : metrics::nan();
+      row.push_back(std::isnan(v) ? json(nullptr) : json(v));
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
+json num_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+}  // namespace
+
+std::string torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+std::string cuda_version() { return cuda_available() ? "available" : "none"; }
+
+json describe(const json& user_spec, int num_classes) {
+  json spec = spec::complete(user_spec);
+  const json& e = spec.at("experiment");
+  auto dd = dataset_defaults(e.at("dataset").get<std::string>(), e.at("split").get<std::string>());
+  int vocab = spec["model"]["vocab_size"].get<int>() > 0 ? spec["model"]["vocab_size"].get<int>() : dd.vocab;
+  int len = spec["model"]["max_len"].get<int>() > 0 ? spec["model"]["max_len"].get<int>() : dd.max_len;
+  int C = num_classes > 0 ? num_classes : dd.classes;
+  auto cfg = model_config(spec, vocab, len, C, 0);
+  torch::NoGradGuard ng;
+  auto model = models::build(cfg);
+  json blocks = json::array();
+  int64_t total = models::count_params(*model);
+  // Per-block counts: the classifier registers blocks as "block<i>" children when present.
+  for (const auto& child : model->named_children()) {
+    blocks.push_back({{"name", child.key()}, {"params", models::count_params(*child.value())}});
+  }
+  return {{"params", total},
+          {"flops_per_sample", models::flops_per_sample(cfg, len)},
+          {"seq_len", len},
+          {"vocab_size", vocab},
+          {"num_classes", C},
+          {"modules", blocks}};
+}
+
+RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std::vector<Observer*>& observers,
+                         Control* control) {
+  // 1. Spec.
+  json spec = spec::complete(user_spec);
+  auto v = spec::validate(spec);
+  if (!v.ok()) throw SpecError("the spec has errors:\n" + v.format());
+  const json& ex = spec.at("experiment");
+  const json& tr = spec.at("training");
+  const std::string dataset_name = ex.at("dataset").get<std::string>();
+  const std::string protocol = ex.at("protocol").get<std::string>();
+  const std::string strategy = ex.at("strategy").at("type").get<std::string>();
+  const uint64_t seed = ex.at("seed").get<uint64_t>();
+  const std::string device_name = ex.at("device").get<std::string>();
+  if (device_name == "cuda" && !torch::cuda::is_available())
+    throw SpecError("experiment.device: cuda requested but no CUDA device is available (use --device cpu)");
+  const torch::Device device(device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  if (tr.at("threads").get<int>() > 0) torch::set_num_threads(tr.at("threads").get<int>());
+
+  // 2. Data and tokenizer (errors here are data errors: nothing is stored yet).
+  data::LoadOptions lo;
+  lo.data_dir = opt.data_dir;
+  lo.split = ex.at("split").get<std::string>();
+  lo.task_order = ex.at("task_order").get<int>();
+  lo.limit_per_class = tr.at("limit_per_class").get<int>();
+  lo.eval_limit_per_class = tr.at("eval_limit_per_class").get<int>();
+  lo.seed = seed;
+  lo.text_column = ex.at("data").at("text_column").get<std::string>();
+  lo.label_column = ex.at("data").at("label_column").get<std::string>();
+  lo.classes_per_task = ex.at("data").at("classes_per_task").get<int>();
+  data::Dataset ds = data::load(dataset_name, lo);
+
+  Emitter emit{observers, 0};
+  for (const auto& w : ds.warnings) emit.log("warning: " + w);
+
+  const std::string user_dir = data::user_data_dir();
+  const std::string cache_dir = opt.cache_dir.empty() ? user_dir + "/cache" : opt.cache_dir;
+  int vocab = spec["model"]["vocab_size"].get<int>() > 0 ? spec["model"]["vocab_size"].get<int>() : ds.default_vocab;
+  int max_len = spec["model"]["max_len"].get<int>() > 0 ? spec["model"]["max_len"].get<int>() : ds.max_len;
+  std::vector<std::string> texts;
+  texts.reserve(ds.train.size());
+  for (const auto& r : ds.train) texts.push_back(r.text);
+  std::string tok_warning;
+  data::Tokenizer tok = data::Tokenizer::train(texts, vocab, cache_dir + "/tokenizers", &tok_warning);
+  if (!tok_warning.empty()) emit.log("warning: " + tok_warning);
+  const int64_t pad = tok.padId();
+  Encoded train = encode(ds.train, tok, max_len);
+  Encoded test = encode(ds.test, tok, max_len);
+
+  // 3. Model.
+  torch::manual_seed(seed);
+  const int C = int(ds.class_names.size());
+  auto mcfg = model_config(spec, tok.vocabSize(), max_len, C, int(pad));
+  models::Classifier model = models::build(mcfg);
+  model->to(device);
+  const int64_t n_params = models::count_params(*model);
+  const bool trainable = model->headIsTrainable();
+
+  // 4. Tasks of the protocol.
+  const int T = int(ds.tasks.size());
+  const bool joint = protocol == "joint";
+  std::vector<std::vector<int>> phases;  // class sets trained in each phase
+  if (joint) {
+    std::vector<int> all;
+    for (const auto& t : ds.tasks) all.insert(all.end(), t.begin(), t.end());
+    phases.push_back(all);
+  } else {
+    phases = ds.tasks;
+  }
+  std::vector<int> class_phase(C, -1);
+  for (size_t p = 0; p < phases.size(); ++p)
+    for (int c : phases[p]) class_phase[c] = int(p);
+  std::vector<std::vector<int64_t>> phase_rows(phases.size());
+  for (size_t i = 0; i < train.labels.size(); ++i)
+    if (class_phase[train.labels[i]] >= 0) phase_rows[class_phase[train.labels[i]]].push_back(int64_t(i));
+  const int bs = tr.at("batch_size").get<int>();
+  const int epochs = tr.at("epochs").get<int>();
+  int64_t total_steps = 0;
+  std::vector<int64_t> steps_of_phase;
+  for (const auto& rows : phase_rows) {
+    int64_t per_epoch = (int64_t(rows.size()) + bs - 1) / bs;
+    steps_of_phase.push_back(trainable ? per_epoch * epochs : per_epoch);
+    total_steps += steps_of_phase.back();
+  }
+
+  // 5. The run record.
+  std::unique_ptr<store::RunStore> db;
+  std::unique_ptr<StoreObserver> store_obs;
+  RunResult result;
+  if (!opt.db_path.empty()) {
+    db = store::RunStore::open(opt.db_path);
+    store::RunRecord r;
+    r.status = "running";
+    r.name = spec.at("name").get<std::string>();
+    r.spec_json = spec::canonical(spec);
+    r.config_hash = spec::config_hash(spec);
+    r.run_hash = spec::run_hash(spec);
+    r.dataset = dataset_name;
+    r.protocol = protocol;
+    r.strategy = strategy;
+    r.model = spec.at("name").get<std::string>();
+    r.head = mcfg.head;
+    r.data_hash = ds.data_hash;
+    r.split_hash = ds.split_hash;
+    r.seed = int64_t(seed);
+    r.params = n_params;
+    r.app_version = HOPELAB_VERSION;
+    r.torch_version = torch_version();
+    r.cuda_version = cuda_version();
+    r.device = device_name;
+    r.pid = store::current_pid();
+    r.host = store::current_host();
+    r.process_start = store::process_start_time(r.pid);
+    r.created_at = unix_now();
+    r.tags = opt.tags;
+    r.notes = opt.notes;
+    r.summary_json = "{}";
+    result.run_id = db->createRun(r);
+    emit.run_id = result.run_id;
+    store_obs = std::make_unique<StoreObserver>(opt.db_path, result.run_id);
+    emit.obs.insert(emit.obs.begin(), store_obs.get());
+  }
+  {
+    Event e;
+    e.kind = EventKind::RunStarted;
+    e.total_steps = total_steps;
+    e.num_tasks = int(phases.size());
+    e.message = spec.at("name").get<std::string>();
+    emit(e);
+  }
+  emit.log("params " + std::to_string(n_params) + ", vocab " + std::to_string(tok.vocabSize()) + ", " +
+           std::to_string(train.labels.size()) + " train / " + std::to_string(test.labels.size()) +
+           " test rows, " + std::to_string(T) + " tasks");
+
+  // 6. Training state.
+  std::vector<torch::Tensor> params;
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  auto optimizer = make_optimizer(spec.at("optimizer"), params);
+  auto data_gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto replay_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 12345);
+  std::vector<int64_t> replay_buffer;
+  const int replay_m = ex.at("strategy").at("replay_per_class").get<int>();
+  const double ewc_lambda = ex.at("strategy").at("ewc_lambda").get<double>();
+  std::vector<torch::Tensor> ewc_fisher, ewc_anchor;
+  const double grad_clip = tr.at("grad_clip").get<double>();
+  const std::string ckpt_dir =
+      (opt.checkpoint_dir.empty() ? user_dir + "/checkpoints" : opt.checkpoint_dir) + "/" +
+      (result.run_id ? "run-" + std::to_string(result.run_id) : "run-" + now_iso());
+  const bool save_ckpt = tr.at("checkpoints").get<bool>();
+  json label_map = ds.class_names;
+
+  metrics::Matrix R(T, std::vector<double>(T, metrics::nan()));
+  metrics::Matrix RT(T, std::vector<double>(T, metrics::nan()));
+  EvalRow last_eval;
+  int64_t step = 0, samples = 0;
+  torch::Tensor theta_run = flat_params(model), theta_task;
+  std::string status = "finished", error;
+  double best_avg = -1;
+  auto t_start = std::chrono::steady_clock::now();
+
+  auto seen_mask_for = [&](int phase) {
+    auto m = torch::full({C}, kMaskedLogit);
+    for (int p = 0; p <= phase; ++p)
+      for (int c : phases[p]) m[c] = 0.f;
+    return m.to(device);
+  };
+  auto eval_tasks_for = [&](int phase) {
+    std::vector<int> ts;
+    int upto = joint ? T - 1 : phase;
+    for (int t = 0; t <= upto; ++t) ts.push_back(t);
+    return ts;
+  };
+  auto save_checkpoint = [&](const std::string& kind, int phase, double metric) {
+    if (!save_ckpt) return;
+    fs::create_directories(ckpt_dir);
+    std::string path = ckpt_dir + "/" + kind + ".pt";
+    torch::serialize::OutputArchive ar;
+    model->save(ar);
+    torch::serialize::OutputArchive oa;
+    optimizer->save(oa);
+    ar.write("optimizer", oa);
+    ar.write("hopelab.spec", c10::IValue(spec.dump()));
+    ar.write("hopelab.tokenizer", c10::IValue(tok.proto()));
+    ar.write("hopelab.labels", c10::IValue(label_map.dump()));
+    ar.write("hopelab.phase", c10::IValue(int64_t(phase)));
+    ar.write("hopelab.step", c10::IValue(step));
+    ar.save_to(path + ".tmp");
+    fs::rename(path + ".tmp", path);
+    Event e;
+    e.kind = EventKind::Checkpoint;
+    e.message = kind;
+    e.path = path;
+    e.step = step;
+    e.task = phase;
+    e.value = metric;
+    emit(e);
+  };
+  auto periodic_eval = [&](int phase) {
+    auto row = evaluate(model, test, ds.tasks, eval_tasks_for(phase), seen_mask_for(phase), pad);
+    auto ts = eval_tasks_for(phase);
+    for (size_t k = 0; k < ts.size(); ++k) {
+      Event e;
+      e.kind = EventKind::Eval;
+      e.step = step;
+      e.task = phase;
+      e.eval_task = ts[k];
+      e.acc = row.acc[k];
+      e.task_il_acc = row.til[k];
+      emit(e);
+      emit.point("acc.task" + std::to_string(ts[k]), "eval", step, row.acc[k], ts[k]);
+    }
+    auto now = flat_params(model);
+    emit.point("drift_task", "outer", step, drift(now, theta_task));
+    emit.point("drift_run", "outer", step, drift(now, theta_run));
+  };
+
+  try {
+    model->train();
+    for (int phase = 0; phase < int(phases.size()); ++phase) {
+      theta_task = flat_params(model);
+      {
+        Event e;
+        e.kind = EventKind::TaskStarted;
+        e.task = phase;
+        e.num_tasks = int(phases.size());
+        emit(e);
+      }
+      const auto& rows = phase_rows[phase];
+      auto seen = seen_mask_for(phase);
+      int64_t eval_every = tr.at("eval_every").get<int64_t>();
+      if (eval_every <= 0) eval_every = std::max<int64_t>(1, steps_of_phase[phase] / 4);
+      int64_t phase_step = 0;
+      const int n_epochs = trainable ? epochs : 1;
+      for (int ep = 0; ep < n_epochs && status == "finished"; ++ep) {
+        auto perm = to_vec(torch::randperm(int64_t(rows.size()), data_gen, torch::kLong));
+        for (size_t s = 0; s < perm.size(); s += bs) {
+          while (control && control->pauseRequested() && !control->cancelRequested())
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          if (control && control->cancelRequested()) {
+            status = "cancelled";
+            break;
+          }
+          std::vector<int64_t> idx;
+          for (size_t k = s; k < std::min(perm.size(), s + bs); ++k) idx.push_back(rows[perm[k]]);
+          if (!trainable) {  // ncm head: the frozen network only feeds the class means
+            torch::NoGradGuard ng;
+            model->eval();
+            auto feats = model->features(batch_tokens(train, idx, pad).to(device));
+            model->ncmObserve(feats, batch_labels(train, idx).to(device));
+          } else {
+            if (strategy == "replay" && !replay_buffer.empty()) {
+              auto pick = torch::randint(int64_t(replay_buffer.size()), {int64_t(idx.size())}, replay_gen, torch::kLong);
+              for (int64_t p : to_vec(pick)) idx.push_back(replay_buffer[p]);
+            }
+            auto x = batch_tokens(train, idx, pad).to(device);
+            auto y = batch_labels(train, idx).to(device);
+            auto logits = model->forward(x) + seen;
+            auto loss = torch::nn::functional::cross_entropy(logits, y);
+            torch::Tensor total = loss;
+            if (strategy == "ewc" && !ewc_fisher.empty()) {
+              torch::Tensor pen = torch::zeros({}, loss.options());
+              for (size_t k = 0; k < params.size(); ++k)
+                pen = pen + (ewc_fisher[k] * (params[k] - ewc_anchor[k]).pow(2)).sum();
+              total = loss + 0.5 * ewc_lambda * pen;
+            }
+            double lv = loss.item<double>();
+            if (!std::isfinite(lv) || !std::isfinite(total.item<double>())) {
+              status = "diverged";
+              result.diverged_step = step;
+              error = "loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") + " at step " +
+                      std::to_string(step) + " (task " + std::to_string(phase) +
+                      "); lower optimizer.lr or set training.grad_clip";
+              break;
+            }
+            optimizer->zero_grad();
+            total.backward();
+            if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, grad_clip);
+            optimizer->step();
+            emit.point("loss", "outer", step, lv);
+          }
+          ++step;
+          ++phase_step;
+          samples += int64_t(idx.size());
+          Event pe;
+          pe.kind = EventKind::Progress;
+          pe.step = step;
+          pe.total_steps = total_steps;
+          pe.samples_seen = samples;
+          pe.task = phase;
+          pe.num_tasks = int(phases.size());
+          pe.epoch = ep;
+          emit(pe);
+          if (trainable && phase_step % eval_every == 0 && phase_step < steps_of_phase[phase]) periodic_eval(phase);
+        }
+      }
+      if (status != "finished") break;
+      model->train();
+
+      // End of the phase: strategy bookkeeping, then the accuracy-matrix row.
+      if (strategy == "replay" && !joint) {
+        for (int c : phases[phase]) {
+          std::vector<int64_t> of_c;
+          for (int64_t i : rows)
+            if (train.labels[i] == c) of_c.push_back(i);
+          auto perm = to_vec(torch::randperm(int64_t(of_c.size()), replay_gen, torch::kLong));
+          for (int k = 0; k < std::min<int>(replay_m, int(of_c.size())); ++k) replay_buffer.push_back(of_c[perm[k]]);
+        }
+      }
+      if (strategy == "ewc" && !joint && trainable) {
+        // Diagonal empirical Fisher over this task's rows (mean of squared batch gradients),
+        // accumulated over tasks; the anchor is the latest parameters (online EWC, gamma = 1).
+        if (ewc_fisher.empty())
+          for (auto& p : params) ewc_fisher.push_back(torch::zeros_like(p));
+        std::vector<torch::Tensor> f;
+        for (auto& p : params) f.push_back(torch::zeros_like(p));
+        model->eval();
+        int nb = 0;
+        for (size_t s = 0; s < rows.size(); s += bs, ++nb) {
+          std::vector<int64_t> idx(rows.begin() + s, rows.begin() + std::min(rows.size(), s + bs));
+          auto logits = model->forward(batch_tokens(train, idx, pad).to(device)) + seen;
+          auto loss = torch::nn::functional::cross_entropy(logits, batch_labels(train, idx).to(device));
+          optimizer->zero_grad();
+          loss.backward();
+          for (size_t k = 0; k < params.size(); ++k)
+            if (params[k].grad().defined()) f[k] += params[k].grad().detach().pow(2);
+        }
+        optimizer->zero_grad();
+        model->train();
+        ewc_anchor.clear();
+        for (size_t k = 0; k < params.size(); ++k) {
+          ewc_fisher[k] += f[k] / std::max(nb, 1);
+          ewc_anchor.push_back(params[k].detach().clone());
+        }
+      }
+
+      last_eval = evaluate(model, test, ds.tasks, eval_tasks_for(phase), seen, pad);
+      auto ts = eval_tasks_for(phase);
+      int row_i = joint ? T - 1 : phase;
+      for (size_t k = 0; k < ts.size(); ++k) {
+        R[row_i][ts[k]] = last_eval.acc[k];
+        RT[row_i][ts[k]] = last_eval.til[k];
+        Event e;
+        e.kind = EventKind::Accuracy;
+        e.task = row_i;
+        e.eval_task = ts[k];
+        e.acc = last_eval.acc[k];
+        e.task_il_acc = last_eval.til[k];
+        emit(e);
+        Event ev = e;
+        ev.kind = EventKind::Eval;
+        ev.step = step;
+        ev.task = phase;
+        emit(ev);
+        emit.point("acc.task" + std::to_string(ts[k]), "eval", step, last_eval.acc[k], ts[k]);
+      }
+      double avg = 0;
+      for (double a : last_eval.acc) avg += a;
+      avg /= std::max<size_t>(1, last_eval.acc.size());
+      emit.point("avg_acc", "eval", step, avg);
+      auto now = flat_params(model);
+      emit.point("drift_task", "outer", step, drift(now, theta_task));
+      emit.point("drift_run", "outer", step, drift(now, theta_run));
+      save_checkpoint("last", phase, avg);
+      if (avg >= best_avg) {
+        best_avg = avg;
+        save_checkpoint("best", phase, avg);
+      }
+      Event e;
+      e.kind = EventKind::TaskFinished;
+      e.task = phase;
+      e.num_tasks = int(phases.size());
+      e.value = avg;
+      emit(e);
+    }
+  } catch (const std::exception& ex_) {
+    status = "failed";
+    error = ex_.what();
+  }
+
+  // 7. Summary.
+  json summary;
+  int rows_done = 0;
+  for (int i = 0; i < T; ++i)
+    if (!std::isnan(R[i][0])) rows_done = i + 1;
+  if (joint) {
+    double a = 0, til = 0;
+    int n = 0;
+    for (int j = 0; j < T; ++j)
+      if (!std::isnan(R[T - 1][j])) { a += R[T - 1][j]; til += RT[T - 1][j]; ++n; }
+    summary["final_avg_acc"] = n ? json(a / n) : json(nullptr);
+    summary["task_il_acc"] = n ? json(til / n) : json(nullptr);
+    summary["forgetting"] = nullptr;
+    summary["bwt"] = nullptr;
+    summary["avg_acc"] = n ? json::array({a / n}) : json::array();
+  } else if (rows_done > 0) {
+    metrics::Matrix done(R.begin(), R.begin() + rows_done);
+    for (auto& row : done) row.resize(rows_done);
+    auto s = metrics::summarize(done);
+    summary["final_avg_acc"] = num_or_null(s.final_avg_acc);
+    summary["forgetting"] = num_or_null(s.forgetting);
+    summary["bwt"] = num_or_null(s.bwt);
+    summary["avg_acc"] = s.avg_acc;
+    double til = 0;
+    for (int j = 0; j < rows_done; ++j) til += RT[rows_done - 1][j];
+    summary["task_il_acc"] = til / rows_done;
+  } else {
+    for (const char* k : {"final_avg_acc", "forgetting", "bwt", "task_il_acc"}) summary[k] = nullptr;
+    summary["avg_acc"] = json::array();
+  }
+  summary["macro_f1"] = last_eval.y_true.empty() ? json(nullptr)
+                                                 : json(metrics::macro_f1(last_eval.y_true, last_eval.y_pred));
+  summary["accuracy_matrix"] = matrix_json(R, T);
+  summary["task_il_matrix"] = matrix_json(RT, T);
+  summary["tasks_completed"] = joint ? (rows_done ? 1 : 0) : rows_done;
+  summary["num_tasks"] = T;
+  summary["steps"] = step;
+  summary["samples_seen"] = samples;
+  summary["params"] = n_params;
+  summary["train_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  summary["classes"] = label_map;
+  summary["tasks"] = ds.tasks;
+  if (!ds.warnings.empty()) summary["data_warnings"] = ds.warnings;
+
+  result.status = status;
+  result.error = error;
+  result.summary = summary;
+  {
+    Event e;
+    e.kind = EventKind::Status;
+    e.status = status;
+    e.message = error;
+    e.step = step;
+    emit(e);
+  }
+  if (store_obs) {
+    auto& w = store_obs->writer();
+    if (status != "finished") w.status(status, error, result.diverged_step);
+    w.summary(summary.dump());
+    w.finish(status);
+    w.flush();
+  }
+  return result;
+}
+
+}  // namespace hl::train

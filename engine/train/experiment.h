@@ -1,0 +1,66 @@
+// Running an experiment from a spec: data -> tokenizer -> model -> trainer -> store.
+// Torch-free header (pimpl inside), so the GUI's worker can include it.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/train/events.h"
+
+namespace hl::train {
+
+using json = nlohmann::json;
+
+struct RunOptions {
+  std::string data_dir;        // resolved data directory
+  std::string db_path;         // "" = do not store the run
+  std::string checkpoint_dir;  // "" = <user data dir>/checkpoints
+  std::string cache_dir;       // tokenizer cache; "" = <user data dir>/cache
+  std::vector<std::string> tags;
+  std::string notes;
+  std::string resume_from;     // a checkpoint file (.pt) to resume from; "" = fresh run
+};
+
+// Thread-safe controls for a running experiment (GUI buttons, Ctrl-C).
+class Control {
+ public:
+  void requestPause() { pause_ = true; }
+  void requestResume() { pause_ = false; }
+  void requestCancel() { cancel_ = true; }
+  bool pauseRequested() const { return pause_; }
+  bool cancelRequested() const { return cancel_; }
+
+ private:
+  std::atomic<bool> pause_{false};
+  std::atomic<bool> cancel_{false};
+};
+
+struct RunResult {
+  int64_t run_id = 0;            // 0 when not stored
+  std::string status;            // finished, diverged, cancelled, failed
+  std::string error;
+  int64_t diverged_step = -1;
+  json summary;                  // final_avg_acc, forgetting, bwt, macro_f1, task_il_acc, avg_acc, accuracy_matrix
+};
+
+// Completes and validates the spec (SpecError listing every error), loads the data (DataError),
+// then trains. Failures after the run was created mark it failed/diverged and are returned in
+// RunResult, not thrown.
+RunResult run_experiment(const json& spec, const RunOptions& opt, const std::vector<Observer*>& observers,
+                         Control* control = nullptr);
+
+// Parameter count and FLOP estimate for a spec without loading data: vocabulary and length
+// default to the dataset's defaults, classes to the dataset's class count (or `num_classes`).
+// {"params": N, "flops_per_sample": F, "seq_len": L, "vocab_size": V, "num_classes": C,
+//  "blocks": [{"type":..., "params": n}, ...]}
+json describe(const json& spec, int num_classes = 0);
+
+// LibTorch and CUDA versions this build runs with, e.g. "2.14.1", "13.0" or "none".
+std::string torch_version();
+std::string cuda_version();
+bool cuda_available();
+
+}  // namespace hl::train
