@@ -24,6 +24,16 @@ if(Torch_VERSION VERSION_LESS 2.7)
   message(FATAL_ERROR "Hope Lab needs LibTorch >= 2.7 (C++11 ABI); found ${Torch_VERSION}")
 endif()
 message(STATUS "LibTorch ${Torch_VERSION} at ${Torch_DIR}")
+# A pip wheel's CUDA libraries live beside torch in site-packages/nvidia/*/lib. Let the linker
+# resolve libtorch_cuda's dependencies there, not against older copies under /usr/local/cuda
+# (e.g. libnccl: undefined ncclCommResume).
+get_filename_component(HL_SITE_PACKAGES "${Torch_DIR}/../../../.." ABSOLUTE)
+file(GLOB HL_NVIDIA_LIB_DIRS LIST_DIRECTORIES true "${HL_SITE_PACKAGES}/nvidia/*/lib")
+foreach(d IN LISTS HL_NVIDIA_LIB_DIRS)
+  string(APPEND CMAKE_EXE_LINKER_FLAGS " -Wl,-rpath-link,${d}")
+endforeach()
+# Position-independent code everywhere, so the shared torch PCH also serves Qt test targets.
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
 
 find_package(benchmark QUIET)
 

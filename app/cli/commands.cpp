@@ -67,26 +67,6 @@ json parse_summary(const store::RunRecord& r) {
   }
 }
 
-// Parses "3", "1,2,5", "2-6" into run ids.
-std::vector<int64_t> parse_ids(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    if (part.empty()) continue;
-    auto dash = part.find('-');
-    try {
-      if (dash != std::string::npos && dash > 0) {
-        int64_t a = std::stoll(part.substr(0, dash)), b = std::stoll(part.substr(dash + 1));
-        for (int64_t i = a; i <= b; ++i) out.push_back(i);
-      } else out.push_back(std::stoll(part));
-    } catch (...) {
-      throw SpecError("--runs: '" + part + "' is not a run id or range (e.g. 3,5,7-9)");
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 Commands::Commands(CLI::App& app) : app_(app) {

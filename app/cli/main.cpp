@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "engine/common/error.h"
+#include "hopelab_version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"hopelab-cli: train, store, compare and export Nested Learning experiments (Hope Lab " HOPELAB_VERSION

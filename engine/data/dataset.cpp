@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/common/error.h"
 #include "engine/common/sha256.h"
@@ -47,14 +46,16 @@ class KnownReader {
     TextFile f = read_text_file(
         dir_ + "/" + rel, "download it with `hopelab-cli data fetch " + name_ +
                               "` (or `hopelab-cli data import DIR`), or point to the data folder "
-                              "with --data-dir or HOPELAB_DATA_DIR (searched " + dir_ + ")");
+                              "with --data-dir or HOPELAB_DATA_DIR (searched " +
+                              dir_ + ")");
     digests_ += f.sha256 + "\n";
     const KnownFile* k = find_known_file(rel);
     if (k && k->sha256 != f.sha256)
       warnings.push_back(f.path + ": sha256 " + f.sha256 + " differs from the published " +
-                         k->sha256 + " — the file was edited, so results are not comparable with "
-                         "the benchmark; restore it with `hopelab-cli data fetch " + name_ +
-                         "` if that was not intended");
+                         k->sha256 +
+                         " — the file was edited, so results are not comparable with "
+                         "the benchmark; restore it with `hopelab-cli data fetch " +
+                         name_ + "` if that was not intended");
     return f;
   }
   std::string fix() const { return "restore it with `hopelab-cli data fetch " + name_ + "`"; }
@@ -77,14 +78,15 @@ auto json_structure(const std::string& file, const std::string& fix, F fn) -> de
 
 // How labels become class ids and tasks.
 struct Plan {
-  std::vector<std::string> classes;           // class id -> name, natural task order
-  std::vector<std::vector<int>> tasks;        // natural order
-  std::vector<std::vector<int>> orders;       // listed task orders (VAG), may be empty
-  std::set<std::string> dropped;              // labels whose rows are skipped
-  std::string source;                         // where the classes come from (messages)
+  std::vector<std::string> classes;      // class id -> name, natural task order
+  std::vector<std::vector<int>> tasks;   // natural order
+  std::vector<std::vector<int>> orders;  // listed task orders (VAG), may be empty
+  std::set<std::string> dropped;         // labels whose rows are skipped
+  std::string source;                    // where the classes come from (messages)
 };
 
-Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks, const std::string& source) {
+Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks,
+                     const std::string& source) {
   Plan p;
   p.source = source;
   std::set<std::string> seen;
@@ -93,7 +95,8 @@ Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks, const s
     p.tasks.emplace_back();
     for (const auto& c : t) {
       if (!seen.insert(c).second)
-        throw DataError(source + ": class '" + c + "' is listed twice — each class belongs to one task");
+        throw DataError(source + ": class '" + c +
+                        "' is listed twice — each class belongs to one task");
       p.tasks.back().push_back(int(p.classes.size()));
       p.classes.push_back(c);
     }
@@ -109,7 +112,8 @@ std::vector<std::vector<std::string>> chunk(const std::vector<std::string>& v, s
   return out;
 }
 
-std::vector<Example> to_examples(const LabeledFile& f, const std::unordered_map<std::string, int>& ids,
+std::vector<Example> to_examples(const LabeledFile& f,
+                                 const std::unordered_map<std::string, int>& ids,
                                  const Plan& plan) {
   std::vector<Example> out;
   out.reserve(f.rows.size());
@@ -118,8 +122,9 @@ std::vector<Example> to_examples(const LabeledFile& f, const std::unordered_map<
     if (it != ids.end()) {
       out.push_back({r.text, it->second});
     } else if (!plan.dropped.count(r.label)) {
-      throw DataError(f.where(r) + ": label '" + r.label + "' is not one of the dataset's classes (" +
-                      plan.source + ") — correct the label or remove the row");
+      throw DataError(f.where(r) + ": label '" + r.label +
+                      "' is not one of the dataset's classes (" + plan.source +
+                      ") — correct the label or remove the row");
     }
   }
   return out;
@@ -201,8 +206,10 @@ Dataset assemble(Dataset ds, const Plan& plan, const LabeledFile& train, const L
   for (const auto& e : ds.train) ++n_train[size_t(e.label)];
   for (const auto& e : ds.test) ++n_test[size_t(e.label)];
   for (size_t c = 0; c < nc; ++c) {
-    if (!n_train[c]) ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no train rows");
-    if (!n_test[c]) ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no test rows");
+    if (!n_train[c])
+      ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no train rows");
+    if (!n_test[c])
+      ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no test rows");
   }
   return ds;
 }
@@ -222,13 +229,15 @@ VagSplit read_vag(const TextFile& f, const std::string& fix) {
     v.label_id_order = j.at("label_id_order").get<std::vector<std::string>>();
     v.tasks = j.at("tasks").get<std::vector<std::vector<std::string>>>();
     v.orders = j.at("task_orders").get<std::vector<std::vector<int>>>();
-    if (j.contains("dropped_classes")) v.dropped = j.at("dropped_classes").get<std::vector<std::string>>();
+    if (j.contains("dropped_classes"))
+      v.dropped = j.at("dropped_classes").get<std::vector<std::string>>();
     return v;
   });
 }
 
 // CLINC-style JSON: `key` is a list of [text, label] pairs.
-LabeledFile json_pairs(const TextFile& f, const json& j, const std::string& key, const std::string& fix) {
+LabeledFile json_pairs(const TextFile& f, const json& j, const std::string& key,
+                       const std::string& fix) {
   LabeledFile out;
   out.file = f.path;
   out.json_key = key;
@@ -286,8 +295,10 @@ Dataset load_banking77(const std::string& dir, const LoadOptions& opt) {
   if (split_name != "vag" && split_name != "all77")
     throw SpecError("banking77: unknown split '" + opt.split + "' — use vag (default) or all77");
   KnownReader rd("banking77", dir);
-  const LabeledFile train = read_labeled_csv(rd.read("banking77/train.csv"), "text", "category", false);
-  const LabeledFile test = read_labeled_csv(rd.read("banking77/test.csv"), "text", "category", false);
+  const LabeledFile train =
+      read_labeled_csv(rd.read("banking77/train.csv"), "text", "category", false);
+  const LabeledFile test =
+      read_labeled_csv(rd.read("banking77/test.csv"), "text", "category", false);
   const TextFile split = rd.read("cl_splits/vag_banking77_tasks.json");
   const VagSplit vag = read_vag(split, rd.fix());
   Plan plan;
@@ -297,8 +308,9 @@ Dataset load_banking77(const std::string& dir, const LoadOptions& opt) {
     plan.dropped.insert(vag.dropped.begin(), vag.dropped.end());
   } else {
     if (vag.label_id_order.size() != 77)
-      throw DataError(split.path + ": label_id_order has " + std::to_string(vag.label_id_order.size()) +
-                      " classes, all77 needs 77 — " + rd.fix());
+      throw DataError(split.path + ": label_id_order has " +
+                      std::to_string(vag.label_id_order.size()) + " classes, all77 needs 77 — " +
+                      rd.fix());
     plan = plan_from_tasks(chunk(vag.label_id_order, 11), split.path + " (label_id_order)");
   }
   Dataset ds = assemble(base("banking77", 64, 2000), plan, train, test, opt);
@@ -315,7 +327,9 @@ Dataset load_dbpedia70(const std::string& dir, const LoadOptions& opt) {
   const TextFile orders = rd.read("cl_splits/klda_class_orders.json");
   const json j = parse_json(orders, rd.fix());
   const auto classes = json_structure(orders.path, rd.fix(), [&] {
-    return j.at("dbpedia").at("first_appearance_order_in_train_csv").get<std::vector<std::string>>();
+    return j.at("dbpedia")
+        .at("first_appearance_order_in_train_csv")
+        .get<std::vector<std::string>>();
   });
   if (classes.size() != 70)
     throw DataError(orders.path + ": dbpedia lists " + std::to_string(classes.size()) +
@@ -337,7 +351,8 @@ Dataset load_dbpedia14(const std::string& dir, const LoadOptions& opt) {
     pos = eol + 1;
     if (name.empty()) continue;
     if (std::find(names.begin(), names.end(), name) != names.end())
-      throw DataError(at(names_file.path, line) + ": class '" + name + "' is listed twice — " + rd.fix());
+      throw DataError(at(names_file.path, line) + ": class '" + name + "' is listed twice — " +
+                      rd.fix());
     names.push_back(name);
   }
   if (names.size() != 14)
@@ -354,11 +369,13 @@ Dataset load_dbpedia14(const std::string& dir, const LoadOptions& opt) {
       throw DataError(where + ": expected 3 fields (class_index,\"title\",\"content\"), found " +
                       std::to_string(rec.fields.size()) + " — the row is truncated or not quoted");
     const std::string idx = trim(rec.fields[0]);
-    const bool digits = !idx.empty() && idx.size() < 4 &&
-                        std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits =
+        !idx.empty() && idx.size() < 4 &&
+        std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; });
     const int k = digits ? std::stoi(idx) : 0;
     if (k < 1 || k > int(names.size()))
-      throw DataError(where + ": class_index '" + idx + "' is not a number from 1 to 14 — " + rd.fix());
+      throw DataError(where + ": class_index '" + idx + "' is not a number from 1 to 14 — " +
+                      rd.fix());
     const std::string title = trim(rec.fields[1]);
     const std::string content = trim(rec.fields[2]);
     LabeledRow r;
@@ -376,7 +393,8 @@ Dataset load_dbpedia14(const std::string& dir, const LoadOptions& opt) {
   std::vector<char> is_test(rows.size(), 0);
   const auto perm = seeded_permutation(rows.size(), kDbpedia14SplitSeed);
   for (size_t i = 0; i < rows.size() / 5; ++i) is_test[perm[i]] = 1;
-  for (size_t i = 0; i < rows.size(); ++i) (is_test[i] ? test : train).rows.push_back(std::move(rows[i]));
+  for (size_t i = 0; i < rows.size(); ++i)
+    (is_test[i] ? test : train).rows.push_back(std::move(rows[i]));
 
   const Plan plan = plan_from_tasks(chunk(names, 2), names_file.path);
   Dataset ds = assemble(base("dbpedia14", 128, 8000), plan, train, test, opt);
@@ -395,8 +413,9 @@ std::string pick_file(const fs::path& dir, const std::string& stem) {
     throw DataError(dir.string() + ": both " + stem + ".csv and " + stem +
                     ".jsonl exist — keep only one of them");
   if (!has_csv && !has_jsonl)
-    throw DataError(dir.string() + ": no " + stem + ".csv or " + stem +
-                    ".jsonl — a dataset folder holds train.csv|train.jsonl and test.csv|test.jsonl");
+    throw DataError(
+        dir.string() + ": no " + stem + ".csv or " + stem +
+        ".jsonl — a dataset folder holds train.csv|train.jsonl and test.csv|test.jsonl");
   return (has_csv ? csv : jsonl).string();
 }
 

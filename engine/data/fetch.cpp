@@ -1,5 +1,7 @@
 #include "engine/data/fetch.h"
 
+#include <curl/curl.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -7,8 +9,6 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
-
-#include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/common/error.h"
@@ -43,7 +43,9 @@ std::string digest_or_empty(const fs::path& p) {
   return sha256_file(p.string());
 }
 
-bool present_and_ok(const fs::path& p, const KnownFile& f) { return digest_or_empty(p) == f.sha256; }
+bool present_and_ok(const fs::path& p, const KnownFile& f) {
+  return digest_or_empty(p) == f.sha256;
+}
 
 // Percent-encodes a local path for a file:// URL.
 std::string file_url(const fs::path& p) {
@@ -113,7 +115,8 @@ void download(const std::string& url, const fs::path& dest, const KnownFile& f) 
   fs::create_directories(dest.parent_path());
   const fs::path part = dest.string() + ".part";
   std::unique_ptr<FILE, int (*)(FILE*)> out(std::fopen(part.string().c_str(), "wb"), &std::fclose);
-  if (!out) throw DataError(part.string() + ": cannot write — check the disk space and permissions");
+  if (!out)
+    throw DataError(part.string() + ": cannot write — check the disk space and permissions");
   std::unique_ptr<CURL, void (*)(CURL*)> c(curl_easy_init(), &curl_easy_cleanup);
   if (!c) throw DataError(url + ": cannot start libcurl");
   char err[CURL_ERROR_SIZE] = {0};
@@ -137,7 +140,8 @@ void download(const std::string& url, const fs::path& dest, const KnownFile& f) 
   if (rc != CURLE_OK || !closed) {
     std::error_code ec;
     fs::remove(part, ec);
-    const std::string why = rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc)) : "write error";
+    const std::string why =
+        rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc)) : "write error";
     throw DataError(url + ": download failed (" + why + ") — check the network or the mirror, or " +
                     "copy the files from a local copy with `hopelab-cli data import DIR`");
   }
@@ -193,7 +197,8 @@ std::string derive(const fs::path& dir, const std::string& rel) {
 
 // For each of `files` with no upstream URL that is not present and correct in `dir`: rebuild it
 // when it is derivable from files there, else report it. Returns the files still missing.
-std::vector<std::string> complete_derived(const fs::path& dir, const std::vector<const KnownFile*>& files,
+std::vector<std::string> complete_derived(const fs::path& dir,
+                                          const std::vector<const KnownFile*>& files,
                                           const Log& log) {
   std::vector<std::string> missing;
   for (const KnownFile* f : files) {
@@ -227,7 +232,8 @@ void fetch(const std::string& dataset_or_all, const std::string& dest_dir,
       say(log, "ok     " + f->path + " (already present)");
       continue;
     }
-    const std::string url = mirror_base_url.empty() ? f->upstream : mirror_url(mirror_base_url, f->path);
+    const std::string url =
+        mirror_base_url.empty() ? f->upstream : mirror_url(mirror_base_url, f->path);
     if (url.empty()) {
       derived.push_back(f);
       continue;
@@ -240,9 +246,11 @@ void fetch(const std::string& dataset_or_all, const std::string& dest_dir,
   if (!missing.empty()) {
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    throw DataError(list + ": derived task files are not published upstream — copy them from a Hope "
-                    "Lab datasets folder with `hopelab-cli data import DIR`, or fetch from a mirror "
-                    "that has them (--mirror URL)");
+    throw DataError(
+        list +
+        ": derived task files are not published upstream — copy them from a Hope "
+        "Lab datasets folder with `hopelab-cli data import DIR`, or fetch from a mirror "
+        "that has them (--mirror URL)");
   }
 }
 
@@ -251,7 +259,8 @@ void import_dir(const std::string& src_dir, const std::string& dest_dir,
   const fs::path src(src_dir), dest(dest_dir);
   std::error_code ec;
   if (!fs::is_directory(src, ec))
-    throw DataError(src_dir + ": not a folder — give a folder laid out like the data dir "
+    throw DataError(src_dir +
+                    ": not a folder — give a folder laid out like the data dir "
                     "(clinc150/, banking77/, cl_splits/, …)");
   size_t found = 0;
   std::vector<std::string> bad;
@@ -281,22 +290,28 @@ void import_dir(const std::string& src_dir, const std::string& dest_dir,
     say(log, "copied " + f.path);
   }
   if (!found)
-    throw DataError(src_dir + ": no known dataset files found — give a folder laid out like the data "
+    throw DataError(src_dir +
+                    ": no known dataset files found — give a folder laid out like the data "
                     "dir (clinc150/data_full.json, banking77/train.csv, …)");
   complete_derived(dest, all, log);
   if (!bad.empty()) {
     std::string list;
     for (const auto& b : bad) list += "\n  " + b;
-    throw DataError(src_dir + ": these files differ from the published ones and were not imported "
-                    "— restore them, or copy edited data by hand (loads then warn):" + list);
+    throw DataError(src_dir +
+                    ": these files differ from the published ones and were not imported "
+                    "— restore them, or copy edited data by hand (loads then warn):" +
+                    list);
   }
 }
 
 const char* to_string(FileState s) {
   switch (s) {
-    case FileState::Ok: return "ok";
-    case FileState::Mismatch: return "mismatch";
-    case FileState::Missing: break;
+    case FileState::Ok:
+      return "ok";
+    case FileState::Mismatch:
+      return "mismatch";
+    case FileState::Missing:
+      break;
   }
   return "missing";
 }
@@ -308,7 +323,7 @@ std::vector<FileStatus> verify(const std::string& data_dir) {
     s.path = f.path;
     s.expected_sha256 = f.sha256;
     s.actual_sha256 = digest_or_empty(fs::path(data_dir) / f.path);
-    s.state = s.actual_sha256.empty() ? FileState::Missing
+    s.state = s.actual_sha256.empty()       ? FileState::Missing
               : s.actual_sha256 == f.sha256 ? FileState::Ok
                                             : FileState::Mismatch;
     out.push_back(std::move(s));

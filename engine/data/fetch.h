@@ -30,10 +30,10 @@ enum class FileState { Missing, Ok, Mismatch };
 const char* to_string(FileState s);  // "missing", "ok", "mismatch"
 
 struct FileStatus {
-  std::string path;             // relative, as in known_files()
+  std::string path;  // relative, as in known_files()
   FileState state = FileState::Missing;
   std::string expected_sha256;
-  std::string actual_sha256;    // "" when missing
+  std::string actual_sha256;  // "" when missing
   bool present() const { return state != FileState::Missing; }
 };
 

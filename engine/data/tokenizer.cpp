@@ -30,10 +30,10 @@ constexpr const char* kCacheFormat = "hopelab-spm-v1";
 // Deterministic unigram settings: one thread (the model depends on the thread count), pad 0,
 // unk 1, no bos/eos, SentencePiece's own logging silenced.
 std::map<std::string, std::string> settings(int vocab_size) {
-  return {{"model_type", "unigram"},   {"vocab_size", std::to_string(vocab_size)},
-          {"num_threads", "1"},        {"pad_id", "0"},
-          {"unk_id", "1"},             {"bos_id", "-1"},
-          {"eos_id", "-1"},            {"max_sentence_length", "1048576"},
+  return {{"model_type", "unigram"}, {"vocab_size", std::to_string(vocab_size)},
+          {"num_threads", "1"},      {"pad_id", "0"},
+          {"unk_id", "1"},           {"bos_id", "-1"},
+          {"eos_id", "-1"},          {"max_sentence_length", "1048576"},
           {"minloglevel", "2"}};
 }
 
@@ -87,8 +87,9 @@ void write_cache(const fs::path& path, const std::string& proto) {
   static std::atomic<unsigned> counter{0};
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp = path.string() + ".tmp" + std::to_string(counter++) + "." +
-                       std::to_string(std::hash<std::string>{}(path.string() + proto.substr(0, 64)));
+  const fs::path tmp =
+      path.string() + ".tmp" + std::to_string(counter++) + "." +
+      std::to_string(std::hash<std::string>{}(path.string() + proto.substr(0, 64)));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << proto;
@@ -107,8 +108,9 @@ std::string clamp_warning(int requested, int got) {
          std::to_string(got);
 }
 
-void need(const std::unique_ptr<Tokenizer::Impl>& d) {
-  if (!d) throw DataError("tokenizer: not trained or loaded — call Tokenizer::train or fromProto first");
+void need(const void* d) {
+  if (!d)
+    throw DataError("tokenizer: not trained or loaded — call Tokenizer::train or fromProto first");
 }
 
 }  // namespace
@@ -132,7 +134,8 @@ Tokenizer Tokenizer::fromProto(const std::string& serialized_model) {
 Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size,
                            const std::string& cache_dir, std::string* warning) {
   if (warning) warning->clear();
-  if (vocab_size < 3) throw SpecError("tokenizer: vocab_size must be at least 3 (pad, unk and one piece)");
+  if (vocab_size < 3)
+    throw SpecError("tokenizer: vocab_size must be at least 3 (pad, unk and one piece)");
   if (texts.empty()) throw DataError("tokenizer: no training texts — the train split is empty");
   fs::path cached;
   if (!cache_dir.empty()) {
@@ -141,7 +144,8 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size
     if (!proto.empty()) {
       try {
         Tokenizer t = fromProto(proto);
-        if (warning && t.vocabSize() < vocab_size) *warning = clamp_warning(vocab_size, t.vocabSize());
+        if (warning && t.vocabSize() < vocab_size)
+          *warning = clamp_warning(vocab_size, t.vocabSize());
         return t;
       } catch (const DataError&) {
         // corrupt cache entry: retrain and overwrite it
@@ -172,32 +176,33 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size
 }
 
 std::vector<int> Tokenizer::encode(const std::string& text, int max_len) const {
-  need(d_);
+  need(d_.get());
   std::vector<int> ids;
   const auto st = d_->sp.Encode(text, &ids);
-  if (!st.ok()) throw DataError(std::string("tokenizer: cannot encode a text (") + st.message() + ")");
+  if (!st.ok())
+    throw DataError(std::string("tokenizer: cannot encode a text (") + st.message() + ")");
   if (ids.empty()) ids.push_back(d_->sp.unk_id());
   if (max_len > 0 && ids.size() > size_t(max_len)) ids.resize(size_t(max_len));
   return ids;
 }
 
 int Tokenizer::vocabSize() const {
-  need(d_);
+  need(d_.get());
   return d_->sp.GetPieceSize();
 }
 
 int Tokenizer::padId() const {
-  need(d_);
+  need(d_.get());
   return d_->sp.pad_id();
 }
 
 int Tokenizer::unkId() const {
-  need(d_);
+  need(d_.get());
   return d_->sp.unk_id();
 }
 
 std::string Tokenizer::proto() const {
-  need(d_);
+  need(d_.get());
   return d_->proto;
 }
 

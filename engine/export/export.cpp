@@ -89,15 +89,19 @@ size_t display_width(const std::string& s) {  // code points: "–" and "±" are
   return n;
 }
 
-// A value as Markdown or LaTeX text (already escaped).
+// A value as Markdown or LaTeX text (already escaped). LaTeX gets a real minus sign.
 std::string cell_text(const Value& v, Format f, int decimals) {
   const bool latex = f == Format::Latex;
+  auto num = [&](double x) {
+    std::string s = fixed(x, decimals);
+    return latex && s[0] == '-' ? "$-$" + s.substr(1) : s;
+  };
   switch (v.kind) {
     case Value::Text: return latex ? escape_latex(v.text) : escape_markdown(v.text);
-    case Value::Number: return fixed(v.mean, decimals);
+    case Value::Number: return num(v.mean);
     case Value::Stat:
-      if (!v.has_std) return fixed(v.mean, decimals);
-      return fixed(v.mean, decimals) + (latex ? " $\\pm$ " : " ± ") + fixed(v.std, decimals);
+      if (!v.has_std) return num(v.mean);
+      return num(v.mean) + (latex ? " $\\pm$ " : " ± ") + num(v.std);
     case Value::Missing: return latex ? "--" : "–";
     case Value::Blank: return "";
   }
@@ -171,7 +175,11 @@ std::string render_markdown(const Table& t, int decimals) {
 
 std::string render_latex(const Table& t, int decimals) {
   std::string out;
-  if (!t.caption.empty()) out += "% " + t.caption + "\n";
+  if (!t.caption.empty()) {
+    std::string c = t.caption;
+    std::replace(c.begin(), c.end(), '\n', ' ');
+    out += "% " + c + "\n";
+  }
   out += "\\begin{tabular}{";
   for (const Column& c : t.columns) out += c.numeric ? 'r' : 'l';
   out += "}\n\\toprule\n";
@@ -249,11 +257,11 @@ struct MetricKey {
   const char* latex;
 };
 const MetricKey kMetrics[] = {
-    {"final_avg_acc", "Final acc", "Final acc."},
+    {"final_avg_acc", "Final acc.", "Final acc."},
     {"forgetting", "Forgetting", "Forgetting"},
     {"bwt", "BWT", "BWT"},
     {"macro_f1", "Macro-F1", "Macro-F1"},
-    {"task_il_acc", "Task-IL acc", "Task-IL acc."},
+    {"task_il_acc", "Task-IL acc.", "Task-IL acc."},
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "engine/metrics/metrics.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>

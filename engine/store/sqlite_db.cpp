@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -18,11 +17,7 @@ namespace hl::store::detail {
 namespace {
 
 const char* kNotModified = "Hope Lab did not modify it";
-
-std::string choose_another(const std::string& path) {
-  (void)path;
-  return "Move the file away or choose another run database path.";
-}
+const char* kChooseAnother = "Move the file away or choose another run database path.";
 
 bool is_busy(int rc) {
   int primary = rc & 0xff;
@@ -77,6 +72,14 @@ RawHeader read_header(const std::string& path) {
     if (pages_valid && static_cast<int64_t>(pages) * page_size > h.size) h.maybe_truncated = true;
   }
   return h;
+}
+
+// The start of a statement, for error messages: "INSERT OR REPLACE INTO points".
+std::string sql_head(const std::string& sql) {
+  std::string head = sql.substr(0, sql.find_first_of("\n;("));
+  size_t start = head.find_first_not_of(" \t");
+  size_t end = head.find_last_not_of(" \t");
+  return start == std::string::npos ? "statement" : head.substr(start, end - start + 1);
 }
 
 std::string hex32(int64_t v) {
@@ -143,10 +146,7 @@ void Db::exec(const std::string& sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
   if (err) sqlite3_free(err);
-  if (rc != SQLITE_OK) {
-    std::string head = sql.substr(0, sql.find_first_of("\n;("));
-    fail(rc, head);
-  }
+  if (rc != SQLITE_OK) fail(rc, sql_head(sql));
 }
 
 void Db::transaction(const std::function<void()>& body, const std::function<void()>& on_rollback) {
@@ -191,7 +191,7 @@ Db Db::open(const std::string& path, bool migrate) {
   if (h.exists && h.size > 0 && !h.sqlite_magic)
     throw hl::StoreError(path + " is not a Hope Lab run database: it is not a SQLite file (its "
                          "header does not start with \"SQLite format 3\"). " + kNotModified +
-                         ". " + choose_another(path));
+                         ". " + kChooseAnother);
   if (h.exists && h.short_file)
     throw hl::StoreError(path + " is a damaged SQLite file: it is shorter than the 100-byte "
                          "SQLite header (" + std::to_string(h.size) + " bytes; truncated?). " +
@@ -255,7 +255,7 @@ Db Db::open(const std::string& path, bool migrate) {
     throw hl::StoreError(path + " is a SQLite database of another application (application_id " +
                          hex32(app_id) + ", Hope Lab uses " + hex32(schema::kApplicationId) +
                          "; tables: " + (list.empty() ? "none" : list) + "). " + kNotModified +
-                         ". " + choose_another(path));
+                         ". " + kChooseAnother);
   }
   if (ours && user_version > schema::kVersion)
     throw hl::StoreError(path + " has run-database schema version " +
@@ -329,7 +329,7 @@ bool Stmt::step() {
   if (rc == SQLITE_DONE) return false;
   std::string sql = sqlite3_sql(st_) ? sqlite3_sql(st_) : "";
   sqlite3_reset(st_);
-  db_.fail(rc, sql.substr(0, sql.find_first_of("\n(")));
+  db_.fail(rc, sql_head(sql));
 }
 
 void Stmt::run() {

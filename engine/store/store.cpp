@@ -34,11 +34,11 @@ std::vector<std::string> tags_from_json(const std::string& text) {
 void bind_run(Stmt& st, const RunRecord& r) {
   int i = 0;
   auto b = [&](const auto& v) { st.bind(++i, v); };
-  b(r.status), b(r.name), b(r.spec_json), b(r.config_hash), b(r.run_hash), b(r.dataset);
-  b(r.protocol), b(r.strategy), b(r.model), b(r.head), b(r.data_hash), b(r.split_hash);
-  b(r.seed), b(r.params), b(r.app_version), b(r.torch_version), b(r.cuda_version), b(r.device);
-  b(r.pid), b(r.host), b(r.process_start), b(r.created_at), b(r.finished_at);
-  b(tags_to_json(r.tags)), b(r.notes), b(r.error), b(r.diverged_step);
+  b(r.status); b(r.name); b(r.spec_json); b(r.config_hash); b(r.run_hash); b(r.dataset);
+  b(r.protocol); b(r.strategy); b(r.model); b(r.head); b(r.data_hash); b(r.split_hash);
+  b(r.seed); b(r.params); b(r.app_version); b(r.torch_version); b(r.cuda_version); b(r.device);
+  b(r.pid); b(r.host); b(r.process_start); b(r.created_at); b(r.finished_at);
+  b(tags_to_json(r.tags)); b(r.notes); b(r.error); b(r.diverged_step);
   b(r.summary_json.empty() ? std::string("{}") : r.summary_json);
 }
 
@@ -101,7 +101,7 @@ struct RunStore::Impl {
     });
   }
 
-  void mark_interrupted() {
+  int mark_interrupted() {
     const std::string host = current_host();
     std::vector<int64_t> gone;
     db.read([&] {
@@ -115,14 +115,20 @@ struct RunStore::Impl {
         if (!alive) gone.push_back(st.col_int(0));
       }
     });
-    if (gone.empty()) return;
+    if (gone.empty()) return 0;
+    int changed = 0;
     const double now = detail::now_seconds();
     db.transaction([&] {
       Stmt st(db,
               "UPDATE runs SET status='interrupted', finished_at=? WHERE id=? AND "
               "status='running'");
-      for (int64_t id : gone) st.bind(1, now).bind(2, id).run();
+      changed = 0;
+      for (int64_t id : gone) {
+        st.bind(1, now).bind(2, id).run();
+        changed += sqlite3_changes(db.get());
+      }
     });
+    return changed;
   }
 };
 
@@ -142,6 +148,11 @@ std::unique_ptr<RunStore> RunStore::open(const std::string& path) {
 }
 
 int RunStore::schemaVersion() const { return d_->version; }
+
+int RunStore::markInterrupted() {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  return d_->mark_interrupted();
+}
 const std::string& RunStore::path() const { return d_->db.path(); }
 
 int64_t RunStore::createRun(const RunRecord& in) {

@@ -79,6 +79,9 @@ class RunStore {
   ~RunStore();
 
   int schemaVersion() const;
+  // Applies the interrupted rule now (open() already did): `running` runs of this host whose
+  // process is gone become `interrupted`. Returns how many runs changed. For long-lived readers.
+  int markInterrupted();
   const std::string& path() const;
 
   int64_t createRun(const RunRecord& r);  // returns the new id (status as given)

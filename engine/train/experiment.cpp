@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine/common/error.h"
+#include "hopelab_version.h"
 #include "engine/data/dataset.h"
 #include "engine/data/tokenizer.h"
 #include "engine/metrics/metrics.h"
@@ -433,6 +434,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   const double ewc_lambda = ex.at("strategy").at("ewc_lambda").get<double>();
   std::vector<torch::Tensor> ewc_fisher, ewc_anchor;
   const double grad_clip = tr.at("grad_clip").get<double>();
+  // Fault injection for the divergence tests: HOPELAB_INJECT_NAN_STEP=N makes step N's loss NaN.
+  const int64_t inject_nan_step = std::getenv("HOPELAB_INJECT_NAN_STEP") ? std::atoll(std::getenv("HOPELAB_INJECT_NAN_STEP")) : -1;
   const std::string ckpt_dir =
       (opt.checkpoint_dir.empty() ? user_dir + "/checkpoints" : opt.checkpoint_dir) + "/" +
       (result.run_id ? "run-" + std::to_string(result.run_id) : "run-" + now_iso());
@@ -554,6 +557,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
               total = loss + 0.5 * ewc_lambda * pen;
             }
             double lv = loss.item<double>();
+            if (inject_nan_step >= 0 && step == inject_nan_step) lv = std::nan("");  // test hook
             if (!std::isfinite(lv) || !std::isfinite(total.item<double>())) {
               status = "diverged";
               result.diverged_step = step;

@@ -1,0 +1,142 @@
+// hopelab-cli export and data subcommands.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "engine/common/error.h"
+#include "engine/data/dataset.h"
+#include "engine/data/fetch.h"
+#include "engine/export/export.h"
+#include "engine/store/store.h"
+
+namespace fs = std::filesystem;
+
+namespace hl::cli {
+namespace {
+
+std::vector<int64_t> parse_ids(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    if (part.empty()) continue;
+    auto dash = part.find('-');
+    try {
+      if (dash != std::string::npos && dash > 0) {
+        int64_t a = std::stoll(part.substr(0, dash)), b = std::stoll(part.substr(dash + 1));
+        if (b < a || b - a > 1000000) throw std::out_of_range("range");
+        for (int64_t i = a; i <= b; ++i) out.push_back(i);
+      } else {
+        size_t used = 0;
+        out.push_back(std::stoll(part, &used));
+        if (used != part.size()) throw std::invalid_argument("trailing");
+      }
+    } catch (...) {
+      throw SpecError("--runs: '" + part + "' is not a run id or range (e.g. --runs 3,5,7-9)");
+    }
+  }
+  return out;
+}
+
+void emit(const std::string& text, const std::string& out) {
+  if (out.empty()) {
+    std::cout << text;
+    return;
+  }
+  std::ofstream f(out, std::ios::binary);
+  if (!f) throw SpecError("--out " + out + ": cannot write this file");
+  f << text;
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
+}
+
+auto logger() {
+  return [](std::string line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+}
+
+}  // namespace
+
+int Commands::exportTables() {
+  exporter::TableOptions t;
+  t.format = export_format_ == "csv" ? exporter::Format::Csv
+             : export_format_ == "latex" ? exporter::Format::Latex
+                                         : exporter::Format::Markdown;
+  t.decimals = decimals_;
+  auto db = store::RunStore::open(dbPath());
+  if (matrix_run_ > 0) {
+    auto r = db->getRun(matrix_run_);
+    if (!r) throw StoreError("run " + std::to_string(matrix_run_) + " is not in " + dbPath());
+    emit(exporter::accuracy_matrix_table(*r, db->accuracy(matrix_run_), t), out_);
+    return 0;
+  }
+  std::vector<store::RunRecord> runs;
+  if (export_runs_.empty()) {
+    store::RunFilter f;
+    f.status = "finished";
+    runs = db->listRuns(f);
+  } else {
+    for (int64_t id : parse_ids(export_runs_)) {
+      auto r = db->getRun(id);
+      if (!r) throw StoreError("run " + std::to_string(id) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
+      if (r->status != "finished")
+        std::fprintf(stderr, "warning: run %lld is %s; its metrics may be partial\n", (long long)id, r->status.c_str());
+      runs.push_back(*r);
+    }
+  }
+  if (runs.empty()) std::fprintf(stderr, "warning: no finished runs to export in %s\n", dbPath().c_str());
+  emit(exporter::results_table(runs, t), out_);
+  return 0;
+}
+
+int Commands::dataList() {
+  std::string dir = dataDir();
+  std::printf("data dir: %s\n", dir.c_str());
+  auto st = data::verify(dir);
+  for (const auto& name : data::known_datasets()) {
+    int present = 0, total = 0;
+    for (const auto& kf : data::known_files()) {
+      bool in = false;
+      for (const auto& g : kf.groups) in |= g == name;
+      if (!in) continue;
+      ++total;
+      for (const auto& s : st)
+        if (s.path == kf.path && s.present()) ++present;
+    }
+    std::printf("  %-10s %d/%d files present\n", name.c_str(), present, total);
+  }
+  std::printf("or a folder with train.csv|jsonl and test.csv|jsonl (generic format)\n");
+  return 0;
+}
+
+int Commands::dataVerify() {
+  std::string dir = dataDir();
+  int bad = 0, missing = 0;
+  for (const auto& s : data::verify(dir)) {
+    std::printf("%-9s %s\n", data::to_string(s.state), s.path.c_str());
+    if (s.state == data::FileState::Mismatch) ++bad;
+    if (s.state == data::FileState::Missing) ++missing;
+  }
+  std::printf("%s: %d mismatch(es), %d missing\n", dir.c_str(), bad, missing);
+  if (bad) std::fprintf(stderr, "warning: edited files are still used; every record is validated when loaded\n");
+  return bad || missing ? 3 : 0;
+}
+
+int Commands::dataFetch() {
+  std::string dest = data_dir_.empty() ? data::user_data_dir() + "/datasets" : data_dir_;
+  fs::create_directories(dest);
+  data::fetch(fetch_what_, dest, mirror_, logger());
+  std::printf("datasets in %s\n", dest.c_str());
+  return 0;
+}
+
+int Commands::dataImport() {
+  std::string dest = data_dir_.empty() ? data::user_data_dir() + "/datasets" : data_dir_;
+  fs::create_directories(dest);
+  data::import_dir(import_src_, dest, logger());
+  std::printf("datasets in %s\n", dest.c_str());
+  return 0;
+}
+
+}  // namespace hl::cli

@@ -1,0 +1,201 @@
+// hopelab-cli as a user runs it: exit codes, messages that name the file, the stored run and its
+// JSON, export, Ctrl-C, and a SIGKILL mid-run leaving an intact database marked interrupted.
+#include <QtTest>
+
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+using json = nlohmann::json;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  QString out, err;
+};
+
+}  // namespace
+
+class TestCli : public QObject {
+  Q_OBJECT
+  QTemporaryDir tmp_;
+  QString data_;
+
+  QProcessEnvironment env() const {
+    auto e = QProcessEnvironment::systemEnvironment();
+    e.insert("HOPELAB_DATA_DIR", data_);
+    e.insert("XDG_DATA_HOME", tmp_.filePath("xdg"));
+    return e;
+  }
+
+  Result cli(const QStringList& args, int timeout_ms = 600000) {
+    QProcess p;
+    p.setProcessEnvironment(env());
+    p.start(HL_CLI_PATH, args);
+    if (!p.waitForFinished(timeout_ms)) {
+      p.kill();
+      p.waitForFinished();
+    }
+    Result r;
+    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    r.out = QString::fromUtf8(p.readAllStandardOutput());
+    r.err = QString::fromUtf8(p.readAllStandardError());
+    return r;
+  }
+
+  QStringList tiny(const QString& db) const {
+    return {"--db", db, "train", "--preset", "transformer", "--dataset", "banking77", "--epochs", "1",
+            "--limit-per-class", "6", "--eval-limit-per-class", "5", "--set", "model.d_model=32",
+            "--set", "model.vocab_size=400", "--quiet"};
+  }
+
+ private slots:
+  void initTestCase() { data_ = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT); }
+
+  void presetsListsTheBaselines() {
+    auto r = cli({"presets"});
+    QCOMPARE(r.code, 0);
+    for (const char* n : {"transformer", "lstm", "retnet"}) QVERIFY2(r.out.contains(n), qPrintable(r.out));
+  }
+
+  void usageErrorsExitTwo() {
+    QCOMPARE(cli({"train", "--no-such-flag"}).code, 2);
+    QCOMPARE(cli({}).code, 2);
+    auto r = cli({"train", "--preset", "nope", "--no-store"});
+    QCOMPARE(r.code, 2);
+    QVERIFY(r.err.contains("unknown preset"));
+  }
+
+  void validateNamesTheBadField() {
+    QString spec = tmp_.filePath("bad.json");
+    QFile f(spec);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(R"({"model": {"d_model": 100, "blocks": [{"type": "transformer", "heads": 3}]}})");
+    f.close();
+    auto r = cli({"validate", spec});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.out.contains("model.blocks[0].heads"), qPrintable(r.out));
+    auto ok = cli({"validate", "transformer"});
+    QCOMPARE(ok.code, 0);
+    QVERIFY(ok.out.contains("params"));
+  }
+
+  void trainShowRunsExport() {
+    QString db = tmp_.filePath("runs.db");
+    auto t = cli(tiny(db) << "--tag" << "smoke");
+    QVERIFY2(t.code == 0, qPrintable(t.err));
+    auto s = cli({"--db", db, "show", "1", "--json"});
+    QCOMPARE(s.code, 0);
+    json j = json::parse(s.out.toStdString());
+    QCOMPARE(QString::fromStdString(j["status"].get<std::string>()), QString("finished"));
+    for (const char* k : {"id", "status", "dataset", "protocol", "config_hash", "run_hash", "params",
+                          "accuracy_matrix", "final_avg_acc", "forgetting", "bwt", "macro_f1", "task_il_acc", "series"})
+      QVERIFY2(j.contains(k), k);
+    QCOMPARE(int(j["accuracy_matrix"].size()), 7);
+    QVERIFY(j["accuracy_matrix"][0][1].is_null());
+    QVERIFY(j["accuracy_matrix"][6][0].is_number());
+    bool loss = false;
+    for (const auto& se : j["series"])
+      if (se["name"] == "loss") {
+        loss = true;
+        QVERIFY(se["points"].size() > 10);
+        QCOMPARE(se["level"].get<std::string>(), std::string("outer"));
+      }
+    QVERIFY(loss);
+    auto runs = cli({"--db", db, "runs", "--format", "json", "--tag", "smoke"});
+    QCOMPARE(runs.code, 0);
+    QCOMPARE(int(json::parse(runs.out.toStdString()).size()), 1);
+    auto tex = cli({"--db", db, "export", "--format", "latex"});
+    QCOMPARE(tex.code, 0);
+    QVERIFY2(tex.out.contains("\\begin{tabular}"), qPrintable(tex.out));
+    QVERIFY(cli({"--db", db, "show", "99"}).code != 0);
+  }
+
+  void truncatedTrainCsvExitsThreeNamingTheFile() {
+    QDir d(tmp_.filePath("trunc"));
+    QVERIFY(d.mkpath("banking77") && d.mkpath("cl_splits"));
+    QFile::copy(data_ + "/banking77/test.csv", d.filePath("banking77/test.csv"));
+    QFile::copy(data_ + "/banking77/categories.json", d.filePath("banking77/categories.json"));
+    QFile::copy(data_ + "/cl_splits/vag_banking77_tasks.json", d.filePath("cl_splits/vag_banking77_tasks.json"));
+    QFile src(data_ + "/banking77/train.csv");
+    QVERIFY(src.open(QIODevice::ReadOnly));
+    QByteArray bytes = src.read(20011);  // ends inside a row
+    QFile dst(d.filePath("banking77/train.csv"));
+    QVERIFY(dst.open(QIODevice::WriteOnly));
+    dst.write(bytes);
+    dst.close();
+    auto r = cli({"--db", tmp_.filePath("t.db"), "--data-dir", d.path(), "train", "--dataset", "banking77",
+                  "--epochs", "1", "--quiet"});
+    QCOMPARE(r.code, 3);
+    QVERIFY2(r.err.contains("train.csv"), qPrintable(r.err));
+  }
+
+  void corruptDatabaseExitsFiveAndIsNotTouched() {
+    QString db = tmp_.filePath("notadb.db");
+    QFile f(db);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("this is not a database\n");
+    f.close();
+    auto r = cli({"--db", db, "runs"});
+    QCOMPARE(r.code, 5);
+    QVERIFY(r.err.contains(db));
+    QFile g(db);
+    QVERIFY(g.open(QIODevice::ReadOnly));
+    QCOMPARE(g.readAll(), QByteArray("this is not a database\n"));
+  }
+
+  void sigintCancelsWithExit130() {
+    QString db = tmp_.filePath("int.db");
+    QProcess p;
+    p.setProcessEnvironment(env());
+    QStringList args = tiny(db);
+    args.removeLast();  // progress on stderr
+    args << "--epochs" << "50";
+    p.start(HL_CLI_PATH, args);
+    QVERIFY(p.waitForStarted());
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(db) && p.readAllStandardError().contains("step"), 120000);
+    ::kill(p.processId(), SIGINT);
+    QVERIFY(p.waitForFinished(60000));
+    QCOMPARE(p.exitCode(), 130);
+    auto s = cli({"--db", db, "show", "1", "--json"});
+    QCOMPARE(QString::fromStdString(json::parse(s.out.toStdString())["status"].get<std::string>()), QString("cancelled"));
+  }
+
+  void sigkillMidRunLeavesInterruptedRunWithItsPoints() {
+    QString db = tmp_.filePath("kill.db");
+    QProcess p;
+    p.setProcessEnvironment(env());
+    QStringList args = tiny(db);
+    args << "--epochs" << "50";
+    p.start(HL_CLI_PATH, args);
+    QVERIFY(p.waitForStarted());
+    // Wait until some loss points are committed (visible to another process).
+    int committed = 0;
+    QTRY_VERIFY_WITH_TIMEOUT(([&] {
+                               auto s = cli({"--db", db, "show", "1", "--json"});
+                               if (s.code != 0) return false;
+                               for (const auto& se : json::parse(s.out.toStdString())["series"])
+                                 if (se["name"] == "loss") committed = int(se["points"].size());
+                               return committed > 20;
+                             }()),
+                             180000);
+    ::kill(p.processId(), SIGKILL);
+    QVERIFY(p.waitForFinished(10000));
+    auto r = cli({"--db", db, "runs", "--format", "json"});
+    QCOMPARE(r.code, 0);
+    json runs = json::parse(r.out.toStdString());
+    QCOMPARE(QString::fromStdString(runs[0]["status"].get<std::string>()), QString("interrupted"));
+    auto s = cli({"--db", db, "show", "1", "--json"});
+    int after = 0;
+    for (const auto& se : json::parse(s.out.toStdString())["series"])
+      if (se["name"] == "loss") {
+        after = int(se["points"].size());
+        for (int i = 0; i < after; ++i) QCOMPARE(se["points"][i][0].get<int>(), i);  // an exact prefix
+      }
+    QVERIFY2(after >= committed, qPrintable(QString("%1 < %2").arg(after).arg(committed)));
+  }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"

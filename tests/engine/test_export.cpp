@@ -1,0 +1,225 @@
+// Results and accuracy-matrix tables: golden files for each format (tests/golden/), seed grouping
+// with mean ± sample std, missing values, escaping, and number formatting.
+// Regenerate the golden files after an intended change: HL_UPDATE_GOLDEN=1 ./test_export
+#include <QtTest>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "engine/export/export.h"
+
+using hl::exporter::Format;
+using hl::exporter::TableOptions;
+using hl::store::AccuracyCell;
+using hl::store::RunRecord;
+
+namespace {
+
+RunRecord run(int64_t id, const std::string& config, const std::string& dataset,
+              const std::string& model, const std::string& strategy, int64_t seed,
+              const std::string& summary, int64_t params = 1234567) {
+  RunRecord r;
+  r.id = id;
+  r.status = "finished";
+  r.config_hash = config;
+  r.run_hash = config + "-" + std::to_string(seed);
+  r.dataset = dataset;
+  r.name = model;
+  r.model = model;
+  r.strategy = strategy;
+  r.head = "softmax";
+  r.protocol = "class_il";
+  r.seed = seed;
+  r.params = params;
+  r.summary_json = summary;
+  return r;
+}
+
+// Two configurations × 3 seeds (given interleaved) and one single run whose dataset name needs
+// escaping in every format. Expected values (decimals 3):
+//   hope/finetune:      final 0.420 ± 0.020, forgetting 0.500 ± 0.020, bwt -0.500 ± 0.020,
+//                       macro-F1 0.390 ± 0.014 (one seed null), task-IL 0.900 ± 0.000
+//   transformer/replay: final 0.610 ± 0.010, forgetting 0.200 ± 0.050, bwt -0.200 ± 0.050,
+//                       macro-F1 0.600 ± 0.010, task-IL 0.960 ± 0.010
+//   single run:         n = 1, no std, macro-F1 null and task-IL absent -> missing
+std::vector<RunRecord> sampleRuns() {
+  return {
+      run(1, "cfgA", "clinc150", "hope", "finetune", 1,
+          R"({"final_avg_acc":0.40,"forgetting":0.50,"bwt":-0.50,"macro_f1":0.38,"task_il_acc":0.9})"),
+      run(2, "cfgB", "clinc150", "transformer", "replay", 1,
+          R"({"final_avg_acc":0.60,"forgetting":0.20,"bwt":-0.20,"macro_f1":0.59,"task_il_acc":0.95})",
+          1300000),
+      run(3, "cfgA", "clinc150", "hope", "finetune", 2,
+          R"({"final_avg_acc":0.42,"forgetting":0.52,"bwt":-0.52,"macro_f1":0.40,"task_il_acc":0.9})"),
+      run(4, "cfgC", "my_data, v2 & 100%", "hope", "ewc", 1,
+          R"({"final_avg_acc":0.33,"forgetting":0.10,"bwt":-0.10,"macro_f1":null})"),
+      run(5, "cfgB", "clinc150", "transformer", "replay", 2,
+          R"({"final_avg_acc":0.62,"forgetting":0.25,"bwt":-0.25,"macro_f1":0.60,"task_il_acc":0.96})",
+          1300000),
+      run(6, "cfgA", "clinc150", "hope", "finetune", 3,
+          R"({"final_avg_acc":0.44,"forgetting":0.48,"bwt":-0.48,"macro_f1":null,"task_il_acc":0.9})"),
+      run(7, "cfgB", "clinc150", "transformer", "replay", 3,
+          R"({"final_avg_acc":0.61,"forgetting":0.15,"bwt":-0.15,"macro_f1":0.61,"task_il_acc":0.97})",
+          1300000),
+  };
+}
+
+// The hand-worked matrix of test_metrics (A = 0.900, 0.875, 0.617) with its task-IL companion.
+std::vector<AccuracyCell> sampleCells() {
+  return {{0, 0, 0.90, 0.95}, {1, 0, 0.95, 0.97}, {1, 1, 0.80, 0.90},
+          {2, 0, 0.60, 0.92}, {2, 1, 0.40, 0.85}, {2, 2, 0.85, 0.93}};
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+TableOptions opts(Format f, int decimals = 3) {
+  TableOptions o;
+  o.format = f;
+  o.decimals = decimals;
+  return o;
+}
+
+}  // namespace
+
+Q_DECLARE_METATYPE(Format)
+
+class TestExport : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void matchesGoldenFiles_data() {
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<Format>("format");
+    QTest::addColumn<bool>("matrix");
+    QTest::addColumn<bool>("taskIl");
+    QTest::newRow("results csv") << "results.csv" << Format::Csv << false << false;
+    QTest::newRow("results markdown") << "results.md" << Format::Markdown << false << false;
+    QTest::newRow("results latex") << "results.tex" << Format::Latex << false << false;
+    QTest::newRow("matrix csv") << "matrix.csv" << Format::Csv << true << false;
+    QTest::newRow("matrix markdown") << "matrix.md" << Format::Markdown << true << false;
+    QTest::newRow("matrix latex") << "matrix.tex" << Format::Latex << true << false;
+    QTest::newRow("task-IL matrix markdown") << "matrix_task_il.md" << Format::Markdown << true
+                                             << true;
+  }
+  void matchesGoldenFiles() {
+    QFETCH(QString, file);
+    QFETCH(Format, format);
+    QFETCH(bool, matrix);
+    QFETCH(bool, taskIl);
+    TableOptions o = opts(format);
+    o.task_il = taskIl;
+    const std::string got =
+        matrix ? hl::exporter::accuracy_matrix_table(sampleRuns()[0], sampleCells(), o)
+               : hl::exporter::results_table(sampleRuns(), o);
+    const std::string path = std::string(HL_SOURCE_DIR) + "/tests/golden/" + file.toStdString();
+    if (qEnvironmentVariableIsSet("HL_UPDATE_GOLDEN")) {
+      std::ofstream(path, std::ios::binary) << got;
+      qInfo("wrote %s", path.c_str());
+    }
+    QCOMPARE(QString::fromStdString(got), QString::fromStdString(readFile(path)));
+  }
+
+  void groupsBySeedWithSampleStd() {
+    // decimals 6: std of macro-F1 {0.38, 0.40} = sqrt(2 * 0.01^2 / 1) = 0.0141421356...
+    const auto rows = lines(hl::exporter::results_table(sampleRuns(), opts(Format::Csv, 6)));
+    QCOMPARE(rows.size(), size_t(4));  // header + 3 groups
+    QCOMPARE(QString::fromStdString(rows[1]),
+             QString("clinc150,hope,finetune,softmax,class_il,3,0.420000,0.020000,0.500000,0.020000,"
+                     "-0.500000,0.020000,0.390000,0.014142,0.900000,0.000000,1234567"));
+    QVERIFY(rows[2].rfind("clinc150,transformer,replay,", 0) == 0);
+    QVERIFY(rows[3].rfind("\"my_data, v2 & 100%\",hope,ewc,", 0) == 0);
+  }
+
+  void singleRunShowsNoStdAndMissingValues() {
+    const std::vector<RunRecord> one = {sampleRuns()[3]};
+    const auto md = lines(hl::exporter::results_table(one, opts(Format::Markdown)));
+    QCOMPARE(md.size(), size_t(3));
+    QVERIFY2(md[2].find("±") == std::string::npos, md[2].c_str());
+    QVERIFY2(md[2].find("–") != std::string::npos, md[2].c_str());  // macro-F1, task-IL
+    const auto csv = lines(hl::exporter::results_table(one, opts(Format::Csv)));
+    QCOMPARE(QString::fromStdString(csv[1]),
+             QString("\"my_data, v2 & 100%\",hope,ewc,softmax,class_il,1,0.330,,0.100,,-0.100,,,,,,"
+                     "1234567"));
+  }
+
+  void runsWithoutConfigHashAreNotGrouped() {
+    std::vector<RunRecord> runs = {run(1, "", "d", "m", "s", 1, R"({"final_avg_acc":0.5})"),
+                                   run(2, "", "d", "m", "s", 2, R"({"final_avg_acc":0.7})")};
+    const auto csv = lines(hl::exporter::results_table(runs, opts(Format::Csv)));
+    QCOMPARE(csv.size(), size_t(3));
+    QVERIFY(csv[1].find(",1,0.500,") != std::string::npos);
+  }
+
+  void unreadableSummaryCountsAsMissing() {
+    std::vector<RunRecord> runs = {run(1, "c", "d", "m", "s", 1, "not json"),
+                                   run(2, "c", "d", "m", "s", 2, R"({"final_avg_acc":"high"})")};
+    const auto csv = lines(hl::exporter::results_table(runs, opts(Format::Csv)));
+    QCOMPARE(QString::fromStdString(csv[1]), QString("d,m,s,softmax,class_il,2,,,,,,,,,,,1234567"));
+  }
+
+  void emptyInputGivesHeaderOnly() {
+    QCOMPARE(lines(hl::exporter::results_table({}, opts(Format::Csv))).size(), size_t(1));
+    const auto tex = hl::exporter::results_table({}, opts(Format::Latex));
+    QVERIFY(tex.find("\\midrule\n\\bottomrule") != std::string::npos);
+  }
+
+  void escapesTextPerFormat() {
+    RunRecord r = run(1, "c", "a_b & c % d # e $ f {g} ~ ^ \\ |", "m\"q", "s,t", 1, "{}");
+    const std::string tex = hl::exporter::results_table({r}, opts(Format::Latex));
+    QVERIFY2(tex.find("a\\_b \\& c \\% d \\# e \\$ f \\{g\\} \\textasciitilde{} "
+                      "\\textasciicircum{} \\textbackslash{} |") != std::string::npos,
+             tex.c_str());
+    const std::string md = hl::exporter::results_table({r}, opts(Format::Markdown));
+    QVERIFY2(md.find("\\ \\|") != std::string::npos, md.c_str());  // a pipe cannot end the cell
+    const auto csv = lines(hl::exporter::results_table({r}, opts(Format::Csv)));
+    QVERIFY2(csv[1].find(",\"m\"\"q\",\"s,t\",") != std::string::npos, csv[1].c_str());
+    RunRecord multiline = run(2, "c2", "two\nlines", "m", "s", 1, "{}");
+    const std::string csv2 = hl::exporter::results_table({multiline}, opts(Format::Csv));
+    QVERIFY2(csv2.find("\n\"two\nlines\",m,") != std::string::npos, csv2.c_str());
+  }
+
+  void formatsDecimalsWithoutNegativeZero() {
+    std::vector<RunRecord> runs = {
+        run(1, "c", "d", "m", "s", 1, R"({"bwt":-0.0004,"final_avg_acc":0.12345})")};
+    const auto csv = lines(hl::exporter::results_table(runs, opts(Format::Csv, 1)));
+    QCOMPARE(QString::fromStdString(csv[1]), QString("d,m,s,softmax,class_il,1,0.1,,,,0.0,,,,,,1234567"));
+    const auto csv0 = lines(hl::exporter::results_table(runs, opts(Format::Csv, 0)));
+    QVERIFY2(csv0[1].find(",1,0,,,,0,") != std::string::npos, csv0[1].c_str());
+  }
+
+  void matrixLeavesIncompleteRowWithoutAverage() {
+    // Row 2 lacks task 1: its cells show what there is, its A_i stays blank.
+    std::vector<AccuracyCell> cells = {{0, 0, 0.9, 0.9}, {1, 0, 0.6, 0.8}, {1, 1, 0.8, 0.9},
+                                       {2, 0, 0.5, 0.7}, {2, 2, 0.7, 0.8}};
+    const auto csv = lines(hl::exporter::accuracy_matrix_table(sampleRuns()[0], cells,
+                                                               opts(Format::Csv)));
+    QCOMPARE(csv.size(), size_t(4));
+    QCOMPARE(QString::fromStdString(csv[0]), QString("after_task,task_1,task_2,task_3,avg_acc"));
+    QCOMPARE(QString::fromStdString(csv[1]), QString("1,0.900,,,0.900"));
+    QCOMPARE(QString::fromStdString(csv[2]), QString("2,0.600,0.800,,0.700"));
+    QCOMPARE(QString::fromStdString(csv[3]), QString("3,0.500,,0.700,"));
+  }
+
+  void matrixFromCellsPlacesEveryCell() {
+    const auto R = hl::exporter::accuracy_matrix(sampleCells());
+    QCOMPARE(R.size(), size_t(3));
+    QCOMPARE(R[2][1], 0.40);
+    QVERIFY(std::isnan(R[0][2]));
+    const auto T = hl::exporter::accuracy_matrix(sampleCells(), /*task_il=*/true);
+    QCOMPARE(T[2][1], 0.85);
+    QVERIFY(hl::exporter::accuracy_matrix({}).empty());
+  }
+};
+
+QTEST_APPLESS_MAIN(TestExport)
+#include "test_export.moc"

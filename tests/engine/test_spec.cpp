@@ -1,0 +1,151 @@
+// The spec: validation with JSON paths, canonical form and hashes, --set overrides, presets.
+#include <QtTest>
+
+#include <fstream>
+
+#include "engine/common/error.h"
+#include "engine/spec/spec.h"
+
+using hl::spec::json;
+
+class TestSpec : public QObject {
+  Q_OBJECT
+
+  static bool hasIssue(const hl::spec::Validation& v, const std::string& path, bool error) {
+    for (const auto& i : v.issues)
+      if (i.path == path && i.error == error) return true;
+    return false;
+  }
+
+ private slots:
+  void defaultsAreValid() {
+    auto v = hl::spec::validate(hl::spec::defaults());
+    QVERIFY2(v.ok(), v.format().c_str());
+    QCOMPARE(int(v.issues.size()), 0);
+  }
+
+  void everyPresetIsValidAndNamed() {
+    auto names = hl::spec::preset_names();
+    for (const char* required : {"transformer", "lstm", "retnet"})
+      QVERIFY2(std::find(names.begin(), names.end(), required) != names.end(), required);
+    for (const auto& n : names) {
+      auto p = hl::spec::preset(n);
+      auto v = hl::spec::validate(p);
+      QVERIFY2(v.ok(), (n + ": " + v.format()).c_str());
+      QCOMPARE(QString::fromStdString(p["name"].get<std::string>()), QString::fromStdString(n));
+      QVERIFY(!hl::spec::preset_description(n).empty());
+    }
+  }
+
+  void unknownPresetListsTheKnownOnes() {
+    try {
+      hl::spec::preset("nope");
+      QFAIL("expected SpecError");
+    } catch (const hl::SpecError& e) {
+      QVERIFY(std::string(e.what()).find("transformer") != std::string::npos);
+      QCOMPARE(e.exitCode(), 2);
+    }
+  }
+
+  void validationReportsEveryErrorWithItsPath() {
+    json s = hl::spec::defaults();
+    s["model"]["blocks"][1]["heads"] = 5;          // does not divide 128
+    s["optimizer"]["lr"] = -1;                      // out of range
+    s["experiment"]["protocol"] = "sometimes";      // not a choice
+    s["training"]["batch_size"] = "big";            // wrong type
+    s["model"]["blocks"].push_back({{"type", "mamba"}});
+    auto v = hl::spec::validate(s);
+    QVERIFY(!v.ok());
+    QVERIFY(hasIssue(v, "model.blocks[1].heads", true));
+    QVERIFY(hasIssue(v, "optimizer.lr", true));
+    QVERIFY(hasIssue(v, "experiment.protocol", true));
+    QVERIFY(hasIssue(v, "training.batch_size", true));
+    QVERIFY(hasIssue(v, "model.blocks[2].type", true));
+    int errors = 0;
+    for (const auto& i : v.issues) errors += i.error;
+    QCOMPARE(errors, 5);
+    QVERIFY(v.format().find("error: model.blocks[1].heads: 5 does not divide model.d_model 128") != std::string::npos);
+  }
+
+  void unknownFieldsAreWarningsNotErrors() {
+    json s = hl::spec::defaults();
+    s["model"]["colour"] = "blue";
+    auto v = hl::spec::validate(s);
+    QVERIFY(v.ok());
+    QVERIFY(hasIssue(v, "model.colour", false));
+  }
+
+  void newerSchemaIsRefused() {
+    json s = hl::spec::defaults();
+    s["schema_version"] = hl::spec::kSchemaVersion + 1;
+    auto v = hl::spec::validate(s);
+    QVERIFY(hasIssue(v, "schema_version", true));
+  }
+
+  void completeFillsBlockDefaults() {
+    json user = {{"model", {{"blocks", json::array({{{"type", "retnet"}}})}}}};
+    json s = hl::spec::complete(user);
+    QCOMPARE(s["model"]["blocks"][0]["heads"].get<int>(), 4);
+    QCOMPARE(s["model"]["d_model"].get<int>(), 128);
+    QVERIFY(hl::spec::validate(s).ok());
+  }
+
+  void canonicalFormIgnoresKeyOrderAndHashesAreStable() {
+    json a = json::parse(R"({"b": 1, "a": {"y": 2, "x": [3, 1]}})");
+    json b = json::parse(R"({"a": {"x": [3, 1], "y": 2}, "b": 1})");
+    QCOMPARE(hl::spec::canonical(a), hl::spec::canonical(b));
+    QCOMPARE(QString::fromStdString(hl::spec::canonical(a)), QString(R"({"a":{"x":[3,1],"y":2},"b":1})"));
+    json s = hl::spec::defaults();
+    QCOMPARE(hl::spec::config_hash(s).size(), size_t(64));
+    QCOMPARE(hl::spec::config_hash(s), hl::spec::config_hash(hl::spec::complete(s)));
+  }
+
+  void configHashIgnoresSeedRunHashDoesNot() {
+    json a = hl::spec::defaults(), b = a;
+    b["experiment"]["seed"] = 7;
+    QCOMPARE(hl::spec::config_hash(a), hl::spec::config_hash(b));
+    QVERIFY(hl::spec::run_hash(a) != hl::spec::run_hash(b));
+    b["training"]["epochs"] = 2;
+    QVERIFY(hl::spec::config_hash(a) != hl::spec::config_hash(b));
+  }
+
+  void setPathOverridesNestedFieldsAndArrayItems() {
+    json s = hl::spec::defaults();
+    hl::spec::set_path(s, "model.d_model", "256");
+    hl::spec::set_path(s, "model.blocks[1].dropout", "0.25");
+    hl::spec::set_path(s, "model.blocks.0.heads", "8");
+    hl::spec::set_path(s, "experiment.dataset", "clinc150");  // a bare string
+    QCOMPARE(s["model"]["d_model"].get<int>(), 256);
+    QCOMPARE(s["model"]["blocks"][1]["dropout"].get<double>(), 0.25);
+    QCOMPARE(s["model"]["blocks"][0]["heads"].get<int>(), 8);
+    QCOMPARE(QString::fromStdString(s["experiment"]["dataset"].get<std::string>()), QString("clinc150"));
+  }
+
+  void setPathRejectsUnknownFieldsAndBadIndices() {
+    json s = hl::spec::defaults();
+    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::set_path(s, "model.depth", "3"));
+    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::set_path(s, "model.blocks[9].heads", "3"));
+    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::set_path(s, "model.d_model.x", "3"));
+  }
+
+  void malformedSpecFileNamesFileLineAndColumn() {
+    QTemporaryDir dir;
+    std::string path = dir.filePath("bad.json").toStdString();
+    std::ofstream(path) << "{\n  \"model\": {\n    \"d_model\": 128,,\n  }\n}\n";
+    try {
+      hl::spec::load_file(path);
+      QFAIL("expected SpecError");
+    } catch (const hl::SpecError& e) {
+      std::string m = e.what();
+      QVERIFY2(m.find(path + ":3:") == 0, m.c_str());
+    }
+    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::load_file(dir.filePath("missing.json").toStdString()));
+  }
+
+  void topLevelMustBeAnObject() {
+    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::complete(json::array()));
+  }
+};
+
+QTEST_GUILESS_MAIN(TestSpec)
+#include "test_spec.moc"

@@ -1,0 +1,858 @@
+// The run store: schema identity and migrations, refusal of files that are not ours, run records,
+// the batched writer, the interrupted rule, concurrency between connections and processes, and a
+// writer killed with SIGKILL mid-run.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <QTemporaryDir>
+#include <QtTest>
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "engine/common/error.h"
+#include "engine/common/sha256.h"
+#include "engine/store/schema.h"
+#include "engine/store/store.h"
+
+using namespace hl::store;
+
+namespace QTest {
+template <>
+inline char* toString(const std::string& s) {  // readable QCOMPARE failures
+  return qstrdup(s.c_str());
+}
+}  // namespace QTest
+
+namespace {
+
+// A raw SQLite connection for checks and hand-made databases, independent of the code under test.
+class Raw {
+ public:
+  explicit Raw(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) qFatal("sqlite3_open %s", path.c_str());
+    sqlite3_busy_timeout(db_, 10000);
+  }
+  ~Raw() { sqlite3_close(db_); }
+  sqlite3* get() { return db_; }
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string e = err ? err : "?";
+      sqlite3_free(err);
+      qFatal("sql failed: %s: %s", sql.c_str(), e.c_str());
+    }
+  }
+  std::string text(const std::string& sql, int col = 0) {  // a column of the first row
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+      qFatal("prepare failed: %s: %s", sql.c_str(), sqlite3_errmsg(db_));
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, col))
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
+    sqlite3_finalize(st);
+    return out;
+  }
+  int64_t integer(const std::string& sql) { return std::stoll("0" + text(sql)); }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Runs `body` in a forked child; the child's exit code is body's result (99 on an exception).
+pid_t spawn(const std::function<int()>& body) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int rc = 99;
+    try {
+      rc = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child %d: %s\n", getpid(), e.what());
+    }
+    _exit(rc);
+  }
+  return pid;
+}
+
+int waitExit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A pid that no longer exists (a child that exited and was reaped).
+int64_t deadPid() {
+  pid_t pid = spawn([] { return 0; });
+  waitExit(pid);
+  return pid;
+}
+
+// The message of the hl::StoreError that f throws; "" if it throws nothing.
+std::string storeErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const hl::StoreError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void writeFile(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << bytes;
+}
+
+RunRecord sampleRun(const std::string& dataset = "clinc150", const std::string& model = "hope",
+                    double created_at = 0) {
+  RunRecord r;
+  r.status = "finished";
+  r.name = model;
+  r.model = model;
+  r.dataset = dataset;
+  r.strategy = "finetune";
+  r.protocol = "class_il";
+  r.head = "softmax";
+  r.config_hash = "cfg-" + dataset + "-" + model;
+  r.created_at = created_at;
+  return r;
+}
+
+// A Hope Lab database with `runs` runs, each with `notes_bytes` of notes (to span many pages).
+void makeStore(const std::string& path, int runs, size_t notes_bytes = 0) {
+  auto s = RunStore::open(path);
+  for (int i = 0; i < runs; ++i) {
+    RunRecord r = sampleRun();
+    r.notes = std::string(notes_bytes, char('a' + i % 26));
+    s->createRun(r);
+  }
+}
+
+}  // namespace
+
+class TestStore : public QObject {
+  Q_OBJECT
+
+ private:
+  QTemporaryDir tmp_;
+  int counter_ = 0;
+  std::string freshPath() { return tmp_.filePath(QString("db%1.db").arg(++counter_)).toStdString(); }
+
+ private slots:
+  void initTestCase() { QVERIFY(tmp_.isValid()); }
+
+  // ---- identity, WAL, migrations -----------------------------------------------------------------
+
+  void newDatabaseHasWalApplicationIdAndSchemaVersion() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    QCOMPARE(s->schemaVersion(), schema::kVersion);
+    QCOMPARE(s->path(), path);
+    Raw raw(path);
+    QCOMPARE(raw.text("PRAGMA journal_mode"), std::string("wal"));
+    QCOMPARE(raw.integer("PRAGMA application_id"), int64_t(schema::kApplicationId));
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(schema::kVersion));
+    for (const std::string& t : schema::required_tables())
+      QCOMPARE(raw.integer("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='" + t +
+                           "'"),
+               int64_t(1));
+    // Points are looked up through the (series_id, step) primary key of the WITHOUT ROWID table.
+    const std::string plan =
+        raw.text("EXPLAIN QUERY PLAN SELECT step, value FROM points WHERE series_id=1 ORDER BY step",
+                 3);  // the "detail" column
+    QVERIFY2(plan.find("PRIMARY KEY") != std::string::npos, plan.c_str());
+    QVERIFY2(plan.find("SCAN") == std::string::npos, plan.c_str());
+  }
+
+  void migratesHandMadeV0Database_data() {
+    QTest::addColumn<int>("applicationId");
+    QTest::newRow("empty SQLite file") << 0;
+    QTest::newRow("Hope Lab id, version 0, no tables") << int(schema::kApplicationId);
+  }
+  void migratesHandMadeV0Database() {
+    QFETCH(int, applicationId);
+    const std::string path = freshPath();
+    {
+      Raw raw(path);
+      raw.exec("PRAGMA application_id = " + std::to_string(applicationId) +
+               "; PRAGMA user_version = 0; VACUUM;");
+    }
+    auto s = RunStore::open(path);
+    QCOMPARE(s->schemaVersion(), 1);
+    QVERIFY(s->createRun(sampleRun()) > 0);
+    Raw raw(path);
+    QCOMPARE(raw.integer("PRAGMA application_id"), int64_t(schema::kApplicationId));
+  }
+
+  void opensHandMadeV1DatabaseAndKeepsItsRows() {
+    const std::string path = freshPath();
+    {
+      Raw raw(path);  // the v1 layout written directly, with a row that uses the column defaults
+      raw.exec(schema::migrations().at(0).sql);
+      raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) +
+               "; PRAGMA user_version = 1;");
+      raw.exec("INSERT INTO runs (status, name, tags) VALUES ('finished', 'by-hand', '[\"x\"]')");
+    }
+    auto s = RunStore::open(path);
+    QCOMPARE(s->schemaVersion(), 1);
+    auto runs = s->listRuns();
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(runs[0].name, std::string("by-hand"));
+    QCOMPARE(runs[0].tags, std::vector<std::string>{"x"});
+    QCOMPARE(runs[0].summary_json, std::string("{}"));
+    QCOMPARE(runs[0].diverged_step, int64_t(-1));
+  }
+
+  void migrationRunnerAppliesLaterStepsInOrder() {
+    const std::string path = freshPath();
+    makeStore(path, 2);
+    std::vector<schema::Migration> steps = schema::migrations();
+    steps.push_back({2, "ALTER TABLE runs ADD COLUMN cadence_json TEXT NOT NULL DEFAULT '{}';"
+                        "CREATE TABLE cadence (run_id INTEGER, level TEXT, expected INTEGER);"});
+    Raw raw(path);
+    QCOMPARE(schema::migrate(raw.get(), path, steps), 2);
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(2));
+    QCOMPARE(raw.integer("SELECT count(*) FROM runs WHERE cadence_json = '{}'"), int64_t(2));
+    QCOMPARE(schema::migrate(raw.get(), path, steps), 2);  // idempotent
+    // This build knows only v1, so it now refuses the file as newer.
+    const std::string err = storeErrorOf([&] { RunStore::open(path); });
+    QVERIFY2(err.find("newer") != std::string::npos, err.c_str());
+  }
+
+  void failedMigrationStepIsRolledBack() {
+    const std::string path = freshPath();
+    makeStore(path, 1);
+    std::vector<schema::Migration> steps = schema::migrations();
+    steps.push_back({2, "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
+    Raw raw(path);
+    const std::string err = storeErrorOf([&] { schema::migrate(raw.get(), path, steps); });
+    QVERIFY2(err.find(path) != std::string::npos && err.find("rolled back") != std::string::npos,
+             err.c_str());
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(1));
+    QCOMPARE(raw.integer("SELECT count(*) FROM sqlite_master WHERE name='half_done'"), int64_t(0));
+  }
+
+  // ---- files that are not ours: refused, named, untouched ----------------------------------------
+
+  void refusesUnusableFileWithoutTouchingIt_data() {
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("text file") << "text" << "not a SQLite file";
+    QTest::newRow("SQLite header cut short") << "short" << "shorter than the 100-byte";
+    QTest::newRow("truncated database") << "truncated" << "damaged";
+    QTest::newRow("garbled header") << "garbled-header" << "damaged";
+    QTest::newRow("garbled schema page") << "garbled-schema" << "damaged";
+    QTest::newRow("foreign application_id") << "foreign-id" << "another application";
+    QTest::newRow("foreign tables, no id") << "foreign-tables" << "another application";
+    QTest::newRow("newer schema") << "newer" << "newer than this Hope Lab build";
+  }
+  void refusesUnusableFileWithoutTouchingIt() {
+    QFETCH(QString, kind);
+    QFETCH(QString, expected);
+    const std::string path = freshPath();
+    const std::map<QString, std::function<void()>> make = {
+        {"text", [&] { writeFile(path, "run,acc\n1,0.5\n"); }},
+        {"short", [&] { makeStore(path, 1); writeFile(path, readFile(path).substr(0, 60)); }},
+        {"truncated", [&] {
+           makeStore(path, 300, 2000);
+           std::string b = readFile(path);
+           writeFile(path, b.substr(0, b.size() / 2));
+         }},
+        {"garbled-header", [&] {
+           makeStore(path, 3);
+           std::string b = readFile(path);
+           for (size_t i = 16; i < 100; ++i) b[i] = char(0xA5);
+           writeFile(path, b);
+         }},
+        {"garbled-schema", [&] {
+           makeStore(path, 3);
+           std::string b = readFile(path);
+           uint32_t seed = 12345;
+           for (size_t i = 100; i < 4096 && i < b.size(); ++i) {
+             seed = seed * 1664525u + 1013904223u;
+             b[i] = char(seed >> 24);
+           }
+           writeFile(path, b);
+         }},
+        {"foreign-id", [&] {
+           Raw raw(path);
+           raw.exec("PRAGMA application_id = 42; CREATE TABLE runs (id INTEGER);");
+         }},
+        {"foreign-tables", [&] {
+           Raw raw(path);
+           raw.exec("CREATE TABLE customers (id INTEGER, name TEXT);");
+         }},
+        {"newer", [&] {
+           makeStore(path, 1);
+           Raw raw(path);
+           raw.exec("PRAGMA user_version = " + std::to_string(schema::kVersion + 1));
+         }},
+    };
+    make.at(kind)();
+    const std::string before = hl::sha256_file(path);
+
+    const std::string err = storeErrorOf([&] { RunStore::open(path); });
+    QVERIFY2(!err.empty(), "RunStore::open accepted the file");
+    qInfo("%s", err.c_str());  // the message a user sees
+    QVERIFY2(err.find(path) != std::string::npos, err.c_str());
+    QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
+    const std::string werr = storeErrorOf([&] { RunWriter w(path, 1); });
+    QVERIFY2(werr.find(path) != std::string::npos, werr.c_str());
+    QCOMPARE(hl::sha256_file(path), before);
+  }
+
+  void refusesDirectoryAndMissingParent() {
+    const std::string dir = tmp_.path().toStdString();
+    std::string err = storeErrorOf([&] { RunStore::open(dir); });
+    QVERIFY2(err.find("is a directory") != std::string::npos, err.c_str());
+    const std::string missing = dir + "/no/such/dir/runs.db";
+    err = storeErrorOf([&] { RunStore::open(missing); });
+    QVERIFY2(err.find(missing) != std::string::npos, err.c_str());
+  }
+
+  // ---- run records ---------------------------------------------------------------------------------
+
+  void roundTripsEveryRunField() {
+    auto s = RunStore::open(freshPath());
+    RunRecord r;
+    r.status = "running";
+    r.name = "hope-levels-3";
+    r.spec_json = R"({"model":{"type":"hope"},"seed":7})";
+    r.config_hash = "c0ffee";
+    r.run_hash = "beef";
+    r.dataset = "banking77";
+    r.protocol = "class_il";
+    r.strategy = "replay";
+    r.model = "hope";
+    r.head = "ncm";
+    r.data_hash = "d1";
+    r.split_hash = "s1";
+    r.seed = 7;
+    r.params = 1234567;
+    r.app_version = "0.1.0-3-gabc";
+    r.torch_version = "2.14.1";
+    r.cuda_version = "12.8";
+    r.device = "cuda:0";
+    r.pid = 4242;
+    r.host = "elsewhere";  // another host: the interrupted rule leaves it alone
+    r.process_start = 99;
+    r.created_at = 1700000000.25;
+    r.finished_at = 0;
+    r.tags = {"paper", "ablation, with comma", "ünïcode \"quoted\""};
+    r.notes = "line 1\nline 2";
+    r.error = "";
+    r.diverged_step = 17;
+    r.summary_json = R"({"final_avg_acc":0.5})";
+    const int64_t id = s->createRun(r);
+    QVERIFY(id > 0);
+    auto got = s->getRun(id);
+    QVERIFY(got.has_value());
+    QCOMPARE(got->id, id);
+    for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{
+             {got->status, r.status},       {got->name, r.name},
+             {got->spec_json, r.spec_json}, {got->config_hash, r.config_hash},
+             {got->run_hash, r.run_hash},   {got->dataset, r.dataset},
+             {got->protocol, r.protocol},   {got->strategy, r.strategy},
+             {got->model, r.model},         {got->head, r.head},
+             {got->data_hash, r.data_hash}, {got->split_hash, r.split_hash},
+             {got->app_version, r.app_version}, {got->torch_version, r.torch_version},
+             {got->cuda_version, r.cuda_version}, {got->device, r.device},
+             {got->host, r.host},           {got->notes, r.notes},
+             {got->error, r.error},         {got->summary_json, r.summary_json}})
+      QCOMPARE(a, b);
+    QCOMPARE(got->seed, r.seed);
+    QCOMPARE(got->params, r.params);
+    QCOMPARE(got->pid, r.pid);
+    QCOMPARE(got->process_start, r.process_start);
+    QCOMPARE(got->created_at, r.created_at);  // REAL round-trips exactly
+    QCOMPARE(got->finished_at, 0.0);
+    QCOMPARE(got->tags, r.tags);
+    QCOMPARE(got->diverged_step, r.diverged_step);
+    QVERIFY(!s->getRun(id + 100).has_value());
+  }
+
+  void createRunFillsProcessIdentityAndTime() {
+    auto s = RunStore::open(freshPath());
+    const double before = QDateTime::currentMSecsSinceEpoch() / 1000.0;
+    RunRecord r = sampleRun();
+    r.summary_json.clear();
+    const int64_t id = s->createRun(r);
+    auto got = s->getRun(id);
+    QCOMPARE(got->pid, current_pid());
+    QCOMPARE(got->host, current_host());
+    QCOMPARE(got->process_start, process_start_time(current_pid()));
+    QVERIFY(std::fabs(got->created_at - before) < 5.0);  // seconds
+    QCOMPARE(got->summary_json, std::string("{}"));
+  }
+
+  void listRunsIsNewestFirstAndFilters() {
+    auto s = RunStore::open(freshPath());
+    struct Spec {
+      const char* dataset;
+      const char* model;
+      const char* status;
+      std::vector<std::string> tags;
+    };
+    const std::vector<Spec> specs = {{"clinc150", "hope", "finished", {"paper"}},
+                                     {"clinc150", "transformer", "failed", {"paper", "lr"}},
+                                     {"banking77", "hope", "finished", {"papers"}},
+                                     {"banking77", "lstm", "running", {}}};
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      RunRecord r = sampleRun(specs[i].dataset, specs[i].model, 1000.0 + double(i));
+      r.status = specs[i].status;
+      r.host = "other-host";
+      r.tags = specs[i].tags;
+      ids.push_back(s->createRun(r));
+    }
+    auto idsOf = [](const std::vector<RunRecord>& rs) {
+      std::vector<int64_t> out;
+      for (const auto& r : rs) out.push_back(r.id);
+      return out;
+    };
+    QCOMPARE(idsOf(s->listRuns()), (std::vector<int64_t>{ids[3], ids[2], ids[1], ids[0]}));
+    RunFilter f;
+    f.dataset = "clinc150";
+    QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[1], ids[0]}));
+    f = {};
+    f.model = "hope";
+    QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[2], ids[0]}));
+    f = {};
+    f.status = "finished";
+    f.strategy = "finetune";
+    QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[2], ids[0]}));
+    f = {};
+    f.tag = "paper";  // one whole tag: "papers" does not match
+    QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[1], ids[0]}));
+    f = {};
+    f.limit = 2;
+    QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[3], ids[2]}));
+    f = {};
+    f.dataset = "dbpedia70";
+    QVERIFY(s->listRuns(f).empty());
+  }
+
+  void updatesRunFieldsAndRejectsMissingRun() {
+    auto s = RunStore::open(freshPath());
+    RunRecord r = sampleRun();
+    r.status = "running";
+    const int64_t id = s->createRun(r);
+    s->setStatus(id, "diverged", "loss is NaN at step 12", 12);
+    s->setSummary(id, R"({"bwt":-0.1})");
+    s->setTags(id, {"a", "b"});
+    s->setNotes(id, "note");
+    const double before = QDateTime::currentMSecsSinceEpoch() / 1000.0;
+    s->finish(id, "diverged");
+    auto got = s->getRun(id);
+    QCOMPARE(got->status, std::string("diverged"));
+    QCOMPARE(got->error, std::string("loss is NaN at step 12"));
+    QCOMPARE(got->diverged_step, int64_t(12));
+    QCOMPARE(got->summary_json, std::string(R"({"bwt":-0.1})"));
+    QCOMPARE(got->tags, (std::vector<std::string>{"a", "b"}));
+    QCOMPARE(got->notes, std::string("note"));
+    QVERIFY(std::fabs(got->finished_at - before) < 5.0);  // seconds
+
+    const std::string err = storeErrorOf([&] { s->setNotes(id + 1, "x"); });
+    QVERIFY2(err.find("does not exist") != std::string::npos, err.c_str());
+  }
+
+  // ---- writer --------------------------------------------------------------------------------------
+
+  void writerStoresEveryKindOfRow() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    {
+      RunWriter w(path, id);
+      QCOMPARE(w.runId(), id);
+      for (int64_t step = 0; step < 10; ++step) {
+        w.point("loss", "outer", -1, 1, step, 1.0 / double(step + 1));
+        w.point("loss", "cms2", 1, 4, step, double(step));  // same name, other level/block/clock
+      }
+      w.point("loss", "cms2", 1, 16, 0, 5.0);              // other clock: its own series
+      w.point("grad_norm", "outer", -1, 1, 3, std::nan(""));  // NaN survives (stored as NULL)
+      w.point("loss", "outer", -1, 1, 9, 42.0);             // same step again: last value wins
+      w.accuracy({0, 0, 0.9, 0.95});
+      w.accuracy({1, 0, 0.5, 0.8});
+      w.accuracy({1, 1, 0.85, 0.9});
+      w.accuracy({1, 1, 0.86, 0.91});  // re-evaluation replaces
+      w.eval({100, 0, 0, 0.7});
+      w.eval({200, 1, 0, 0.6});
+      w.checkpoint({"last", "/ckpt/last.pt", 100, 0, 0.7});
+      w.checkpoint({"best", "/ckpt/best.pt", 100, 0, 0.7});
+      w.checkpoint({"last", "/ckpt/last.pt", 200, 1, 0.6});  // same file saved again: updated
+      w.summary(R"({"final_avg_acc":0.675})");
+      w.status("running");
+      w.finish("finished");
+    }
+    auto series = s->series(id);
+    QCOMPARE(series.size(), size_t(4));
+    QCOMPARE(series[0].name, std::string("loss"));
+    QCOMPARE(series[0].level, std::string("outer"));
+    QCOMPARE(series[0].block, -1);
+    QCOMPARE(series[0].clock, 1);
+    QCOMPARE(series[0].points.size(), size_t(10));
+    QCOMPARE(series[0].points[9].first, int64_t(9));
+    QCOMPARE(series[0].points[9].second, 42.0);
+    QCOMPARE(series[0].points[3].second, 0.25);
+    QCOMPARE(series[1].level, std::string("cms2"));
+    QCOMPARE(series[1].block, 1);
+    QCOMPARE(series[1].clock, 4);
+    QCOMPARE(series[2].clock, 16);
+    QCOMPARE(series[3].name, std::string("grad_norm"));
+    QVERIFY(std::isnan(series[3].points.at(0).second));
+
+    auto acc = s->accuracy(id);
+    QCOMPARE(acc.size(), size_t(3));
+    QCOMPARE(acc[2].after_task, 1);
+    QCOMPARE(acc[2].task, 1);
+    QCOMPARE(acc[2].acc, 0.86);
+    QCOMPARE(acc[2].task_il_acc, 0.91);
+    auto ev = s->evals(id);
+    QCOMPARE(ev.size(), size_t(2));
+    QCOMPARE(ev[1].step, int64_t(200));
+    QCOMPARE(ev[1].current_task, 1);
+    QCOMPARE(ev[1].acc, 0.6);
+    auto ck = s->checkpoints(id);
+    QCOMPARE(ck.size(), size_t(2));
+    QCOMPARE(ck[1].kind, std::string("last"));
+    QCOMPARE(ck[1].step, int64_t(200));
+    QCOMPARE(ck[1].metric, 0.6);
+    auto run = s->getRun(id);
+    QCOMPARE(run->status, std::string("finished"));
+    QVERIFY(run->finished_at > 0);
+    QCOMPARE(run->summary_json, std::string(R"({"final_avg_acc":0.675})"));
+  }
+
+  void writerFlushMakesRowsVisibleToOtherConnections() {
+    const std::string path = freshPath();
+    auto writerSide = RunStore::open(path);
+    const int64_t id = writerSide->createRun(sampleRun());
+    auto reader = RunStore::open(path);  // a second connection, as the GUI has
+    RunWriter w(path, id);
+    for (int round = 1; round <= 3; ++round) {
+      for (int k = 0; k < 7000; ++k)  // more than one 5,000-row batch
+        w.point("loss", "outer", -1, 1, (round - 1) * 7000 + k, 0.5);
+      w.flush();
+      auto series = reader->series(id);
+      QCOMPARE(series.size(), size_t(1));
+      QCOMPARE(series[0].points.size(), size_t(round * 7000));
+    }
+  }
+
+  void writerCommitsWithoutFlushWithinAFewBatchIntervals() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    RunWriter w(path, id);
+    w.point("loss", "outer", -1, 1, 0, 1.0);
+    QTRY_COMPARE_WITH_TIMEOUT(s->series(id).size(), size_t(1), 3000);  // batches every ~200 ms
+  }
+
+  void writerErrorIsRethrownFromFlushNotFromProducer() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    RunWriter w(path, id);
+    w.point("loss", "outer", -1, 1, 0, 1.0);
+    w.flush();
+    s->deleteRun(id);
+    // The producer keeps going; the writer thread hits the foreign key / missing run.
+    for (int k = 1; k < 100; ++k) w.point("loss", "outer", -1, 1, k, 1.0);
+    w.point("new_series", "outer", -1, 1, 0, 1.0);
+    const std::string err = storeErrorOf([&] { w.flush(); });
+    qInfo("%s", err.c_str());
+    QVERIFY2(err.find("run " + std::to_string(id)) != std::string::npos, err.c_str());
+    const std::string again = storeErrorOf([&] { w.finish("finished"); });
+    QCOMPARE(again, err);  // the first error stays
+  }
+
+  void writerRefusesMissingRun() {
+    const std::string path = freshPath();
+    makeStore(path, 1);
+    const std::string err = storeErrorOf([&] { RunWriter w(path, 999); });
+    QVERIFY2(err.find("999") != std::string::npos && err.find(path) != std::string::npos,
+             err.c_str());
+  }
+
+  void deleteRunRemovesEveryRow() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t gone = s->createRun(sampleRun());
+    const int64_t kept = s->createRun(sampleRun());
+    for (int64_t id : {gone, kept}) {
+      RunWriter w(path, id);
+      w.point("loss", "outer", -1, 1, 0, 1.0);
+      w.point("drift", "cms1", 0, 4, 4, 0.1);
+      w.accuracy({0, 0, 0.9, 0.9});
+      w.eval({10, 0, 0, 0.8});
+      w.checkpoint({"last", "/x.pt", 10, 0, 0.8});
+    }
+    s->deleteRun(gone);
+    QVERIFY(!s->getRun(gone).has_value());
+    Raw raw(path);
+    const std::string g = std::to_string(gone), k = std::to_string(kept);
+    for (const std::string& table : {"series", "accuracy", "evals", "checkpoints"}) {
+      QCOMPARE(raw.integer("SELECT count(*) FROM " + table + " WHERE run_id=" + g), int64_t(0));
+      QVERIFY(raw.integer("SELECT count(*) FROM " + table + " WHERE run_id=" + k) > 0);
+    }
+    QCOMPARE(raw.integer("SELECT count(*) FROM points"), int64_t(2));  // kept run's only
+    QCOMPARE(s->series(kept).size(), size_t(2));
+    QCOMPARE(raw.text("PRAGMA foreign_key_check"), std::string());
+  }
+
+  // ---- the interrupted rule --------------------------------------------------------------------
+
+  void processIdentityReadsProcStat() {
+    QCOMPARE(current_pid(), int64_t(getpid()));
+    QVERIFY(!current_host().empty());
+    QVERIFY(process_start_time(current_pid()) > 0);
+    QCOMPARE(process_start_time(current_pid()), process_start_time(current_pid()));
+    QCOMPARE(process_start_time(deadPid()), int64_t(0));
+    QCOMPARE(process_start_time(0), int64_t(0));
+    pid_t zombie = spawn([] { return 0; });  // exited but not reaped yet: counts as gone
+    QTRY_COMPARE_WITH_TIMEOUT(process_start_time(zombie), int64_t(0), 5000);
+    waitExit(zombie);
+  }
+
+  void marksDeadLocalRunsInterruptedOnOpen() {
+    const std::string path = freshPath();
+    const int64_t dead = deadPid();
+    const int64_t me = current_pid(), my_start = process_start_time(me);
+    struct Case {
+      const char* status;
+      std::string host;
+      int64_t pid, start;
+      const char* expected;
+    };
+    const std::vector<Case> cases = {
+        {"running", current_host(), dead, 1, "interrupted"},        // process gone
+        {"running", current_host(), me, my_start, "running"},      // alive
+        {"running", current_host(), me, my_start + 1, "interrupted"},  // pid reused by another
+        {"running", "some-other-host", dead, 1, "running"},        // not ours to judge
+        {"finished", current_host(), dead, 1, "finished"},         // only running runs change
+    };
+    std::vector<int64_t> ids;
+    {
+      auto s = RunStore::open(path);
+      for (const Case& c : cases) {
+        RunRecord r = sampleRun();
+        r.status = c.status;
+        r.host = c.host;
+        r.pid = c.pid;
+        r.process_start = c.start;
+        ids.push_back(s->createRun(r));
+      }
+    }
+    const double before = QDateTime::currentMSecsSinceEpoch() / 1000.0;
+    auto s = RunStore::open(path);
+    for (size_t i = 0; i < cases.size(); ++i) {
+      auto r = s->getRun(ids[i]);
+      QCOMPARE(r->status, std::string(cases[i].expected));
+      if (std::string(cases[i].expected) == "interrupted")
+        QVERIFY(std::fabs(r->finished_at - before) < 5.0);  // seconds
+      else
+        QCOMPARE(r->finished_at, 0.0);
+    }
+    QCOMPARE(s->markInterrupted(), 0);  // already applied by open()
+    RunRecord late = sampleRun();       // a run whose process dies while the store is open
+    late.status = "running";
+    late.pid = deadPid();
+    late.process_start = 1;
+    const int64_t lateId = s->createRun(late);
+    QCOMPARE(s->markInterrupted(), 1);
+    QCOMPARE(s->getRun(lateId)->status, std::string("interrupted"));
+  }
+
+  // ---- concurrency ---------------------------------------------------------------------------------
+
+  void waitsForAnotherWriterInsteadOfFailing() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    std::atomic<bool> locked{false};
+    std::thread holder([&] {
+      Raw raw(path);
+      raw.exec("BEGIN IMMEDIATE");
+      locked = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      raw.exec("COMMIT");
+    });
+    while (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    QElapsedTimer t;
+    t.start();
+    s->setNotes(id, "written after the lock was released");  // must wait, not fail
+    QVERIFY(t.elapsed() >= 1000);  // ms: it really waited for the other writer
+    holder.join();
+    QCOMPARE(s->getRun(id)->notes, std::string("written after the lock was released"));
+  }
+
+  void concurrentConnectionsInThreadsNeverFail() {
+    const std::string path = freshPath();
+    makeStore(path, 0);
+    constexpr int kRuns = 100, kPoints = 20000;
+    std::atomic<bool> done{false};
+    std::atomic<int> failures{0};
+    std::string firstFailure;
+    std::mutex failMu;
+    auto guard = [&](const std::function<void()>& body) {
+      try {
+        body();
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(failMu);
+        if (failures++ == 0) firstFailure = e.what();
+      }
+    };
+    auto writer = [&](const std::string& model) {
+      guard([&] {
+        auto s = RunStore::open(path);  // own connection
+        int64_t last = 0;
+        for (int i = 0; i < kRuns; ++i) {
+          RunRecord r = sampleRun("clinc150", model);
+          r.status = "running";
+          last = s->createRun(r);
+          s->setTags(last, {model, "t" + std::to_string(i)});
+        }
+        RunWriter w(path, last);
+        for (int k = 0; k < kPoints; ++k) w.point("loss", "outer", -1, 1, k, double(k));
+        w.finish("finished");
+      });
+    };
+    std::thread reader([&] {
+      guard([&] {
+        auto s = RunStore::open(path);
+        while (!done) {
+          for (const auto& r : s->listRuns()) s->series(r.id);
+        }
+      });
+    });
+    std::thread a(writer, "hope"), b(writer, "transformer");
+    a.join();
+    b.join();
+    done = true;
+    reader.join();
+    QVERIFY2(failures == 0, firstFailure.c_str());
+    auto s = RunStore::open(path);
+    RunFilter f;
+    f.status = "finished";
+    auto finished = s->listRuns(f);
+    QCOMPARE(finished.size(), size_t(2));
+    for (const auto& r : finished) QCOMPARE(s->series(r.id).at(0).points.size(), size_t(kPoints));
+    QCOMPARE(s->listRuns().size(), size_t(2 * kRuns));
+  }
+
+  void twoProcessesWriteConcurrently() {
+    const std::string path = freshPath();  // not created yet: the children race to create it
+    constexpr int kRuns = 50, kPoints = 20000;
+    auto child = [&](const char* model) {
+      return spawn([&path, model] {
+        auto s = RunStore::open(path);
+        for (int i = 0; i < kRuns; ++i) {
+          const int64_t id = s->createRun(sampleRun("banking77", model));
+          s->setNotes(id, "from pid " + std::to_string(getpid()));
+          RunWriter w(path, id);
+          for (int k = 0; k < kPoints / kRuns; ++k) w.point("loss", "outer", -1, 1, k, 1.0);
+          w.finish("finished");
+        }
+        return 0;
+      });
+    };
+    const pid_t children[2] = {child("hope"), child("lstm")};
+    std::map<pid_t, int> exitCode;
+    std::unique_ptr<RunStore> s;
+    int reads = 0;
+    while (exitCode.size() < 2) {  // read while both write
+      for (pid_t p : children) {
+        int status = 0;
+        if (!exitCode.count(p) && waitpid(p, &status, WNOHANG) == p)
+          exitCode[p] = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      if (!s && QFileInfo::exists(QString::fromStdString(path))) s = RunStore::open(path);
+      if (s) {
+        s->listRuns();
+        ++reads;
+      }
+    }
+    QCOMPARE(exitCode[children[0]], 0);
+    QCOMPARE(exitCode[children[1]], 0);
+    if (!s) s = RunStore::open(path);
+    RunFilter f;
+    f.status = "finished";
+    auto runs = s->listRuns(f);
+    QCOMPARE(runs.size(), size_t(2 * kRuns));
+    for (const auto& r : runs)
+      QCOMPARE(s->series(r.id).at(0).points.size(), size_t(kPoints / kRuns));
+    qInfo("%d reads during the writes", reads);
+  }
+
+  // ---- crash safety ------------------------------------------------------------------------------
+
+  void sigkillMidRunLeavesCommittedPrefixAndInterruptedRun() {
+    const std::string path = freshPath();
+    makeStore(path, 0);
+    int fds[2];
+    QCOMPARE(pipe(fds), 0);
+    pid_t pid = spawn([&] {
+      close(fds[0]);
+      auto s = RunStore::open(path);
+      RunRecord r = sampleRun();
+      r.status = "running";
+      int64_t id = s->createRun(r);
+      if (write(fds[1], &id, sizeof id) != sizeof id) return 1;
+      RunWriter w(path, id);
+      for (int64_t i = 0; i < 50'000'000; ++i) {
+        w.point("loss", "outer", -1, 1, i, double(i) * 0.25);
+        if ((i + 1) % 100 == 0) {
+          w.flush();
+          int64_t committed = i + 1;
+          if (write(fds[1], &committed, sizeof committed) != sizeof committed) return 1;
+        }
+      }
+      return 0;
+    });
+    close(fds[1]);
+    auto readCount = [&](int64_t& v) { return read(fds[0], &v, sizeof v) == sizeof v; };
+    int64_t id = 0, reported = 0, v = 0;
+    QVERIFY(readCount(id));
+    while (reported < 5000 && readCount(v)) reported = v;
+    QCOMPARE(reported, int64_t(5000));
+    usleep(3000);  // let it run on, so the kill lands at an arbitrary point of its write cycle
+    kill(pid, SIGKILL);
+    while (readCount(v)) reported = v;  // whatever it reported before it died
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    QVERIFY(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    auto s = RunStore::open(path);
+    auto run = s->getRun(id);
+    QCOMPARE(run->status, std::string("interrupted"));
+    QVERIFY(run->finished_at > 0);
+    {
+      Raw raw(path);
+      QCOMPARE(raw.text("PRAGMA integrity_check"), std::string("ok"));
+    }
+    auto series = s->series(id);
+    QCOMPARE(series.size(), size_t(1));
+    const auto& pts = series[0].points;
+    qInfo("child reported %lld points committed; %zu stored", (long long)reported, pts.size());
+    QVERIFY2(int64_t(pts.size()) >= reported,
+             qPrintable(QString("%1 points stored, %2 reported committed").arg(pts.size()).arg(reported)));
+    for (size_t i = 0; i < pts.size(); ++i) {
+      if (pts[i].first != int64_t(i) || pts[i].second != double(i) * 0.25)
+        QFAIL(qPrintable(QString("point %1 is (%2, %3)").arg(i).arg(pts[i].first).arg(pts[i].second)));
+    }
+  }
+};
+
+QTEST_GUILESS_MAIN(TestStore)
+#include "test_store.moc"

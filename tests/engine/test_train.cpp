@@ -1,0 +1,227 @@
+// The trainer on the real datasets: short class-incremental runs, determinism, divergence,
+// cancellation, joint protocol, the NCM reference, and what reaches the store.
+#include "engine/torch_wrap.h"
+
+#include <QtTest>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "engine/common/error.h"
+#include "engine/spec/spec.h"
+#include "engine/store/store.h"
+#include "engine/train/experiment.h"
+
+using hl::spec::json;
+using namespace hl::train;
+
+namespace {
+
+struct Recorder : Observer {
+  std::vector<Event> events;
+  void onEvent(const Event& e) override { events.push_back(e); }
+  std::vector<double> values(const std::string& name) const {
+    std::vector<double> v;
+    for (const auto& e : events)
+      if (e.kind == EventKind::Point && e.name == name) v.push_back(e.value);
+    return v;
+  }
+};
+
+struct Canceller : Observer {
+  Control* c;
+  int after;
+  int seen = 0;
+  void onEvent(const Event& e) override {
+    if (e.kind == EventKind::Progress && ++seen == after) c->requestCancel();
+  }
+};
+
+json small_spec(const std::string& dataset, int limit, int epochs) {
+  json s = hl::spec::preset("transformer");
+  s["model"]["d_model"] = 32;
+  s["model"]["blocks"] = json::array({hl::spec::block_defaults("transformer")});
+  s["model"]["vocab_size"] = 500;
+  s["training"]["epochs"] = epochs;
+  s["training"]["limit_per_class"] = limit;
+  s["training"]["eval_limit_per_class"] = 10;
+  s["training"]["checkpoints"] = false;
+  s["training"]["threads"] = 1;
+  s["experiment"]["dataset"] = dataset;
+  return hl::spec::complete(s);
+}
+
+}  // namespace
+
+class TestTrain : public QObject {
+  Q_OBJECT
+  QTemporaryDir tmp_;
+  RunOptions opt_;
+
+  static void checkLowerTriangular(const json& M, int T) {
+    QCOMPARE(int(M.size()), T);
+    for (int i = 0; i < T; ++i) {
+      QCOMPARE(int(M[i].size()), T);
+      for (int j = 0; j < T; ++j) {
+        if (j <= i) {
+          QVERIFY2(M[i][j].is_number(), qPrintable(QString("R[%1][%2] missing").arg(i).arg(j)));
+          double a = M[i][j].get<double>();
+          QVERIFY(a >= 0.0 && a <= 1.0);
+        } else {
+          QVERIFY2(M[i][j].is_null(), qPrintable(QString("R[%1][%2] should be null").arg(i).arg(j)));
+        }
+      }
+    }
+  }
+
+ private slots:
+  void initTestCase() {
+    torch::set_num_threads(1);
+    opt_.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
+    opt_.cache_dir = tmp_.filePath("cache").toStdString();
+    opt_.checkpoint_dir = tmp_.filePath("ckpt").toStdString();
+  }
+
+  void shortClassIncrementalRunOnEachDataset_data() {
+    QTest::addColumn<QString>("dataset");
+    QTest::addColumn<int>("tasks");
+    QTest::newRow("clinc150") << "clinc150" << 15;
+    QTest::newRow("banking77") << "banking77" << 7;
+    QTest::newRow("dbpedia70") << "dbpedia70" << 7;
+  }
+  void shortClassIncrementalRunOnEachDataset() {
+    QFETCH(QString, dataset);
+    QFETCH(int, tasks);
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("ci.db").toStdString();
+    auto r = run_experiment(small_spec(dataset.toStdString(), 12, 3), o, {});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    checkLowerTriangular(r.summary["accuracy_matrix"], tasks);
+    // Sanity: right after training a task, that task is well above chance among the seen classes
+    // (fine-tuning favours the newest classes); 0.2 is 2x chance for 10 classes.
+    const auto& M = r.summary["accuracy_matrix"];
+    QVERIFY2(M[tasks - 1][tasks - 1].get<double>() > 0.2, M.dump().c_str());
+    QVERIFY(r.summary["forgetting"].is_number());
+    QVERIFY(r.summary["bwt"].is_number());
+    QVERIFY(r.summary["macro_f1"].get<double>() >= 0.0);
+    // The store holds the finished run, every accuracy cell, and one loss point per step.
+    auto db = hl::store::RunStore::open(o.db_path);
+    auto rec = db->getRun(r.run_id);
+    QVERIFY(rec);
+    QCOMPARE(QString::fromStdString(rec->status), QString("finished"));
+    QVERIFY(rec->finished_at > 0);
+    QCOMPARE(int(db->accuracy(r.run_id).size()), tasks * (tasks + 1) / 2);
+    bool found = false;
+    for (const auto& s : db->series(r.run_id))
+      if (s.name == "loss" && s.level == "outer") {
+        found = true;
+        QCOMPARE(int64_t(s.points.size()), r.summary["steps"].get<int64_t>());
+      }
+    QVERIFY(found);
+  }
+
+  void sameSeedGivesBitIdenticalSeries() {
+    json s = small_spec("banking77", 6, 1);
+    Recorder a, b;
+    auto ra = run_experiment(s, opt_, {&a});
+    auto rb = run_experiment(s, opt_, {&b});
+    auto la = a.values("loss"), lb = b.values("loss");
+    QVERIFY(!la.empty());
+    QCOMPARE(la.size(), lb.size());
+    for (size_t i = 0; i < la.size(); ++i) QVERIFY2(la[i] == lb[i], qPrintable(QString("step %1").arg(i)));
+    QCOMPARE(ra.summary["accuracy_matrix"].dump(), rb.summary["accuracy_matrix"].dump());
+    s["experiment"]["seed"] = 1;
+    Recorder c;
+    run_experiment(s, opt_, {&c});
+    QVERIFY(c.values("loss") != la);
+  }
+
+  void nanLossMarksTheRunDivergedAndKeepsItsPoints() {
+    qputenv("HOPELAB_INJECT_NAN_STEP", "5");
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("div.db").toStdString();
+    auto r = run_experiment(small_spec("banking77", 6, 1), o, {});
+    qunsetenv("HOPELAB_INJECT_NAN_STEP");
+    QCOMPARE(QString::fromStdString(r.status), QString("diverged"));
+    QCOMPARE(r.diverged_step, int64_t(5));
+    QVERIFY(r.error.find("step 5") != std::string::npos);
+    auto db = hl::store::RunStore::open(o.db_path);
+    auto rec = db->getRun(r.run_id);
+    QCOMPARE(QString::fromStdString(rec->status), QString("diverged"));
+    QCOMPARE(rec->diverged_step, int64_t(5));
+    for (const auto& s : db->series(r.run_id))
+      if (s.name == "loss") QCOMPARE(int(s.points.size()), 5);  // steps 0..4 were committed
+  }
+
+  void cancelStopsTheRunAndStoresItCancelled() {
+    Control control;
+    Canceller c;
+    c.c = &control;
+    c.after = 3;
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("cancel.db").toStdString();
+    auto r = run_experiment(small_spec("banking77", 6, 1), o, {&c}, &control);
+    QCOMPARE(QString::fromStdString(r.status), QString("cancelled"));
+    auto db = hl::store::RunStore::open(o.db_path);
+    QCOMPARE(QString::fromStdString(db->getRun(r.run_id)->status), QString("cancelled"));
+  }
+
+  void jointProtocolFillsOnlyTheLastRow() {
+    json s = small_spec("banking77", 12, 2);
+    s["experiment"]["protocol"] = "joint";
+    auto r = run_experiment(s, opt_, {});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    const auto& M = r.summary["accuracy_matrix"];
+    for (int j = 0; j < 7; ++j) {
+      QVERIFY(M[6][j].is_number());
+      for (int i = 0; i < 6; ++i) QVERIFY(M[i][j].is_null());
+    }
+    QVERIFY(r.summary["forgetting"].is_null());
+    QVERIFY(r.summary["final_avg_acc"].get<double>() > 0.1);
+  }
+
+  void ncmHeadTrainsNothingAndBeatsChance() {
+    json s = small_spec("banking77", 12, 1);
+    s["model"]["head"]["type"] = "ncm";
+    Recorder rec;
+    auto r = run_experiment(s, opt_, {&rec});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QVERIFY(rec.values("loss").empty());
+    QVERIFY(r.summary["final_avg_acc"].get<double>() > 1.5 / 70);
+  }
+
+  void replayAndEwcRun() {
+    for (const char* strat : {"replay", "ewc"}) {
+      json s = small_spec("banking77", 6, 1);
+      s["experiment"]["strategy"]["type"] = strat;
+      auto r = run_experiment(s, opt_, {});
+      QVERIFY2(r.status == "finished", strat);
+      checkLowerTriangular(r.summary["accuracy_matrix"], 7);
+    }
+  }
+
+  void invalidSpecThrowsBeforeAnythingIsStored() {
+    json s = small_spec("banking77", 6, 1);
+    s["optimizer"]["lr"] = -1;
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("bad.db").toStdString();
+    bool threw = false;
+    try {
+      run_experiment(s, o, {});
+    } catch (const hl::SpecError& e) {
+      threw = std::string(e.what()).find("optimizer.lr") != std::string::npos;
+    }
+    QVERIFY(threw);
+    QVERIFY(!QFile::exists(QString::fromStdString(o.db_path)));
+  }
+
+  void describeCountsParametersWithoutData() {
+    json d = describe(hl::spec::preset("transformer"));
+    QVERIFY(d["params"].get<int64_t>() > 100000);
+    QVERIFY(d["flops_per_sample"].get<double>() > 0);
+    QCOMPARE(d["num_classes"].get<int>(), 70);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestTrain)
+#include "test_train.moc"
