@@ -64,6 +64,20 @@ int parse_vocab_limit(const std::string& msg) {
   return any ? n : -1;
 }
 
+// SentencePiece: "Vocabulary size is smaller than required_chars. 500 vs 625." -> 625 (the
+// characters plus meta pieces it must keep; a smaller vocabulary cannot cover the texts).
+int parse_vocab_minimum(const std::string& msg) {
+  const size_t p = msg.find("smaller than required_chars");
+  if (p == std::string::npos) return -1;
+  const size_t vs = msg.find(" vs ", p);
+  if (vs == std::string::npos) return -1;
+  try {
+    return std::stoi(msg.substr(vs + 4));
+  } catch (...) {
+    return -1;
+  }
+}
+
 std::string cache_key(const std::vector<std::string>& texts, int vocab_size) {
   Sha256 h;
   h.update(std::string(kCacheFormat) + "\n");
@@ -144,8 +158,9 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size
     if (!proto.empty()) {
       try {
         Tokenizer t = fromProto(proto);
-        if (warning && t.vocabSize() < vocab_size)
-          *warning = clamp_warning(vocab_size, t.vocabSize());
+        if (warning && t.vocabSize() != vocab_size)
+          *warning = "vocab_size " + std::to_string(vocab_size) + " adjusted to " + std::to_string(t.vocabSize()) +
+                     " (what SentencePiece can build from these texts)";
         return t;
       } catch (const DataError&) {
         // corrupt cache entry: retrain and overwrite it
@@ -166,11 +181,19 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size
       v = limit;
       continue;
     }
+    const int minimum = parse_vocab_minimum(st.message());
+    if (attempt < 3 && minimum > v && minimum < 1000000) {
+      v = minimum;
+      continue;
+    }
     throw DataError(std::string("tokenizer: SentencePiece could not train (") + st.message() +
                     ") — change the vocabulary size or check the train texts");
   }
   Tokenizer t = fromProto(proto);
   if (warning && t.vocabSize() < vocab_size) *warning = clamp_warning(vocab_size, t.vocabSize());
+  if (warning && t.vocabSize() > vocab_size)
+    *warning = "vocab_size " + std::to_string(vocab_size) + " is smaller than the " + std::to_string(t.vocabSize()) +
+               " characters and meta pieces of these texts; raised to " + std::to_string(t.vocabSize());
   if (!cached.empty()) write_cache(cached, proto);
   return t;
 }

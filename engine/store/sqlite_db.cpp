@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -38,6 +40,31 @@ struct RawHeader {
   bool short_file = false;  // exists, not empty, but shorter than the 100-byte header
   bool maybe_truncated = false;  // header's page count * page size exceeds the file size
 };
+
+// Files this process holds open through SQLite, by (device, inode). POSIX advisory locks belong
+// to the process and are dropped when ANY descriptor of the file is closed: reading a database's
+// header with fopen/fclose while another connection of this process has it open would silently
+// release that connection's locks, and another process could then checkpoint and delete the WAL
+// under it (its later commits vanish). So the raw header is read only while no connection of this
+// process has the file open; such a file was already validated when it was first opened.
+std::mutex g_open_mu;
+std::map<std::pair<uint64_t, uint64_t>, int> g_open_files;
+
+bool file_id(const std::string& path, uint64_t* dev, uint64_t* ino) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  *dev = uint64_t(st.st_dev);
+  *ino = uint64_t(st.st_ino);
+  return true;
+}
+
+bool open_in_this_process(const std::string& path) {
+  uint64_t dev, ino;
+  if (!file_id(path, &dev, &ino)) return false;
+  std::lock_guard<std::mutex> lock(g_open_mu);
+  auto it = g_open_files.find({dev, ino});
+  return it != g_open_files.end() && it->second > 0;
+}
 
 RawHeader read_header(const std::string& path) {
   RawHeader h;
@@ -97,24 +124,39 @@ double now_seconds() {
 
 // ---- Db ----------------------------------------------------------------------------------------
 
-Db::Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), owned_(o.owned_) {
+Db::Db(Db&& o) noexcept
+    : db_(o.db_), path_(std::move(o.path_)), owned_(o.owned_), registered_(o.registered_), dev_(o.dev_), ino_(o.ino_) {
   o.db_ = nullptr;
+  o.registered_ = false;
 }
 
 Db& Db::operator=(Db&& o) noexcept {
   if (this != &o) {
-    if (db_ && owned_) sqlite3_close_v2(db_);
+    release();
     db_ = o.db_;
     path_ = std::move(o.path_);
     owned_ = o.owned_;
+    registered_ = o.registered_;
+    dev_ = o.dev_;
+    ino_ = o.ino_;
     o.db_ = nullptr;
+    o.registered_ = false;
   }
   return *this;
 }
 
-Db::~Db() {
+void Db::release() {
   if (db_ && owned_) sqlite3_close_v2(db_);
+  db_ = nullptr;
+  if (registered_) {
+    std::lock_guard<std::mutex> lock(g_open_mu);
+    auto it = g_open_files.find({dev_, ino_});
+    if (it != g_open_files.end() && --it->second <= 0) g_open_files.erase(it);
+    registered_ = false;
+  }
 }
+
+Db::~Db() { release(); }
 
 Db Db::borrow(sqlite3* db, const std::string& path) {
   Db d;
@@ -184,7 +226,15 @@ void Db::read(const std::function<void()>& body) {
 }
 
 Db Db::open(const std::string& path, bool migrate) {
-  RawHeader h = read_header(path);
+  const bool already_open = open_in_this_process(path);
+  RawHeader h;
+  if (already_open) {  // validated when first opened; reading it now would drop our locks
+    h.exists = true;
+    h.size = 100;
+    h.sqlite_magic = true;
+  } else {
+    h = read_header(path);
+  }
   if (h.is_dir)
     throw hl::StoreError(path + " is a directory, not a run database. Give the path of a database "
                          "file (it is created if missing).");
@@ -210,6 +260,7 @@ Db Db::open(const std::string& path, bool migrate) {
   }
   sqlite3_extended_result_codes(db.db_, 1);
   sqlite3_busy_timeout(db.db_, kBusyTimeoutMs);
+  db.registerOpenFile();
 
   // Everything up to the journal-mode switch only reads, so a refused file stays as it was.
   auto refuse_damaged = [&](const std::string& detail) {
@@ -293,7 +344,19 @@ Db Db::open(const std::string& path, bool migrate) {
                              "choose another run database path.");
     }
   }
+  db.registerOpenFile();  // a new file exists only once something was written
   return db;
+}
+
+void Db::registerOpenFile() {
+  if (registered_ || !db_) return;
+  uint64_t dev, ino;
+  if (!file_id(path_, &dev, &ino)) return;
+  std::lock_guard<std::mutex> lock(g_open_mu);
+  ++g_open_files[{dev, ino}];
+  dev_ = dev;
+  ino_ = ino;
+  registered_ = true;
 }
 
 // ---- Stmt --------------------------------------------------------------------------------------

@@ -57,9 +57,15 @@ class Db {
   void read(const std::function<void()>& body);
 
  private:
+  void release();
+  void registerOpenFile();
+
   sqlite3* db_ = nullptr;
   std::string path_;
   bool owned_ = true;
+  // The file's identity in this process's registry of open databases (see sqlite_db.cpp).
+  bool registered_ = false;
+  uint64_t dev_ = 0, ino_ = 0;
 };
 
 class Stmt {

@@ -44,8 +44,8 @@ class TestCli : public QObject {
     return r;
   }
 
-  QStringList tiny(const QString& db) const {
-    return {"--db", db, "train", "--preset", "transformer", "--dataset", "banking77", "--epochs", "1",
+  QStringList tiny(const QString& db, const QString& epochs = "1") const {
+    return {"--db", db, "train", "--preset", "transformer", "--dataset", "banking77", "--epochs", epochs,
             "--limit-per-class", "6", "--eval-limit-per-class", "5", "--set", "model.d_model=32",
             "--set", "model.vocab_size=400", "--quiet"};
   }
@@ -149,13 +149,15 @@ class TestCli : public QObject {
     QString db = tmp_.filePath("int.db");
     QProcess p;
     p.setProcessEnvironment(env());
-    QStringList args = tiny(db);
-    args.removeLast();  // progress on stderr
-    args << "--epochs" << "50";
+    QStringList args = tiny(db, "5000");  // far longer than the test: it must be interrupted
+    args.removeLast();                      // no --quiet: progress on stderr
     p.start(HL_CLI_PATH, args);
     QVERIFY(p.waitForStarted());
-    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(db) && p.readAllStandardError().contains("step"), 120000);
-    ::kill(p.processId(), SIGINT);
+    QByteArray err;
+    QTRY_VERIFY_WITH_TIMEOUT((err += p.readAllStandardError()).contains("step 1/"), 60000);
+    QCOMPARE(p.state(), QProcess::Running);
+    QVERIFY(p.processId() > 0);  // kill(0, …) would signal this test's own process group
+    ::kill(pid_t(p.processId()), SIGINT);
     QVERIFY(p.waitForFinished(60000));
     QCOMPARE(p.exitCode(), 130);
     auto s = cli({"--db", db, "show", "1", "--json"});
@@ -166,8 +168,7 @@ class TestCli : public QObject {
     QString db = tmp_.filePath("kill.db");
     QProcess p;
     p.setProcessEnvironment(env());
-    QStringList args = tiny(db);
-    args << "--epochs" << "50";
+    QStringList args = tiny(db, "5000");  // far longer than the test: it must be killed
     p.start(HL_CLI_PATH, args);
     QVERIFY(p.waitForStarted());
     // Wait until some loss points are committed (visible to another process).
@@ -179,8 +180,10 @@ class TestCli : public QObject {
                                  if (se["name"] == "loss") committed = int(se["points"].size());
                                return committed > 20;
                              }()),
-                             180000);
-    ::kill(p.processId(), SIGKILL);
+                             90000);
+    QCOMPARE(p.state(), QProcess::Running);
+    QVERIFY(p.processId() > 0);  // kill(0, …) would signal this test's own process group
+    ::kill(pid_t(p.processId()), SIGKILL);
     QVERIFY(p.waitForFinished(10000));
     auto r = cli({"--db", db, "runs", "--format", "json"});
     QCOMPARE(r.code, 0);

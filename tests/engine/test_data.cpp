@@ -640,6 +640,16 @@ class TestData : public QObject {
     QCOMPARE(banking_tok_.unkId(), 1);
   }
 
+  void tokenizerRaisesATooSmallVocabToTheCharacterCount() {
+    NEED_DATA();
+    const Dataset ds = load("banking77", opts());
+    std::string warning;
+    const Tokenizer t = Tokenizer::train(trainTexts(ds), 40, "", &warning);
+    // The texts have more distinct characters than 40: SentencePiece needs them all as pieces.
+    QVERIFY2(t.vocabSize() > 40, std::to_string(t.vocabSize()).c_str());
+    QVERIFY2(warning.find("raised to " + std::to_string(t.vocabSize())) != std::string::npos, warning.c_str());
+  }
+
   void tokenizerNeverEmitsPadAndTruncates() {
     NEED_DATA();
     QVERIFY(banking_tok_.vocabSize() > 0);

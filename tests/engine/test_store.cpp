@@ -549,6 +549,35 @@ class TestStore : public QObject {
     }
   }
 
+  // Regression: opening a second connection (the RunWriter beside the trainer's RunStore) used to
+  // read the file header with fopen/fclose, which drops every POSIX lock this process holds on the
+  // file; another process closing its connection then checkpointed and deleted the WAL under the
+  // writer, and every later commit vanished.
+  void anotherProcessClosingItsConnectionNeverLosesOurCommits() {
+    const std::string path = freshPath();
+    auto store = RunStore::open(path);
+    const int64_t id = store->createRun(sampleRun());
+    RunWriter w(path, id);
+    auto count_in_child = [&] {
+      return waitExit(spawn([&] {
+        sqlite3* db = nullptr;
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+        sqlite3_stmt* st = nullptr;
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM points", -1, &st, nullptr);
+        int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+        sqlite3_finalize(st);
+        sqlite3_close(db);  // the last connection it knows of: it may checkpoint and delete the WAL
+        return n / 100;     // exit codes are 8-bit
+      }));
+    };
+    for (int round = 1; round <= 3; ++round) {
+      for (int k = 0; k < 100; ++k) w.point("loss", "outer", -1, 1, (round - 1) * 100 + k, 1.0);
+      w.flush();
+      QCOMPARE(count_in_child(), round);
+      QVERIFY(QFile::exists(QString::fromStdString(path + "-wal")));
+    }
+  }
+
   void writerCommitsWithoutFlushWithinAFewBatchIntervals() {
     const std::string path = freshPath();
     auto s = RunStore::open(path);

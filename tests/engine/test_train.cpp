@@ -39,7 +39,8 @@ struct Canceller : Observer {
 
 json small_spec(const std::string& dataset, int limit, int epochs) {
   json s = hl::spec::preset("transformer");
-  s["model"]["d_model"] = 32;
+  s["model"]["d_model"] = 64;
+  s["optimizer"]["lr"] = 5e-3;  // few rows per class: a larger step learns them within the test's budget
   s["model"]["blocks"] = json::array({hl::spec::block_defaults("transformer")});
   s["model"]["vocab_size"] = 500;
   s["training"]["epochs"] = epochs;
@@ -94,13 +95,13 @@ class TestTrain : public QObject {
     QFETCH(int, tasks);
     RunOptions o = opt_;
     o.db_path = tmp_.filePath("ci.db").toStdString();
-    auto r = run_experiment(small_spec(dataset.toStdString(), 12, 3), o, {});
+    auto r = run_experiment(small_spec(dataset.toStdString(), 30, 5), o, {});
     QCOMPARE(QString::fromStdString(r.status), QString("finished"));
     checkLowerTriangular(r.summary["accuracy_matrix"], tasks);
     // Sanity: right after training a task, that task is well above chance among the seen classes
-    // (fine-tuning favours the newest classes); 0.2 is 2x chance for 10 classes.
+    // (fine-tuning favours the newest classes); 0.3 is 3x chance for 10 classes.
     const auto& M = r.summary["accuracy_matrix"];
-    QVERIFY2(M[tasks - 1][tasks - 1].get<double>() > 0.2, M.dump().c_str());
+    QVERIFY2(M[tasks - 1][tasks - 1].get<double>() > 0.3, M.dump().c_str());
     QVERIFY(r.summary["forgetting"].is_number());
     QVERIFY(r.summary["bwt"].is_number());
     QVERIFY(r.summary["macro_f1"].get<double>() >= 0.0);
@@ -167,7 +168,7 @@ class TestTrain : public QObject {
   }
 
   void jointProtocolFillsOnlyTheLastRow() {
-    json s = small_spec("banking77", 12, 2);
+    json s = small_spec("banking77", 30, 3);
     s["experiment"]["protocol"] = "joint";
     auto r = run_experiment(s, opt_, {});
     QCOMPARE(QString::fromStdString(r.status), QString("finished"));
@@ -177,7 +178,7 @@ class TestTrain : public QObject {
       for (int i = 0; i < 6; ++i) QVERIFY(M[i][j].is_null());
     }
     QVERIFY(r.summary["forgetting"].is_null());
-    QVERIFY(r.summary["final_avg_acc"].get<double>() > 0.1);
+    QVERIFY2(r.summary["final_avg_acc"].get<double>() > 0.2, r.summary.dump().c_str());  // chance: 1/70
   }
 
   void ncmHeadTrainsNothingAndBeatsChance() {
