@@ -558,17 +558,12 @@ class TestStore : public QObject {
     auto store = RunStore::open(path);
     const int64_t id = store->createRun(sampleRun());
     RunWriter w(path, id);
+    // A separate program (not a fork: a forked child shares SQLite's per-process lock state).
     auto count_in_child = [&] {
-      return waitExit(spawn([&] {
-        sqlite3* db = nullptr;
-        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-        sqlite3_stmt* st = nullptr;
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM points", -1, &st, nullptr);
-        int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-        sqlite3_finalize(st);
-        sqlite3_close(db);  // the last connection it knows of: it may checkpoint and delete the WAL
-        return n / 100;     // exit codes are 8-bit
-      }));
+      QProcess p;
+      p.start("sqlite3", {QString::fromStdString(path), "SELECT count(*) FROM points"});
+      if (!p.waitForFinished(30000) || p.exitCode() != 0) return -1;
+      return QString::fromUtf8(p.readAllStandardOutput()).trimmed().toInt() / 100;
     };
     for (int round = 1; round <= 3; ++round) {
       for (int k = 0; k < 100; ++k) w.point("loss", "outer", -1, 1, (round - 1) * 100 + k, 1.0);
