@@ -98,6 +98,10 @@ Commands::Commands(CLI::App& app) : app_(app) {
   train_->add_flag("--quiet", quiet_, "No progress bar");
   train_->add_flag("--no-store", no_store_, "Do not write the run to the database");
   train_->add_option("--result-json", result_json_, "Also write the run's summary JSON to this file");
+  train_->add_option("--resume", resume_,
+                     "Continue a stored run that did not finish (interrupted, cancelled, failed) from its last "
+                     "task-end checkpoint; its own spec is used")
+      ->check(CLI::PositiveNumber);
 
   runs_ = app.add_subcommand("runs", "List stored runs, newest first");
   runs_->add_option("--format", format_, "table | csv | json")->check(CLI::IsMember({"table", "csv", "json"}));
@@ -160,6 +164,23 @@ int Commands::run() {
 }
 
 int Commands::train() {
+  if (resume_ > 0) {
+    if (!spec_file_.empty() || !preset_.empty() || !sets_.empty() || !dataset_.empty() || !seeds_.empty())
+      throw SpecError("--resume continues a run with its own spec: drop --spec/--preset/--set/--dataset/--seed");
+    train::RunOptions opt;
+    opt.data_dir = dataDir();
+    opt.db_path = dbPath();
+    opt.resume_run = resume_;
+    train::Control control;
+    g_control = &control;
+    std::signal(SIGINT, on_sigint);
+    std::signal(SIGTERM, on_sigint);
+    ProgressBar bar(quiet_);
+    auto r = train::run_experiment(json::object(), opt, {&bar}, &control);
+    g_control = nullptr;
+    std::signal(SIGINT, SIG_DFL);
+    return report(r);
+  }
   json spec = !spec_file_.empty() ? spec::load_file(spec_file_) : spec::preset(preset_.empty() ? "transformer" : preset_);
   spec = spec::complete(spec);
   auto& ex = spec["experiment"];
@@ -199,16 +220,10 @@ int Commands::train() {
   for (long long seed : seeds_) {
     spec["experiment"]["seed"] = seed;
     auto r = train::run_experiment(spec, opt, {&bar}, &control);
-    const auto& s = r.summary;
-    std::printf("run %lld %s: final avg acc %s, forgetting %s, BWT %s, macro-F1 %s, task-IL acc %s (%s s)\n",
-                (long long)r.run_id, r.status.c_str(), fmt(s.value("final_avg_acc", json())).c_str(),
-                fmt(s.value("forgetting", json())).c_str(), fmt(s.value("bwt", json())).c_str(),
-                fmt(s.value("macro_f1", json())).c_str(), fmt(s.value("task_il_acc", json())).c_str(),
-                fmt(s.value("train_seconds", json()), 1).c_str());
-    std::fflush(stdout);
-    all_results.push_back({{"run_id", r.run_id}, {"status", r.status}, {"error", r.error}, {"summary", s}});
-    if (r.status == "cancelled") { rc = 130; break; }
-    if (r.status != "finished") rc = 4;
+    all_results.push_back({{"run_id", r.run_id}, {"status", r.status}, {"error", r.error}, {"summary", r.summary}});
+    int code = report(r);
+    if (code == 130) { rc = 130; break; }
+    if (code != 0) rc = code;
   }
   g_control = nullptr;
   std::signal(SIGINT, SIG_DFL);
@@ -217,6 +232,21 @@ int Commands::train() {
     out << (all_results.size() == 1 ? all_results[0] : all_results).dump(2) << "\n";
   }
   return rc;
+}
+
+int Commands::report(const train::RunResult& r) {
+  const auto& s = r.summary;
+  std::printf("run %lld %s: final avg acc %s, forgetting %s, BWT %s, macro-F1 %s, task-IL acc %s (%s s)\n",
+              (long long)r.run_id, r.status.c_str(), fmt(s.value("final_avg_acc", json())).c_str(),
+              fmt(s.value("forgetting", json())).c_str(), fmt(s.value("bwt", json())).c_str(),
+              fmt(s.value("macro_f1", json())).c_str(), fmt(s.value("task_il_acc", json())).c_str(),
+              fmt(s.value("train_seconds", json()), 1).c_str());
+  std::fflush(stdout);
+  if (r.status == "cancelled") {
+    if (r.run_id) std::fprintf(stderr, "continue it with: hopelab-cli train --resume %lld\n", (long long)r.run_id);
+    return 130;
+  }
+  return r.status == "finished" ? 0 : 4;
 }
 
 int Commands::runs() {

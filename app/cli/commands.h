@@ -2,6 +2,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "engine/train/experiment.h"
+
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@ class Commands {
 
  private:
   int train();
+  int report(const train::RunResult& r);  // prints the one-line result; returns the exit code
   int runs();
   int show();
   int exportTables();
@@ -38,6 +41,7 @@ class Commands {
   std::vector<long long> seeds_;
   bool quiet_ = false, no_store_ = false;
   std::string result_json_;
+  long long resume_ = 0;
   // runs / show / export
   std::string format_ = "table", f_dataset_, f_model_, f_strategy_, f_status_, f_tag_;
   int limit_ = 0;

@@ -187,6 +187,13 @@ void RunStore::setStatus(int64_t id, const std::string& status, const std::strin
                  [&](Stmt& st) { st.bind(1, status).bind(2, error).bind(3, diverged_step).bind(4, id); });
 }
 
+void RunStore::resumeRun(int64_t id, int64_t pid, const std::string& host, int64_t process_start) {
+  d_->update_run(id,
+                 "UPDATE runs SET status='running', error='', diverged_step=-1, finished_at=0, pid=?, host=?, "
+                 "process_start=? WHERE id=?",
+                 [&](Stmt& st) { st.bind(1, pid).bind(2, host).bind(3, process_start).bind(4, id); });
+}
+
 void RunStore::setSummary(int64_t id, const std::string& summary_json) {
   d_->update_run(id, "UPDATE runs SET summary_json=? WHERE id=?",
                  [&](Stmt& st) { st.bind(1, summary_json).bind(2, id); });

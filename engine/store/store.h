@@ -88,6 +88,9 @@ class RunStore {
   void setStatus(int64_t id, const std::string& status, const std::string& error = "",
                  int64_t diverged_step = -1);
   void setSummary(int64_t id, const std::string& summary_json);
+  // A resumed run: status back to running, error and finish time cleared, and the identity of the
+  // process now writing it (so that its death is detected as an interruption again).
+  void resumeRun(int64_t id, int64_t pid, const std::string& host, int64_t process_start);
   void finish(int64_t id, const std::string& status);  // sets status and finished_at
   void setTags(int64_t id, const std::vector<std::string>& tags);
   void setNotes(int64_t id, const std::string& notes);

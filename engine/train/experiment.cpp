@@ -254,6 +254,54 @@ json matrix_json(const metrics::Matrix& R, int T) {
 
 json num_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
+// ---------------------------------------------------------------- checkpoint fields
+std::string read_string(torch::serialize::InputArchive& ar, const std::string& key) {
+  c10::IValue v;
+  if (!ar.try_read(key, v) || !v.isString()) throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
+  return v.toStringRef();
+}
+
+int64_t read_int(torch::serialize::InputArchive& ar, const std::string& key) {
+  c10::IValue v;
+  if (!ar.try_read(key, v) || !v.isInt()) throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
+  return v.toInt();
+}
+
+double read_double(torch::serialize::InputArchive& ar, const std::string& key) {
+  c10::IValue v;
+  if (!ar.try_read(key, v) || !v.isDouble()) throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
+  return v.toDouble();
+}
+
+torch::Tensor generator_state(at::Generator& g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(at::Generator& g, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+}
+
+json matrix_to_json(const metrics::Matrix& R) {
+  json out = json::array();
+  for (const auto& row : R) {
+    json r = json::array();
+    for (double v : row) r.push_back(num_or_null(v));
+    out.push_back(r);
+  }
+  return out;
+}
+
+metrics::Matrix matrix_from_json(const json& j) {
+  metrics::Matrix R;
+  for (const auto& row : j) {
+    R.emplace_back();
+    for (const auto& v : row) R.back().push_back(v.is_null() ? metrics::nan() : v.get<double>());
+  }
+  return R;
+}
+
 }  // namespace
 
 std::string torch_version() {
@@ -291,8 +339,37 @@ json describe(const json& user_spec, int num_classes) {
 
 RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std::vector<Observer*>& observers,
                          Control* control) {
-  // 1. Spec.
-  json spec = spec::complete(user_spec);
+  // 1. Spec (a resumed run's own spec).
+  std::unique_ptr<store::RunStore> db;
+  std::unique_ptr<torch::serialize::InputArchive> resume_ar;
+  json spec;
+  if (opt.resume_run > 0) {
+    if (opt.db_path.empty()) throw SpecError("resume: a run database is needed (--db)");
+    db = store::RunStore::open(opt.db_path);
+    auto rec = db->getRun(opt.resume_run);
+    const std::string id = std::to_string(opt.resume_run);
+    if (!rec) throw StoreError("resume: run " + id + " is not in " + opt.db_path + " (see `hopelab-cli runs`)");
+    if (rec->status == "finished") throw SpecError("resume: run " + id + " already finished; nothing to resume");
+    if (rec->status == "running")
+      throw SpecError("resume: run " + id + " is still running (pid " + std::to_string(rec->pid) + " on " + rec->host +
+                      "); cancel it first");
+    std::string path;
+    for (const auto& c : db->checkpoints(opt.resume_run))
+      if (c.kind == "last") path = c.path;
+    if (path.empty() || !fs::exists(path))
+      throw RunError("resume: run " + id + " has no checkpoint to resume from" +
+                     (path.empty() ? std::string(" (checkpoints are saved at the end of each task)")
+                                   : " (" + path + " is missing)"));
+    spec = json::parse(rec->spec_json);
+    resume_ar = std::make_unique<torch::serialize::InputArchive>();
+    try {
+      resume_ar->load_from(path);
+    } catch (const std::exception& e) {
+      throw RunError("resume: cannot read checkpoint " + path + " (" + e.what() + ")");
+    }
+  } else {
+    spec = spec::complete(user_spec);
+  }
   auto v = spec::validate(spec);
   if (!v.ok()) throw SpecError("the spec has errors:\n" + v.format());
   const json& ex = spec.at("experiment");
@@ -331,7 +408,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   texts.reserve(ds.train.size());
   for (const auto& r : ds.train) texts.push_back(r.text);
   std::string tok_warning;
-  data::Tokenizer tok = data::Tokenizer::train(texts, vocab, cache_dir + "/tokenizers", &tok_warning);
+  data::Tokenizer tok = resume_ar ? data::Tokenizer::fromProto(read_string(*resume_ar, "hopelab.tokenizer"))
+                                  : data::Tokenizer::train(texts, vocab, cache_dir + "/tokenizers", &tok_warning);
   if (!tok_warning.empty()) emit.log("warning: " + tok_warning);
   const int64_t pad = tok.padId();
   Encoded train = encode(ds.train, tok, max_len);
@@ -374,10 +452,16 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   }
 
   // 5. The run record.
-  std::unique_ptr<store::RunStore> db;
   std::unique_ptr<StoreObserver> store_obs;
   RunResult result;
-  if (!opt.db_path.empty()) {
+  if (resume_ar) {
+    const int64_t pid = store::current_pid();
+    db->resumeRun(opt.resume_run, pid, store::current_host(), store::process_start_time(pid));
+    result.run_id = opt.resume_run;
+    emit.run_id = result.run_id;
+    store_obs = std::make_unique<StoreObserver>(opt.db_path, result.run_id);
+    emit.obs.insert(emit.obs.begin(), store_obs.get());
+  } else if (!opt.db_path.empty()) {
     db = store::RunStore::open(opt.db_path);
     store::RunRecord r;
     r.status = "running";
@@ -477,6 +561,22 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     ar.write("hopelab.labels", c10::IValue(label_map.dump()));
     ar.write("hopelab.phase", c10::IValue(int64_t(phase)));
     ar.write("hopelab.step", c10::IValue(step));
+    // Everything a resumed run needs to continue exactly as an uninterrupted one would.
+    ar.write("hopelab.samples", c10::IValue(samples));
+    ar.write("hopelab.best_avg", c10::IValue(best_avg));
+    ar.write("hopelab.R", c10::IValue(matrix_to_json(R).dump()));
+    ar.write("hopelab.RT", c10::IValue(matrix_to_json(RT).dump()));
+    ar.write("hopelab.replay", torch::tensor(replay_buffer, torch::kLong));
+    ar.write("hopelab.ewc_n", c10::IValue(int64_t(ewc_fisher.size())));
+    for (size_t k = 0; k < ewc_fisher.size(); ++k) {
+      ar.write("hopelab.ewc_fisher." + std::to_string(k), ewc_fisher[k]);
+      ar.write("hopelab.ewc_anchor." + std::to_string(k), ewc_anchor[k]);
+    }
+    ar.write("hopelab.rng.data", generator_state(data_gen));
+    ar.write("hopelab.rng.replay", generator_state(replay_gen));
+    at::Generator global_gen = at::detail::getDefaultCPUGenerator();
+    ar.write("hopelab.rng.global", generator_state(global_gen));
+    ar.write("hopelab.theta_run", theta_run);
     ar.save_to(path + ".tmp");
     fs::rename(path + ".tmp", path);
     Event e;
@@ -507,9 +607,45 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     emit.point("drift_run", "outer", step, drift(now, theta_run));
   };
 
+  int first_phase = 0;
+  if (resume_ar) {
+    auto& ar = *resume_ar;
+    model->load(ar);
+    torch::serialize::InputArchive oa;
+    ar.read("optimizer", oa);
+    optimizer->load(oa);
+    first_phase = int(read_int(ar, "hopelab.phase")) + 1;
+    step = read_int(ar, "hopelab.step");
+    samples = read_int(ar, "hopelab.samples");
+    best_avg = read_double(ar, "hopelab.best_avg");
+    R = matrix_from_json(json::parse(read_string(ar, "hopelab.R")));
+    RT = matrix_from_json(json::parse(read_string(ar, "hopelab.RT")));
+    torch::Tensor rb;
+    ar.read("hopelab.replay", rb);
+    replay_buffer = to_vec(rb);
+    const int64_t n_ewc = read_int(ar, "hopelab.ewc_n");
+    ewc_fisher.assign(n_ewc, torch::Tensor());
+    ewc_anchor.assign(n_ewc, torch::Tensor());
+    for (int64_t k = 0; k < n_ewc; ++k) {
+      ar.read("hopelab.ewc_fisher." + std::to_string(k), ewc_fisher[k]);
+      ar.read("hopelab.ewc_anchor." + std::to_string(k), ewc_anchor[k]);
+    }
+    torch::Tensor st;
+    ar.read("hopelab.rng.data", st);
+    set_generator_state(data_gen, st);
+    ar.read("hopelab.rng.replay", st);
+    set_generator_state(replay_gen, st);
+    ar.read("hopelab.rng.global", st);
+    at::Generator global_gen = at::detail::getDefaultCPUGenerator();
+    set_generator_state(global_gen, st);
+    ar.read("hopelab.theta_run", theta_run);
+    if (int(R.size()) != T) throw RunError("resume: the checkpoint's accuracy matrix does not match the dataset's tasks");
+    emit.log("resumed run " + std::to_string(result.run_id) + " after task " + std::to_string(first_phase) + " of " +
+             std::to_string(phases.size()) + " (step " + std::to_string(step) + ")");
+  }
   try {
     model->train();
-    for (int phase = 0; phase < int(phases.size()); ++phase) {
+    for (int phase = first_phase; phase < int(phases.size()); ++phase) {
       theta_task = flat_params(model);
       {
         Event e;

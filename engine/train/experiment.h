@@ -21,7 +21,11 @@ struct RunOptions {
   std::string cache_dir;       // tokenizer cache; "" = <user data dir>/cache
   std::vector<std::string> tags;
   std::string notes;
-  std::string resume_from;     // a checkpoint file (.pt) to resume from; "" = fresh run
+  // Resume a stored run that did not finish (interrupted, cancelled, failed, diverged): its spec,
+  // tokenizer, model, optimizer, strategy state and random generators come from its last
+  // checkpoint (saved at each task end), training restarts at the next task, and the same run
+  // record is continued. The spec argument of run_experiment is then ignored.
+  int64_t resume_run = 0;
 };
 
 // Thread-safe controls for a running experiment (GUI buttons, Ctrl-C).
