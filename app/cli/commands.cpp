@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cmath>
 #include <cstdio>
@@ -24,11 +25,25 @@ using json = nlohmann::json;
 namespace hl::cli {
 namespace {
 
-train::Control* g_control = nullptr;
+std::atomic<train::Control*> g_control{nullptr};  // read from the signal handler
 
 extern "C" void on_sigint(int) {
-  if (g_control) g_control->requestCancel();
+  if (train::Control* c = g_control.load()) c->requestCancel();
 }
+
+// While it lives, Ctrl-C and SIGTERM ask the running experiment to stop cleanly (run `cancelled`).
+struct CancelOnSignal {
+  explicit CancelOnSignal(train::Control* c) {
+    g_control = c;
+    std::signal(SIGINT, on_sigint);
+    std::signal(SIGTERM, on_sigint);
+  }
+  ~CancelOnSignal() {
+    g_control = nullptr;
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+};
 
 std::string fmt(const json& v, int decimals = 3) {
   if (v.is_null()) return "-";
@@ -172,14 +187,9 @@ int Commands::train() {
     opt.db_path = dbPath();
     opt.resume_run = resume_;
     train::Control control;
-    g_control = &control;
-    std::signal(SIGINT, on_sigint);
-    std::signal(SIGTERM, on_sigint);
+    CancelOnSignal guard(&control);
     ProgressBar bar(quiet_);
-    auto r = train::run_experiment(json::object(), opt, {&bar}, &control);
-    g_control = nullptr;
-    std::signal(SIGINT, SIG_DFL);
-    return report(r);
+    return report(train::run_experiment(json::object(), opt, {&bar}, &control));
   }
   json spec = !spec_file_.empty() ? spec::load_file(spec_file_) : spec::preset(preset_.empty() ? "transformer" : preset_);
   spec = spec::complete(spec);
@@ -211,9 +221,7 @@ int Commands::train() {
   opt.tags = tags_;
   opt.notes = notes_;
   train::Control control;
-  g_control = &control;
-  std::signal(SIGINT, on_sigint);
-  std::signal(SIGTERM, on_sigint);
+  CancelOnSignal guard(&control);
   ProgressBar bar(quiet_);
   int rc = 0;
   json all_results = json::array();
@@ -225,8 +233,6 @@ int Commands::train() {
     if (code == 130) { rc = 130; break; }
     if (code != 0) rc = code;
   }
-  g_control = nullptr;
-  std::signal(SIGINT, SIG_DFL);
   if (!result_json_.empty()) {
     std::ofstream out(result_json_);
     out << (all_results.size() == 1 ? all_results[0] : all_results).dump(2) << "\n";

@@ -4,6 +4,7 @@
 #include "engine/train/experiment.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <chrono>
 #include <cmath>
@@ -311,7 +312,18 @@ std::string torch_version() {
 
 bool cuda_available() { return torch::cuda::is_available(); }
 
-std::string cuda_version() { return cuda_available() ? "available" : "none"; }
+// The CUDA runtime LibTorch was built against ("13.0"), with "(no device)" when none is usable;
+// "none" for a CPU-only LibTorch.
+std::string cuda_version() {
+  try {
+    const auto& hooks = at::detail::getCUDAHooks();
+    if (!hooks.hasCUDART()) return "none";
+    long v = hooks.versionCUDART();
+    return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) + (cuda_available() ? "" : " (no device)");
+  } catch (const std::exception&) {
+    return "none";
+  }
+}
 
 json describe(const json& user_spec, int num_classes) {
   json spec = spec::complete(user_spec);
