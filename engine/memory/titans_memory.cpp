@@ -1,0 +1,326 @@
+// Titans LMM: reference and chunked paths. Equations and conventions: docs/MEMORY.md.
+#include "engine/memory/titans_memory.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+namespace hl::memory {
+
+namespace {
+
+using torch::Tensor;
+namespace I = torch::indexing;
+
+// Inputs after validation and sanitising: padded positions hold neutral values (k, v, q = 0,
+// θ = 0, η = 1, α = 0) so that whatever a pad carried (even NaN) cannot reach any output.
+struct Prep {
+  int64_t B = 0, H = 0, L = 0, D = 0, F = 0, C = 1, nChunks = 0;
+  Tensor q, k, v, theta, eta, alpha;  // [B,H,L,(D)]
+  Tensor m;                           // [B,H,L] 0/1 in the input dtype
+  Tensor maskBL;                      // [B,L] bool
+  Tensor W1, W2, S1, S2;              // [B,H,...] initial state per sequence
+};
+
+Tensor expandState(const Tensor& t, int64_t B, const std::vector<int64_t>& perHead,
+                   const char* name) {
+  std::vector<int64_t> full = {B};
+  full.insert(full.end(), perHead.begin(), perHead.end());
+  TORCH_CHECK(t.dim() == static_cast<int64_t>(perHead.size()) ||
+                  t.dim() == static_cast<int64_t>(full.size()),
+              "lmm: state ", name, " has wrong rank");
+  if (t.dim() == static_cast<int64_t>(perHead.size())) {
+    TORCH_CHECK(t.sizes().vec() == perHead, "lmm: state ", name, " has wrong shape");
+    return t.unsqueeze(0).expand(full);
+  }
+  TORCH_CHECK(t.sizes().vec() == full, "lmm: state ", name, " has wrong shape");
+  return t;
+}
+
+Prep prepare(const LmmConfig& cfg, const LmmState& init, const Tensor& q, const Tensor& k,
+             const Tensor& v, const Tensor& theta, const Tensor& eta, const Tensor& alpha,
+             const Tensor& mask) {
+  Prep p;
+  TORCH_CHECK(k.dim() == 4, "lmm: k must be [B, H, L, D]");
+  p.B = k.size(0);
+  p.H = k.size(1);
+  p.L = k.size(2);
+  p.D = k.size(3);
+  p.F = cfg.hiddenWidth();
+  p.C = cfg.chunk;
+  TORCH_CHECK(p.C >= 1, "lmm: chunk must be >= 1");
+  TORCH_CHECK(p.L >= 1, "lmm: empty sequence");
+  TORCH_CHECK(p.H == cfg.heads && p.D == cfg.head_dim, "lmm: k shape does not match config");
+  TORCH_CHECK(q.sizes() == k.sizes() && v.sizes() == k.sizes(), "lmm: q, k, v shapes differ");
+  const std::vector<int64_t> g = {p.B, p.H, p.L};
+  TORCH_CHECK(theta.sizes().vec() == g && eta.sizes().vec() == g && alpha.sizes().vec() == g,
+              "lmm: theta, eta, alpha must be [B, H, L]");
+  p.nChunks = (p.L + p.C - 1) / p.C;
+
+  const auto opts = k.options();
+  if (mask.defined()) {
+    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == p.B && mask.size(1) == p.L,
+                "lmm: mask must be [B, L]");
+    p.maskBL = mask.to(torch::kBool).to(k.device());
+  } else {
+    p.maskBL = torch::ones({p.B, p.L}, torch::dtype(torch::kBool).device(k.device()));
+  }
+  const Tensor mb = p.maskBL.unsqueeze(1).expand({p.B, p.H, p.L});  // [B,H,L] bool
+  p.m = mb.to(opts.dtype());
+  const Tensor mb4 = mb.unsqueeze(-1);
+  const Tensor zero = torch::zeros({}, opts), one = torch::ones({}, opts);
+  p.q = torch::where(mb4, q, zero);
+  p.k = torch::where(mb4, k, zero);
+  p.v = torch::where(mb4, v, zero);
+  p.theta = torch::where(mb, theta, zero);
+  p.eta = torch::where(mb, eta, one);
+  p.alpha = torch::where(mb, alpha, zero);
+
+  TORCH_CHECK(init.W1.defined() && init.W2.defined(), "lmm: initial W1, W2 required");
+  p.W1 = expandState(init.W1, p.B, {p.H, p.D, p.F}, "W1");
+  p.W2 = expandState(init.W2, p.B, {p.H, p.F, p.D}, "W2");
+  p.S1 = init.S1.defined() ? expandState(init.S1, p.B, {p.H, p.D, p.F}, "S1")
+                           : torch::zeros({p.B, p.H, p.D, p.F}, opts);
+  p.S2 = init.S2.defined() ? expandState(init.S2, p.B, {p.H, p.F, p.D}, "S2")
+                           : torch::zeros({p.B, p.H, p.F, p.D}, opts);
+  return p;
+}
+
+// Read-out M(x) = x + W1 σ(W2 x) for x [B,H,n,D] with W1 [B,H,D,F], W2 [B,H,F,D].
+Tensor mlp(const Tensor& W1, const Tensor& W2, const Tensor& x) {
+  const Tensor h = torch::einsum("bhnd,bhfd->bhnf", {x, W2});
+  return x + torch::einsum("bhnf,bhdf->bhnd", {torch::silu(h), W1});
+}
+
+// θ per layer after the clamp 3·θ·‖u‖² ≤ bound, u the layer's input; counts clamped entries.
+Tensor clampTheta(const LmmConfig& cfg, const Tensor& theta, const Tensor& u, const Tensor& m,
+                  int64_t& clamped) {
+  if (!cfg.clamp) return theta;
+  const Tensor u2 = u.pow(2).sum(-1).clamp_min(1e-30);
+  const Tensor cap = (cfg.clamp_bound / 3.0) / u2;
+  clamped += ((theta > cap).logical_and(m > 0)).sum().item<int64_t>();
+  return torch::minimum(theta, cap);
+}
+
+// Straight-through for stop_grad_writes: the value of `now`, the gradient of `start`.
+Tensor straightThrough(const Tensor& start, const Tensor& now) {
+  return start + (now - start.detach());
+}
+
+Tensor driftOf(const Tensor& W1_0, const Tensor& W2_0, const Tensor& W1, const Tensor& W2) {
+  const int64_t B = W1.size(0);
+  const Tensor d = torch::cat({(W1 - W1_0).reshape({B, -1}), (W2 - W2_0).reshape({B, -1})}, 1);
+  const Tensor z = torch::cat({W1_0.reshape({B, -1}), W2_0.reshape({B, -1})}, 1);
+  return d.norm(2, 1) / z.norm(2, 1).clamp_min(1e-12);
+}
+
+// Shared bookkeeping: chunk token counts, writes, per-chunk mean loss.
+void finishLoss(const Prep& p, const std::vector<Tensor>& chunkLossSum, LmmResult& r) {
+  r.chunk_tokens = torch::zeros({p.B, p.nChunks}, torch::dtype(torch::kLong));
+  std::vector<Tensor> losses;
+  for (int64_t c = 0; c < p.nChunks; ++c) {
+    const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C);
+    const Tensor cnt = p.maskBL.index({I::Slice(), I::Slice(t0, t1)}).sum(1).cpu();
+    r.chunk_tokens.index_put_({I::Slice(), c}, cnt);
+    const Tensor denom = (cnt.to(chunkLossSum[c].dtype()).to(chunkLossSum[c].device()) * p.H)
+                             .clamp_min(1.0);
+    losses.push_back(chunkLossSum[c] / denom);  // chunkLossSum[c]: [B]
+  }
+  r.loss_per_chunk = torch::stack(losses, 1);
+  r.writes = (r.chunk_tokens > 0).sum().item<int64_t>();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Reference: per chunk, per token, the gradient of ‖M(k_t) − v_t‖² at the chunk-start weights by
+// torch::autograd::grad, then the Titans recurrence one token at a time.
+LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor& q0,
+                        const Tensor& k0, const Tensor& v0, const Tensor& theta0,
+                        const Tensor& eta0, const Tensor& alpha0, const Tensor& mask) {
+  Prep p = prepare(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
+  const bool outerGrad = torch::GradMode::is_enabled();  // false: no graph through the writes
+  torch::AutoGradMode gradOn(true);  // autograd::grad needs it even under an outer NoGradGuard
+  const bool sg = cfg.stop_grad_writes;
+  auto wd = [&](const Tensor& t) { return sg ? t.detach() : t; };  // write-path inputs
+  const Tensor k = wd(p.k), v = wd(p.v), theta = wd(p.theta), eta = wd(p.eta),
+               alpha = wd(p.alpha), m = p.m;
+  Tensor W1 = wd(p.W1), W2 = wd(p.W2), S1 = wd(p.S1), S2 = wd(p.S2);
+
+  LmmResult r;
+  std::vector<Tensor> ys, lossSums;
+  for (int64_t c = 0; c < p.nChunks; ++c) {
+    const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C);
+    // Chunk-start weights: every token of the chunk is read and differentiated at these.
+    const Tensor W1c = W1, W2c = W2;
+    const Tensor R1 = sg ? straightThrough(p.W1, W1c) : W1c;
+    const Tensor R2 = sg ? straightThrough(p.W2, W2c) : W2c;
+    ys.push_back(mlp(R1, R2, p.q.index({I::Slice(), I::Slice(), I::Slice(t0, t1)})));
+
+    // Differentiate at the chunk-start weights themselves when they carry a graph (so the outer
+    // loss sees the write's dependence on them), else at a fresh leaf holding their values.
+    const Tensor G1w = (!sg && W1c.requires_grad()) ? W1c : W1c.detach().requires_grad_(true);
+    const Tensor G2w = (!sg && W2c.requires_grad()) ? W2c : W2c.detach().requires_grad_(true);
+    Tensor lossSum = torch::zeros({p.B}, k.options());
+    for (int64_t t = t0; t < t1; ++t) {
+      const Tensor kt = k.index({I::Slice(), I::Slice(), t});  // [B,H,D]
+      const Tensor vt = v.index({I::Slice(), I::Slice(), t});
+      const Tensor mt = m.index({I::Slice(), I::Slice(), t});  // [B,H]
+      const Tensor h = torch::einsum("bhd,bhfd->bhf", {kt, G2w});
+      const Tensor s = torch::silu(h);
+      const Tensor pred = kt + torch::einsum("bhf,bhdf->bhd", {s, G1w});
+      const Tensor tokLoss = (pred - vt).pow(2).sum(-1) * mt;  // [B,H]
+      lossSum = lossSum + tokLoss.sum(1);
+      const bool createGraph = !sg && outerGrad;
+      auto grads = torch::autograd::grad({tokLoss.sum()}, {G1w, G2w}, {}, /*retain_graph=*/true,
+                                         /*create_graph=*/createGraph, /*allow_unused=*/true);
+      Tensor g1 = grads[0].defined() ? grads[0] : torch::zeros_like(W1c);
+      Tensor g2 = grads[1].defined() ? grads[1] : torch::zeros_like(W2c);
+      if (!createGraph) {
+        g1 = g1.detach();
+        g2 = g2.detach();
+      }
+      const Tensor th = theta.index({I::Slice(), I::Slice(), t});
+      const Tensor th1 = clampTheta(cfg, th, createGraph ? s : s.detach(), mt, r.clamped);  // W1: u = σ(W2 k)
+      const Tensor th2 = clampTheta(cfg, th, kt, mt, r.clamped);  // W2: u = k
+      const Tensor et = eta.index({I::Slice(), I::Slice(), t}).unsqueeze(-1).unsqueeze(-1);
+      const Tensor at = (1 - mt * alpha.index({I::Slice(), I::Slice(), t})).unsqueeze(-1).unsqueeze(-1);
+      const Tensor m4 = mt.unsqueeze(-1).unsqueeze(-1);
+      S1 = et * S1 - th1.unsqueeze(-1).unsqueeze(-1) * g1;
+      S2 = et * S2 - th2.unsqueeze(-1).unsqueeze(-1) * g2;
+      W1 = at * W1 + m4 * S1;
+      W2 = at * W2 + m4 * S2;
+    }
+    lossSums.push_back(sg ? lossSum.detach() : lossSum);
+    if (sg) {
+      W1 = W1.detach();
+      W2 = W2.detach();
+      S1 = S1.detach();
+      S2 = S2.detach();
+    }
+  }
+  r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
+  finishLoss(p, lossSums, r);
+  if (sg) {
+    r.final_state = {straightThrough(p.W1, W1), straightThrough(p.W2, W2), S1, S2};
+  } else {
+    r.final_state = {W1, W2, S1, S2};
+  }
+  r.drift = driftOf(p.W1, p.W2, r.final_state.W1, r.final_state.W2);
+  if (sg) r.drift = r.drift.detach();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunked: per chunk, closed-form per-token gradients at the chunk-start weights (batched), and
+// the chunk's end state from the linear recurrence
+//   S_t = η'_t S_{t−1} − θ'_t G_t,   W_t = a_t W_{t−1} + m_t S_t      (t = 0..n−1 in the chunk)
+// solved with cumulative products:  with Dm[i,t] = Π_{i<j≤t} η'_j, P_t = Π_{j≤t} η'_j,
+// F_t = Π_{j>t} a_j, A = Π_j a_j:
+//   W_end = A W_0 + (Σ_t F_t m_t P_t) S_0 − Σ_i (Σ_{t≥i} F_t m_t Dm[i,t]) θ'_i G_i
+//   S_end = P_{n−1} S_0 − Σ_i Dm[i,n−1] θ'_i G_i
+// The sums Σ_i c_i G_i are GEMMs over the chunk (G_i is never materialised).
+LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& q0,
+                      const Tensor& k0, const Tensor& v0, const Tensor& theta0, const Tensor& eta0,
+                      const Tensor& alpha0, const Tensor& mask) {
+  Prep p = prepare(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
+  const bool sg = cfg.stop_grad_writes;
+  std::optional<torch::NoGradGuard> noGrad;
+  if (sg) noGrad.emplace();
+  // Under stop_grad_writes the whole write path runs without autograd; reads are re-attached.
+  Tensor W1 = p.W1, W2 = p.W2, S1 = p.S1, S2 = p.S2;
+  if (sg) {
+    W1 = W1.detach();
+    W2 = W2.detach();
+    S1 = S1.detach();
+    S2 = S2.detach();
+  }
+
+  LmmResult r;
+  std::vector<Tensor> starts1, starts2, lossSums;
+  for (int64_t c = 0; c < p.nChunks; ++c) {
+    const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C), n = t1 - t0;
+    const auto sl = [&](const Tensor& t) { return t.index({I::Slice(), I::Slice(), I::Slice(t0, t1)}); };
+    starts1.push_back(W1);
+    starts2.push_back(W2);
+    const Tensor k = sl(p.k), v = sl(p.v), m = sl(p.m);             // [B,H,n,(D)]
+    const Tensor th = sl(p.theta), et = sl(p.eta), al = sl(p.alpha);  // [B,H,n]
+
+    const Tensor h = torch::einsum("bhnd,bhfd->bhnf", {k, W2});
+    const Tensor sig = torch::sigmoid(h);
+    const Tensor s = h * sig;  // SiLU
+    const Tensor res = k + torch::einsum("bhnf,bhdf->bhnd", {s, W1}) - v;
+    lossSums.push_back(((res.pow(2).sum(-1)) * m).sum({1, 2}));
+    const Tensor e = 2 * res * m.unsqueeze(-1);                     // dℓ/dM(k), 0 at pads
+    const Tensor dsilu = sig * (1 + h * (1 - sig));
+    const Tensor delta = torch::einsum("bhnd,bhdf->bhnf", {e, W1}) * dsilu;  // dℓ/dh
+    // G1_i = e_i s_iᵀ [D,F],  G2_i = delta_i k_iᵀ [F,D]
+    const Tensor th1 = clampTheta(cfg, th, s, m, r.clamped) * m;
+    const Tensor th2 = clampTheta(cfg, th, k, m, r.clamped) * m;
+
+    const Tensor a = 1 - m * al;                                     // [B,H,n]
+    // Dm[i,t] = Π_{i<j≤t} η_j (t ≥ i), built by a cumulative product along t of
+    // X[i,j] = η_j if j > i else 1.
+    const auto bopts = torch::dtype(torch::kBool).device(k.device());
+    const Tensor upper = torch::ones({n, n}, bopts).triu(1);          // j > i
+    const Tensor X = torch::where(upper, et.unsqueeze(-2), torch::ones({}, et.options()));
+    const Tensor Dm = torch::cumprod(X, -1) * torch::ones({n, n}, bopts).triu(0).to(et.dtype());
+    const Tensor P = torch::cumprod(et, -1);                          // [B,H,n]
+    const Tensor rc = torch::flip(torch::cumprod(torch::flip(a, {-1}), -1), {-1});  // Π_{j≥t} a_j
+    const Tensor Fw = torch::cat({rc.index({I::Ellipsis, I::Slice(1, I::None)}),
+                                  torch::ones_like(rc.index({I::Ellipsis, I::Slice(0, 1)}))}, -1);
+    const Tensor A = rc.index({I::Ellipsis, 0});                     // [B,H]
+    const Tensor fm = Fw * m;
+    const Tensor cW = torch::einsum("bhit,bht->bhi", {Dm, fm});       // weight of G_i in W_end
+    const Tensor gamma = (fm * P).sum(-1);                           // weight of S_0 in W_end
+    const Tensor cS = Dm.index({I::Ellipsis, n - 1});                 // weight of G_i in S_end
+    const Tensor Pn = P.index({I::Ellipsis, n - 1});
+
+    auto sum1 = [&](const Tensor& w) {  // Σ_i w_i G1_i
+      return torch::einsum("bhnd,bhnf->bhdf", {e * w.unsqueeze(-1), s});
+    };
+    auto sum2 = [&](const Tensor& w) {  // Σ_i w_i G2_i
+      return torch::einsum("bhnf,bhnd->bhfd", {delta * w.unsqueeze(-1), k});
+    };
+    auto x2 = [](const Tensor& t) { return t.unsqueeze(-1).unsqueeze(-1); };
+    const Tensor W1n = x2(A) * W1 + x2(gamma) * S1 - sum1(cW * th1);
+    const Tensor W2n = x2(A) * W2 + x2(gamma) * S2 - sum2(cW * th2);
+    S1 = x2(Pn) * S1 - sum1(cS * th1);
+    S2 = x2(Pn) * S2 - sum2(cS * th2);
+    W1 = W1n;
+    W2 = W2n;
+  }
+  noGrad.reset();
+
+  // Reads: every token of chunk c uses the chunk-start weights.
+  std::vector<Tensor> ys;
+  for (int64_t c = 0; c < p.nChunks; ++c) {
+    const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C);
+    const Tensor R1 = sg ? straightThrough(p.W1, starts1[c]) : starts1[c];
+    const Tensor R2 = sg ? straightThrough(p.W2, starts2[c]) : starts2[c];
+    ys.push_back(mlp(R1, R2, p.q.index({I::Slice(), I::Slice(), I::Slice(t0, t1)})));
+  }
+  r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
+  finishLoss(p, lossSums, r);
+  if (sg) {
+    r.final_state = {straightThrough(p.W1, W1), straightThrough(p.W2, W2), S1, S2};
+  } else {
+    r.final_state = {W1, W2, S1, S2};
+  }
+  r.drift = driftOf(p.W1, p.W2, r.final_state.W1, r.final_state.W2);
+  if (sg) r.drift = r.drift.detach();
+  return r;
+}
+
+LmmState lmm_init_state(const LmmConfig& cfg, const torch::TensorOptions& opts, double w1_scale) {
+  const int64_t H = cfg.heads, D = cfg.head_dim, F = cfg.hiddenWidth();
+  LmmState s;
+  s.W2 = torch::randn({H, F, D}, opts) / std::sqrt(static_cast<double>(D));
+  s.W1 = torch::randn({H, D, F}, opts) * (w1_scale / std::sqrt(static_cast<double>(F)));
+  s.S1 = torch::zeros({H, D, F}, opts);
+  s.S2 = torch::zeros({H, F, D}, opts);
+  return s;
+}
+
+}  // namespace hl::memory
