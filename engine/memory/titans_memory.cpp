@@ -94,13 +94,19 @@ Tensor mlp(const Tensor& W1, const Tensor& W2, const Tensor& x) {
 }
 
 // θ per layer after the clamp 3·θ·‖u‖² ≤ bound, u the layer's input; counts clamped entries.
+// The count accumulates on the device (one host sync at the end, not one per chunk).
 Tensor clampTheta(const LmmConfig& cfg, const Tensor& theta, const Tensor& u, const Tensor& m,
-                  int64_t& clamped) {
+                  Tensor& clamped) {
   if (!cfg.clamp) return theta;
   const Tensor u2 = u.pow(2).sum(-1).clamp_min(1e-30);
   const Tensor cap = (cfg.clamp_bound / 3.0) / u2;
-  clamped += ((theta > cap).logical_and(m > 0)).sum().item<int64_t>();
+  const Tensor n = ((theta > cap).logical_and(m > 0)).sum();
+  clamped = clamped.defined() ? clamped + n : n;
   return torch::minimum(theta, cap);
+}
+
+int64_t countOf(const Tensor& clamped) {
+  return clamped.defined() ? clamped.item<int64_t>() : 0;
 }
 
 // Straight-through for stop_grad_writes: the value of `now`, the gradient of `start`.
@@ -117,17 +123,11 @@ Tensor driftOf(const Tensor& W1_0, const Tensor& W2_0, const Tensor& W1, const T
 
 // Shared bookkeeping: chunk token counts, writes, per-chunk mean loss.
 void finishLoss(const Prep& p, const std::vector<Tensor>& chunkLossSum, LmmResult& r) {
-  r.chunk_tokens = torch::zeros({p.B, p.nChunks}, torch::dtype(torch::kLong));
-  std::vector<Tensor> losses;
-  for (int64_t c = 0; c < p.nChunks; ++c) {
-    const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C);
-    const Tensor cnt = p.maskBL.index({I::Slice(), I::Slice(t0, t1)}).sum(1).cpu();
-    r.chunk_tokens.index_put_({I::Slice(), c}, cnt);
-    const Tensor denom = (cnt.to(chunkLossSum[c].dtype()).to(chunkLossSum[c].device()) * p.H)
-                             .clamp_min(1.0);
-    losses.push_back(chunkLossSum[c] / denom);  // chunkLossSum[c]: [B]
-  }
-  r.loss_per_chunk = torch::stack(losses, 1);
+  const int64_t padTo = p.nChunks * p.C;
+  const Tensor m = torch::constant_pad_nd(p.maskBL.to(torch::kLong), {0, padTo - p.L}, 0);
+  r.chunk_tokens = m.view({p.B, p.nChunks, p.C}).sum(-1);  // [B, n_chunks]
+  const Tensor loss = torch::stack(chunkLossSum, 1);         // [B, n_chunks] sums
+  r.loss_per_chunk = loss / (r.chunk_tokens.to(loss.dtype()) * p.H).clamp_min(1.0);
   r.writes = (r.chunk_tokens > 0).sum().item<int64_t>();
 }
 
@@ -141,14 +141,18 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
                         const Tensor& eta0, const Tensor& alpha0, const Tensor& mask) {
   Prep p = prepare(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
   const bool outerGrad = torch::GradMode::is_enabled();  // false: no graph through the writes
-  torch::AutoGradMode gradOn(true);  // autograd::grad needs it even under an outer NoGradGuard
   const bool sg = cfg.stop_grad_writes;
-  auto wd = [&](const Tensor& t) { return sg ? t.detach() : t; };  // write-path inputs
+  // Write-path inputs. Without an outer graph (stop_grad_writes, or an outer NoGradGuard) every
+  // inner gradient is taken at a fresh detached leaf, so the outputs carry no graph either.
+  const bool cut = sg || !outerGrad;
+  auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
   const Tensor k = wd(p.k), v = wd(p.v), theta = wd(p.theta), eta = wd(p.eta),
                alpha = wd(p.alpha), m = p.m;
+  const Tensor wdq = outerGrad ? p.q : p.q.detach();  // reads keep q's graph unless no outer grad
   Tensor W1 = wd(p.W1), W2 = wd(p.W2), S1 = wd(p.S1), S2 = wd(p.S2);
 
   LmmResult r;
+  Tensor clamped;
   std::vector<Tensor> ys, lossSums;
   for (int64_t c = 0; c < p.nChunks; ++c) {
     const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C);
@@ -156,43 +160,52 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
     const Tensor W1c = W1, W2c = W2;
     const Tensor R1 = sg ? straightThrough(p.W1, W1c) : W1c;
     const Tensor R2 = sg ? straightThrough(p.W2, W2c) : W2c;
-    ys.push_back(mlp(R1, R2, p.q.index({I::Slice(), I::Slice(), I::Slice(t0, t1)})));
+    ys.push_back(mlp(R1, R2, wdq.index({I::Slice(), I::Slice(), I::Slice(t0, t1)})));
 
     // Differentiate at the chunk-start weights themselves when they carry a graph (so the outer
     // loss sees the write's dependence on them), else at a fresh leaf holding their values.
-    const Tensor G1w = (!sg && W1c.requires_grad()) ? W1c : W1c.detach().requires_grad_(true);
-    const Tensor G2w = (!sg && W2c.requires_grad()) ? W2c : W2c.detach().requires_grad_(true);
+    const Tensor G1w = (!cut && W1c.requires_grad()) ? W1c : W1c.detach().requires_grad_(true);
+    const Tensor G2w = (!cut && W2c.requires_grad()) ? W2c : W2c.detach().requires_grad_(true);
     Tensor lossSum = torch::zeros({p.B}, k.options());
     for (int64_t t = t0; t < t1; ++t) {
       const Tensor kt = k.index({I::Slice(), I::Slice(), t});  // [B,H,D]
       const Tensor vt = v.index({I::Slice(), I::Slice(), t});
       const Tensor mt = m.index({I::Slice(), I::Slice(), t});  // [B,H]
-      const Tensor h = torch::einsum("bhd,bhfd->bhf", {kt, G2w});
-      const Tensor s = torch::silu(h);
-      const Tensor pred = kt + torch::einsum("bhf,bhdf->bhd", {s, G1w});
-      const Tensor tokLoss = (pred - vt).pow(2).sum(-1) * mt;  // [B,H]
-      lossSum = lossSum + tokLoss.sum(1);
-      const bool createGraph = !sg && outerGrad;
-      auto grads = torch::autograd::grad({tokLoss.sum()}, {G1w, G2w}, {}, /*retain_graph=*/true,
-                                         /*create_graph=*/createGraph, /*allow_unused=*/true);
-      Tensor g1 = grads[0].defined() ? grads[0] : torch::zeros_like(W1c);
-      Tensor g2 = grads[1].defined() ? grads[1] : torch::zeros_like(W2c);
-      if (!createGraph) {
+      const bool createGraph = !cut;
+      Tensor s, tokLoss, g1, g2;
+      {
+        // Grad mode only around the inner gradient (an outer NoGradGuard would forbid it).
+        torch::AutoGradMode gradOn(true);
+        const Tensor h = torch::einsum("bhd,bhfd->bhf", {kt, G2w});
+        s = torch::silu(h);
+        const Tensor pred = kt + torch::einsum("bhf,bhdf->bhd", {s, G1w});
+        tokLoss = (pred - vt).pow(2).sum(-1) * mt;  // [B,H]
+        auto grads = torch::autograd::grad({tokLoss.sum()}, {G1w, G2w}, {},
+                                           /*retain_graph=*/true, createGraph,
+                                           /*allow_unused=*/true);
+        g1 = grads[0].defined() ? grads[0] : torch::zeros_like(W1c);
+        g2 = grads[1].defined() ? grads[1] : torch::zeros_like(W2c);
+      }
+      if (!createGraph) {  // the graph to the fresh leaves must not leak out
+        s = s.detach();
+        tokLoss = tokLoss.detach();
         g1 = g1.detach();
         g2 = g2.detach();
       }
+      lossSum = lossSum + tokLoss.sum(1);
       const Tensor th = theta.index({I::Slice(), I::Slice(), t});
-      const Tensor th1 = clampTheta(cfg, th, createGraph ? s : s.detach(), mt, r.clamped);  // W1: u = σ(W2 k)
-      const Tensor th2 = clampTheta(cfg, th, kt, mt, r.clamped);  // W2: u = k
+      const Tensor th1 = clampTheta(cfg, th, s, mt, clamped);   // W1: u = σ(W2 k)
+      const Tensor th2 = clampTheta(cfg, th, kt, mt, clamped);  // W2: u = k
       const Tensor et = eta.index({I::Slice(), I::Slice(), t}).unsqueeze(-1).unsqueeze(-1);
-      const Tensor at = (1 - mt * alpha.index({I::Slice(), I::Slice(), t})).unsqueeze(-1).unsqueeze(-1);
+      const Tensor at =
+          (1 - mt * alpha.index({I::Slice(), I::Slice(), t})).unsqueeze(-1).unsqueeze(-1);
       const Tensor m4 = mt.unsqueeze(-1).unsqueeze(-1);
       S1 = et * S1 - th1.unsqueeze(-1).unsqueeze(-1) * g1;
       S2 = et * S2 - th2.unsqueeze(-1).unsqueeze(-1) * g2;
       W1 = at * W1 + m4 * S1;
       W2 = at * W2 + m4 * S2;
     }
-    lossSums.push_back(sg ? lossSum.detach() : lossSum);
+    lossSums.push_back(lossSum);
     if (sg) {
       W1 = W1.detach();
       W2 = W2.detach();
@@ -202,6 +215,7 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
   }
   r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
   finishLoss(p, lossSums, r);
+  r.clamped = countOf(clamped);
   if (sg) {
     r.final_state = {straightThrough(p.W1, W1), straightThrough(p.W2, W2), S1, S2};
   } else {
@@ -238,10 +252,13 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
   }
 
   LmmResult r;
+  Tensor clamped;
   std::vector<Tensor> starts1, starts2, lossSums;
   for (int64_t c = 0; c < p.nChunks; ++c) {
     const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C), n = t1 - t0;
-    const auto sl = [&](const Tensor& t) { return t.index({I::Slice(), I::Slice(), I::Slice(t0, t1)}); };
+    const auto sl = [&](const Tensor& t) {
+      return t.index({I::Slice(), I::Slice(), I::Slice(t0, t1)});
+    };
     starts1.push_back(W1);
     starts2.push_back(W2);
     const Tensor k = sl(p.k), v = sl(p.v), m = sl(p.m);             // [B,H,n,(D)]
@@ -256,8 +273,8 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
     const Tensor dsilu = sig * (1 + h * (1 - sig));
     const Tensor delta = torch::einsum("bhnd,bhdf->bhnf", {e, W1}) * dsilu;  // dℓ/dh
     // G1_i = e_i s_iᵀ [D,F],  G2_i = delta_i k_iᵀ [F,D]
-    const Tensor th1 = clampTheta(cfg, th, s, m, r.clamped) * m;
-    const Tensor th2 = clampTheta(cfg, th, k, m, r.clamped) * m;
+    const Tensor th1 = clampTheta(cfg, th, s, m, clamped) * m;
+    const Tensor th2 = clampTheta(cfg, th, k, m, clamped) * m;
 
     const Tensor a = 1 - m * al;                                     // [B,H,n]
     // Dm[i,t] = Π_{i<j≤t} η_j (t ≥ i), built by a cumulative product along t of
@@ -303,6 +320,7 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
   }
   r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
   finishLoss(p, lossSums, r);
+  r.clamped = countOf(clamped);
   if (sg) {
     r.final_state = {straightThrough(p.W1, W1), straightThrough(p.W2, W2), S1, S2};
   } else {

@@ -36,7 +36,7 @@ struct LmmResult {
   torch::Tensor y;               // [B, H, L, D]; y_t = M_{chunk start}(q_t); 0 at padded tokens
   torch::Tensor loss_per_chunk;  // [B, n_chunks]: mean over heads and valid tokens of
                                  // ‖M(k_t) − v_t‖² at the chunk-start weights (0 if no valid token)
-  torch::Tensor chunk_tokens;    // [B, n_chunks] int64: valid tokens per chunk
+  torch::Tensor chunk_tokens;    // [B, n_chunks] int64 (mask's device): valid tokens per chunk
   torch::Tensor drift;           // [B]: ‖M_end − M_0‖ / ‖M_0‖ over all heads' W1, W2
   LmmState final_state;          // per sequence: [B, H, ...]
   int64_t clamped = 0;           // clamped (token, head, layer) writes, valid tokens only

@@ -1,6 +1,7 @@
 // Hope Lab optimizers: equations in optimizers.h and docs/OPTIMIZERS.md.
 #include "engine/optim/optimizers.h"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace hl::optim {
@@ -205,6 +206,80 @@ torch::Tensor M3::step(LossClosure closure) {
   }
   return loss;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Serialisation, following LibTorch's SGD/AdamW (torch/optim/serialize.h).
+#define HL_SER(name) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(name)
+#define HL_DESER(T, name) _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(T, name)
+
+void DeltaMomentumOptions::serialize(torch::serialize::OutputArchive& archive) const {
+  HL_SER(lr) HL_SER(alpha) HL_SER(weight_decay) HL_SER(normalize_key) HL_SER(clamp)
+}
+void DeltaMomentumOptions::serialize(torch::serialize::InputArchive& archive) {
+  HL_DESER(double, lr) HL_DESER(double, alpha) HL_DESER(double, weight_decay)
+  HL_DESER(bool, normalize_key) HL_DESER(bool, clamp)
+}
+void DeltaMomentumParamState::serialize(torch::serialize::OutputArchive& archive) const {
+  HL_SER(momentum) HL_SER(step) HL_SER(clamped)
+}
+void DeltaMomentumParamState::serialize(torch::serialize::InputArchive& archive) {
+  HL_DESER(torch::Tensor, momentum) HL_DESER(int64_t, step) HL_DESER(int64_t, clamped)
+}
+void DeltaMomentum::save(torch::serialize::OutputArchive& archive) const {
+  torch::optim::serialize<DeltaMomentumParamState, DeltaMomentumOptions>(archive, *this);
+}
+void DeltaMomentum::load(torch::serialize::InputArchive& archive) {
+  torch::optim::serialize<DeltaMomentumParamState, DeltaMomentumOptions>(archive, *this);
+}
+
+void DeepMomentumOptions::serialize(torch::serialize::OutputArchive& archive) const {
+  HL_SER(lr) HL_SER(alpha) HL_SER(weight_decay) HL_SER(hidden) HL_SER(inner_lr) HL_SER(init_scale)
+}
+void DeepMomentumOptions::serialize(torch::serialize::InputArchive& archive) {
+  HL_DESER(double, lr) HL_DESER(double, alpha) HL_DESER(double, weight_decay)
+  HL_DESER(int64_t, hidden) HL_DESER(double, inner_lr) HL_DESER(double, init_scale)
+}
+void DeepMomentumParamState::serialize(torch::serialize::OutputArchive& archive) const {
+  HL_SER(bias) HL_SER(w1) HL_SER(w2) HL_SER(step)
+}
+void DeepMomentumParamState::serialize(torch::serialize::InputArchive& archive) {
+  HL_DESER(torch::Tensor, bias) HL_DESER(torch::Tensor, w1) HL_DESER(torch::Tensor, w2)
+  HL_DESER(int64_t, step)
+}
+void DeepMomentumGD::save(torch::serialize::OutputArchive& archive) const {
+  torch::optim::serialize<DeepMomentumParamState, DeepMomentumOptions>(archive, *this);
+}
+void DeepMomentumGD::load(torch::serialize::InputArchive& archive) {
+  torch::optim::serialize<DeepMomentumParamState, DeepMomentumOptions>(archive, *this);
+}
+
+void M3Options::serialize(torch::serialize::OutputArchive& archive) const {
+  HL_SER(lr) HL_SER(beta1) HL_SER(beta2) HL_SER(beta3) HL_SER(slow_weight) HL_SER(eps)
+  HL_SER(weight_decay) HL_SER(slow_every) HL_SER(ns_steps) HL_SER(accumulate)
+  archive.write("ns_variant", torch::IValue(static_cast<int64_t>(ns_variant())));
+}
+void M3Options::serialize(torch::serialize::InputArchive& archive) {
+  HL_DESER(double, lr) HL_DESER(double, beta1) HL_DESER(double, beta2) HL_DESER(double, beta3)
+  HL_DESER(double, slow_weight) HL_DESER(double, eps) HL_DESER(double, weight_decay)
+  HL_DESER(int64_t, slow_every) HL_DESER(int64_t, ns_steps) HL_DESER(bool, accumulate)
+  c10::IValue v;
+  if (archive.try_read("ns_variant", v)) ns_variant(static_cast<NSVariant>(v.toInt()));
+}
+void M3ParamState::serialize(torch::serialize::OutputArchive& archive) const {
+  HL_SER(fast) HL_SER(slow) HL_SER(slow_o) HL_SER(window) HL_SER(v) HL_SER(step)
+}
+void M3ParamState::serialize(torch::serialize::InputArchive& archive) {
+  HL_DESER(torch::Tensor, fast) HL_DESER(torch::Tensor, slow) HL_DESER(torch::Tensor, slow_o)
+  HL_DESER(torch::Tensor, window) HL_DESER(torch::Tensor, v) HL_DESER(int64_t, step)
+}
+void M3::save(torch::serialize::OutputArchive& archive) const {
+  torch::optim::serialize<M3ParamState, M3Options>(archive, *this);
+}
+void M3::load(torch::serialize::InputArchive& archive) {
+  torch::optim::serialize<M3ParamState, M3Options>(archive, *this);
+}
+#undef HL_SER
+#undef HL_DESER
 
 // ---------------------------------------------------------------------------------------------
 const std::vector<std::string>& optimizer_types() {

@@ -5,8 +5,8 @@
 // Each optimizer works on any list of tensors (a whole model or one CMS level's parameters).
 // Weight decay is decoupled (AdamW style): p <- p * (1 - lr * weight_decay) before the update.
 // A parameter whose grad is undefined is skipped (its state is neither created nor changed).
-// save()/load() are the torch::optim::Optimizer base behaviour: the per-parameter states of these
-// three optimizers are NOT serialised (see docs/OPTIMIZERS.md).
+// save()/load() serialise options and per-parameter states the way LibTorch's SGD/AdamW do
+// (torch::optim::serialize), so torch::save(optimizer, ...) / torch::load round-trip.
 #pragma once
 
 #include "engine/torch_wrap.h"
@@ -32,8 +32,12 @@ struct DeltaMomentumOptions : public torch::optim::OptimizerCloneableOptions<Del
   TORCH_ARG(double, weight_decay) = 0.0;
   TORCH_ARG(bool, normalize_key) = false; // use k = g/||g|| in the delta term
   TORCH_ARG(bool, clamp) = true;          // stability clamp on lambda (see above)
+
+ public:
   double get_lr() const override { return lr(); }
   void set_lr(const double lr) override { this->lr(lr); }
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 struct DeltaMomentumParamState
@@ -41,6 +45,10 @@ struct DeltaMomentumParamState
   TORCH_ARG(torch::Tensor, momentum);
   TORCH_ARG(int64_t, step) = 0;
   TORCH_ARG(int64_t, clamped) = 0; // steps where the stability clamp changed lambda
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 class DeltaMomentum : public torch::optim::Optimizer {
@@ -50,6 +58,8 @@ class DeltaMomentum : public torch::optim::Optimizer {
   DeltaMomentum(std::vector<torch::Tensor> params, DeltaMomentumOptions defaults)
       : DeltaMomentum({torch::optim::OptimizerParamGroup(std::move(params))}, defaults) {}
   torch::Tensor step(LossClosure closure = nullptr) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -73,8 +83,12 @@ struct DeepMomentumOptions : public torch::optim::OptimizerCloneableOptions<Deep
   TORCH_ARG(int64_t, hidden) = 4;
   TORCH_ARG(double, inner_lr) = 1e-3;
   TORCH_ARG(double, init_scale) = 1.0;
+
+ public:
   double get_lr() const override { return lr(); }
   void set_lr(const double lr) override { this->lr(lr); }
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 struct DeepMomentumParamState
@@ -83,6 +97,10 @@ struct DeepMomentumParamState
   TORCH_ARG(torch::Tensor, w1);   // [hidden]
   TORCH_ARG(torch::Tensor, w2);   // [hidden]
   TORCH_ARG(int64_t, step) = 0;
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 class DeepMomentumGD : public torch::optim::Optimizer {
@@ -92,6 +110,8 @@ class DeepMomentumGD : public torch::optim::Optimizer {
   DeepMomentumGD(std::vector<torch::Tensor> params, DeepMomentumOptions defaults)
       : DeepMomentumGD({torch::optim::OptimizerParamGroup(std::move(params))}, defaults) {}
   torch::Tensor step(LossClosure closure = nullptr) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -120,8 +140,12 @@ struct M3Options : public torch::optim::OptimizerCloneableOptions<M3Options> {
   TORCH_ARG(int64_t, ns_steps) = 5;     // Algorithm 1's T
   TORCH_ARG(NSVariant, ns_variant) = NSVariant::Quintic;
   TORCH_ARG(bool, accumulate) = false;  // true: literal Algorithm 1 momenta (M += beta g)
+
+ public:
   double get_lr() const override { return lr(); }
   void set_lr(const double lr) override { this->lr(lr); }
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 struct M3ParamState : public torch::optim::OptimizerCloneableParamState<M3ParamState> {
@@ -131,6 +155,10 @@ struct M3ParamState : public torch::optim::OptimizerCloneableParamState<M3ParamS
   TORCH_ARG(torch::Tensor, window); // G, gradient sum since the last slow update
   TORCH_ARG(torch::Tensor, v);      // V
   TORCH_ARG(int64_t, step) = 0;
+
+ public:
+  void serialize(torch::serialize::InputArchive& archive) override;
+  void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
 class M3 : public torch::optim::Optimizer {
@@ -139,6 +167,8 @@ class M3 : public torch::optim::Optimizer {
   M3(std::vector<torch::Tensor> params, M3Options defaults)
       : M3({torch::optim::OptimizerParamGroup(std::move(params))}, defaults) {}
   torch::Tensor step(LossClosure closure = nullptr) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
 };
 
 // Newton-Schulz orthogonalisation of a 2-D matrix G (no grad). X0 = G / (||G||_F + 1e-7);

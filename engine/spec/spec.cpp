@@ -15,7 +15,7 @@ namespace {
 const std::set<std::string> kProtocols = {"class-incremental", "joint"};
 const std::set<std::string> kStrategies = {"finetune", "ewc", "replay"};
 const std::set<std::string> kHeads = {"softmax", "ncm"};
-const std::set<std::string> kOptimizers = {"adamw", "sgd", "sgd_momentum"};
+const std::set<std::string> kOptimizers = {"adamw", "sgd", "sgd_momentum", "delta_momentum", "deep_momentum", "m3"};
 const std::set<std::string> kDevices = {"cpu", "cuda"};
 const std::set<std::string> kPositions = {"learned", "none"};
 
@@ -68,7 +68,8 @@ json defaults() {
         {"head", {{"type", "softmax"}, {"ncm_scale", 16.0}}}}},
       {"optimizer",
        {{"type", "adamw"}, {"lr", 1e-3}, {"weight_decay", 0.01}, {"beta1", 0.9}, {"beta2", 0.999},
-        {"momentum", 0.9}}},
+        {"momentum", 0.9}, {"m3_slow_every", 10}, {"m3_ns_steps", 5}, {"deep_hidden", 4},
+        {"deep_inner_lr", 1e-3}}},
       {"training",
        {{"epochs", 5},
         {"batch_size", 32},
@@ -237,6 +238,10 @@ Validation validate(const json& s) {
     c.number(*o, "beta1", "optimizer.beta1", 0.0, 0.999999);
     c.number(*o, "beta2", "optimizer.beta2", 0.0, 0.999999);
     c.number(*o, "momentum", "optimizer.momentum", 0.0, 0.999999);
+    c.integer(*o, "m3_slow_every", "optimizer.m3_slow_every", 1, 1000000);
+    c.integer(*o, "m3_ns_steps", "optimizer.m3_ns_steps", 0, 100);
+    c.integer(*o, "deep_hidden", "optimizer.deep_hidden", 1, 1024);
+    c.number(*o, "deep_inner_lr", "optimizer.deep_inner_lr", 0.0, 10.0);
     if (o->contains("lr") && (*o)["lr"].is_number() && (*o)["lr"].get<double>() > 0.1 &&
         o->value("type", "") == "adamw")
       c.warn("optimizer.lr", "AdamW with lr > 0.1 usually diverges");

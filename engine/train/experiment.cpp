@@ -18,6 +18,7 @@
 #include "engine/data/tokenizer.h"
 #include "engine/metrics/metrics.h"
 #include "engine/models/classifier.h"
+#include "engine/optim/optimizers.h"
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
 #include "engine/torch_wrap.h"
@@ -103,7 +104,7 @@ torch::Tensor batch_labels(const Encoded& e, const std::vector<int64_t>& idx) {
 }
 
 std::vector<int64_t> to_vec(const torch::Tensor& t) {
-  auto c = t.contiguous().to(torch::kLong);
+  auto c = t.to(torch::kCPU).to(torch::kLong).contiguous();
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
@@ -183,11 +184,12 @@ EvalRow evaluate(models::Classifier& model, const Encoded& test, const std::vect
     const auto& rows = rows_of[t];
     auto own = torch::full({C}, kMaskedLogit);
     for (int c : tasks[t]) own[c] = 0.f;
+    own = own.to(seen_mask.device());
     int64_t correct = 0, correct_til = 0;
     for (size_t s = 0; s < rows.size(); s += 256) {
       std::vector<int64_t> idx(rows.begin() + s, rows.begin() + std::min(rows.size(), s + 256));
-      auto logits = model->forward(batch_tokens(test, idx, pad));
-      auto y = batch_labels(test, idx);
+      auto logits = model->forward(batch_tokens(test, idx, pad).to(seen_mask.device()));
+      auto y = batch_labels(test, idx).to(seen_mask.device());
       auto pred = (logits + seen_mask).argmax(1);
       auto pred_til = (logits + own).argmax(1);
       correct += pred.eq(y).sum().item<int64_t>();
@@ -219,14 +221,17 @@ double drift(const torch::Tensor& now, const torch::Tensor& ref) {
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const json& o, std::vector<torch::Tensor> params) {
-  std::string t = o.at("type").get<std::string>();
-  double lr = o.at("lr").get<double>(), wd = o.at("weight_decay").get<double>();
-  if (t == "adamw")
-    return std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(lr).weight_decay(wd).betas(
-                    {o.at("beta1").get<double>(), o.at("beta2").get<double>()}));
-  double mom = t == "sgd_momentum" ? o.at("momentum").get<double>() : 0.0;
-  return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr).momentum(mom).weight_decay(wd));
+  optim::OptimConfig c;
+  c.lr = o.at("lr").get<double>();
+  c.weight_decay = o.at("weight_decay").get<double>();
+  c.beta1 = o.at("beta1").get<double>();
+  c.beta2 = o.at("beta2").get<double>();
+  c.momentum = o.at("momentum").get<double>();
+  c.m3_slow_every = o.at("m3_slow_every").get<int64_t>();
+  c.m3_ns_steps = o.at("m3_ns_steps").get<int64_t>();
+  c.deep_hidden = o.at("deep_hidden").get<int64_t>();
+  c.deep_inner_lr = o.at("deep_inner_lr").get<double>();
+  return optim::make_optimizer(o.at("type").get<std::string>(), std::move(params), c);
 }
 
 std::string now_iso() {

