@@ -48,6 +48,7 @@ struct CancelOnSignal {
 std::string fmt(const json& v, int decimals = 3) {
   if (v.is_null()) return "-";
   if (v.is_number_float()) {
+    if (std::isnan(v.get<double>())) return "-";
     char b[64];
     std::snprintf(b, sizeof b, "%.*f", decimals, v.get<double>());
     return b;
@@ -114,8 +115,8 @@ Commands::Commands(CLI::App& app) : app_(app) {
   train_->add_flag("--no-store", no_store_, "Do not write the run to the database");
   train_->add_option("--result-json", result_json_, "Also write the run's summary JSON to this file");
   train_->add_option("--resume", resume_,
-                     "Continue a stored run that did not finish (interrupted, cancelled, failed) from its last "
-                     "task-end checkpoint; its own spec is used")
+                     "Continue a stored run that did not finish (interrupted, cancelled, failed, diverged) from its "
+                     "last task-end checkpoint, with its own spec and data")
       ->check(CLI::PositiveNumber);
 
   runs_ = app.add_subcommand("runs", "List stored runs, newest first");
@@ -180,8 +181,12 @@ int Commands::run() {
 
 int Commands::train() {
   if (resume_ > 0) {
-    if (!spec_file_.empty() || !preset_.empty() || !sets_.empty() || !dataset_.empty() || !seeds_.empty())
-      throw SpecError("--resume continues a run with its own spec: drop --spec/--preset/--set/--dataset/--seed");
+    if (!spec_file_.empty() || !preset_.empty() || !sets_.empty() || !dataset_.empty() || !seeds_.empty() ||
+        !split_.empty() || !protocol_.empty() || !strategy_.empty() || !head_.empty() || !device_.empty() ||
+        task_order_ >= 0 || epochs_ >= 0 || limit_per_class_ >= 0 || eval_limit_per_class_ >= 0 || !tags_.empty() ||
+        !notes_.empty() || no_store_ || !result_json_.empty())
+      throw SpecError("--resume continues a stored run with its own spec and settings: only --db, --data-dir and "
+                      "--quiet go with it");
     train::RunOptions opt;
     opt.data_dir = dataDir();
     opt.db_path = dbPath();
@@ -194,7 +199,11 @@ int Commands::train() {
   json spec = !spec_file_.empty() ? spec::load_file(spec_file_) : spec::preset(preset_.empty() ? "transformer" : preset_);
   spec = spec::complete(spec);
   auto& ex = spec["experiment"];
-  if (!dataset_.empty()) ex["dataset"] = dataset_;
+  if (!dataset_.empty()) {
+    // A folder is stored as an absolute path, so the run can be resumed or re-run from anywhere.
+    std::error_code ec;
+    ex["dataset"] = fs::is_directory(dataset_, ec) ? fs::absolute(dataset_).lexically_normal().string() : dataset_;
+  }
   if (!split_.empty()) ex["split"] = split_;
   if (!protocol_.empty()) ex["protocol"] = protocol_;
   if (!strategy_.empty()) ex["strategy"]["type"] = strategy_;
@@ -209,11 +218,11 @@ int Commands::train() {
     if (eq == std::string::npos) throw SpecError("--set " + s + ": expected PATH=VALUE, e.g. --set model.d_model=256");
     spec::set_path(spec, s.substr(0, eq), s.substr(eq + 1));
   }
-  if (seeds_.empty()) seeds_.push_back(ex["seed"].get<long long>());
   auto v = spec::validate(spec::complete(spec));
   for (const auto& i : v.issues)
     if (!i.error) std::fprintf(stderr, "warning: %s: %s\n", i.path.c_str(), i.message.c_str());
   if (!v.ok()) throw SpecError("the spec has errors:\n" + v.format());
+  if (seeds_.empty()) seeds_.push_back(spec["experiment"]["seed"].get<long long>());
 
   train::RunOptions opt;
   opt.data_dir = dataDir();
@@ -249,7 +258,9 @@ int Commands::report(const train::RunResult& r) {
               fmt(s.value("train_seconds", json()), 1).c_str());
   std::fflush(stdout);
   if (r.status == "cancelled") {
-    if (r.run_id) std::fprintf(stderr, "continue it with: hopelab-cli train --resume %lld\n", (long long)r.run_id);
+    if (r.run_id && s.value("tasks_completed", 0) > 0)
+      std::fprintf(stderr, "continue it with: hopelab-cli --db %s train --resume %lld\n", dbPath().c_str(),
+                   (long long)r.run_id);
     return 130;
   }
   return r.status == "finished" ? 0 : 4;
@@ -313,7 +324,7 @@ int Commands::runs() {
 int Commands::show() {
   auto db = store::RunStore::open(dbPath());
   auto r = db->getRun(run_id_);
-  if (!r) throw StoreError("run " + std::to_string(run_id_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
+  if (!r) throw SpecError("run " + std::to_string(run_id_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
   json s = parse_summary(*r);
   auto cells = db->accuracy(run_id_);
   int T = s.value("num_tasks", 0);
@@ -405,8 +416,9 @@ int Commands::show() {
 
 int Commands::validate() {
   json spec;
-  bool is_file = fs::exists(validate_file_);
-  spec = is_file ? spec::load_file(validate_file_) : spec::preset(validate_file_);
+  const bool looks_like_file = validate_file_.find('/') != std::string::npos ||
+                               validate_file_.find(".json") != std::string::npos || fs::exists(validate_file_);
+  spec = looks_like_file ? spec::load_file(validate_file_) : spec::preset(validate_file_);
   json full;
   try {
     full = spec::complete(spec);

@@ -67,7 +67,7 @@ int Commands::exportTables() {
   auto db = store::RunStore::open(dbPath());
   if (matrix_run_ > 0) {
     auto r = db->getRun(matrix_run_);
-    if (!r) throw StoreError("run " + std::to_string(matrix_run_) + " is not in " + dbPath());
+    if (!r) throw SpecError("run " + std::to_string(matrix_run_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
     emit(exporter::accuracy_matrix_table(*r, db->accuracy(matrix_run_), t), out_);
     return 0;
   }
@@ -79,7 +79,7 @@ int Commands::exportTables() {
   } else {
     for (int64_t id : parse_ids(export_runs_)) {
       auto r = db->getRun(id);
-      if (!r) throw StoreError("run " + std::to_string(id) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
+      if (!r) throw SpecError("run " + std::to_string(id) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
       if (r->status != "finished")
         std::fprintf(stderr, "warning: run %lld is %s; its metrics may be partial\n", (long long)id, r->status.c_str());
       runs.push_back(*r);

@@ -21,7 +21,10 @@ ProgressBar::ProgressBar(bool quiet) : tty_(isatty(STDERR_FILENO)), quiet_(quiet
 
 void ProgressBar::onEvent(const train::Event& e) {
   using K = train::EventKind;
-  if (quiet_) return;
+  if (quiet_) {  // quiet hides progress, never warnings
+    if (e.kind == K::Log && e.message.rfind("warning:", 0) == 0) std::fprintf(stderr, "%s\n", e.message.c_str());
+    return;
+  }
   switch (e.kind) {
     case K::RunStarted:
       total_ = e.total_steps;

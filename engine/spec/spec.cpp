@@ -161,7 +161,25 @@ struct Checker {
 
 }  // namespace
 
+namespace {
+std::string str_or(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+Validation validate_impl(const json& s);
+}  // namespace
+
 Validation validate(const json& s) {
+  try {
+    return validate_impl(s);
+  } catch (const json::exception& e) {  // a shape the checks above did not foresee: still an issue, not a crash
+    Validation v;
+    v.issues.push_back({"", std::string("malformed spec (") + e.what() + ")", true});
+    return v;
+  }
+}
+
+namespace {
+Validation validate_impl(const json& s) {
   Checker c;
   if (!s.is_object()) {
     c.err("", "the spec must be a JSON object");
@@ -243,7 +261,7 @@ Validation validate(const json& s) {
     c.integer(*o, "deep_hidden", "optimizer.deep_hidden", 1, 1024);
     c.number(*o, "deep_inner_lr", "optimizer.deep_inner_lr", 0.0, 10.0);
     if (o->contains("lr") && (*o)["lr"].is_number() && (*o)["lr"].get<double>() > 0.1 &&
-        o->value("type", "") == "adamw")
+        str_or(*o, "type") == "adamw")
       c.warn("optimizer.lr", "AdamW with lr > 0.1 usually diverges");
   }
 
@@ -271,7 +289,7 @@ Validation validate(const json& s) {
       c.choice(*st, "type", "experiment.strategy.type", kStrategies);
       c.number(*st, "ewc_lambda", "experiment.strategy.ewc_lambda", 0.0, 1e12);
       c.integer(*st, "replay_per_class", "experiment.strategy.replay_per_class", 1, 1000000);
-      if (e->value("protocol", "") == "joint" && st->value("type", "") != "finetune")
+      if (str_or(*e, "protocol") == "joint" && str_or(*st, "type") != "finetune")
         c.warn("experiment.strategy.type", "joint training has a single task: the strategy has no effect");
     } else if (st) c.err("experiment.strategy", "must be an object like {\"type\": \"finetune\"}");
     c.integer(*e, "task_order", "experiment.task_order", 0, 1000000);
@@ -280,14 +298,19 @@ Validation validate(const json& s) {
     if (const json* dd = c.at(*e, "data", "experiment.data"); dd && dd->is_object()) {
       c.unknownKeys(*dd, d["experiment"]["data"], "experiment.data");
       c.integer(*dd, "classes_per_task", "experiment.data.classes_per_task", 1, 100000);
+      for (const char* col : {"text_column", "label_column"})
+        if (const json* x = c.at(*dd, col, std::string("experiment.data.") + col); x && (!x->is_string() || x->get<std::string>().empty()))
+          c.err(std::string("experiment.data.") + col, "must be a column name (a non-empty string)");
     }
   }
-  if (s.contains("model") && s["model"].is_object() && s["model"].value("head", json::object()).value("type", "") == "ncm")
+  if (s.contains("model") && s["model"].is_object() && s["model"].contains("head") &&
+      str_or(s["model"]["head"], "type") == "ncm")
     c.warn("model.head.type",
            "ncm head: the network is not trained (a class mean has no gradient); the run is the "
            "untrained-network + nearest-class-mean reference");
   return c.v;
 }
+}  // namespace
 
 std::string canonical(const json& spec) {
   // nlohmann::json objects are std::map-backed: dump() sorts keys.

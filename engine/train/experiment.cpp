@@ -360,12 +360,13 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   std::unique_ptr<store::RunStore> db;
   std::unique_ptr<torch::serialize::InputArchive> resume_ar;
   json spec;
+  std::string resume_data_hash, resume_split_hash;
   if (opt.resume_run > 0) {
     if (opt.db_path.empty()) throw SpecError("resume: a run database is needed (--db)");
     db = store::RunStore::open(opt.db_path);
     auto rec = db->getRun(opt.resume_run);
     const std::string id = std::to_string(opt.resume_run);
-    if (!rec) throw StoreError("resume: run " + id + " is not in " + opt.db_path + " (see `hopelab-cli runs`)");
+    if (!rec) throw SpecError("resume: run " + id + " is not in " + opt.db_path + " (see `hopelab-cli runs`)");
     if (rec->status == "finished") throw SpecError("resume: run " + id + " already finished; nothing to resume");
     if (rec->status == "running")
       throw SpecError("resume: run " + id + " is still running (pid " + std::to_string(rec->pid) + " on " + rec->host +
@@ -378,6 +379,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
                      (path.empty() ? std::string(" (checkpoints are saved at the end of each task)")
                                    : " (" + path + " is missing)"));
     spec = json::parse(rec->spec_json);
+    resume_data_hash = rec->data_hash;
+    resume_split_hash = rec->split_hash;
     resume_ar = std::make_unique<torch::serialize::InputArchive>();
     try {
       resume_ar->load_from(path);
@@ -413,6 +416,22 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   lo.label_column = ex.at("data").at("label_column").get<std::string>();
   lo.classes_per_task = ex.at("data").at("classes_per_task").get<int>();
   data::Dataset ds = data::load(dataset_name, lo);
+  if (resume_ar && (ds.data_hash != resume_data_hash || ds.split_hash != resume_split_hash))
+    throw DataError("resume: the data of " + dataset_name + " in " + opt.data_dir +
+                    " differs from what run " + std::to_string(opt.resume_run) +
+                    " trained on (data or split hash changed); resume with the original data");
+  {
+    std::vector<int> test_rows(ds.class_names.size(), 0);
+    for (const auto& r : ds.test) ++test_rows[r.label];
+    for (size_t t = 0; t < ds.tasks.size(); ++t) {
+      int n = 0;
+      for (int c : ds.tasks[t]) n += test_rows[c];
+      if (n == 0)
+        throw DataError(dataset_name + ": task " + std::to_string(t + 1) + " (classes " + ds.class_names[ds.tasks[t][0]] +
+                        ", ...) has no test rows, so it cannot be evaluated: the test file must contain every class "
+                        "that the train file has");
+    }
+  }
 
   Emitter emit{observers, 0};
   for (const auto& w : ds.warnings) emit.log("warning: " + w);
@@ -527,7 +546,22 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   std::vector<torch::Tensor> params;
   for (auto& p : model->parameters())
     if (p.requires_grad()) params.push_back(p);
-  auto optimizer = make_optimizer(spec.at("optimizer"), params);
+  // From here on a failure must not leave the run `running`: mark it failed with the reason.
+  auto fail_run = [&](const std::string& msg) -> RunError {
+    if (store_obs) {
+      auto& w = store_obs->writer();
+      w.status("failed", msg);
+      w.finish("failed");
+      try { w.flush(); } catch (const std::exception&) {}
+    }
+    return RunError(msg);
+  };
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  try {
+    optimizer = make_optimizer(spec.at("optimizer"), params);
+  } catch (const std::exception& e) {
+    throw fail_run(std::string("optimizer: ") + e.what());
+  }
   auto data_gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto replay_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 12345);
   std::vector<int64_t> replay_buffer;
@@ -537,10 +571,16 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   const double grad_clip = tr.at("grad_clip").get<double>();
   // Fault injection for the divergence tests: HOPELAB_INJECT_NAN_STEP=N makes step N's loss NaN.
   const int64_t inject_nan_step = std::getenv("HOPELAB_INJECT_NAN_STEP") ? std::atoll(std::getenv("HOPELAB_INJECT_NAN_STEP")) : -1;
-  const std::string ckpt_dir =
-      (opt.checkpoint_dir.empty() ? user_dir + "/checkpoints" : opt.checkpoint_dir) + "/" +
-      (result.run_id ? "run-" + std::to_string(result.run_id) : "run-" + now_iso());
-  const bool save_ckpt = tr.at("checkpoints").get<bool>();
+  // Checkpoints live beside the run database (<db>.checkpoints/run-<id>), so two databases never
+  // share a folder; a run without a store keeps none unless a checkpoint folder is given.
+  std::string ckpt_dir;
+  if (!opt.checkpoint_dir.empty())
+    ckpt_dir = opt.checkpoint_dir + "/" +
+               (result.run_id ? "run-" + std::to_string(result.run_id)
+                              : "run-" + now_iso() + "-" + std::to_string(store::current_pid()));
+  else if (result.run_id)
+    ckpt_dir = opt.db_path + ".checkpoints/run-" + std::to_string(result.run_id);
+  const bool save_ckpt = tr.at("checkpoints").get<bool>() && !ckpt_dir.empty();
   json label_map = ds.class_names;
 
   metrics::Matrix R(T, std::vector<double>(T, metrics::nan()));
@@ -625,8 +665,10 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   };
 
   int first_phase = 0;
-  if (resume_ar) {
+  if (resume_ar) try {
     auto& ar = *resume_ar;
+    if (read_string(ar, "hopelab.spec") != spec.dump())
+      throw RunError("the checkpoint belongs to another run (its spec differs)");
     model->load(ar);
     torch::serialize::InputArchive oa;
     ar.read("optimizer", oa);
@@ -659,6 +701,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     if (int(R.size()) != T) throw RunError("resume: the checkpoint's accuracy matrix does not match the dataset's tasks");
     emit.log("resumed run " + std::to_string(result.run_id) + " after task " + std::to_string(first_phase) + " of " +
              std::to_string(phases.size()) + " (step " + std::to_string(step) + ")");
+  } catch (const std::exception& e) {
+    throw fail_run(std::string("resume: ") + e.what());
   }
   try {
     model->train();
@@ -769,7 +813,9 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
           optimizer->zero_grad();
           loss.backward();
           for (size_t k = 0; k < params.size(); ++k)
-            if (params[k].grad().defined()) f[k] += params[k].grad().detach().pow(2);
+            // The batch-mean gradient's square is ~1/B of the mean per-sample squared gradient
+            // (the empirical Fisher); scale by B instead of paying for per-sample gradients.
+            if (params[k].grad().defined()) f[k] += params[k].grad().detach().pow(2) * double(idx.size());
         }
         optimizer->zero_grad();
         model->train();

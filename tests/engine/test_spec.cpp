@@ -67,6 +67,18 @@ class TestSpec : public QObject {
     QVERIFY(v.format().find("error: model.blocks[1].heads: 5 does not divide model.d_model 128") != std::string::npos);
   }
 
+  void wrongShapesAreIssuesNotCrashes() {
+    json s = hl::spec::complete(json::parse(
+        R"({"model": {"head": "ncm"}, "experiment": {"protocol": 5, "data": {"text_column": 3}},
+            "optimizer": {"type": 7, "lr": 0.5}})"));
+    auto v = hl::spec::validate(s);
+    QVERIFY(!v.ok());
+    QVERIFY(hasIssue(v, "model.head", true));
+    QVERIFY(hasIssue(v, "experiment.protocol", true));
+    QVERIFY(hasIssue(v, "experiment.data.text_column", true));
+    QVERIFY(hasIssue(v, "optimizer.type", true));
+  }
+
   void unknownFieldsAreWarningsNotErrors() {
     json s = hl::spec::defaults();
     s["model"]["colour"] = "blue";

@@ -80,7 +80,6 @@ class TestTrain : public QObject {
     torch::set_num_threads(1);
     opt_.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
     opt_.cache_dir = tmp_.filePath("cache").toStdString();
-    opt_.checkpoint_dir = tmp_.filePath("ckpt").toStdString();
   }
 
   void shortClassIncrementalRunOnEachDataset_data() {
@@ -268,6 +267,42 @@ class TestTrain : public QObject {
     }
     QVERIFY(threw);
     QVERIFY(!QFile::exists(QString::fromStdString(o.db_path)));
+  }
+
+  void checkpointsLiveBesideTheirDatabase() {
+    json s = small_spec("banking77", 6, 1);
+    s["training"]["checkpoints"] = true;
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("beside.db").toStdString();
+    auto r = run_experiment(s, o, {});
+    auto db = hl::store::RunStore::open(o.db_path);
+    auto cks = db->checkpoints(r.run_id);
+    QCOMPARE(int(cks.size()), 2);  // best and last
+    for (const auto& c : cks) {
+      QVERIFY2(c.path.rfind(o.db_path + ".checkpoints/run-" + std::to_string(r.run_id) + "/", 0) == 0, c.path.c_str());
+      QVERIFY(QFile::exists(QString::fromStdString(c.path)));
+    }
+  }
+
+  void taskWithoutTestRowsIsADataError() {
+    QTemporaryDir dir;
+    auto write = [&](const char* name, const QByteArray& text) {
+      QFile f(dir.filePath(name));
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(text);
+    };
+    write("train.csv", "text,label\nhello there,a\ngood morning,a\nsee you,b\nbye now,b\n");
+    write("test.csv", "text,label\nhello,a\nmorning,a\n");  // class b (task 2) has no test rows
+    json s = small_spec(dir.path().toStdString(), 0, 1);
+    s["experiment"]["data"]["classes_per_task"] = 1;
+    s["model"]["vocab_size"] = 40;
+    bool threw = false;
+    try {
+      run_experiment(s, opt_, {});
+    } catch (const hl::DataError& e) {
+      threw = std::string(e.what()).find("task 2") != std::string::npos;
+    }
+    QVERIFY(threw);
   }
 
   void describeCountsParametersWithoutData() {
