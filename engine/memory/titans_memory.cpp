@@ -223,6 +223,13 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
   }
   r.drift = driftOf(p.W1, p.W2, r.final_state.W1, r.final_state.W2);
   if (sg) r.drift = r.drift.detach();
+  if (!outerGrad) {  // evaluation: the caller asked for no graph, whatever the inner steps needed
+    r.y = r.y.detach();
+    r.final_state = {r.final_state.W1.detach(), r.final_state.W2.detach(), r.final_state.S1.detach(),
+                     r.final_state.S2.detach()};
+    r.loss_per_chunk = r.loss_per_chunk.detach();
+    r.drift = r.drift.detach();
+  }
   return r;
 }
 

@@ -296,7 +296,7 @@ class TestMemory : public QObject {
       torch::NoGradGuard ng;
       const LmmResult b = chunked ? runChunked(cfg, in) : runRef(cfg, in);
       QVERIFY(resultErr(b, a) < 1e-12);
-      QVERIFY(!b.y.requires_grad() && !b.final_state.W1.requires_grad());
+      QVERIFY2(!b.y.requires_grad() && !b.final_state.W1.requires_grad(), qPrintable(QString("variant %1: y %2 W1 %3").arg(variant).arg(b.y.requires_grad()).arg(b.final_state.W1.requires_grad())));
       QVERIFY(!b.loss_per_chunk.requires_grad());
     }
   }
