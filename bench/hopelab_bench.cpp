@@ -55,6 +55,7 @@ Timing run(const json& spec, hl::train::RunOptions opt) {
 int main(int argc, char** argv) {
   CLI::App app{"hopelab-bench: Hope Lab benchmarks (ratios against a baseline measured in the same run)"};
   app.require_subcommand(1);
+  app.fallthrough();  // --repeats etc. also after the subcommand
   std::string data_dir;
   int repeats = 3, limit = 40, epochs = 1;
   app.add_option("--data-dir", data_dir, "Dataset folder (default: $HOPELAB_DATA_DIR)");
