@@ -133,6 +133,29 @@ void finishLoss(const Prep& p, const std::vector<Tensor>& chunkLossSum, LmmResul
 
 }  // namespace
 
+// The common end of both paths: outputs (padded tokens read 0), per-chunk loss, clamp count,
+// final state (under stop_grad_writes re-attached straight through to the initial state), drift.
+// Without an outer graph (evaluation) nothing returned carries one.
+void finishResult(const Prep& p, const std::vector<Tensor>& ys, const std::vector<Tensor>& lossSums,
+                  const Tensor& clamped, LmmState end, bool sg, bool outerGrad, LmmResult& r) {
+  r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
+  finishLoss(p, lossSums, r);
+  r.clamped = countOf(clamped);
+  if (sg) {
+    end.W1 = straightThrough(p.W1, end.W1);
+    end.W2 = straightThrough(p.W2, end.W2);
+  }
+  r.final_state = end;
+  r.drift = driftOf(p.W1, p.W2, r.final_state.W1, r.final_state.W2);
+  if (sg) r.drift = r.drift.detach();
+  if (!outerGrad) {
+    r.y = r.y.detach();
+    r.final_state = {end.W1.detach(), end.W2.detach(), end.S1.detach(), end.S2.detach()};
+    r.loss_per_chunk = r.loss_per_chunk.detach();
+    r.drift = r.drift.detach();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reference: per chunk, per token, the gradient of ‖M(k_t) − v_t‖² at the chunk-start weights by
 // torch::autograd::grad, then the Titans recurrence one token at a time.
@@ -213,23 +236,7 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
       S2 = S2.detach();
     }
   }
-  r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
-  finishLoss(p, lossSums, r);
-  r.clamped = countOf(clamped);
-  if (sg) {
-    r.final_state = {straightThrough(p.W1, W1), straightThrough(p.W2, W2), S1, S2};
-  } else {
-    r.final_state = {W1, W2, S1, S2};
-  }
-  r.drift = driftOf(p.W1, p.W2, r.final_state.W1, r.final_state.W2);
-  if (sg) r.drift = r.drift.detach();
-  if (!outerGrad) {  // evaluation: the caller asked for no graph, whatever the inner steps needed
-    r.y = r.y.detach();
-    r.final_state = {r.final_state.W1.detach(), r.final_state.W2.detach(), r.final_state.S1.detach(),
-                     r.final_state.S2.detach()};
-    r.loss_per_chunk = r.loss_per_chunk.detach();
-    r.drift = r.drift.detach();
-  }
+  finishResult(p, ys, lossSums, clamped, {W1, W2, S1, S2}, sg, outerGrad, r);
   return r;
 }
 
@@ -325,16 +332,7 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
     const Tensor R2 = sg ? straightThrough(p.W2, starts2[c]) : starts2[c];
     ys.push_back(mlp(R1, R2, p.q.index({I::Slice(), I::Slice(), I::Slice(t0, t1)})));
   }
-  r.y = torch::cat(ys, 2) * p.m.unsqueeze(-1);
-  finishLoss(p, lossSums, r);
-  r.clamped = countOf(clamped);
-  if (sg) {
-    r.final_state = {straightThrough(p.W1, W1), straightThrough(p.W2, W2), S1, S2};
-  } else {
-    r.final_state = {W1, W2, S1, S2};
-  }
-  r.drift = driftOf(p.W1, p.W2, r.final_state.W1, r.final_state.W2);
-  if (sg) r.drift = r.drift.detach();
+  finishResult(p, ys, lossSums, clamped, {W1, W2, S1, S2}, sg, torch::GradMode::is_enabled(), r);
   return r;
 }
 
