@@ -384,6 +384,7 @@ int Commands::show() {
               {"macro_f1", s.value("macro_f1", json())},
               {"task_il_acc", s.value("task_il_acc", json())},
               {"steps", s.value("steps", json())},
+              {"cadence", s.value("cadence", json::array())},
               {"train_seconds", s.value("train_seconds", json())},
               {"checkpoints", ck},
               {"series", series},

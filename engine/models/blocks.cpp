@@ -148,6 +148,37 @@ torch::Tensor RetNetBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& 
 }
 
 // ---------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------
+CmsBlockImpl::CmsBlockImpl(int d_model, const BlockConfig& cfg) : variant_(cfg.cms_variant) {
+  for (size_t l = 0; l < cfg.cms_clocks.size(); ++l) {
+    norms_.push_back(register_module("level" + std::to_string(l) + "_norm",
+                                     torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model}))));
+    mlps_.push_back(register_module("level" + std::to_string(l) + "_mlp", FeedForward(d_model, cfg.ffn_mult)));
+  }
+  if (variant_ == "independent")
+    mix_ = register_parameter("mix", torch::zeros({int64_t(cfg.cms_clocks.size())}));
+}
+
+torch::Tensor CmsBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& /*mask*/) {
+  // Position-wise: padded positions never reach real ones.
+  if (variant_ == "independent") {
+    auto w = torch::softmax(mix_, 0);
+    auto out = x;
+    for (size_t l = 0; l < mlps_.size(); ++l) out = out + w[int64_t(l)] * mlps_[l](norms_[l](x));
+    return out;
+  }
+  auto y = x;
+  for (size_t l = 0; l < mlps_.size(); ++l) y = y + mlps_[l](norms_[l](y));
+  return y;
+}
+
+std::vector<torch::Tensor> CmsBlockImpl::levelParameters(size_t l) {
+  auto p = norms_[l]->parameters();
+  auto q = mlps_[l]->parameters();
+  p.insert(p.end(), q.begin(), q.end());
+  return p;
+}
+
 void validate_block(const BlockConfig& b, int d_model, const std::string& field) {
   auto fail = [&](const std::string& member, const std::string& what) {
     throw std::invalid_argument(field + "." + member + ": " + what);
@@ -167,8 +198,17 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
   } else if (b.type == "lstm") {
     if (b.hidden < 0)
       fail("hidden", "must be 0 (= d_model) or positive, got " + std::to_string(b.hidden));
+  } else if (b.type == "cms") {
+    if (b.cms_clocks.empty() || b.cms_clocks.size() > 6)
+      fail("levels", "must have 1 to 6 levels, got " + std::to_string(b.cms_clocks.size()));
+    for (size_t l = 0; l < b.cms_clocks.size(); ++l)
+      if (b.cms_clocks[l] < 1)
+        fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
+    if (b.cms_variant != "sequential" && b.cms_variant != "independent")
+      fail("variant", "must be sequential or independent, got '" + b.cms_variant + "'");
+    if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
   } else {
-    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm or retnet)");
+    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm, retnet or cms)");
   }
 }
 
@@ -179,6 +219,7 @@ std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
     return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
   if (b.type == "retnet")
     return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  if (b.type == "cms") return std::make_shared<CmsBlockImpl>(d_model, b);
   return std::make_shared<LstmBlockImpl>(d_model, b.hidden);
 }
 
@@ -190,6 +231,8 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
     macs = projections * L * d * d   // projections
            + 2 * L * L * d           // scores Q K^T and mix (scores) V, all heads
            + 2 * f * L * d * d;      // FFN
+  } else if (b.type == "cms") {
+    macs = double(b.cms_clocks.size()) * 2 * f * L * d * d;  // one FFN per level
   } else if (b.type == "lstm") {
     const double h = b.hidden > 0 ? b.hidden : d_model;
     macs = L * 4 * h * (d + h) + (h != d ? L * h * d : 0.0);

@@ -103,6 +103,25 @@ class RetNetBlockImpl : public PreNormBlockImpl {
 };
 
 // Throws std::invalid_argument naming `field` (e.g. "model.blocks[1]") plus the member.
+// Continuum Memory System block: levels of MLPs, each pre-normed, fastest first.
+//   sequential:  x <- x + MLP_l(LN_l(x)) for l = 1..K in order
+//   independent: x + sum_l softmax(w)_l MLP_l(LN_l(x)) with learned mixing weights w
+// The levels' different update rates are the trainer's job (LevelGroup clocks).
+class CmsBlockImpl : public BlockImpl {
+ public:
+  CmsBlockImpl(int d_model, const BlockConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
+  // Parameters of level l (its norm and MLP; the mixing weights belong to the outer level).
+  std::vector<torch::Tensor> levelParameters(size_t l);
+  size_t numLevels() const { return mlps_.size(); }
+
+ private:
+  std::string variant_;
+  std::vector<torch::nn::LayerNorm> norms_;
+  std::vector<FeedForward> mlps_;
+  torch::Tensor mix_;  // independent variant: [K] logits of the mixing weights
+};
+
 void validate_block(const BlockConfig& b, int d_model, const std::string& field);
 // Validates (errors name `field`), then builds the block.
 std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,

@@ -117,6 +117,25 @@ std::vector<torch::Tensor> ClassifierImpl::headParameters() {
   return head_ ? head_->parameters() : std::vector<torch::Tensor>{};
 }
 
+std::vector<LevelGroup> ClassifierImpl::levels() {
+  std::vector<LevelGroup> out;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    auto cms = std::dynamic_pointer_cast<CmsBlockImpl>(blocks_[i]);
+    if (!cms) continue;
+    const auto& bc = cfg_.blocks[i];
+    for (size_t l = 0; l < cms->numLevels(); ++l) {
+      LevelGroup g;
+      g.name = "cms" + std::to_string(l + 1);
+      g.block = int(i);
+      g.clock = bc.cms_clocks[l];
+      g.lr = l < bc.cms_lrs.size() ? bc.cms_lrs[l] : 0.0;
+      g.params = cms->levelParameters(l);
+      out.push_back(std::move(g));
+    }
+  }
+  return out;
+}
+
 Classifier build(const ModelConfig& cfg) { return Classifier(cfg); }
 
 int64_t count_params(torch::nn::Module& m) {

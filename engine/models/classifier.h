@@ -16,6 +16,20 @@ struct BlockConfig {
   int ffn_mult = 2;         // transformer, retnet: FFN width = ffn_mult * d_model
   double dropout = 0.1;     // transformer, retnet
   int hidden = 0;           // lstm: hidden size (0 = d_model); output projected back to d_model
+  // cms (Continuum Memory System): one MLP per level (FFN width ffn_mult * d_model), each level
+  // updated by the trainer every `clock` steps with its own learning rate (0 = the base lr).
+  std::vector<int> cms_clocks;          // one entry per level, fastest first
+  std::vector<double> cms_lrs;          // same length; 0 = optimizer.lr
+  std::string cms_variant = "sequential";  // "sequential" | "independent"
+};
+
+// The parameters of one CMS level: the trainer gives each level its own optimizer and clock.
+struct LevelGroup {
+  std::string name;  // "cms1", "cms2", ... (numbered within the block, fastest first)
+  int block = -1;    // block index in the pipeline
+  int clock = 1;
+  double lr = 0;     // 0 = base lr
+  std::vector<torch::Tensor> params;
 };
 
 struct ModelConfig {
@@ -61,6 +75,8 @@ class ClassifierImpl : public torch::nn::Module {
 
   // For EWC / per-level bookkeeping: the head's parameters vs the rest.
   std::vector<torch::Tensor> headParameters();
+  // Every CMS level of every block; parameters in none of them belong to the outer level.
+  std::vector<LevelGroup> levels();
   // The blocks in pipeline order (registered as submodules "blocks.0", "blocks.1", ...).
   const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
 

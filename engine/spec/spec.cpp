@@ -44,12 +44,17 @@ std::string Validation::format() const {
   return os.str();
 }
 
-std::vector<std::string> block_types() { return {"transformer", "lstm", "retnet"}; }
+std::vector<std::string> block_types() { return {"transformer", "lstm", "retnet", "cms"}; }
 
 json block_defaults(const std::string& type) {
   if (type == "transformer") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
   if (type == "retnet") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
   if (type == "lstm") return {{"type", type}, {"hidden", 0}};
+  if (type == "cms")  // DECISIONS.md: 3 levels, clocks 1, 4, 16 steps, each at the base lr
+    return {{"type", type},
+            {"variant", "sequential"},
+            {"ffn_mult", 2},
+            {"levels", json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}})}};
   return json::object();
 }
 
@@ -216,13 +221,13 @@ Validation validate_impl(const json& s) {
           const json& b = (*bl)[i];
           std::string p = "model.blocks[" + std::to_string(i) + "]";
           if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
-            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet)");
+            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms)");
             continue;
           }
           std::string t = b["type"].get<std::string>();
           json bd = block_defaults(t);
           if (bd.empty()) {
-            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet)");
+            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms)");
             continue;
           }
           c.unknownKeys(b, bd, p);
@@ -237,6 +242,29 @@ Validation validate_impl(const json& s) {
             c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
           } else if (t == "lstm") {
             c.integer(b, "hidden", p + ".hidden", 0, 8192);
+          } else if (t == "cms") {
+            c.choice(b, "variant", p + ".variant", {"sequential", "independent"});
+            c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
+            const json* lv = c.at(b, "levels", p + ".levels");
+            if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
+              c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
+            } else if (lv) {
+              int prev = 0;
+              for (size_t l = 0; l < lv->size(); ++l) {
+                const json& L = (*lv)[l];
+                std::string lp = p + ".levels[" + std::to_string(l) + "]";
+                if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
+                c.integer(L, "clock", lp + ".clock", 1, 100000000);
+                if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
+                if (L.contains("clock") && L["clock"].is_number_integer()) {
+                  int ck = L["clock"].get<int>();
+                  if (ck < prev)
+                    c.warn(lp + ".clock", "level clocks are not monotone (" + std::to_string(prev) + " then " +
+                                              std::to_string(ck) + "): levels are listed fastest first");
+                  prev = ck;
+                }
+              }
+            }
           }
         }
       }

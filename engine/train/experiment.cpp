@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "engine/common/error.h"
@@ -59,6 +60,13 @@ models::ModelConfig model_config(const json& spec, int vocab, int max_len, int n
     bc.ffn_mult = b.value("ffn_mult", 2);
     bc.dropout = b.value("dropout", 0.1);
     bc.hidden = b.value("hidden", 0);
+    if (bc.type == "cms") {
+      bc.cms_variant = b.value("variant", std::string("sequential"));
+      for (const auto& L : b.at("levels")) {
+        bc.cms_clocks.push_back(L.at("clock").get<int>());
+        bc.cms_lrs.push_back(L.value("lr", 0.0));
+      }
+    }
     c.blocks.push_back(bc);
   }
   c.head = m.at("head").at("type").get<std::string>();
@@ -209,11 +217,23 @@ EvalRow evaluate(models::Classifier& model, const Encoded& test, const std::vect
 }
 
 // ---------------------------------------------------------------- parameters and drift
-torch::Tensor flat_params(models::Classifier& model) {
+torch::Tensor flat(const std::vector<torch::Tensor>& ps) {
   std::vector<torch::Tensor> v;
-  for (auto& p : model->parameters()) v.push_back(p.detach().reshape(-1));
+  for (const auto& p : ps) v.push_back(p.detach().reshape(-1));
   return v.empty() ? torch::zeros({1}) : torch::cat(v).clone();
 }
+
+
+// A CMS level during training: its own optimizer, stepped every `clock` outer steps on the
+// gradient averaged over its window; between ticks nothing touches its parameters.
+struct Level {
+  models::LevelGroup g;
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  int64_t ticks = 0;
+  double loss_sum = 0;
+  int64_t loss_n = 0;
+  torch::Tensor theta_task, theta_run;
+};
 
 double drift(const torch::Tensor& now, const torch::Tensor& ref) {
   double denom = ref.norm().item<double>();
@@ -543,9 +563,22 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
            " test rows, " + std::to_string(T) + " tasks");
 
   // 6. Training state.
-  std::vector<torch::Tensor> params;
+  std::vector<torch::Tensor> params;  // every trainable parameter (EWC's)
   for (auto& p : model->parameters())
     if (p.requires_grad()) params.push_back(p);
+  std::vector<Level> levels;
+  std::vector<torch::Tensor> outer_params;  // the outer level: everything not in a CMS level
+  {
+    std::set<const void*> in_level;
+    for (auto& g : model->levels()) {
+      Level L;
+      L.g = g;
+      for (auto& p : g.params) in_level.insert(p.unsafeGetTensorImpl());
+      levels.push_back(std::move(L));
+    }
+    for (auto& p : params)
+      if (!in_level.count(p.unsafeGetTensorImpl())) outer_params.push_back(p);
+  }
   // From here on a failure must not leave the run `running`: mark it failed with the reason.
   auto fail_run = [&](const std::string& msg) -> RunError {
     if (store_obs) {
@@ -558,7 +591,13 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   };
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   try {
-    optimizer = make_optimizer(spec.at("optimizer"), params);
+    optimizer = make_optimizer(spec.at("optimizer"), outer_params);
+    for (auto& L : levels) {
+      json o = spec.at("optimizer");
+      if (L.g.lr > 0) o["lr"] = L.g.lr;
+      L.opt = make_optimizer(o, L.g.params);
+      L.theta_run = flat(L.g.params);
+    }
   } catch (const std::exception& e) {
     throw fail_run(std::string("optimizer: ") + e.what());
   }
@@ -586,8 +625,19 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   metrics::Matrix R(T, std::vector<double>(T, metrics::nan()));
   metrics::Matrix RT(T, std::vector<double>(T, metrics::nan()));
   EvalRow last_eval;
-  int64_t step = 0, samples = 0;
-  torch::Tensor theta_run = flat_params(model), theta_task;
+  int64_t step = 0, samples = 0, outer_steps = 0;
+  torch::Tensor theta_run = flat(outer_params), theta_task;
+  // Drift of each level (DECISIONS.md): ||θ(t) − θ(task start)|| / ||θ(task start)||, and since run start.
+  auto emit_drift = [&] {
+    auto now = flat(outer_params);
+    emit.point("drift_task", "outer", step, drift(now, theta_task));
+    emit.point("drift_run", "outer", step, drift(now, theta_run));
+    for (auto& L : levels) {
+      auto lnow = flat(L.g.params);
+      emit.point("drift_task", L.g.name, step, drift(lnow, L.theta_task), L.g.block, L.g.clock);
+      emit.point("drift_run", L.g.name, step, drift(lnow, L.theta_run), L.g.block, L.g.clock);
+    }
+  };
   std::string status = "finished", error;
   double best_avg = -1;
   auto t_start = std::chrono::steady_clock::now();
@@ -613,6 +663,20 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     torch::serialize::OutputArchive oa;
     optimizer->save(oa);
     ar.write("optimizer", oa);
+    for (size_t i = 0; i < levels.size(); ++i) {  // level optimizers and their half-filled windows
+      torch::serialize::OutputArchive la;
+      levels[i].opt->save(la);
+      ar.write("hopelab.level." + std::to_string(i) + ".optimizer", la);
+      ar.write("hopelab.level." + std::to_string(i) + ".ticks", c10::IValue(levels[i].ticks));
+      ar.write("hopelab.level." + std::to_string(i) + ".loss_sum", c10::IValue(levels[i].loss_sum));
+      ar.write("hopelab.level." + std::to_string(i) + ".loss_n", c10::IValue(levels[i].loss_n));
+      ar.write("hopelab.level." + std::to_string(i) + ".theta_run", levels[i].theta_run);
+      for (size_t k = 0; k < levels[i].g.params.size(); ++k) {
+        const auto& gr = levels[i].g.params[k].grad();
+        ar.write("hopelab.level." + std::to_string(i) + ".grad." + std::to_string(k),
+                 gr.defined() ? gr.detach() : torch::zeros_like(levels[i].g.params[k]));
+      }
+    }
     ar.write("hopelab.spec", c10::IValue(spec.dump()));
     ar.write("hopelab.tokenizer", c10::IValue(tok.proto()));
     ar.write("hopelab.labels", c10::IValue(label_map.dump()));
@@ -659,9 +723,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       emit(e);
       emit.point("acc.task" + std::to_string(ts[k]), "eval", step, row.acc[k], ts[k]);
     }
-    auto now = flat_params(model);
-    emit.point("drift_task", "outer", step, drift(now, theta_task));
-    emit.point("drift_run", "outer", step, drift(now, theta_run));
+    emit_drift();
   };
 
   int first_phase = 0;
@@ -673,8 +735,24 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     torch::serialize::InputArchive oa;
     ar.read("optimizer", oa);
     optimizer->load(oa);
+    for (size_t i = 0; i < levels.size(); ++i) {
+      const std::string pre = "hopelab.level." + std::to_string(i) + ".";
+      torch::serialize::InputArchive la;
+      ar.read(pre + "optimizer", la);
+      levels[i].opt->load(la);
+      levels[i].ticks = read_int(ar, pre + "ticks");
+      levels[i].loss_sum = read_double(ar, pre + "loss_sum");
+      levels[i].loss_n = read_int(ar, pre + "loss_n");
+      ar.read(pre + "theta_run", levels[i].theta_run);
+      for (size_t k = 0; k < levels[i].g.params.size(); ++k) {
+        torch::Tensor gr;
+        ar.read(pre + "grad." + std::to_string(k), gr);
+        levels[i].g.params[k].mutable_grad() = gr.clone();
+      }
+    }
     first_phase = int(read_int(ar, "hopelab.phase")) + 1;
     step = read_int(ar, "hopelab.step");
+    outer_steps = trainable ? step : 0;
     samples = read_int(ar, "hopelab.samples");
     best_avg = read_double(ar, "hopelab.best_avg");
     R = matrix_from_json(json::parse(read_string(ar, "hopelab.R")));
@@ -707,7 +785,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   try {
     model->train();
     for (int phase = first_phase; phase < int(phases.size()); ++phase) {
-      theta_task = flat_params(model);
+      theta_task = flat(outer_params);
+      for (auto& L : levels) L.theta_task = flat(L.g.params);
       {
         Event e;
         e.kind = EventKind::TaskStarted;
@@ -763,11 +842,26 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
                       "); lower optimizer.lr or set training.grad_clip";
               break;
             }
-            optimizer->zero_grad();
+            optimizer->zero_grad();  // the outer level only: CMS levels keep accumulating
             total.backward();
-            if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, grad_clip);
+            if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(outer_params, grad_clip);
             optimizer->step();
+            ++outer_steps;
             emit.point("loss", "outer", step, lv);
+            for (auto& L : levels) {
+              L.loss_sum += lv;
+              ++L.loss_n;
+              if ((step + 1) % L.g.clock != 0) continue;
+              torch::NoGradGuard ng;
+              for (auto& p : L.g.params)
+                if (p.grad().defined()) p.mutable_grad().div_(double(L.g.clock));  // window mean
+              L.opt->step();
+              L.opt->zero_grad();
+              ++L.ticks;
+              emit.point("loss", L.g.name, step, L.loss_sum / double(L.loss_n), L.g.block, L.g.clock);
+              L.loss_sum = 0;
+              L.loss_n = 0;
+            }
           }
           ++step;
           ++phase_step;
@@ -805,19 +899,27 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
         std::vector<torch::Tensor> f;
         for (auto& p : params) f.push_back(torch::zeros_like(p));
         model->eval();
+        std::vector<torch::Tensor> stash;  // CMS windows in progress survive the Fisher pass
+        for (auto& L : levels)
+          for (auto& p : L.g.params) stash.push_back(p.grad().defined() ? p.grad().detach().clone() : torch::Tensor());
         int nb = 0;
         for (size_t s = 0; s < rows.size(); s += bs, ++nb) {
           std::vector<int64_t> idx(rows.begin() + s, rows.begin() + std::min(rows.size(), s + bs));
           auto logits = model->forward(batch_tokens(train, idx, pad).to(device)) + seen;
           auto loss = torch::nn::functional::cross_entropy(logits, batch_labels(train, idx).to(device));
-          optimizer->zero_grad();
+          for (auto& p : params) p.mutable_grad() = torch::Tensor();
           loss.backward();
           for (size_t k = 0; k < params.size(); ++k)
             // The batch-mean gradient's square is ~1/B of the mean per-sample squared gradient
             // (the empirical Fisher); scale by B instead of paying for per-sample gradients.
             if (params[k].grad().defined()) f[k] += params[k].grad().detach().pow(2) * double(idx.size());
         }
-        optimizer->zero_grad();
+        for (auto& p : params) p.mutable_grad() = torch::Tensor();
+        {
+          size_t i = 0;
+          for (auto& L : levels)
+            for (auto& p : L.g.params) p.mutable_grad() = stash[i++];
+        }
         model->train();
         ewc_anchor.clear();
         for (size_t k = 0; k < params.size(); ++k) {
@@ -850,9 +952,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       for (double a : last_eval.acc) avg += a;
       avg /= std::max<size_t>(1, last_eval.acc.size());
       emit.point("avg_acc", "eval", step, avg);
-      auto now = flat_params(model);
-      emit.point("drift_task", "outer", step, drift(now, theta_task));
-      emit.point("drift_run", "outer", step, drift(now, theta_run));
+      emit_drift();
       save_checkpoint("last", phase, avg);
       if (avg >= best_avg) {
         best_avg = avg;
@@ -907,6 +1007,16 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   summary["tasks_completed"] = joint ? (rows_done ? 1 : 0) : rows_done;
   summary["num_tasks"] = T;
   summary["steps"] = step;
+  // Cadence audit: expected vs actual updates per level (a partial window at the end does not tick).
+  {
+    const int64_t trained = trainable ? step : 0;
+    json cad = json::array();
+    cad.push_back({{"level", "outer"}, {"block", -1}, {"clock", 1}, {"expected", trained}, {"actual", outer_steps}});
+    for (const auto& L : levels)
+      cad.push_back({{"level", L.g.name}, {"block", L.g.block}, {"clock", L.g.clock},
+                     {"expected", trained / L.g.clock}, {"actual", L.ticks}});
+    summary["cadence"] = cad;
+  }
   summary["samples_seen"] = samples;
   summary["params"] = n_params;
   summary["train_seconds"] =

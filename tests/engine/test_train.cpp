@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <map>
 
 #include "engine/common/error.h"
 #include "engine/spec/spec.h"
@@ -170,17 +171,25 @@ class TestTrain : public QObject {
   // mid-task and resumed from its last task-end checkpoint ends bit-identical to an uninterrupted one.
   void resumedRunEqualsAnUninterruptedRun_data() {
     QTest::addColumn<QString>("strategy");
-    QTest::newRow("finetune") << "finetune";
-    QTest::newRow("replay") << "replay";
-    QTest::newRow("ewc") << "ewc";
+    QTest::addColumn<bool>("cms");
+    QTest::newRow("finetune") << "finetune" << false;
+    QTest::newRow("replay") << "replay" << false;
+    QTest::newRow("ewc") << "ewc" << false;
+    // CMS windows that span the checkpoint (clock 3 and 5 do not divide a task's 4 steps) resume
+    // with their accumulated gradients.
+    QTest::newRow("ewc+cms") << "ewc" << true;
   }
   void resumedRunEqualsAnUninterruptedRun() {
     QFETCH(QString, strategy);
+    QFETCH(bool, cms);
     json s = small_spec("banking77", 6, 2);
+    if (cms)
+      s["model"]["blocks"].push_back({{"type", "cms"}, {"levels", json::array({{{"clock", 3}}, {{"clock", 5}}})}});
+    s = hl::spec::complete(s);
     s["training"]["checkpoints"] = true;
     s["experiment"]["strategy"]["type"] = strategy.toStdString();
     RunOptions o = opt_;
-    o.db_path = tmp_.filePath("resume-" + strategy + ".db").toStdString();
+    o.db_path = tmp_.filePath("resume-" + strategy + (cms ? "-cms" : "") + ".db").toStdString();
     auto full = run_experiment(s, o, {});
     QCOMPARE(QString::fromStdString(full.status), QString("finished"));
 
@@ -267,6 +276,35 @@ class TestTrain : public QObject {
     }
     QVERIFY(threw);
     QVERIFY(!QFile::exists(QString::fromStdString(o.db_path)));
+  }
+
+  // CMS levels step exactly every C outer steps on the training stream (across task boundaries),
+  // and the cadence audit agrees: expected floor(steps / C) = actual.
+  void cmsLevelsTickOnTheirClocks() {
+    json s = small_spec("banking77", 8, 2);
+    s["model"]["blocks"].push_back({{"type", "cms"},
+                                    {"levels", json::array({{{"clock", 1}}, {{"clock", 4}}, {{"clock", 16}}})}});
+    s = hl::spec::complete(s);
+    QVERIFY(hl::spec::validate(s).ok());
+    Recorder rec;
+    auto r = run_experiment(s, opt_, {&rec});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    const int64_t steps = r.summary["steps"].get<int64_t>();
+    QVERIFY(steps > 40);
+    std::map<std::string, std::vector<int64_t>> ticks;
+    for (const auto& e : rec.events)
+      if (e.kind == EventKind::Point && e.name == "loss") ticks[e.level].push_back(e.step);
+    const std::map<std::string, int> clocks = {{"outer", 1}, {"cms1", 1}, {"cms2", 4}, {"cms3", 16}};
+    for (const auto& [level, clock] : clocks) {
+      const auto& t = ticks[level];
+      QCOMPARE(int64_t(t.size()), steps / clock);
+      for (size_t i = 0; i < t.size(); ++i) QCOMPARE(t[i], int64_t((i + 1) * clock - 1));
+    }
+    for (const auto& c : r.summary["cadence"]) {
+      QCOMPARE(c["expected"].get<int64_t>(), c["actual"].get<int64_t>());
+      QCOMPARE(c["expected"].get<int64_t>(), steps / c["clock"].get<int64_t>());
+    }
+    QCOMPARE(int(r.summary["cadence"].size()), 4);
   }
 
   void checkpointsLiveBesideTheirDatabase() {
