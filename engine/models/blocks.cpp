@@ -1,5 +1,7 @@
 #include "engine/models/blocks.h"
 
+#include "engine/memory/titans_memory.h"
+
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -148,6 +150,78 @@ torch::Tensor RetNetBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& 
 }
 
 // ---------------------------------------------------------------------------------------------
+TitansBlockImpl::TitansBlockImpl(int d_model, const BlockConfig& cfg)
+    : PreNormBlockImpl(d_model, cfg.ffn_mult, cfg.dropout),
+      heads_(cfg.heads),
+      inner_lr_(cfg.inner_lr),
+      momentum_(cfg.momentum),
+      retain_(cfg.retain),
+      chunk_(cfg.chunk),
+      stop_grad_writes_(cfg.stop_grad_writes) {
+  const int64_t d = d_model;
+  wq_ = register_module("wq", linear(d, d, false));
+  wk_ = register_module("wk", linear(d, d, false));
+  wv_ = register_module("wv", linear(d, d, false));
+  conv_ = register_module(
+      "conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(3 * d, 3 * d, 4).groups(3 * d)));
+  gates_ = register_module("gates", linear(d, 3 * int64_t(heads_)));  // θ, η, α logits per head
+  wg_ = register_module("wg", linear(d, d));
+  wo_ = register_module("wo", linear(d, d, false));
+  hl::memory::LmmConfig mc;
+  mc.heads = heads_;
+  mc.head_dim = d / heads_;
+  auto init = hl::memory::lmm_init_state(mc, torch::TensorOptions().dtype(torch::kFloat32));
+  w1_ = register_parameter("mem_w1", init.W1);
+  w2_ = register_parameter("mem_w2", init.W2);
+}
+
+torch::Tensor TitansBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
+  namespace F = torch::nn::functional;
+  const auto B = h.size(0), L = h.size(1), d = h.size(2);
+  const auto pad = mask.logical_not().unsqueeze(-1);  // [B, L, 1]
+  // Projections, padded positions zeroed, then a causal depthwise conv (left zero padding of 3):
+  // position t sees t-3..t only, so right padding never reaches a real token.
+  auto qkv = torch::cat({wq_(h), wk_(h), wv_(h)}, -1).masked_fill(pad, 0.0);  // [B, L, 3d]
+  auto c = conv_(F::pad(qkv.transpose(1, 2), F::PadFuncOptions({3, 0})));       // [B, 3d, L]
+  auto parts = torch::silu(c.transpose(1, 2)).chunk(3, -1);
+  const auto nopts = F::NormalizeFuncOptions().dim(-1).eps(1e-6);
+  auto q = F::normalize(splitHeads(parts[0], heads_), nopts);
+  auto k = F::normalize(splitHeads(parts[1], heads_), nopts);
+  auto v = splitHeads(parts[2], heads_);
+  // Gates per token and head: [B, L, 3H] -> three [B, H, L].
+  auto g = gates_(h).view({B, L, 3, heads_}).permute({2, 0, 3, 1});
+  auto theta = inner_lr_ * F::softplus(g[0]);
+  auto eta = momentum_ * torch::sigmoid(g[1]);
+  auto alpha = (1.0 - retain_) * torch::sigmoid(g[2]);
+
+  hl::memory::LmmConfig mc;
+  mc.heads = heads_;
+  mc.head_dim = d / heads_;
+  mc.chunk = chunk_;
+  mc.stop_grad_writes = stop_grad_writes_;
+  hl::memory::LmmState init;
+  init.W1 = w1_.to(h.scalar_type());
+  init.W2 = w2_.to(h.scalar_type());
+  auto r = hl::memory::lmm_chunked(mc, init, q, k, v, theta, eta, alpha, mask);
+  {
+    torch::NoGradGuard ng;
+    auto has = r.chunk_tokens.gt(0).to(r.loss_per_chunk.device());
+    const double nch = has.sum().item<double>();
+    stats_.loss = nch > 0
+        ? (r.loss_per_chunk.detach() * has.to(r.loss_per_chunk.scalar_type())).sum().item<double>() / nch
+        : 0.0;
+    auto seq = mask.any(1).to(r.drift.device());
+    const double nseq = seq.sum().item<double>();
+    stats_.drift = nseq > 0
+        ? (r.drift.detach() * seq.to(r.drift.scalar_type())).sum().item<double>() / nseq
+        : 0.0;
+    stats_.clamped = r.clamped;
+    stats_.writes = r.writes;
+  }
+  auto y = mergeHeads(r.y);  // [B, L, d]; 0 at padded tokens
+  return wo_(torch::sigmoid(wg_(h)) * y);
+}
+
 // ---------------------------------------------------------------------------------------------
 CmsBlockImpl::CmsBlockImpl(int d_model, const BlockConfig& cfg) : variant_(cfg.cms_variant) {
   for (size_t l = 0; l < cfg.cms_clocks.size(); ++l) {
@@ -207,8 +281,30 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     if (b.cms_variant != "sequential" && b.cms_variant != "independent")
       fail("variant", "must be sequential or independent, got '" + b.cms_variant + "'");
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
+  } else if (b.type == "titans") {
+    auto num = [&](const std::string& member, double v, double lo, double hi, bool lo_open) {
+      if (!(std::isfinite(v) && v >= lo && v <= hi && !(lo_open && v == lo))) {
+        std::ostringstream s;
+        s << "must be in " << (lo_open ? "(" : "[") << lo << ", " << hi << "], got " << v;
+        fail(member, s.str());
+      }
+    };
+    if (b.heads < 1) fail("heads", "must be at least 1, got " + std::to_string(b.heads));
+    if (d_model % b.heads != 0)
+      fail("heads", std::to_string(b.heads) + " does not divide d_model " +
+                        std::to_string(d_model));
+    if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
+    if (!(b.dropout >= 0.0 && b.dropout < 1.0)) {
+      std::ostringstream s;
+      s << "must be in [0, 1), got " << b.dropout;
+      fail("dropout", s.str());
+    }
+    num("inner_lr", b.inner_lr, 0.0, 10.0, true);
+    num("momentum", b.momentum, 0.0, 1.0, false);
+    num("retain", b.retain, 0.0, 1.0, false);
+    if (b.chunk < 1) fail("chunk", "must be at least 1, got " + std::to_string(b.chunk));
   } else {
-    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm, retnet or cms)");
+    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm, retnet, cms or titans)");
   }
 }
 
@@ -220,6 +316,7 @@ std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
   if (b.type == "retnet")
     return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
   if (b.type == "cms") return std::make_shared<CmsBlockImpl>(d_model, b);
+  if (b.type == "titans") return std::make_shared<TitansBlockImpl>(d_model, b);
   return std::make_shared<LstmBlockImpl>(d_model, b.hidden);
 }
 
@@ -233,6 +330,14 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
            + 2 * f * L * d * d;      // FFN
   } else if (b.type == "cms") {
     macs = double(b.cms_clocks.size()) * 2 * f * L * d * d;  // one FFN per level
+  } else if (b.type == "titans") {
+    // Projections q, k, v, output gate, out (5 L d²), gate logits (3 H L d), conv (4 · 3 L d),
+    // memory per token and head with F = D = d / H: read M(q) 2 D F, M(k) at the chunk start
+    // 2 D F, closed-form gradients 4 D F, chunk-weighted write sums 2 D F (10 D F total, so
+    // 10 L d D over the heads; the O(C²) recurrence weights are ignored), FFN.
+    const double D = d / b.heads;
+    macs = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D +
+           2 * f * L * d * d;
   } else if (b.type == "lstm") {
     const double h = b.hidden > 0 ? b.hidden : d_model;
     macs = L * 4 * h * (d + h) + (h != d ? L * h * d : 0.0);

@@ -1,4 +1,4 @@
-// Baseline blocks of the classifier: transformer, lstm, retnet. Equations: docs/MODELS.md.
+// Blocks of the classifier: transformer, lstm, retnet, cms, titans. Equations: docs/MODELS.md.
 // Engine-internal (includes torch through torch_wrap.h); never include from a moc-read header.
 //
 // Shapes: x [B, L, d] floating, mask [B, L] bool (true = real token) -> [B, L, d].
@@ -120,6 +120,36 @@ class CmsBlockImpl : public BlockImpl {
   std::vector<torch::nn::LayerNorm> norms_;
   std::vector<FeedForward> mlps_;
   torch::Tensor mix_;  // independent variant: [K] logits of the mixing weights
+};
+
+// Titans block: Titans long-term memory (engine/memory/titans_memory.h, lmm_chunked) as the
+// mixer, FFN as in the transformer block (docs/MODELS.md "Titans block"):
+//   q, k, v = SiLU(causal depthwise conv4(Linear(h)))  per head; q, k L2-normalised
+//   θ_t = inner_lr·softplus(·), η_t = momentum·sigmoid(·), α_t = (1 − retain)·sigmoid(·)
+//   y = memory read (initial weights W1, W2 are parameters); mix = out(sigmoid(g(h)) ⊙ y)
+class TitansBlockImpl : public PreNormBlockImpl {
+ public:
+  TitansBlockImpl(int d_model, const BlockConfig& cfg);
+  // Memory statistics of the last forward (block index left at -1).
+  ContextStats stats() const { return stats_; }
+  // Parameters of the gate layers (θ, η, α logits) and the memory's initial weights.
+  torch::Tensor memW1() const { return w1_; }
+  torch::Tensor memW2() const { return w2_; }
+  torch::nn::Linear gateLayer() const { return gates_; }
+
+ protected:
+  torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override;
+
+ private:
+  int heads_;
+  double inner_lr_, momentum_, retain_;
+  int chunk_;
+  bool stop_grad_writes_;
+  torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, gates_{nullptr}, wg_{nullptr},
+      wo_{nullptr};
+  torch::nn::Conv1d conv_{nullptr};  // depthwise over 3·d channels (q, k, v), window 4
+  torch::Tensor w1_, w2_;            // memory initial state [H, D, F], [H, F, D]
+  ContextStats stats_;
 };
 
 void validate_block(const BlockConfig& b, int d_model, const std::string& field);

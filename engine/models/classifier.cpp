@@ -136,6 +136,18 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
   return out;
 }
 
+std::vector<ContextStats> ClassifierImpl::contextStats() const {
+  std::vector<ContextStats> out;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    auto t = std::dynamic_pointer_cast<TitansBlockImpl>(blocks_[i]);
+    if (!t) continue;
+    ContextStats s = t->stats();
+    s.block = int(i);
+    out.push_back(s);
+  }
+  return out;
+}
+
 Classifier build(const ModelConfig& cfg) { return Classifier(cfg); }
 
 int64_t count_params(torch::nn::Module& m) {

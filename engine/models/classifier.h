@@ -11,7 +11,7 @@ namespace hl::models {
 
 // One block of the pipeline as the spec describes it ({"type": "...", fields...}).
 struct BlockConfig {
-  std::string type;         // "transformer" | "lstm" | "retnet" (Hope family: its own issue)
+  std::string type;         // "transformer" | "lstm" | "retnet" | "cms" | "titans"
   int heads = 4;            // transformer, retnet
   int ffn_mult = 2;         // transformer, retnet: FFN width = ffn_mult * d_model
   double dropout = 0.1;     // transformer, retnet
@@ -21,6 +21,21 @@ struct BlockConfig {
   std::vector<int> cms_clocks;          // one entry per level, fastest first
   std::vector<double> cms_lrs;          // same length; 0 = optimizer.lr
   std::string cms_variant = "sequential";  // "sequential" | "independent"
+  // titans (Titans long-term memory + MLP; also uses heads, ffn_mult, dropout). docs/MODELS.md.
+  double inner_lr = 0.1;          // θ scale: θ_t = inner_lr · softplus(·)
+  double momentum = 0.9;          // η scale: η_t = momentum · sigmoid(·)
+  double retain = 0.99;           // forget α_t = (1 − retain) · sigmoid(·)
+  int chunk = 4;                  // memory chunk (tokens per write)
+  bool stop_grad_writes = false;  // memory writes are constants for the outer loss
+};
+
+// Per-forward statistics of one titans block's memory (the last forward; detached doubles).
+struct ContextStats {
+  int block = -1;       // block index in the pipeline
+  double loss = 0;      // mean associative loss before writes, over chunks with real tokens
+  double drift = 0;     // mean ‖M_end − M_0‖ / ‖M_0‖ over sequences with real tokens
+  int64_t clamped = 0;  // clamped (token, head, layer) writes
+  int64_t writes = 0;   // (sequence, chunk) pairs that wrote
 };
 
 // The parameters of one CMS level: the trainer gives each level its own optimizer and clock.
@@ -79,6 +94,8 @@ class ClassifierImpl : public torch::nn::Module {
   std::vector<LevelGroup> levels();
   // The blocks in pipeline order (registered as submodules "blocks.0", "blocks.1", ...).
   const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
+  // One entry per titans block (pipeline order): its memory statistics from the last forward.
+  std::vector<ContextStats> contextStats() const;
 
  private:
   ModelConfig cfg_;

@@ -44,7 +44,7 @@ std::string Validation::format() const {
   return os.str();
 }
 
-std::vector<std::string> block_types() { return {"transformer", "lstm", "retnet", "cms"}; }
+std::vector<std::string> block_types() { return {"transformer", "lstm", "retnet", "cms", "titans"}; }
 
 json block_defaults(const std::string& type) {
   if (type == "transformer") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
@@ -55,6 +55,10 @@ json block_defaults(const std::string& type) {
             {"variant", "sequential"},
             {"ffn_mult", 2},
             {"levels", json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}})}};
+  if (type == "titans")  // DECISIONS.md: memory chunk 4; θ 0.1, η 0.9; retain 0.99
+    return {{"type", type},       {"heads", 4},      {"ffn_mult", 2}, {"dropout", 0.1},
+            {"inner_lr", 0.1},    {"momentum", 0.9}, {"retain", 0.99}, {"chunk", 4},
+            {"stop_grad_writes", false}};
   return json::object();
 }
 
@@ -221,17 +225,17 @@ Validation validate_impl(const json& s) {
           const json& b = (*bl)[i];
           std::string p = "model.blocks[" + std::to_string(i) + "]";
           if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
-            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms)");
+            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans)");
             continue;
           }
           std::string t = b["type"].get<std::string>();
           json bd = block_defaults(t);
           if (bd.empty()) {
-            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms)");
+            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans)");
             continue;
           }
           c.unknownKeys(b, bd, p);
-          if (t == "transformer" || t == "retnet") {
+          if (t == "transformer" || t == "retnet" || t == "titans") {
             c.integer(b, "heads", p + ".heads", 1, 64);
             if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
               int h = b["heads"].get<int>();
@@ -240,6 +244,16 @@ Validation validate_impl(const json& s) {
             }
             c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
             c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
+            if (t == "titans") {
+              c.number(b, "inner_lr", p + ".inner_lr", 0.0, 10.0, true);
+              c.number(b, "momentum", p + ".momentum", 0.0, 1.0);
+              c.number(b, "retain", p + ".retain", 0.0, 1.0);
+              c.integer(b, "chunk", p + ".chunk", 1, 4096);
+              c.boolean(b, "stop_grad_writes", p + ".stop_grad_writes");
+              if (b.contains("chunk") && b["chunk"].is_number_integer() && b["chunk"].get<int>() > 16)
+                c.warn(p + ".chunk", "a memory chunk longer than a typical short text never writes (" +
+                                         b["chunk"].dump() + " > 16 tokens)");
+            }
           } else if (t == "lstm") {
             c.integer(b, "hidden", p + ".hidden", 0, 8192);
           } else if (t == "cms") {

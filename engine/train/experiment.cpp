@@ -60,6 +60,13 @@ models::ModelConfig model_config(const json& spec, int vocab, int max_len, int n
     bc.ffn_mult = b.value("ffn_mult", 2);
     bc.dropout = b.value("dropout", 0.1);
     bc.hidden = b.value("hidden", 0);
+    if (bc.type == "titans") {
+      bc.inner_lr = b.value("inner_lr", 0.1);
+      bc.momentum = b.value("momentum", 0.9);
+      bc.retain = b.value("retain", 0.99);
+      bc.chunk = b.value("chunk", 4);
+      bc.stop_grad_writes = b.value("stop_grad_writes", false);
+    }
     if (bc.type == "cms") {
       bc.cms_variant = b.value("variant", std::string("sequential"));
       for (const auto& L : b.at("levels")) {

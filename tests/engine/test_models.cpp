@@ -6,6 +6,7 @@
 
 #include <QtTest>
 
+#include <cmath>
 #include <functional>
 #include <sstream>
 
@@ -13,7 +14,7 @@ using namespace hl::models;
 
 namespace {
 
-const char* const kTypes[] = {"transformer", "lstm", "retnet"};
+const char* const kTypes[] = {"transformer", "lstm", "retnet", "titans"};
 
 BlockConfig blockOf(const std::string& type, int hidden = 0) {
   BlockConfig b;
@@ -262,6 +263,11 @@ class TestModels : public QObject {
     QCOMPARE(qint64(count_params(*build(defaultConfig("transformer")))), qint64(538438));
     QCOMPARE(qint64(count_params(*build(defaultConfig("lstm")))), qint64(538182));
     QCOMPARE(qint64(count_params(*build(defaultConfig("retnet")))), qint64(570694));
+    // titans block: LN1 256 + q,k,v 3*16384 (no bias) + depthwise conv 384*4 + 384 = 1920
+    //   + gates 128*12 + 12 = 1548 + output gate 16384 + 128 + out 16384 (no bias)
+    //   + memory W1, W2 2 * 4*32*32 = 8192 + LN2 256 + FFN 65920 = 160140
+    //   -> 273478 + 2*160140 = 593758
+    QCOMPARE(qint64(count_params(*build(defaultConfig("titans")))), qint64(593758));
     auto lstm64 = defaultConfig("lstm");
     for (auto& b : lstm64.blocks) b.hidden = 64;
     QCOMPARE(qint64(count_params(*build(lstm64))), qint64(389958));
@@ -286,6 +292,9 @@ class TestModels : public QObject {
     QCOMPARE(flops_per_sample(cfg("transformer", 0), 4), 4656.0);
     QCOMPARE(flops_per_sample(cfg("retnet", 0), 4), 5168.0);
     QCOMPARE(flops_per_sample(cfg("lstm", 4), 4), 1840.0);
+    // titans, 2 heads (D 4): 5*L*d^2 + 3*H*L*d + 12*L*d + 10*L*d*D + 2*f*L*d^2
+    //   = 1280 + 192 + 384 + 1280 + 1024 = 4160 -> 8320 + 48 = 8368
+    QCOMPARE(flops_per_sample(cfg("titans", 0), 4), 8368.0);
   }
 
   // Each model drives the loss on a fixed batch (16 sequences, 4 classes) below 0.1.
@@ -335,6 +344,18 @@ class TestModels : public QObject {
         {[](ModelConfig& c) { c.blocks[0].dropout = 1.0; }, "model.blocks[0].dropout:"},
         {[](ModelConfig& c) { c.blocks[1].type = "lstm"; c.blocks[1].hidden = -1; },
          "model.blocks[1].hidden:"},
+        {[](ModelConfig& c) { c.blocks[1].type = "titans"; c.blocks[1].heads = 5; },
+         "model.blocks[1].heads: 5 does not divide d_model 128"},
+        {[](ModelConfig& c) { c.blocks[0].type = "titans"; c.blocks[0].chunk = 0; },
+         "model.blocks[0].chunk:"},
+        {[](ModelConfig& c) { c.blocks[0].type = "titans"; c.blocks[0].inner_lr = 0; },
+         "model.blocks[0].inner_lr:"},
+        {[](ModelConfig& c) { c.blocks[1].type = "titans"; c.blocks[1].momentum = 1.5; },
+         "model.blocks[1].momentum:"},
+        {[](ModelConfig& c) { c.blocks[1].type = "titans"; c.blocks[1].retain = -0.1; },
+         "model.blocks[1].retain:"},
+        {[](ModelConfig& c) { c.blocks[0].type = "titans"; c.blocks[0].ffn_mult = 0; },
+         "model.blocks[0].ffn_mult:"},
         {[](ModelConfig& c) { c.d_model = 0; }, "model.d_model:"},
         {[](ModelConfig& c) { c.vocab_size = 0; }, "model.vocab_size:"},
         {[](ModelConfig& c) { c.max_len = 0; }, "model.max_len:"},
@@ -365,6 +386,53 @@ class TestModels : public QObject {
     auto lstm = defaultConfig("lstm");
     lstm.blocks[0].heads = 5;
     build(lstm);
+  }
+
+  // The outer loss reaches the memory's initial weights and the gate layers (θ, η, α logits)
+  // through the differentiable writes; contextStats() reports each titans block's memory.
+  void titansGradientsAndStats() {
+    torch::manual_seed(7);
+    auto cfg = smallConfig("titans");
+    cfg.blocks = {blockOf("titans"), blockOf("transformer"), blockOf("titans")};
+    auto model = build(cfg);
+    model->eval();
+    auto tokens = randomTokens({12, 9, 5, 0}, 12, 50);
+    auto loss = torch::nn::functional::cross_entropy(model->forward(tokens),
+                                                     torch::tensor({0, 1, 2, 3}, torch::kLong));
+    loss.backward();
+    auto t = std::dynamic_pointer_cast<TitansBlockImpl>(model->blocks()[0]);
+    QVERIFY(t != nullptr);
+    auto nonzero = [](const torch::Tensor& g) {
+      return g.defined() && allFinite(g) && g.abs().sum().item<double>() > 0;
+    };
+    QVERIFY2(nonzero(t->memW1().grad()), "no gradient on the memory's initial W1");
+    QVERIFY2(nonzero(t->memW2().grad()), "no gradient on the memory's initial W2");
+    auto gw = t->gateLayer()->weight.grad();
+    QVERIFY2(nonzero(gw), "no gradient on the gate layer");
+    // Each of the θ, η, α rows (gate layer output 3*H, grouped by gate) gets a gradient.
+    for (int64_t g = 0; g < 3; ++g)
+      QVERIFY2(nonzero(gw.narrow(0, g * 4, 4)), qPrintable(QString("gate %1 has no gradient").arg(g)));
+
+    auto stats = model->contextStats();
+    QCOMPARE(int(stats.size()), 2);
+    QCOMPARE(stats[0].block, 0);
+    QCOMPARE(stats[1].block, 2);
+    for (const auto& s : stats) {
+      QVERIFY(std::isfinite(s.loss) && s.loss > 0);
+      QVERIFY(std::isfinite(s.drift) && s.drift > 0);
+      QVERIFY(s.clamped >= 0);
+      // Chunks (of 4) with a real token: 3 + 3 + 2 + 0 = 8 per block.
+      QCOMPARE(qint64(s.writes), qint64(8));
+    }
+
+    // stop_grad_writes: the initial weights still get a gradient through the reads.
+    auto sg = smallConfig("titans");
+    for (auto& b : sg.blocks) b.stop_grad_writes = true;
+    auto m2 = build(sg);
+    torch::nn::functional::cross_entropy(m2->forward(tokens),
+                                         torch::tensor({0, 1, 2, 3}, torch::kLong)).backward();
+    auto t2 = std::dynamic_pointer_cast<TitansBlockImpl>(m2->blocks()[0]);
+    QVERIFY(nonzero(t2->memW1().grad()));
   }
 
   void determinism() {
