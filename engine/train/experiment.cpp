@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -633,6 +634,11 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   metrics::Matrix RT(T, std::vector<double>(T, metrics::nan()));
   EvalRow last_eval;
   int64_t step = 0, samples = 0, outer_steps = 0;
+  struct ContextAudit {
+    int chunk = 1;
+    int64_t expected = 0, actual = 0, clamped = 0;
+  };
+  std::map<int, ContextAudit> context_audit;  // by block: in-context writes (training forwards)
   torch::Tensor theta_run = flat(outer_params), theta_task;
   // Drift of each level (DECISIONS.md): ||θ(t) − θ(task start)|| / ||θ(task start)||, and since run start.
   auto emit_drift = [&] {
@@ -831,6 +837,21 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
             auto x = batch_tokens(train, idx, pad).to(device);
             auto y = batch_labels(train, idx).to(device);
             auto logits = model->forward(x) + seen;
+            // Level 0, the in-context memories: their loss before writes and drift, per step.
+            auto ctx = model->contextStats();
+            if (!ctx.empty()) {
+              auto lens = to_vec(x.ne(pad).sum(1));
+              for (const auto& cs : ctx) {
+                const int C = mcfg.blocks[cs.block].chunk;
+                emit.point("loss", "context.memory", step, cs.loss, cs.block, C);
+                emit.point("drift", "context.memory", step, cs.drift, cs.block, C);
+                auto& a = context_audit[cs.block];
+                a.chunk = C;
+                a.actual += cs.writes;
+                a.clamped += cs.clamped;
+                for (int64_t n : lens) a.expected += (n + C - 1) / C;
+              }
+            }
             auto loss = torch::nn::functional::cross_entropy(logits, y);
             torch::Tensor total = loss;
             if (strategy == "ewc" && !ewc_fisher.empty()) {
@@ -1022,7 +1043,14 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     for (const auto& L : levels)
       cad.push_back({{"level", L.g.name}, {"block", L.g.block}, {"clock", L.g.clock},
                      {"expected", trained / L.g.clock}, {"actual", L.ticks}});
+    int64_t clamped = 0;
+    for (const auto& [block, a] : context_audit) {  // expected: sum over sequences of ceil(tokens / C)
+      cad.push_back({{"level", "context.memory"}, {"block", block}, {"clock", a.chunk}, {"expected", a.expected},
+                     {"actual", a.actual}});
+      clamped += a.clamped;
+    }
     summary["cadence"] = cad;
+    if (!context_audit.empty()) summary["clamped_writes"] = clamped;
   }
   summary["samples_seen"] = samples;
   summary["params"] = n_params;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "engine/common/error.h"
 #include "engine/spec/spec.h"
@@ -305,6 +306,34 @@ class TestTrain : public QObject {
       QCOMPARE(c["expected"].get<int64_t>(), steps / c["clock"].get<int64_t>());
     }
     QCOMPARE(int(r.summary["cadence"].size()), 4);
+  }
+
+  // A Titans block followed by a CMS block: every level (in-context memory, each CMS level, outer)
+  // has its loss and drift series in the store, and the cadence audit is exact for all of them.
+  void everyLevelHasLossAndDriftSeries() {
+    json s = small_spec("clinc150", 6, 1);
+    s["model"]["blocks"] = json::array({{{"type", "titans"}, {"heads", 4}},
+                                        {{"type", "cms"}, {"levels", json::array({{{"clock", 1}}, {{"clock", 4}}, {{"clock", 16}}})}}});
+    s = hl::spec::complete(s);
+    QVERIFY2(hl::spec::validate(s).ok(), hl::spec::validate(s).format().c_str());
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("levels.db").toStdString();
+    auto r = run_experiment(s, o, {});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    auto db = hl::store::RunStore::open(o.db_path);
+    std::set<std::string> loss, drift;
+    for (const auto& se : db->series(r.run_id)) {
+      if (se.name == "loss" && !se.points.empty()) loss.insert(se.level);
+      if ((se.name == "drift" || se.name == "drift_task") && !se.points.empty()) drift.insert(se.level);
+      for (const auto& p : se.points) QVERIFY2(std::isfinite(p.second), (se.name + "/" + se.level).c_str());
+    }
+    for (const char* level : {"context.memory", "cms1", "cms2", "cms3", "outer"}) {
+      QVERIFY2(loss.count(level), level);
+      QVERIFY2(drift.count(level), level);
+    }
+    QCOMPARE(int(r.summary["cadence"].size()), 5);
+    for (const auto& c : r.summary["cadence"])
+      QVERIFY2(c["expected"] == c["actual"], c.dump().c_str());
   }
 
   void checkpointsLiveBesideTheirDatabase() {
