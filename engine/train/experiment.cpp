@@ -468,9 +468,19 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   const std::string cache_dir = opt.cache_dir.empty() ? user_dir + "/cache" : opt.cache_dir;
   int vocab = spec["model"]["vocab_size"].get<int>() > 0 ? spec["model"]["vocab_size"].get<int>() : ds.default_vocab;
   int max_len = spec["model"]["max_len"].get<int>() > 0 ? spec["model"]["max_len"].get<int>() : ds.max_len;
+  // DECISIONS.md: the tokenizer is trained on all of the dataset's train texts, also when the run
+  // itself subsamples them (--limit-per-class), so quick and full runs tokenize alike.
   std::vector<std::string> texts;
-  texts.reserve(ds.train.size());
-  for (const auto& r : ds.train) texts.push_back(r.text);
+  if (!resume_ar) {
+    data::Dataset all = ds;
+    if (lo.limit_per_class > 0) {
+      data::LoadOptions lo_all = lo;
+      lo_all.limit_per_class = 0;
+      all = data::load(dataset_name, lo_all);
+    }
+    texts.reserve(all.train.size());
+    for (const auto& r : all.train) texts.push_back(r.text);
+  }
   std::string tok_warning;
   data::Tokenizer tok = resume_ar ? data::Tokenizer::fromProto(read_string(*resume_ar, "hopelab.tokenizer"))
                                   : data::Tokenizer::train(texts, vocab, cache_dir + "/tokenizers", &tok_warning);

@@ -100,9 +100,12 @@ class TestTrain : public QObject {
     QCOMPARE(QString::fromStdString(r.status), QString("finished"));
     checkLowerTriangular(r.summary["accuracy_matrix"], tasks);
     // Sanity: right after training a task, that task is well above chance among the seen classes
-    // (fine-tuning favours the newest classes); 0.3 is 3x chance for 10 classes.
+    // (fine-tuning favours the newest classes): the mean diagonal R[i][i] exceeds 0.25, 2.5x the
+    // chance level of a 10-class task.
     const auto& M = r.summary["accuracy_matrix"];
-    QVERIFY2(M[tasks - 1][tasks - 1].get<double>() > 0.3, M.dump().c_str());
+    double diag = 0;
+    for (int i = 0; i < tasks; ++i) diag += M[i][i].get<double>() / tasks;
+    QVERIFY2(diag > 0.25, M.dump().c_str());
     QVERIFY(r.summary["forgetting"].is_number());
     QVERIFY(r.summary["bwt"].is_number());
     QVERIFY(r.summary["macro_f1"].get<double>() >= 0.0);
