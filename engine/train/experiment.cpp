@@ -273,19 +273,6 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-json matrix_json(const metrics::Matrix& R, int T) {
-  json out = json::array();
-  for (int i = 0; i < T; ++i) {
-    json row = json::array();
-    for (int j = 0; j < T; ++j) {
-      double v = i < int(R.size()) && j < int(R[i].size()) ? R[i][j] : metrics::nan();
-      row.push_back(std::isnan(v) ? json(nullptr) : json(v));
-    }
-    out.push_back(row);
-  }
-  return out;
-}
-
 json num_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
 // ---------------------------------------------------------------- checkpoint fields
@@ -1040,8 +1027,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   }
   summary["macro_f1"] = last_eval.y_true.empty() ? json(nullptr)
                                                  : json(metrics::macro_f1(last_eval.y_true, last_eval.y_pred));
-  summary["accuracy_matrix"] = matrix_json(R, T);
-  summary["task_il_matrix"] = matrix_json(RT, T);
+  summary["accuracy_matrix"] = matrix_to_json(R);  // R and RT are T x T throughout
+  summary["task_il_matrix"] = matrix_to_json(RT);
   summary["tasks_completed"] = joint ? (rows_done ? 1 : 0) : rows_done;
   summary["num_tasks"] = T;
   summary["steps"] = step;
