@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <optional>
+#include <tuple>
+#include <utility>
 #include <stdexcept>
 #include <vector>
 
@@ -132,6 +134,57 @@ void finish(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Te
   r.clamped = clamped.defined() ? clamped.item<int64_t>() : 0;
 }
 
+// The writes of one segment (n tokens between chunk boundaries) to one linear map W [N, O, I]
+// (N = batch · memories · heads, contiguous) with momentum S, in closed form. Per token t
+// (m_t = 1 for a real token, 0 for a pad):
+//   S_t = β_t S_{t−1} − η_t g_t u_tᵀ;   W_t = W_{t−1}(α_t I − η_t u_t u_tᵀ) + m_t S_t
+// with β_t, α_t = 1 and η_t = 0 at pads (so a pad changes nothing) and the u uᵀ term only with the
+// DGD factor. Unrolled: W_t = a_t W_0 + b_t S_0 + Σ_r h_{t,r} u_rᵀ and S_t = B_t S_0 + Σ_r
+// s_{t,r} g_r u_rᵀ: only O-vectors h and scalars are carried from token to token, and the
+// full-size maps are formed once per segment. Inputs: U [N, I, n] (u_t as columns), G [N, n, O]
+// (g_t as rows), eta, alpha, valid [N, n] (valid 0/1).
+std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const Tensor& U, const Tensor& G,
+                                       const Tensor& eta, const Tensor& alpha, const Tensor& valid,
+                                       double beta, bool dgdFactor) {
+  const int64_t n = valid.size(1);
+  const auto gs = G.unbind(1);                                    // g_t [N, O]
+  const auto ms = valid.unbind(1), es = (eta * valid).unbind(1);  // [N]
+  const auto as = (alpha * valid + (1.0 - valid)).unbind(1);
+  const auto bs = (beta * valid + (1.0 - valid)).unbind(1);
+  std::vector<Tensor> w0u, s0u, gram;
+  if (dgdFactor) {
+    w0u = torch::bmm(W0, U).unbind(2);                             // W_0 u_t [N, O]
+    s0u = torch::bmm(S0, U).unbind(2);
+    gram = torch::bmm(U.transpose(1, 2), U).unbind(2);             // column t: u_rᵀ u_t [N, n]
+  }
+  Tensor a, b, Bc;  // [N]
+  std::vector<Tensor> h, sc;  // h_{t,r} [N, O]; s_{t,r} [N]
+  for (int64_t t = 0; t < n; ++t) {
+    const Tensor &m = ms[t], &et = es[t], &at = as[t], &bt = bs[t];
+    Tensor Wu;
+    if (dgdFactor) {
+      Wu = t == 0 ? w0u[0] : a.unsqueeze(1) * w0u[t] + b.unsqueeze(1) * s0u[t];
+      for (int64_t r = 0; r < t; ++r) Wu = Wu + h[r] * gram[t].select(1, r).unsqueeze(1);
+    }
+    Bc = t == 0 ? bt : bt * Bc;
+    for (auto& c : sc) c = bt * c;
+    sc.push_back(-et);
+    for (int64_t r = 0; r < t; ++r) h[r] = at.unsqueeze(1) * h[r] + (m * sc[r]).unsqueeze(1) * gs[r];
+    Tensor ht = (m * sc[t]).unsqueeze(1) * gs[t];
+    if (dgdFactor) ht = ht - et.unsqueeze(1) * Wu;
+    h.push_back(ht);
+    a = t == 0 ? at : at * a;
+    b = t == 0 ? m * Bc : at * b + m * Bc;
+  }
+  const Tensor Ut = U.transpose(1, 2);  // [N, n, I]
+  auto e2 = [](const Tensor& s) { return s.view({-1, 1, 1}); };
+  const Tensor W = torch::baddbmm(e2(a) * W0 + e2(b) * S0, torch::stack(h, 2), Ut);
+  std::vector<Tensor> sg;
+  for (int64_t r = 0; r < n; ++r) sg.push_back(sc[r].unsqueeze(1) * gs[r]);
+  const Tensor S = torch::baddbmm(e2(Bc) * S0, torch::stack(sg, 2), Ut);
+  return {W, S};
+}
+
 }  // namespace
 
 DgdLayers parse_dgd_layers(const std::string& s) {
@@ -253,7 +306,6 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   Tensor W1 = cut ? p.W1.detach() : p.W1, W2 = cut ? p.W2.detach() : p.W2;
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;
-  const Tensor sl4 = torch::arange(0, kSmtOut, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
   std::vector<Tensor> ys, losses;
   Tensor clamped;
   int64_t s = 0;
@@ -274,7 +326,8 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       std::optional<torch::NoGradGuard> ng;
       if (cut) ng.emplace();
       const Tensor xs = x.index({I::Slice(), I::Slice(), seg}).unsqueeze(1);  // [B,1,H,n,D]
-      Reads r = readouts(cfg, par, mlp(R1.index_select(1, sl4), R2.index_select(1, sl4), xs));
+      // All five memories read x (the output memory's read of x is unused): cheaper than a copy of four.
+      Reads r = readouts(cfg, par, mlp(R1, R2, xs));
       const Tensor k1 = r.k.unsqueeze(1);                  // [B,1,H,n,D]
       const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));    // [B,5,H,n,D]
       const Tensor h = k1.matmul(R2.transpose(-1, -2));     // [B,5,H,n,F]
@@ -293,25 +346,26 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       const Tensor gain2 = dsilu.pow(2).matmul(R1.pow(2).sum(-2).unsqueeze(-1)).squeeze(-1);  // [B,5,H,n]
       const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), k1.pow(2).sum(-1) * (1.0 + 2.0 * gain2) / 3.0, v4, clamped);
       const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), a.pow(2).sum(-1), v4, clamped);
-      for (int64_t j = 0; j < n; ++j) {
-        auto at = [j](const Tensor& t) { return t.select(3, j); };  // token j of a [B,.,H,n,...]
-        auto sc = [](const Tensor& t) { return t.unsqueeze(-1).unsqueeze(-1); };
-        const Tensor kj = at(k1), aj = at(a), ej = at(err), dj = at(delta);
-        const Tensor e2 = sc(at(eta2)), e1 = sc(at(eta1)), al = sc(at(alpha));
-        auto outer = [](const Tensor& c, const Tensor& r) { return c.unsqueeze(-1) * r.unsqueeze(-2); };
-        const Tensor S2n = cfg.momentum * S2 - e2 * outer(dj, kj);
-        const Tensor S1n = cfg.momentum * S1 - e1 * outer(ej, aj);
-        Tensor W2n = al * W2 + S2n, W1n = al * W1 + S1n;
-        if (cfg.dgd != DgdLayers::None)
-          W2n = W2n - e2 * outer(W2.matmul(kj.unsqueeze(-1)).squeeze(-1), kj);
-        if (cfg.dgd == DgdLayers::PerLayer)
-          W1n = W1n - e1 * outer(W1.matmul(aj.unsqueeze(-1)).squeeze(-1), aj);
-        const Tensor v5 = valid.select(1, j).view({p.B, 1, 1, 1, 1});
-        S2 = torch::where(v5, S2n, S2);
-        S1 = torch::where(v5, S1n, S1);
-        W2 = torch::where(v5, W2n, W2);
-        W1 = torch::where(v5, W1n, W1);
-      }
+      // Flatten (batch, memory, head) into one contiguous batch for the writes.
+      const int64_t N = p.B * M * p.H;
+      auto flat = [&](const Tensor& t) {  // [B, 5|1, H, ...] -> [N, ...]
+        std::vector<int64_t> sz = {p.B, M, p.H};
+        for (int64_t i = 3; i < t.dim(); ++i) sz.push_back(t.size(i));
+        std::vector<int64_t> out = {N};
+        out.insert(out.end(), sz.begin() + 3, sz.end());
+        return t.expand(sz).reshape(out);
+      };
+      const Tensor vf = flat(valid.to(x.scalar_type()).view({p.B, 1, 1, n}));
+      const Tensor af = flat(alpha);
+      Tensor W2f, S2f, W1f, S1f;
+      std::tie(W2f, S2f) = segmentWrite(flat(W2), flat(S2), flat(k1.transpose(-1, -2)), flat(delta), flat(eta2), af, vf,
+                                        cfg.momentum, cfg.dgd != DgdLayers::None);
+      std::tie(W1f, S1f) = segmentWrite(flat(W1), flat(S1), flat(a.transpose(-1, -2)), flat(err), flat(eta1), af, vf,
+                                        cfg.momentum, cfg.dgd == DgdLayers::PerLayer);
+      W2 = W2f.view({p.B, M, p.H, p.F, p.D});
+      S2 = S2f.view({p.B, M, p.H, p.F, p.D});
+      W1 = W1f.view({p.B, M, p.H, p.D, p.F});
+      S1 = S1f.view({p.B, M, p.H, p.D, p.F});
     }
     s = e;
   }
