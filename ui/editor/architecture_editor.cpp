@@ -101,8 +101,21 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
     b->setToolButtonStyle(Qt::ToolButtonTextOnly);
     return b;
   };
-  QAction* undo = model_->undoStack()->createUndoAction(this, tr("Undo"));
-  QAction* redo = model_->undoStack()->createRedoAction(this, tr("Redo"));
+  // short button texts; what would be undone is in the tooltip
+  auto* undo = new QAction(tr("Undo"), this);
+  auto* redo = new QAction(tr("Redo"), this);
+  QUndoStack* stack = model_->undoStack();
+  connect(undo, &QAction::triggered, stack, &QUndoStack::undo);
+  connect(redo, &QAction::triggered, stack, &QUndoStack::redo);
+  auto sync = [undo, redo, stack] {
+    undo->setEnabled(stack->canUndo());
+    redo->setEnabled(stack->canRedo());
+    undo->setToolTip(stack->canUndo() ? tr("Undo: %1").arg(stack->undoText()) : tr("Nothing to undo"));
+    redo->setToolTip(stack->canRedo() ? tr("Redo: %1").arg(stack->redoText()) : tr("Nothing to redo"));
+  };
+  connect(stack, &QUndoStack::indexChanged, this, sync);
+  connect(stack, &QUndoStack::cleanChanged, this, sync);
+  sync();
   auto* dup = new QAction(tr("Duplicate"), this);
   dup->setToolTip(tr("Duplicate the selected block (Ctrl+D on the canvas)"));
   connect(dup, &QAction::triggered, this, &ArchitectureEditor::duplicateSelected);

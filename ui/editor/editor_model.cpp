@@ -278,8 +278,14 @@ bool EditorModel::setValue(const std::string& pointer, const json& value) {
   } catch (const std::exception& e) {
     return refuse(tr("Cannot set %1: %2").arg(QString::fromStdString(pointer), e.what()));
   }
-  std::string shown = pointer;
-  return push(after, tr("Set %1 = %2").arg(QString::fromStdString(shown), QString::fromStdString(value.dump())),
+  // "/model/blocks/0/heads" -> "model.blocks[0].heads", as the validator names it
+  QString shown;
+  for (const auto& tok : QString::fromStdString(pointer).split('/', Qt::SkipEmptyParts)) {
+    bool index = false;
+    tok.toInt(&index);
+    shown += index ? "[" + tok + "]" : (shown.isEmpty() ? tok : "." + tok);
+  }
+  return push(after, tr("Set %1 = %2").arg(shown, QString::fromStdString(value.dump())),
               "set:" + pointer);
 }
 

@@ -16,6 +16,7 @@
 
 #include <cmath>
 
+#include "engine/spec/schema.h"
 #include "ui/editor/block_catalog.h"
 
 namespace hl::ui {
@@ -42,9 +43,16 @@ QString numberText(const json& v) {
 QStringList blockSummary(const json& b) {
   QStringList out;
   if (!b.is_object()) return out;
-  for (auto it = b.begin(); it != b.end(); ++it) {
-    const std::string& k = it.key();
-    const json& v = it.value();
+  // the most telling fields first, then the rest in key order
+  static const std::vector<std::string> first = {"heads", "chunk", "hidden", "variant", "ffn_mult", "inner_lr",
+                                                 "momentum", "retain", "dropout", "stop_grad_writes"};
+  std::vector<std::string> keys;
+  for (const auto& k : first)
+    if (b.contains(k)) keys.push_back(k);
+  for (auto it = b.begin(); it != b.end(); ++it)
+    if (std::find(first.begin(), first.end(), it.key()) == first.end()) keys.push_back(it.key());
+  for (const auto& k : keys) {
+    const json& v = b[k];
     if (k == "type" || k == "levels") continue;
     if (k == "heads") out << QObject::tr("%1 heads").arg(numberText(v));
     else if (k == "ffn_mult") out << QObject::tr("FFN ×%1").arg(numberText(v));
@@ -203,8 +211,9 @@ EditorScene::EditorScene(EditorModel* model, QObject* parent) : QGraphicsScene(p
   rebuild();
 }
 
-QString EditorScene::stats(const Stats& s) const {
-  if (!s.ok) return tr("— params · — FLOPs");
+QString EditorScene::stats(const Stats& s, bool flops) const {
+  if (!s.ok) return flops ? tr("— params · — FLOPs") : tr("— params");
+  if (!flops) return tr("%1 params").arg(formatCount(double(s.params)));
   return tr("%1 params · %2 FLOPs").arg(formatCount(double(s.params)), formatCount(s.flops));
 }
 
@@ -260,7 +269,7 @@ void EditorScene::rebuild() {
     place(nodeCard(FixedNode::Embedding, tr("Embedding"), QString(),
                    {tr("d_model %1 · vocab %2").arg(numberText(m.value("d_model", json())), vocab),
                     tr("max length %1 · %2").arg(len, pos)},
-                   stats(model_->nodeStats(FixedNode::Embedding))));
+                   stats(model_->nodeStats(FixedNode::Embedding), false)));
   }
   // Blocks
   for (int i = 0; i < model_->blockCount(); ++i) {
@@ -327,7 +336,7 @@ void EditorScene::rebuild() {
   }
   // Norm, pooling, head
   place(nodeCard(FixedNode::Norm, tr("Norm"), QString(), {tr("final LayerNorm over d_model")},
-                 stats(model_->nodeStats(FixedNode::Norm))));
+                 stats(model_->nodeStats(FixedNode::Norm), false)));
   place(nodeCard(FixedNode::Pooling, tr("Pooling"), QString(), {tr("masked mean over the real tokens")},
                  tr("no parameters")));
   {
@@ -340,12 +349,13 @@ void EditorScene::rebuild() {
   }
   // arrows between consecutive cards
   QPen arrowPen(pal.color(QPalette::Mid), 1.5);
-  for (int k = 1; k + 1 < joints.size(); k += 2) {
+  // joints: bottom of card 0, top of card 1, bottom of card 1, ...
+  for (int k = 0; k + 1 < joints.size(); k += 2) {
     QPointF a = joints[k], b = joints[k + 1];
-    addLine(QLineF(a, b - QPointF(0, 3)), arrowPen);
+    addLine(QLineF(a, b - QPointF(0, 3)), arrowPen)->setZValue(-1);
     QPolygonF head;
     head << b << b + QPointF(-5, -8) << b + QPointF(5, -8);
-    addPolygon(head, arrowPen, pal.color(QPalette::Mid));
+    addPolygon(head, arrowPen, pal.color(QPalette::Mid))->setZValue(-1);
   }
   setSceneRect(itemsBoundingRect().adjusted(-40, -20, 40, 20));
 }
@@ -629,7 +639,7 @@ void EditorScene::contextMenuEvent(QGraphicsSceneContextMenuEvent* e) {
     menu.addAction(tr("Move down"), [this, b, l] { if (model_->moveLevel(b, l, b, l + 1)) setSelection(Selection::ofLevel(b, l + 1)); })
         ->setEnabled(l + 1 < model_->levelCount(b));
   } else if (hit.kind == Selection::Kind::Node && hit.node == FixedNode::Head) {
-    for (const auto& t : {std::string("softmax"), std::string("ncm")})
+    for (const auto& t : hl::spec::model_field("head.type").choices)
       menu.addAction(tr("Head: %1").arg(QString::fromStdString(t)), [this, t] { model_->setHeadType(t); });
   }
   if (!menu.isEmpty()) menu.exec(e->screenPos());

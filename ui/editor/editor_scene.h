@@ -74,7 +74,7 @@ class EditorScene : public QGraphicsScene {
   void showIndicator(const QMimeData* mime, const QPointF& p);
   void hideIndicator();
   void startDrag(QWidget* source);
-  QString stats(const Stats& s) const;
+  QString stats(const Stats& s, bool flops = true) const;  // flops: false for the embedding and norm (not estimated)
 
   EditorModel* model_;
   Selection selection_;

@@ -1,0 +1,586 @@
+// The Architecture editor (ui/editor): model edits and their undo, drops of palette MIME data onto
+// the canvas, CMS levels into and out of a block, validation badges, parameter counts against
+// describe(), inspector edits, and exact JSON round trips. Offscreen.
+#include <QtTest>
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QGraphicsItem>
+#include <QGraphicsView>
+#include <QLabel>
+#include <QMimeData>
+#include <QSpinBox>
+#include <QTreeWidget>
+#include <QUndoStack>
+
+#include "engine/spec/spec.h"
+#include "engine/train/experiment.h"
+#include "ui/editor/architecture_editor.h"
+#include "ui/editor/block_catalog.h"
+#include "ui/editor/editor_model.h"
+#include "ui/editor/editor_scene.h"
+#include "ui/editor/inspector.h"
+#include "ui/editor/palette.h"
+
+using hl::ui::ArchitectureEditor;
+using hl::ui::FixedNode;
+using hl::ui::Selection;
+using json = nlohmann::json;
+
+namespace {
+
+// Sends drag-enter, drag-move and drop for `mime` at `scenePos` to the canvas viewport, as a
+// user's drag would arrive. Returns whether the drop was accepted.
+bool dropAt(ArchitectureEditor& ed, const QMimeData* mime, const QPointF& scenePos) {
+  QGraphicsView* v = ed.view();
+  const QPoint p = v->mapFromScene(scenePos);
+  const Qt::DropActions actions = Qt::CopyAction | Qt::MoveAction;
+  QDragEnterEvent enter(p, actions, mime, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(v->viewport(), &enter);
+  QDragMoveEvent move(p, actions, mime, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(v->viewport(), &move);
+  QDropEvent drop(QPointF(p), actions, mime, Qt::LeftButton, Qt::NoModifier);
+  QCoreApplication::sendEvent(v->viewport(), &drop);
+  return drop.isAccepted();
+}
+
+std::unique_ptr<QMimeData> paletteMime(ArchitectureEditor& ed, const QString& kind, const QString& key) {
+  QTreeWidgetItem* it = ed.palette()->findType(kind, key);
+  return std::unique_ptr<QMimeData>(it ? ed.palette()->mimeFor(it) : nullptr);
+}
+
+// A point in the gap above block `slot` (or above Norm when slot == block count).
+QPointF slotPoint(ArchitectureEditor& ed, int slot) {
+  QRectF r = slot < ed.model()->blockCount() ? ed.scene()->blockRect(slot) : ed.scene()->nodeRect(FixedNode::Norm);
+  return QPointF(r.center().x(), r.top() - 4);
+}
+
+json blocksOf(const ArchitectureEditor& ed) { return ed.spec()["model"]["blocks"]; }
+
+std::vector<std::string> types(const ArchitectureEditor& ed) {
+  std::vector<std::string> t;
+  for (const auto& b : blocksOf(ed)) t.push_back(b["type"]);
+  return t;
+}
+
+// The tooltip of the card (or level chip) drawn at a scene point.
+QString tooltipAt(ArchitectureEditor& ed, const QPointF& p) {
+  for (QGraphicsItem* it : ed.scene()->items(p))
+    if (!it->toolTip().isEmpty()) return it->toolTip();
+  return {};
+}
+
+json cmsSpec() {
+  json s = hl::spec::preset("transformer");
+  s["model"]["blocks"] = json::array({hl::spec::block_defaults("transformer"), hl::spec::block_defaults("cms")});
+  return s;
+}
+
+}  // namespace
+
+class TestEditor : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void roundTripIsExactForEveryPresetAndUnknownFields() {
+    ArchitectureEditor ed;
+    std::vector<json> specs;
+    for (const auto& n : hl::spec::preset_names()) specs.push_back(hl::spec::preset(n));
+    // partial spec relying on defaults, with fields the engine does not know
+    specs.push_back(json::parse(R"({"name": "mine", "x_custom": {"a": [1, 2.5, "z"]},
+        "model": {"blocks": [{"type": "cms"}, {"type": "mystery", "width": 3}], "x_note": "keep"},
+        "experiment": {"dataset": "clinc150"}})"));
+    specs.push_back(json::object());  // everything from the defaults
+    for (const auto& s : specs) {
+      ed.setSpec(s);
+      QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(s.dump()));
+      QCOMPARE(ed.undoStack()->count(), 0);
+      // looking at every card in the inspector edits nothing
+      auto* m = ed.model();
+      for (int b = 0; b < m->blockCount(); ++b) {
+        ed.scene()->setSelection(Selection::ofBlock(b));
+        for (int l = 0; l < m->levelCount(b); ++l) ed.scene()->setSelection(Selection::ofLevel(b, l));
+      }
+      for (auto n : {FixedNode::Embedding, FixedNode::Norm, FixedNode::Pooling, FixedNode::Head})
+        ed.scene()->setSelection(Selection::ofNode(n));
+      QCoreApplication::processEvents();
+      QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(s.dump()));
+      QCOMPARE(ed.undoStack()->count(), 0);
+    }
+  }
+
+  void addMoveRemoveDuplicateUndoRestoreExactJson() {
+    ArchitectureEditor ed;
+    QSignalSpy changed(&ed, &ArchitectureEditor::specChanged);
+    const json start = hl::spec::preset("transformer");
+    ed.setSpec(start);
+    auto* m = ed.model();
+    std::vector<json> history{ed.spec()};
+
+    QVERIFY(m->insertBlock(1, "titans"));
+    history.push_back(ed.spec());
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "titans", "transformer"}));
+    QCOMPARE(blocksOf(ed)[1], hl::spec::block_defaults("titans"));
+
+    QVERIFY(m->moveBlock(1, 0));
+    history.push_back(ed.spec());
+    QCOMPARE(types(ed), (std::vector<std::string>{"titans", "transformer", "transformer"}));
+
+    QVERIFY(m->setValue("/model/blocks/0/chunk", 8));
+    QVERIFY(m->duplicateBlock(0));
+    history.push_back(ed.spec());
+    QCOMPARE(types(ed), (std::vector<std::string>{"titans", "titans", "transformer", "transformer"}));
+    QCOMPARE(blocksOf(ed)[1]["chunk"].get<int>(), 8);
+
+    QVERIFY(m->removeBlock(2));
+    history.push_back(ed.spec());
+    QCOMPARE(types(ed), (std::vector<std::string>{"titans", "titans", "transformer"}));
+
+    // out of range edits are refused with a reason, and change nothing
+    QSignalSpy refused(m, &hl::ui::EditorModel::refused);
+    QVERIFY(!m->removeBlock(7));
+    QVERIFY(!m->moveBlock(-1, 0));
+    QCOMPARE(refused.count(), 2);
+    QCOMPARE(ed.spec(), history.back());
+
+    // undo walks back through every state exactly (the chunk edit is its own step)
+    QCOMPARE(ed.undoStack()->count(), 5);
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), history[3]);
+    ed.undoStack()->undo();
+    ed.undoStack()->undo();  // duplicate, chunk
+    QCOMPARE(ed.spec(), history[2]);
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), history[1]);
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), history[0]);
+    QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(start.dump()));
+    while (ed.undoStack()->canRedo()) ed.undoStack()->redo();
+    QCOMPARE(ed.spec(), history.back());
+    QVERIFY(changed.count() >= 10);  // every edit, undo and redo
+  }
+
+  void paletteDropsInsertAndCanvasDragsReorder() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    ed.setSpec(hl::spec::preset("transformer"));
+    // a palette item carries the type's defaults
+    auto titans = paletteMime(ed, "block", "titans");
+    QVERIFY(titans);
+    QVERIFY(dropAt(ed, titans.get(), slotPoint(ed, 1)));
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "titans", "transformer"}));
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(1));
+    auto lstm = paletteMime(ed, "block", "lstm");
+    QVERIFY(dropAt(ed, lstm.get(), slotPoint(ed, 3)));  // after the last block
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "titans", "transformer", "lstm"}));
+    QVERIFY(dropAt(ed, lstm.get(), slotPoint(ed, 0)));  // first
+    QCOMPARE(types(ed).front(), std::string("lstm"));
+
+    // reorder: a block dragged from the canvas (its index) to the gap above block 0
+    QMimeData move;
+    move.setData(hl::ui::mime::kMoveBlock, "2");  // the titans block
+    QVERIFY(dropAt(ed, &move, slotPoint(ed, 0)));
+    QCOMPARE(types(ed), (std::vector<std::string>{"titans", "lstm", "transformer", "transformer", "lstm"}));
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(0));
+    move.setData(hl::ui::mime::kMoveBlock, "0");  // ... and to the end
+    QVERIFY(dropAt(ed, &move, slotPoint(ed, 5)));
+    QCOMPARE(types(ed), (std::vector<std::string>{"lstm", "transformer", "transformer", "lstm", "titans"}));
+
+    // a canvas block dropped on the palette is removed
+    move.setData(hl::ui::mime::kMoveBlock, "0");
+    QVERIFY(ed.palette()->acceptRemoval(&move));
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "transformer", "lstm", "titans"}));
+
+    // foreign data is not accepted
+    QMimeData text;
+    text.setText("hello");
+    QVERIFY(!dropAt(ed, &text, slotPoint(ed, 0)));
+    QCOMPARE(int(blocksOf(ed).size()), 4);
+
+    // a head dropped anywhere sets model.head.type
+    auto ncm = paletteMime(ed, "head", "ncm");
+    QVERIFY(ncm);
+    QVERIFY(dropAt(ed, ncm.get(), slotPoint(ed, 2)));
+    QCOMPARE(ed.spec()["model"]["head"]["type"].get<std::string>(), std::string("ncm"));
+    QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Head));
+    // fixed nodes are listed but do not drag
+    QVERIFY(ed.palette()->findType("fixed", "pooling"));
+    QVERIFY(!ed.palette()->mimeFor(ed.palette()->findType("fixed", "pooling")));
+
+    // undo the whole session back to the preset
+    while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), hl::spec::preset("transformer"));
+  }
+
+  void keyboardDeletesAndDuplicates() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&ed));
+    ed.setSpec(hl::spec::preset("titans"));
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    ed.view()->setFocus();
+    QTest::keyClick(ed.view(), Qt::Key_D, Qt::ControlModifier);
+    QCOMPARE(int(blocksOf(ed).size()), 3);
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(1));
+    QTest::keyClick(ed.view(), Qt::Key_Delete);
+    QCOMPARE(int(blocksOf(ed).size()), 2);
+    // fixed nodes cannot be deleted: a message says why
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Pooling));
+    QTest::keyClick(ed.view(), Qt::Key_Delete);
+    QCOMPARE(int(blocksOf(ed).size()), 2);
+    QVERIFY(ed.messageLine()->text().contains("always part"));
+  }
+
+  void levelsDragIntoAndOutOfACmsBlock() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    const json start = cmsSpec();
+    ed.setSpec(start);
+    auto* m = ed.model();
+    QVERIFY(m->blockHasLevels(1));
+    QVERIFY(!m->blockHasLevels(0));
+    QCOMPARE(m->levelCount(1), 3);
+    auto level = paletteMime(ed, "level", QString());
+    QVERIFY(level);
+
+    // onto a block without levels: refused, with a message
+    QVERIFY(!dropAt(ed, level.get(), ed.scene()->blockRect(0).center()));
+    QVERIFY(ed.messageLine()->text().contains("CMS"));
+    QCOMPARE(ed.spec(), start);
+
+    // at the end of the CMS block: a 4th level, clock 4 × the last
+    auto endOfLevels = [&] {
+      QRectF last = ed.scene()->levelRect(1, m->levelCount(1) - 1);
+      return QPointF(last.center().x(), last.bottom() + 2);
+    };
+    QVERIFY(dropAt(ed, level.get(), endOfLevels()));
+    QCOMPARE(m->levelCount(1), 4);
+    QCOMPARE(blocksOf(ed)[1]["levels"][3], json({{"clock", 64}, {"lr", 0.0}}));
+    QCOMPARE(ed.scene()->selection(), Selection::ofLevel(1, 3));
+    // before the first level
+    QVERIFY(dropAt(ed, level.get(), ed.scene()->levelRect(1, 0).topLeft() + QPointF(10, 1)));
+    QCOMPARE(m->levelCount(1), 5);
+    QVERIFY(dropAt(ed, level.get(), endOfLevels()));
+    QCOMPARE(m->levelCount(1), 6);
+    // a 7th is refused and the message says the limit
+    QVERIFY(!dropAt(ed, level.get(), endOfLevels()));
+    QCOMPARE(m->levelCount(1), 6);
+    QVERIFY2(ed.messageLine()->text().contains("at most 6"), qPrintable(ed.messageLine()->text()));
+
+    // reorder: level 6 (clock 256) dragged above level 2
+    json before = blocksOf(ed)[1]["levels"];
+    QMimeData mv;
+    mv.setData(hl::ui::mime::kMoveLevel, "1,5");
+    QVERIFY(dropAt(ed, &mv, ed.scene()->levelRect(1, 1).topLeft() + QPointF(10, 1)));
+    json after = blocksOf(ed)[1]["levels"];
+    QCOMPARE(after[1], before[5]);
+    QCOMPARE(after[2], before[1]);
+    QCOMPARE(ed.scene()->selection(), Selection::ofLevel(1, 1));
+    // clocks are no longer monotone: the validator warns on that level
+    QVERIFY(m->warningCount() > 0);
+    ed.undoStack()->undo();
+    QCOMPARE(blocksOf(ed)[1]["levels"], before);
+
+    // dragged out onto empty canvas: removed, down to one level
+    for (int n = 6; n > 1; --n) {
+      QRectF card = ed.scene()->blockRect(1);
+      mv.setData(hl::ui::mime::kMoveLevel, "1,0");
+      QVERIFY(dropAt(ed, &mv, QPointF(card.right() + 25, card.center().y())));
+      QCOMPARE(m->levelCount(1), n - 1);
+    }
+    QCOMPARE(blocksOf(ed)[1]["levels"], json::array({before[5]}));
+    // the last level stays: refused with the reason
+    QVERIFY(!dropAt(ed, &mv, QPointF(ed.scene()->blockRect(1).right() + 25, ed.scene()->blockRect(1).center().y())));
+    QVERIFY(!ed.palette()->acceptRemoval(&mv));
+    QCOMPARE(m->levelCount(1), 1);
+    QVERIFY(ed.messageLine()->text().contains("at least 1"));
+
+    // everything undoes back to the start, exactly
+    while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
+    QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(start.dump()));
+  }
+
+  void levelMovesBetweenBlocksAndOffThePalette() {
+    ArchitectureEditor ed;
+    json s = cmsSpec();
+    s["model"]["blocks"].push_back(hl::spec::block_defaults("cms"));
+    ed.setSpec(s);
+    auto* m = ed.model();
+    QVERIFY(m->moveLevel(1, 0, 2, 3));  // block 1's clock-1 level to the end of block 2
+    QCOMPARE(m->levelCount(1), 2);
+    QCOMPARE(m->levelCount(2), 4);
+    QCOMPARE(blocksOf(ed)[2]["levels"][3]["clock"].get<int>(), 1);
+    QMimeData mv;
+    mv.setData(hl::ui::mime::kMoveLevel, "2,3");
+    QVERIFY(ed.palette()->acceptRemoval(&mv));
+    QCOMPARE(m->levelCount(2), 3);
+    QVERIFY(!m->insertLevel(0, 0));  // a transformer has no levels
+    ed.undoStack()->undo();
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), s);
+  }
+
+  void validationBadgeAppearsOnTheBadFieldAndGoesOnUndo() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&ed));
+    QSignalSpy validation(&ed, &ArchitectureEditor::validationChanged);
+    ed.setSpec(cmsSpec());
+    QCOMPARE(validation.last().at(0).toInt(), 0);
+    auto* m = ed.model();
+    QVERIFY(!tooltipAt(ed, ed.scene()->blockRect(0).center()).contains("does not divide"));
+
+    QVERIFY(m->setValue("/model/blocks/0/heads", 3));  // 3 does not divide d_model 128
+    QCOMPARE(validation.last().at(0).toInt(), 1);
+    auto issues = m->issuesFor(0);
+    QCOMPARE(int(issues.size()), 1);
+    QCOMPARE(QString::fromStdString(issues[0].path), QStringLiteral("model.blocks[0].heads"));
+    QVERIFY(tooltipAt(ed, ed.scene()->blockRect(0).center()).contains("does not divide"));
+    QVERIFY(m->issuesFor(1).empty());
+    // the list entry names the field; clicking it selects the block and focuses the field
+    QList<QTreeWidgetItem*> found = ed.issueList()->findItems("model.blocks[0].heads", Qt::MatchExactly, 1);
+    QCOMPARE(found.size(), 1);
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Embedding));
+    ed.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&ed));
+    Q_EMIT ed.issueList()->itemClicked(found[0], 1);
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(0));
+    QWidget* heads = ed.inspector()->editorFor("heads");
+    QVERIFY(heads);
+    QVERIFY(heads->hasFocus());
+    // the model cannot be built: counts show "—"
+    QVERIFY(!m->totalStats().ok);
+    QVERIFY(!m->blockStats(0).ok);
+    QVERIFY(m->blockStats(1).ok);
+    QVERIFY(ed.footer()->text().contains("—"));
+
+    ed.undoStack()->undo();
+    QCOMPARE(validation.last().at(0).toInt(), 0);
+    QVERIFY(m->issuesFor(0).empty());
+    QVERIFY(!tooltipAt(ed, ed.scene()->blockRect(0).center()).contains("does not divide"));
+    QVERIFY(ed.issueList()->findItems("model.blocks[0].heads", Qt::MatchExactly, 1).isEmpty());
+
+    // a negative clock: an error on the level chip (and counted on its block)
+    QVERIFY(m->setValue("/model/blocks/1/levels/1/clock", -4));
+    int levelErrors = 0;
+    for (const auto& i : m->issuesFor(1, 1)) levelErrors += i.error && i.path == "model.blocks[1].levels[1].clock";
+    QCOMPARE(levelErrors, 1);  // plus a warning: the clocks are no longer monotone
+    QVERIFY(tooltipAt(ed, ed.scene()->levelRect(1, 1).center()).contains("levels[1].clock"));
+    QVERIFY(m->errorCount() >= 1);
+    ed.undoStack()->undo();
+    QCOMPARE(m->errorCount(), 0);
+
+    // model-level paths land on the fixed nodes
+    QVERIFY(m->setValue("/model/d_model", 4));
+    QVERIFY(!m->issuesFor(FixedNode::Embedding).empty());
+    QVERIFY(tooltipAt(ed, ed.scene()->nodeRect(FixedNode::Embedding).center()).contains("model.d_model"));
+  }
+
+  void issuePathsMapToTheirTargets() {
+    auto t = hl::ui::issueTarget("model.blocks[12].levels[3].clock");
+    QCOMPARE(t.block, 12);
+    QCOMPARE(t.level, 3);
+    QCOMPARE(QString::fromStdString(t.field), QStringLiteral("clock"));
+    t = hl::ui::issueTarget("model.blocks[2]");
+    QCOMPARE(t.block, 2);
+    QCOMPARE(t.level, -1);
+    t = hl::ui::issueTarget("model.head.ncm_scale");
+    QVERIFY(t.node && *t.node == FixedNode::Head);
+    QCOMPARE(QString::fromStdString(t.field), QStringLiteral("ncm_scale"));
+    t = hl::ui::issueTarget("model.max_len");
+    QVERIFY(t.node && *t.node == FixedNode::Embedding);
+    t = hl::ui::issueTarget("optimizer.lr");
+    QCOMPARE(t.block, -1);
+    QVERIFY(!t.node);
+  }
+
+  void parameterCountsMatchDescribe() {
+    ArchitectureEditor ed;
+    std::vector<json> specs;
+    for (const auto& n : hl::spec::preset_names()) specs.push_back(hl::spec::preset(n));
+    specs.push_back(cmsSpec());
+    for (const auto& s : specs) {
+      ed.setSpec(s);
+      auto* m = ed.model();
+      json d = hl::train::describe(s);
+      auto t = m->totalStats();
+      QVERIFY(t.ok);
+      QCOMPARE(t.params, d["params"].get<long long>());
+      QCOMPARE(t.flops, d["flops_per_sample"].get<double>());
+      // the parts add up to the whole: embedding + blocks + norm + head
+      long long sum = m->nodeStats(FixedNode::Embedding).params + m->nodeStats(FixedNode::Norm).params +
+                      m->nodeStats(FixedNode::Head).params;
+      double flops = m->nodeStats(FixedNode::Head).flops;
+      for (int b = 0; b < m->blockCount(); ++b) {
+        QVERIFY(m->blockStats(b).ok);
+        QVERIFY(m->blockStats(b).params > 0);
+        sum += m->blockStats(b).params;
+        flops += m->blockStats(b).flops;
+      }
+      QCOMPARE(sum, t.params);
+      QVERIFY(std::fabs(flops - t.flops) <= 1e-9 * t.flops);
+      QVERIFY2(ed.footer()->text().contains(hl::ui::formatCount(double(t.params))), qPrintable(ed.footer()->text()));
+    }
+    // two identical blocks count the same
+    ed.setSpec(hl::spec::preset("titans"));
+    QCOMPARE(ed.model()->blockStats(0).params, ed.model()->blockStats(1).params);
+    QCOMPARE(hl::ui::formatCount(1234567), QStringLiteral("1.23M"));
+    QCOMPARE(hl::ui::formatCount(4200), QStringLiteral("4.2k"));
+  }
+
+  void inspectorEditsChangeTheSpecAndUndo() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    const json start = cmsSpec();
+    ed.setSpec(start);
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    auto* heads = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"));
+    QVERIFY(heads);
+    QCOMPARE(heads->value(), 4);
+    QCOMPARE(heads->minimum(), 1);  // the validator's range
+    QCOMPARE(heads->maximum(), 64);
+    heads->setValue(8);
+    QCOMPARE(blocksOf(ed)[0]["heads"].get<int>(), 8);
+    QCoreApplication::processEvents();
+    heads = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"));
+    QVERIFY(heads);
+    QCOMPARE(heads->value(), 8);
+    heads->setValue(16);  // the same field again: merged into one undo step
+    QCOMPARE(ed.undoStack()->count(), 1);
+    auto* dropout = qobject_cast<QDoubleSpinBox*>(ed.inspector()->editorFor("dropout"));
+    QVERIFY(dropout);
+    QCOMPARE(dropout->maximum(), 0.9);
+    dropout->setValue(0.25);
+    QCOMPARE(blocksOf(ed)[0]["dropout"].get<double>(), 0.25);
+    QCOMPARE(ed.undoStack()->count(), 2);
+
+    ed.scene()->setSelection(Selection::ofBlock(1));
+    auto* variant = qobject_cast<QComboBox*>(ed.inspector()->editorFor("variant"));
+    QVERIFY(variant);
+    variant->setCurrentText("independent");
+    QCOMPARE(blocksOf(ed)[1]["variant"].get<std::string>(), std::string("independent"));
+
+    ed.scene()->setSelection(Selection::ofLevel(1, 2));
+    auto* clock = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("clock"));
+    QVERIFY(clock);
+    clock->setValue(32);
+    QCOMPARE(blocksOf(ed)[1]["levels"][2]["clock"].get<int>(), 32);
+
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Head));
+    auto* head = qobject_cast<QComboBox*>(ed.inspector()->editorFor("head.type"));
+    QVERIFY(head);
+    head->setCurrentText("ncm");
+    QCOMPARE(ed.spec()["model"]["head"]["type"].get<std::string>(), std::string("ncm"));
+
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Embedding));
+    auto* d = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("d_model"));
+    QVERIFY(d);
+    d->setValue(256);
+    QCOMPARE(ed.spec()["model"]["d_model"].get<int>(), 256);
+
+    QCOMPARE(ed.undoStack()->count(), 6);
+    while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
+    QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(start.dump()));
+    // the inspector shows the restored value
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    QCOMPARE(qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"))->value(), 4);
+  }
+
+  void titansBoolAndOutOfRangeValuesShowTheTruth() {
+    ArchitectureEditor ed;
+    json s = hl::spec::preset("titans");
+    s["model"]["blocks"][0]["chunk"] = 9999;  // beyond the validator's 4096: an error, shown as is
+    ed.setSpec(s);
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    auto* chunk = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("chunk"));
+    QVERIFY(chunk);
+    QCOMPARE(chunk->value(), 9999);
+    QVERIFY(!ed.model()->issuesFor(0).empty());
+    auto* sg = qobject_cast<QCheckBox*>(ed.inspector()->editorFor("stop_grad_writes"));
+    QVERIFY(sg);
+    QVERIFY(!sg->isChecked());
+    sg->setChecked(true);
+    QCOMPARE(blocksOf(ed)[0]["stop_grad_writes"].get<bool>(), true);
+    QCOMPARE(ed.spec()["model"]["blocks"][0]["chunk"].get<int>(), 9999);  // untouched fields stay
+  }
+
+  void unknownBlockTypesEditGenerically() {
+    ArchitectureEditor ed;
+    json s = hl::spec::preset("transformer");
+    s["model"]["blocks"][1] = {{"type", "mystery"}, {"width", 3}, {"gain", 0.5}, {"on", true}};
+    ed.setSpec(s);
+    QCOMPARE(ed.spec(), s);
+    auto issues = ed.model()->issuesFor(1);
+    QVERIFY(!issues.empty());
+    QCOMPARE(QString::fromStdString(issues[0].path), QStringLiteral("model.blocks[1].type"));
+    QVERIFY(!ed.model()->blockStats(1).ok);  // describe() cannot build it
+    ed.scene()->setSelection(Selection::ofBlock(1));
+    auto* width = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("width"));
+    QVERIFY(width);
+    width->setValue(5);
+    QCOMPARE(blocksOf(ed)[1]["width"].get<int>(), 5);
+    QVERIFY(qobject_cast<QDoubleSpinBox*>(ed.inspector()->editorFor("gain")));
+    QVERIFY(qobject_cast<QCheckBox*>(ed.inspector()->editorFor("on")));
+    QCOMPARE(hl::ui::blockInfo("mystery").title, QStringLiteral("mystery"));
+    QCOMPARE(hl::ui::blockInfo("titans").title, QStringLiteral("Titans"));
+  }
+
+  void presetsLoadUndoablyAndKeepTheExperiment() {
+    ArchitectureEditor ed;
+    json s = hl::spec::preset("transformer");
+    s["experiment"]["dataset"] = "clinc150";
+    s["training"]["epochs"] = 2;
+    ed.setSpec(s);
+    QVERIFY(ed.presetBox()->count() == int(hl::spec::preset_names().size()) + 1);
+    ed.loadPreset("titans");
+    QCOMPARE(ed.spec()["model"], hl::spec::preset("titans")["model"]);
+    QCOMPARE(ed.spec()["name"].get<std::string>(), std::string("titans"));
+    QCOMPARE(ed.spec()["experiment"]["dataset"].get<std::string>(), std::string("clinc150"));
+    QCOMPARE(ed.spec()["training"]["epochs"].get<int>(), 2);
+    QCOMPARE(ed.undoStack()->count(), 1);
+    ed.loadPreset("no-such-preset");
+    QVERIFY(ed.messageLine()->text().contains("unknown preset"));
+    QCOMPARE(ed.undoStack()->count(), 1);
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), s);
+  }
+
+  void screenshot() {
+    const QByteArray path = qgetenv("HL_EDITOR_SCREENSHOT");
+    if (path.isEmpty()) QSKIP("set HL_EDITOR_SCREENSHOT=/path.png to save a picture of the editor");
+    if (qEnvironmentVariableIsSet("HL_EDITOR_DARK")) {  // a dark palette, to check the colours
+      QPalette p;
+      p.setColor(QPalette::Window, QColor(45, 45, 48));
+      p.setColor(QPalette::WindowText, QColor(220, 220, 220));
+      p.setColor(QPalette::Base, QColor(30, 30, 32));
+      p.setColor(QPalette::AlternateBase, QColor(50, 50, 55));
+      p.setColor(QPalette::Text, QColor(220, 220, 220));
+      p.setColor(QPalette::Button, QColor(55, 55, 60));
+      p.setColor(QPalette::ButtonText, QColor(220, 220, 220));
+      p.setColor(QPalette::Mid, QColor(100, 100, 105));
+      p.setColor(QPalette::PlaceholderText, QColor(150, 150, 155));
+      p.setColor(QPalette::Highlight, QColor(60, 140, 230));
+      QApplication::setPalette(p);
+    }
+    ArchitectureEditor ed;
+    ed.resize(1400, 900);
+    ed.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&ed));
+    ed.setSpec(hl::spec::preset("titans"));
+    auto cms = paletteMime(ed, "block", "cms");
+    QVERIFY(dropAt(ed, cms.get(), slotPoint(ed, 2)));
+    ed.model()->setValue("/model/blocks/0/heads", 3);
+    ed.scene()->setSelection(Selection::ofBlock(2));
+    QCoreApplication::processEvents();
+    QVERIFY(ed.grab().save(QString::fromLocal8Bit(path)));
+  }
+};
+
+QTEST_MAIN(TestEditor)
+#include "test_editor.moc"
