@@ -227,11 +227,52 @@ class TestEditor : public QObject {
     QCOMPARE(ed.scene()->selection(), Selection::ofBlock(1));
     QTest::keyClick(ed.view(), Qt::Key_Delete);
     QCOMPARE(int(blocksOf(ed).size()), 2);
+    QCOMPARE(ed.scene()->selection(), Selection());  // a second Del does not hit the neighbour
+    QTest::keyClick(ed.view(), Qt::Key_Delete);
+    QCOMPARE(int(blocksOf(ed).size()), 2);
     // fixed nodes cannot be deleted: a message says why
     ed.scene()->setSelection(Selection::ofNode(FixedNode::Pooling));
     QTest::keyClick(ed.view(), Qt::Key_Delete);
     QCOMPARE(int(blocksOf(ed).size()), 2);
     QVERIFY(ed.messageLine()->text().contains("always part"));
+
+    // clicks select cards and level chips; Del on a selected level removes that level
+    ed.setSpec(cmsSpec());
+    QGraphicsView* v = ed.view();
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->blockRect(0).center()));
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(0));
+    QCOMPARE(ed.inspector()->selection(), Selection::ofBlock(0));
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->levelRect(1, 2).center()));
+    QCOMPARE(ed.scene()->selection(), Selection::ofLevel(1, 2));
+    QVERIFY(ed.inspector()->editorFor("clock"));
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->nodeRect(FixedNode::Head).center()));
+    QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Head));
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->levelRect(1, 0).center()));
+    v->setFocus();
+    QTest::keyClick(v, Qt::Key_Delete);
+    QCOMPARE(ed.model()->levelCount(1), 2);
+    QCOMPARE(blocksOf(ed)[1]["levels"][0]["clock"].get<int>(), 4);
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(1));  // the level is gone: its block stays selected
+    // empty canvas clears the selection
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->blockRect(0).topRight() + QPointF(30, 0)));
+    QCOMPARE(ed.scene()->selection(), Selection());
+  }
+
+  void editsStayInteractive() {
+    // every edit re-validates and re-describes; an edit of one block must stay quick
+    ArchitectureEditor ed;
+    json s = hl::spec::preset("titans");
+    for (int i = 0; i < 4; ++i) s["model"]["blocks"].push_back(hl::spec::block_defaults(i % 2 ? "cms" : "transformer"));
+    ed.setSpec(s);
+    QElapsedTimer t;
+    t.start();
+    for (int k = 0; k < 10; ++k) QVERIFY(ed.model()->setValue("/model/blocks/2/heads", k % 2 ? 4 : 8));
+    qint64 perEdit = t.elapsed() / 10;
+    t.restart();
+    QVERIFY(ed.model()->setValue("/model/d_model", 192));  // changes every block: all re-described
+    qint64 wide = t.elapsed();
+    qInfo("one-block edit: %lld ms; d_model edit with 6 blocks: %lld ms", perEdit, wide);
+    QVERIFY2(perEdit < 250, qPrintable(QString::number(perEdit)));
   }
 
   void levelsDragIntoAndOutOfACmsBlock() {

@@ -218,8 +218,17 @@ void ArchitectureEditor::loadPreset(const QString& name) {
 
 bool ArchitectureEditor::deleteSelected() {
   Selection s = scene_->selection();
-  if (s.kind == Selection::Kind::Block) return model_->removeBlock(s.block);
-  if (s.kind == Selection::Kind::Level) return model_->removeLevel(s.block, s.level);
+  // afterwards: the level's block, or nothing, so that a second Del does not hit a neighbour
+  if (s.kind == Selection::Kind::Block) {
+    if (!model_->removeBlock(s.block)) return false;
+    scene_->setSelection({});
+    return true;
+  }
+  if (s.kind == Selection::Kind::Level) {
+    if (!model_->removeLevel(s.block, s.level)) return false;
+    scene_->setSelection(Selection::ofBlock(s.block));
+    return true;
+  }
   if (s.kind == Selection::Kind::Node) showMessage(tr("Embedding, Norm, Pooling and Head are always part of the model"));
   return false;
 }

@@ -618,7 +618,7 @@ void EditorScene::contextMenuEvent(QGraphicsSceneContextMenuEvent* e) {
   if (hit.kind == Selection::Kind::Block) {
     int b = hit.block;
     menu.addAction(tr("Duplicate"), QKeySequence(tr("Ctrl+D")), [this, b] { model_->duplicateBlock(b); setSelection(Selection::ofBlock(b + 1)); });
-    menu.addAction(tr("Delete"), QKeySequence::Delete, [this, b] { model_->removeBlock(b); });
+    menu.addAction(tr("Delete"), QKeySequence::Delete, [this, b] { if (model_->removeBlock(b)) setSelection({}); });
     menu.addSeparator();
     menu.addAction(tr("Move up"), [this, b] { if (model_->moveBlock(b, b - 1)) setSelection(Selection::ofBlock(std::max(0, b - 1))); })
         ->setEnabled(b > 0);
@@ -632,7 +632,7 @@ void EditorScene::contextMenuEvent(QGraphicsSceneContextMenuEvent* e) {
     }
   } else if (hit.kind == Selection::Kind::Level) {
     int b = hit.block, l = hit.level;
-    menu.addAction(tr("Remove level"), QKeySequence::Delete, [this, b, l] { model_->removeLevel(b, l); })
+    menu.addAction(tr("Remove level"), QKeySequence::Delete, [this, b, l] { if (model_->removeLevel(b, l)) setSelection(Selection::ofBlock(b)); })
         ->setEnabled(model_->levelCount(b) > EditorModel::minLevels());
     menu.addAction(tr("Move up"), [this, b, l] { if (model_->moveLevel(b, l, b, l - 1)) setSelection(Selection::ofLevel(b, l - 1)); })
         ->setEnabled(l > 0);
