@@ -533,6 +533,39 @@ class TestEditor : public QObject {
     QCOMPARE(qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"))->value(), 4);
   }
 
+  void partialBlocksGetOnlyWhatIsEdited() {
+    ArchitectureEditor ed;
+    const json s = json::parse(R"({"model": {"blocks": [{"type": "cms"}]}})");
+    ed.setSpec(s);
+    QCOMPARE(ed.model()->levelCount(0), 3);
+    ed.scene()->setSelection(Selection::ofLevel(0, 1));
+    auto* clock = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("clock"));
+    QVERIFY(clock);
+    QCOMPARE(clock->value(), 4);
+    clock->setValue(5);
+    json levels = hl::spec::block_defaults("cms")["levels"];
+    levels[1]["clock"] = 5;
+    QCOMPARE(ed.spec()["model"]["blocks"][0], json({{"type", "cms"}, {"levels", levels}}));
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    auto* mult = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("ffn_mult"));
+    QVERIFY(mult);
+    mult->setValue(3);
+    QCOMPARE(ed.spec()["model"]["blocks"][0]["ffn_mult"].get<int>(), 3);
+    QVERIFY(!ed.spec()["model"]["blocks"][0].contains("variant"));  // untouched default stays implicit
+    // a spec with no blocks at all: the first edit writes the default blocks out
+    ed.setSpec(json::object());
+    QCOMPARE(ed.model()->blockCount(), 2);
+    QVERIFY(ed.model()->insertBlock(2, "lstm"));
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "transformer", "lstm"}));
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), json::object());
+    // double click on a palette block appends it
+    QTreeWidgetItem* retnet = ed.palette()->findType("block", "retnet");
+    QVERIFY(retnet);
+    Q_EMIT ed.palette()->itemDoubleClicked(retnet, 0);
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "transformer", "retnet"}));
+  }
+
   void titansBoolAndOutOfRangeValuesShowTheTruth() {
     ArchitectureEditor ed;
     json s = hl::spec::preset("titans");

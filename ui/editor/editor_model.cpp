@@ -268,7 +268,17 @@ bool EditorModel::setValue(const std::string& pointer, const json& value) {
   json after = spec_;
   try {
     json::json_pointer ptr(pointer);
-    if (pointer.rfind("/model/blocks/", 0) == 0) blocksOf(after);
+    if (pointer.rfind("/model/blocks/", 0) == 0) {
+      json& bl = blocksOf(after);
+      // a level of a block that relied on its type's default levels: write the levels out first
+      static const std::regex levelPtr(R"(^/model/blocks/(\d+)/levels/.*)");
+      std::smatch m;
+      if (std::regex_match(pointer, m, levelPtr)) {
+        int b = std::stoi(m[1].str());
+        if (b < int(bl.size()) && bl[b].is_object() && !(bl[b].contains("levels") && bl[b]["levels"].is_array()))
+          bl[b]["levels"] = levelsOf(spec_, b);
+      }
+    }
     if (pointer.rfind("/model/", 0) == 0 && (!after.contains("model") || !after["model"].is_object()))
       after["model"] = json::object();
     if (pointer.rfind("/model/head/", 0) == 0 && (!after["model"].contains("head") || !after["model"]["head"].is_object()))
