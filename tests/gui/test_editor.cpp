@@ -467,6 +467,16 @@ class TestEditor : public QObject {
       QVERIFY(std::fabs(flops - t.flops) <= 1e-9 * t.flops);
       QVERIFY2(ed.footer()->text().contains(hl::ui::formatCount(double(t.params))), qPrintable(ed.footer()->text()));
     }
+    // paused while a run trains: no model is built, and the footer says why
+    QSignalSpy changed(&ed, &ArchitectureEditor::specChanged);
+    ed.setEstimatesEnabled(false);
+    QVERIFY(!ed.model()->totalStats().ok);
+    QVERIFY(!ed.model()->blockStats(0).ok);
+    QVERIFY(ed.footer()->text().contains("paused"));
+    QCOMPARE(ed.undoStack()->count(), 0);  // not an edit
+    ed.setEstimatesEnabled(true);
+    QVERIFY(ed.model()->totalStats().ok);
+    QVERIFY(changed.count() >= 2);
     // two identical blocks count the same
     ed.setSpec(hl::spec::preset("titans"));
     QCOMPARE(ed.model()->blockStats(0).params, ed.model()->blockStats(1).params);

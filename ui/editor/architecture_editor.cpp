@@ -216,6 +216,8 @@ void ArchitectureEditor::loadPreset(const QString& name) {
   if (model_->loadPreset(name.toStdString())) showMessage(tr("Loaded preset %1").arg(name));
 }
 
+void ArchitectureEditor::setEstimatesEnabled(bool on) { model_->setEstimatesEnabled(on); }
+
 bool ArchitectureEditor::deleteSelected() {
   Selection s = scene_->selection();
   // afterwards: the level's block, or nothing, so that a second Del does not hit a neighbour
@@ -277,7 +279,9 @@ void ArchitectureEditor::onModelChanged() {
   }
 
   Stats t = model_->totalStats();
-  QString total = t.ok ? tr("<b>%1</b> parameters · <b>%2</b> FLOPs per sample").arg(formatCount(double(t.params)), formatCount(t.flops))
+  QString total = !model_->estimatesEnabled()
+                      ? tr("<b>—</b> parameters · <b>—</b> FLOPs (estimates paused while a run trains)")
+                      : t.ok ? tr("<b>%1</b> parameters · <b>%2</b> FLOPs per sample").arg(formatCount(double(t.params)), formatCount(t.flops))
                        : tr("<b>—</b> parameters · <b>—</b> FLOPs (the model cannot be built as it is)");
   QString ctx;
   if (model_->seqLen() > 0)

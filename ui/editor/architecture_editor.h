@@ -40,6 +40,9 @@ class ArchitectureEditor : public QWidget {
   QLabel* footer() const { return footer_; }
   QLabel* messageLine() const { return message_; }
   QComboBox* presetBox() const { return presets_; }
+  // Parameter / FLOP estimates build the model with LibTorch's global random generator: turn them
+  // off while a run trains in this process (the counts then show "—" and say why).
+  void setEstimatesEnabled(bool on);
   // Deletes / duplicates the selected block (or removes the selected level).
   bool deleteSelected();
   bool duplicateSelected();

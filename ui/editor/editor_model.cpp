@@ -63,6 +63,12 @@ EditorModel::EditorModel(QObject* parent) : QObject(parent), undo_(new QUndoStac
 int EditorModel::maxLevels() { return hl::spec::kMaxLevels; }
 int EditorModel::minLevels() { return hl::spec::kMinLevels; }
 
+void EditorModel::setEstimatesEnabled(bool on) {
+  if (on == estimates_) return;
+  estimates_ = on;
+  apply(spec_);  // re-analyse; not an edit
+}
+
 void EditorModel::setSpec(const json& spec) {
   if (!spec.is_object()) {
     refuse(tr("The spec must be a JSON object; the editor keeps the current one"));
@@ -409,7 +415,7 @@ void EditorModel::analyse() {
   blocks_.assign(blockCount(), Stats{});
   embedding_ = norm_ = head_ = Stats{};
   vocab_ = seqLen_ = classes_ = 0;
-  if (!completed_.is_object() || !completed_.contains("model") || !completed_["model"].is_object()) return;
+  if (!estimates_ || !completed_.is_object() || !completed_.contains("model") || !completed_["model"].is_object()) return;
   total_ = describe(completed_).first;
   json base = completed_;
   base["model"]["blocks"] = json::array();

@@ -86,6 +86,12 @@ class EditorModel : public QObject {
   int seqLen() const { return seqLen_; }
   int numClasses() const { return classes_; }
 
+  // describe() builds the model with LibTorch's global CPU generator. While a run trains in this
+  // process, building a model here would draw from that run's random stream (its dropout, its
+  // next initialisation), so the main window turns the estimates off for that time.
+  void setEstimatesEnabled(bool on);
+  bool estimatesEnabled() const { return estimates_; }
+
   static int maxLevels();
   static int minLevels();
 
@@ -110,6 +116,7 @@ class EditorModel : public QObject {
   std::vector<Stats> blocks_;
   Stats embedding_, norm_, head_;
   int vocab_ = 0, seqLen_ = 0, classes_ = 0;
+  bool estimates_ = true;
   std::map<std::string, std::pair<Stats, json>> cache_;  // describe() results by input text
 };
 

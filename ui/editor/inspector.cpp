@@ -143,7 +143,8 @@ void Inspector::updateLabels(const std::vector<Field>& fields) {
 }
 
 void Inspector::updateHeader() {
-  auto statsText = [](const Stats& s) {
+  auto statsText = [this](const Stats& s) {
+    if (!model_->estimatesEnabled()) return tr("— parameters · — FLOPs (estimates paused while a run trains)");
     return s.ok ? tr("%1 parameters · %2 FLOPs per sample").arg(formatCount(double(s.params)), formatCount(s.flops))
                 : tr("— parameters · — FLOPs (the model cannot be built as it is: see the issues)");
   };
