@@ -253,6 +253,27 @@ class TestEditor : public QObject {
     QCOMPARE(ed.model()->levelCount(1), 2);
     QCOMPARE(blocksOf(ed)[1]["levels"][0]["clock"].get<int>(), 4);
     QCOMPARE(ed.scene()->selection(), Selection::ofBlock(1));  // the level is gone: its block stays selected
+    // Del typed in an inspector field edits the field, it does not delete the block
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->blockRect(0).center()));
+    auto* heads = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"));
+    QVERIFY(heads);
+    heads->setFocus();
+    QTest::keyClick(heads, Qt::Key_Delete);
+    QCOMPARE(ed.model()->blockCount(), 2);
+    // a canvas block dropped onto the palette (a real drop event) is removed
+    QMimeData mv;
+    mv.setData(hl::ui::mime::kMoveBlock, "0");
+    QWidget* pv = ed.palette()->viewport();
+    QPoint at = pv->rect().center();
+    QDragEnterEvent enter(at, Qt::MoveAction, &mv, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(pv, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(at), Qt::MoveAction, &mv, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(pv, &drop);
+    QVERIFY(drop.isAccepted());
+    QCOMPARE(types(ed), std::vector<std::string>{"cms"});
+    ed.undoStack()->undo();
+    QCOMPARE(ed.model()->blockCount(), 2);
     // empty canvas clears the selection
     QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->blockRect(0).topRight() + QPointF(30, 0)));
     QCOMPARE(ed.scene()->selection(), Selection());
@@ -473,10 +494,13 @@ class TestEditor : public QObject {
     QVERIFY(!ed.model()->totalStats().ok);
     QVERIFY(!ed.model()->blockStats(0).ok);
     QVERIFY(ed.footer()->text().contains("paused"));
+    QVERIFY2(ed.scene()->cardText(0).contains("paused"), qPrintable(ed.scene()->cardText(0)));
     QCOMPARE(ed.undoStack()->count(), 0);  // not an edit
     ed.setEstimatesEnabled(true);
     QVERIFY(ed.model()->totalStats().ok);
     QVERIFY(changed.count() >= 2);
+    QVERIFY(!ed.scene()->cardText(0).contains("paused"));
+    QVERIFY(ed.scene()->cardText(0).contains(hl::ui::formatCount(double(ed.model()->blockStats(0).params)) + " params"));
     // two identical blocks count the same
     ed.setSpec(hl::spec::preset("titans"));
     QCOMPARE(ed.model()->blockStats(0).params, ed.model()->blockStats(1).params);
@@ -574,6 +598,22 @@ class TestEditor : public QObject {
     QVERIFY(retnet);
     Q_EMIT ed.palette()->itemDoubleClicked(retnet, 0);
     QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "transformer", "retnet"}));
+  }
+
+  void cardsShowTheKeyFields() {
+    ArchitectureEditor ed;
+    json s = cmsSpec();
+    s["model"]["blocks"][0]["heads"] = 8;
+    s["model"]["blocks"][1]["levels"][2]["lr"] = 0.01;
+    ed.setSpec(s);
+    QString t = ed.scene()->cardText(0);
+    QVERIFY2(t.contains("Transformer") && t.contains("8 heads") && t.contains("FFN ×2"), qPrintable(t));
+    QString c = ed.scene()->cardText(1);
+    QVERIFY2(c.contains("CMS") && c.contains("sequential"), qPrintable(c));
+    QVERIFY2(c.contains("L1 · clock 1 · base lr") && c.contains("L3 · clock 16 · lr 0.01"), qPrintable(c));
+    QVERIFY(ed.scene()->cardText(FixedNode::Embedding).contains("d_model 128"));
+    QVERIFY(ed.scene()->cardText(FixedNode::Head).contains("softmax"));
+    QVERIFY(ed.scene()->cardText(7).isEmpty());
   }
 
   void titansBoolAndOutOfRangeValuesShowTheTruth() {

@@ -7,6 +7,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QKeyEvent>
+#include <QWheelEvent>
 #include <QLabel>
 #include <QMimeData>
 #include <QScrollArea>
@@ -64,6 +65,15 @@ class CanvasView : public QGraphicsView {
       return k->accept();
     }
     QGraphicsView::keyPressEvent(k);
+  }
+  void wheelEvent(QWheelEvent* w) override {
+    if (!(w->modifiers() & Qt::ControlModifier)) return QGraphicsView::wheelEvent(w);
+    // Ctrl + wheel zooms, between 40 % and 250 %
+    qreal f = w->angleDelta().y() > 0 ? 1.15 : 1 / 1.15;
+    qreal now = transform().m11();
+    if (now * f < 0.4 || now * f > 2.5) return w->accept();
+    scale(f, f);
+    w->accept();
   }
 
  private:

@@ -212,6 +212,7 @@ EditorScene::EditorScene(EditorModel* model, QObject* parent) : QGraphicsScene(p
 }
 
 QString EditorScene::stats(const Stats& s, bool flops) const {
+  if (!model_->estimatesEnabled()) return tr("estimates paused while a run trains");
   if (!s.ok) return flops ? tr("— params · — FLOPs") : tr("— params");
   if (!flops) return tr("%1 params").arg(formatCount(double(s.params)));
   return tr("%1 params · %2 FLOPs").arg(formatCount(double(s.params)), formatCount(s.flops));
@@ -392,6 +393,23 @@ QRectF EditorScene::levelRect(int b, int l) const {
   return levelChips_[b][l]->sceneBoundingRect();
 }
 QRectF EditorScene::nodeRect(FixedNode n) const { return nodes_[int(n)] ? nodes_[int(n)]->sceneBoundingRect() : QRectF(); }
+
+QString EditorScene::cardText(int b) const {
+  if (b < 0 || b >= int(blockCards_.size())) return {};
+  const CardItem* c = blockCards_[b];
+  QStringList out{c->title + " " + c->tag};
+  out << c->lines << c->statsLine;
+  for (const LevelItem* chip : levelChips_[b]) out << chip->text;
+  return out.join('\n');
+}
+
+QString EditorScene::cardText(FixedNode n) const {
+  const CardItem* c = nodes_[int(n)];
+  if (!c) return {};
+  QStringList out{c->title + " " + c->tag};
+  out << c->lines << c->statsLine;
+  return out.join('\n');
+}
 
 Selection EditorScene::hitTest(const QPointF& p) const {
   for (size_t i = 0; i < blockCards_.size(); ++i) {

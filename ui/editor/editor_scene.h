@@ -49,6 +49,9 @@ class EditorScene : public QGraphicsScene {
   QRectF levelRect(int block, int level) const;
   QRectF nodeRect(FixedNode node) const;
   bool canAcceptMime(const QMimeData* mime) const;
+  // What a card shows, as text (title, fields, counts, level chips), for tests and accessibility.
+  QString cardText(int block) const;
+  QString cardText(FixedNode node) const;
 
  Q_SIGNALS:
   void selectionChanged(const hl::ui::Selection& s);
