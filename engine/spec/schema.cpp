@@ -1,5 +1,6 @@
 #include "engine/spec/schema.h"
 
+#include <functional>
 #include <map>
 
 #include "engine/spec/spec.h"
@@ -30,6 +31,33 @@ FieldInfo boolean(const char* name, const char* doc) {
   return f;
 }
 
+// The candidates the validator accepts at `path` when `make(candidate)` builds the spec: choice
+// lists follow the validator as it gains values (all candidates when it does not check the field).
+std::vector<std::string> accepted(const std::vector<std::string>& candidates,
+                                  const std::function<json(const std::string&)>& make, const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& c : candidates) {
+    bool ok = true;
+    for (const auto& i : validate(complete(make(c))).issues)
+      if (i.error && i.path == path) ok = false;
+    if (ok) out.push_back(c);
+  }
+  return out;
+}
+
+json withCmsField(const std::string& field, const std::string& value) {
+  json s = defaults();
+  json b = block_defaults("cms");
+  b[field] = value;
+  s["model"]["blocks"] = json::array({b});
+  return s;
+}
+
+std::vector<std::string> cmsChoices(const std::string& field, const std::vector<std::string>& candidates) {
+  return accepted(candidates, [&](const std::string& c) { return withCmsField(field, c); },
+                  "model.blocks[0]." + field);
+}
+
 // Block fields by name. The limits are the validator's (spec.cpp, validate_impl); a field name
 // means the same in every block type that has it.
 const std::map<std::string, FieldInfo>& block_table() {
@@ -48,8 +76,13 @@ const std::map<std::string, FieldInfo>& block_table() {
                 "Memory write chunk; longer than 16 tokens warns (a short text never writes)"));
     add(boolean("stop_grad_writes", "Stop gradients through the memory writes"));
     add(integer("hidden", 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"));
-    add(choice("variant", {"sequential", "independent"},
+    add(choice("variant", cmsChoices("variant", {"sequential", "independent", "nested"}),
                "sequential: levels applied in turn; independent: outputs mixed by learned weights"));
+    // CMS fields the engine is gaining (used only when block_defaults lists them)
+    add(choice("clock_unit", cmsChoices("clock_unit", {"steps", "tasks"}), "What a level's clock counts: optimizer steps or tasks"));
+    add(choice("transfer", cmsChoices("transfer", {"gradient", "consolidate"}),
+               "How a slower level learns: from its own gradient, or by consolidating the faster level"));
+    add(number("consolidate_rate", 0.0, 1.0, 3, "fraction", "Consolidation step toward the faster level (> 0)", true));
     return m;
   }();
   return t;
@@ -96,11 +129,28 @@ FieldInfo model_field(const std::string& path, const nlohmann::json& value) {
     return integer("vocab_size", 0, 1000000, "tokens", "Vocabulary size (0 = the dataset's default, else >= 16)");
   if (path == "max_len") return integer("max_len", 0, 4096, "tokens", "Longest input (0 = the dataset's default)");
   if (path == "positions") return choice("positions", {"learned", "none"}, "Position embedding");
-  if (path == "head.type")
-    return choice("type", {"softmax", "ncm"},
-                  "softmax: a trained linear classifier; ncm: cosine nearest-class-mean (network untrained)");
+  if (path == "head.type") {
+    static const std::vector<std::string> heads = accepted(
+        {"softmax", "ncm", "memory"},
+        [](const std::string& c) {
+          json s = defaults();
+          s["model"]["head"]["type"] = c;
+          return s;
+        },
+        "model.head.type");
+    return choice("type", heads,
+                  "softmax: a trained linear classifier; ncm: cosine nearest-class-mean (network untrained); "
+                  "memory: a memory head with its own update clock (when the engine has it)");
+  }
   if (path == "head.ncm_scale")
     return number("ncm_scale", 0.0, 1000.0, 1, "scale", "Cosine logit scale of the NCM head (> 0)", true);
+  // memory-head fields the engine is gaining (used only when the defaults list them)
+  if (path == "head.clock") return integer("clock", 1, 100000000, "steps", "Memory head: update period");
+  if (path == "head.inner_lr")
+    return number("inner_lr", 0.0, 10.0, 3, "lr", "Memory head: inner learning rate (> 0)", true);
+  if (path == "head.retain") return number("retain", 0.0, 1.0, 3, "fraction", "Memory head: retention per write");
+  if (path == "head.momentum") return number("momentum", 0.0, 1.0, 3, "", "Memory head: momentum");
+  if (path == "head.scale") return number("scale", 0.0, 1000.0, 1, "scale", "Memory head: logit scale (> 0)", true);
   auto dot = path.rfind('.');
   return infer_field(dot == std::string::npos ? path : path.substr(dot + 1), value);
 }

@@ -16,7 +16,7 @@ struct FieldInfo {
   std::string doc;                   // one line for a tooltip
   double min = 0.0, max = 0.0;       // inclusive range for int and number
   bool min_open = false;             // true: min itself is excluded (e.g. inner_lr in (0, 10])
-  std::vector<std::string> choices;  // for "choice"
+  std::vector<std::string> choices;  // for "choice": the candidates the validator accepts
   int decimals = 0;                  // suggested display precision for "number"
   bool known = true;                 // false: inferred from a JSON value (no metadata)
 };
@@ -31,7 +31,8 @@ FieldInfo block_field(const std::string& name, const nlohmann::json& value = nul
 // Fields of one CMS level: "clock" and "lr".
 std::vector<FieldInfo> level_fields();
 // Model-level fields by path inside "model": "d_model", "vocab_size", "max_len", "positions",
-// "head.type", "head.ncm_scale". Unknown paths are inferred from `value` (known = false).
+// "head.<field>" for every field of defaults()["model"]["head"]. Unknown paths are inferred from
+// `value` (known = false).
 FieldInfo model_field(const std::string& path, const nlohmann::json& value = nullptr);
 // A field inferred from a JSON value: bool, int (range 0..1e9), number, or string.
 FieldInfo infer_field(const std::string& name, const nlohmann::json& value);

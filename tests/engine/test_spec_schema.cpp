@@ -3,6 +3,8 @@
 // the values just outside it.
 #include <QtTest>
 
+#include <set>
+
 #include "engine/spec/schema.h"
 #include "engine/spec/spec.h"
 
@@ -15,6 +17,38 @@ bool hasError(const hl::spec::Validation& v, const std::string& path) {
   for (const auto& i : v.issues)
     if (i.error && i.path == path) return true;
   return false;
+}
+
+// The choices the validator allows, read from its message for a bad value at `path`
+// ("must be one of a, b, c, got ..."); empty when there is no such message.
+std::set<std::string> allowedChoices(const hl::spec::Validation& v, const std::string& path) {
+  std::set<std::string> out;
+  for (const auto& i : v.issues) {
+    if (i.path != path) continue;
+    auto a = i.message.find("must be one of ");
+    auto b = i.message.find(", got ");
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string list = i.message.substr(a + 15, b - a - 15);
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(", ", start);
+      out.insert(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 2;
+    }
+  }
+  return out;
+}
+
+// Fails when the schema offers a different set of choices than the validator accepts.
+void checkChoices(const FieldInfo& f, const hl::spec::Validation& bad, const std::string& path) {
+  if (f.kind != "choice") return;
+  std::set<std::string> mine(f.choices.begin(), f.choices.end());
+  std::set<std::string> theirs = allowedChoices(bad, path);
+  std::string a, b;
+  for (const auto& c : mine) a += c + " ";
+  for (const auto& c : theirs) b += c + " ";
+  QVERIFY2(mine == theirs, (path + ": schema offers [ " + a + "], the validator accepts [ " + b + "]").c_str());
 }
 
 // A complete spec whose only block is `block`.
@@ -100,7 +134,9 @@ class TestSpecSchema : public QObject {
         for (const auto& v : bad) {
           json b = hl::spec::block_defaults(type);
           b[f.name] = v;
-          QVERIFY2(hasError(hl::spec::validate(withBlock(b)), path), qPrintable(describeField(type, f, v) + " not rejected"));
+          auto val = hl::spec::validate(withBlock(b));
+          QVERIFY2(hasError(val, path), qPrintable(describeField(type, f, v) + " not rejected"));
+          if (v == json("no-such-choice")) checkChoices(f, val, path);
         }
       }
     }
@@ -134,7 +170,11 @@ class TestSpecSchema : public QObject {
   }
 
   void modelFieldsMatchTheValidator() {
-    for (const std::string p : {"d_model", "vocab_size", "max_len", "positions", "head.type", "head.ncm_scale"}) {
+    std::vector<std::string> paths = {"d_model", "vocab_size", "max_len", "positions"};
+    const json head = hl::spec::defaults()["model"]["head"];
+    for (auto it = head.begin(); it != head.end(); ++it) paths.push_back("head." + it.key());
+    QVERIFY(std::find(paths.begin(), paths.end(), "head.type") != paths.end());
+    for (const std::string& p : paths) {
       FieldInfo f = hl::spec::model_field(p);
       QVERIFY2(f.known, p.c_str());
       std::vector<json> good, bad;
@@ -150,8 +190,9 @@ class TestSpecSchema : public QObject {
       for (const auto& v : bad) {
         json s = hl::spec::defaults();
         s[ptr] = v;
-        QVERIFY2(hasError(hl::spec::validate(hl::spec::complete(s)), "model." + p),
-                 qPrintable(describeField("model", f, v) + " not rejected"));
+        auto val = hl::spec::validate(hl::spec::complete(s));
+        QVERIFY2(hasError(val, "model." + p), qPrintable(describeField("model", f, v) + " not rejected"));
+        if (v == json("no-such-choice")) checkChoices(f, val, "model." + p);
       }
     }
   }

@@ -94,9 +94,16 @@ std::vector<Inspector::Field> Inspector::collect() const {
       if (selection_.node == FixedNode::Embedding)
         for (const char* k : {"d_model", "vocab_size", "max_len", "positions"})
           add(hl::spec::model_field(k), k, std::string("/model/") + k);
-      else if (selection_.node == FixedNode::Head)
-        for (const char* k : {"type", "ncm_scale"})
-          add(hl::spec::model_field(std::string("head.") + k), QString("head.") + k, std::string("/model/head/") + k);
+      else if (selection_.node == FixedNode::Head && c.contains("model") && c["model"].contains("head") &&
+               c["model"]["head"].is_object()) {
+        // every field of the head, its type first
+        const json& h = c["model"]["head"];
+        if (h.contains("type")) add(hl::spec::model_field("head.type", h["type"]), "head.type", "/model/head/type");
+        for (auto it = h.begin(); it != h.end(); ++it) {
+          if (it.key() == "type" || it.value().is_object() || it.value().is_array()) continue;
+          add(hl::spec::model_field("head." + it.key(), it.value()), q("head." + it.key()), "/model/head/" + it.key());
+        }
+      }
       break;
     case Selection::Kind::Block: {
       json b = model_->completedBlock(selection_.block);
