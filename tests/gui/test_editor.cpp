@@ -274,6 +274,28 @@ class TestEditor : public QObject {
     QCOMPARE(types(ed), std::vector<std::string>{"cms"});
     ed.undoStack()->undo();
     QCOMPARE(ed.model()->blockCount(), 2);
+    // arrows walk the pipeline (levels included); Ctrl+arrows move the selected block or level
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Embedding));
+    QTest::keyClick(v, Qt::Key_Down);
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(0));
+    QTest::keyClick(v, Qt::Key_Down);
+    QTest::keyClick(v, Qt::Key_Down);
+    QCOMPARE(ed.scene()->selection(), Selection::ofLevel(1, 0));
+    QTest::keyClick(v, Qt::Key_Down, Qt::ControlModifier);
+    QCOMPARE(ed.scene()->selection(), Selection::ofLevel(1, 1));
+    QCOMPARE(blocksOf(ed)[1]["levels"][1]["clock"].get<int>(), 4);  // the clock-4 level moved down
+    QCOMPARE(blocksOf(ed)[1]["levels"][0]["clock"].get<int>(), 16);
+    ed.undoStack()->undo();
+    ed.scene()->setSelection(Selection::ofBlock(1));
+    QTest::keyClick(v, Qt::Key_Up, Qt::ControlModifier);
+    QCOMPARE(types(ed), (std::vector<std::string>{"cms", "transformer"}));
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(0));
+    QTest::keyClick(v, Qt::Key_Up, Qt::ControlModifier);  // already first: nothing moves
+    QCOMPARE(types(ed), (std::vector<std::string>{"cms", "transformer"}));
+    ed.undoStack()->undo();
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Head));
+    QTest::keyClick(v, Qt::Key_Down);
+    QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Head));
     // empty canvas clears the selection
     QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->blockRect(0).topRight() + QPointF(30, 0)));
     QCOMPARE(ed.scene()->selection(), Selection());

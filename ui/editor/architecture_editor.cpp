@@ -64,6 +64,12 @@ class CanvasView : public QGraphicsView {
       editor_->deleteSelected();
       return k->accept();
     }
+    if (k->key() == Qt::Key_Up || k->key() == Qt::Key_Down) {
+      int step = k->key() == Qt::Key_Up ? -1 : 1;
+      if (k->modifiers() & Qt::ControlModifier) editor_->moveSelected(step);
+      else editor_->stepSelection(step);
+      return k->accept();
+    }
     QGraphicsView::keyPressEvent(k);
   }
   void wheelEvent(QWheelEvent* w) override {
@@ -171,6 +177,7 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
     scene_->dropMime(m.get(), p);
   });
   connect(palette_, &BlockPalette::message, this, &ArchitectureEditor::showMessage);
+  palette_->setCurrentItem(nullptr);
 
   // centre: canvas over the issue list
   issues_ = new QTreeWidget(this);
@@ -242,6 +249,49 @@ bool ArchitectureEditor::deleteSelected() {
     return true;
   }
   if (s.kind == Selection::Kind::Node) showMessage(tr("Embedding, Norm, Pooling and Head are always part of the model"));
+  return false;
+}
+
+namespace {
+// Cards and level chips in the order the canvas shows them.
+std::vector<Selection> pipelineOrder(const EditorModel* m) {
+  std::vector<Selection> out{Selection::ofNode(FixedNode::Embedding)};
+  for (int b = 0; b < m->blockCount(); ++b) {
+    out.push_back(Selection::ofBlock(b));
+    for (int l = 0; l < m->levelCount(b); ++l) out.push_back(Selection::ofLevel(b, l));
+  }
+  for (auto n : {FixedNode::Norm, FixedNode::Pooling, FixedNode::Head}) out.push_back(Selection::ofNode(n));
+  return out;
+}
+}  // namespace
+
+void ArchitectureEditor::stepSelection(int step) {
+  auto order = pipelineOrder(model_);
+  int at = -1;
+  for (size_t i = 0; i < order.size(); ++i)
+    if (order[i] == scene_->selection()) at = int(i);
+  int next = at < 0 ? (step > 0 ? 0 : int(order.size()) - 1) : std::clamp(at + step, 0, int(order.size()) - 1);
+  scene_->setSelection(order[next]);
+  QRectF r = order[next].kind == Selection::Kind::Block   ? scene_->blockRect(order[next].block)
+             : order[next].kind == Selection::Kind::Level ? scene_->levelRect(order[next].block, order[next].level)
+                                                          : scene_->nodeRect(order[next].node);
+  view_->ensureVisible(r);
+}
+
+bool ArchitectureEditor::moveSelected(int step) {
+  Selection s = scene_->selection();
+  if (s.kind == Selection::Kind::Block) {
+    int to = s.block + step;
+    if (to < 0 || to >= model_->blockCount() || !model_->moveBlock(s.block, to)) return false;
+    scene_->setSelection(Selection::ofBlock(to));
+    return true;
+  }
+  if (s.kind == Selection::Kind::Level) {
+    int to = s.level + step;
+    if (to < 0 || to >= model_->levelCount(s.block) || !model_->moveLevel(s.block, s.level, s.block, to)) return false;
+    scene_->setSelection(Selection::ofLevel(s.block, to));
+    return true;
+  }
   return false;
 }
 

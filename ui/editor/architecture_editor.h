@@ -46,6 +46,10 @@ class ArchitectureEditor : public QWidget {
   // Deletes / duplicates the selected block (or removes the selected level).
   bool deleteSelected();
   bool duplicateSelected();
+  // Up / Down on the canvas: the previous / next card or level chip; Ctrl+Up / Ctrl+Down: move
+  // the selected block or level one place.
+  void stepSelection(int step);
+  bool moveSelected(int step);
 
  Q_SIGNALS:
   void specChanged();                                // after every edit (including undo/redo)

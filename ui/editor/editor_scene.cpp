@@ -301,6 +301,7 @@ void EditorScene::rebuild() {
     for (const auto& is : issues) (is.error ? card->errors : card->warnings)++;
     card->selected = selection_ == Selection::ofBlock(i);
     card->setToolTip(info.description + (issues.empty() ? QString() : "\n" + issuesTooltip(issues)));
+    card->setCursor(Qt::OpenHandCursor);  // cards drag to reorder
     std::vector<LevelItem*> chips;
     if (model_->blockHasLevels(i)) {
       const qreal chipH = QFontMetricsF(font()).lineSpacing() + 10;
@@ -310,6 +311,7 @@ void EditorScene::rebuild() {
         json L = model_->level(i, l);
         auto* chip = new LevelItem;
         chip->setParentItem(card);
+        chip->setCursor(Qt::OpenHandCursor);
         chip->width = kCardWidth - 2 * kPad - kStripe - 8;
         chip->h = chipH;
         chip->accent = info.accent;
