@@ -582,6 +582,11 @@ class TestEditor : public QObject {
     QCOMPARE(ed.spec()["model"]["d_model"].get<int>(), 256);
 
     QCOMPARE(ed.undoStack()->count(), 6);
+    // editing a field back to where it started leaves no undo step
+    d = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("d_model"));
+    d->setValue(128);
+    QCOMPARE(ed.undoStack()->count(), 5);
+    QCOMPARE(ed.spec()["model"]["d_model"].get<int>(), 128);
     while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
     QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(start.dump()));
     // the inspector shows the restored value
@@ -636,6 +641,36 @@ class TestEditor : public QObject {
     QVERIFY(ed.scene()->cardText(FixedNode::Embedding).contains("d_model 128"));
     QVERIFY(ed.scene()->cardText(FixedNode::Head).contains("softmax"));
     QVERIFY(ed.scene()->cardText(7).isEmpty());
+  }
+
+  void theFieldBeingEditedKeepsItsWidget() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    ed.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&ed));
+    ed.setSpec(hl::spec::preset("titans"));
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    auto* chunk = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("chunk"));
+    QVERIFY(chunk);
+    chunk->setFocus();
+    QVERIFY(chunk->hasFocus());
+    QTest::keyClick(chunk, Qt::Key_Up);  // one step: the spec changes, the form is not rebuilt
+    QCoreApplication::processEvents();
+    QCOMPARE(blocksOf(ed)[0]["chunk"].get<int>(), 5);
+    QCOMPARE(ed.inspector()->editorFor("chunk"), static_cast<QWidget*>(chunk));
+    QVERIFY(chunk->hasFocus());
+    QTest::keyClick(chunk, Qt::Key_Up);
+    QCOMPARE(blocksOf(ed)[0]["chunk"].get<int>(), 6);
+    QCOMPARE(ed.undoStack()->count(), 1);  // merged
+    // the other fields still follow the model (undo shows the old value)
+    ed.undoStack()->undo();
+    QCoreApplication::processEvents();
+    QCOMPARE(qobject_cast<QSpinBox*>(ed.inspector()->editorFor("chunk"))->value(), 4);
+    // the fixed palette entries select their card
+    QTreeWidgetItem* norm = ed.palette()->findType("fixed", "norm");
+    Q_EMIT ed.palette()->itemClicked(norm, 0);
+    QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Norm));
   }
 
   void titansBoolAndOutOfRangeValuesShowTheTruth() {

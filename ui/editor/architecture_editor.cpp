@@ -18,6 +18,7 @@
 #include <QUndoStack>
 #include <QVBoxLayout>
 
+#include <map>
 #include <memory>
 
 #include "engine/spec/spec.h"
@@ -178,6 +179,16 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
   });
   connect(palette_, &BlockPalette::message, this, &ArchitectureEditor::showMessage);
   palette_->setCurrentItem(nullptr);
+  connect(palette_, &QTreeWidget::itemClicked, this, [this](QTreeWidgetItem* it) {
+    // the fixed entries select their card
+    static const std::map<QString, FixedNode> fixed = {
+        {"embedding", FixedNode::Embedding}, {"norm", FixedNode::Norm}, {"pooling", FixedNode::Pooling}};
+    for (const auto& [key, node] : fixed)
+      if (palette_->findType("fixed", key) == it) {
+        scene_->setSelection(Selection::ofNode(node));
+        view_->ensureVisible(scene_->nodeRect(node));
+      }
+  });
 
   // centre: canvas over the issue list
   issues_ = new QTreeWidget(this);
@@ -314,6 +325,10 @@ bool ArchitectureEditor::duplicateSelected() {
 void ArchitectureEditor::showMessage(const QString& text) {
   message_->setText(text);
   message_->setToolTip(text);
+  // a message is news for a while, then goes (unless another replaced it)
+  QTimer::singleShot(8000, message_, [label = message_, text] {
+    if (label->text() == text) label->clear();
+  });
 }
 
 void ArchitectureEditor::onSelection(const Selection& s) { inspector_->setSelection(s); }

@@ -1,5 +1,6 @@
 #include "ui/editor/inspector.h"
 
+#include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
@@ -187,16 +188,17 @@ void Inspector::updateHeader() {
 
 void Inspector::rebuild() {
   QWidget* focused = nullptr;
-  QString focusedKey;
+  QWidget* fw = QApplication::focusWidget();
   for (auto it = editors_.begin(); it != editors_.end(); ++it)
-    if (it.value()->hasFocus()) focused = it.value(), focusedKey = it.key();
+    if (it.value()->hasFocus() || (fw && it.value()->isAncestorOf(fw))) focused = it.value();
   if (focused) {
     // keep the editor the user is typing in: only refresh values and labels
     auto fields = collect();
     if (signature(fields) == signature_) {
+      // values that differ (an undo, a drop) are shown, the focused editor included; the edit
+      // that just came from it already matches and is left alone
       for (const auto& f : fields)
-        if (f.key != focusedKey)
-          if (QWidget* w = editors_.value(f.key)) setEditorValue(w, f);
+        if (QWidget* w = editors_.value(f.key)) setEditorValue(w, f);
       updateLabels(fields);
       updateHeader();
       return;
