@@ -60,29 +60,37 @@ std::vector<std::string> cmsChoices(const std::string& field, const std::vector<
 
 // Block fields by name. The limits are the validator's (spec.cpp, validate_impl); a field name
 // means the same in every block type that has it.
+// The table's order is the display order: the most telling fields first.
+std::vector<std::string>& block_order() {
+  static std::vector<std::string> order;
+  return order;
+}
+
 const std::map<std::string, FieldInfo>& block_table() {
   static const std::map<std::string, FieldInfo> t = [] {
     std::map<std::string, FieldInfo> m;
-    auto add = [&m](FieldInfo f) { m[f.name] = f; };
+    auto add = [&m](FieldInfo f) {
+      block_order().push_back(f.name);
+      m[f.name] = f;
+    };
     add(integer("heads", 1, 64, "heads", "Attention / memory heads; must divide model.d_model"));
-    add(integer("ffn_mult", 1, 16, "× d_model", "MLP width as a multiple of model.d_model"));
-    add(number("dropout", 0.0, 0.9, 2, "probability", "Dropout on the block's residual branches"));
-    add(number("inner_lr", 0.0, 10.0, 3, "θ scale",
-               "Titans memory step size: upper scale of the per-token θ_t (must be > 0)", true));
-    add(number("momentum", 0.0, 1.0, 3, "η scale", "Titans surprise momentum: upper bound of η_t"));
-    add(number("retain", 0.0, 1.0, 3, "fraction",
-               "Lower bound of the per-token memory retention (1 = no forgetting)"));
     add(integer("chunk", 1, 4096, "tokens",
                 "Memory write chunk; longer than 16 tokens warns (a short text never writes)"));
-    add(boolean("stop_grad_writes", "Stop gradients through the memory writes"));
     add(integer("hidden", 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"));
     add(choice("variant", cmsChoices("variant", {"sequential", "independent", "nested"}),
                "sequential: levels applied in turn; independent: outputs mixed by learned weights"));
-    // CMS fields the engine is gaining (used only when block_defaults lists them)
     add(choice("clock_unit", cmsChoices("clock_unit", {"steps", "tasks"}), "What a level's clock counts: optimizer steps or tasks"));
     add(choice("transfer", cmsChoices("transfer", {"gradient", "consolidate"}),
                "How a slower level learns: from its own gradient, or by consolidating the faster level"));
-    add(number("consolidate_rate", 0.0, 1.0, 3, "fraction", "Consolidation step toward the faster level (> 0)", true));
+    add(number("consolidate_rate", 0.0, 1.0, 3, "", "Consolidation step toward the faster level (> 0)", true));
+    add(integer("ffn_mult", 1, 16, "× d_model", "MLP width as a multiple of model.d_model"));
+    add(number("inner_lr", 0.0, 10.0, 3, "",
+               "Titans memory step size: upper scale of the per-token θ_t (must be > 0)", true));
+    add(number("momentum", 0.0, 1.0, 3, "", "Titans surprise momentum: upper bound of η_t"));
+    add(number("retain", 0.0, 1.0, 3, "",
+               "Lower bound of the per-token memory retention (1 = no forgetting)"));
+    add(number("dropout", 0.0, 0.9, 2, "", "Dropout on the block's residual branches"));
+    add(boolean("stop_grad_writes", "Stop gradients through the memory writes"));
     return m;
   }();
   return t;
@@ -111,8 +119,11 @@ FieldInfo block_field(const std::string& name, const nlohmann::json& value) {
 std::vector<FieldInfo> block_fields(const std::string& type) {
   std::vector<FieldInfo> out;
   const json d = block_defaults(type);
-  for (auto it = d.begin(); it != d.end(); ++it) {
-    if (it.key() == "type" || it.key() == "levels") continue;
+  block_table();  // fills block_order()
+  for (const auto& name : block_order())  // known fields in display order
+    if (d.contains(name)) out.push_back(block_field(name, d[name]));
+  for (auto it = d.begin(); it != d.end(); ++it) {  // then the ones without metadata
+    if (it.key() == "type" || it.key() == "levels" || block_table().count(it.key())) continue;
     out.push_back(block_field(it.key(), it.value()));
   }
   return out;
@@ -148,7 +159,7 @@ FieldInfo model_field(const std::string& path, const nlohmann::json& value) {
   if (path == "head.clock") return integer("clock", 1, 100000000, "steps", "Memory head: update period");
   if (path == "head.inner_lr")
     return number("inner_lr", 0.0, 10.0, 3, "lr", "Memory head: inner learning rate (> 0)", true);
-  if (path == "head.retain") return number("retain", 0.0, 1.0, 3, "fraction", "Memory head: retention per write");
+  if (path == "head.retain") return number("retain", 0.0, 1.0, 3, "", "Memory head: retention per write");
   if (path == "head.momentum") return number("momentum", 0.0, 1.0, 3, "", "Memory head: momentum");
   if (path == "head.scale") return number("scale", 0.0, 1000.0, 1, "scale", "Memory head: logit scale (> 0)", true);
   auto dot = path.rfind('.');

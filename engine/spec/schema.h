@@ -21,9 +21,9 @@ struct FieldInfo {
   bool known = true;                 // false: inferred from a JSON value (no metadata)
 };
 
-// Metadata for every field of a block type's defaults except "type" and "levels", in the order
-// of block_defaults(type). Fields without metadata (a type the table does not know yet) are
-// inferred from the default's JSON type (known = false).
+// Metadata for every field of a block type's defaults except "type" and "levels": the fields
+// with metadata in display order (heads, chunk, ... dropout, flags), then the others, inferred
+// from the default's JSON type (known = false).
 std::vector<FieldInfo> block_fields(const std::string& type);
 // Metadata for one field of a block by name, regardless of type; inferred from `value` when the
 // name is not in the table.

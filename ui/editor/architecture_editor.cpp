@@ -331,7 +331,14 @@ void ArchitectureEditor::showMessage(const QString& text) {
   });
 }
 
-void ArchitectureEditor::onSelection(const Selection& s) { inspector_->setSelection(s); }
+void ArchitectureEditor::onSelection(const Selection& s) {
+  inspector_->setSelection(s);
+  QRectF r = s.kind == Selection::Kind::Block   ? scene_->blockRect(s.block)
+             : s.kind == Selection::Kind::Level ? scene_->levelRect(s.block, s.level)
+             : s.kind == Selection::Kind::Node  ? scene_->nodeRect(s.node)
+                                                : QRectF();
+  if (!r.isEmpty()) view_->ensureVisible(r, 20, 20);
+}
 
 void ArchitectureEditor::onModelChanged() {
   // keep the selection when it still exists (the scene drops it otherwise)
