@@ -437,6 +437,7 @@ class TestEditor : public QObject {
     QWidget* heads = ed.inspector()->editorFor("heads");
     QVERIFY(heads);
     QVERIFY(heads->hasFocus());
+    QVERIFY2(ed.inspector()->issuesText().contains("3 does not divide model.d_model 128"), qPrintable(ed.inspector()->issuesText()));
     // the model cannot be built: counts show "—"
     QVERIFY(!m->totalStats().ok);
     QVERIFY(!m->blockStats(0).ok);
@@ -445,6 +446,7 @@ class TestEditor : public QObject {
 
     ed.undoStack()->undo();
     QCOMPARE(validation.last().at(0).toInt(), 0);
+    QVERIFY(ed.inspector()->issuesText().isEmpty());
     QVERIFY(m->issuesFor(0).empty());
     QVERIFY(!tooltipAt(ed, ed.scene()->blockRect(0).center()).contains("does not divide"));
     QVERIFY(ed.issueList()->findItems("model.blocks[0].heads", Qt::MatchExactly, 1).isEmpty());

@@ -10,6 +10,7 @@
 #include <QPushButton>
 #include <QSignalBlocker>
 #include <QSpinBox>
+#include <QTextDocument>
 #include <QVBoxLayout>
 
 #include <cmath>
@@ -72,6 +73,13 @@ void Inspector::setSelection(const Selection& s) {
 }
 
 QString Inspector::title() const { return title_ ? title_->text() : QString(); }
+
+QString Inspector::issuesText() const {
+  if (!issues_ || issues_->isHidden()) return {};
+  QTextDocument doc;
+  doc.setHtml(issues_->text());
+  return doc.toPlainText();
+}
 
 std::vector<Inspector::Field> Inspector::collect() const {
   std::vector<Field> out;
@@ -150,6 +158,20 @@ void Inspector::updateLabels(const std::vector<Field>& fields) {
     }
 }
 
+void Inspector::updateIssues() {
+  std::vector<hl::spec::Issue> issues;
+  if (selection_.kind == Selection::Kind::Block) issues = model_->issuesFor(selection_.block);
+  else if (selection_.kind == Selection::Kind::Level) issues = model_->issuesFor(selection_.block, selection_.level);
+  else if (selection_.kind == Selection::Kind::Node) issues = model_->issuesFor(selection_.node);
+  QStringList lines;
+  for (const auto& i : issues)
+    lines << QStringLiteral("<span style='color:%1'>%2</span> <i>%3</i>: %4")
+                 .arg(i.error ? "#d32f2f" : "#c88200", i.error ? tr("error") : tr("warning"),
+                      q(i.path).toHtmlEscaped(), q(i.message).toHtmlEscaped());
+  issues_->setText(lines.join("<br>"));
+  issues_->setVisible(!lines.isEmpty());
+}
+
 void Inspector::updateHeader() {
   auto statsText = [this](const Stats& s) {
     if (!model_->estimatesEnabled()) return tr("— parameters · — FLOPs (estimates paused while a run trains)");
@@ -169,7 +191,12 @@ void Inspector::updateHeader() {
                                    "Classifier head. Drop a head from the palette to change its type."};
       int n = int(selection_.node);
       title_->setText(tr(names[n]));
-      sub_->setText(tr(docs[n]) + "\n" + (selection_.node == FixedNode::Pooling ? tr("no parameters") : statsText(model_->nodeStats(selection_.node))));
+      QString stats;
+      Stats st = model_->nodeStats(selection_.node);
+      if (selection_.node == FixedNode::Pooling) stats = tr("no parameters");
+      else if (selection_.node == FixedNode::Head || !model_->estimatesEnabled() || !st.ok) stats = statsText(st);
+      else stats = tr("%1 parameters (not in the FLOP estimate)").arg(formatCount(double(st.params)));
+      sub_->setText(tr(docs[n]) + "\n" + stats);
       break;
     }
     case Selection::Kind::Block: {
@@ -201,6 +228,7 @@ void Inspector::rebuild() {
         if (QWidget* w = editors_.value(f.key)) setEditorValue(w, f);
       updateLabels(fields);
       updateHeader();
+      updateIssues();
       return;
     }
   }
@@ -238,6 +266,11 @@ void Inspector::rebuild() {
   }
   updateLabels(fields);
   v->addLayout(form);
+  issues_ = new QLabel(body_);
+  issues_->setWordWrap(true);
+  issues_->setTextFormat(Qt::RichText);
+  v->addWidget(issues_);
+  updateIssues();
 
   if (selection_.kind == Selection::Kind::Block && model_->blockHasLevels(selection_.block)) {
     int b = selection_.block;

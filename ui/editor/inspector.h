@@ -26,6 +26,7 @@ class Inspector : public QWidget {
   QWidget* editorFor(const QString& field) const { return editors_.value(field, nullptr); }
   bool focusField(const QString& field);
   QString title() const;
+  QString issuesText() const;  // what the issue label under the form says (plain text)
 
  public Q_SLOTS:
   void refresh();  // after a model change: update values in place, or rebuild when the fields changed
@@ -42,6 +43,7 @@ class Inspector : public QWidget {
   std::vector<Field> collect() const;
   void rebuild();
   void updateHeader();
+  void updateIssues();
   void updateLabels(const std::vector<Field>& fields);
   QWidget* makeEditor(const Field& f);
   void setEditorValue(QWidget* w, const Field& f);
@@ -53,6 +55,7 @@ class Inspector : public QWidget {
   QWidget* body_ = nullptr;
   QLabel* title_ = nullptr;
   QLabel* sub_ = nullptr;
+  QLabel* issues_ = nullptr;  // the selection's validation issues, with their messages
   QMap<QString, QWidget*> editors_;
   QMap<QString, QLabel*> labels_;
   QString signature_;
