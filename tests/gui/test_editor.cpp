@@ -675,6 +675,33 @@ class TestEditor : public QObject {
     QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Norm));
   }
 
+  void malformedSpecsShowErrorsAndStayEditable() {
+    ArchitectureEditor ed;
+    QSignalSpy validation(&ed, &ArchitectureEditor::validationChanged);
+    for (const char* text : {R"({"model": 5})", R"({"model": {"blocks": 7}})", R"({"model": {"head": "x"}})",
+                             R"({"model": {"blocks": [3, {"type": 4}, {"heads": 2}]}})",
+                             R"({"model": {"blocks": [{"type": "cms", "levels": "many"}]}})",
+                             R"({"model": {"d_model": "wide"}})"}) {
+      const json s = json::parse(text);
+      ed.setSpec(s);
+      QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(s.dump()));
+      QVERIFY2(validation.last().at(0).toInt() > 0, text);
+      QVERIFY2(!ed.issueList()->findItems("error", Qt::MatchExactly, 0).isEmpty(), text);
+      // every card can be looked at, and a block can still be added and undone
+      for (int b = 0; b < ed.model()->blockCount(); ++b) ed.scene()->setSelection(Selection::ofBlock(b));
+      ed.scene()->setSelection(Selection::ofNode(FixedNode::Head));
+      QVERIFY2(ed.model()->insertBlock(0, "lstm"), text);
+      QCOMPARE(QString::fromStdString(ed.spec()["model"]["blocks"][0]["type"].get<std::string>()), QStringLiteral("lstm"));
+      ed.undoStack()->undo();
+      QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(s.dump()));
+    }
+    // a non-object spec is refused and the current one kept
+    json before = ed.spec();
+    ed.setSpec(json::array({1, 2}));
+    QCOMPARE(ed.spec(), before);
+    QVERIFY(ed.messageLine()->text().contains("JSON object"));
+  }
+
   void titansBoolAndOutOfRangeValuesShowTheTruth() {
     ArchitectureEditor ed;
     json s = hl::spec::preset("titans");
