@@ -4,6 +4,7 @@
 #include <QtTest>
 
 #include <QCheckBox>
+#include <QClipboard>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QGraphicsItem>
@@ -673,6 +674,42 @@ class TestEditor : public QObject {
     QTreeWidgetItem* norm = ed.palette()->findType("fixed", "norm");
     Q_EMIT ed.palette()->itemClicked(norm, 0);
     QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Norm));
+  }
+
+  void copyAndPasteBlocksAndLevels() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    ed.setSpec(cmsSpec());
+    QVERIFY(ed.model()->setValue("/model/blocks/0/heads", 8));
+    QGraphicsView* v = ed.view();
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    QTest::keyClick(v, Qt::Key_C, Qt::ControlModifier);
+    QVERIFY(QGuiApplication::clipboard()->text().contains("\"heads\": 8"));
+    ed.scene()->setSelection(Selection::ofBlock(1));
+    QTest::keyClick(v, Qt::Key_V, Qt::ControlModifier);
+    QCOMPARE(types(ed), (std::vector<std::string>{"transformer", "cms", "transformer"}));
+    QCOMPARE(blocksOf(ed)[2], blocksOf(ed)[0]);
+    QCOMPARE(ed.scene()->selection(), Selection::ofBlock(2));
+    // a level goes into the selected CMS block, after the selected level
+    ed.scene()->setSelection(Selection::ofLevel(1, 2));
+    QTest::keyClick(v, Qt::Key_C, Qt::ControlModifier);
+    ed.scene()->setSelection(Selection::ofLevel(1, 0));
+    QTest::keyClick(v, Qt::Key_V, Qt::ControlModifier);
+    QCOMPARE(ed.model()->levelCount(1), 4);
+    QCOMPARE(blocksOf(ed)[1]["levels"][1]["clock"].get<int>(), 16);
+    ed.scene()->setSelection(Selection::ofBlock(0));  // not a CMS block: refused
+    QVERIFY(!ed.paste());
+    QVERIFY(ed.messageLine()->text().contains("CMS levels"));
+    // JSON text from elsewhere pastes as a block; other text is refused with a message
+    QGuiApplication::clipboard()->setText(R"({"type": "retnet", "heads": 2})");
+    QVERIFY(ed.paste());
+    QCOMPARE(blocksOf(ed)[1], json({{"type", "retnet"}, {"heads", 2}}));
+    QGuiApplication::clipboard()->setText("hello");
+    QVERIFY(!ed.paste());
+    QVERIFY(ed.messageLine()->text().contains("no block"));
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Norm));
+    QVERIFY(!ed.copySelected());
   }
 
   void malformedSpecsShowErrorsAndStayEditable() {

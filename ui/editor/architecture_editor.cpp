@@ -1,6 +1,8 @@
 #include "ui/editor/architecture_editor.h"
 
 #include <QAction>
+#include <QClipboard>
+#include <QGuiApplication>
 #include <QComboBox>
 #include <QEvent>
 #include <QGraphicsView>
@@ -46,8 +48,8 @@ class CanvasView : public QGraphicsView {
 
  protected:
   static bool ours(const QKeyEvent* k) {
-    return k->key() == Qt::Key_Delete || k->key() == Qt::Key_Backspace ||
-           (k->key() == Qt::Key_D && (k->modifiers() & Qt::ControlModifier));
+    return k->key() == Qt::Key_Delete || k->key() == Qt::Key_Backspace || k->matches(QKeySequence::Copy) ||
+           k->matches(QKeySequence::Paste) || (k->key() == Qt::Key_D && (k->modifiers() & Qt::ControlModifier));
   }
   bool event(QEvent* e) override {
     if (e->type() == QEvent::ShortcutOverride && ours(static_cast<QKeyEvent*>(e))) {
@@ -63,6 +65,14 @@ class CanvasView : public QGraphicsView {
     }
     if (k->key() == Qt::Key_Delete || k->key() == Qt::Key_Backspace) {
       editor_->deleteSelected();
+      return k->accept();
+    }
+    if (k->matches(QKeySequence::Copy)) {
+      editor_->copySelected();
+      return k->accept();
+    }
+    if (k->matches(QKeySequence::Paste)) {
+      editor_->paste();
       return k->accept();
     }
     if (k->key() == Qt::Key_Up || k->key() == Qt::Key_Down) {
@@ -275,6 +285,60 @@ std::vector<Selection> pipelineOrder(const EditorModel* m) {
   return out;
 }
 }  // namespace
+
+bool ArchitectureEditor::copySelected() {
+  Selection s = scene_->selection();
+  json item;
+  auto* mime = new QMimeData;
+  if (s.kind == Selection::Kind::Block) {
+    item = model_->block(s.block);
+    mime->setData(mime::kNewBlock, QByteArray::fromStdString(item.dump()));
+  } else if (s.kind == Selection::Kind::Level) {
+    item = model_->level(s.block, s.level);
+    mime->setData(mime::kNewLevel, QByteArray::fromStdString(item.dump()));
+  } else {
+    delete mime;
+    showMessage(tr("Select a block or a level to copy"));
+    return false;
+  }
+  mime->setText(q(item.dump(2)));  // as JSON for a text editor
+  QGuiApplication::clipboard()->setMimeData(mime);
+  return true;
+}
+
+bool ArchitectureEditor::paste() {
+  const QMimeData* m = QGuiApplication::clipboard()->mimeData();
+  if (!m) return false;
+  Selection s = scene_->selection();
+  json item;
+  bool level = m->hasFormat(mime::kNewLevel);
+  if (m->hasFormat(mime::kNewBlock) || level) {
+    item = json::parse(m->data(level ? mime::kNewLevel : mime::kNewBlock).toStdString(), nullptr, false);
+  } else if (m->hasText()) {  // JSON text of a block, e.g. copied from a spec file
+    item = json::parse(m->text().toStdString(), nullptr, false);
+    level = item.is_object() && !item.contains("type") && item.contains("clock");
+  }
+  if (item.is_discarded() || !item.is_object()) {
+    showMessage(tr("The clipboard holds no block or level"));
+    return false;
+  }
+  if (level) {
+    int b = s.block;
+    if (b < 0 || !model_->blockHasLevels(b)) {
+      showMessage(tr("Select a block with CMS levels to paste a level into"));
+      return false;
+    }
+    int at = s.kind == Selection::Kind::Level ? s.level + 1 : model_->levelCount(b);
+    if (!model_->insertLevel(b, at, item)) return false;
+    scene_->setSelection(Selection::ofLevel(b, at));
+    return true;
+  }
+  int at = s.kind == Selection::Kind::Block || s.kind == Selection::Kind::Level ? s.block + 1 : model_->blockCount();
+  std::string type = item.value("type", "");
+  if (!model_->insertBlockJson(at, item, tr("Paste %1 block").arg(blockInfo(type).title))) return false;
+  scene_->setSelection(Selection::ofBlock(at));
+  return true;
+}
 
 void ArchitectureEditor::stepSelection(int step) {
   auto order = pipelineOrder(model_);

@@ -46,6 +46,10 @@ class ArchitectureEditor : public QWidget {
   // Deletes / duplicates the selected block (or removes the selected level).
   bool deleteSelected();
   bool duplicateSelected();
+  // Ctrl+C / Ctrl+V on the canvas: the selected block or level as JSON (the clipboard also holds
+  // it as text); a paste goes after the selection (a level into the selected block).
+  bool copySelected();
+  bool paste();
   // Up / Down on the canvas: the previous / next card or level chip; Ctrl+Up / Ctrl+Down: move
   // the selected block or level one place.
   void stepSelection(int step);
