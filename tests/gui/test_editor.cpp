@@ -712,6 +712,32 @@ class TestEditor : public QObject {
     QVERIFY(!ed.copySelected());
   }
 
+  void blockTypeChangesKeepSharedFields() {
+    ArchitectureEditor ed;
+    json s = hl::spec::preset("transformer");
+    s["model"]["blocks"][0]["heads"] = 8;
+    s["model"]["blocks"][0]["dropout"] = 0.2;
+    ed.setSpec(s);
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    auto* type = qobject_cast<QComboBox*>(ed.inspector()->editorFor("type"));
+    QVERIFY(type);
+    QCOMPARE(type->currentData().toString(), QStringLiteral("transformer"));
+    int titans = type->findData("titans");
+    QVERIFY(titans >= 0);
+    type->setCurrentIndex(titans);
+    Q_EMIT type->activated(titans);
+    json expected = hl::spec::block_defaults("titans");
+    expected["heads"] = 8;
+    expected["dropout"] = 0.2;
+    QCOMPARE(blocksOf(ed)[0], expected);
+    QVERIFY(ed.model()->changeBlockType(0, "lstm"));  // nothing shared but the type
+    QCOMPARE(blocksOf(ed)[0], hl::spec::block_defaults("lstm"));
+    QVERIFY(!ed.model()->changeBlockType(0, "no-such-type"));
+    ed.undoStack()->undo();
+    ed.undoStack()->undo();
+    QCOMPARE(ed.spec(), s);
+  }
+
   void malformedSpecsShowErrorsAndStayEditable() {
     ArchitectureEditor ed;
     QSignalSpy validation(&ed, &ArchitectureEditor::validationChanged);

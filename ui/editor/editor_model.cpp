@@ -209,6 +209,21 @@ bool EditorModel::duplicateBlock(int i) {
   return insertBlockJson(i + 1, block(i), tr("Duplicate %1 block").arg(friendly(blockType(i))));
 }
 
+bool EditorModel::changeBlockType(int i, const std::string& type) {
+  if (i < 0 || i >= blockCount()) return refuse(tr("No block %1 to change").arg(i + 1));
+  json d = hl::spec::block_defaults(type);
+  if (d.empty()) return refuse(tr("Unknown block type \"%1\"").arg(QString::fromStdString(type)));
+  if (type == blockType(i)) return true;
+  json old = block(i);
+  json nb = d;
+  if (old.is_object())
+    for (auto it = old.begin(); it != old.end(); ++it)
+      if (it.key() != "type" && d.contains(it.key())) nb[it.key()] = it.value();
+  json after = spec_;
+  blocksOf(after)[i] = nb;
+  return push(after, tr("Change block %1 to %2").arg(i + 1).arg(friendly(type)));
+}
+
 bool EditorModel::insertLevel(int blk, int index, const json& level) {
   if (blk < 0 || blk >= blockCount()) return refuse(tr("No block %1 to add a level to").arg(blk));
   if (!blockHasLevels(blk))

@@ -64,6 +64,9 @@ class EditorModel : public QObject {
   bool removeBlock(int i);
   bool moveBlock(int from, int to);  // `to` = the block's index afterwards
   bool duplicateBlock(int i);        // the copy goes right after the original
+  // Turns block i into `type`: that type's defaults, keeping the values of the fields both share
+  // (heads, ffn_mult, levels, ...); fields the new type does not have are dropped.
+  bool changeBlockType(int i, const std::string& type);
   bool insertLevel(int block, int index, const json& level = json());  // default: {"clock": 4 × last, "lr": 0}
   bool removeLevel(int block, int level);
   bool moveLevel(int fromBlock, int fromLevel, int toBlock, int toLevel);

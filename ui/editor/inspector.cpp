@@ -256,6 +256,25 @@ void Inspector::rebuild() {
   auto fields = collect();
   auto* form = new QFormLayout;
   form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+  if (selection_.kind == Selection::Kind::Block) {
+    // the block's type: changing it keeps the fields both types share
+    auto* type = new QComboBox(body_);
+    std::string cur = model_->blockType(selection_.block);
+    for (const auto& t : hl::spec::block_types()) type->addItem(blockInfo(t).title, q(t));
+    int at = type->findData(q(cur));
+    if (at < 0) {
+      type->addItem(q(cur.empty() ? "?" : cur), q(cur));
+      at = type->count() - 1;
+    }
+    type->setCurrentIndex(at);
+    type->setToolTip(tr("Change the block's type; the fields both types have keep their values"));
+    int b = selection_.block;
+    connect(type, &QComboBox::activated, this, [this, type, b](int i) {
+      model_->changeBlockType(b, type->itemData(i).toString().toStdString());
+    });
+    editors_["type"] = type;
+    form->addRow(new QLabel(tr("type"), body_), type);
+  }
   for (const auto& f : fields) {
     QWidget* w = makeEditor(f);
     auto* label = new QLabel(f.key, body_);
