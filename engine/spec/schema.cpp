@@ -76,6 +76,14 @@ const std::map<std::string, FieldInfo>& block_table() {
     add(integer("heads", 1, 64, "heads", "Attention / memory heads; must divide model.d_model"));
     add(integer("chunk", 1, 4096, "tokens",
                 "Memory write chunk; longer than 16 tokens warns (a short text never writes)"));
+    add(integer("chunk_other", 1, 4096, "tokens",
+                "Self-modifying Titans: chunk of the k, v, η, α memories; longer than 16 tokens warns"));
+    add(choice("mixer", {"selfmod", "titans"},
+               "Hope block's token mixer: self-modifying Titans, or plain Titans memory (the no-selfmod ablation)"));
+    add(choice("dgd_layers", {"per_layer", "first", "none"},
+               "Which memory layers get the DGD factor (α I − η u uᵀ): every layer, the first only, or none (plain GD)"));
+    add(choice("inner_objective", {"l2", "dot"},
+               "Inner objective of the memory writes: L2 regression ‖M(k) − v̂‖² or the dot product (gated delta rule)"));
     add(integer("hidden", 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"));
     add(choice("variant", cmsChoices("variant", {"sequential", "independent", "nested"}),
                "sequential: levels applied in turn; independent: outputs mixed by learned weights"));
@@ -85,10 +93,13 @@ const std::map<std::string, FieldInfo>& block_table() {
     add(number("consolidate_rate", 0.0, 1.0, 3, "", "Consolidation step toward the faster level (> 0)", true));
     add(integer("ffn_mult", 1, 16, "× d_model", "MLP width as a multiple of model.d_model"));
     add(number("inner_lr", 0.0, 10.0, 3, "",
-               "Titans memory step size: upper scale of the per-token θ_t (must be > 0)", true));
-    add(number("momentum", 0.0, 1.0, 3, "", "Titans surprise momentum: upper bound of η_t"));
+               "Memory step size (must be > 0): Titans: upper scale of θ_t; self-modifying Titans: η scale "
+               "(η_t = inner_lr · softplus(·); above 0.3 warns)", true));
+    add(number("momentum", 0.0, 1.0, 3, "",
+               "Titans: upper bound of the surprise momentum η_t; self-modifying Titans: the DGD momentum β"));
     add(number("retain", 0.0, 1.0, 3, "",
-               "Lower bound of the per-token memory retention (1 = no forgetting)"));
+               "Titans: lower bound of the per-token retention (1 = no forgetting); self-modifying Titans: "
+               "the retention gate α_t at initialisation"));
     add(number("dropout", 0.0, 0.9, 2, "", "Dropout on the block's residual branches"));
     add(boolean("stop_grad_writes", "Stop gradients through the memory writes"));
     return m;
