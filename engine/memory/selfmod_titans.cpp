@@ -105,8 +105,33 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
 
 Tensor straightThrough(const Tensor& start, const Tensor& now) { return start + (now - start.detach()); }
 
+void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, SmtResult& r);
+
+// The common end of both paths: outputs (0 at pads), per-token losses, the final state (under
+// stop_grad_writes re-attached straight through to the initial state) and the level statistics.
+struct FinalState {
+  Tensor W1, W2, S1, S2;
+};
+SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>& ys,
+                 const std::vector<Tensor>& losses, FinalState st, const Tensor& clamped, bool outerGrad) {
+  SmtResult r;
+  const auto dt = p.x.scalar_type();
+  r.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(dt);
+  r.loss_tokens = torch::cat(losses, -1) * p.valid.view({p.B, 1, 1, p.L}).to(dt);
+  if (cfg.stop_grad_writes && outerGrad) {
+    st.W1 = straightThrough(p.W1, st.W1);
+    st.W2 = straightThrough(p.W2, st.W2);
+  }
+  r.W1 = st.W1;
+  r.W2 = st.W2;
+  r.S1 = st.S1;
+  r.S2 = st.S2;
+  levelStats(cfg, p, r.loss_tokens, clamped, r);
+  return r;
+}
+
 // Level statistics from per-token losses and the initial/final states.
-void finish(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, SmtResult& r) {
+void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, SmtResult& r) {
   torch::NoGradGuard ng;
   const Tensor lt = lossTok.detach().to(torch::kFloat64);  // [B, 5, H, L]
   const Tensor v = p.valid.to(torch::kFloat64);            // [B, L]
@@ -277,19 +302,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     W2 = torch::where(v5, W2n, W2);
     W1 = torch::where(v5, W1n, W1);
   }
-  SmtResult res;
-  res.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(x0.scalar_type());
-  res.loss_tokens = torch::cat(losses, -1) * p.valid.view({p.B, 1, 1, p.L}).to(x0.scalar_type());
-  if (cfg.stop_grad_writes && outerGrad) {
-    W1 = straightThrough(p.W1, W1);
-    W2 = straightThrough(p.W2, W2);
-  }
-  res.W1 = W1;
-  res.W2 = W2;
-  res.S1 = S1;
-  res.S2 = S2;
-  finish(cfg, p, res.loss_tokens, clamped, res);
-  return res;
+  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, outerGrad);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,19 +384,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     }
     s = e;
   }
-  SmtResult res;
-  res.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(x0.scalar_type());
-  res.loss_tokens = torch::cat(losses, -1) * p.valid.view({p.B, 1, 1, p.L}).to(x0.scalar_type());
-  if (cfg.stop_grad_writes && outerGrad) {
-    W1 = straightThrough(p.W1, W1);
-    W2 = straightThrough(p.W2, W2);
-  }
-  res.W1 = W1;
-  res.W2 = W2;
-  res.S1 = S1;
-  res.S2 = S2;
-  finish(cfg, p, res.loss_tokens, clamped, res);
-  return res;
+  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, outerGrad);
 }
 
 SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts,
