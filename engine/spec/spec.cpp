@@ -92,6 +92,7 @@ json defaults() {
         {"limit_per_class", 0},
         {"eval_limit_per_class", 0},
         {"grad_clip", 0.0},
+        {"dev_fraction", 0.0},
         {"threads", 0},
         {"checkpoints", true}}},
       {"experiment",
@@ -345,6 +346,7 @@ Validation validate_impl(const json& s) {
     c.integer(*t, "limit_per_class", "training.limit_per_class", 0, 100000000);
     c.integer(*t, "eval_limit_per_class", "training.eval_limit_per_class", 0, 100000000);
     c.number(*t, "grad_clip", "training.grad_clip", 0.0, 1e6);
+    c.number(*t, "dev_fraction", "training.dev_fraction", 0.0, 0.5);
     c.integer(*t, "threads", "training.threads", 0, 256);
     c.boolean(*t, "checkpoints", "training.checkpoints");
   }

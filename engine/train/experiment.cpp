@@ -560,6 +560,30 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   std::vector<std::vector<int64_t>> phase_rows(phases.size());
   for (size_t i = 0; i < train.labels.size(); ++i)
     if (class_phase[train.labels[i]] >= 0) phase_rows[class_phase[train.labels[i]]].push_back(int64_t(i));
+  // training.dev_fraction: ⌊fraction · n_c⌋ train rows of each class (seeded, its own generator so
+  // the rest of the run's randomness is unchanged) are held out as a dev set that picks best.pt.
+  const double dev_fraction = tr.value("dev_fraction", 0.0);
+  Encoded dev;
+  if (dev_fraction > 0) {
+    auto dev_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 4242);
+    for (auto& rows : phase_rows) {
+      std::map<int64_t, std::vector<int64_t>> of_class;
+      for (int64_t i : rows) of_class[train.labels[i]].push_back(i);
+      std::set<int64_t> held;
+      for (auto& [c, idx] : of_class) {
+        const int64_t n_dev = int64_t(std::floor(dev_fraction * double(idx.size())));
+        auto perm = to_vec(torch::randperm(int64_t(idx.size()), dev_gen, torch::kLong));
+        for (int64_t k = 0; k < n_dev; ++k) held.insert(idx[perm[k]]);
+      }
+      std::vector<int64_t> keep;
+      for (int64_t i : rows) {
+        if (!held.count(i)) { keep.push_back(i); continue; }
+        dev.ids.push_back(train.ids[i]);
+        dev.labels.push_back(train.labels[i]);
+      }
+      rows = std::move(keep);
+    }
+  }
   const int bs = tr.at("batch_size").get<int>();
   const int epochs = tr.at("epochs").get<int>();
   int64_t total_steps = 0;
@@ -1175,9 +1199,19 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       emit.point("avg_acc", "eval", step, avg);
       emit_drift();
       save_checkpoint("last", phase, avg);
-      if (avg >= best_avg) {
-        best_avg = avg;
-        save_checkpoint("best", phase, avg);
+      double select = avg;  // best.pt: the dev set's mean accuracy when there is one, else the test's
+      if (!dev.labels.empty()) {
+        auto drow = evaluate(model, dev, ds.tasks, eval_tasks_for(phase), seen, pad);
+        select = 0;
+        int nd = 0;
+        for (double a : drow.acc)
+          if (!std::isnan(a)) { select += a; ++nd; }
+        select /= std::max(nd, 1);
+        emit.point("dev_avg_acc", "eval", step, select);
+      }
+      if (select >= best_avg) {
+        best_avg = select;
+        save_checkpoint("best", phase, select);
       }
       Event e;
       e.kind = EventKind::TaskFinished;
@@ -1255,6 +1289,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     summary["cadence"] = cad;
     if (!context_audit.empty()) summary["clamped_writes"] = clamped;
   }
+  if (!dev.labels.empty()) summary["dev_rows"] = int64_t(dev.labels.size());
   summary["samples_seen"] = samples;
   summary["params"] = n_params;
   summary["train_seconds"] =
