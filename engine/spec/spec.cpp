@@ -318,6 +318,10 @@ Validation validate_impl(const json& s) {
       c.number(*h, "retain", "model.head.retain", 0.0, 1.0);
       c.number(*h, "momentum", "model.head.momentum", 0.0, 1.0);
       c.number(*h, "scale", "model.head.scale", 0.0, 1000.0, true);
+      if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
+          (*h)["inner_lr"].get<double>() > 0.6)
+        c.warn("model.head.inner_lr", "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
+                                      "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
     } else if (h) c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
   } else if (s.contains("model")) c.err("model", "must be an object");
 

@@ -159,6 +159,49 @@ class TestLevels : public QObject {
       QCOMPARE(torch::mv(W, keys[i]).argmax().item<int64_t>(), int64_t((i * 5) % C));
   }
 
+  // Through the classifier: keys are the L2-normalised pooled features, the read-out is
+  // scale · W û, so after η = 1/2 writes of orthogonal features of any length each reads back its
+  // label as scale · one-hot; other heads ignore writes; bad head fields name their path.
+  void classifierMemoryHeadWritesAndReads() {
+    hl::models::ModelConfig cfg;
+    cfg.vocab_size = 16;
+    cfg.max_len = 8;
+    cfg.d_model = 8;
+    cfg.num_classes = 4;
+    cfg.head = "memory";
+    cfg.memory_inner_lr = 0.5;
+    cfg.memory_momentum = 0.0;
+    cfg.memory_scale = 10.0;
+    auto model = hl::models::build(cfg);
+    auto pooled = torch::zeros({4, 8});
+    for (int i = 0; i < 4; ++i) pooled[i][2 * i] = 3.0 + i;  // orthogonal, norms 3..6
+    auto labels = torch::tensor({2, 0, 3, 1}, torch::kLong);
+    QCOMPARE(model->logits(pooled).abs().max().item<double>(), 0.0);  // empty memory
+    int64_t clamped = 0;
+    const double loss = model->memoryWrite(model->memoryKeys(pooled), labels, &clamped);
+    QCOMPARE(clamped, int64_t(0));
+    QVERIFY(std::abs(loss - 4.0) < 1e-6);  // each row: ‖0 − y‖² = 1 before its write
+    auto want = 10.0 * torch::one_hot(labels, 4).to(torch::kFloat);
+    QVERIFY((model->logits(pooled) - want).abs().max().item<double>() < 1e-5);
+    QCOMPARE(model->memoryW().requires_grad(), false);
+    cfg.memory_inner_lr = 0.9;  // 3·0.9·1 > 1.8: every write clamped
+    auto m2 = hl::models::build(cfg);
+    m2->memoryWrite(m2->memoryKeys(pooled), labels, &clamped);
+    QCOMPARE(clamped, int64_t(4));
+    cfg.head = "softmax";
+    auto soft = hl::models::build(cfg);
+    QCOMPARE(soft->memoryWrite(pooled, labels, &clamped), 0.0);
+    cfg.head = "memory";
+    cfg.memory_retain = 1.5;
+    bool named = false;
+    try {
+      hl::models::build(cfg);
+    } catch (const std::invalid_argument& e) {
+      named = std::string(e.what()).find("model.head.retain") != std::string::npos;
+    }
+    QVERIFY(named);
+  }
+
   // ---------------------------------------------------------------- clocks
   // Between its ticks a level's parameters and optimizer state are byte-identical (AdamW with
   // weight decay 0.01 on); at each tick both change. Clocks 1, 4, 16 over 56 steps.
@@ -293,6 +336,11 @@ class TestLevels : public QObject {
     const std::string hf = hl::spec::validate(h).format();
     QVERIFY2(hf.find("model.head.retain") != std::string::npos, hf.c_str());
     QVERIFY2(hf.find("model.head.clock") != std::string::npos, hf.c_str());
+    h["model"]["head"]["retain"] = 1.0;
+    h["model"]["head"]["clock"] = 1;
+    h["model"]["head"]["inner_lr"] = 0.8;
+    auto hv = hl::spec::validate(h);
+    QVERIFY2(hv.ok() && hv.format().find("warning: model.head.inner_lr") != std::string::npos, hv.format().c_str());
   }
 
   // ---------------------------------------------------------------- level stacking
