@@ -2,6 +2,8 @@
 // against a baseline measured in the same process, interleaved so drift hits both sides alike.
 //   hopelab-bench train [--repeats N]   samples/s per preset, ratio to transformer
 //   hopelab-bench store [--repeats N]   the same run with and without the store (goal <= 1.02)
+//   hopelab-bench steptime              forward + backward time of one Hope block vs one
+//                                       Transformer block at equal width, sequence lengths 64..2048
 // Data: $HOPELAB_DATA_DIR (or --data-dir). Timings are the trainer's own train_seconds (the
 // training loop with its evaluations; data loading and tokenizer training excluded).
 #include <CLI/CLI.hpp>
@@ -9,12 +11,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "engine/torch_wrap.h"  // first: the engine's single torch include
+
 #include "engine/data/dataset.h"
+#include "engine/models/classifier.h"
 #include "engine/spec/spec.h"
 #include "engine/train/experiment.h"
 
@@ -50,6 +56,30 @@ Timing run(const json& spec, hl::train::RunOptions opt) {
   return {r.summary["train_seconds"].get<double>(), r.summary["samples_seen"].get<double>()};
 }
 
+// Median seconds of forward + backward of a 1-block classifier on random tokens [batch, L].
+double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int repeats) {
+  hl::models::ModelConfig cfg;
+  cfg.vocab_size = 2000;
+  cfg.max_len = L;
+  cfg.d_model = 128;
+  cfg.blocks = {block};
+  cfg.num_classes = 70;
+  auto model = hl::models::build(cfg);
+  model->train();
+  auto tokens = torch::randint(1, cfg.vocab_size, {batch, L}, torch::kLong);
+  auto labels = torch::randint(0, cfg.num_classes, {batch}, torch::kLong);
+  std::vector<double> t;
+  for (int r = 0; r <= repeats; ++r) {  // the first is a warm-up
+    model->zero_grad();
+    auto t0 = std::chrono::steady_clock::now();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(tokens), labels);
+    loss.backward();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) t.push_back(s);
+  }
+  return median(t);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,7 +96,42 @@ int main(int argc, char** argv) {
   std::vector<std::string> presets = {"transformer", "lstm", "retnet"};
   train->add_option("--presets", presets, "Presets to compare (the first is the baseline)");
   auto* store = app.add_subcommand("store", "Run-store overhead: the same run with and without the store");
+  auto* steptime = app.add_subcommand(
+      "steptime", "Forward + backward seconds of one Hope block vs one Transformer block (d 128) per sequence length");
+  int batch = 2, max_len = 2048;
+  steptime->add_option("--batch", batch, "Sequences per step")->check(CLI::PositiveNumber);
+  steptime->add_option("--max-len", max_len, "Longest sequence (powers of two from 64)")->check(CLI::Range(64, 8192));
   CLI11_PARSE(app, argc, argv);
+
+  if (steptime->parsed()) {
+    // The blocks of the hope and transformer presets (their defaults), one each, equal width.
+    hl::models::BlockConfig hope, tr;
+    hope.type = "hope";
+    hope.ffn_mult = 1;
+    hope.cms_clocks = {1, 4, 16};
+    hope.cms_lrs = {0, 0, 0};
+    tr.type = "transformer";
+    torch::manual_seed(0);
+    std::printf("%6s %14s %14s %10s\n", "L", "hope s/step", "transf. s/step", "hope/transf.");
+    double h64 = 0, t64 = 0;
+    for (int L = 64; L <= max_len; L *= 2) {
+      double th = 0, tt = 0;
+      std::vector<double> hs, ts;
+      for (int r = 0; r < repeats; ++r) {  // interleaved
+        hs.push_back(stepSeconds(hope, L, batch, 1));
+        ts.push_back(stepSeconds(tr, L, batch, 1));
+      }
+      th = median(hs);
+      tt = median(ts);
+      if (L == 64) { h64 = th; t64 = tt; }
+      std::printf("%6d %14.4f %14.4f %10.2f   (growth vs L=64: hope %.1fx, transformer %.1fx, length %dx)\n", L, th, tt,
+                  th / tt, th / h64, tt / t64, L / 64);
+      std::fflush(stdout);
+    }
+    std::printf("(batch %d, d_model 128, one block each, CPU threads %d, median of %d interleaved runs)\n", batch,
+                torch::get_num_threads(), repeats);
+    return 0;
+  }
 
   hl::train::RunOptions opt;
   opt.data_dir = hl::data::resolve_data_dir(data_dir);

@@ -27,6 +27,28 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
+// Multi-head softmax attention over the real tokens: a query sees the real keys; a row without
+// any real token attends to all of its (padded) keys instead, so it stays finite (never pooled).
+torch::Tensor attend(torch::nn::Linear& qkv, torch::nn::Linear& out, int heads,
+                     const torch::Tensor& h, const torch::Tensor& mask) {
+  const auto B = h.size(0), L = h.size(1);
+  auto parts = qkv(h).chunk(3, -1);
+  auto q = splitHeads(parts[0], heads), k = splitHeads(parts[1], heads),
+       v = splitHeads(parts[2], heads);
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
+  auto keys = mask | mask.any(1, /*keepdim=*/true).logical_not();
+  scores = scores.masked_fill(keys.logical_not().view({B, 1, 1, L}),
+                              -std::numeric_limits<double>::infinity());
+  return out(mergeHeads(torch::matmul(torch::softmax(scores, -1), v)));
+}
+
+// Causal depthwise conv (window 4, left zero padding of 3) over channels-last [B, L, C]:
+// position t sees t-3..t only, so right padding never reaches a real token.
+torch::Tensor causalConv(torch::nn::Conv1d& conv, const torch::Tensor& x) {
+  namespace F = torch::nn::functional;
+  return conv(F::pad(x.transpose(1, 2), F::PadFuncOptions({3, 0}))).transpose(1, 2);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -60,16 +82,16 @@ TransformerBlockImpl::TransformerBlockImpl(int d_model, int heads, int ffn_mult,
 }
 
 torch::Tensor TransformerBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
-  const auto B = h.size(0), L = h.size(1);
-  auto parts = qkv_(h).chunk(3, -1);
-  auto q = splitHeads(parts[0], heads_), k = splitHeads(parts[1], heads_),
-       v = splitHeads(parts[2], heads_);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
-  // Keys a query may see: the real tokens; all keys for a row without any (keeps it finite).
-  auto keys = mask | mask.any(1, /*keepdim=*/true).logical_not();
-  scores = scores.masked_fill(keys.logical_not().view({B, 1, 1, L}),
-                              -std::numeric_limits<double>::infinity());
-  return out_(mergeHeads(torch::matmul(torch::softmax(scores, -1), v)));
+  return attend(qkv_, out_, heads_, h, mask);
+}
+
+AttentionMixerImpl::AttentionMixerImpl(int d_model, int heads) : heads_(heads) {
+  qkv_ = register_module("qkv", linear(d_model, 3 * int64_t(d_model)));
+  out_ = register_module("out", linear(d_model, d_model));
+}
+
+torch::Tensor AttentionMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
+  return attend(qkv_, out_, heads_, h, mask);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,9 +172,8 @@ torch::Tensor RetNetBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& 
 }
 
 // ---------------------------------------------------------------------------------------------
-TitansBlockImpl::TitansBlockImpl(int d_model, const BlockConfig& cfg)
-    : PreNormBlockImpl(d_model, cfg.ffn_mult, cfg.dropout),
-      heads_(cfg.heads),
+TitansMixerImpl::TitansMixerImpl(int d_model, const BlockConfig& cfg)
+    : heads_(cfg.heads),
       inner_lr_(cfg.inner_lr),
       momentum_(cfg.momentum),
       retain_(cfg.retain),
@@ -175,15 +196,14 @@ TitansBlockImpl::TitansBlockImpl(int d_model, const BlockConfig& cfg)
   w2_ = register_parameter("mem_w2", init.W2);
 }
 
-torch::Tensor TitansBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
+torch::Tensor TitansMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
   namespace F = torch::nn::functional;
   const auto B = h.size(0), L = h.size(1), d = h.size(2);
   const auto pad = mask.logical_not().unsqueeze(-1);  // [B, L, 1]
   // Projections, padded positions zeroed, then a causal depthwise conv (left zero padding of 3):
   // position t sees t-3..t only, so right padding never reaches a real token.
   auto qkv = torch::cat({wq_(h), wk_(h), wv_(h)}, -1).masked_fill(pad, 0.0);  // [B, L, 3d]
-  auto c = conv_(F::pad(qkv.transpose(1, 2), F::PadFuncOptions({3, 0})));       // [B, 3d, L]
-  auto parts = torch::silu(c.transpose(1, 2)).chunk(3, -1);
+  auto parts = torch::silu(causalConv(conv_, qkv)).chunk(3, -1);
   const auto nopts = F::NormalizeFuncOptions().dim(-1).eps(1e-6);
   auto q = F::normalize(splitHeads(parts[0], heads_), nopts);
   auto k = F::normalize(splitHeads(parts[1], heads_), nopts);
@@ -217,9 +237,92 @@ torch::Tensor TitansBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& 
         : 0.0;
     stats_.clamped = r.clamped;
     stats_.writes = r.writes;
+    stats_.chunk = chunk_;
   }
   auto y = mergeHeads(r.y);  // [B, L, d]; 0 at padded tokens
   return wo_(torch::sigmoid(wg_(h)) * y);
+}
+
+TitansBlockImpl::TitansBlockImpl(int d_model, const BlockConfig& cfg)
+    : PreNormBlockImpl(d_model, cfg.ffn_mult, cfg.dropout) {
+  lmm_ = register_module("lmm", TitansMixer(d_model, cfg));
+}
+
+// ---------------------------------------------------------------------------------------------
+SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
+  const int64_t d = d_model;
+  mc_.heads = cfg.heads;
+  mc_.head_dim = d / cfg.heads;
+  mc_.chunk_memory = cfg.chunk;
+  mc_.chunk_other = cfg.chunk_other;
+  mc_.momentum = cfg.momentum;
+  mc_.eta_scale = cfg.inner_lr;
+  mc_.dgd = hl::memory::parse_dgd_layers(cfg.dgd_layers);
+  mc_.objective = hl::memory::parse_inner_objective(cfg.inner_objective);
+  mc_.stop_grad_writes = cfg.stop_grad_writes;
+  wx_ = register_module("wx", linear(d, d, false));
+  wq_ = register_module("wq", linear(d, d, false));
+  conv_ = register_module(
+      "conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(2 * d, 2 * d, 4).groups(2 * d)));
+  wg_ = register_module("wg", linear(d, d));
+  wo_ = register_module("wo", linear(d, d, false));
+  auto p = hl::memory::smt_init_params(mc_, cfg.retain, torch::TensorOptions().dtype(torch::kFloat32));
+  w1_ = register_parameter("mem_w1", p.W1);
+  w2_ = register_parameter("mem_w2", p.W2);
+  w_eta_ = register_parameter("w_eta", p.w_eta);
+  b_eta_ = register_parameter("b_eta", p.b_eta);
+  w_alpha_ = register_parameter("w_alpha", p.w_alpha);
+  b_alpha_ = register_parameter("b_alpha", p.b_alpha);
+}
+
+torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
+  namespace F = torch::nn::functional;
+  const auto pad = mask.logical_not().unsqueeze(-1);
+  auto xq = torch::cat({wx_(h), wq_(h)}, -1).masked_fill(pad, 0.0);  // [B, L, 2d]
+  auto parts = torch::silu(causalConv(conv_, xq)).chunk(2, -1);
+  const auto nopts = F::NormalizeFuncOptions().dim(-1).eps(1e-6);
+  auto x = F::normalize(splitHeads(parts[0], mc_.heads), nopts);
+  auto q = F::normalize(splitHeads(parts[1], mc_.heads), nopts);
+  const auto dt = h.scalar_type();
+  hl::memory::SmtParams p{w1_.to(dt), w2_.to(dt), w_eta_.to(dt), b_eta_.to(dt), w_alpha_.to(dt), b_alpha_.to(dt)};
+  auto r = hl::memory::smt_chunked(mc_, p, x, q, mask);
+  ContextStats mem, other;
+  mem.level = "context.memory";
+  mem.chunk = int(mc_.chunk_memory);
+  mem.loss = r.loss_memory;
+  mem.drift = r.drift_memory;
+  mem.clamped = r.clamped;  // every clamped write of the block is counted once, here
+  mem.writes = r.writes_memory;
+  other.level = "context.other";
+  other.chunk = int(mc_.chunk_other);
+  other.loss = r.loss_other;
+  other.drift = r.drift_other;
+  other.writes = r.writes_other;
+  stats_ = {mem, other};
+  return wo_(torch::sigmoid(wg_(h)) * mergeHeads(r.y));
+}
+
+// ---------------------------------------------------------------------------------------------
+HopeBlockImpl::HopeBlockImpl(int d_model, const BlockConfig& cfg)
+    : mixer_(cfg.type == "hope_attention" ? std::string("attention") : cfg.mixer) {
+  norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+  drop_ = register_module("drop", torch::nn::Dropout(cfg.dropout));
+  if (mixer_ == "selfmod") smt_ = register_module("smt", SelfModMixer(d_model, cfg));
+  else if (mixer_ == "titans") lmm_ = register_module("lmm", TitansMixer(d_model, cfg));
+  else attn_ = register_module("attn", AttentionMixer(d_model, cfg.heads));
+  cms_ = register_module("cms", std::make_shared<CmsBlockImpl>(d_model, cfg));
+}
+
+torch::Tensor HopeBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  auto h = norm_(x);
+  auto m = smt_ ? smt_(h, mask) : lmm_ ? lmm_(h, mask) : attn_(h, mask);
+  return cms_->forward(x + drop_(m), mask);
+}
+
+std::vector<ContextStats> HopeBlockImpl::contextStats() const {
+  if (smt_) return smt_->stats();
+  if (lmm_) return {lmm_->stats()};
+  return {};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,7 +409,7 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
         fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
     validate_cms_levels(b, field);
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
-  } else if (b.type == "titans") {
+  } else if (b.type == "titans" || b.type == "hope" || b.type == "hope_attention") {
     auto num = [&](const std::string& member, double v, double lo, double hi, bool lo_open) {
       if (!(std::isfinite(v) && v >= lo && v <= hi && !(lo_open && v == lo))) {
         std::ostringstream s;
@@ -328,8 +431,29 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     num("momentum", b.momentum, 0.0, 1.0, false);
     num("retain", b.retain, 0.0, 1.0, false);
     if (b.chunk < 1) fail("chunk", "must be at least 1, got " + std::to_string(b.chunk));
+    if (b.type != "titans") {
+      if (b.cms_clocks.empty() || b.cms_clocks.size() > 6)
+        fail("levels", "must have 1 to 6 levels, got " + std::to_string(b.cms_clocks.size()));
+      for (size_t l = 0; l < b.cms_clocks.size(); ++l)
+        if (b.cms_clocks[l] < 1)
+          fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
+      validate_cms_levels(b, field);
+      if (b.type == "hope" && b.mixer != "selfmod" && b.mixer != "titans")
+        fail("mixer", "must be selfmod or titans, got '" + b.mixer + "' (attention: use type hope_attention)");
+      if (b.chunk_other < 1) fail("chunk_other", "must be at least 1, got " + std::to_string(b.chunk_other));
+      try {
+        hl::memory::parse_dgd_layers(b.dgd_layers);
+      } catch (const std::invalid_argument& e) {
+        fail("dgd_layers", e.what());
+      }
+      try {
+        hl::memory::parse_inner_objective(b.inner_objective);
+      } catch (const std::invalid_argument& e) {
+        fail("inner_objective", e.what());
+      }
+    }
   } else {
-    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm, retnet, cms or titans)");
+    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm, retnet, cms, titans, hope or hope_attention)");
   }
 }
 
@@ -342,6 +466,7 @@ std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
     return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
   if (b.type == "cms") return std::make_shared<CmsBlockImpl>(d_model, b);
   if (b.type == "titans") return std::make_shared<TitansBlockImpl>(d_model, b);
+  if (b.type == "hope" || b.type == "hope_attention") return std::make_shared<HopeBlockImpl>(d_model, b);
   return std::make_shared<LstmBlockImpl>(d_model, b.hidden);
 }
 
@@ -363,6 +488,22 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
     const double D = d / b.heads;
     macs = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D +
            2 * f * L * d * d;
+  } else if (b.type == "hope" || b.type == "hope_attention") {
+    const double D = d / b.heads, K = double(b.cms_clocks.size());
+    double mixer = 0;
+    if (b.type == "hope_attention") {
+      mixer = 4 * L * d * d + 2 * L * L * d;  // qkv + out, scores and mix
+    } else if (b.mixer == "titans") {
+      mixer = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D;  // as titans
+    } else {
+      // Projections x_m, q, gate, out (4 L d²), conv (4 · 2 L d); per token and head, with
+      // F = D: reads of the k, v, η, α memories (4 · 2 D²) and the output memory (2 D²), targets
+      // M(v) for 5 memories (10 D²), M(k) with its hidden layer (10 D²), backprop e through W1
+      // (5 D²), gain and clamp terms (5 D²), and the write of two maps per memory with momentum
+      // and the DGD factor (5 · 2 · 3 D²): 70 D² per token and head, so 70 L d D.
+      mixer = 4 * L * d * d + 8 * L * d + 70 * L * d * D;
+    }
+    macs = mixer + K * 2 * f * L * d * d;  // + one FFN per CMS level
   } else if (b.type == "lstm") {
     const double h = b.hidden > 0 ? b.hidden : d_model;
     macs = L * 4 * h * (d + h) + (h != d ? L * h * d : 0.0);

@@ -1,9 +1,10 @@
-// Blocks of the classifier: transformer, lstm, retnet, cms, titans. Equations: docs/MODELS.md.
+// Blocks of the classifier: transformer, lstm, retnet, cms, titans, hope, hope_attention. Equations: docs/MODELS.md.
 // Engine-internal (includes torch through torch_wrap.h); never include from a moc-read header.
 //
 // Shapes: x [B, L, d] floating, mask [B, L] bool (true = real token) -> [B, L, d].
 #pragma once
 #include "engine/models/classifier.h"
+#include "engine/memory/selfmod_titans.h"
 
 #include <memory>
 #include <string>
@@ -115,6 +116,7 @@ class CmsBlockImpl : public BlockImpl {
   // Parameters of level l (its norm and MLP; the mixing weights belong to the outer level).
   std::vector<torch::Tensor> levelParameters(size_t l);
   size_t numLevels() const { return mlps_.size(); }
+  CmsBlockImpl* cmsPart() override { return this; }
 
  private:
   std::string variant_;
@@ -123,23 +125,20 @@ class CmsBlockImpl : public BlockImpl {
   torch::Tensor mix_;  // independent variant: [K] logits of the mixing weights
 };
 
-// Titans block: Titans long-term memory (engine/memory/titans_memory.h, lmm_chunked) as the
-// mixer, FFN as in the transformer block (docs/MODELS.md "Titans block"):
+// Titans long-term memory as a token mixer (engine/memory/titans_memory.h, lmm_chunked;
+// docs/MODELS.md "Titans block"), h = LN(x) [B, L, d] -> [B, L, d]:
 //   q, k, v = SiLU(causal depthwise conv4(Linear(h)))  per head; q, k L2-normalised
 //   θ_t = inner_lr·softplus(·), η_t = momentum·sigmoid(·), α_t = (1 − retain)·sigmoid(·)
-//   y = memory read (initial weights W1, W2 are parameters); mix = out(sigmoid(g(h)) ⊙ y)
-class TitansBlockImpl : public PreNormBlockImpl {
+//   y = memory read (initial weights W1, W2 are parameters); out(sigmoid(g(h)) ⊙ y)
+class TitansMixerImpl : public torch::nn::Module {
  public:
-  TitansBlockImpl(int d_model, const BlockConfig& cfg);
-  // Memory statistics of the last forward (block index left at -1).
+  TitansMixerImpl(int d_model, const BlockConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& mask);
+  // Memory statistics of the last forward (level context.memory; block index left at -1).
   ContextStats stats() const { return stats_; }
-  // Parameters of the gate layers (θ, η, α logits) and the memory's initial weights.
   torch::Tensor memW1() const { return w1_; }
   torch::Tensor memW2() const { return w2_; }
   torch::nn::Linear gateLayer() const { return gates_; }
-
- protected:
-  torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override;
 
  private:
   int heads_;
@@ -151,6 +150,78 @@ class TitansBlockImpl : public PreNormBlockImpl {
   torch::nn::Conv1d conv_{nullptr};  // depthwise over 3·d channels (q, k, v), window 4
   torch::Tensor w1_, w2_;            // memory initial state [H, D, F], [H, F, D]
   ContextStats stats_;
+};
+TORCH_MODULE(TitansMixer);
+
+// Self-modifying Titans as a token mixer (engine/memory/selfmod_titans.h, smt_chunked;
+// docs/MODELS.md "Self-modifying Titans"), h = LN(x) [B, L, d] -> [B, L, d]:
+//   x_m, q = L2-normalise(SiLU(causal depthwise conv4(Linear(h)))) per head (q: the only fixed
+//   projection; x_m: the input of the k, v, η, α memories)
+//   o = self-modifying memory read; out(sigmoid(g(h)) ⊙ o)
+class SelfModMixerImpl : public torch::nn::Module {
+ public:
+  SelfModMixerImpl(int d_model, const BlockConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& mask);
+  // context.memory and context.other statistics of the last forward (block index left at -1).
+  std::vector<ContextStats> stats() const { return stats_; }
+  const hl::memory::SmtConfig& memoryConfig() const { return mc_; }
+
+ private:
+  hl::memory::SmtConfig mc_;
+  torch::nn::Linear wx_{nullptr}, wq_{nullptr}, wg_{nullptr}, wo_{nullptr};
+  torch::nn::Conv1d conv_{nullptr};  // depthwise over 2·d channels (x_m, q), window 4
+  torch::Tensor w1_, w2_, w_eta_, b_eta_, w_alpha_, b_alpha_;
+  std::vector<ContextStats> stats_;
+};
+TORCH_MODULE(SelfModMixer);
+
+// Multi-head softmax self-attention over real tokens (the transformer block's mixer).
+class AttentionMixerImpl : public torch::nn::Module {
+ public:
+  AttentionMixerImpl(int d_model, int heads);
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& mask);
+
+ private:
+  int heads_;
+  torch::nn::Linear qkv_{nullptr}, out_{nullptr};
+};
+TORCH_MODULE(AttentionMixer);
+
+// Titans block: the Titans mixer followed by the FFN of the transformer block.
+class TitansBlockImpl : public PreNormBlockImpl {
+ public:
+  TitansBlockImpl(int d_model, const BlockConfig& cfg);
+  ContextStats stats() const { return lmm_->stats(); }
+  torch::Tensor memW1() const { return lmm_->memW1(); }
+  torch::Tensor memW2() const { return lmm_->memW2(); }
+  torch::nn::Linear gateLayer() const { return lmm_->gateLayer(); }
+  std::vector<ContextStats> contextStats() const override { return {lmm_->stats()}; }
+
+ protected:
+  torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override { return lmm_(h, mask); }
+
+ private:
+  TitansMixer lmm_{nullptr};
+};
+
+// Hope block (DECISIONS.md): x <- x + Dropout(mixer(LN(x))), then the CMS levels in place of the
+// FFN. mixer: self-modifying Titans (`hope`, default), Titans memory (`mixer: titans`, the
+// hope-no-selfmod ablation) or softmax attention (`hope_attention`).
+class HopeBlockImpl : public BlockImpl {
+ public:
+  HopeBlockImpl(int d_model, const BlockConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
+  CmsBlockImpl* cmsPart() override { return cms_.get(); }
+  std::vector<ContextStats> contextStats() const override;
+
+ private:
+  std::string mixer_;
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+  SelfModMixer smt_{nullptr};
+  TitansMixer lmm_{nullptr};
+  AttentionMixer attn_{nullptr};
+  std::shared_ptr<CmsBlockImpl> cms_;
 };
 
 void validate_block(const BlockConfig& b, int d_model, const std::string& field);

@@ -186,7 +186,7 @@ std::vector<torch::Tensor> ClassifierImpl::headParameters() {
 std::vector<LevelGroup> ClassifierImpl::levels() {
   std::vector<LevelGroup> out;
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    auto cms = std::dynamic_pointer_cast<CmsBlockImpl>(blocks_[i]);
+    auto* cms = blocks_[i]->cmsPart();
     if (!cms) continue;
     const auto& bc = cfg_.blocks[i];
     for (size_t l = 0; l < cms->numLevels(); ++l) {
@@ -209,13 +209,11 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
 
 std::vector<ContextStats> ClassifierImpl::contextStats() const {
   std::vector<ContextStats> out;
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    auto t = std::dynamic_pointer_cast<TitansBlockImpl>(blocks_[i]);
-    if (!t) continue;
-    ContextStats s = t->stats();
-    s.block = int(i);
-    out.push_back(s);
-  }
+  for (size_t i = 0; i < blocks_.size(); ++i)
+    for (ContextStats s : blocks_[i]->contextStats()) {
+      s.block = int(i);
+      out.push_back(s);
+    }
   return out;
 }
 

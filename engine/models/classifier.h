@@ -19,7 +19,7 @@ struct LevelInit {
 
 // One block of the pipeline as the spec describes it ({"type": "...", fields...}).
 struct BlockConfig {
-  std::string type;         // "transformer" | "lstm" | "retnet" | "cms" | "titans"
+  std::string type;         // "transformer" | "lstm" | "retnet" | "cms" | "titans" | "hope" | "hope_attention"
   int heads = 4;            // transformer, retnet
   int ffn_mult = 2;         // transformer, retnet: FFN width = ffn_mult * d_model
   double dropout = 0.1;     // transformer, retnet
@@ -41,11 +41,21 @@ struct BlockConfig {
   double retain = 0.99;           // forget α_t = (1 − retain) · sigmoid(·)
   int chunk = 4;                  // memory chunk (tokens per write)
   bool stop_grad_writes = false;  // memory writes are constants for the outer loss
+  // hope, hope_attention (the mixer + CMS levels above) and self-modifying Titans fields; the
+  // titans fields above mean for self-modifying Titans: inner_lr = η scale, momentum = DGD β,
+  // retain = α at initialisation, chunk = the output memory's chunk.
+  std::string mixer = "selfmod";        // hope: "selfmod" | "titans"; hope_attention: "attention"
+  int chunk_other = 8;                  // the k, v, η, α memories' chunk
+  std::string dgd_layers = "per_layer"; // "per_layer" | "first" | "none"
+  std::string inner_objective = "l2";   // "l2" | "dot"
 };
 
-// Per-forward statistics of one titans block's memory (the last forward; detached doubles).
+// Per-forward statistics of one in-context memory level of a block (the last forward; detached
+// doubles): titans blocks have context.memory; self-modifying Titans also context.other.
 struct ContextStats {
   int block = -1;       // block index in the pipeline
+  std::string level = "context.memory";
+  int chunk = 1;        // tokens per write (the level's clock)
   double loss = 0;      // mean associative loss before writes, over chunks with real tokens
   double drift = 0;     // mean ‖M_end − M_0‖ / ‖M_0‖ over sequences with real tokens
   int64_t clamped = 0;  // clamped (token, head, layer) writes
@@ -87,9 +97,14 @@ struct ModelConfig {
 
 // Base of every block: x [B, L, d] float, mask [B, L] bool (true = real token) -> [B, L, d].
 // Padded positions must not influence real positions.
+class CmsBlockImpl;
 class BlockImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) = 0;
+  // The block's CMS levels (cms, hope, hope_attention), nullptr when it has none.
+  virtual CmsBlockImpl* cmsPart() { return nullptr; }
+  // Its in-context memory levels' statistics from the last forward (block index left at -1).
+  virtual std::vector<ContextStats> contextStats() const { return {}; }
 };
 
 // One DGD write (DECISIONS.md) of a linear associative memory W [C, d] with momentum S [C, d],

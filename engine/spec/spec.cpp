@@ -45,7 +45,9 @@ std::string Validation::format() const {
   return os.str();
 }
 
-std::vector<std::string> block_types() { return {"transformer", "lstm", "retnet", "cms", "titans"}; }
+std::vector<std::string> block_types() {
+  return {"transformer", "lstm", "retnet", "cms", "titans", "hope", "hope_attention"};
+}
 
 json block_defaults(const std::string& type) {
   if (type == "transformer") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
@@ -63,6 +65,18 @@ json block_defaults(const std::string& type) {
     return {{"type", type},       {"heads", 4},      {"ffn_mult", 2}, {"dropout", 0.1},
             {"inner_lr", 0.1},    {"momentum", 0.9}, {"retain", 0.99}, {"chunk", 4},
             {"stop_grad_writes", false}};
+  if (type == "hope")  // DECISIONS.md: self-modifying Titans (η scale 0.1, β 0.9, chunks 4 and 8,
+                       // per-layer DGD, L2 objective) + CMS (clocks 1, 4, 16 at the base lr)
+    return {{"type", type},         {"mixer", "selfmod"},  {"heads", 4},          {"ffn_mult", 2},
+            {"dropout", 0.1},       {"inner_lr", 0.1},     {"momentum", 0.9},     {"retain", 0.99},
+            {"chunk", 4},           {"chunk_other", 8},    {"dgd_layers", "per_layer"},
+            {"inner_objective", "l2"}, {"stop_grad_writes", false}, {"variant", "sequential"},
+            {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
+            {"levels", block_defaults("cms")["levels"]}};
+  if (type == "hope_attention")  // softmax attention in place of self-modifying Titans
+    return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}, {"variant", "sequential"},
+            {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
+            {"levels", block_defaults("cms")["levels"]}};
   return json::object();
 }
 
@@ -224,6 +238,49 @@ Validation validate_impl(const json& s) {
     }
     c.integer(*m, "max_len", "model.max_len", 0, 4096);
     c.choice(*m, "positions", "model.positions", kPositions);
+    // CMS levels and variant of a cms, hope or hope_attention block.
+    auto levelsCheck = [&](const json& b, const std::string& p) {
+      c.choice(b, "variant", p + ".variant", {"sequential", "independent", "nested"});
+      c.choice(b, "clock_unit", p + ".clock_unit", {"steps", "tasks"});
+      c.choice(b, "transfer", p + ".transfer", {"gradient", "consolidate"});
+      c.number(b, "consolidate_rate", p + ".consolidate_rate", 0.0, 1.0, true);
+      const json* lv = c.at(b, "levels", p + ".levels");
+      if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
+        c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
+      } else if (lv) {
+        int prev = 0;
+        for (size_t l = 0; l < lv->size(); ++l) {
+          const json& L = (*lv)[l];
+          std::string lp = p + ".levels[" + std::to_string(l) + "]";
+          if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
+          c.integer(L, "clock", lp + ".clock", 1, 100000000);
+          if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
+          c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
+          if (L.contains("init_from")) {  // level stacking (docs/MODELS.md)
+            const json& in = L["init_from"];
+            const std::string ip = lp + ".init_from";
+            if (!in.is_object() || !in.contains("checkpoint") || !in["checkpoint"].is_string()) {
+              c.err(ip, "must be an object like {\"checkpoint\": \"PATH/last.pt\", \"block\": 0, \"level\": 0}");
+            } else {
+              c.unknownKeys(in, json{{"checkpoint", ""}, {"block", 0}, {"level", 0}}, ip);
+              c.integer(in, "block", ip + ".block", 0, 1000);
+              c.integer(in, "level", ip + ".level", 0, 5);
+              const std::string path = in["checkpoint"].get<std::string>();
+              std::error_code ec;
+              if (path.empty() || !std::filesystem::is_regular_file(path, ec))
+                c.err(ip + ".checkpoint", "no such checkpoint file '" + path + "'");
+            }
+          }
+          if (L.contains("clock") && L["clock"].is_number_integer()) {
+            int ck = L["clock"].get<int>();
+            if (ck < prev)
+              c.warn(lp + ".clock", "level clocks are not monotone (" + std::to_string(prev) + " then " +
+                                        std::to_string(ck) + "): levels are listed fastest first");
+            prev = ck;
+          }
+        }
+      }
+    };
     if (const json* bl = c.at(*m, "blocks", "model.blocks"); bl) {
       if (!bl->is_array()) c.err("model.blocks", "must be an array of blocks");
       else if (bl->empty()) c.warn("model.blocks", "no blocks: the model is embedding + pooling + head");
@@ -232,17 +289,18 @@ Validation validate_impl(const json& s) {
           const json& b = (*bl)[i];
           std::string p = "model.blocks[" + std::to_string(i) + "]";
           if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
-            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans)");
+            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans, hope, hope_attention)");
             continue;
           }
           std::string t = b["type"].get<std::string>();
           json bd = block_defaults(t);
           if (bd.empty()) {
-            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans)");
+            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans, hope, hope_attention)");
             continue;
           }
           c.unknownKeys(b, bd, p);
-          if (t == "transformer" || t == "retnet" || t == "titans") {
+          const bool hope = t == "hope" || t == "hope_attention";
+          if (t == "transformer" || t == "retnet" || t == "titans" || hope) {
             c.integer(b, "heads", p + ".heads", 1, 64);
             if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
               int h = b["heads"].get<int>();
@@ -251,7 +309,7 @@ Validation validate_impl(const json& s) {
             }
             c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
             c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
-            if (t == "titans") {
+            if (t == "titans" || t == "hope") {
               c.number(b, "inner_lr", p + ".inner_lr", 0.0, 10.0, true);
               c.number(b, "momentum", p + ".momentum", 0.0, 1.0);
               c.number(b, "retain", p + ".retain", 0.0, 1.0);
@@ -261,50 +319,26 @@ Validation validate_impl(const json& s) {
                 c.warn(p + ".chunk", "a memory chunk longer than a typical short text never writes (" +
                                          b["chunk"].dump() + " > 16 tokens)");
             }
+            if (t == "hope") {
+              c.choice(b, "mixer", p + ".mixer", {"selfmod", "titans"});
+              c.integer(b, "chunk_other", p + ".chunk_other", 1, 4096);
+              c.choice(b, "dgd_layers", p + ".dgd_layers", {"per_layer", "first", "none"});
+              c.choice(b, "inner_objective", p + ".inner_objective", {"l2", "dot"});
+              if (b.contains("chunk_other") && b["chunk_other"].is_number_integer() && b["chunk_other"].get<int>() > 16)
+                c.warn(p + ".chunk_other", "a memory chunk longer than a typical short text never writes (" +
+                                               b["chunk_other"].dump() + " > 16 tokens)");
+              const bool selfmod = b.value("mixer", std::string("selfmod")) == "selfmod";
+              if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
+                c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
+                                            " > 0.3: writes will often be clamped, and with momentum the "
+                                            "self-modifying memories can still diverge (docs/MEMORY.md)");
+            }
+            if (hope) levelsCheck(b, p);
           } else if (t == "lstm") {
             c.integer(b, "hidden", p + ".hidden", 0, 8192);
           } else if (t == "cms") {
-            c.choice(b, "variant", p + ".variant", {"sequential", "independent", "nested"});
-            c.choice(b, "clock_unit", p + ".clock_unit", {"steps", "tasks"});
-            c.choice(b, "transfer", p + ".transfer", {"gradient", "consolidate"});
-            c.number(b, "consolidate_rate", p + ".consolidate_rate", 0.0, 1.0, true);
             c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
-            const json* lv = c.at(b, "levels", p + ".levels");
-            if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
-              c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
-            } else if (lv) {
-              int prev = 0;
-              for (size_t l = 0; l < lv->size(); ++l) {
-                const json& L = (*lv)[l];
-                std::string lp = p + ".levels[" + std::to_string(l) + "]";
-                if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
-                c.integer(L, "clock", lp + ".clock", 1, 100000000);
-                if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
-                c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
-                if (L.contains("init_from")) {  // level stacking (docs/MODELS.md)
-                  const json& in = L["init_from"];
-                  const std::string ip = lp + ".init_from";
-                  if (!in.is_object() || !in.contains("checkpoint") || !in["checkpoint"].is_string()) {
-                    c.err(ip, "must be an object like {\"checkpoint\": \"PATH/last.pt\", \"block\": 0, \"level\": 0}");
-                  } else {
-                    c.unknownKeys(in, json{{"checkpoint", ""}, {"block", 0}, {"level", 0}}, ip);
-                    c.integer(in, "block", ip + ".block", 0, 1000);
-                    c.integer(in, "level", ip + ".level", 0, 5);
-                    const std::string path = in["checkpoint"].get<std::string>();
-                    std::error_code ec;
-                    if (path.empty() || !std::filesystem::is_regular_file(path, ec))
-                      c.err(ip + ".checkpoint", "no such checkpoint file '" + path + "'");
-                  }
-                }
-                if (L.contains("clock") && L["clock"].is_number_integer()) {
-                  int ck = L["clock"].get<int>();
-                  if (ck < prev)
-                    c.warn(lp + ".clock", "level clocks are not monotone (" + std::to_string(prev) + " then " +
-                                              std::to_string(ck) + "): levels are listed fastest first");
-                  prev = ck;
-                }
-              }
-            }
+            levelsCheck(b, p);
           }
         }
       }

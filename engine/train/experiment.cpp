@@ -83,14 +83,21 @@ models::ModelConfig model_config(const json& spec, int vocab, int max_len, int n
     bc.ffn_mult = b.value("ffn_mult", 2);
     bc.dropout = b.value("dropout", 0.1);
     bc.hidden = b.value("hidden", 0);
-    if (bc.type == "titans") {
+    const bool hope = bc.type == "hope" || bc.type == "hope_attention";
+    if (bc.type == "titans" || hope) {
       bc.inner_lr = b.value("inner_lr", 0.1);
       bc.momentum = b.value("momentum", 0.9);
       bc.retain = b.value("retain", 0.99);
       bc.chunk = b.value("chunk", 4);
       bc.stop_grad_writes = b.value("stop_grad_writes", false);
     }
-    if (bc.type == "cms") parse_cms_levels(b, bc);
+    if (hope) {
+      bc.mixer = bc.type == "hope_attention" ? "attention" : b.value("mixer", std::string("selfmod"));
+      bc.chunk_other = b.value("chunk_other", 8);
+      bc.dgd_layers = b.value("dgd_layers", std::string("per_layer"));
+      bc.inner_objective = b.value("inner_objective", std::string("l2"));
+    }
+    if (bc.type == "cms" || hope) parse_cms_levels(b, bc);
     c.blocks.push_back(bc);
   }
   c.head = m.at("head").at("type").get<std::string>();
@@ -722,7 +729,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     int chunk = 1;
     int64_t expected = 0, actual = 0, clamped = 0;
   };
-  std::map<int, ContextAudit> context_audit;  // by block: in-context writes (training forwards)
+  // By (block, level): in-context writes of training forwards.
+  std::map<std::pair<int, std::string>, ContextAudit> context_audit;
   torch::Tensor theta_run = flat(outer_params), theta_task;
   // Drift of each level (DECISIONS.md): ||θ(t) − θ(task start)|| / ||θ(task start)||, and since run start.
   auto emit_drift = [&] {
@@ -855,8 +863,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     }
     {  // the in-context memories' cadence audit so far, so a resumed run's audit covers the whole run
       json ca = json::array();
-      for (const auto& [block, a] : context_audit)
-        ca.push_back({{"block", block}, {"chunk", a.chunk}, {"expected", a.expected}, {"actual", a.actual},
+      for (const auto& [key, a] : context_audit)
+        ca.push_back({{"block", key.first}, {"level", key.second}, {"chunk", a.chunk}, {"expected", a.expected}, {"actual", a.actual},
                       {"clamped", a.clamped}});
       ar.write("hopelab.context_audit", c10::IValue(ca.dump()));
     }
@@ -949,7 +957,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       c10::IValue ca;
       if (ar.try_read("hopelab.context_audit", ca))  // absent in checkpoints of older builds
         for (const auto& a : json::parse(ca.toStringRef())) {
-          auto& c = context_audit[a.at("block").get<int>()];
+          auto& c = context_audit[{a.at("block").get<int>(), a.at("level").get<std::string>()}];
           c.chunk = a.at("chunk").get<int>();
           c.expected = a.at("expected").get<int64_t>();
           c.actual = a.at("actual").get<int64_t>();
@@ -1039,10 +1047,10 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
             if (!ctx.empty()) {
               auto lens = to_vec(x.ne(pad).sum(1));
               for (const auto& cs : ctx) {
-                const int C = mcfg.blocks[cs.block].chunk;
-                emit.point("loss", "context.memory", step, cs.loss, cs.block, C);
-                emit.point("drift", "context.memory", step, cs.drift, cs.block, C);
-                auto& a = context_audit[cs.block];
+                const int C = cs.chunk;
+                emit.point("loss", cs.level, step, cs.loss, cs.block, C);
+                emit.point("drift", cs.level, step, cs.drift, cs.block, C);
+                auto& a = context_audit[{cs.block, cs.level}];
                 a.chunk = C;
                 a.actual += cs.writes;
                 a.clamped += cs.clamped;
@@ -1281,8 +1289,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       summary["head_clamped_writes"] = head.clamped;
     }
     int64_t clamped = 0;
-    for (const auto& [block, a] : context_audit) {  // expected: sum over sequences of ceil(tokens / C)
-      cad.push_back({{"level", "context.memory"}, {"block", block}, {"clock", a.chunk}, {"expected", a.expected},
+    for (const auto& [key, a] : context_audit) {  // expected: sum over sequences of ceil(tokens / C)
+      cad.push_back({{"level", key.second}, {"block", key.first}, {"clock", a.chunk}, {"expected", a.expected},
                      {"actual", a.actual}});
       clamped += a.clamped;
     }

@@ -1,0 +1,401 @@
+// Self-modifying Titans: reference and fast paths. Equations and conventions: docs/MEMORY.md.
+#include "engine/memory/selfmod_titans.h"
+
+#include <cmath>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <stdexcept>
+#include <vector>
+
+namespace hl::memory {
+
+namespace {
+
+using torch::Tensor;
+namespace I = torch::indexing;
+namespace Fn = torch::nn::functional;
+
+constexpr int64_t M = kSmtMemories;
+
+struct Prep {
+  int64_t B = 0, H = 0, L = 0, D = 0, F = 0;
+  Tensor x, q;            // [B, H, L, D], padded positions zeroed
+  Tensor valid;           // [B, L] bool
+  Tensor W1, W2;          // [B, 5, H, D, F], [B, 5, H, F, D] initial state per sequence
+};
+
+Prep prepare(const SmtConfig& cfg, const SmtParams& p, const Tensor& x, const Tensor& q,
+             const Tensor& mask) {
+  TORCH_CHECK(x.dim() == 4, "smt: x must be [B, H, L, D]");
+  TORCH_CHECK(q.sizes() == x.sizes(), "smt: q and x shapes differ");
+  TORCH_CHECK(cfg.chunk_memory >= 1 && cfg.chunk_other >= 1, "smt: chunks must be >= 1");
+  Prep r;
+  r.B = x.size(0);
+  r.H = x.size(1);
+  r.L = x.size(2);
+  r.D = x.size(3);
+  r.F = cfg.hiddenWidth();
+  TORCH_CHECK(r.L >= 1, "smt: empty sequence");
+  TORCH_CHECK(r.H == cfg.heads && r.D == cfg.head_dim, "smt: x shape does not match config");
+  TORCH_CHECK(p.W1.sizes() == torch::IntArrayRef({M, r.H, r.D, r.F}), "smt: W1 must be [5, H, D, F]");
+  TORCH_CHECK(p.W2.sizes() == torch::IntArrayRef({M, r.H, r.F, r.D}), "smt: W2 must be [5, H, F, D]");
+  r.valid = mask.defined() ? mask.to(torch::kBool).to(x.device())
+                           : torch::ones({r.B, r.L}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+  TORCH_CHECK(r.valid.sizes() == torch::IntArrayRef({r.B, r.L}), "smt: mask must be [B, L]");
+  auto pad = r.valid.logical_not().view({r.B, 1, r.L, 1});
+  r.x = x.masked_fill(pad, 0.0);
+  r.q = q.masked_fill(pad, 0.0);
+  r.W1 = p.W1.to(x.scalar_type()).unsqueeze(0).expand({r.B, M, r.H, r.D, r.F});
+  r.W2 = p.W2.to(x.scalar_type()).unsqueeze(0).expand({r.B, M, r.H, r.F, r.D});
+  return r;
+}
+
+// M(X) = X + W1 σ(W2 X) for row vectors X [..., N, D] against W1 [..., D, F], W2 [..., F, D].
+Tensor mlp(const Tensor& W1, const Tensor& W2, const Tensor& X) {
+  return X + torch::silu(X.matmul(W2.transpose(-1, -2))).matmul(W1.transpose(-1, -2));
+}
+
+// k, v, η, α from the outputs of the k, v, η, α memories outs [B, 4, H, N, D].
+struct Reads {
+  Tensor k, v, eta, alpha;  // [B, H, N, D] x2, [B, H, N] x2
+};
+Reads readouts(const SmtConfig& cfg, const SmtParams& p, const Tensor& outs) {
+  Reads r;
+  r.k = Fn::normalize(outs.select(1, kSmtKey), Fn::NormalizeFuncOptions().dim(-1).eps(1e-6));
+  r.v = outs.select(1, kSmtValue);
+  const auto H = outs.size(2);
+  auto dot = [&](const Tensor& o, const Tensor& w, const Tensor& b) {
+    return (o * w.to(o.scalar_type()).view({1, H, 1, -1})).sum(-1) + b.to(o.scalar_type()).view({1, H, 1});
+  };
+  r.eta = cfg.eta_scale * Fn::softplus(dot(outs.select(1, kSmtEta), p.w_eta, p.b_eta));
+  r.alpha = torch::sigmoid(dot(outs.select(1, kSmtAlpha), p.w_alpha, p.b_alpha));
+  return r;
+}
+
+// η for one write of a map: min(η, bound / (3·c)) with c the write's curvature scale: ‖u‖² for
+// the last layer W1 (DECISIONS.md's 3·η·‖u‖² ≤ 1.8), ‖u‖²(1 + 2g²)/3 for W2 (docs/MEMORY.md).
+// `clampedOut` accumulates the count of clamped real writes.
+Tensor clampEta(const SmtConfig& cfg, const Tensor& eta, const Tensor& curv, const Tensor& valid,
+                Tensor& clampedOut) {
+  if (!cfg.clamp) return eta;
+  auto cap = cfg.clamp_bound / (3.0 * curv.clamp_min(1e-12));
+  {
+    torch::NoGradGuard ng;
+    auto c = (eta.detach() > cap.detach()).logical_and(valid).sum();
+    clampedOut = clampedOut.defined() ? clampedOut + c : c;
+  }
+  return torch::minimum(eta, cap);
+}
+
+// Refreshes the read state of every memory whose chunk starts at token t.
+Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Tensor& read) {
+  const bool out = t % cfg.chunk_memory == 0, other = t % cfg.chunk_other == 0;
+  if (out && other) return running;
+  if (!out && !other) return read;
+  std::vector<bool> sel(M, other);
+  sel[kSmtOut] = out;
+  auto m = torch::zeros({1, M, 1, 1, 1}, torch::TensorOptions().dtype(torch::kBool).device(running.device()));
+  for (int64_t i = 0; i < M; ++i)
+    if (sel[i]) m.index_put_({0, i}, true);
+  return torch::where(m, running, read);
+}
+
+Tensor straightThrough(const Tensor& start, const Tensor& now) { return start + (now - start.detach()); }
+
+// Level statistics from per-token losses and the initial/final states.
+void finish(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, SmtResult& r) {
+  torch::NoGradGuard ng;
+  const Tensor lt = lossTok.detach().to(torch::kFloat64);  // [B, 5, H, L]
+  const Tensor v = p.valid.to(torch::kFloat64);            // [B, L]
+  auto chunkStats = [&](int64_t C, int64_t m0, int64_t m1, double& loss, int64_t& writes) {
+    const int64_t n = (p.L + C - 1) / C, padL = n * C - p.L;
+    auto perTok = lt.index({I::Slice(), I::Slice(m0, m1)}).mean({1, 2});  // [B, L]
+    auto tok = Fn::pad(perTok * v, Fn::PadFuncOptions({0, padL})).view({p.B, n, C}).sum(-1);
+    auto cnt = Fn::pad(v, Fn::PadFuncOptions({0, padL})).view({p.B, n, C}).sum(-1);
+    auto has = cnt.gt(0);
+    writes = has.sum().item<int64_t>();
+    loss = writes > 0 ? (tok / cnt.clamp_min(1)).masked_select(has).mean().item<double>() : 0.0;
+  };
+  chunkStats(cfg.chunk_memory, kSmtOut, kSmtOut + 1, r.loss_memory, r.writes_memory);
+  chunkStats(cfg.chunk_other, 0, kSmtOut, r.loss_other, r.writes_other);
+  auto drift = [&](int64_t m0, int64_t m1) {
+    auto sl = I::Slice(m0, m1);
+    auto W10 = p.W1.index({I::Slice(), sl}).reshape({p.B, -1}), W20 = p.W2.index({I::Slice(), sl}).reshape({p.B, -1});
+    auto d = torch::cat({r.W1.index({I::Slice(), sl}).reshape({p.B, -1}) - W10,
+                         r.W2.index({I::Slice(), sl}).reshape({p.B, -1}) - W20}, 1).norm(2, 1);
+    auto z = torch::cat({W10, W20}, 1).norm(2, 1).clamp_min(1e-12);
+    auto seq = p.valid.any(1);
+    const double ns = seq.sum().item<double>();
+    return ns > 0 ? (d / z).to(torch::kFloat64).masked_select(seq).sum().item<double>() / ns : 0.0;
+  };
+  r.drift_memory = drift(kSmtOut, kSmtOut + 1);
+  r.drift_other = drift(0, kSmtOut);
+  r.clamped = clamped.defined() ? clamped.item<int64_t>() : 0;
+}
+
+// The writes of one segment (n tokens between chunk boundaries) to one linear map W [N, O, I]
+// (N = batch · memories · heads, contiguous) with momentum S, in closed form. Per token t
+// (m_t = 1 for a real token, 0 for a pad):
+//   S_t = β_t S_{t−1} − η_t g_t u_tᵀ;   W_t = W_{t−1}(α_t I − η_t u_t u_tᵀ) + m_t S_t
+// with β_t, α_t = 1 and η_t = 0 at pads (so a pad changes nothing) and the u uᵀ term only with the
+// DGD factor. Unrolled: W_t = a_t W_0 + b_t S_0 + Σ_r h_{t,r} u_rᵀ and S_t = B_t S_0 + Σ_r
+// s_{t,r} g_r u_rᵀ: only O-vectors h and scalars are carried from token to token, and the
+// full-size maps are formed once per segment. Inputs: U [N, I, n] (u_t as columns), G [N, n, O]
+// (g_t as rows), eta, alpha, valid [N, n] (valid 0/1).
+std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const Tensor& U, const Tensor& G,
+                                       const Tensor& eta, const Tensor& alpha, const Tensor& valid,
+                                       double beta, bool dgdFactor) {
+  const int64_t n = valid.size(1);
+  const auto gs = G.unbind(1);                                    // g_t [N, O]
+  const auto ms = valid.unbind(1), es = (eta * valid).unbind(1);  // [N]
+  const auto as = (alpha * valid + (1.0 - valid)).unbind(1);
+  const auto bs = (beta * valid + (1.0 - valid)).unbind(1);
+  std::vector<Tensor> w0u, s0u, gram;
+  if (dgdFactor) {
+    w0u = torch::bmm(W0, U).unbind(2);                             // W_0 u_t [N, O]
+    s0u = torch::bmm(S0, U).unbind(2);
+    gram = torch::bmm(U.transpose(1, 2), U).unbind(2);             // column t: u_rᵀ u_t [N, n]
+  }
+  Tensor a, b, Bc;  // [N]
+  std::vector<Tensor> h, sc;  // h_{t,r} [N, O]; s_{t,r} [N]
+  for (int64_t t = 0; t < n; ++t) {
+    const Tensor &m = ms[t], &et = es[t], &at = as[t], &bt = bs[t];
+    Tensor Wu;
+    if (dgdFactor) {
+      Wu = t == 0 ? w0u[0] : a.unsqueeze(1) * w0u[t] + b.unsqueeze(1) * s0u[t];
+      for (int64_t r = 0; r < t; ++r) Wu = Wu + h[r] * gram[t].select(1, r).unsqueeze(1);
+    }
+    Bc = t == 0 ? bt : bt * Bc;
+    for (auto& c : sc) c = bt * c;
+    sc.push_back(-et);
+    for (int64_t r = 0; r < t; ++r) h[r] = at.unsqueeze(1) * h[r] + (m * sc[r]).unsqueeze(1) * gs[r];
+    Tensor ht = (m * sc[t]).unsqueeze(1) * gs[t];
+    if (dgdFactor) ht = ht - et.unsqueeze(1) * Wu;
+    h.push_back(ht);
+    a = t == 0 ? at : at * a;
+    b = t == 0 ? m * Bc : at * b + m * Bc;
+  }
+  const Tensor Ut = U.transpose(1, 2);  // [N, n, I]
+  auto e2 = [](const Tensor& s) { return s.view({-1, 1, 1}); };
+  const Tensor W = torch::baddbmm(e2(a) * W0 + e2(b) * S0, torch::stack(h, 2), Ut);
+  std::vector<Tensor> sg;
+  for (int64_t r = 0; r < n; ++r) sg.push_back(sc[r].unsqueeze(1) * gs[r]);
+  const Tensor S = torch::baddbmm(e2(Bc) * S0, torch::stack(sg, 2), Ut);
+  return {W, S};
+}
+
+}  // namespace
+
+DgdLayers parse_dgd_layers(const std::string& s) {
+  if (s == "per_layer") return DgdLayers::PerLayer;
+  if (s == "first") return DgdLayers::First;
+  if (s == "none") return DgdLayers::None;
+  throw std::invalid_argument("dgd_layers must be per_layer, first or none, got '" + s + "'");
+}
+
+InnerObjective parse_inner_objective(const std::string& s) {
+  if (s == "l2") return InnerObjective::L2;
+  if (s == "dot") return InnerObjective::Dot;
+  throw std::invalid_argument("inner_objective must be l2 or dot, got '" + s + "'");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference: token by token. At token t every memory reads with its state at the start of its
+// chunk; the inner gradient G = ∇_W L(W; k_t, v̂_t) comes from autograd (v̂ held constant), and
+// the write is the literal matrix form W ← W (α I − η u uᵀ) + S.
+SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0,
+                        const Tensor& q0, const Tensor& mask) {
+  Prep p = prepare(cfg, par, x0, q0, mask);
+  const bool outerGrad = torch::GradMode::is_enabled();
+  const bool cut = cfg.stop_grad_writes || !outerGrad;
+  auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
+  const Tensor x = wd(p.x);
+  Tensor W1 = wd(p.W1), W2 = wd(p.W2);
+  Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
+  Tensor R1 = W1, R2 = W2;  // read states
+  const auto eyeD = torch::eye(p.D, x.options()), eyeF = torch::eye(p.F, x.options());
+  std::vector<Tensor> ys, losses;
+  Tensor clamped;
+  for (int64_t t = 0; t < p.L; ++t) {
+    R1 = refresh(cfg, t, W1, R1);
+    R2 = refresh(cfg, t, W2, R2);
+    // Output read (straight through to the initial state when the writes are cut).
+    Tensor O1 = R1.select(1, kSmtOut), O2 = R2.select(1, kSmtOut);
+    if (cut && outerGrad) {
+      O1 = straightThrough(p.W1.select(1, kSmtOut), O1);
+      O2 = straightThrough(p.W2.select(1, kSmtOut), O2);
+    }
+    ys.push_back(mlp(O1, O2, p.q.index({I::Slice(), I::Slice(), I::Slice(t, t + 1)})));
+
+    const Tensor xt = x.index({I::Slice(), I::Slice(), I::Slice(t, t + 1)}).unsqueeze(1);  // [B,1,H,1,D]
+    const Tensor sl4 = torch::arange(0, kSmtOut, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    Reads rd = readouts(cfg, par, mlp(R1.index_select(1, sl4), R2.index_select(1, sl4), xt));
+    Reads r{wd(rd.k), wd(rd.v), wd(rd.eta), wd(rd.alpha)};
+    const Tensor k1 = r.k.unsqueeze(1);                // [B,1,H,1,D]
+    const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));  // [B,5,H,1,D]
+    Tensor G1, G2, lossTok;
+    {
+      torch::AutoGradMode on(true);
+      // A fresh node per state, so the gradient is taken along the M(k) path only (v̂ is held
+      // constant); a detached leaf when no outer graph needs the write path.
+      auto node = [&](const Tensor& R) { return cut || !R.requires_grad() ? R.detach().requires_grad_(true) : R.clone(); };
+      Tensor A1 = node(R1), A2 = node(R2);
+      Tensor pred = mlp(A1, A2, k1);
+      lossTok = (pred - vhat).pow(2).sum(-1);  // [B,5,H,1]
+      Tensor obj = cfg.objective == InnerObjective::L2 ? lossTok.sum() : -(pred * vhat).sum();
+      auto g = torch::autograd::grad({obj}, {A1, A2}, {}, /*retain_graph=*/true, /*create_graph=*/!cut);
+      G1 = cut ? g[0].detach() : g[0];
+      G2 = cut ? g[1].detach() : g[1];
+      if (cut) lossTok = lossTok.detach();
+    }
+    losses.push_back(lossTok.detach());  // [B,5,H,1]
+    const Tensor valid = p.valid.index({I::Slice(), t}).view({p.B, 1, 1});  // [B,1,1]
+    // Map inputs: W2 reads k; W1 reads σ(W2 k) at the read state.
+    const Tensor u2 = k1.squeeze(-2);                                      // [B,1,H,D]
+    const Tensor u1 = torch::silu(k1.matmul(R2.transpose(-1, -2))).squeeze(-2);  // [B,5,H,F]
+    const Tensor eta = r.eta.squeeze(-1).unsqueeze(1), alpha = r.alpha.squeeze(-1).unsqueeze(1);  // [B,1,H]
+    // W2's curvature carries the gain of the layer above it: g² = ‖W1 diag σ'(h)‖_F².
+    const Tensor hk = k1.matmul(R2.transpose(-1, -2)).squeeze(-2);  // [B,5,H,F]
+    const Tensor sgk = torch::sigmoid(hk);
+    const Tensor gain2 = (R1 * (sgk * (1.0 + hk * (1.0 - sgk))).unsqueeze(-2)).pow(2).sum({-1, -2});  // [B,5,H]
+    const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H}), u2.pow(2).sum(-1) * (1.0 + 2.0 * gain2) / 3.0, valid, clamped);
+    const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H}), u1.pow(2).sum(-1), valid, clamped);
+    auto e4 = [](const Tensor& s) { return s.unsqueeze(-1).unsqueeze(-1); };
+    Tensor A2 = e4(alpha) * eyeD;
+    if (cfg.dgd != DgdLayers::None) A2 = A2 - e4(eta2) * (u2.unsqueeze(-1) * u2.unsqueeze(-2));
+    Tensor A1 = e4(alpha) * eyeF;
+    if (cfg.dgd == DgdLayers::PerLayer) A1 = A1 - e4(eta1) * (u1.unsqueeze(-1) * u1.unsqueeze(-2));
+    const Tensor S2n = cfg.momentum * S2 - e4(eta2) * G2;
+    const Tensor S1n = cfg.momentum * S1 - e4(eta1) * G1;
+    const Tensor W2n = W2.matmul(A2) + S2n, W1n = W1.matmul(A1) + S1n;
+    const Tensor v5 = valid.view({p.B, 1, 1, 1, 1});
+    S2 = torch::where(v5, S2n, S2);
+    S1 = torch::where(v5, S1n, S1);
+    W2 = torch::where(v5, W2n, W2);
+    W1 = torch::where(v5, W1n, W1);
+  }
+  SmtResult res;
+  res.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(x0.scalar_type());
+  res.loss_tokens = torch::cat(losses, -1) * p.valid.view({p.B, 1, 1, p.L}).to(x0.scalar_type());
+  if (cfg.stop_grad_writes && outerGrad) {
+    W1 = straightThrough(p.W1, W1);
+    W2 = straightThrough(p.W2, W2);
+  }
+  res.W1 = W1;
+  res.W2 = W2;
+  res.S1 = S1;
+  res.S2 = S2;
+  finish(cfg, p, res.loss_tokens, clamped, res);
+  return res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast path: between two chunk boundaries (of either chunk size) every read state is fixed, so
+// reads, targets and closed-form inner gradients are batched over those tokens; the writes are
+// rank-1 updates applied token by token:
+//   L2:  e = 2(M(k) − v̂);  dot: e = −v̂;   h = W2 k, a = σ(h)
+//   G1 = e aᵀ;  G2 = ((W1ᵀ e) ⊙ σ'(h)) kᵀ
+//   W (α I − η u uᵀ) = α W − η (W u) uᵀ
+SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0,
+                      const Tensor& q0, const Tensor& mask) {
+  Prep p = prepare(cfg, par, x0, q0, mask);
+  const bool outerGrad = torch::GradMode::is_enabled();
+  const bool cut = cfg.stop_grad_writes || !outerGrad;
+  const Tensor x = cut ? p.x.detach() : p.x;
+  Tensor W1 = cut ? p.W1.detach() : p.W1, W2 = cut ? p.W2.detach() : p.W2;
+  Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
+  Tensor R1 = W1, R2 = W2;
+  std::vector<Tensor> ys, losses;
+  Tensor clamped;
+  int64_t s = 0;
+  while (s < p.L) {
+    int64_t e = s + 1;
+    while (e < p.L && e % cfg.chunk_memory != 0 && e % cfg.chunk_other != 0) ++e;
+    const int64_t n = e - s;
+    const auto seg = I::Slice(s, e);
+    R1 = refresh(cfg, s, W1, R1);
+    R2 = refresh(cfg, s, W2, R2);
+    Tensor O1 = R1.select(1, kSmtOut), O2 = R2.select(1, kSmtOut);
+    if (cut && outerGrad) {
+      O1 = straightThrough(p.W1.select(1, kSmtOut), O1);
+      O2 = straightThrough(p.W2.select(1, kSmtOut), O2);
+    }
+    ys.push_back(mlp(O1, O2, p.q.index({I::Slice(), I::Slice(), seg})));
+    {
+      std::optional<torch::NoGradGuard> ng;
+      if (cut) ng.emplace();
+      const Tensor xs = x.index({I::Slice(), I::Slice(), seg}).unsqueeze(1);  // [B,1,H,n,D]
+      // All five memories read x (the output memory's read of x is unused): cheaper than a copy of four.
+      Reads r = readouts(cfg, par, mlp(R1, R2, xs));
+      const Tensor k1 = r.k.unsqueeze(1);                  // [B,1,H,n,D]
+      const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));    // [B,5,H,n,D]
+      const Tensor h = k1.matmul(R2.transpose(-1, -2));     // [B,5,H,n,F]
+      const Tensor a = torch::silu(h);
+      const Tensor pred = k1 + a.matmul(R1.transpose(-1, -2));
+      const Tensor diff = pred - vhat;
+      losses.push_back(diff.detach().pow(2).sum(-1));       // [B,5,H,n]
+      const Tensor err = cfg.objective == InnerObjective::L2 ? 2.0 * diff : -vhat;
+      const Tensor sg = torch::sigmoid(h);
+      const Tensor dsilu = sg * (1.0 + h * (1.0 - sg));                     // σ'(h)
+      const Tensor delta = err.matmul(R1) * dsilu;                          // [B,5,H,n,F]
+      const Tensor valid = p.valid.index({I::Slice(), seg});                 // [B,n]
+      const Tensor eta = r.eta.unsqueeze(1), alpha = r.alpha.unsqueeze(1);   // [B,1,H,n]
+      const Tensor v4 = valid.view({p.B, 1, 1, n});
+      // W2's curvature carries the gain of the layer above it: g² = ‖W1 diag σ'(h)‖_F².
+      const Tensor gain2 = dsilu.pow(2).matmul(R1.pow(2).sum(-2).unsqueeze(-1)).squeeze(-1);  // [B,5,H,n]
+      const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), k1.pow(2).sum(-1) * (1.0 + 2.0 * gain2) / 3.0, v4, clamped);
+      const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), a.pow(2).sum(-1), v4, clamped);
+      // Flatten (batch, memory, head) into one contiguous batch for the writes.
+      const int64_t N = p.B * M * p.H;
+      auto flat = [&](const Tensor& t) {  // [B, 5|1, H, ...] -> [N, ...]
+        std::vector<int64_t> sz = {p.B, M, p.H};
+        for (int64_t i = 3; i < t.dim(); ++i) sz.push_back(t.size(i));
+        std::vector<int64_t> out = {N};
+        out.insert(out.end(), sz.begin() + 3, sz.end());
+        return t.expand(sz).reshape(out);
+      };
+      const Tensor vf = flat(valid.to(x.scalar_type()).view({p.B, 1, 1, n}));
+      const Tensor af = flat(alpha);
+      Tensor W2f, S2f, W1f, S1f;
+      std::tie(W2f, S2f) = segmentWrite(flat(W2), flat(S2), flat(k1.transpose(-1, -2)), flat(delta), flat(eta2), af, vf,
+                                        cfg.momentum, cfg.dgd != DgdLayers::None);
+      std::tie(W1f, S1f) = segmentWrite(flat(W1), flat(S1), flat(a.transpose(-1, -2)), flat(err), flat(eta1), af, vf,
+                                        cfg.momentum, cfg.dgd == DgdLayers::PerLayer);
+      W2 = W2f.view({p.B, M, p.H, p.F, p.D});
+      S2 = S2f.view({p.B, M, p.H, p.F, p.D});
+      W1 = W1f.view({p.B, M, p.H, p.D, p.F});
+      S1 = S1f.view({p.B, M, p.H, p.D, p.F});
+    }
+    s = e;
+  }
+  SmtResult res;
+  res.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(x0.scalar_type());
+  res.loss_tokens = torch::cat(losses, -1) * p.valid.view({p.B, 1, 1, p.L}).to(x0.scalar_type());
+  if (cfg.stop_grad_writes && outerGrad) {
+    W1 = straightThrough(p.W1, W1);
+    W2 = straightThrough(p.W2, W2);
+  }
+  res.W1 = W1;
+  res.W2 = W2;
+  res.S1 = S1;
+  res.S2 = S2;
+  finish(cfg, p, res.loss_tokens, clamped, res);
+  return res;
+}
+
+SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts,
+                          double w1_scale) {
+  const int64_t H = cfg.heads, D = cfg.head_dim, F = cfg.hiddenWidth();
+  SmtParams p;
+  p.W1 = torch::randn({M, H, D, F}, opts) * (w1_scale / std::sqrt(double(F)));
+  p.W2 = torch::randn({M, H, F, D}, opts) / std::sqrt(double(D));
+  p.w_eta = torch::randn({H, D}, opts) * (0.1 / std::sqrt(double(D)));
+  p.w_alpha = torch::randn({H, D}, opts) * (0.1 / std::sqrt(double(D)));
+  p.b_eta = torch::full({H}, std::log(std::expm1(1.0)), opts);
+  const double r = std::min(std::max(retain, 1e-6), 1.0 - 1e-6);
+  p.b_alpha = torch::full({H}, std::log(r / (1.0 - r)), opts);
+  return p;
+}
+
+}  // namespace hl::memory

@@ -1,0 +1,87 @@
+// Self-modifying Titans (HOPE.md §4, DECISIONS.md "Self-modifying Titans"): five in-context
+// memories per head — k, v, η, α and the output memory — each a 2-layer residual MLP
+// M(x) = x + W1 σ(W2 x) (σ = SiLU) that generates its own target v̂ = M(v) and is written by
+// delta gradient descent (DGD) with momentum:
+//   S_t = β S_{t−1} − η_t G_t;   W_t = W_{t−1}(α_t I − η_t u uᵀ) + S_t
+// for each linear map W of a memory with input u (W2: u = k_t; W1: u = σ(W2 k_t)), G the gradient
+// of the inner objective at the chunk-start state. Two chunk sizes: the output memory is read
+// with its state frozen over chunks of `chunk_memory` tokens, the k, v, η, α memories over chunks
+// of `chunk_other` tokens. Two paths compute the same maths: a plain token-by-token reference
+// (inner gradients by autograd, writes as explicit matrix products) and the fast path (reads and
+// closed-form gradients batched over the tokens between chunk boundaries, rank-1 writes).
+// Semantics and every choice the paper leaves open: docs/MEMORY.md "Self-modifying Titans".
+// Include after engine/torch_wrap.h (TOOLCHAIN.md §4.1).
+#pragma once
+
+#include "engine/torch_wrap.h"
+
+#include <cstdint>
+#include <string>
+
+namespace hl::memory {
+
+// Memory indices along the stacked memory dimension.
+enum SmtMemory : int64_t { kSmtKey = 0, kSmtValue = 1, kSmtEta = 2, kSmtAlpha = 3, kSmtOut = 4 };
+constexpr int64_t kSmtMemories = 5;
+
+enum class DgdLayers { PerLayer, First, None };  // spec dgd_layers: per_layer | first | none
+enum class InnerObjective { L2, Dot };          // spec inner_objective: l2 | dot
+
+DgdLayers parse_dgd_layers(const std::string& s);            // throws std::invalid_argument
+InnerObjective parse_inner_objective(const std::string& s);  // throws std::invalid_argument
+
+struct SmtConfig {
+  int64_t heads = 1;
+  int64_t head_dim = 16;
+  int64_t hidden = 0;            // memory MLP hidden width F; 0 means head_dim
+  int64_t chunk_memory = 4;      // output memory: tokens per frozen read state
+  int64_t chunk_other = 8;       // k, v, η, α memories
+  double momentum = 0.9;         // β of the DGD momentum (spec `momentum`)
+  double eta_scale = 0.1;        // η_t = eta_scale · softplus(·) (spec `inner_lr`)
+  DgdLayers dgd = DgdLayers::PerLayer;
+  InnerObjective objective = InnerObjective::L2;
+  bool stop_grad_writes = false; // writes are constants for the outer loss (straight-through)
+  bool clamp = true;             // per write: η ← min(η, clamp_bound / (3‖u‖²))
+  double clamp_bound = 1.8;
+  int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
+};
+
+// Outer (meta-learned) parameters of the memories.
+struct SmtParams {
+  torch::Tensor W1;       // [5, H, D, F]: initial states, second layer
+  torch::Tensor W2;       // [5, H, F, D]: initial states, first layer
+  torch::Tensor w_eta;    // [H, D]: η_t = eta_scale · softplus(⟨w_eta, M_η(x_t)⟩ + b_eta)
+  torch::Tensor b_eta;    // [H]
+  torch::Tensor w_alpha;  // [H, D]: α_t = sigmoid(⟨w_alpha, M_α(x_t)⟩ + b_alpha)
+  torch::Tensor b_alpha;  // [H]
+};
+
+struct SmtResult {
+  torch::Tensor y;  // [B, H, L, D]: o_t = M_out(q_t) at its chunk-start state; 0 at padded tokens
+  // Per token, memory and head: the associative loss ‖M(k_t) − v̂_t‖² at the read state, before
+  // the write (for either objective). [B, 5, H, L]; 0 at padded tokens.
+  torch::Tensor loss_tokens;
+  // Level statistics (detached doubles), as DECISIONS.md "Levels" defines them:
+  double loss_memory = 0;   // mean over (sequence, memory chunk) with real tokens of the chunk's
+  double loss_other = 0;    //   mean loss; `other` averages the k, v, η, α memories
+  double drift_memory = 0;  // mean over sequences with real tokens of ‖W_end − W_0‖ / ‖W_0‖
+  double drift_other = 0;   //   (W1 and W2 of all heads; `other`: the four memories together)
+  int64_t writes_memory = 0;  // (sequence, chunk) pairs with ≥ 1 real token, per chunk size
+  int64_t writes_other = 0;
+  int64_t clamped = 0;        // clamped (token, memory, head, layer) writes, real tokens only
+  torch::Tensor W1, W2, S1, S2;  // final state per sequence [B, 5, H, ...]
+};
+
+// x: the memories' input per head [B, H, L, D]; q: queries [B, H, L, D] (L2-normalised by the
+// caller); mask [B, L] (bool or 0/1; undefined = all valid). Padded tokens never write and read 0.
+SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x,
+                        const torch::Tensor& q, const torch::Tensor& mask = {});
+SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x,
+                      const torch::Tensor& q, const torch::Tensor& mask = {});
+
+// Fresh outer parameters: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), w_η, w_α ~ N(0, 0.01/D),
+// b_η = softplus⁻¹(1) (η_t ≈ eta_scale at start), b_α = logit(retain).
+SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts,
+                          double w1_scale = 0.1);
+
+}  // namespace hl::memory
