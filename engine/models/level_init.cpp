@@ -69,11 +69,25 @@ void init_levels_from_checkpoints(ClassifierImpl& model) {
       // blocks.<b>.<...>level<l>_<rest> -> blocks.<src b>.<...>level<src l>_<rest>
       if (name.rfind(from_block, 0) != 0 || name.find(from_level) == std::string::npos)
         throw SpecError(field + ": level stacking does not support the parameter '" + name + "'");
-      std::string src = "blocks." + std::to_string(in.block) + "." + name.substr(from_block.size());
-      const auto at = src.find(from_level);
-      src.replace(at, from_level.size(), "level" + std::to_string(in.level) + "_");
+      // The same path in the source block, else the layouts of a cms block (levels at the top) and
+      // of a hope block (levels under `cms.`), so levels stack across those block types.
+      const std::string inner = name.substr(from_block.size());       // [cms.]level<l>_<rest>
+      const auto at = inner.find(from_level);
+      const std::string rest = inner.substr(at + from_level.size());  // norm.weight, mlp.fc1.weight, ...
+      const std::string sb = "blocks." + std::to_string(in.block) + ".";
+      const std::string sl = "level" + std::to_string(in.level) + "_";
+      std::string src;
       torch::Tensor t;
-      if (!read_path(ar, src, t))
+      bool found = false;
+      for (const std::string& cand : {sb + inner.substr(0, at) + sl + rest, sb + sl + rest, sb + "cms." + sl + rest}) {
+        if (src.empty()) src = cand;
+        if (read_path(ar, cand, t)) {
+          src = cand;
+          found = true;
+          break;
+        }
+      }
+      if (!found)
         throw SpecError(field + ": the checkpoint '" + in.checkpoint + "' has no '" + src +
                         "' (block " + std::to_string(in.block) + " level " +
                         std::to_string(in.level) + " is not a CMS level there)");

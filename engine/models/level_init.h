@@ -8,8 +8,8 @@ namespace hl::models {
 // For every CMS level whose block config has an `init_from` entry, copies the parameters of level
 // `level` of block `block` of the checkpoint (a last.pt / best.pt written by the trainer) into it.
 // The source parameters are found under the same names with the block and level indices
-// replaced (blocks.<i>.level<j>_...), so any block that stores its levels that way can be a
-// source. Throws hl::SpecError naming model.blocks[b].levels[l].init_from.<field> when the file
+// replaced, else under a cms block's (blocks.<i>.level<j>_...) or a hope block's
+// (blocks.<i>.cms.level<j>_...) layout. Throws hl::SpecError naming model.blocks[b].levels[l].init_from.<field> when the file
 // is missing or unreadable, the source level does not exist, or a shape differs.
 void init_levels_from_checkpoints(ClassifierImpl& model);
 

@@ -390,6 +390,45 @@ class TestLevels : public QObject {
     spec_error(nolevel, "model.blocks[0].levels[0].init_from");
   }
 
+  // The level features are not cms-only: a hope_attention block's levels stack from a cms block's
+  // checkpoint, and its nested variant resets the faster level to exactly those stacked values.
+  void hopeBlockLevelsStackAndNest() {
+    json s = cms_spec(5, 1, clocks({1, 4}));
+    s["training"]["checkpoints"] = true;
+    Probes src;
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("stack-hope.db").toStdString();
+    o.level_probe = std::ref(src);
+    auto r = run_experiment(s, o, {});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    const std::string ckpt = o.db_path + ".checkpoints/run-" + std::to_string(r.run_id) + "/last.pt";
+
+    json t = cms_spec(5, 1, clocks({1, 4}));
+    json hb = hl::spec::block_defaults("hope_attention");
+    hb["heads"] = 2;
+    hb["variant"] = "nested";
+    hb["levels"] = clocks({1, 4});
+    hb["levels"][0]["init_from"] = {{"checkpoint", ckpt}, {"block", 0}, {"level", 1}};
+    t["model"]["blocks"] = json::array({hb});
+    t = hl::spec::complete(t);
+    Probes dst;
+    RunOptions o2 = opt_;
+    o2.level_probe = std::ref(dst);
+    auto r2 = run_experiment(t, o2, {});
+    QCOMPARE(QString::fromStdString(r2.status), QString("finished"));
+    const auto& v = dst.by_level.at("cms1");
+    QVERIFY(same_bytes(v.front().params, src.by_level.at("cms2").back().params));
+    int resets = 0;
+    for (size_t k = 1; k < v.size(); ++k) {
+      const bool slow_tick = (v[k].step + 1) % 4 == 0;
+      QCOMPARE(same_bytes(v[k].params, v.front().params), slow_tick);
+      resets += slow_tick;
+    }
+    QVERIFY(resets >= 3);
+    for (const auto& c : r2.summary["cadence"])
+      QCOMPARE(c["expected"].get<int64_t>(), c["actual"].get<int64_t>());
+  }
+
   // ---------------------------------------------------------------- memory head on real data
   void memoryHeadTrainsAsItsOwnLevel() {
     json s = cms_spec(5, 1, clocks({1, 4}));
