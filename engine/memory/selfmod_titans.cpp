@@ -63,7 +63,9 @@ struct Reads {
 Reads readouts(const SmtConfig& cfg, const SmtParams& p, const Tensor& outs) {
   Reads r;
   r.k = Fn::normalize(outs.select(1, kSmtKey), Fn::NormalizeFuncOptions().dim(-1).eps(1e-6));
-  r.v = outs.select(1, kSmtValue);
+  // v is L2-normalised too (our choice, docs/MEMORY.md): with an unbounded v the self-generated
+  // targets M(v) feed back into the value memory's own growth and the state diverges.
+  r.v = Fn::normalize(outs.select(1, kSmtValue), Fn::NormalizeFuncOptions().dim(-1).eps(1e-6));
   const auto H = outs.size(2);
   auto dot = [&](const Tensor& o, const Tensor& w, const Tensor& b) {
     return (o * w.to(o.scalar_type()).view({1, H, 1, -1})).sum(-1) + b.to(o.scalar_type()).view({1, H, 1});

@@ -327,7 +327,7 @@ Validation validate_impl(const json& s) {
               if (b.contains("chunk_other") && b["chunk_other"].is_number_integer() && b["chunk_other"].get<int>() > 16)
                 c.warn(p + ".chunk_other", "a memory chunk longer than a typical short text never writes (" +
                                                b["chunk_other"].dump() + " > 16 tokens)");
-              const bool selfmod = b.value("mixer", std::string("selfmod")) == "selfmod";
+              const bool selfmod = !b.contains("mixer") || b["mixer"] == "selfmod";
               if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
                 c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
                                             " > 0.3: writes will often be clamped, and with momentum the "

@@ -166,6 +166,7 @@ void TestSelfMod::oneWriteEqualsTheHandComputedDgdStep() {
   auto k = Mx(kSmtKey, xv);
   k = k / k.norm();
   auto v = Mx(kSmtValue, xv);
+  v = v / v.norm();
   const double eta = c.eta_scale * torch::nn::functional::softplus(in.p.w_eta[0].dot(Mx(kSmtEta, xv)) + in.p.b_eta[0]).item<double>();
   const double alpha = torch::sigmoid(in.p.w_alpha[0].dot(Mx(kSmtAlpha, xv)) + in.p.b_alpha[0]).item<double>();
   for (int64_t m = 0; m < kSmtMemories; ++m) {

@@ -1,0 +1,179 @@
+// Hope blocks and presets: padding never reaches real tokens, the block reports both in-context
+// levels and its CMS levels, every hope preset (and titans) trains on real data with finite loss,
+// exact cadence for every level, and overfits a fixed small batch.
+#include "engine/torch_wrap.h"  // before any Qt header (TOOLCHAIN.md §4.1)
+
+#include "engine/models/blocks.h"
+#include "engine/models/classifier.h"
+#include "engine/spec/spec.h"
+#include "engine/train/experiment.h"
+
+#include <QFile>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+
+using namespace hl::models;
+using hl::train::RunOptions;
+using json = nlohmann::json;
+
+namespace {
+
+BlockConfig hopeBlock(const std::string& type, const std::string& mixer = "selfmod") {
+  BlockConfig b;
+  b.type = type;
+  b.mixer = mixer;
+  b.heads = 2;
+  b.ffn_mult = 1;
+  b.dropout = 0.0;
+  b.cms_clocks = {1, 4, 16};
+  b.cms_lrs = {0, 0, 0};
+  return b;
+}
+
+ModelConfig smallModel(const BlockConfig& b) {
+  ModelConfig c;
+  c.vocab_size = 50;
+  c.max_len = 24;
+  c.d_model = 32;
+  c.blocks = {b};
+  c.num_classes = 3;
+  return c;
+}
+
+// The hope* presets and titans, shrunk to d_model 64 for the test's time budget (block types,
+// mixers, chunks, DGD options and level clocks as the preset has them).
+json shrunk(const std::string& preset) {
+  json s = hl::spec::preset(preset);
+  s["model"]["d_model"] = 64;
+  s["model"]["vocab_size"] = 300;
+  s["training"]["checkpoints"] = false;
+  s["training"]["threads"] = 1;
+  return s;
+}
+
+}  // namespace
+
+class TestHope : public QObject {
+  Q_OBJECT
+  QTemporaryDir tmp_;
+  RunOptions opt_;
+
+ private slots:
+  void initTestCase() {
+    torch::set_num_threads(1);
+    opt_.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
+    opt_.cache_dir = tmp_.filePath("cache").toStdString();
+  }
+
+  void paddingNeverReachesRealTokens_data() {
+    QTest::addColumn<QString>("type");
+    QTest::addColumn<QString>("mixer");
+    QTest::newRow("hope") << "hope" << "selfmod";
+    QTest::newRow("hope-no-selfmod") << "hope" << "titans";
+    QTest::newRow("hope_attention") << "hope_attention" << "attention";
+  }
+  void paddingNeverReachesRealTokens() {
+    QFETCH(QString, type);
+    QFETCH(QString, mixer);
+    torch::manual_seed(3);
+    auto m = build(smallModel(hopeBlock(type.toStdString(), mixer.toStdString())));
+    m->eval();
+    torch::NoGradGuard ng;
+    auto a = torch::randint(1, 50, {2, 11}, torch::kLong);
+    a.index_put_({0, torch::indexing::Slice(7, torch::indexing::None)}, 0);  // 7 real tokens, pad 0
+    auto b = torch::cat({a, torch::zeros({2, 9}, torch::kLong)}, 1);        // more padding
+    auto fa = m->features(a), fb = m->features(b);
+    QVERIFY2((fa - fb).abs().max().item<double>() < 1e-5, "extra padding changed pooled features");
+    QVERIFY(torch::isfinite(fa).all().item<bool>());
+  }
+
+  void hopeBlockReportsBothInContextLevelsAndItsCmsLevels() {
+    torch::manual_seed(4);
+    auto m = build(smallModel(hopeBlock("hope")));
+    auto tokens = torch::randint(1, 50, {3, 19}, torch::kLong);
+    tokens.index_put_({1, torch::indexing::Slice(9, torch::indexing::None)}, 0);
+    m->forward(tokens);
+    auto cs = m->contextStats();
+    QCOMPARE(int(cs.size()), 2);
+    QCOMPARE(QString::fromStdString(cs[0].level), QString("context.memory"));
+    QCOMPARE(cs[0].chunk, 4);
+    QCOMPARE(QString::fromStdString(cs[1].level), QString("context.other"));
+    QCOMPARE(cs[1].chunk, 8);
+    QCOMPARE(cs[0].writes, int64_t(5 + 3 + 5));  // ⌈19/4⌉ + ⌈9/4⌉ + ⌈19/4⌉
+    QCOMPARE(cs[1].writes, int64_t(3 + 2 + 3));  // ⌈19/8⌉ + ⌈9/8⌉ + ⌈19/8⌉
+    for (const auto& s : cs) {
+      QVERIFY(std::isfinite(s.loss) && s.loss > 0);
+      QVERIFY(s.drift > 0);  // the memories were written
+    }
+    auto lv = m->levels();
+    QCOMPARE(int(lv.size()), 3);
+    QCOMPARE(lv[2].clock, 16);
+    auto att = build(smallModel(hopeBlock("hope_attention", "attention")));
+    QCOMPARE(int(att->levels().size()), 3);
+    att->forward(tokens);
+    QVERIFY(att->contextStats().empty());
+  }
+
+  void everyHopePresetTrainsOnRealDataWithExactCadence_data() {
+    QTest::addColumn<QString>("preset");
+    for (const auto& p : hl::spec::preset_names())
+      if (p.rfind("hope", 0) == 0 || p == "titans") QTest::newRow(p.c_str()) << QString::fromStdString(p);
+  }
+  void everyHopePresetTrainsOnRealDataWithExactCadence() {
+    QFETCH(QString, preset);
+    json s = shrunk(preset.toStdString());
+    s["experiment"]["dataset"] = "banking77";
+    s["training"]["epochs"] = 1;
+    s["training"]["limit_per_class"] = 3;
+    s["training"]["eval_limit_per_class"] = 2;
+    auto r = hl::train::run_experiment(hl::spec::complete(s), opt_, {});
+    QVERIFY2(r.status == "finished", (r.status + ": " + r.error).c_str());
+    QVERIFY(r.summary["final_avg_acc"].is_number());
+    int context = 0, cms = 0;
+    for (const auto& c : r.summary["cadence"]) {
+      const std::string lvl = c["level"];
+      QVERIFY2(c["expected"] == c["actual"], c.dump().c_str());
+      if (lvl.rfind("context.", 0) == 0) ++context;
+      if (lvl.rfind("cms", 0) == 0) ++cms;
+    }
+    const json blocks = hl::spec::preset(preset.toStdString())["model"]["blocks"];
+    int wantContext = 0, wantCms = 0;
+    for (const auto& b : blocks) {
+      const std::string type = b.value("type", ""), mixer = b.value("mixer", "");
+      if (type == "titans" || (type == "hope" && mixer == "titans")) wantContext += 1;
+      if (type == "hope" && mixer == "selfmod") wantContext += 2;
+      if (b.contains("levels")) wantCms += int(b["levels"].size());
+    }
+    QCOMPARE(context, wantContext);
+    QCOMPARE(cms, wantCms);
+  }
+
+  // One task of 2 classes × 3 short rows, tested on the same rows: every preset must learn them.
+  void everyHopePresetOverfitsASmallFixedBatch_data() { everyHopePresetTrainsOnRealDataWithExactCadence_data(); }
+  void everyHopePresetOverfitsASmallFixedBatch() {
+    QFETCH(QString, preset);
+    QTemporaryDir dir;
+    const QByteArray rows =
+        "text,label\nthe cat sat on the mat,a\na cat and a mat,a\nmy cat likes the mat,a\n"
+        "stocks fell sharply today,b\nmarkets and stocks fell,b\ntoday the markets fell,b\n";
+    for (const char* name : {"train.csv", "test.csv"}) {
+      QFile f(dir.filePath(name));
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(rows);
+    }
+    json s = shrunk(preset.toStdString());
+    s["model"]["vocab_size"] = 30;
+    s["experiment"]["dataset"] = dir.path().toStdString();
+    s["experiment"]["data"]["classes_per_task"] = 2;
+    s["optimizer"]["lr"] = 3e-3;
+    s["training"]["epochs"] = 25;
+    auto r = hl::train::run_experiment(hl::spec::complete(s), opt_, {});
+    QVERIFY2(r.status == "finished", (r.status + ": " + r.error).c_str());
+    QCOMPARE(r.summary["final_avg_acc"].get<double>(), 1.0);
+  }
+};
+
+QTEST_GUILESS_MAIN(TestHope)
+#include "test_hope.moc"
