@@ -99,7 +99,7 @@ Commands::Commands(CLI::App& app) : app_(app) {
   train_->add_option("--protocol", protocol_, "class-incremental | joint")
       ->check(CLI::IsMember({"class-incremental", "joint"}));
   train_->add_option("--strategy", strategy_, "finetune | ewc | replay")->check(CLI::IsMember({"finetune", "ewc", "replay"}));
-  train_->add_option("--head", head_, "softmax | ncm")->check(CLI::IsMember({"softmax", "ncm"}));
+  train_->add_option("--head", head_, "softmax | ncm | memory")->check(CLI::IsMember({"softmax", "ncm", "memory"}));
   train_->add_option("--task-order", task_order_, "Task order index (VAG orders; else a seeded permutation)")
       ->check(CLI::NonNegativeNumber);
   train_->add_option("--epochs", epochs_, "Epochs per task")->check(CLI::NonNegativeNumber);

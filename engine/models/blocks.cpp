@@ -356,6 +356,32 @@ std::vector<torch::Tensor> CmsBlockImpl::levelParameters(size_t l) {
   return p;
 }
 
+void validate_cms_levels(const BlockConfig& b, const std::string& field) {
+  auto fail = [&](const std::string& member, const std::string& what) {
+    throw std::invalid_argument(field + "." + member + ": " + what);
+  };
+  if (b.cms_variant != "sequential" && b.cms_variant != "independent" && b.cms_variant != "nested")
+    fail("variant", "must be sequential, independent or nested, got '" + b.cms_variant + "'");
+  if (b.cms_clock_unit != "steps" && b.cms_clock_unit != "tasks")
+    fail("clock_unit", "must be steps or tasks, got '" + b.cms_clock_unit + "'");
+  if (b.cms_transfer != "gradient" && b.cms_transfer != "consolidate")
+    fail("transfer", "must be gradient or consolidate, got '" + b.cms_transfer + "'");
+  if (!(std::isfinite(b.cms_consolidate_rate) && b.cms_consolidate_rate > 0 && b.cms_consolidate_rate <= 1)) {
+    std::ostringstream s;
+    s << "must be in (0, 1], got " << b.cms_consolidate_rate;
+    fail("consolidate_rate", s.str());
+  }
+  if (b.cms_init.size() > b.cms_clocks.size())
+    fail("levels", "more init_from entries than levels");
+  for (size_t l = 0; l < b.cms_init.size(); ++l) {
+    const auto& in = b.cms_init[l];
+    if (in.checkpoint.empty()) continue;
+    const std::string f = "levels[" + std::to_string(l) + "].init_from";
+    if (in.block < 0) fail(f + ".block", "must be at least 0, got " + std::to_string(in.block));
+    if (in.level < 0) fail(f + ".level", "must be at least 0, got " + std::to_string(in.level));
+  }
+}
+
 void validate_block(const BlockConfig& b, int d_model, const std::string& field) {
   auto fail = [&](const std::string& member, const std::string& what) {
     throw std::invalid_argument(field + "." + member + ": " + what);
@@ -381,8 +407,7 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     for (size_t l = 0; l < b.cms_clocks.size(); ++l)
       if (b.cms_clocks[l] < 1)
         fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
-    if (b.cms_variant != "sequential" && b.cms_variant != "independent")
-      fail("variant", "must be sequential or independent, got '" + b.cms_variant + "'");
+    validate_cms_levels(b, field);
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
   } else if (b.type == "titans" || b.type == "hope" || b.type == "hope_attention") {
     auto num = [&](const std::string& member, double v, double lo, double hi, bool lo_open) {
@@ -412,8 +437,7 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
       for (size_t l = 0; l < b.cms_clocks.size(); ++l)
         if (b.cms_clocks[l] < 1)
           fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
-      if (b.cms_variant != "sequential" && b.cms_variant != "independent")
-        fail("variant", "must be sequential or independent, got '" + b.cms_variant + "'");
+      validate_cms_levels(b, field);
       if (b.type == "hope" && b.mixer != "selfmod" && b.mixer != "titans")
         fail("mixer", "must be selfmod or titans, got '" + b.mixer + "' (attention: use type hope_attention)");
       if (b.chunk_other < 1) fail("chunk_other", "must be at least 1, got " + std::to_string(b.chunk_other));

@@ -107,6 +107,7 @@ class RetNetBlockImpl : public PreNormBlockImpl {
 // Continuum Memory System block: levels of MLPs, each pre-normed, fastest first.
 //   sequential:  x <- x + MLP_l(LN_l(x)) for l = 1..K in order
 //   independent: x + sum_l softmax(w)_l MLP_l(LN_l(x)) with learned mixing weights w
+//   nested:      the sequential forward; the trainer resets level l−1 at each tick of level l
 // The levels' different update rates are the trainer's job (LevelGroup clocks).
 class CmsBlockImpl : public BlockImpl {
  public:
@@ -224,6 +225,9 @@ class HopeBlockImpl : public BlockImpl {
 };
 
 void validate_block(const BlockConfig& b, int d_model, const std::string& field);
+// The CMS level fields any block with levels carries: variant (sequential | independent |
+// nested), clock_unit, transfer, consolidate_rate, init_from. Errors name `field`.
+void validate_cms_levels(const BlockConfig& b, const std::string& field);
 // Validates (errors name `field`), then builds the block.
 std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
                                       const std::string& field = "block");

@@ -33,8 +33,22 @@ void validate(const ModelConfig& cfg) {
     fail("positions", "unknown value '" + cfg.positions + "' (expected learned or none)");
   for (size_t i = 0; i < cfg.blocks.size(); ++i)
     validate_block(cfg.blocks[i], cfg.d_model, "model.blocks[" + std::to_string(i) + "]");
-  if (cfg.head != "softmax" && cfg.head != "ncm")
-    fail("head", "unknown head '" + cfg.head + "' (expected softmax or ncm)");
+  if (cfg.head != "softmax" && cfg.head != "ncm" && cfg.head != "memory")
+    fail("head", "unknown head '" + cfg.head + "' (expected softmax, ncm or memory)");
+  if (cfg.head == "memory") {
+    requireAtLeast("head.clock", cfg.memory_clock, 1);
+    auto inRange = [](const std::string& field, double v, double lo, double hi, bool lo_open) {
+      if (!(std::isfinite(v) && v >= lo && v <= hi && !(lo_open && v == lo))) {
+        std::ostringstream s;
+        s << "must be in " << (lo_open ? "(" : "[") << lo << ", " << hi << "], got " << v;
+        fail(field, s.str());
+      }
+    };
+    inRange("head.inner_lr", cfg.memory_inner_lr, 0.0, 10.0, true);
+    inRange("head.retain", cfg.memory_retain, 0.0, 1.0, false);
+    inRange("head.momentum", cfg.memory_momentum, 0.0, 1.0, false);
+    inRange("head.scale", cfg.memory_scale, 0.0, 1000.0, true);
+  }
   if (cfg.head == "ncm" && !(std::isfinite(cfg.ncm_scale) && cfg.ncm_scale > 0)) {
     std::ostringstream s;
     s << "must be positive and finite, got " << cfg.ncm_scale;
@@ -56,6 +70,9 @@ ClassifierImpl::ClassifierImpl(const ModelConfig& cfg) : cfg_((validate(cfg), cf
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   if (cfg_.head == "softmax") {
     head_ = register_module("head", torch::nn::Linear(d, cfg_.num_classes));
+  } else if (cfg_.head == "memory") {
+    mem_w_ = register_buffer("memory_w", torch::zeros({cfg_.num_classes, d}));
+    mem_s_ = register_buffer("memory_s", torch::zeros({cfg_.num_classes, d}));
   } else {
     ncm_sum_ = register_buffer("ncm_sum", torch::zeros({cfg_.num_classes, d}));
     ncm_count_ = register_buffer("ncm_count", torch::zeros({cfg_.num_classes}));
@@ -86,6 +103,10 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
 torch::Tensor ClassifierImpl::logits(const torch::Tensor& pooled) {
   if (head_) return head_(pooled);
   namespace F = torch::nn::functional;
+  if (cfg_.head == "memory") {  // read-out W û; W is a buffer: the gradient reaches û only
+    auto u = F::normalize(pooled, F::NormalizeFuncOptions().dim(-1).eps(1e-12));
+    return cfg_.memory_scale * torch::matmul(u, mem_w_.to(pooled.scalar_type()).t());
+  }
   const auto opts = F::NormalizeFuncOptions().dim(-1).eps(1e-12);
   auto means = ncm_sum_ / ncm_count_.clamp_min(1).unsqueeze(-1);  // [C, d]
   auto cos = torch::matmul(F::normalize(pooled, opts),
@@ -113,6 +134,51 @@ void ClassifierImpl::ncmReset() {
   ncm_count_.zero_();
 }
 
+double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y,
+                 double eta, double alpha, double beta, bool* clamped) {
+  torch::NoGradGuard no_grad;
+  const double uu = u.dot(u).item<double>();
+  const bool clamp = 3.0 * eta * uu > 1.8;
+  if (clamp) eta = 1.8 / (3.0 * uu);
+  if (clamped) *clamped = clamp;
+  auto err = torch::mv(W, u) - y;                      // W u − y  [C]
+  const double loss = err.dot(err).item<double>();
+  auto G = 2.0 * torch::outer(err, u);                  // ∇_W ‖W u − y‖²
+  S.mul_(beta).sub_(eta * G);
+  // W (α I − η u uᵀ) = α W − η (W u) uᵀ
+  auto Wu = torch::mv(W, u);
+  W.mul_(alpha).sub_(eta * torch::outer(Wu, u)).add_(S);
+  return loss;
+}
+
+torch::Tensor ClassifierImpl::memoryKeys(const torch::Tensor& pooled) const {
+  namespace F = torch::nn::functional;
+  return F::normalize(pooled.detach(), F::NormalizeFuncOptions().dim(-1).eps(1e-12));
+}
+
+double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tensor& labels,
+                                   int64_t* clamped) {
+  if (cfg_.head != "memory") return 0.0;
+  torch::NoGradGuard no_grad;
+  auto lab = labels.to(torch::kCPU, torch::kLong).reshape({-1});
+  if (keys.dim() != 2 || keys.size(0) != lab.size(0) || keys.size(1) != cfg_.d_model)
+    throw std::invalid_argument("Classifier::memoryWrite: keys must be [N, d_model] with N labels");
+  auto k = keys.to(mem_w_.device(), mem_w_.scalar_type());
+  double loss = 0;
+  for (int64_t i = 0; i < lab.size(0); ++i) {
+    const int64_t c = lab[i].item<int64_t>();
+    if (c < 0 || c >= cfg_.num_classes)
+      throw std::invalid_argument("Classifier::memoryWrite: label outside [0, num_classes)");
+    auto y = torch::zeros({cfg_.num_classes}, mem_w_.options());
+    y[c] = 1.0;
+    bool cl = false;
+    loss += dgd_write(mem_w_, mem_s_, k[i], y, cfg_.memory_inner_lr, cfg_.memory_retain,
+                      cfg_.memory_momentum, &cl);
+    if (cl && clamped) ++*clamped;
+  }
+  return loss;
+}
+
 std::vector<torch::Tensor> ClassifierImpl::headParameters() {
   return head_ ? head_->parameters() : std::vector<torch::Tensor>{};
 }
@@ -130,6 +196,11 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
       g.clock = bc.cms_clocks[l];
       g.lr = l < bc.cms_lrs.size() ? bc.cms_lrs[l] : 0.0;
       g.params = cms->levelParameters(l);
+      g.index = int(l);
+      g.clock_unit = bc.cms_clock_unit;
+      g.transfer = bc.cms_transfer;
+      g.consolidate_rate = bc.cms_consolidate_rate;
+      g.nested = bc.cms_variant == "nested";
       out.push_back(std::move(g));
     }
   }

@@ -9,6 +9,14 @@
 
 namespace hl::models {
 
+// Level stacking: a CMS level initialised from level `level` of block `block` of a stored
+// checkpoint (docs/MODELS.md "Level stacking"). An empty checkpoint = the level's own random init.
+struct LevelInit {
+  std::string checkpoint;
+  int block = 0;
+  int level = 0;
+};
+
 // One block of the pipeline as the spec describes it ({"type": "...", fields...}).
 struct BlockConfig {
   std::string type;         // "transformer" | "lstm" | "retnet" | "cms" | "titans" | "hope" | "hope_attention"
@@ -20,7 +28,13 @@ struct BlockConfig {
   // updated by the trainer every `clock` steps with its own learning rate (0 = the base lr).
   std::vector<int> cms_clocks;          // one entry per level, fastest first
   std::vector<double> cms_lrs;          // same length; 0 = optimizer.lr
-  std::string cms_variant = "sequential";  // "sequential" | "independent"
+  std::string cms_variant = "sequential";  // "sequential" | "independent" | "nested"
+  // Level clocks and transfer (docs/MODELS.md "CMS variants, clocks and transfer"); any block
+  // with CMS levels carries these.
+  std::string cms_clock_unit = "steps";   // "steps" | "tasks"
+  std::string cms_transfer = "gradient";  // "gradient" | "consolidate"
+  double cms_consolidate_rate = 0.5;      // β of θ_slow ← θ_slow + β(θ_fast − θ_slow)
+  std::vector<LevelInit> cms_init;        // per level (may be shorter than cms_clocks)
   // titans (Titans long-term memory + MLP; also uses heads, ffn_mult, dropout). docs/MODELS.md.
   double inner_lr = 0.1;          // θ scale: θ_t = inner_lr · softplus(·)
   double momentum = 0.9;          // η scale: η_t = momentum · sigmoid(·)
@@ -55,6 +69,11 @@ struct LevelGroup {
   int clock = 1;
   double lr = 0;     // 0 = base lr
   std::vector<torch::Tensor> params;
+  int index = 0;                          // level index within its block (0 = fastest)
+  std::string clock_unit = "steps";       // "steps" | "tasks"
+  std::string transfer = "gradient";      // "gradient" | "consolidate"
+  double consolidate_rate = 0.5;
+  bool nested = false;                    // a tick resets the next faster level (index − 1)
 };
 
 struct ModelConfig {
@@ -63,8 +82,15 @@ struct ModelConfig {
   int d_model = 128;
   std::string positions = "learned";  // "learned" | "none"
   std::vector<BlockConfig> blocks;
-  std::string head = "softmax";       // "softmax" | "ncm"
+  std::string head = "softmax";       // "softmax" | "ncm" | "memory"
   double ncm_scale = 16.0;            // cosine logits are multiplied by this (ncm head)
+  // memory head (docs/MODELS.md "Memory head"): W [C, d] written by DGD every `memory_clock`
+  // steps; logits = memory_scale · W û (û the L2-normalised pooled feature).
+  int memory_clock = 1;
+  double memory_inner_lr = 0.1;   // η
+  double memory_retain = 1.0;     // α
+  double memory_momentum = 0.9;   // β
+  double memory_scale = 16.0;
   int num_classes = 2;
   int pad_id = 0;
 };
@@ -80,6 +106,14 @@ class BlockImpl : public torch::nn::Module {
   // Its in-context memory levels' statistics from the last forward (block index left at -1).
   virtual std::vector<ContextStats> contextStats() const { return {}; }
 };
+
+// One DGD write (DECISIONS.md) of a linear associative memory W [C, d] with momentum S [C, d],
+// key u [d], target y [C], in place:
+//   G = ∇_W ‖W u − y‖² = 2 (W u − y) uᵀ;  S ← β S − η G;  W ← W (α I − η u uᵀ) + S,
+// with η clamped to 1.8 / (3 ‖u‖²) when 3 η ‖u‖² > 1.8. Returns the loss ‖W u − y‖² before the
+// write; *clamped (if given) is set to whether η was clamped.
+double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y,
+                 double eta, double alpha, double beta, bool* clamped = nullptr);
 
 // NCM head: logit of a class that has no observed sample yet (finite, so no NaN in a softmax).
 constexpr double kNcmUnseenLogit = -1e4;
@@ -100,7 +134,17 @@ class ClassifierImpl : public torch::nn::Module {
   void ncmObserve(const torch::Tensor& pooled, const torch::Tensor& labels);
   // NCM head: forget every class mean (sums and counts back to zero). A no-op for other heads.
   void ncmReset();
-  bool headIsTrainable() const { return cfg_.head == "softmax"; }
+  // The network is trained by gradient with the softmax head and with the memory head (through
+  // the memory's read-out; W itself is written by DGD only), not with the ncm head.
+  bool headIsTrainable() const { return cfg_.head != "ncm"; }
+  // Memory head: the keys it writes and reads with (L2-normalised pooled features, detached).
+  torch::Tensor memoryKeys(const torch::Tensor& pooled) const;
+  // Memory head: DGD-writes the rows (keys [N, d], labels [N]) in order; returns the summed
+  // pre-write losses and counts clamped writes into *clamped. A no-op (0) for other heads.
+  double memoryWrite(const torch::Tensor& keys, const torch::Tensor& labels, int64_t* clamped);
+  // Memory head: its state W [C, d] and momentum S [C, d] (buffers, saved with the model).
+  torch::Tensor memoryW() const { return mem_w_; }
+  torch::Tensor memoryS() const { return mem_s_; }
   const ModelConfig& config() const { return cfg_; }
 
   // For EWC / per-level bookkeeping: the head's parameters vs the rest.
@@ -121,6 +165,7 @@ class ClassifierImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Linear head_{nullptr};
   torch::Tensor ncm_sum_, ncm_count_;  // buffers for the ncm head
+  torch::Tensor mem_w_, mem_s_;        // buffers for the memory head
 };
 TORCH_MODULE(Classifier);
 

@@ -86,7 +86,8 @@ const std::map<std::string, FieldInfo>& block_table() {
                "Inner objective of the memory writes: L2 regression ‖M(k) − v̂‖² or the dot product (gated delta rule)"));
     add(integer("hidden", 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"));
     add(choice("variant", cmsChoices("variant", {"sequential", "independent", "nested"}),
-               "sequential: levels applied in turn; independent: outputs mixed by learned weights"));
+               "sequential: levels applied in turn; independent: outputs mixed by learned weights; "
+               "nested: sequential, and each tick of a level resets the next faster level to its start"));
     add(choice("clock_unit", cmsChoices("clock_unit", {"steps", "tasks"}), "What a level's clock counts: optimizer steps or tasks"));
     add(choice("transfer", cmsChoices("transfer", {"gradient", "consolidate"}),
                "How a slower level learns: from its own gradient, or by consolidating the faster level"));
@@ -162,11 +163,11 @@ FieldInfo model_field(const std::string& path, const nlohmann::json& value) {
         "model.head.type");
     return choice("type", heads,
                   "softmax: a trained linear classifier; ncm: cosine nearest-class-mean (network untrained); "
-                  "memory: a memory head with its own update clock (when the engine has it)");
+                  "memory: a linear associative memory written by DGD on its own clock (the network still trains)");
   }
   if (path == "head.ncm_scale")
     return number("ncm_scale", 0.0, 1000.0, 1, "scale", "Cosine logit scale of the NCM head (> 0)", true);
-  // memory-head fields the engine is gaining (used only when the defaults list them)
+  // memory-head fields (docs/MODELS.md "Heads")
   if (path == "head.clock") return integer("clock", 1, 100000000, "steps", "Memory head: update period");
   if (path == "head.inner_lr")
     return number("inner_lr", 0.0, 10.0, 3, "lr", "Memory head: inner learning rate (> 0)", true);

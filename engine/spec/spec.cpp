@@ -3,6 +3,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <filesystem>
 #include <sstream>
 
 #include "engine/common/error.h"
@@ -14,7 +15,7 @@ namespace {
 
 const std::set<std::string> kProtocols = {"class-incremental", "joint"};
 const std::set<std::string> kStrategies = {"finetune", "ewc", "replay"};
-const std::set<std::string> kHeads = {"softmax", "ncm"};
+const std::set<std::string> kHeads = {"softmax", "ncm", "memory"};
 const std::set<std::string> kOptimizers = {"adamw", "sgd", "sgd_momentum", "delta_momentum", "deep_momentum", "m3"};
 const std::set<std::string> kDevices = {"cpu", "cuda"};
 const std::set<std::string> kPositions = {"learned", "none"};
@@ -55,6 +56,9 @@ json block_defaults(const std::string& type) {
   if (type == "cms")  // DECISIONS.md: 3 levels, clocks 1, 4, 16 steps, each at the base lr
     return {{"type", type},
             {"variant", "sequential"},
+            {"clock_unit", "steps"},
+            {"transfer", "gradient"},
+            {"consolidate_rate", 0.5},
             {"ffn_mult", 2},
             {"levels", json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}})}};
   if (type == "titans")  // DECISIONS.md: memory chunk 4; θ 0.1, η 0.9; retain 0.99
@@ -67,9 +71,11 @@ json block_defaults(const std::string& type) {
             {"dropout", 0.1},       {"inner_lr", 0.1},     {"momentum", 0.9},     {"retain", 0.99},
             {"chunk", 4},           {"chunk_other", 8},    {"dgd_layers", "per_layer"},
             {"inner_objective", "l2"}, {"stop_grad_writes", false}, {"variant", "sequential"},
+            {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
             {"levels", block_defaults("cms")["levels"]}};
   if (type == "hope_attention")  // softmax attention in place of self-modifying Titans
     return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}, {"variant", "sequential"},
+            {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
             {"levels", block_defaults("cms")["levels"]}};
   return json::object();
 }
@@ -86,7 +92,9 @@ json defaults() {
         {"max_len", 0},
         {"positions", "learned"},
         {"blocks", json::array({blk, blk})},
-        {"head", {{"type", "softmax"}, {"ncm_scale", 16.0}}}}},
+        {"head", {{"type", "softmax"}, {"ncm_scale", 16.0},
+                  // memory head (DECISIONS.md "Heads"; docs/MODELS.md "Memory head")
+                  {"clock", 1}, {"inner_lr", 0.1}, {"retain", 1.0}, {"momentum", 0.9}, {"scale", 16.0}}}}},
       {"optimizer",
        {{"type", "adamw"}, {"lr", 1e-3}, {"weight_decay", 0.01}, {"beta1", 0.9}, {"beta2", 0.999},
         {"momentum", 0.9}, {"m3_slow_every", 10}, {"m3_ns_steps", 5}, {"deep_hidden", 4},
@@ -98,6 +106,7 @@ json defaults() {
         {"limit_per_class", 0},
         {"eval_limit_per_class", 0},
         {"grad_clip", 0.0},
+        {"dev_fraction", 0.0},
         {"threads", 0},
         {"checkpoints", true}}},
       {"experiment",
@@ -231,7 +240,10 @@ Validation validate_impl(const json& s) {
     c.choice(*m, "positions", "model.positions", kPositions);
     // CMS levels and variant of a cms, hope or hope_attention block.
     auto levelsCheck = [&](const json& b, const std::string& p) {
-      c.choice(b, "variant", p + ".variant", {"sequential", "independent"});
+      c.choice(b, "variant", p + ".variant", {"sequential", "independent", "nested"});
+      c.choice(b, "clock_unit", p + ".clock_unit", {"steps", "tasks"});
+      c.choice(b, "transfer", p + ".transfer", {"gradient", "consolidate"});
+      c.number(b, "consolidate_rate", p + ".consolidate_rate", 0.0, 1.0, true);
       const json* lv = c.at(b, "levels", p + ".levels");
       if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
         c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
@@ -243,6 +255,22 @@ Validation validate_impl(const json& s) {
           if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
           c.integer(L, "clock", lp + ".clock", 1, 100000000);
           if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
+          c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
+          if (L.contains("init_from")) {  // level stacking (docs/MODELS.md)
+            const json& in = L["init_from"];
+            const std::string ip = lp + ".init_from";
+            if (!in.is_object() || !in.contains("checkpoint") || !in["checkpoint"].is_string()) {
+              c.err(ip, "must be an object like {\"checkpoint\": \"PATH/last.pt\", \"block\": 0, \"level\": 0}");
+            } else {
+              c.unknownKeys(in, json{{"checkpoint", ""}, {"block", 0}, {"level", 0}}, ip);
+              c.integer(in, "block", ip + ".block", 0, 1000);
+              c.integer(in, "level", ip + ".level", 0, 5);
+              const std::string path = in["checkpoint"].get<std::string>();
+              std::error_code ec;
+              if (path.empty() || !std::filesystem::is_regular_file(path, ec))
+                c.err(ip + ".checkpoint", "no such checkpoint file '" + path + "'");
+            }
+          }
           if (L.contains("clock") && L["clock"].is_number_integer()) {
             int ck = L["clock"].get<int>();
             if (ck < prev)
@@ -319,6 +347,15 @@ Validation validate_impl(const json& s) {
       c.unknownKeys(*h, d["model"]["head"], "model.head");
       c.choice(*h, "type", "model.head.type", kHeads);
       c.number(*h, "ncm_scale", "model.head.ncm_scale", 0.0, 1000.0, true);
+      c.integer(*h, "clock", "model.head.clock", 1, 100000000);
+      c.number(*h, "inner_lr", "model.head.inner_lr", 0.0, 10.0, true);
+      c.number(*h, "retain", "model.head.retain", 0.0, 1.0);
+      c.number(*h, "momentum", "model.head.momentum", 0.0, 1.0);
+      c.number(*h, "scale", "model.head.scale", 0.0, 1000.0, true);
+      if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
+          (*h)["inner_lr"].get<double>() > 0.6)
+        c.warn("model.head.inner_lr", "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
+                                      "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
     } else if (h) c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
   } else if (s.contains("model")) c.err("model", "must be an object");
 
@@ -347,6 +384,7 @@ Validation validate_impl(const json& s) {
     c.integer(*t, "limit_per_class", "training.limit_per_class", 0, 100000000);
     c.integer(*t, "eval_limit_per_class", "training.eval_limit_per_class", 0, 100000000);
     c.number(*t, "grad_clip", "training.grad_clip", 0.0, 1e6);
+    c.number(*t, "dev_fraction", "training.dev_fraction", 0.0, 0.5);
     c.integer(*t, "threads", "training.threads", 0, 256);
     c.boolean(*t, "checkpoints", "training.checkpoints");
   }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "engine/common/error.h"
@@ -20,6 +21,7 @@
 #include "engine/data/tokenizer.h"
 #include "engine/metrics/metrics.h"
 #include "engine/models/classifier.h"
+#include "engine/models/level_init.h"
 #include "engine/optim/optimizers.h"
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
@@ -45,6 +47,26 @@ DatasetDefaults dataset_defaults(const std::string& name, const std::string& spl
   if (name == "dbpedia70") return {8000, 128, 70};
   if (name == "dbpedia14") return {8000, 128, 14};
   return {2000, 64, 10};
+}
+
+// The CMS level fields of a block with levels (cms; any block that holds a `levels` array).
+void parse_cms_levels(const json& b, models::BlockConfig& bc) {
+  bc.cms_variant = b.value("variant", std::string("sequential"));
+  bc.cms_clock_unit = b.value("clock_unit", std::string("steps"));
+  bc.cms_transfer = b.value("transfer", std::string("gradient"));
+  bc.cms_consolidate_rate = b.value("consolidate_rate", 0.5);
+  for (const auto& L : b.at("levels")) {
+    bc.cms_clocks.push_back(L.at("clock").get<int>());
+    bc.cms_lrs.push_back(L.value("lr", 0.0));
+    models::LevelInit in;
+    if (L.contains("init_from") && L["init_from"].is_object()) {
+      const json& f = L["init_from"];
+      in.checkpoint = f.value("checkpoint", std::string());
+      in.block = f.value("block", 0);
+      in.level = f.value("level", 0);
+    }
+    bc.cms_init.push_back(in);
+  }
 }
 
 models::ModelConfig model_config(const json& spec, int vocab, int max_len, int num_classes, int pad_id) {
@@ -75,17 +97,16 @@ models::ModelConfig model_config(const json& spec, int vocab, int max_len, int n
       bc.dgd_layers = b.value("dgd_layers", std::string("per_layer"));
       bc.inner_objective = b.value("inner_objective", std::string("l2"));
     }
-    if (bc.type == "cms" || hope) {
-      bc.cms_variant = b.value("variant", std::string("sequential"));
-      for (const auto& L : b.at("levels")) {
-        bc.cms_clocks.push_back(L.at("clock").get<int>());
-        bc.cms_lrs.push_back(L.value("lr", 0.0));
-      }
-    }
+    if (bc.type == "cms" || hope) parse_cms_levels(b, bc);
     c.blocks.push_back(bc);
   }
   c.head = m.at("head").at("type").get<std::string>();
   c.ncm_scale = m.at("head").value("ncm_scale", 16.0);
+  c.memory_clock = m.at("head").value("clock", 1);
+  c.memory_inner_lr = m.at("head").value("inner_lr", 0.1);
+  c.memory_retain = m.at("head").value("retain", 1.0);
+  c.memory_momentum = m.at("head").value("momentum", 0.9);
+  c.memory_scale = m.at("head").value("scale", 16.0);
   c.num_classes = num_classes;
   c.pad_id = pad_id;
   return c;
@@ -243,12 +264,35 @@ torch::Tensor flat(const std::vector<torch::Tensor>& ps) {
 // gradient averaged over its window; between ticks nothing touches its parameters.
 struct Level {
   models::LevelGroup g;
+  json ocfg;  // its optimizer's spec (lr replaced by the level's lr), for a nested reset
   std::unique_ptr<torch::optim::Optimizer> opt;
+  // transfer: consolidate makes every level but the fastest a consolidating one: no gradient step,
+  // at its tick it moves toward the next faster level.
+  bool consolidates() const { return g.transfer == "consolidate" && g.index > 0; }
   int64_t ticks = 0;
   double loss_sum = 0;
   int64_t loss_n = 0;
   torch::Tensor theta_task, theta_run;
 };
+
+// The memory head as its own level `head`: the (key, label) rows of its window wait until its
+// tick, then are DGD-written in order (docs/MODELS.md "Memory head").
+struct HeadLevel {
+  int clock = 1;
+  int64_t ticks = 0, clamped = 0;
+  std::vector<torch::Tensor> keys, labels;  // the window in progress
+  torch::Tensor theta_task, theta_run;
+};
+
+// Copies a flat snapshot back into the parameters (a nested reset).
+void unflat_into(const torch::Tensor& flat_v, std::vector<torch::Tensor>& ps) {
+  torch::NoGradGuard ng;
+  int64_t off = 0;
+  for (auto& p : ps) {
+    p.copy_(flat_v.narrow(0, off, p.numel()).view_as(p));
+    off += p.numel();
+  }
+}
 
 double drift(const torch::Tensor& now, const torch::Tensor& ref) {
   double denom = ref.norm().item<double>();
@@ -488,6 +532,20 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   const int C = int(ds.class_names.size());
   auto mcfg = model_config(spec, tok.vocabSize(), max_len, C, int(pad));
   models::Classifier model = models::build(mcfg);
+  {
+    // consolidate moves a level toward the next faster one: their parameters must match.
+    auto gs = model->levels();
+    for (size_t i = 0; i < gs.size(); ++i) {
+      if (gs[i].transfer != "consolidate" || gs[i].index == 0) continue;
+      const auto& f = gs[i - 1];
+      bool same = f.block == gs[i].block && f.params.size() == gs[i].params.size();
+      for (size_t k = 0; same && k < f.params.size(); ++k) same = f.params[k].sizes().equals(gs[i].params[k].sizes());
+      if (!same)
+        throw SpecError("model.blocks[" + std::to_string(gs[i].block) + "].transfer: consolidate needs every level of the block to have the same parameter shapes");
+    }
+  }
+  // Level stacking; a resumed run takes every parameter from its checkpoint instead.
+  if (!resume_ar) models::init_levels_from_checkpoints(*model);
   model->to(device);
   const int64_t n_params = models::count_params(*model);
   const bool trainable = model->headIsTrainable();
@@ -509,6 +567,30 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   std::vector<std::vector<int64_t>> phase_rows(phases.size());
   for (size_t i = 0; i < train.labels.size(); ++i)
     if (class_phase[train.labels[i]] >= 0) phase_rows[class_phase[train.labels[i]]].push_back(int64_t(i));
+  // training.dev_fraction: ⌊fraction · n_c⌋ train rows of each class (seeded, its own generator so
+  // the rest of the run's randomness is unchanged) are held out as a dev set that picks best.pt.
+  const double dev_fraction = tr.value("dev_fraction", 0.0);
+  Encoded dev;
+  if (dev_fraction > 0) {
+    auto dev_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 4242);
+    for (auto& rows : phase_rows) {
+      std::map<int64_t, std::vector<int64_t>> of_class;
+      for (int64_t i : rows) of_class[train.labels[i]].push_back(i);
+      std::set<int64_t> held;
+      for (auto& [c, idx] : of_class) {
+        const int64_t n_dev = int64_t(std::floor(dev_fraction * double(idx.size())));
+        auto perm = to_vec(torch::randperm(int64_t(idx.size()), dev_gen, torch::kLong));
+        for (int64_t k = 0; k < n_dev; ++k) held.insert(idx[perm[k]]);
+      }
+      std::vector<int64_t> keep;
+      for (int64_t i : rows) {
+        if (!held.count(i)) { keep.push_back(i); continue; }
+        dev.ids.push_back(train.ids[i]);
+        dev.labels.push_back(train.labels[i]);
+      }
+      rows = std::move(keep);
+    }
+  }
   const int bs = tr.at("batch_size").get<int>();
   const int epochs = tr.at("epochs").get<int>();
   int64_t total_steps = 0;
@@ -607,12 +689,17 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     for (auto& L : levels) {
       json o = spec.at("optimizer");
       if (L.g.lr > 0) o["lr"] = L.g.lr;
+      L.ocfg = o;
       L.opt = make_optimizer(o, L.g.params);
       L.theta_run = flat(L.g.params);
     }
   } catch (const std::exception& e) {
     throw fail_run(std::string("optimizer: ") + e.what());
   }
+  const bool memory_head = mcfg.head == "memory";
+  HeadLevel head;
+  head.clock = mcfg.memory_clock;
+  if (memory_head) head.theta_run = model->memoryW().detach().reshape(-1).clone();
   auto data_gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto replay_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 12345);
   std::vector<int64_t> replay_buffer;
@@ -655,6 +742,78 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       emit.point("drift_task", L.g.name, step, drift(lnow, L.theta_task), L.g.block, L.g.clock);
       emit.point("drift_run", L.g.name, step, drift(lnow, L.theta_run), L.g.block, L.g.clock);
     }
+    if (memory_head) {  // the head starts empty (W = 0): a drift against a zero state is not stored
+      auto w = model->memoryW().detach().reshape(-1);
+      if (head.theta_task.defined() && head.theta_task.norm().item<double>() > 0)
+        emit.point("drift_task", "head", step, drift(w, head.theta_task), -1, head.clock);
+      if (head.theta_run.norm().item<double>() > 0)
+        emit.point("drift_run", "head", step, drift(w, head.theta_run), -1, head.clock);
+    }
+  };
+  // A tick of CMS level i (docs/MODELS.md): a gradient step on the window's mean gradient, or for
+  // a consolidating level θ ← θ + β(θ_faster − θ); then, nested, the next faster level is reset to
+  // its run-start parameters with a fresh optimizer. `at` is the step the series point is logged at.
+  auto tick_level = [&](size_t i, int64_t at) {
+    auto& L = levels[i];
+    torch::NoGradGuard ng;
+    if (L.consolidates()) {
+      const auto& fast = levels[i - 1].g.params;
+      for (size_t k = 0; k < L.g.params.size(); ++k)
+        L.g.params[k].add_(L.g.consolidate_rate * (fast[k].detach() - L.g.params[k].detach()));
+      for (auto& p : L.g.params) p.mutable_grad() = torch::Tensor();
+    } else {
+      // The window's length: the clock for step clocks, the steps since the last tick for task clocks.
+      const double n = L.g.clock_unit == "tasks" ? double(std::max<int64_t>(L.loss_n, 1)) : double(L.g.clock);
+      for (auto& p : L.g.params)
+        if (p.grad().defined()) p.mutable_grad().div_(n);  // window mean
+      L.opt->step();
+      L.opt->zero_grad();
+    }
+    ++L.ticks;
+    if (L.loss_n > 0) emit.point("loss", L.g.name, at, L.loss_sum / double(L.loss_n), L.g.block, L.g.clock);
+    L.loss_sum = 0;
+    L.loss_n = 0;
+    if (L.g.nested && L.g.index > 0) {
+      auto& F = levels[i - 1];
+      unflat_into(F.theta_run, F.g.params);
+      F.opt = make_optimizer(F.ocfg, F.g.params);
+    }
+  };
+  auto probe = [&](int64_t at, bool task_end) {
+    if (!opt.level_probe) return;
+    auto state_bytes = [](const torch::optim::Optimizer& o) {
+      torch::serialize::OutputArchive a;
+      o.save(a);
+      std::ostringstream os;
+      a.save_to(os);
+      return os.str();
+    };
+    auto floats = [](const torch::Tensor& t) {
+      auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+      return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    };
+    for (auto& L : levels) {
+      LevelProbe p;
+      p.level = L.g.name;
+      p.block = L.g.block;
+      p.step = at;
+      p.task_end = task_end;
+      p.ticks = L.ticks;
+      p.params = floats(flat(L.g.params));
+      p.optimizer_state = state_bytes(*L.opt);
+      opt.level_probe(p);
+    }
+    if (memory_head) {
+      LevelProbe p;
+      p.level = "head";
+      p.step = at;
+      p.task_end = task_end;
+      p.ticks = head.ticks;
+      p.params = floats(model->memoryW().reshape(-1));
+      auto sv = floats(model->memoryS().reshape(-1));
+      p.optimizer_state.assign(reinterpret_cast<const char*>(sv.data()), sv.size() * sizeof(float));
+      opt.level_probe(p);
+    }
   };
   std::string status = "finished", error;
   double best_avg = -1;
@@ -694,6 +853,20 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
         ar.write("hopelab.level." + std::to_string(i) + ".grad." + std::to_string(k),
                  gr.defined() ? gr.detach() : torch::zeros_like(levels[i].g.params[k]));
       }
+    }
+    if (memory_head) {  // W and S are model buffers; the head's window and counters are here
+      ar.write("hopelab.head.ticks", c10::IValue(head.ticks));
+      ar.write("hopelab.head.clamped", c10::IValue(head.clamped));
+      ar.write("hopelab.head.theta_run", head.theta_run);
+      ar.write("hopelab.head.keys", head.keys.empty() ? torch::zeros({0, mcfg.d_model}) : torch::cat(head.keys));
+      ar.write("hopelab.head.labels", head.labels.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(head.labels));
+    }
+    {  // the in-context memories' cadence audit so far, so a resumed run's audit covers the whole run
+      json ca = json::array();
+      for (const auto& [key, a] : context_audit)
+        ca.push_back({{"block", key.first}, {"level", key.second}, {"chunk", a.chunk}, {"expected", a.expected}, {"actual", a.actual},
+                      {"clamped", a.clamped}});
+      ar.write("hopelab.context_audit", c10::IValue(ca.dump()));
     }
     ar.write("hopelab.spec", c10::IValue(spec.dump()));
     ar.write("hopelab.tokenizer", c10::IValue(tok.proto()));
@@ -768,6 +941,29 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
         levels[i].g.params[k].mutable_grad() = gr.clone();
       }
     }
+    if (memory_head) {
+      head.ticks = read_int(ar, "hopelab.head.ticks");
+      head.clamped = read_int(ar, "hopelab.head.clamped");
+      ar.read("hopelab.head.theta_run", head.theta_run);
+      torch::Tensor k, y;
+      ar.read("hopelab.head.keys", k);
+      ar.read("hopelab.head.labels", y);
+      if (k.size(0) > 0) {
+        head.keys.push_back(k.to(device));
+        head.labels.push_back(y.to(device));
+      }
+    }
+    {
+      c10::IValue ca;
+      if (ar.try_read("hopelab.context_audit", ca))  // absent in checkpoints of older builds
+        for (const auto& a : json::parse(ca.toStringRef())) {
+          auto& c = context_audit[{a.at("block").get<int>(), a.at("level").get<std::string>()}];
+          c.chunk = a.at("chunk").get<int>();
+          c.expected = a.at("expected").get<int64_t>();
+          c.actual = a.at("actual").get<int64_t>();
+          c.clamped = a.at("clamped").get<int64_t>();
+        }
+    }
     first_phase = int(read_int(ar, "hopelab.phase")) + 1;
     step = read_int(ar, "hopelab.step");
     outer_steps = trainable ? step : 0;
@@ -800,11 +996,14 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   } catch (const std::exception& e) {
     throw fail_run(std::string("resume: ") + e.what());
   }
+  int64_t boundaries = first_phase;  // task ends so far: the clock of task-clocked levels
   try {
     model->train();
+    probe(step - 1, false);
     for (int phase = first_phase; phase < int(phases.size()); ++phase) {
       theta_task = flat(outer_params);
       for (auto& L : levels) L.theta_task = flat(L.g.params);
+      if (memory_head) head.theta_task = model->memoryW().detach().reshape(-1).clone();
       {
         Event e;
         e.kind = EventKind::TaskStarted;
@@ -841,7 +1040,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
             }
             auto x = batch_tokens(train, idx, pad).to(device);
             auto y = batch_labels(train, idx).to(device);
-            auto logits = model->forward(x) + seen;
+            auto pooled = model->features(x);
+            auto logits = model->logits(pooled) + seen;
             // Level 0, the in-context memories: their loss before writes and drift, per step.
             auto ctx = model->contextStats();
             if (!ctx.empty()) {
@@ -881,24 +1081,33 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
             optimizer->step();
             ++outer_steps;
             emit.point("loss", "outer", step, lv);
-            for (auto& L : levels) {
+            for (size_t i = 0; i < levels.size(); ++i) {  // fastest first within a block
+              auto& L = levels[i];
               L.loss_sum += lv;
               ++L.loss_n;
-              if ((step + 1) % L.g.clock != 0) continue;
-              torch::NoGradGuard ng;
-              for (auto& p : L.g.params)
-                if (p.grad().defined()) p.mutable_grad().div_(double(L.g.clock));  // window mean
-              L.opt->step();
-              L.opt->zero_grad();
-              ++L.ticks;
-              emit.point("loss", L.g.name, step, L.loss_sum / double(L.loss_n), L.g.block, L.g.clock);
-              L.loss_sum = 0;
-              L.loss_n = 0;
+              if (L.consolidates())  // no gradient step: its gradient is not kept
+                for (auto& p : L.g.params) p.mutable_grad() = torch::Tensor();
+              if (L.g.clock_unit == "tasks" || (step + 1) % L.g.clock != 0) continue;
+              tick_level(i, step);
+            }
+            if (memory_head) {  // the head level: its window's rows are written at its tick
+              head.keys.push_back(model->memoryKeys(pooled));
+              head.labels.push_back(y.detach().clone());
+              if ((step + 1) % head.clock == 0) {
+                auto K = torch::cat(head.keys);
+                auto Y = torch::cat(head.labels);
+                const double head_loss = model->memoryWrite(K, Y, &head.clamped);
+                ++head.ticks;
+                emit.point("loss", "head", step, head_loss / double(std::max<int64_t>(1, K.size(0))), -1, head.clock);
+                head.keys.clear();
+                head.labels.clear();
+              }
             }
           }
           ++step;
           ++phase_step;
           samples += int64_t(idx.size());
+          probe(step - 1, false);
           Event pe;
           pe.kind = EventKind::Progress;
           pe.step = step;
@@ -913,6 +1122,17 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       }
       if (status != "finished") break;
       model->train();
+      // A task boundary: task-clocked CMS levels tick every `clock` boundaries.
+      ++boundaries;
+      if (trainable) {
+        bool ticked = false;
+        for (size_t i = 0; i < levels.size(); ++i)
+          if (levels[i].g.clock_unit == "tasks" && boundaries % levels[i].g.clock == 0) {
+            tick_level(i, step - 1);
+            ticked = true;
+          }
+        if (ticked) probe(step - 1, true);
+      }
 
       // End of the phase: strategy bookkeeping, then the accuracy-matrix row.
       if (strategy == "replay" && !joint) {
@@ -987,9 +1207,19 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       emit.point("avg_acc", "eval", step, avg);
       emit_drift();
       save_checkpoint("last", phase, avg);
-      if (avg >= best_avg) {
-        best_avg = avg;
-        save_checkpoint("best", phase, avg);
+      double select = avg;  // best.pt: the dev set's mean accuracy when there is one, else the test's
+      if (!dev.labels.empty()) {
+        auto drow = evaluate(model, dev, ds.tasks, eval_tasks_for(phase), seen, pad);
+        select = 0;
+        int nd = 0;
+        for (double a : drow.acc)
+          if (!std::isnan(a)) { select += a; ++nd; }
+        select /= std::max(nd, 1);
+        emit.point("dev_avg_acc", "eval", step, select);
+      }
+      if (select >= best_avg) {
+        best_avg = select;
+        save_checkpoint("best", phase, select);
       }
       Event e;
       e.kind = EventKind::TaskFinished;
@@ -1045,9 +1275,19 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     const int64_t trained = trainable ? step : 0;
     json cad = json::array();
     cad.push_back({{"level", "outer"}, {"block", -1}, {"clock", 1}, {"expected", trained}, {"actual", outer_steps}});
-    for (const auto& L : levels)
-      cad.push_back({{"level", L.g.name}, {"block", L.g.block}, {"clock", L.g.clock},
-                     {"expected", trained / L.g.clock}, {"actual", L.ticks}});
+    for (const auto& L : levels) {
+      const bool tasks = L.g.clock_unit == "tasks";
+      json entry = {{"level", L.g.name}, {"block", L.g.block}, {"clock", L.g.clock},
+                    {"expected", tasks ? (trainable ? boundaries : 0) / L.g.clock : trained / L.g.clock},
+                    {"actual", L.ticks}};
+      if (tasks) entry["clock_unit"] = "tasks";
+      cad.push_back(entry);
+    }
+    if (memory_head) {
+      cad.push_back({{"level", "head"}, {"block", -1}, {"clock", head.clock}, {"expected", trained / head.clock},
+                     {"actual", head.ticks}});
+      summary["head_clamped_writes"] = head.clamped;
+    }
     int64_t clamped = 0;
     for (const auto& [key, a] : context_audit) {  // expected: sum over sequences of ceil(tokens / C)
       cad.push_back({{"level", key.second}, {"block", key.first}, {"clock", a.chunk}, {"expected", a.expected},
@@ -1057,6 +1297,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     summary["cadence"] = cad;
     if (!context_audit.empty()) summary["clamped_writes"] = clamped;
   }
+  if (!dev.labels.empty()) summary["dev_rows"] = int64_t(dev.labels.size());
   summary["samples_seen"] = samples;
   summary["params"] = n_params;
   summary["train_seconds"] =

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,17 @@
 namespace hl::train {
 
 using json = nlohmann::json;
+
+// What RunOptions::level_probe sees of one level (a CMS level or the memory head `head`).
+struct LevelProbe {
+  std::string level;  // "cms1", ..., "head"
+  int block = -1;
+  int64_t step = -1;      // the step just trained; -1 = before training
+  bool task_end = false;  // after the task-end ticks of task-clocked levels
+  int64_t ticks = 0;
+  std::vector<float> params;    // the level's parameters, flattened (head: W)
+  std::string optimizer_state;  // the level optimizer's serialised state (head: momentum S)
+};
 
 struct RunOptions {
   std::string data_dir;        // resolved data directory
@@ -26,6 +38,9 @@ struct RunOptions {
   // checkpoint (saved at each task end), training restarts at the next task, and the same run
   // record is continued. The spec argument of run_experiment is then ignored.
   int64_t resume_run = 0;
+  // Test-only observation point: when set, called with every level's state once before training,
+  // after every training step, and after each task end. Costly (copies every level); off = empty.
+  std::function<void(const LevelProbe&)> level_probe;
 };
 
 // Thread-safe controls for a running experiment (GUI buttons, Ctrl-C).

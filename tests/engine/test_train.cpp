@@ -233,6 +233,34 @@ class TestTrain : public QObject {
     QVERIFY(refused);
   }
 
+  // training.dev_fraction holds out ⌊fraction · n⌋ train rows per class; best.pt is chosen by the
+  // dev set's mean accuracy over the seen tasks (ties: the later task), not by the test set.
+  void devFractionHoldsOutRowsAndPicksBestOnThem() {
+    json s = small_spec("banking77", 10, 1);
+    s["training"]["dev_fraction"] = 0.2;
+    s["training"]["checkpoints"] = true;
+    RunOptions o = opt_;
+    o.checkpoint_dir = tmp_.filePath("dev-ckpt").toStdString();
+    Recorder rec;
+    auto r = run_experiment(s, o, {&rec});
+    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(r.summary["dev_rows"].get<int64_t>(), int64_t(7 * 10 * 2));  // 2 of 10 rows, 70 classes
+    QCOMPARE(r.summary["steps"].get<int64_t>(), int64_t(7 * 3));  // 80 train rows per task: 3 batches
+    auto dev = rec.values("dev_avg_acc");
+    QCOMPARE(int(dev.size()), 7);
+    std::vector<double> best;
+    for (const auto& e : rec.events)
+      if (e.kind == EventKind::Checkpoint && e.message == "best") best.push_back(e.value);
+    std::vector<double> want;
+    double top = -1;
+    for (double d : dev)
+      if (d >= top) want.push_back(top = d);
+    QCOMPARE(best, want);
+    auto bad = s;
+    bad["training"]["dev_fraction"] = 0.9;
+    QVERIFY(hl::spec::validate(bad).format().find("training.dev_fraction") != std::string::npos);
+  }
+
   void jointProtocolFillsOnlyTheLastRow() {
     json s = small_spec("banking77", 30, 3);
     s["experiment"]["protocol"] = "joint";
