@@ -14,6 +14,7 @@
 #include <QProgressBar>
 #include <QSettings>
 #include <QStatusBar>
+#include <QStyle>
 #include <QStyleFactory>
 #include <QTabWidget>
 #include <QUndoStack>
