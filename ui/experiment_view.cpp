@@ -94,6 +94,10 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
   f2->addRow(tr("Device"), device_);
   auto* runs = new QGroupBox(tr("Runs"), this);
   auto* f3 = new QFormLayout(runs);
+  arch_ = new QLabel(this);
+  arch_->setObjectName("architectureSummary");
+  arch_->setWordWrap(true);
+  f3->addRow(tr("Architecture"), arch_);
   f3->addRow(tr("Seeds"), seeds_);
   f3->addRow(tr("Tags"), tags_);
   f3->addRow(tr("Notes"), notes_);
@@ -141,6 +145,31 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
   connect(worker_, &RunWorker::idle, this, &ExperimentView::updateButtons);
   setSpec(hl::spec::defaults());
   updateButtons();
+}
+
+void ExperimentView::showEvent(QShowEvent* e) {
+  QWidget::showEvent(e);
+  refreshSummary();
+}
+
+void ExperimentView::refreshSummary() {
+  try {
+    json spec = applyTo(source_ ? source_() : hl::spec::defaults());
+    json d = hl::train::describe(spec);
+    QStringList blocks;
+    for (const auto& b : spec["model"]["blocks"]) {
+      QString t = QString::fromStdString(b.value("type", "?"));
+      if (b.contains("levels")) t += QString("(%1 levels)").arg(b["levels"].size());
+      blocks << t;
+    }
+    arch_->setText(tr("%1: %2 · d_model %3 · %4 parameters · %5 FLOPs/sample (from the Architecture tab)")
+                       .arg(QString::fromStdString(spec.value("name", "")), blocks.join(" → "))
+                       .arg(spec["model"].value("d_model", 0))
+                       .arg(QLocale().toString(qlonglong(d.value("params", 0LL))))
+                       .arg(d.value("flops_per_sample", 0.0), 0, 'g', 3));
+  } catch (const std::exception& e) {
+    arch_->setText(tr("the architecture has errors: %1").arg(QString::fromUtf8(e.what()).left(300)));
+  }
 }
 
 void ExperimentView::setSpec(const json& s) {

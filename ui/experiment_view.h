@@ -35,6 +35,10 @@ class ExperimentView : public QWidget {
   QList<int> launch(QString* error = nullptr);
   QList<int> launchSpec(const nlohmann::json& spec, QString* error = nullptr);  // exactly this spec
   QList<qint64> seeds(QString* error = nullptr) const;
+  void refreshSummary();  // the architecture's name, blocks, parameters and FLOPs (engine describe())
+
+ protected:
+  void showEvent(QShowEvent* e) override;
 
  signals:
   void launched(int n);
@@ -54,6 +58,7 @@ class ExperimentView : public QWidget {
   QPushButton *launch_, *pause_, *stop_, *stop_all_;
   QListWidget* queue_;
   QLabel* msg_;
+  QLabel* arch_;
   QMap<int, QString> labels_;
 };
 

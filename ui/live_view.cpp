@@ -364,6 +364,7 @@ void LiveView::redraw(bool force) {
   }
   if (x_ == XAxis::Task && int(d.taskStarts().size()) != bands_tasks_) force = true;
   const int before = points_;
+  const bool forced = force;
   for (const auto& s : d.series()) {
     Binding& b = bind_[keyOf(s)];
     if (!b.graph) {
@@ -377,8 +378,12 @@ void LiveView::redraw(bool force) {
     }
     if (force || b.version != s.version) syncSeries(s, b, force);
   }
-  drawBands();
-  if (d.cellsVersion() != cells_seen_) drawMatrix();
+  bool changed = forced || points_ != before;
+  changed |= drawBands();
+  if (d.cellsVersion() != cells_seen_) {
+    drawMatrix();
+    changed = true;
+  }
 
   const QString xl = x_ == XAxis::Step ? tr("step") : x_ == XAxis::Task ? tr("task") : tr("samples seen");
   for (auto& [lv, r] : lanes_) {
@@ -423,15 +428,16 @@ void LiveView::redraw(bool force) {
                         .arg(d.totalSteps() > 0 ? QString("/%1").arg(d.totalSteps()) : QString())
                         .arg(std::max(0, d.task() + 1))
                         .arg(d.numTasks()));
-  for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
+  if (changed)  // progress-only batches update the title, not the plots
+    for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
   if (points_ > before) emit pointsAdded(points_ - before);
 }
 
-void LiveView::drawBands() {
+bool LiveView::drawBands() {
   const RunData& d = shown();
   const auto& starts = d.taskStarts();
   double end = double(std::max(d.step(), d.totalSteps()));
-  if (int(starts.size()) == bands_tasks_ && end == bands_end_) return;
+  if (int(starts.size()) == bands_tasks_ && end == bands_end_) return false;
   bands_tasks_ = int(starts.size());
   bands_end_ = end;
   forget_->clearItems();
@@ -459,6 +465,7 @@ void LiveView::drawBands() {
     label->setColor(dark_ ? QColor(200, 200, 200) : QColor(90, 90, 90));
     label->setFont(QFont(font().family(), 7));
   }
+  return true;
 }
 
 void LiveView::drawMatrix() {

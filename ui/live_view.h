@@ -78,7 +78,7 @@ class LiveView : public QWidget {
   void rebuildLanes();
   void redraw(bool force);
   void syncSeries(const SeriesData& s, Binding& b, bool force);
-  void drawBands();
+  bool drawBands();  // true when redrawn
   void drawMatrix();
   double mapX(double step) const;
   QCPGraph* graphFor(const SeriesData& s);

@@ -107,9 +107,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     else showTab(Live);
   });
   connect(runs_, &RunsBrowser::compareRuns, this, [this](const QList<qint64>& ids) {
-    QString err = compare_->setRuns(ids);
+    QString err = compareRuns(ids);
     if (!err.isEmpty()) QMessageBox::warning(this, tr("Compare"), err);
-    export_->setRuns(ids);
     showTab(Compare);
   });
   connect(runs_, &RunsBrowser::rerun, this, [this](qint64 id) {
@@ -342,6 +341,12 @@ QString MainWindow::openRun(qint64 run_id) {
   } catch (...) {
   }
   return {};
+}
+
+QString MainWindow::compareRuns(const QList<qint64>& ids) {
+  QString err = compare_->setRuns(ids);
+  if (err.isEmpty()) export_->setRuns(ids);
+  return err;
 }
 
 void MainWindow::showTab(int index) {

@@ -42,6 +42,7 @@ class MainWindow : public QMainWindow {
   QString openSpec(const QString& path);
   QString saveSpec(const QString& path);
   QString openRun(qint64 run_id);             // Live view replays it; Compare/Export/Inference preselect it
+  QString compareRuns(const QList<qint64>& ids);  // Compare and Export select these runs
   void showTab(int index);
   void setDark(bool dark);
   QString dbPath() const { return db_path_; }

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   QCommandLineOption shot("screenshot", "Render the window (the --tab, --run) into this PNG and exit.", "FILE");
   QCommandLineOption size("size", "Window size for --screenshot (default 1400x900).", "WxH", "1400x900");
   QCommandLineOption dark("dark", "Dark palette.");
-  for (const auto& o : {db, run, tab, spec, shot, size, dark}) p.addOption(o);
+  QCommandLineOption compare("compare", "Open these runs in the Compare tab, e.g. 1,2,5.", "IDS");
+  for (const auto& o : {db, run, tab, spec, shot, size, dark, compare}) p.addOption(o);
   p.process(app);
 
   auto fail = [](const QString& m, int code) {
@@ -72,6 +73,16 @@ int main(int argc, char** argv) {
   }
   if (run_id > 0) {
     err = w.openRun(run_id);
+    if (!err.isEmpty()) return fail(err, 4);
+  }
+  if (p.isSet(compare)) {
+    QList<qint64> ids;
+    for (const auto& part : p.value(compare).split(',', Qt::SkipEmptyParts)) {
+      bool ok = false;
+      ids << part.trimmed().toLongLong(&ok);
+      if (!ok) return fail(QString("--compare %1: '%2' is not a run id").arg(p.value(compare), part), 2);
+    }
+    err = w.compareRuns(ids);
     if (!err.isEmpty()) return fail(err, 4);
   }
   if (tab_index >= 0) w.showTab(tab_index);
