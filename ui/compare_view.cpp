@@ -71,6 +71,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   curves_->legend->setVisible(true);
   curves_->legend->setFont(QFont(font().family(), 7));
   curves_->setMinimumHeight(240);
+  curves_->setPlottingHint(QCP::phFastPolylines, true);
   curves_->xAxis->setLabel(tr("step"));
   addPlotExportMenu(curves_);
   matrices_ = new QCustomPlot(this);
@@ -98,7 +99,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   auto* lay = new QVBoxLayout(this);
   lay->addLayout(bar);
   lay->addWidget(split, 1);
-  connect(metric_, &QComboBox::currentIndexChanged, this, [this] { render(); });
+  connect(metric_, &QComboBox::currentIndexChanged, this, [this] { rebuild(); });
   stylePlot(curves_, darkPalette());
   stylePlot(matrices_, darkPalette());
 }
@@ -150,21 +151,35 @@ void CompareView::setData(std::vector<CompareRun> runs) {
   metric_->blockSignals(false);
   rebuildDiff();
   rebuildMatrices();
-  render();
+  rebuild();
 }
 
 void CompareView::setMetric(const QString& key) {
   int i = metric_->findData(key);
   if (i >= 0) metric_->setCurrentIndex(i);
-  render();
+  rebuild();
 }
 
 int CompareView::graphCount() const { return curves_->graphCount(); }
 
+double CompareView::rebuild() {
+  dirty_ = true;
+  return render();
+}
+
 double CompareView::render() {
   QElapsedTimer t;
   t.start();
+  if (dirty_) prepare();
+  curves_->replot(QCustomPlot::rpImmediateRefresh);
+  return t.nsecsElapsed() / 1e6;
+}
+
+void CompareView::prepare() {
+  dirty_ = false;
   curves_->clearGraphs();
+  // About one min/max pair per horizontal pixel: more points cannot be seen.
+  const int buckets = std::max(200, curves_->axisRect()->width() / 2);
   const std::string key = metric_->currentData().toString().toStdString();
   const auto bar = key.find('|');
   const std::string name = key.substr(0, bar), level = bar == std::string::npos ? "" : key.substr(bar + 1);
@@ -199,7 +214,7 @@ double CompareView::render() {
     if (curves.empty()) continue;
     const bool band = curves.size() > 1;
     for (const auto& c : curves) {  // each seed (faint when grouped)
-      XY d = decimate_minmax(c, 1000);
+      XY d = decimate_minmax(c, buckets);
       auto* gr = curves_->addGraph();
       QColor fc = col;
       if (band) fc.setAlpha(70);
@@ -211,11 +226,11 @@ double CompareView::render() {
         gr->setName(label);
     }
     if (band) {
-      Band b = mean_ci(curves);
+      Band b = mean_ci(curves, size_t(2 * buckets));
       XY m{b.x, b.mean}, lo{b.x, b.lo}, hi{b.x, b.hi};
-      m = decimate_minmax(m, 1000);
-      lo = decimate_minmax(lo, 1000);
-      hi = decimate_minmax(hi, 1000);
+      m = decimate_minmax(m, buckets);
+      lo = decimate_minmax(lo, buckets);
+      hi = decimate_minmax(hi, buckets);
       auto* glo = curves_->addGraph();
       glo->setPen(Qt::NoPen);
       glo->setData(qv(lo.x), qv(lo.y), true);
@@ -240,8 +255,6 @@ double CompareView::render() {
   info_->setText(tr("%1 run(s) in %2 configuration(s); same config_hash = seeds of one configuration")
                      .arg(runs_.size())
                      .arg(groups_));
-  curves_->replot(QCustomPlot::rpImmediateRefresh);
-  return t.nsecsElapsed() / 1e6;
 }
 
 void CompareView::rebuildDiff() {

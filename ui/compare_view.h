@@ -39,13 +39,15 @@ class CompareView : public QWidget {
   void setData(std::vector<CompareRun> runs);
   void setMetric(const QString& key);         // "name|level", e.g. "loss|outer", "avg_acc|eval"
   QStringList metrics() const;
-  double render();                            // rebuild the curves and replot; returns ms
+  double rebuild();  // recompute curves, seed bands and decimation, then replot; returns ms
+  double render();   // replot (rebuilding first when the data or curve changed); returns ms
   int groupCount() const { return groups_; }
   int graphCount() const;
   QCustomPlot* curves() const { return curves_; }
   QTableWidget* diffTable() const { return diff_; }
 
  private:
+  void prepare();
   void rebuildDiff();
   void rebuildMatrices();
 
@@ -57,6 +59,7 @@ class CompareView : public QWidget {
   QTableWidget* diff_ = nullptr;
   QLabel* info_ = nullptr;
   int groups_ = 0;
+  bool dirty_ = true;
 };
 
 }  // namespace hl::ui

@@ -50,36 +50,51 @@ double t95(int df) {
   return 1.96;
 }
 
-static bool interp(const XY& r, double x, double* y) {
-  if (r.x.empty() || x < r.x.front() || x > r.x.back()) return false;
-  auto it = std::lower_bound(r.x.begin(), r.x.end(), x);
-  size_t i = size_t(it - r.x.begin());
-  if (r.x[i] == x || i == 0) {
-    *y = r.y[i];
+namespace {
+// Linear interpolation at ascending x positions: a cursor per run instead of a binary search.
+struct Cursor {
+  const XY* r;
+  size_t i = 0;
+  bool at(double x, double* y) {
+    const auto& X = r->x;
+    if (X.empty() || x < X.front() || x > X.back()) return false;
+    while (i + 1 < X.size() && X[i + 1] <= x) ++i;
+    if (X[i] == x || i + 1 >= X.size()) {
+      *y = r->y[i];
+      return true;
+    }
+    double x0 = X[i], x1 = X[i + 1];
+    *y = r->y[i] + (r->y[i + 1] - r->y[i]) * (x - x0) / (x1 - x0);
     return true;
   }
-  double x0 = r.x[i - 1], x1 = r.x[i];
-  *y = r.y[i - 1] + (r.y[i] - r.y[i - 1]) * (x - x0) / (x1 - x0);
-  return true;
-}
+};
+}  // namespace
 
-Band mean_ci(const std::vector<XY>& runs) {
+Band mean_ci(const std::vector<XY>& runs, size_t max_points) {
   Band b;
-  if (runs.empty()) return b;
-  for (double x : runs[0].x) {
-    double sum = 0, sq = 0;
-    int n = 0;
-    std::vector<double> v;
-    for (const auto& r : runs) {
+  if (runs.empty() || runs[0].x.empty()) return b;
+  const auto& X = runs[0].x;
+  const size_t stride = max_points > 0 && X.size() > max_points ? (X.size() + max_points - 1) / max_points : 1;
+  std::vector<Cursor> cur;
+  for (const auto& r : runs) cur.push_back(Cursor{&r});
+  std::vector<double> v;
+  std::vector<size_t> at;
+  for (size_t k = 0; k < X.size(); k += stride) at.push_back(k);
+  if (at.back() != X.size() - 1) at.push_back(X.size() - 1);  // always end on the last x
+  for (size_t k : at) {
+    double x = X[k];
+    v.clear();
+    for (auto& c : cur) {
       double y;
-      if (interp(r, x, &y) && std::isfinite(y)) v.push_back(y);
+      if (c.at(x, &y) && std::isfinite(y)) v.push_back(y);
     }
-    n = int(v.size());
+    const int n = int(v.size());
     if (n == 0) continue;
+    double sum = 0, sq = 0;
     for (double y : v) sum += y;
-    double m = sum / n;
+    const double m = sum / n;
     for (double y : v) sq += (y - m) * (y - m);
-    double half = n > 1 ? t95(n - 1) * std::sqrt(sq / (n - 1)) / std::sqrt(double(n)) : 0;
+    const double half = n > 1 ? t95(n - 1) * std::sqrt(sq / (n - 1)) / std::sqrt(double(n)) : 0;
     b.x.push_back(x);
     b.mean.push_back(m);
     b.lo.push_back(m - half);

@@ -28,7 +28,9 @@ struct Band {
   std::vector<double> x, mean, lo, hi;
   std::vector<int> n;
 };
-Band mean_ci(const std::vector<XY>& runs);
+// At most max_points x positions (every k-th x of the first run, and its last) so a band over
+// long series costs O(max_points · runs) after one linear pass; 0 = every x.
+Band mean_ci(const std::vector<XY>& runs, size_t max_points = 0);
 
 // Piecewise-linear map from step to another axis (task position, samples seen), given knots
 // (step ascending). Beyond the last knot the last slope continues; with one knot it is an offset.

@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "hopelab_version.h"
+#include "ui/inference_view.h"
 #include "ui/live_view.h"
 #include "ui/main_window.h"
 
@@ -39,7 +40,9 @@ int main(int argc, char** argv) {
   QCommandLineOption size("size", "Window size for --screenshot (default 1400x900).", "WxH", "1400x900");
   QCommandLineOption dark("dark", "Dark palette.");
   QCommandLineOption compare("compare", "Open these runs in the Compare tab, e.g. 1,2,5.", "IDS");
-  for (const auto& o : {db, run, tab, spec, shot, size, dark, compare}) p.addOption(o);
+  QCommandLineOption sentence("sentence", "Classify this sentence in the Inference tab (with --run's checkpoint).",
+                              "TEXT");
+  for (const auto& o : {db, run, tab, spec, shot, size, dark, compare, sentence}) p.addOption(o);
   p.process(app);
 
   auto fail = [](const QString& m, int code) {
@@ -84,6 +87,11 @@ int main(int argc, char** argv) {
     }
     err = w.compareRuns(ids);
     if (!err.isEmpty()) return fail(err, 4);
+  }
+  if (p.isSet(sentence)) {
+    w.inference()->setText(p.value(sentence));
+    err = w.inference()->predict(p.value(sentence));
+    if (!err.isEmpty()) return fail("--sentence: " + err, 4);
   }
   if (tab_index >= 0) w.showTab(tab_index);
 

@@ -54,6 +54,17 @@ class TestPlotUtil : public QObject {
     QCOMPARE(e.n, (std::vector<int>{2, 2, 1}));
     QCOMPARE(e.mean[2], 20.0);
     QCOMPARE(t95(1), 12.706);
+    // Strided: at most ~max_points x positions, ending on the last x, same values there.
+    XY f, g;
+    for (int i = 0; i <= 1000; ++i) {
+      f.x.push_back(i), f.y.push_back(i);
+      g.x.push_back(i), g.y.push_back(i + 2);
+    }
+    Band s = mean_ci({f, g}, 100);
+    QVERIFY2(s.x.size() <= 101 && s.x.size() >= 90, qPrintable(QString::number(s.x.size())));
+    QCOMPARE(s.x.back(), 1000.0);
+    QCOMPARE(s.mean.back(), 1001.0);
+    QCOMPARE(s.mean[1], s.x[1] + 1);
     QCOMPARE(t95(100), 1.96);
   }
 
