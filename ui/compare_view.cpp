@@ -82,6 +82,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   diff_->setObjectName("specDiff");
   diff_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   diff_->verticalHeader()->hide();
+  diff_->setWordWrap(false);
   auto* bar = new QHBoxLayout;
   bar->addWidget(new QLabel(tr("Curve:"), this));
   bar->addWidget(metric_);
@@ -90,7 +91,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   bottom->addWidget(diff_);
   bottom->addWidget(matrices_);
   bottom->setStretchFactor(0, 1);
-  bottom->setStretchFactor(1, 2);
+  bottom->setStretchFactor(1, 1);
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(curves_);
   split->addWidget(bottom);
@@ -269,10 +270,15 @@ void CompareView::rebuildDiff() {
   diff_->setRowCount(int(rows.size()));
   for (int i = 0; i < int(rows.size()); ++i) {
     diff_->setItem(i, 0, new QTableWidgetItem(QString::fromStdString(rows[i].first)));
-    for (int j = 0; j < int(rows[i].second.size()); ++j)
-      diff_->setItem(i, j + 1, new QTableWidgetItem(QString::fromStdString(rows[i].second[j])));
+    for (int j = 0; j < int(rows[i].second.size()); ++j) {
+      QString v = QString::fromStdString(rows[i].second[j]);
+      auto* it = new QTableWidgetItem(v.size() > 40 ? v.left(39) + "…" : v);
+      it->setToolTip(v);
+      diff_->setItem(i, j + 1, it);
+    }
   }
   diff_->resizeColumnsToContents();
+  for (int c = 0; c < diff_->columnCount(); ++c) diff_->setColumnWidth(c, std::min(diff_->columnWidth(c), c == 0 ? 260 : 150));
 }
 
 void CompareView::rebuildMatrices() {

@@ -5,6 +5,7 @@
 #include <QApplication>
 #include <QFile>
 #include <QImage>
+#include <QLineEdit>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QTableWidget>
@@ -19,6 +20,7 @@
 #include "engine/train/inference.h"
 #include "gui/tiny_spec.h"
 #include "ui/compare_view.h"
+#include "ui/experiment_view.h"
 #include "ui/export_view.h"
 #include "ui/live_view.h"
 #include "ui/run_worker.h"
@@ -146,6 +148,38 @@ class TestApp : public QObject {
     QCOMPARE(b.status, QString("failed"));
     QVERIFY2(b.error.contains("/no/such/dataset"), qPrintable(b.error));
     QVERIFY(!worker.busy());
+  }
+
+  // Launch validates the seeds and the spec, then queues one run per seed.
+  void experimentLaunchQueuesOneRunPerSeed() {
+    hl::ui::RunWorker worker;
+    hl::ui::ExperimentView view(&worker);
+    view.setProperty("noDialogs", true);
+    nlohmann::json spec = tiny_spec();
+    view.setSpecSource([&] { return spec; });
+    view.setSpec(spec);
+    view.setDataDir(data_dir_);
+    view.setDbPath("");
+    auto* seeds = view.findChild<QLineEdit*>("seeds");
+    QVERIFY(seeds);
+    QString err;
+    seeds->setText("1 x");
+    QVERIFY(view.launch(&err).isEmpty());
+    QVERIFY2(err.contains("'x'"), qPrintable(err));
+    seeds->setText("4 5");
+    spec["model"]["d_model"] = -3;
+    err.clear();
+    QVERIFY(view.launch(&err).isEmpty());
+    QVERIFY2(err.contains("model.d_model"), qPrintable(err));
+    QVERIFY(!worker.busy());
+    spec["model"]["d_model"] = 32;
+    QSignalSpy finished(&worker, &hl::ui::RunWorker::requestFinished);
+    QCOMPARE(view.launch(&err).size(), 2);
+    QVERIFY(worker.busy());
+    worker.stopAll();  // drops the second, cancels the first
+    QTRY_VERIFY_WITH_TIMEOUT(!worker.busy(), 300000);
+    QCOMPARE(finished.count(), 1);
+    QCOMPARE(finished.at(0).at(0).value<RunOutcome>().status, QString("cancelled"));
   }
 
   // The Export tab's text equals `hopelab-cli export` byte for byte.
