@@ -68,6 +68,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   inference_ = new InferenceView(this);
   live_->setFeed(worker_->feed());
   experiment_->setSpecSource([this] { return editor_->spec(); });
+  if (!editor_->spec().is_object() || !editor_->spec().contains("model"))
+    editor_->setSpec(hl::spec::preset("transformer"));  // an editor that starts empty gets the default
+  experiment_->setSpec(editor_->spec());
 
   tabs_ = new QTabWidget(this);
   tabs_->setDocumentMode(true);
