@@ -74,12 +74,20 @@ void RunWorker::stopCurrent() {
 }
 
 void RunWorker::stopAll() {
+  std::deque<RunRequest> dropped;
   {
     QMutexLocker lock(&mu_);
-    queue_.clear();
+    dropped.swap(queue_);
   }
   stopCurrent();
   emit queueChanged(0);
+  for (const auto& r : dropped) {  // every request gets exactly one requestFinished
+    RunOutcome o;
+    o.request_id = r.id;
+    o.status = "cancelled";
+    o.error = tr("removed from the queue before it started");
+    emit requestFinished(o);
+  }
 }
 
 bool RunWorker::paused() const {

@@ -55,7 +55,7 @@ class RunWorker : public QThread {
   void pause();
   void resume();
   void stopCurrent();  // cancels the running request (the run is stored as cancelled)
-  void stopAll();      // also drops the queued requests
+  void stopAll();      // also drops the queued requests (each reported as cancelled, run_id 0)
   bool paused() const;
   bool busy() const;
   int queued() const;

@@ -176,11 +176,16 @@ class TestApp : public QObject {
     QSignalSpy finished(&worker, &hl::ui::RunWorker::requestFinished);
     QCOMPARE(view.launch(&err).size(), 2);
     QVERIFY(worker.busy());
-    worker.stopAll();  // drops the second, cancels the first
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 300000);
+    worker.stopAll();  // cancels the running request, drops the queued one
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 300000);
     QTRY_VERIFY_WITH_TIMEOUT(!worker.busy(), 10000);
     QTest::qWait(200);
-    QCOMPARE(finished.count(), 1);  // the second seed was dropped, not run
+    QCOMPARE(finished.count(), 2);  // one outcome per request, none twice
+    for (const auto& args : finished) {
+      const auto o = args.at(0).value<RunOutcome>();
+      QCOMPARE(o.status, QString("cancelled"));
+      QCOMPARE(o.run_id, qint64(0));  // db_path "" (not stored)
+    }
     QCOMPARE(finished.at(0).at(0).value<RunOutcome>().status, QString("cancelled"));
   }
 
