@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   p.addHelpOption();
   p.addVersionOption();
   QCommandLineOption db("db", "Run database (default: the CLI's, <user data dir>/runs.db).", "PATH");
-  QCommandLineOption run("run", "Open this stored run (Live replays it; Compare, Export, Inference select it).", "ID");
+  QCommandLineOption run("run", "Open this stored run (Live replays it; Compare shows it with its seed siblings; Inference selects it).", "ID");
   QCommandLineOption tab("tab", "Start on this tab: " + hl::ui::MainWindow::tabNames().join("|") + " (editor = architecture).",
                          "NAME");
   QCommandLineOption spec("spec", "Open this spec JSON in the Architecture and Experiment tabs.", "FILE");
