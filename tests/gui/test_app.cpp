@@ -22,7 +22,9 @@
 #include "ui/compare_view.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
+#include "ui/editor/architecture_editor.h"
 #include "ui/live_view.h"
+#include "ui/main_window.h"
 #include "ui/run_worker.h"
 #include "ui/runs_browser.h"
 
@@ -50,6 +52,7 @@ class TestApp : public QObject {
   void initTestCase() {
     QVERIFY(tmp_.isValid());
     qputenv("XDG_DATA_HOME", tmp_.filePath("xdg").toUtf8());  // no test writes the user's data dir
+    qputenv("XDG_CONFIG_HOME", tmp_.filePath("config").toUtf8());  // nor the user's QSettings
     data_dir_ = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT);
     db_ = tmp_.filePath("runs.db");
     spec_file_ = tmp_.filePath("tiny.json");
@@ -292,6 +295,43 @@ class TestApp : public QObject {
     junk.write("not a checkpoint");
     junk.close();
     QVERIFY_THROWS_EXCEPTION(hl::Error, hl::train::Predictor::load(junk.fileName().toStdString()));
+  }
+
+  // The main window: tab names, database and run opening, spec save/open round trip, errors.
+  void mainWindowOpensRunsAndRoundTripsSpecs() {
+    QCOMPARE(hl::ui::MainWindow::tabIndex("editor"), int(hl::ui::MainWindow::Architecture));
+    QCOMPARE(hl::ui::MainWindow::tabIndex("Live"), int(hl::ui::MainWindow::Live));
+    QCOMPARE(hl::ui::MainWindow::tabIndex("nope"), -1);
+    hl::ui::MainWindow w;
+    QCOMPARE(w.openDatabase(db_), QString());
+    QVERIFY(w.runs()->rowCount() >= 3);
+    QCOMPARE(w.openRun(1), QString());
+    QCOMPARE(w.live()->shown().runId(), qint64(1));
+    QVERIFY(w.live()->plottedPoints() > 0);
+    QVERIFY(w.openRun(777).contains("run 777"));
+    // The spec of run 1 is now in the editor; saving and reopening gives the same spec.
+    const QString f = tmp_.filePath("saved.json");
+    QCOMPARE(w.saveSpec(f), QString());
+    auto saved = hl::spec::load_file(f.toStdString());
+    QCOMPARE(w.openSpec(f), QString());
+    QCOMPARE(hl::spec::canonical(w.editor()->spec()), hl::spec::canonical(hl::spec::complete(saved)));
+    QCOMPARE(QString::fromStdString(saved["experiment"]["dataset"].get<std::string>()), QString("banking77"));
+    QFile bad(tmp_.filePath("bad.json"));
+    QVERIFY(bad.open(QIODevice::WriteOnly));
+    bad.write("{\"model\": ");
+    bad.close();
+    QVERIFY2(w.openSpec(bad.fileName()).contains("bad.json"), "the error names the file");
+    QFile junk(tmp_.filePath("notadb.db"));
+    QVERIFY(junk.open(QIODevice::WriteOnly));
+    junk.write(QByteArray(4096, 'x'));
+    junk.close();
+    QVERIFY(w.openDatabase(junk.fileName()).contains("notadb.db"));
+    QCOMPARE(w.dbPath(), QFileInfo(db_).absoluteFilePath());  // the open database stays
+    QCOMPARE(w.compareRuns({1, 2}), QString());
+    QCOMPARE(w.compare()->groupCount(), 1);
+    w.setDark(true);
+    QVERIFY(qApp->palette().color(QPalette::Window).lightness() < 128);
+    w.setDark(false);
   }
 
   void screenshotWritesPngAndRefusesBadInput() {
