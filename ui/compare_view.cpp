@@ -1,0 +1,318 @@
+#include "ui/compare_view.h"
+
+#include <QComboBox>
+#include <QElapsedTimer>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <map>
+#include <qcustomplot.h>
+#include <set>
+
+#include "ui/plot_export.h"
+
+namespace hl::ui {
+namespace {
+
+QColor groupColor(int i) {
+  static const QColor c[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xd6, 0x27, 0x28), QColor(0x2c, 0xa0, 0x2c),
+                             QColor(0xff, 0x7f, 0x0e), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
+                             QColor(0xe3, 0x77, 0xc2), QColor(0x17, 0xbe, 0xcf)};
+  return c[i % 8];
+}
+
+std::string pretty_path(const std::string& pointer) {  // "/model/blocks/1/heads" -> model.blocks[1].heads
+  std::string out;
+  size_t i = 1;
+  while (i <= pointer.size()) {
+    size_t j = pointer.find('/', i);
+    if (j == std::string::npos) j = pointer.size();
+    std::string part = pointer.substr(i, j - i);
+    bool index = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
+    out += index ? "[" + part + "]" : (out.empty() ? "" : ".") + part;
+    i = j + 1;
+  }
+  return out;
+}
+
+QVector<double> qv(const std::vector<double>& v) { return QVector<double>(v.begin(), v.end()); }
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<std::string>>> spec_diff(const std::vector<nlohmann::json>& specs) {
+  std::vector<nlohmann::json> flat;
+  std::set<std::string> keys;
+  for (const auto& s : specs) {
+    flat.push_back(s.flatten());
+    for (auto it = flat.back().begin(); it != flat.back().end(); ++it) keys.insert(it.key());
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> rows;
+  for (const auto& k : keys) {
+    std::vector<std::string> vals;
+    for (const auto& f : flat) {
+      auto it = f.find(k);
+      vals.push_back(it == f.end() ? "—" : it->is_string() ? it->get<std::string>() : it->dump());
+    }
+    if (std::adjacent_find(vals.begin(), vals.end(), std::not_equal_to<>()) != vals.end())
+      rows.emplace_back(pretty_path(k), vals);
+  }
+  return rows;
+}
+
+CompareView::CompareView(QWidget* parent) : QWidget(parent) {
+  metric_ = new QComboBox(this);
+  metric_->setMinimumContentsLength(18);
+  info_ = new QLabel(this);
+  curves_ = new QCustomPlot(this);
+  curves_->setObjectName("compareCurves");
+  curves_->legend->setVisible(true);
+  curves_->legend->setFont(QFont(font().family(), 7));
+  curves_->setMinimumHeight(240);
+  curves_->setPlottingHint(QCP::phFastPolylines, true);
+  curves_->xAxis->setLabel(tr("step"));
+  addPlotExportMenu(curves_);
+  matrices_ = new QCustomPlot(this);
+  matrices_->setObjectName("compareMatrices");
+  matrices_->setMinimumHeight(160);
+  addPlotExportMenu(matrices_);
+  diff_ = new QTableWidget(this);
+  diff_->setObjectName("specDiff");
+  diff_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  diff_->verticalHeader()->hide();
+  diff_->setWordWrap(false);
+  auto* bar = new QHBoxLayout;
+  bar->addWidget(new QLabel(tr("Curve:"), this));
+  bar->addWidget(metric_);
+  bar->addWidget(info_, 1);
+  auto* bottom = new QSplitter(this);
+  bottom->addWidget(diff_);
+  bottom->addWidget(matrices_);
+  bottom->setStretchFactor(0, 1);
+  bottom->setStretchFactor(1, 1);
+  auto* split = new QSplitter(Qt::Vertical, this);
+  split->addWidget(curves_);
+  split->addWidget(bottom);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  auto* lay = new QVBoxLayout(this);
+  lay->addLayout(bar);
+  lay->addWidget(split, 1);
+  connect(metric_, &QComboBox::currentIndexChanged, this, [this] { rebuild(); });
+  stylePlot(curves_, darkPalette());
+  stylePlot(matrices_, darkPalette());
+}
+
+QString CompareView::setRuns(const QList<qint64>& ids) {
+  if (!db_) return tr("no run database open");
+  std::vector<CompareRun> runs;
+  for (qint64 id : ids) {
+    auto r = db_->getRun(id);
+    if (!r) return tr("run %1 is not in %2").arg(id).arg(QString::fromStdString(db_->path()));
+    CompareRun c;
+    c.id = id;
+    c.label = tr("run %1 · %2 · seed %3").arg(id).arg(QString::fromStdString(r->name)).arg(r->seed);
+    c.config_hash = r->config_hash;
+    try {
+      c.spec = nlohmann::json::parse(r->spec_json);
+    } catch (...) {
+      c.spec = nlohmann::json::object();
+    }
+    c.series = db_->series(id);
+    c.cells = db_->accuracy(id);
+    runs.push_back(std::move(c));
+  }
+  setData(std::move(runs));
+  return {};
+}
+
+QStringList CompareView::metrics() const {
+  QStringList out;
+  for (int i = 0; i < metric_->count(); ++i) out << metric_->itemData(i).toString();
+  return out;
+}
+
+void CompareView::setData(std::vector<CompareRun> runs) {
+  runs_ = std::move(runs);
+  QString cur = metric_->currentData().toString();
+  std::set<QString> keys;
+  for (const auto& r : runs_)
+    for (const auto& s : r.series)
+      if (s.block < 0 || s.name.rfind("acc.task", 0) == 0)
+        keys.insert(QString::fromStdString(s.name + "|" + s.level));
+  metric_->blockSignals(true);
+  metric_->clear();
+  for (const auto& k : keys) metric_->addItem(QString(k).replace('|', " · "), k);
+  int idx = metric_->findData(cur);
+  if (idx < 0) idx = metric_->findData("avg_acc|eval");
+  if (idx < 0) idx = metric_->findData("loss|outer");
+  metric_->setCurrentIndex(std::max(0, idx));
+  metric_->blockSignals(false);
+  rebuildDiff();
+  rebuildMatrices();
+  rebuild();
+}
+
+void CompareView::setMetric(const QString& key) {
+  int i = metric_->findData(key);
+  if (i >= 0) metric_->setCurrentIndex(i);
+  rebuild();
+}
+
+int CompareView::graphCount() const { return curves_->graphCount(); }
+
+double CompareView::rebuild() {
+  dirty_ = true;
+  return render();
+}
+
+double CompareView::render() {
+  QElapsedTimer t;
+  t.start();
+  if (dirty_) prepare();
+  curves_->replot(QCustomPlot::rpImmediateRefresh);
+  return t.nsecsElapsed() / 1e6;
+}
+
+void CompareView::prepare() {
+  dirty_ = false;
+  curves_->clearGraphs();
+  // About one min/max pair per horizontal pixel: more points cannot be seen.
+  const int buckets = std::max(200, curves_->axisRect()->width() / 2);
+  const std::string key = metric_->currentData().toString().toStdString();
+  const auto bar = key.find('|');
+  const std::string name = key.substr(0, bar), level = bar == std::string::npos ? "" : key.substr(bar + 1);
+  std::map<std::string, std::vector<size_t>> groups;
+  std::vector<std::string> order;
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    std::string g = runs_[i].config_hash.empty() ? "#" + std::to_string(runs_[i].id) : runs_[i].config_hash;
+    if (!groups.count(g)) order.push_back(g);
+    groups[g].push_back(i);
+  }
+  groups_ = int(order.size());
+  int gi = 0;
+  for (const auto& g : order) {
+    QColor col = groupColor(gi++);
+    std::vector<XY> curves;
+    QString label;
+    for (size_t i : groups[g]) {
+      XY xy;
+      for (const auto& s : runs_[i].series)
+        if (s.name == name && s.level == level) {
+          xy.x.reserve(s.points.size());
+          xy.y.reserve(s.points.size());
+          for (const auto& [st, v] : s.points) {
+            xy.x.push_back(double(st));
+            xy.y.push_back(v);
+          }
+        }
+      if (xy.size() == 0) continue;
+      curves.push_back(std::move(xy));
+      label = runs_[i].label;
+    }
+    if (curves.empty()) continue;
+    const bool band = curves.size() > 1;
+    for (const auto& c : curves) {  // each seed (faint when grouped)
+      XY d = decimate_minmax(c, buckets);
+      auto* gr = curves_->addGraph();
+      QColor fc = col;
+      if (band) fc.setAlpha(70);
+      gr->setPen(QPen(fc, band ? 1 : 1.6));
+      gr->setData(qv(d.x), qv(d.y), true);
+      if (band)
+        gr->removeFromLegend();
+      else
+        gr->setName(label);
+    }
+    if (band) {
+      Band b = mean_ci(curves, size_t(2 * buckets));
+      XY m{b.x, b.mean}, lo{b.x, b.lo}, hi{b.x, b.hi};
+      m = decimate_minmax(m, buckets);
+      lo = decimate_minmax(lo, buckets);
+      hi = decimate_minmax(hi, buckets);
+      auto* glo = curves_->addGraph();
+      glo->setPen(Qt::NoPen);
+      glo->setData(qv(lo.x), qv(lo.y), true);
+      glo->removeFromLegend();
+      auto* ghi = curves_->addGraph();
+      ghi->setPen(Qt::NoPen);
+      QColor bc = col;
+      bc.setAlpha(50);
+      ghi->setBrush(bc);
+      ghi->setChannelFillGraph(glo);
+      ghi->setData(qv(hi.x), qv(hi.y), true);
+      ghi->removeFromLegend();
+      auto* gm = curves_->addGraph();
+      gm->setPen(QPen(col, 2.2));
+      gm->setData(qv(m.x), qv(m.y), true);
+      QString base = label.section(" · ", 1, 1);
+      gm->setName(tr("%1 · mean ± 95% CI over %2 seeds").arg(base).arg(curves.size()));
+    }
+  }
+  curves_->yAxis->setLabel(QString::fromStdString(name + (level.empty() ? "" : " (" + level + ")")));
+  curves_->rescaleAxes(true);
+  info_->setText(tr("%1 run(s) in %2 configuration(s); same config_hash = seeds of one configuration")
+                     .arg(runs_.size())
+                     .arg(groups_));
+}
+
+void CompareView::rebuildDiff() {
+  std::vector<nlohmann::json> specs;
+  for (const auto& r : runs_) specs.push_back(r.spec);
+  auto rows = spec_diff(specs);
+  diff_->clear();
+  diff_->setColumnCount(int(runs_.size()) + 1);
+  QStringList head{tr("field (differs)")};
+  for (const auto& r : runs_) head << tr("run %1").arg(r.id);
+  diff_->setHorizontalHeaderLabels(head);
+  diff_->setRowCount(int(rows.size()));
+  for (int i = 0; i < int(rows.size()); ++i) {
+    diff_->setItem(i, 0, new QTableWidgetItem(QString::fromStdString(rows[i].first)));
+    for (int j = 0; j < int(rows[i].second.size()); ++j) {
+      QString v = QString::fromStdString(rows[i].second[j]);
+      auto* it = new QTableWidgetItem(v.size() > 40 ? v.left(39) + "…" : v);
+      it->setToolTip(v);
+      diff_->setItem(i, j + 1, it);
+    }
+  }
+  diff_->resizeColumnsToContents();
+  for (int c = 0; c < diff_->columnCount(); ++c) diff_->setColumnWidth(c, std::min(diff_->columnWidth(c), c == 0 ? 260 : 150));
+}
+
+void CompareView::rebuildMatrices() {
+  matrices_->clearPlottables();
+  matrices_->plotLayout()->clear();
+  QCPColorGradient g(QCPColorGradient::gpThermal);
+  g.setNanHandling(QCPColorGradient::nhTransparent);
+  int col = 0;
+  for (const auto& r : runs_) {
+    if (col >= 8) break;  // at most 8 side by side
+    int T = 0;
+    for (const auto& c : r.cells) T = std::max({T, c.after_task + 1, c.task + 1});
+    if (T == 0) continue;
+    auto* rect = new QCPAxisRect(matrices_);
+    matrices_->plotLayout()->addElement(1, col, rect);
+    auto* title = new QCPTextElement(matrices_, tr("run %1").arg(r.id), QFont(font().family(), 8));
+    matrices_->plotLayout()->addElement(0, col, title);
+    auto* cm = new QCPColorMap(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
+    cm->setGradient(g);
+    cm->setInterpolate(false);
+    cm->data()->setSize(T, T);
+    cm->data()->setRange(QCPRange(1, T), QCPRange(1, T));
+    for (int i = 0; i < T; ++i)
+      for (int j = 0; j < T; ++j) cm->data()->setCell(j, i, std::nan(""));
+    for (const auto& c : r.cells) cm->data()->setCell(c.task, c.after_task, c.acc);
+    cm->setDataRange(QCPRange(0, 1));
+    rect->axis(QCPAxis::atLeft)->setRangeReversed(true);
+    rect->axis(QCPAxis::atBottom)->setRange(0.5, T + 0.5);
+    rect->axis(QCPAxis::atLeft)->setRange(0.5, T + 0.5);
+    ++col;
+  }
+  if (col == 0) matrices_->plotLayout()->addElement(0, 0, new QCPTextElement(matrices_, tr("no accuracy matrices")));
+  stylePlot(matrices_, darkPalette());
+  matrices_->replot(QCustomPlot::rpQueuedReplot);
+}
+
+}  // namespace hl::ui

@@ -1,0 +1,148 @@
+#include "ui/inference_view.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+#include "engine/store/store.h"
+#include "engine/train/inference.h"
+
+namespace hl::ui {
+
+InferenceView::InferenceView(QWidget* parent) : QWidget(parent) {
+  run_ = new QComboBox(this);
+  run_->setMinimumContentsLength(30);
+  kind_ = new QComboBox(this);
+  kind_->addItems({"best", "last"});
+  k_ = new QSpinBox(this);
+  k_->setRange(1, 50);
+  k_->setValue(5);
+  text_ = new QLineEdit(this);
+  text_->setObjectName("sentence");
+  text_->setPlaceholderText(tr("Type a sentence, e.g. “my card has not arrived yet”, and press Enter"));
+  auto* go = new QPushButton(tr("Predict"), this);
+  table_ = new QTableWidget(0, 3, this);
+  table_->setObjectName("predictions");
+  table_->setHorizontalHeaderLabels({tr("class"), tr("probability"), tr("")});
+  table_->horizontalHeader()->setSectionResizeMode(2, QHeaderView::Stretch);
+  table_->verticalHeader()->hide();
+  table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  msg_ = new QLabel(this);
+  msg_->setWordWrap(true);
+  auto* top = new QHBoxLayout;
+  top->addWidget(new QLabel(tr("Run"), this));
+  top->addWidget(run_, 1);
+  top->addWidget(new QLabel(tr("Checkpoint"), this));
+  top->addWidget(kind_);
+  top->addWidget(new QLabel(tr("Top k"), this));
+  top->addWidget(k_);
+  auto* mid = new QHBoxLayout;
+  mid->addWidget(text_, 1);
+  mid->addWidget(go);
+  auto* lay = new QVBoxLayout(this);
+  lay->addLayout(top);
+  lay->addLayout(mid);
+  lay->addWidget(table_, 1);
+  lay->addWidget(msg_);
+  auto run = [this] {
+    QString err = predict(text_->text());
+    if (!err.isEmpty()) msg_->setText(err);
+  };
+  connect(go, &QPushButton::clicked, this, run);
+  connect(text_, &QLineEdit::returnPressed, this, run);
+}
+
+InferenceView::~InferenceView() = default;
+
+void InferenceView::setStore(hl::store::RunStore* db) {
+  db_ = db;
+  pred_.reset();
+  loaded_.clear();
+  refreshRuns();
+}
+
+void InferenceView::refreshRuns() {
+  qint64 cur = run_->currentData().toLongLong();
+  run_->clear();
+  if (!db_) return;
+  for (const auto& r : db_->listRuns()) {
+    if (db_->checkpoints(r.id).empty()) continue;
+    run_->addItem(tr("run %1 · %2 · %3 · seed %4 · %5")
+                      .arg(r.id)
+                      .arg(QString::fromStdString(r.name), QString::fromStdString(r.dataset))
+                      .arg(r.seed)
+                      .arg(QString::fromStdString(r.status)),
+                  qlonglong(r.id));
+  }
+  int i = run_->findData(qlonglong(cur));
+  if (i >= 0) run_->setCurrentIndex(i);
+}
+
+void InferenceView::setRun(qint64 id) {
+  refreshRuns();
+  int i = run_->findData(qlonglong(id));
+  if (i >= 0) run_->setCurrentIndex(i);
+  else msg_->setText(tr("run %1 has no checkpoint").arg(id));
+}
+
+void InferenceView::setText(const QString& t) { text_->setText(t); }
+
+QString InferenceView::load() {
+  if (!db_) return tr("no run database open");
+  qint64 id = run_->currentData().toLongLong();
+  if (id <= 0) return tr("no run with a checkpoint in this database");
+  std::string path;
+  for (const auto& c : db_->checkpoints(id))
+    if (c.kind == kind_->currentText().toStdString()) path = c.path;
+  if (path.empty()) return tr("run %1 has no '%2' checkpoint").arg(id).arg(kind_->currentText());
+  QString key = QString::fromStdString(path);
+  if (pred_ && loaded_ == key) return {};
+  try {
+    pred_ = hl::train::Predictor::load(path);
+  } catch (const std::exception& e) {
+    pred_.reset();
+    loaded_.clear();
+    return QString::fromUtf8(e.what());
+  }
+  loaded_ = key;
+  msg_->setText(tr("%1 · saved after task %2, step %3 · %4 classes")
+                    .arg(key)
+                    .arg(pred_->task() + 1)
+                    .arg(pred_->step())
+                    .arg(pred_->labels().size()));
+  return {};
+}
+
+QString InferenceView::predict(const QString& text) {
+  QString err = load();
+  if (!err.isEmpty()) return err;
+  std::vector<hl::train::Prediction> ps;
+  try {
+    ps = pred_->predict(text.toStdString(), k_->value());
+  } catch (const std::exception& e) {
+    return QString::fromUtf8(e.what());
+  }
+  table_->setRowCount(int(ps.size()));
+  for (int i = 0; i < int(ps.size()); ++i) {
+    table_->setItem(i, 0, new QTableWidgetItem(QString::fromStdString(ps[i].label)));
+    auto* p = new QTableWidgetItem(QString::number(ps[i].prob, 'f', 4));
+    p->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    table_->setItem(i, 1, p);
+    auto* bar = new QProgressBar(table_);
+    bar->setRange(0, 1000);
+    bar->setValue(int(ps[i].prob * 1000));
+    bar->setTextVisible(false);
+    table_->setCellWidget(i, 2, bar);
+  }
+  table_->resizeColumnToContents(0);
+  return {};
+}
+
+}  // namespace hl::ui

@@ -1,0 +1,47 @@
+// The Inference tab: pick a stored run and its checkpoint (best or last), type a sentence, see the
+// top-k classes with probabilities.
+#pragma once
+#include <QWidget>
+#include <memory>
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QSpinBox;
+class QTableWidget;
+
+namespace hl::store {
+class RunStore;
+}
+namespace hl::train {
+class Predictor;
+}
+
+namespace hl::ui {
+
+class InferenceView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit InferenceView(QWidget* parent = nullptr);
+  ~InferenceView() override;
+  void setStore(hl::store::RunStore* db);
+  void setRun(qint64 run_id);        // selects the run (loads lazily on predict)
+  QString load();                    // loads the selected run's checkpoint; "" or the error
+  QString predict(const QString& text);  // fills the table; "" or the error
+  QTableWidget* results() const { return table_; }
+  void setText(const QString& t);
+
+ private:
+  void refreshRuns();
+  hl::store::RunStore* db_ = nullptr;
+  std::unique_ptr<hl::train::Predictor> pred_;
+  QString loaded_;
+  QComboBox* run_ = nullptr;
+  QComboBox* kind_ = nullptr;
+  QSpinBox* k_ = nullptr;
+  QLineEdit* text_ = nullptr;
+  QTableWidget* table_ = nullptr;
+  QLabel* msg_ = nullptr;
+};
+
+}  // namespace hl::ui

@@ -1,0 +1,518 @@
+#include "ui/live_view.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPushButton>
+#include <QSlider>
+#include <QTimer>
+#include <QToolTip>
+#include <cmath>
+#include <qcustomplot.h>
+
+#include "engine/common/error.h"
+#include "engine/store/store.h"
+#include "ui/plot_export.h"
+#include "ui/run_worker.h"
+
+namespace hl::ui {
+namespace {
+
+constexpr size_t kMaxDirect = 4000;  // beyond this a series is shown decimated
+constexpr int kBuckets = 1500;       // min/max buckets (≤ 3000 drawn points)
+
+QColor levelColor(int i) {
+  static const QColor c[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0x2c, 0xa0, 0x2c),
+                             QColor(0xd6, 0x27, 0x28), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
+                             QColor(0xe3, 0x77, 0xc2), QColor(0x7f, 0x7f, 0x7f), QColor(0xbc, 0xbd, 0x22),
+                             QColor(0x17, 0xbe, 0xcf)};
+  return c[((i % 10) + 10) % 10];
+}
+
+std::string keyOf(const SeriesData& s) { return s.name + '|' + s.level + '|' + std::to_string(s.block); }
+
+QCustomPlot* newPlot(QWidget* parent, const QString& title) {
+  auto* p = new QCustomPlot(parent);
+  p->setObjectName(title);
+  p->setMinimumSize(260, 180);
+  p->setNoAntialiasingOnDrag(true);
+  p->plotLayout()->insertRow(0);
+  auto* t = new QCPTextElement(p, title, QFont(p->font().family(), 10, QFont::Bold));
+  p->plotLayout()->addElement(0, 0, t);
+  addPlotExportMenu(p);
+  return p;
+}
+
+}  // namespace
+
+LiveView::LiveView(QWidget* parent) : QWidget(parent) {
+  title_ = new QLabel(tr("No run yet: launch one in the Experiment tab or open one from the Runs tab."), this);
+  title_->setObjectName("liveTitle");
+  smooth_ = new QSlider(Qt::Horizontal, this);
+  smooth_->setRange(0, 99);
+  smooth_->setFixedWidth(140);
+  smooth_->setToolTip(tr("EMA smoothing factor (0 = raw)"));
+  log_ = new QCheckBox(tr("Log y"), this);
+  xaxis_ = new QComboBox(this);
+  xaxis_->addItems({tr("x: step"), tr("x: task"), tr("x: samples seen")});
+  auto* follow = new QPushButton(tr("Follow live run"), this);
+  auto* bar = new QHBoxLayout;
+  bar->addWidget(title_, 1);
+  bar->addWidget(new QLabel(tr("Smoothing"), this));
+  bar->addWidget(smooth_);
+  bar->addWidget(log_);
+  bar->addWidget(xaxis_);
+  bar->addWidget(follow);
+
+  loss_ = newPlot(this, tr("Loss per level (lanes ordered by clock; dots = level updates)"));
+  drift_ = newPlot(this, tr("Memory drift per level (solid: since task start, dashed: since run start)"));
+  forget_ = newPlot(this, tr("Forgetting curves: accuracy per task (shaded: task being trained)"));
+  matrix_ = newPlot(this, tr("Accuracy matrix R[i][j] (hover for the metrics)"));
+  for (auto* p : {drift_, forget_}) {
+    p->legend->setVisible(true);
+    p->legend->setFont(QFont(p->font().family(), 7));
+    p->legend->setRowSpacing(-3);
+    p->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+  }
+  forget_->yAxis->setRange(0, 1);
+  forget_->yAxis->setLabel(tr("class-IL accuracy"));
+  drift_->yAxis->setLabel(tr("‖θ − θ₀‖ / ‖θ₀‖"));
+
+  cmap_ = new QCPColorMap(matrix_->xAxis, matrix_->yAxis);
+  cmap_->setInterpolate(false);
+  QCPColorGradient g(QCPColorGradient::gpThermal);
+  g.setNanHandling(QCPColorGradient::nhTransparent);
+  cmap_->setGradient(g);
+  cmap_->setDataRange(QCPRange(0, 1));
+  auto* scale = new QCPColorScale(matrix_);
+  matrix_->plotLayout()->addElement(1, 1, scale);
+  scale->setDataRange(QCPRange(0, 1));
+  scale->setGradient(g);
+  cmap_->setColorScale(scale);
+  matrix_->xAxis->setLabel(tr("evaluated task j"));
+  matrix_->yAxis->setLabel(tr("after training task i"));
+  matrix_->yAxis->setRangeReversed(true);
+  matrix_->setMouseTracking(true);
+  connect(matrix_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* ev) {
+    int i = -1, j = -1;
+    double x = matrix_->xAxis->pixelToCoord(ev->position().x()), y = matrix_->yAxis->pixelToCoord(ev->position().y());
+    int T = shown().numTasks();
+    j = int(std::lround(x)) - 1;
+    i = int(std::lround(y)) - 1;
+    if (T > 0 && i >= 0 && j >= 0 && i < T && j < T)
+      QToolTip::showText(ev->globalPosition().toPoint(), cellToolTip(i, j), matrix_);
+    else
+      QToolTip::hideText();
+  });
+
+  auto* grid = new QGridLayout;
+  grid->addWidget(loss_, 0, 0);
+  grid->addWidget(drift_, 0, 1);
+  grid->addWidget(forget_, 1, 0);
+  grid->addWidget(matrix_, 1, 1);
+  grid->setRowStretch(0, 3);
+  grid->setRowStretch(1, 2);
+  auto* lay = new QVBoxLayout(this);
+  lay->addLayout(bar);
+  lay->addLayout(grid, 1);
+
+  connect(smooth_, &QSlider::valueChanged, this, [this](int v) { setSmoothing(v / 100.0); });
+  connect(log_, &QCheckBox::toggled, this, &LiveView::setLogY);
+  connect(xaxis_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) { setXAxis(XAxis(i)); });
+  connect(follow, &QPushButton::clicked, this, &LiveView::followLive);
+
+  timer_ = new QTimer(this);
+  timer_->setInterval(40);  // ≤ 25 fps
+  connect(timer_, &QTimer::timeout, this, &LiveView::flush);
+  timer_->start();
+  setDark(darkPalette());
+  rebuildAll();
+}
+
+LiveView::~LiveView() = default;
+
+void LiveView::setFeed(EventFeed* feed) { feed_ = feed; }
+
+const RunData& LiveView::shown() const { return showing_live_ ? live_ : replay_; }
+
+QString LiveView::showStoredRun(hl::store::RunStore& db, qint64 run_id) {
+  if (!db.getRun(run_id)) return tr("run %1 is not in %2").arg(run_id).arg(QString::fromStdString(db.path()));
+  try {
+    replay_.load(db, run_id);
+  } catch (const std::exception& e) {
+    return QString::fromUtf8(e.what());
+  }
+  showing_live_ = false;
+  rebuildAll();
+  redraw(true);
+  return {};
+}
+
+void LiveView::followLive() {
+  showing_live_ = true;
+  rebuildAll();
+  redraw(true);
+}
+
+void LiveView::setSmoothing(double a) {
+  alpha_ = std::clamp(a, 0.0, 0.99);
+  if (smooth_->value() != int(std::lround(alpha_ * 100))) smooth_->setValue(int(std::lround(alpha_ * 100)));
+  redraw(true);
+}
+
+void LiveView::setLogY(bool on) {
+  logy_ = on;
+  if (log_->isChecked() != on) log_->setChecked(on);
+  rebuildAll();
+  redraw(true);
+}
+
+void LiveView::setXAxis(XAxis x) {
+  x_ = x;
+  if (xaxis_->currentIndex() != int(x)) xaxis_->setCurrentIndex(int(x));
+  bands_tasks_ = -1;
+  redraw(true);
+}
+
+void LiveView::setDark(bool dark) {
+  dark_ = dark;
+  for (auto* p : plots()) stylePlot(p, dark_);
+  for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
+}
+
+QList<QCustomPlot*> LiveView::plots() const { return {loss_, drift_, forget_, matrix_}; }
+
+int LiveView::laneCount() const { return int(lanes_.size()); }
+
+int LiveView::plottedPoints() const {
+  int n = 0;
+  for (auto* p : {loss_, drift_, forget_})
+    for (int i = 0; i < p->graphCount(); ++i) n += p->graph(i)->dataCount();
+  return n;
+}
+
+double LiveView::mapX(double step) const {
+  switch (x_) {
+    case XAxis::Task: return shown().taskPosition(step);
+    case XAxis::Samples: return shown().samplesAt(step);
+    default: return step;
+  }
+}
+
+void LiveView::flush() {
+  bool started = false;
+  if (feed_) {
+    auto events = feed_->take();
+    for (const auto& e : events) {
+      if (e.kind == hl::train::EventKind::RunStarted) {
+        live_.clear();
+        showing_live_ = true;
+        started = true;
+        rebuildAll();
+      }
+      live_.apply(e);
+      if (e.kind == hl::train::EventKind::RunStarted) emit liveRunStarted(e.run_id);
+      if (e.kind == hl::train::EventKind::Progress)
+        emit progress(live_.runId(), e.step, e.total_steps, e.task, e.num_tasks);
+      if (e.kind == hl::train::EventKind::Status && e.status != "running" && e.status != "paused")
+        emit liveRunEnded(live_.runId(), QString::fromStdString(e.status));
+    }
+    if (events.empty() && !started) return;
+    if (!showing_live_) return;
+  }
+  redraw(false);
+}
+
+void LiveView::rebuildAll() {
+  for (auto* p : {drift_, forget_}) {
+    p->clearGraphs();
+    p->clearItems();
+  }
+  bind_.clear();
+  lane_order_.clear();
+  lanes_.clear();
+  bands_tasks_ = -1;
+  cells_seen_ = ~0ull;
+  rebuildLanes();
+}
+
+void LiveView::rebuildLanes() {
+  loss_->clearGraphs();
+  for (auto it = bind_.begin(); it != bind_.end();)
+    it = it->first.rfind("loss|", 0) == 0 ? bind_.erase(it) : std::next(it);
+  auto* layout = loss_->plotLayout();
+  while (layout->rowCount() > 1) {
+    if (auto* el = layout->element(layout->rowCount() - 1, 0)) layout->remove(el);
+    layout->simplify();
+    if (layout->rowCount() > 1 && !layout->element(layout->rowCount() - 1, 0)) layout->removeAt(layout->rowCount() - 1);
+  }
+  lanes_.clear();
+  lane_order_.clear();
+  auto lanes = shown().lossLanes();
+  if (lanes.empty()) {  // an empty lane so the plot shows axes while waiting
+    auto* r = new QCPAxisRect(loss_);
+    layout->addElement(1, 0, r);
+    r->axis(QCPAxis::atLeft)->setLabel(tr("loss"));
+    r->axis(QCPAxis::atBottom)->setLabel(tr("step"));
+    lanes_[""] = r;
+  }
+  auto* group = new QCPMarginGroup(loss_);
+  int row = 1;
+  for (const auto* s : lanes) {
+    auto* r = new QCPAxisRect(loss_);
+    layout->addElement(row++, 0, r);
+    r->setMarginGroup(QCP::msLeft | QCP::msRight, group);
+    r->axis(QCPAxis::atLeft)->setLabel(QString("%1\nclock %2").arg(QString::fromStdString(s->level)).arg(s->clock));
+    r->axis(QCPAxis::atLeft)->setTicker(QSharedPointer<QCPAxisTicker>(
+        logy_ ? static_cast<QCPAxisTicker*>(new QCPAxisTickerLog) : new QCPAxisTicker));
+    r->axis(QCPAxis::atLeft)->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    r->axis(QCPAxis::atLeft)->ticker()->setTickCount(3);
+    r->setRangeZoom(Qt::Horizontal);
+    lanes_[s->level] = r;
+    lane_order_.push_back(s->level);
+  }
+  if (!lanes.empty()) {
+    for (auto& [lv, r] : lanes_) r->axis(QCPAxis::atBottom)->setTickLabels(false);
+    lanes_[lane_order_.back()]->axis(QCPAxis::atBottom)->setTickLabels(true);
+  }
+  stylePlot(loss_, dark_);
+}
+
+QCPGraph* LiveView::graphFor(const SeriesData& s) {
+  const QString level = QString::fromStdString(s.level);
+  if (s.name == "loss") {
+    auto it = lanes_.find(s.level);
+    if (it == lanes_.end()) return nullptr;
+    int idx = int(std::find(lane_order_.begin(), lane_order_.end(), s.level) - lane_order_.begin());
+    auto* g = loss_->addGraph(it->second->axis(QCPAxis::atBottom), it->second->axis(QCPAxis::atLeft));
+    g->setPen(QPen(levelColor(idx), 1.2));
+    if (s.clock > 1) g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, levelColor(idx), 3.5));
+    g->setName(level);
+    return g;
+  }
+  if (s.name.rfind("drift", 0) == 0) {
+    int idx = 0;
+    for (const auto& o : shown().series())
+      if (o.name == "drift_task" || o.name == "drift") {
+        if (o.level == s.level) break;
+        ++idx;
+      }
+    auto* g = drift_->addGraph();
+    QPen pen(levelColor(idx), 1.4);
+    if (s.name == "drift_run") pen.setStyle(Qt::DashLine);
+    g->setPen(pen);
+    g->setName(level + (s.name == "drift_run" ? tr(" (run)") : s.name == "drift_task" ? tr(" (task)") : QString()));
+    if (s.name == "drift_run") g->removeFromLegend();
+    drift_->yAxis->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    return g;
+  }
+  if (s.level == "eval" && s.name.rfind("acc.task", 0) == 0) {
+    auto* g = forget_->addGraph();
+    g->setPen(QPen(levelColor(s.block), 1.4));
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
+    g->setName(tr("task %1").arg(s.block + 1));
+    return g;
+  }
+  if (s.level == "eval" && s.name == "avg_acc") {
+    auto* g = forget_->addGraph();
+    g->setPen(QPen(dark_ ? Qt::white : Qt::black, 2.2, Qt::DotLine));
+    g->setName(tr("average"));
+    return g;
+  }
+  return nullptr;
+}
+
+void LiveView::syncSeries(const SeriesData& s, Binding& b, bool force) {
+  const size_t n = s.raw.size();
+  if (n == 0) return;
+  if (!force && !b.decimated && n <= kMaxDirect && b.done <= n) {
+    QVector<double> xs, ys;
+    xs.reserve(int(n - b.done));
+    ys.reserve(int(n - b.done));
+    for (size_t i = b.done; i < n; ++i) {
+      double y = s.raw.y[i];
+      b.ema = (i == 0 || alpha_ <= 0) ? y : alpha_ * b.ema + (1 - alpha_) * y;
+      xs.push_back(mapX(s.raw.x[i]));
+      ys.push_back(b.ema);
+    }
+    b.graph->addData(xs, ys, true);
+    points_ += int(n - b.done);
+  } else {
+    XY m;
+    m.x.resize(n);
+    for (size_t i = 0; i < n; ++i) m.x[i] = mapX(s.raw.x[i]);
+    m.y = ema(s.raw.y, alpha_);
+    b.ema = m.y.back();
+    XY d = decimate_minmax(m, kBuckets);
+    b.graph->setData(QVector<double>(d.x.begin(), d.x.end()), QVector<double>(d.y.begin(), d.y.end()), true);
+    b.decimated = n > kMaxDirect;
+    points_ += int(n - std::min(n, b.done));
+  }
+  b.done = n;
+  b.version = s.version;
+}
+
+void LiveView::redraw(bool force) {
+  const RunData& d = shown();
+  std::vector<std::string> order;
+  for (const auto* s : d.lossLanes()) order.push_back(s->level);
+  if (order != lane_order_) {
+    rebuildLanes();
+    force = true;
+  }
+  if (x_ == XAxis::Task && int(d.taskStarts().size()) != bands_tasks_) force = true;
+  const int before = points_;
+  const bool forced = force;
+  for (const auto& s : d.series()) {
+    Binding& b = bind_[keyOf(s)];
+    if (!b.graph) {
+      if (b.version == s.version && b.version != 0) continue;  // not plotted here
+      b.graph = graphFor(s);
+      if (!b.graph) {
+        b.version = s.version;
+        continue;
+      }
+      b.done = 0;
+    }
+    if (force || b.version != s.version) syncSeries(s, b, force);
+  }
+  bool changed = forced || points_ != before;
+  changed |= drawBands();
+  if (d.cellsVersion() != cells_seen_) {
+    drawMatrix();
+    changed = true;
+  }
+
+  const QString xl = x_ == XAxis::Step ? tr("step") : x_ == XAxis::Task ? tr("task") : tr("samples seen");
+  for (auto& [lv, r] : lanes_) {
+    for (auto* g : r->graphs()) (void)g;
+    r->axis(QCPAxis::atBottom)->setLabel(QString());
+  }
+  if (!lane_order_.empty()) lanes_[lane_order_.back()]->axis(QCPAxis::atBottom)->setLabel(xl);
+  drift_->xAxis->setLabel(xl);
+  forget_->xAxis->setLabel(xl);
+  // Shared x range over the lanes, each lane's own y range.
+  QCPRange xr;
+  bool have = false;
+  for (auto* p : {loss_, drift_, forget_})
+    for (int i = 0; i < p->graphCount(); ++i) {
+      bool ok = false;
+      auto r = p->graph(i)->getKeyRange(ok);
+      if (ok) xr = have ? QCPRange(std::min(xr.lower, r.lower), std::max(xr.upper, r.upper)) : r, have = true;
+    }
+  if (have) {
+    if (xr.size() <= 0) xr.upper = xr.lower + 1;
+    for (auto& [lv, r] : lanes_) {
+      r->axis(QCPAxis::atBottom)->setRange(xr);
+      bool any = false;
+      for (auto* g : r->graphs()) {
+        g->rescaleValueAxis(any, true);
+        any = true;
+      }
+    }
+    drift_->xAxis->setRange(xr);
+    forget_->xAxis->setRange(xr);
+    if (drift_->graphCount()) drift_->yAxis->rescale(true);
+  }
+  forget_->yAxis->setRange(0, 1.02);
+
+  QString status = QString::fromStdString(d.status());
+  if (d.runId() || !d.series().empty())
+    title_->setText(tr("%1 run %2 · %3 · %4 · step %5%6 · task %7/%8")
+                        .arg(showing_live_ ? tr("Live") : tr("Stored"))
+                        .arg(d.runId())
+                        .arg(QString::fromStdString(d.name()), status)
+                        .arg(d.step())
+                        .arg(d.totalSteps() > 0 ? QString("/%1").arg(d.totalSteps()) : QString())
+                        .arg(std::max(0, d.task() + 1))
+                        .arg(d.numTasks()));
+  if (changed)  // progress-only batches update the title, not the plots
+    for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
+  if (points_ > before) emit pointsAdded(points_ - before);
+}
+
+bool LiveView::drawBands() {
+  const RunData& d = shown();
+  const auto& starts = d.taskStarts();
+  double end = double(std::max(d.step(), d.totalSteps()));
+  if (int(starts.size()) == bands_tasks_ && end == bands_end_) return false;
+  bands_tasks_ = int(starts.size());
+  bands_end_ = end;
+  forget_->clearItems();
+  for (auto& [lv, r] : lanes_) (void)r;
+  QColor shade = dark_ ? QColor(255, 255, 255, 22) : QColor(0, 0, 0, 14);
+  for (size_t t = 0; t < starts.size(); ++t) {
+    double a = mapX(double(starts[t]));
+    double b = t + 1 < starts.size() ? mapX(double(starts[t + 1])) : mapX(std::max(end, double(starts[t]) + 1));
+    auto* rect = new QCPItemRect(forget_);
+    rect->topLeft->setTypeX(QCPItemPosition::ptPlotCoords);
+    rect->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    rect->bottomRight->setTypeX(QCPItemPosition::ptPlotCoords);
+    rect->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    rect->topLeft->setCoords(a, 0);
+    rect->bottomRight->setCoords(b, 1);
+    rect->setPen(Qt::NoPen);
+    rect->setBrush(t % 2 == 0 ? shade : QColor(0, 0, 0, 0));
+    rect->setLayer("background");
+    auto* label = new QCPItemText(forget_);
+    label->position->setTypeX(QCPItemPosition::ptPlotCoords);
+    label->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    label->position->setCoords((a + b) / 2, 0.02);
+    label->setPositionAlignment(Qt::AlignTop | Qt::AlignHCenter);
+    label->setText(QString("T%1").arg(t + 1));
+    label->setColor(dark_ ? QColor(200, 200, 200) : QColor(90, 90, 90));
+    label->setFont(QFont(font().family(), 7));
+  }
+  return true;
+}
+
+void LiveView::drawMatrix() {
+  const RunData& d = shown();
+  cells_seen_ = d.cellsVersion();
+  matrix_->clearItems();
+  int T = d.numTasks();
+  for (const auto& c : d.cells()) T = std::max({T, c.after_task + 1, c.task + 1});
+  if (T <= 0) {
+    cmap_->data()->clear();
+    return;
+  }
+  cmap_->data()->setSize(T, T);
+  cmap_->data()->setRange(QCPRange(1, T), QCPRange(1, T));
+  for (int i = 0; i < T; ++i)
+    for (int j = 0; j < T; ++j) cmap_->data()->setCell(j, i, std::nan(""));
+  for (const auto& c : d.cells()) {
+    cmap_->data()->setCell(c.task, c.after_task, c.acc);
+    if (T <= 12) {
+      auto* t = new QCPItemText(matrix_);
+      t->position->setCoords(c.task + 1, c.after_task + 1);
+      t->setText(QString::number(c.acc, 'f', 2));
+      t->setFont(QFont(font().family(), T <= 7 ? 8 : 6));
+      t->setColor(c.acc > 0.6 ? Qt::black : Qt::white);
+    }
+  }
+  matrix_->xAxis->setRange(0.5, T + 0.5);
+  matrix_->yAxis->setRange(0.5, T + 0.5);
+  QSharedPointer<QCPAxisTicker> ticker(new QCPAxisTicker);
+  ticker->setTickCount(std::min(T, 10));
+  matrix_->xAxis->setTicker(ticker);
+  matrix_->yAxis->setTicker(ticker);
+}
+
+QString LiveView::cellToolTip(int i, int j) const {
+  const RunData& d = shown();
+  QString v = tr("not evaluated");
+  for (const auto& c : d.cells())
+    if (c.after_task == i && c.task == j)
+      v = tr("class-IL %1, task-IL %2").arg(c.acc, 0, 'f', 4).arg(c.task_il_acc, 0, 'f', 4);
+  return tr("<b>R[%1][%2]</b>: accuracy on task %2 after training task %1: %3<br><br>"
+            "A<sub>i</sub> = mean<sub>j≤i</sub> R[i][j]; final average accuracy A<sub>T</sub><br>"
+            "Forgetting F = mean<sub>j&lt;T</sub> (max<sub>j≤l&lt;T</sub> R[l][j] − R[T][j])<br>"
+            "BWT = mean<sub>j&lt;T</sub> (R[T][j] − R[j][j])")
+      .arg(i + 1)
+      .arg(j + 1)
+      .arg(v);
+}
+
+}  // namespace hl::ui

@@ -1,0 +1,109 @@
+// The Live view: per-level loss lanes (ordered by clock, with each level's update ticks), memory
+// drift per level, forgetting curves with task bands, and the accuracy-matrix heatmap. Trainer
+// events are drained from an EventFeed by a 40 ms timer (≤ 25 fps), appended with addData (or
+// rebuilt, decimated, when long or when the view settings change) and drawn with a queued replot.
+// A stored run is replayed from the run store through the same path.
+#pragma once
+#include <QPointer>
+#include <QWidget>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "ui/run_data.h"
+
+class QCustomPlot;
+class QCPGraph;
+class QCPColorMap;
+class QCPAxisRect;
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QSlider;
+class QTimer;
+
+namespace hl::store {
+class RunStore;
+}
+
+namespace hl::ui {
+
+class EventFeed;
+
+class LiveView : public QWidget {
+  Q_OBJECT
+ public:
+  enum class XAxis { Step, Task, Samples };
+  explicit LiveView(QWidget* parent = nullptr);
+  ~LiveView() override;
+
+  void setFeed(EventFeed* feed);  // live events (drained on the GUI thread)
+  // Replays a stored run (finished or still being written). Returns "" or an error message.
+  QString showStoredRun(hl::store::RunStore& db, qint64 run_id);
+  void followLive();  // show the live run again
+
+  void setSmoothing(double a);  // EMA factor 0 … 0.99
+  void setLogY(bool on);
+  void setXAxis(XAxis x);
+  void setDark(bool dark);
+
+  // Drain the feed and redraw what changed (the timer calls this).
+  void flush();
+  const RunData& shown() const;
+  int plottedPoints() const;  // data points now held by the graphs (tests, benchmark)
+  int laneCount() const;
+  QList<QCustomPlot*> plots() const;
+  QCustomPlot* lossPlot() const { return loss_; }
+  QCustomPlot* driftPlot() const { return drift_; }
+  QCustomPlot* forgettingPlot() const { return forget_; }
+  QCustomPlot* matrixPlot() const { return matrix_; }
+  // Tooltip text for the heatmap cell (after_task, task), with the metric formulas.
+  QString cellToolTip(int after_task, int task) const;
+
+ signals:
+  void pointsAdded(int n);  // after a flush that appended points
+  void progress(qint64 run_id, qint64 step, qint64 total_steps, int task, int num_tasks);
+  void liveRunStarted(qint64 run_id);
+  void liveRunEnded(qint64 run_id, const QString& status);
+
+ private:
+  struct Binding {
+    QCPGraph* graph = nullptr;
+    size_t done = 0;     // raw points already in the graph
+    double ema = 0;      // smoothing state at `done`
+    uint64_t version = 0;
+    bool decimated = false;
+  };
+  void rebuildAll();
+  void rebuildLanes();
+  void redraw(bool force);
+  void syncSeries(const SeriesData& s, Binding& b, bool force);
+  bool drawBands();  // true when redrawn
+  void drawMatrix();
+  double mapX(double step) const;
+  QCPGraph* graphFor(const SeriesData& s);
+
+  RunData live_, replay_;
+  bool showing_live_ = true;
+  EventFeed* feed_ = nullptr;
+  QTimer* timer_ = nullptr;
+  QCustomPlot *loss_ = nullptr, *drift_ = nullptr, *forget_ = nullptr, *matrix_ = nullptr;
+  QCPColorMap* cmap_ = nullptr;
+  QLabel* title_ = nullptr;
+  QSlider* smooth_ = nullptr;
+  QCheckBox* log_ = nullptr;
+  QComboBox* xaxis_ = nullptr;
+  std::map<std::string, Binding> bind_;  // key: name|level|block
+  std::map<std::string, QCPAxisRect*> lanes_;
+  std::vector<std::string> lane_order_;
+  double alpha_ = 0;
+  bool logy_ = false;
+  XAxis x_ = XAxis::Step;
+  bool dark_ = false;
+  int bands_tasks_ = -1;
+  double bands_end_ = -1;
+  uint64_t cells_seen_ = ~0ull;
+  int points_ = 0;
+};
+
+}  // namespace hl::ui

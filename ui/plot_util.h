@@ -1,0 +1,48 @@
+// Pure helpers behind the plots: extremum-preserving decimation, EMA smoothing, mean ± CI over
+// seeds, step -> task/sample mapping. No widgets, so they are tested and benchmarked directly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace hl::ui {
+
+struct XY {
+  std::vector<double> x, y;
+  size_t size() const { return x.size(); }
+};
+
+// Min/max per bucket: at most 2*buckets points, keeps every bucket's extremes in x order, so
+// spikes (divergence) stay visible. Input x ascending. Returns the input when it is small enough.
+XY decimate_minmax(const XY& in, int buckets);
+
+// Exponential moving average, y_t = a*y_{t-1} + (1-a)*x_t (a = 0: no smoothing), started at x_0.
+std::vector<double> ema(const std::vector<double>& y, double a);
+
+// Two-sided 95% Student t quantile for df degrees of freedom (df >= 1; 1.96 beyond 30).
+double t95(int df);
+
+// Mean and 95% CI half-width (t95(n-1) * sd / sqrt(n)) over runs, at the x of the first run; the
+// others are linearly interpolated there (outside their range they do not count).
+struct Band {
+  std::vector<double> x, mean, lo, hi;
+  std::vector<int> n;
+};
+// At most max_points x positions (every k-th x of the first run, and its last) so a band over
+// long series costs O(max_points · runs) after one linear pass; 0 = every x.
+Band mean_ci(const std::vector<XY>& runs, size_t max_points = 0);
+
+// Piecewise-linear map from step to another axis (task position, samples seen), given knots
+// (step ascending). Beyond the last knot the last slope continues; with one knot it is an offset.
+class AxisMap {
+ public:
+  void add(double step, double value);
+  void clear() { s_.clear(); v_.clear(); }
+  bool empty() const { return s_.empty(); }
+  double operator()(double step) const;
+
+ private:
+  std::vector<double> s_, v_;
+};
+
+}  // namespace hl::ui
