@@ -155,7 +155,9 @@ void ExperimentView::showEvent(QShowEvent* e) {
 void ExperimentView::refreshSummary() {
   try {
     json spec = applyTo(source_ ? source_() : hl::spec::defaults());
-    json d = hl::train::describe(spec);
+    // describe() builds the model, drawing from the random generator a training run uses: not
+    // while one trains in this process.
+    json d = worker_->busy() ? json::object() : hl::train::describe(spec);
     QStringList blocks;
     for (const auto& b : spec["model"]["blocks"]) {
       QString t = QString::fromStdString(b.value("type", "?"));
@@ -165,7 +167,8 @@ void ExperimentView::refreshSummary() {
     arch_->setText(tr("%1: %2 · d_model %3 · %4 parameters · %5 FLOPs/sample (from the Architecture tab)")
                        .arg(QString::fromStdString(spec.value("name", "")), blocks.join(" → "))
                        .arg(spec["model"].value("d_model", 0))
-                       .arg(QLocale().toString(qlonglong(d.value("params", 0LL))))
+                       .arg(d.contains("params") ? QLocale().toString(qlonglong(d.value("params", 0LL)))
+                                                 : tr("(paused while a run trains)"))
                        .arg(d.value("flops_per_sample", 0.0), 0, 'g', 3));
   } catch (const std::exception& e) {
     arch_->setText(tr("the architecture has errors: %1").arg(QString::fromUtf8(e.what()).left(300)));

@@ -104,6 +104,10 @@ QString InferenceView::load() {
   if (path.empty()) return tr("run %1 has no '%2' checkpoint").arg(id).arg(kind_->currentText());
   QString key = QString::fromStdString(path);
   if (pred_ && loaded_ == key) return {};
+  if (training_)
+    return tr("a run is training in this window: loading a checkpoint now would change that run's random "
+              "numbers (model construction draws from the generator it uses). Try again when it has finished, "
+              "or open the database in a second Hope Lab window.");
   try {
     pred_ = hl::train::Predictor::load(path);
   } catch (const std::exception& e) {

@@ -30,8 +30,12 @@ class InferenceView : public QWidget {
   QString predict(const QString& text);  // fills the table; "" or the error
   QTableWidget* results() const { return table_; }
   void setText(const QString& t);
+  // While a run trains in this process, building a model would draw from the random generator the
+  // run uses (its init and dropout), so loading is refused until it finishes.
+  void setTrainingActive(bool on) { training_ = on; }
 
  private:
+  bool training_ = false;
   void refreshRuns();
   hl::store::RunStore* db_ = nullptr;
   std::unique_ptr<hl::train::Predictor> pred_;

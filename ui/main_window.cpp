@@ -97,6 +97,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     status_run_->setText(tr("run %1 started").arg(id));
     runs_->refresh();
   });
+  // Model construction (the editor's estimates, inference loading) draws from the random generator
+  // a run trains with: paused while the worker trains, so GUI runs stay reproducible.
+  connect(worker_, &RunWorker::requestStarted, this, [this] {
+    editor_->setEstimatesEnabled(false);
+    inference_->setTrainingActive(true);
+  });
+  connect(worker_, &RunWorker::idle, this, [this] {
+    editor_->setEstimatesEnabled(true);
+    inference_->setTrainingActive(false);
+  });
   connect(worker_, &RunWorker::requestFinished, this, [this](const RunOutcome& o) {
     progress_->setVisible(false);
     status_run_->setText(tr("run %1 %2").arg(o.run_id).arg(o.status));

@@ -6,54 +6,13 @@
 #include "engine/common/error.h"
 #include "engine/data/tokenizer.h"
 #include "engine/models/classifier.h"
+#include "engine/train/model_config.h"
 #include "engine/torch_wrap.h"
 
 namespace hl::train {
 namespace {
 
 using json = nlohmann::json;
-
-// Must build the same architecture as the trainer (experiment.cpp: dataset_defaults and
-// model_config); a mismatch shows up as a load error naming the parameter, never as silently
-// wrong weights. The inference test trains a run and loads its checkpoint.
-int default_max_len(const std::string& dataset) { return dataset.rfind("dbpedia", 0) == 0 ? 128 : 64; }
-
-models::ModelConfig config_from_spec(const json& spec, int vocab, int max_len, int num_classes, int pad_id) {
-  const json& m = spec.at("model");
-  models::ModelConfig c;
-  c.vocab_size = vocab;
-  c.max_len = max_len;
-  c.d_model = m.at("d_model").get<int>();
-  c.positions = m.at("positions").get<std::string>();
-  for (const auto& b : m.at("blocks")) {
-    models::BlockConfig bc;
-    bc.type = b.at("type").get<std::string>();
-    bc.heads = b.value("heads", 4);
-    bc.ffn_mult = b.value("ffn_mult", 2);
-    bc.dropout = b.value("dropout", 0.1);
-    bc.hidden = b.value("hidden", 0);
-    if (bc.type == "titans") {
-      bc.inner_lr = b.value("inner_lr", 0.1);
-      bc.momentum = b.value("momentum", 0.9);
-      bc.retain = b.value("retain", 0.99);
-      bc.chunk = b.value("chunk", 4);
-      bc.stop_grad_writes = b.value("stop_grad_writes", false);
-    }
-    if (bc.type == "cms") {
-      bc.cms_variant = b.value("variant", std::string("sequential"));
-      for (const auto& L : b.at("levels")) {
-        bc.cms_clocks.push_back(L.at("clock").get<int>());
-        bc.cms_lrs.push_back(L.value("lr", 0.0));
-      }
-    }
-    c.blocks.push_back(bc);
-  }
-  c.head = m.at("head").at("type").get<std::string>();
-  c.ncm_scale = m.at("head").value("ncm_scale", 16.0);
-  c.num_classes = num_classes;
-  c.pad_id = pad_id;
-  return c;
-}
 
 c10::IValue read(torch::serialize::InputArchive& ar, const std::string& key, const std::string& path) {
   c10::IValue v;
@@ -106,8 +65,8 @@ std::unique_ptr<Predictor> Predictor::load(const std::string& path) {
   }
   const json& m = d.spec.at("model");
   d.max_len = m.value("max_len", 0) > 0 ? m.at("max_len").get<int>()
-                                        : default_max_len(d.spec.at("experiment").value("dataset", ""));
-  auto cfg = config_from_spec(d.spec, d.tok.vocabSize(), d.max_len, int(d.labels.size()), d.tok.padId());
+                                        : dataset_defaults(d.spec.at("experiment").value("dataset", ""), d.spec.at("experiment").value("split", "")).max_len;
+  auto cfg = model_config(d.spec, d.tok.vocabSize(), d.max_len, int(d.labels.size()), d.tok.padId());
   d.model = models::build(cfg);
   try {
     d.model->load(ar);
