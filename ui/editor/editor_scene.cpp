@@ -46,6 +46,8 @@ QStringList blockSummary(const json& b) {
   // the most telling fields first, then the rest in key order
   static const std::vector<std::string> first = {"heads", "chunk", "hidden", "variant", "ffn_mult", "inner_lr",
                                                  "momentum", "retain", "dropout", "stop_grad_writes"};
+  // (comparisons, not value(): a malformed field must not throw)
+  const bool selfmod = b.contains("type") && b["type"] == "hope" && (!b.contains("mixer") || b["mixer"] == "selfmod");
   std::vector<std::string> keys;
   for (const auto& k : first)
     if (b.contains(k)) keys.push_back(k);
@@ -58,8 +60,10 @@ QStringList blockSummary(const json& b) {
     else if (k == "ffn_mult") out << QObject::tr("FFN ×%1").arg(numberText(v));
     else if (k == "dropout") out << QObject::tr("dropout %1").arg(numberText(v));
     else if (k == "chunk") out << QObject::tr("chunk %1").arg(numberText(v));
-    else if (k == "inner_lr") out << QObject::tr("θ %1").arg(numberText(v));
-    else if (k == "momentum") out << QObject::tr("η %1").arg(numberText(v));
+    // The two papers' symbols (DECISIONS.md): Titans θ (step) and η (momentum); self-modifying
+    // Titans η (step) and β (DGD momentum).
+    else if (k == "inner_lr") out << (selfmod ? QObject::tr("η %1") : QObject::tr("θ %1")).arg(numberText(v));
+    else if (k == "momentum") out << (selfmod ? QObject::tr("β %1") : QObject::tr("η %1")).arg(numberText(v));
     else if (k == "retain") out << QObject::tr("retain %1").arg(numberText(v));
     else if (k == "hidden")
       out << (v.is_number_integer() && v.get<long long>() == 0 ? QObject::tr("hidden = d_model")
