@@ -238,8 +238,17 @@ void LiveView::rebuildAll() {
   rebuildLanes();
 }
 
+namespace {
+// A lane per (level, block): two blocks both have cms1, context.memory, ...
+std::string laneKey(const SeriesData& s) { return s.level + "#" + std::to_string(s.block); }
+QString levelLabel(const SeriesData& s) {
+  return QString::fromStdString(s.level) + (s.block >= 0 ? QString(" · b%1").arg(s.block) : QString());
+}
+}  // namespace
+
 void LiveView::rebuildLanes() {
   loss_->clearGraphs();
+  loss_->clearItems();
   for (auto it = bind_.begin(); it != bind_.end();)
     it = it->first.rfind("loss|", 0) == 0 ? bind_.erase(it) : std::next(it);
   auto* layout = loss_->plotLayout();
@@ -264,46 +273,67 @@ void LiveView::rebuildLanes() {
     auto* r = new QCPAxisRect(loss_);
     layout->addElement(row++, 0, r);
     r->setMarginGroup(QCP::msLeft | QCP::msRight, group);
-    r->axis(QCPAxis::atLeft)->setLabel(QString("%1\nclock %2").arg(QString::fromStdString(s->level)).arg(s->clock));
+    // The lane's name inside it (rotated axis labels collide when a run has many levels).
+    auto* name = new QCPItemText(loss_);
+    name->setClipAxisRect(r);
+    name->position->setAxisRect(r);
+    name->position->setType(QCPItemPosition::ptAxisRectRatio);
+    name->position->setCoords(0.005, 0.02);
+    name->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
+    name->setText(QString("%1 · clock %2").arg(levelLabel(*s)).arg(s->clock));
+    name->setColor(dark_ ? QColor(230, 230, 230) : QColor(40, 40, 40));
+    QFont f = name->font();
+    f.setPointSizeF(f.pointSizeF() * 0.85);
+    name->setFont(f);
     r->axis(QCPAxis::atLeft)->setTicker(QSharedPointer<QCPAxisTicker>(
         logy_ ? static_cast<QCPAxisTicker*>(new QCPAxisTickerLog) : new QCPAxisTicker));
     r->axis(QCPAxis::atLeft)->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-    r->axis(QCPAxis::atLeft)->ticker()->setTickCount(3);
+    r->axis(QCPAxis::atLeft)->ticker()->setTickCount(lanes.size() > 6 ? 2 : 3);
+    QFont tf = r->axis(QCPAxis::atLeft)->tickLabelFont();
+    if (lanes.size() > 6) tf.setPointSizeF(tf.pointSizeF() * 0.8);
+    r->axis(QCPAxis::atLeft)->setTickLabelFont(tf);
     r->setRangeZoom(Qt::Horizontal);
-    lanes_[s->level] = r;
-    lane_order_.push_back(s->level);
+    lanes_[laneKey(*s)] = r;
+    lane_order_.push_back(laneKey(*s));
   }
   if (!lanes.empty()) {
-    for (auto& [lv, r] : lanes_) r->axis(QCPAxis::atBottom)->setTickLabels(false);
-    lanes_[lane_order_.back()]->axis(QCPAxis::atBottom)->setTickLabels(true);
+    // Lanes share the x axis: only the last shows its tick labels; the others give their height
+    // to the curves (fixed thin top/bottom margins).
+    for (auto& [lv, r] : lanes_) {
+      r->axis(QCPAxis::atBottom)->setTickLabels(false);
+      r->setAutoMargins(QCP::msLeft | QCP::msRight);
+      r->setMargins(QMargins(0, 3, 0, 3));
+    }
+    auto* last = lanes_[lane_order_.back()];
+    last->axis(QCPAxis::atBottom)->setTickLabels(true);
+    last->setAutoMargins(QCP::msLeft | QCP::msRight | QCP::msBottom);
   }
   stylePlot(loss_, dark_);
 }
 
 QCPGraph* LiveView::graphFor(const SeriesData& s) {
-  const QString level = QString::fromStdString(s.level);
   if (s.name == "loss") {
-    auto it = lanes_.find(s.level);
+    auto it = lanes_.find(laneKey(s));
     if (it == lanes_.end()) return nullptr;
-    int idx = int(std::find(lane_order_.begin(), lane_order_.end(), s.level) - lane_order_.begin());
+    int idx = int(std::find(lane_order_.begin(), lane_order_.end(), laneKey(s)) - lane_order_.begin());
     auto* g = loss_->addGraph(it->second->axis(QCPAxis::atBottom), it->second->axis(QCPAxis::atLeft));
     g->setPen(QPen(levelColor(idx), 1.2));
     if (s.clock > 1) g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, levelColor(idx), 3.5));
-    g->setName(level);
+    g->setName(levelLabel(s));
     return g;
   }
   if (s.name.rfind("drift", 0) == 0) {
     int idx = 0;
     for (const auto& o : shown().series())
       if (o.name == "drift_task" || o.name == "drift") {
-        if (o.level == s.level) break;
+        if (o.level == s.level && o.block == s.block) break;
         ++idx;
       }
     auto* g = drift_->addGraph();
     QPen pen(levelColor(idx), 1.4);
     if (s.name == "drift_run") pen.setStyle(Qt::DashLine);
     g->setPen(pen);
-    g->setName(level + (s.name == "drift_run" ? tr(" (run)") : s.name == "drift_task" ? tr(" (task)") : QString()));
+    g->setName(levelLabel(s) + (s.name == "drift_run" ? tr(" (run)") : s.name == "drift_task" ? tr(" (task)") : QString()));
     if (s.name == "drift_run") g->removeFromLegend();
     drift_->yAxis->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
     return g;
@@ -357,7 +387,7 @@ void LiveView::syncSeries(const SeriesData& s, Binding& b, bool force) {
 void LiveView::redraw(bool force) {
   const RunData& d = shown();
   std::vector<std::string> order;
-  for (const auto* s : d.lossLanes()) order.push_back(s->level);
+  for (const auto* s : d.lossLanes()) order.push_back(laneKey(*s));
   if (order != lane_order_) {
     rebuildLanes();
     force = true;
