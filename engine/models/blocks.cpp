@@ -194,9 +194,21 @@ TitansMixerImpl::TitansMixerImpl(int d_model, const BlockConfig& cfg)
   auto init = hl::memory::lmm_init_state(mc, torch::TensorOptions().dtype(torch::kFloat32));
   w1_ = register_parameter("mem_w1", init.W1);
   w2_ = register_parameter("mem_w2", init.W2);
+  if (cfg.persistent_tokens > 0)  // Titans eq. 19: learnable tokens before every sequence
+    persistent_ = register_parameter("persistent", torch::randn({int64_t(cfg.persistent_tokens), d}) * 0.02);
 }
 
 torch::Tensor TitansMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
+  if (!persistent_.defined()) return mix(h, mask);
+  // The persistent tokens are real tokens of every sequence (they are read and written like the
+  // others); their outputs are dropped, so the block's output keeps the input's length.
+  const auto B = h.size(0), P = persistent_.size(0);
+  auto hp = torch::cat({persistent_.to(h.scalar_type()).unsqueeze(0).expand({B, P, h.size(2)}), h}, 1);
+  auto mp = torch::cat({torch::ones({B, P}, mask.options()), mask}, 1);
+  return mix(hp, mp).narrow(1, P, h.size(1));
+}
+
+torch::Tensor TitansMixerImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
   namespace F = torch::nn::functional;
   const auto B = h.size(0), L = h.size(1), d = h.size(2);
   const auto pad = mask.logical_not().unsqueeze(-1);  // [B, L, 1]
@@ -431,6 +443,8 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     num("momentum", b.momentum, 0.0, 1.0, false);
     num("retain", b.retain, 0.0, 1.0, false);
     if (b.chunk < 1) fail("chunk", "must be at least 1, got " + std::to_string(b.chunk));
+    if (b.persistent_tokens < 0 || b.persistent_tokens > 64)
+      fail("persistent_tokens", "must be in [0, 64], got " + std::to_string(b.persistent_tokens));
     if (b.type != "titans") {
       if (b.cms_clocks.empty() || b.cms_clocks.size() > 6)
         fail("levels", "must have 1 to 6 levels, got " + std::to_string(b.cms_clocks.size()));

@@ -130,6 +130,8 @@ class CmsBlockImpl : public BlockImpl {
 //   q, k, v = SiLU(causal depthwise conv4(Linear(h)))  per head; q, k L2-normalised
 //   θ_t = inner_lr·softplus(·), η_t = momentum·sigmoid(·), α_t = (1 − retain)·sigmoid(·)
 //   y = memory read (initial weights W1, W2 are parameters); out(sigmoid(g(h)) ⊙ y)
+// With persistent_tokens P > 0, P learnable tokens are prepended to every sequence (Titans eq. 19)
+// and their outputs dropped.
 class TitansMixerImpl : public torch::nn::Module {
  public:
   TitansMixerImpl(int d_model, const BlockConfig& cfg);
@@ -149,7 +151,9 @@ class TitansMixerImpl : public torch::nn::Module {
       wo_{nullptr};
   torch::nn::Conv1d conv_{nullptr};  // depthwise over 3·d channels (q, k, v), window 4
   torch::Tensor w1_, w2_;            // memory initial state [H, D, F], [H, F, D]
+  torch::Tensor persistent_;         // [P, d] persistent memory tokens (undefined when P = 0)
   ContextStats stats_;
+  torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask);
 };
 TORCH_MODULE(TitansMixer);
 

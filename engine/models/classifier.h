@@ -41,6 +41,7 @@ struct BlockConfig {
   double retain = 0.99;           // forget α_t = (1 − retain) · sigmoid(·)
   int chunk = 4;                  // memory chunk (tokens per write)
   bool stop_grad_writes = false;  // memory writes are constants for the outer loss
+  int persistent_tokens = 0;      // titans memory (titans, hope with mixer titans): learnable tokens prepended
   // hope, hope_attention (the mixer + CMS levels above) and self-modifying Titans fields; the
   // titans fields above mean for self-modifying Titans: inner_lr = η scale, momentum = DGD β,
   // retain = α at initialisation, chunk = the output memory's chunk.

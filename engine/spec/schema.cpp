@@ -103,6 +103,8 @@ const std::map<std::string, FieldInfo>& block_table() {
                "the retention gate α_t at initialisation"));
     add(number("dropout", 0.0, 0.9, 2, "", "Dropout on the block's residual branches"));
     add(boolean("stop_grad_writes", "Stop gradients through the memory writes"));
+    add(integer("persistent_tokens", 0, 64, "tokens",
+                "Titans memory: learnable tokens prepended to every sequence (Titans eq. 19); 0 = none"));
     return m;
   }();
   return t;

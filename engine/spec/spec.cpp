@@ -64,13 +64,13 @@ json block_defaults(const std::string& type) {
   if (type == "titans")  // DECISIONS.md: memory chunk 4; θ 0.1, η 0.9; retain 0.99
     return {{"type", type},       {"heads", 4},      {"ffn_mult", 2}, {"dropout", 0.1},
             {"inner_lr", 0.1},    {"momentum", 0.9}, {"retain", 0.99}, {"chunk", 4},
-            {"stop_grad_writes", false}};
+            {"stop_grad_writes", false}, {"persistent_tokens", 0}};
   if (type == "hope")  // DECISIONS.md: self-modifying Titans (η scale 0.1, β 0.9, chunks 4 and 8,
                        // per-layer DGD, L2 objective) + CMS (clocks 1, 4, 16 at the base lr)
     return {{"type", type},         {"mixer", "selfmod"},  {"heads", 4},          {"ffn_mult", 2},
             {"dropout", 0.1},       {"inner_lr", 0.1},     {"momentum", 0.9},     {"retain", 0.99},
             {"chunk", 4},           {"chunk_other", 8},    {"dgd_layers", "per_layer"},
-            {"inner_objective", "l2"}, {"stop_grad_writes", false}, {"variant", "sequential"},
+            {"inner_objective", "l2"}, {"stop_grad_writes", false}, {"persistent_tokens", 0}, {"variant", "sequential"},
             {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
             {"levels", block_defaults("cms")["levels"]}};
   if (type == "hope_attention")  // softmax attention in place of self-modifying Titans
@@ -315,6 +315,7 @@ Validation validate_impl(const json& s) {
               c.number(b, "retain", p + ".retain", 0.0, 1.0);
               c.integer(b, "chunk", p + ".chunk", 1, 4096);
               c.boolean(b, "stop_grad_writes", p + ".stop_grad_writes");
+              c.integer(b, "persistent_tokens", p + ".persistent_tokens", 0, 64);
               if (b.contains("chunk") && b["chunk"].is_number_integer() && b["chunk"].get<int>() > 16)
                 c.warn(p + ".chunk", "a memory chunk longer than a typical short text never writes (" +
                                          b["chunk"].dump() + " > 16 tokens)");

@@ -977,7 +977,10 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
                 a.chunk = C;
                 a.actual += cs.writes;
                 a.clamped += cs.clamped;
-                for (int64_t n : lens) a.expected += (n + C - 1) / C;
+                // The titans memory also writes its persistent tokens (0 for other mixers).
+                const auto& bc = mcfg.blocks[cs.block];
+                const int P = bc.type == "titans" || (bc.type == "hope" && bc.mixer == "titans") ? bc.persistent_tokens : 0;
+                for (int64_t n : lens) a.expected += (n + P + C - 1) / C;
               }
             }
             auto loss = torch::nn::functional::cross_entropy(logits, y);

@@ -57,6 +57,7 @@ models::ModelConfig model_config(const json& spec, int vocab, int max_len, int n
       bc.retain = b.value("retain", 0.99);
       bc.chunk = b.value("chunk", 4);
       bc.stop_grad_writes = b.value("stop_grad_writes", false);
+      bc.persistent_tokens = b.value("persistent_tokens", 0);
     }
     if (hope) {
       bc.mixer = bc.type == "hope_attention" ? "attention" : b.value("mixer", std::string("selfmod"));

@@ -116,6 +116,39 @@ class TestHope : public QObject {
     QVERIFY(att->contextStats().empty());
   }
 
+  // Titans eq. 19: P learnable tokens before every sequence; they add P·d parameters, padding still
+  // never reaches real tokens, and the cadence audit counts their writes exactly.
+  void persistentTokensAddParametersKeepPaddingOutAndKeepCadenceExact() {
+    BlockConfig b;
+    b.type = "titans";
+    b.heads = 2;
+    b.dropout = 0.0;
+    auto plain = build(smallModel(b));
+    b.persistent_tokens = 3;
+    torch::manual_seed(5);
+    auto m = build(smallModel(b));
+    QCOMPARE(count_params(*m), count_params(*plain) + 3 * 32);
+    m->eval();
+    {
+      torch::NoGradGuard ng;
+      auto a = torch::randint(1, 50, {2, 9}, torch::kLong);
+      a.index_put_({1, torch::indexing::Slice(5, torch::indexing::None)}, 0);
+      auto longer = torch::cat({a, torch::zeros({2, 6}, torch::kLong)}, 1);
+      QVERIFY((m->features(a) - m->features(longer)).abs().max().item<double>() < 1e-5);
+      m->forward(a);
+      QCOMPARE(m->contextStats()[0].writes, int64_t((9 + 3 + 3) / 4 + (5 + 3 + 3) / 4));  // ⌈12/4⌉ + ⌈8/4⌉
+    }
+    json s = shrunk("titans");
+    s["model"]["blocks"][0]["persistent_tokens"] = 2;
+    s["experiment"]["dataset"] = "banking77";
+    s["training"]["epochs"] = 1;
+    s["training"]["limit_per_class"] = 2;
+    s["training"]["eval_limit_per_class"] = 2;
+    auto r = hl::train::run_experiment(hl::spec::complete(s), opt_, {});
+    QVERIFY2(r.status == "finished", (r.status + ": " + r.error).c_str());
+    for (const auto& c : r.summary["cadence"]) QVERIFY2(c["expected"] == c["actual"], c.dump().c_str());
+  }
+
   void everyHopePresetTrainsOnRealDataWithExactCadence_data() {
     QTest::addColumn<QString>("preset");
     for (const auto& p : hl::spec::preset_names())
