@@ -24,31 +24,6 @@
 namespace hl::ui {
 namespace {
 
-std::vector<int64_t> parse_ids(const std::string& s) {  // the syntax of `hopelab-cli export --runs`
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
-    while (!part.empty() && part.back() == ' ') part.pop_back();
-    if (part.empty()) continue;
-    auto dash = part.find('-');
-    try {
-      if (dash != std::string::npos && dash > 0) {
-        int64_t a = std::stoll(part.substr(0, dash)), b = std::stoll(part.substr(dash + 1));
-        if (b < a || b - a > 1000000) throw std::out_of_range("range");
-        for (int64_t i = a; i <= b; ++i) out.push_back(i);
-      } else {
-        size_t used = 0;
-        out.push_back(std::stoll(part, &used));
-        if (used != part.size()) throw std::invalid_argument("trailing");
-      }
-    } catch (...) {
-      throw hl::SpecError("runs: '" + part + "' is not a run id or range (e.g. 3,5,7-9)");
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -69,7 +44,7 @@ std::string export_text(hl::store::RunStore& db, const ExportRequest& req, QStri
     f.status = "finished";
     runs = db.listRuns(f);
   } else {
-    for (int64_t id : parse_ids(req.runs.toStdString())) {
+    for (int64_t id : hl::exporter::parse_run_ids(req.runs.toStdString(), "runs")) {
       auto r = db.getRun(id);
       if (!r) throw hl::SpecError("run " + std::to_string(id) + " is not in " + db.path());
       if (r->status != "finished" && warnings)

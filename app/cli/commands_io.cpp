@@ -17,29 +17,6 @@ namespace fs = std::filesystem;
 namespace hl::cli {
 namespace {
 
-std::vector<int64_t> parse_ids(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    if (part.empty()) continue;
-    auto dash = part.find('-');
-    try {
-      if (dash != std::string::npos && dash > 0) {
-        int64_t a = std::stoll(part.substr(0, dash)), b = std::stoll(part.substr(dash + 1));
-        if (b < a || b - a > 1000000) throw std::out_of_range("range");
-        for (int64_t i = a; i <= b; ++i) out.push_back(i);
-      } else {
-        size_t used = 0;
-        out.push_back(std::stoll(part, &used));
-        if (used != part.size()) throw std::invalid_argument("trailing");
-      }
-    } catch (...) {
-      throw SpecError("--runs: '" + part + "' is not a run id or range (e.g. --runs 3,5,7-9)");
-    }
-  }
-  return out;
-}
 
 void emit(const std::string& text, const std::string& out) {
   if (out.empty()) {
@@ -77,7 +54,7 @@ int Commands::exportTables() {
     f.status = "finished";
     runs = db->listRuns(f);
   } else {
-    for (int64_t id : parse_ids(export_runs_)) {
+    for (int64_t id : hl::exporter::parse_run_ids(export_runs_)) {
       auto r = db->getRun(id);
       if (!r) throw SpecError("run " + std::to_string(id) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
       if (r->status != "finished")

@@ -1,9 +1,13 @@
 #include "engine/export/export.h"
 
+#include "engine/common/error.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <sstream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
@@ -348,6 +352,32 @@ std::string accuracy_matrix_table(const hl::store::RunRecord& run,
     t.rows.push_back(std::move(row));
   }
   return render(t, opt);
+}
+
+std::vector<int64_t> parse_run_ids(const std::string& s, const std::string& what) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (part.empty()) continue;
+    auto dash = part.find('-');
+    try {
+      if (dash != std::string::npos && dash > 0) {
+        int64_t a = std::stoll(part.substr(0, dash)), b = std::stoll(part.substr(dash + 1));
+        if (b < a || b - a > 1000000) throw std::out_of_range("range");
+        for (int64_t i = a; i <= b; ++i) out.push_back(i);
+      } else {
+        size_t used = 0;
+        out.push_back(std::stoll(part, &used));
+        if (used != part.size()) throw std::invalid_argument("trailing");
+      }
+    } catch (...) {
+      throw hl::SpecError(what + ": '" + part + "' is not a run id or range (e.g. 3,5,7-9)");
+    }
+  }
+  return out;
 }
 
 }  // namespace hl::exporter

@@ -1,6 +1,7 @@
 // Results tables for papers and notes: the seed-grouped results table and one run's accuracy
 // matrix, as CSV, Markdown or LaTeX (booktabs). No Qt, no torch.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,9 @@ std::string accuracy_matrix_table(const hl::store::RunRecord& run,
 // R (or the task-IL matrix) from stored cells: T = 1 + the largest task index; missing cells NaN.
 hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells,
                                     bool task_il = false);
+
+// Run ids as `hopelab-cli export --runs` takes them: "3,5,7-9" (spaces around parts allowed).
+// Throws hl::SpecError "<what>: 'PART' is not a run id or range (e.g. 3,5,7-9)".
+std::vector<int64_t> parse_run_ids(const std::string& s, const std::string& what = "--runs");
 
 }  // namespace hl::exporter

@@ -372,6 +372,11 @@ void validate_cms_levels(const BlockConfig& b, const std::string& field) {
   auto fail = [&](const std::string& member, const std::string& what) {
     throw std::invalid_argument(field + "." + member + ": " + what);
   };
+  if (b.cms_clocks.empty() || b.cms_clocks.size() > 6)
+    fail("levels", "must have 1 to 6 levels, got " + std::to_string(b.cms_clocks.size()));
+  for (size_t l = 0; l < b.cms_clocks.size(); ++l)
+    if (b.cms_clocks[l] < 1)
+      fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
   if (b.cms_variant != "sequential" && b.cms_variant != "independent" && b.cms_variant != "nested")
     fail("variant", "must be sequential, independent or nested, got '" + b.cms_variant + "'");
   if (b.cms_clock_unit != "steps" && b.cms_clock_unit != "tasks")
@@ -398,7 +403,8 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
   auto fail = [&](const std::string& member, const std::string& what) {
     throw std::invalid_argument(field + "." + member + ": " + what);
   };
-  if (b.type == "transformer" || b.type == "retnet") {
+  // heads, ffn_mult and dropout of the attention / memory blocks
+  auto widths = [&] {
     if (b.heads < 1) fail("heads", "must be at least 1, got " + std::to_string(b.heads));
     if (d_model % b.heads != 0)
       fail("heads", std::to_string(b.heads) + " does not divide d_model " +
@@ -410,15 +416,13 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
       s << "must be in [0, 1), got " << b.dropout;
       fail("dropout", s.str());
     }
+  };
+  if (b.type == "transformer" || b.type == "retnet") {
+    widths();
   } else if (b.type == "lstm") {
     if (b.hidden < 0)
       fail("hidden", "must be 0 (= d_model) or positive, got " + std::to_string(b.hidden));
   } else if (b.type == "cms") {
-    if (b.cms_clocks.empty() || b.cms_clocks.size() > 6)
-      fail("levels", "must have 1 to 6 levels, got " + std::to_string(b.cms_clocks.size()));
-    for (size_t l = 0; l < b.cms_clocks.size(); ++l)
-      if (b.cms_clocks[l] < 1)
-        fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
     validate_cms_levels(b, field);
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
   } else if (b.type == "titans" || b.type == "hope" || b.type == "hope_attention") {
@@ -429,16 +433,7 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
         fail(member, s.str());
       }
     };
-    if (b.heads < 1) fail("heads", "must be at least 1, got " + std::to_string(b.heads));
-    if (d_model % b.heads != 0)
-      fail("heads", std::to_string(b.heads) + " does not divide d_model " +
-                        std::to_string(d_model));
-    if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
-    if (!(b.dropout >= 0.0 && b.dropout < 1.0)) {
-      std::ostringstream s;
-      s << "must be in [0, 1), got " << b.dropout;
-      fail("dropout", s.str());
-    }
+    widths();
     num("inner_lr", b.inner_lr, 0.0, 10.0, true);
     num("momentum", b.momentum, 0.0, 1.0, false);
     num("retain", b.retain, 0.0, 1.0, false);
@@ -446,11 +441,6 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     if (b.persistent_tokens < 0 || b.persistent_tokens > 64)
       fail("persistent_tokens", "must be in [0, 64], got " + std::to_string(b.persistent_tokens));
     if (b.type != "titans") {
-      if (b.cms_clocks.empty() || b.cms_clocks.size() > 6)
-        fail("levels", "must have 1 to 6 levels, got " + std::to_string(b.cms_clocks.size()));
-      for (size_t l = 0; l < b.cms_clocks.size(); ++l)
-        if (b.cms_clocks[l] < 1)
-          fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
       validate_cms_levels(b, field);
       if (b.type == "hope" && b.mixer != "selfmod" && b.mixer != "titans")
         fail("mixer", "must be selfmod or titans, got '" + b.mixer + "' (attention: use type hope_attention)");
