@@ -76,7 +76,8 @@ Reads readouts(const SmtConfig& cfg, const SmtParams& p, const Tensor& outs) {
 }
 
 // η for one write of a map: min(η, bound / (3·c)) with c the write's curvature scale: ‖u‖² for
-// the last layer W1 (DECISIONS.md's 3·η·‖u‖² ≤ 1.8), ‖u‖²(1 + 2g²)/3 for W2 (docs/MEMORY.md).
+// the last layer W1 (DECISIONS.md's 3·η·‖u‖² ≤ 1.8), ‖u‖²·max(1, (1 + 2g²)/3) for W2 (never looser
+// than DECISIONS' rule; tighter when the layer above has gain g² > 1; docs/MEMORY.md).
 // `clampedOut` accumulates the count of clamped real writes.
 Tensor clampEta(const SmtConfig& cfg, const Tensor& eta, const Tensor& curv, const Tensor& valid,
                 Tensor& clampedOut) {
@@ -105,7 +106,25 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
 
 Tensor straightThrough(const Tensor& start, const Tensor& now) { return start + (now - start.detach()); }
 
-void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, SmtResult& r);
+// Which (sequence, chunk) pairs a path actually wrote, marked by the write loops themselves (so the
+// cadence audit's "actual" is counted from the executed writes, not re-derived from the mask).
+struct WriteLog {
+  Tensor mem, other;  // [B, ⌈L / C⌉] bool, per chunk size
+  WriteLog(const SmtConfig& cfg, const Prep& p) {
+    auto o = torch::TensorOptions().dtype(torch::kBool).device(p.valid.device());
+    mem = torch::zeros({p.B, (p.L + cfg.chunk_memory - 1) / cfg.chunk_memory}, o);
+    other = torch::zeros({p.B, (p.L + cfg.chunk_other - 1) / cfg.chunk_other}, o);
+  }
+  // Tokens [s, e) of one chunk of each size were written where `wrote` [B] is true.
+  void mark(const SmtConfig& cfg, int64_t s, const Tensor& wrote) {
+    torch::NoGradGuard ng;
+    mem.select(1, s / cfg.chunk_memory).logical_or_(wrote);
+    other.select(1, s / cfg.chunk_other).logical_or_(wrote);
+  }
+};
+
+void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped,
+                const WriteLog& log, SmtResult& r);
 
 // The common end of both paths: outputs (0 at pads), per-token losses, the final state (under
 // stop_grad_writes re-attached straight through to the initial state) and the level statistics.
@@ -113,7 +132,8 @@ struct FinalState {
   Tensor W1, W2, S1, S2;
 };
 SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>& ys,
-                 const std::vector<Tensor>& losses, FinalState st, const Tensor& clamped, bool outerGrad) {
+                 const std::vector<Tensor>& losses, FinalState st, const Tensor& clamped, const WriteLog& log,
+                 bool outerGrad) {
   SmtResult r;
   const auto dt = p.x.scalar_type();
   r.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(dt);
@@ -126,26 +146,28 @@ SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>&
   r.W2 = st.W2;
   r.S1 = st.S1;
   r.S2 = st.S2;
-  levelStats(cfg, p, r.loss_tokens, clamped, r);
+  levelStats(cfg, p, r.loss_tokens, clamped, log, r);
   return r;
 }
 
 // Level statistics from per-token losses and the initial/final states.
-void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, SmtResult& r) {
+void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped,
+                const WriteLog& log, SmtResult& r) {
   torch::NoGradGuard ng;
   const Tensor lt = lossTok.detach().to(torch::kFloat64);  // [B, 5, H, L]
   const Tensor v = p.valid.to(torch::kFloat64);            // [B, L]
-  auto chunkStats = [&](int64_t C, int64_t m0, int64_t m1, double& loss, int64_t& writes) {
+  auto chunkStats = [&](int64_t C, int64_t m0, int64_t m1, double& loss) {
     const int64_t n = (p.L + C - 1) / C, padL = n * C - p.L;
     auto perTok = lt.index({I::Slice(), I::Slice(m0, m1)}).mean({1, 2});  // [B, L]
     auto tok = Fn::pad(perTok * v, Fn::PadFuncOptions({0, padL})).view({p.B, n, C}).sum(-1);
     auto cnt = Fn::pad(v, Fn::PadFuncOptions({0, padL})).view({p.B, n, C}).sum(-1);
     auto has = cnt.gt(0);
-    writes = has.sum().item<int64_t>();
-    loss = writes > 0 ? (tok / cnt.clamp_min(1)).masked_select(has).mean().item<double>() : 0.0;
+    loss = has.any().item<bool>() ? (tok / cnt.clamp_min(1)).masked_select(has).mean().item<double>() : 0.0;
   };
-  chunkStats(cfg.chunk_memory, kSmtOut, kSmtOut + 1, r.loss_memory, r.writes_memory);
-  chunkStats(cfg.chunk_other, 0, kSmtOut, r.loss_other, r.writes_other);
+  chunkStats(cfg.chunk_memory, kSmtOut, kSmtOut + 1, r.loss_memory);
+  chunkStats(cfg.chunk_other, 0, kSmtOut, r.loss_other);
+  r.writes_memory = log.mem.sum().item<int64_t>();
+  r.writes_other = log.other.sum().item<int64_t>();
   auto drift = [&](int64_t m0, int64_t m1) {
     auto sl = I::Slice(m0, m1);
     auto W10 = p.W1.index({I::Slice(), sl}).reshape({p.B, -1}), W20 = p.W2.index({I::Slice(), sl}).reshape({p.B, -1});
@@ -244,6 +266,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
   const auto eyeD = torch::eye(p.D, x.options()), eyeF = torch::eye(p.F, x.options());
   std::vector<Tensor> ys, losses;
   Tensor clamped;
+  WriteLog log(cfg, p);
   for (int64_t t = 0; t < p.L; ++t) {
     R1 = refresh(cfg, t, W1, R1);
     R2 = refresh(cfg, t, W2, R2);
@@ -286,7 +309,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     const Tensor hk = k1.matmul(R2.transpose(-1, -2)).squeeze(-2);  // [B,5,H,F]
     const Tensor sgk = torch::sigmoid(hk);
     const Tensor gain2 = (R1 * (sgk * (1.0 + hk * (1.0 - sgk))).unsqueeze(-2)).pow(2).sum({-1, -2});  // [B,5,H]
-    const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H}), u2.pow(2).sum(-1) * (1.0 + 2.0 * gain2) / 3.0, valid, clamped);
+    const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H}), u2.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), valid, clamped);
     const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H}), u1.pow(2).sum(-1), valid, clamped);
     auto e4 = [](const Tensor& s) { return s.unsqueeze(-1).unsqueeze(-1); };
     Tensor A2 = e4(alpha) * eyeD;
@@ -297,12 +320,13 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     const Tensor S1n = cfg.momentum * S1 - e4(eta1) * G1;
     const Tensor W2n = W2.matmul(A2) + S2n, W1n = W1.matmul(A1) + S1n;
     const Tensor v5 = valid.view({p.B, 1, 1, 1, 1});
+    log.mark(cfg, t, valid.view({p.B}));
     S2 = torch::where(v5, S2n, S2);
     S1 = torch::where(v5, S1n, S1);
     W2 = torch::where(v5, W2n, W2);
     W1 = torch::where(v5, W1n, W1);
   }
-  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, outerGrad);
+  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,6 +347,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   Tensor R1 = W1, R2 = W2;
   std::vector<Tensor> ys, losses;
   Tensor clamped;
+  WriteLog log(cfg, p);
   int64_t s = 0;
   while (s < p.L) {
     int64_t e = s + 1;
@@ -359,7 +384,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       const Tensor v4 = valid.view({p.B, 1, 1, n});
       // W2's curvature carries the gain of the layer above it: g² = ‖W1 diag σ'(h)‖_F².
       const Tensor gain2 = dsilu.pow(2).matmul(R1.pow(2).sum(-2).unsqueeze(-1)).squeeze(-1);  // [B,5,H,n]
-      const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), k1.pow(2).sum(-1) * (1.0 + 2.0 * gain2) / 3.0, v4, clamped);
+      const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), k1.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), v4, clamped);
       const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), a.pow(2).sum(-1), v4, clamped);
       // Flatten (batch, memory, head) into one contiguous batch for the writes.
       const int64_t N = p.B * M * p.H;
@@ -370,6 +395,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
         out.insert(out.end(), sz.begin() + 3, sz.end());
         return t.expand(sz).reshape(out);
       };
+      log.mark(cfg, s, valid.any(1));
       const Tensor vf = flat(valid.to(x.scalar_type()).view({p.B, 1, 1, n}));
       const Tensor af = flat(alpha);
       Tensor W2f, S2f, W1f, S1f;
@@ -384,7 +410,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     }
     s = e;
   }
-  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, outerGrad);
+  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
 }
 
 SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts,

@@ -41,7 +41,7 @@ struct SmtConfig {
   DgdLayers dgd = DgdLayers::PerLayer;
   InnerObjective objective = InnerObjective::L2;
   bool stop_grad_writes = false; // writes are constants for the outer loss (straight-through)
-  bool clamp = true;             // per write: η ← min(η, clamp_bound / (3‖u‖²))
+  bool clamp = true;             // per write: η ← min(η, clamp_bound / (3‖u‖²)), W2 also by the gain above it
   double clamp_bound = 1.8;
   int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
 };

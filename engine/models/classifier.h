@@ -59,7 +59,7 @@ struct ContextStats {
   int chunk = 1;        // tokens per write (the level's clock)
   double loss = 0;      // mean associative loss before writes, over chunks with real tokens
   double drift = 0;     // mean ‖M_end − M_0‖ / ‖M_0‖ over sequences with real tokens
-  int64_t clamped = 0;  // clamped (token, head, layer) writes
+  int64_t clamped = 0;  // clamped writes: (token, head, layer), times memory for self-modifying Titans
   int64_t writes = 0;   // (sequence, chunk) pairs that wrote
 };
 

@@ -10,6 +10,7 @@
 
 #include <QtTest>
 
+#include <tuple>
 #include <vector>
 
 using namespace hl::memory;
@@ -124,8 +125,10 @@ void TestSelfMod::chunkedEqualsTheReferenceForEveryChunkPairAndOption() {
 }
 
 void TestSelfMod::gradientsOfBothPathsAgree() {
-  for (auto [cm, co] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 8}}) {
+  // η scale 1.5: many writes clamp, so the gradient through the clamp (and the W2 gain) is covered.
+  for (auto [cm, co, es] : std::vector<std::tuple<int64_t, int64_t, double>>{{1, 1, 0.3}, {4, 8, 0.3}, {2, 3, 1.5}}) {
     auto c = config(cm, co);
+    c.eta_scale = es;
     auto in = makeInputs(c, 2, 11, 7);
     in.mask = torch::ones({2, 11}, torch::kBool);
     in.mask.index_put_({1, I::Slice(6, I::None)}, false);
@@ -138,6 +141,7 @@ void TestSelfMod::gradientsOfBothPathsAgree() {
       SmtParams p{leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]};
       auto r = path == 0 ? smt_reference(c, p, leaves[6], leaves[7], in.mask)
                          : smt_chunked(c, p, leaves[6], leaves[7], in.mask);
+      if (es > 1) QVERIFY2(r.clamped > 20, qPrintable(QString::number(r.clamped)));
       grads.push_back(torch::autograd::grad({probe(r, 3)}, leaves));
     }
     for (size_t i = 0; i < grads[0].size(); ++i) {
@@ -249,6 +253,7 @@ void TestSelfMod::paddedTokensNeverWrite() {
   QVERIFY(relErr(r.W1[0], t.W1[0]) < 1e-12);
   QVERIFY(relErr(r.W2[0], t.W2[0]) < 1e-12);
   QVERIFY(relErr(r.S2[0], t.S2[0]) < 1e-12);
+  QVERIFY(relErr(r.S1[0], t.S1[0]) < 1e-12);
   QVERIFY(r.y[0].index({I::Slice(), I::Slice(6, I::None)}).abs().max().item<double>() == 0.0);
   QVERIFY(relErr(r.y[0].index({I::Slice(), I::Slice(0, 6)}), t.y[0]) < 1e-12);
 }
@@ -306,6 +311,35 @@ void TestSelfMod::writeCountsFollowTheChunkSizes() {
   auto r = smt_chunked(c, in.p, in.x, in.q, in.mask);
   QCOMPARE(r.writes_memory, int64_t(5 + 3));  // ⌈19/4⌉ + ⌈9/4⌉
   QCOMPARE(r.writes_other, int64_t(3 + 2));   // ⌈19/8⌉ + ⌈9/8⌉
+  // The level statistics, recomputed here from the per-token losses and the states.
+  const int64_t lens[3] = {19, 9, 0};
+  auto chunkMean = [&](int64_t C, int64_t m0, int64_t m1) {
+    double sum = 0;
+    int chunks = 0;
+    for (int64_t b = 0; b < 3; ++b)
+      for (int64_t c0 = 0; c0 < lens[b]; c0 += C) {
+        const int64_t c1 = std::min(lens[b], c0 + C);
+        sum += r.loss_tokens.index({b, I::Slice(m0, m1), I::Slice(), I::Slice(c0, c1)}).mean().item<double>();
+        ++chunks;
+      }
+    return sum / chunks;
+  };
+  QVERIFY(std::abs(r.loss_memory - chunkMean(4, kSmtOut, kSmtOut + 1)) < 1e-12);
+  QVERIFY(std::abs(r.loss_other - chunkMean(8, 0, kSmtOut)) < 1e-12);
+  auto drift = [&](int64_t m0, int64_t m1) {
+    double sum = 0;
+    for (int64_t b = 0; b < 2; ++b) {  // the empty sequence is left out
+      auto sl = I::Slice(m0, m1);
+      auto d2 = (r.W1[b].index({sl}) - in.p.W1.index({sl})).pow(2).sum() + (r.W2[b].index({sl}) - in.p.W2.index({sl})).pow(2).sum();
+      auto z2 = in.p.W1.index({sl}).pow(2).sum() + in.p.W2.index({sl}).pow(2).sum();
+      sum += std::sqrt(d2.item<double>() / z2.item<double>());
+    }
+    return sum / 2;
+  };
+  QVERIFY(std::abs(r.drift_memory - drift(kSmtOut, kSmtOut + 1)) < 1e-12);
+  QVERIFY(std::abs(r.drift_other - drift(0, kSmtOut)) < 1e-12);
+  QVERIFY(r.drift_memory > 0 && r.drift_other > 0);
+  QVERIFY(torch::allclose(r.W1[2], in.p.W1) && torch::allclose(r.W2[2], in.p.W2));  // nothing written
 }
 
 // A repeated pattern: the associative loss of the output memory falls as it is written.
