@@ -126,6 +126,17 @@ struct WriteLog {
 void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped,
                 const WriteLog& log, SmtResult& r);
 
+// The output memory's read of the queries in `tokens` at its read state; when the writes are cut
+// (stop_grad_writes with an outer graph) the state is re-attached straight through to the initial one.
+Tensor readOutput(const Prep& p, const Tensor& R1, const Tensor& R2, bool straight, const I::Slice& tokens) {
+  Tensor O1 = R1.select(1, kSmtOut), O2 = R2.select(1, kSmtOut);
+  if (straight) {
+    O1 = straightThrough(p.W1.select(1, kSmtOut), O1);
+    O2 = straightThrough(p.W2.select(1, kSmtOut), O2);
+  }
+  return mlp(O1, O2, p.q.index({I::Slice(), I::Slice(), tokens}));
+}
+
 // The common end of both paths: outputs (0 at pads), per-token losses, the final state (under
 // stop_grad_writes re-attached straight through to the initial state) and the level statistics.
 struct FinalState {
@@ -270,13 +281,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
   for (int64_t t = 0; t < p.L; ++t) {
     R1 = refresh(cfg, t, W1, R1);
     R2 = refresh(cfg, t, W2, R2);
-    // Output read (straight through to the initial state when the writes are cut).
-    Tensor O1 = R1.select(1, kSmtOut), O2 = R2.select(1, kSmtOut);
-    if (cut && outerGrad) {
-      O1 = straightThrough(p.W1.select(1, kSmtOut), O1);
-      O2 = straightThrough(p.W2.select(1, kSmtOut), O2);
-    }
-    ys.push_back(mlp(O1, O2, p.q.index({I::Slice(), I::Slice(), I::Slice(t, t + 1)})));
+    ys.push_back(readOutput(p, R1, R2, cut && outerGrad, I::Slice(t, t + 1)));
 
     const Tensor xt = x.index({I::Slice(), I::Slice(), I::Slice(t, t + 1)}).unsqueeze(1);  // [B,1,H,1,D]
     const Tensor sl4 = torch::arange(0, kSmtOut, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
@@ -356,12 +361,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     const auto seg = I::Slice(s, e);
     R1 = refresh(cfg, s, W1, R1);
     R2 = refresh(cfg, s, W2, R2);
-    Tensor O1 = R1.select(1, kSmtOut), O2 = R2.select(1, kSmtOut);
-    if (cut && outerGrad) {
-      O1 = straightThrough(p.W1.select(1, kSmtOut), O1);
-      O2 = straightThrough(p.W2.select(1, kSmtOut), O2);
-    }
-    ys.push_back(mlp(O1, O2, p.q.index({I::Slice(), I::Slice(), seg})));
+    ys.push_back(readOutput(p, R1, R2, cut && outerGrad, seg));
     {
       std::optional<torch::NoGradGuard> ng;
       if (cut) ng.emplace();
