@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/store/process_locks.h"
 #include "engine/store/schema.h"
 
 namespace hl::store::detail {
@@ -41,12 +42,13 @@ struct RawHeader {
   bool maybe_truncated = false;  // header's page count * page size exceeds the file size
 };
 
-// Files this process holds open through SQLite, by (device, inode). POSIX advisory locks belong
-// to the process and are dropped when ANY descriptor of the file is closed: reading a database's
-// header with fopen/fclose while another connection of this process has it open would silently
-// release that connection's locks, and another process could then checkpoint and delete the WAL
-// under it (its later commits vanish). So the raw header is read only while no connection of this
-// process has the file open; such a file was already validated when it was first opened.
+// Files this process holds open through SQLite, by (device, inode). Classic POSIX locks belong
+// to the process and are dropped when ANY descriptor of the file is closed; process_locks.h moves
+// SQLite's locks to open file descriptions where the kernel allows, which makes that harmless. Where
+// it does not, reading a database's header with fopen/fclose while another connection of this
+// process has it open would silently release that connection's locks (another process could then
+// checkpoint and delete the WAL under it), so the raw header is read only while no connection of
+// this process has the file open; such a file was already validated when it was first opened.
 std::mutex g_open_mu;
 std::map<std::pair<uint64_t, uint64_t>, int> g_open_files;
 
@@ -226,6 +228,7 @@ void Db::read(const std::function<void()>& body) {
 }
 
 Db Db::open(const std::string& path, bool migrate) {
+  use_process_safe_locks();  // normally done before main(); this also links it in
   const bool already_open = open_in_this_process(path);
   RawHeader h;
   if (already_open) {  // validated when first opened; reading it now would drop our locks

@@ -1,11 +1,14 @@
 // The run store: schema identity and migrations, refusal of files that are not ours, run records,
 // the batched writer, the interrupted rule, concurrency between connections and processes, and a
 // writer killed with SIGKILL mid-run.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <QMimeDatabase>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <atomic>
@@ -13,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "engine/common/error.h"
@@ -573,6 +577,98 @@ class TestStore : public QObject {
     }
   }
 
+  // Issue 12: the app lost its locks when anything else in the process opened and closed the
+  // database file (the file dialog's MIME sniffing, QFile, fopen, a thumbnailer reading the WAL):
+  // closing ANY descriptor of a file drops every classic POSIX lock the process holds on it. A
+  // CLI run closing its connection then checkpointed and deleted the WAL under the app ("disk I/O
+  // error" on every later launch, commits invisible to other processes). The store's locks must
+  // survive every such open/close; the peer is the sqlite3 shell (classic locks) or this binary
+  // re-executed (Hope Lab's own store code).
+  void foreignOpenAndCloseInThisProcessKeepsOurLocks_data() {
+    QTest::addColumn<QString>("peer");
+    QTest::newRow("sqlite3 shell") << "sqlite3";
+    QTest::newRow("hopelab store") << "hopelab";
+  }
+  void foreignOpenAndCloseInThisProcessKeepsOurLocks() {
+    QFETCH(QString, peer);
+    const std::string path = freshPath();
+    const QString qpath = QString::fromStdString(path);
+    auto store = RunStore::open(path);
+    auto reader = RunStore::open(path);  // the GUI's polling reader: a second connection
+    const int64_t id = store->createRun(sampleRun());
+    RunWriter w(path, id);
+    for (int k = 0; k < 100; ++k) w.point("loss", "outer", -1, 1, k, 1.0);
+    w.flush();
+    QCOMPARE(reader->series(id).at(0).points.size(), size_t(100));
+
+    // Every way this process may touch the files besides SQLite.
+    QMimeDatabase mimes;
+    (void)mimes.mimeTypeForFile(qpath);                                  // the file dialog's probe
+    (void)mimes.mimeTypeForFile(qpath, QMimeDatabase::MatchContent);     // reads the header
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      QFile f(qpath + suffix);
+      QVERIFY2(f.open(QIODevice::ReadOnly), suffix);
+      (void)f.read(100);
+      f.close();
+      if (FILE* c = std::fopen((path + suffix).c_str(), "rb")) std::fclose(c);
+      int fd = ::open((path + suffix).c_str(), O_RDONLY);
+      QVERIFY(fd >= 0);
+      ::close(fd);
+    }
+
+    // Our locks are still held: /proc/locks lists locks on the database's inode.
+    struct stat st {};
+    QVERIFY(::stat(path.c_str(), &st) == 0);
+    std::ifstream locks("/proc/locks");
+    int heldOnDb = 0;
+    for (std::string line; std::getline(locks, line);) {
+      std::istringstream fields(line);
+      std::string f;
+      for (int i = 0; i < 6 && fields >> f; ++i) {}  // "N: KIND ADVISORY TYPE PID MAJ:MIN:INODE"
+      heldOnDb += f.size() > 1 && f.substr(f.rfind(':') + 1) == std::to_string(st.st_ino);
+    }
+    QVERIFY2(heldOnDb > 0, "no lock of this process on the database file");
+
+    // Another process writes and closes its connection: it must see that we still hold the file,
+    // so it leaves the WAL in place.
+    QProcess p;
+    if (peer == "sqlite3") {
+      p.start("sqlite3", {qpath, "PRAGMA busy_timeout=10000; INSERT INTO runs(status, name) "
+                                 "VALUES('finished', 'from the peer');"});
+    } else {
+      QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+      env.insert("HL_TEST_STORE_PEER", qpath);
+      p.setProcessEnvironment(env);
+      p.start(QCoreApplication::applicationFilePath(), {});
+    }
+    QVERIFY(p.waitForFinished(60000));
+    QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0,
+             p.readAllStandardError().constData());
+    QVERIFY2(QFile::exists(qpath + "-wal"), "the peer deleted the WAL: our locks were gone");
+
+    // We read and write on: nothing lost, no I/O error, the peer's run visible.
+    try {
+      for (int k = 100; k < 200; ++k) w.point("loss", "outer", -1, 1, k, 2.0);
+      w.flush();
+      store->setNotes(id, "written after the peer closed");
+      bool sawPeer = false;
+      for (const auto& r : reader->listRuns()) sawPeer |= r.name == "from the peer";
+      QVERIFY(sawPeer);
+      QCOMPARE(reader->series(id).at(0).points.size(), size_t(200));
+      QCOMPARE(reader->getRun(id)->notes, std::string("written after the peer closed"));
+    } catch (const hl::StoreError& e) {
+      QFAIL(e.what());
+    }
+    // ... and so does a fresh process: our commits reached the shared WAL.
+    QProcess count;
+    count.start("sqlite3", {qpath, QString("SELECT count(*) FROM points JOIN series ON series.id = "
+                                       "points.series_id WHERE series.run_id = %1; SELECT notes "
+                                       "FROM runs WHERE id = %1;").arg(id)});
+    QVERIFY(count.waitForFinished(30000));
+    QCOMPARE(QString::fromUtf8(count.readAllStandardOutput()).trimmed(),
+             QString("200\nwritten after the peer closed"));
+  }
+
   void writerCommitsWithoutFlushWithinAFewBatchIntervals() {
     const std::string path = freshPath();
     auto s = RunStore::open(path);
@@ -878,5 +974,27 @@ class TestStore : public QObject {
   }
 };
 
-QTEST_GUILESS_MAIN(TestStore)
+// Run with HL_TEST_STORE_PEER=<db>, this binary is the "other process" of the lock tests: it adds
+// a run named "from the peer" through Hope Lab's store, with points, and closes its connection.
+int main(int argc, char** argv) {
+  if (const char* peer = std::getenv("HL_TEST_STORE_PEER")) {
+    try {
+      auto s = RunStore::open(peer);
+      RunRecord r = sampleRun();
+      r.name = "from the peer";
+      const int64_t id = s->createRun(r);
+      RunWriter w(peer, id);
+      for (int k = 0; k < 10; ++k) w.point("peer", "outer", -1, 1, k, 1.0);
+      w.finish("finished");
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "peer: %s\n", e.what());
+      return 1;
+    }
+  }
+  QCoreApplication app(argc, argv);
+  TestStore tc;
+  QTEST_SET_MAIN_SOURCE_PATH
+  return QTest::qExec(&tc, argc, argv);
+}
 #include "test_store.moc"
