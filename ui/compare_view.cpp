@@ -228,6 +228,7 @@ void CompareView::prepare() {
     }
     if (band) {
       Band b = mean_ci(curves, size_t(2 * buckets));
+      clip_band(b, metric_range(name));
       XY m{b.x, b.mean}, lo{b.x, b.lo}, hi{b.x, b.hi};
       m = decimate_minmax(m, buckets);
       lo = decimate_minmax(lo, buckets);

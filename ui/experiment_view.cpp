@@ -13,6 +13,7 @@
 #include <QRegularExpression>
 #include <QSpinBox>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <filesystem>
 
 #include "engine/data/dataset.h"
@@ -104,7 +105,8 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
 
   launch_ = new QPushButton(tr("Launch"), this);
   launch_->setObjectName("launch");
-  launch_->setShortcut(QKeySequence("Ctrl+R"));
+  // No shortcut on the button: Run › Launch owns Ctrl+R (two bindings made it an ambiguous
+  // shortcut that did nothing).
   launch_->setToolTip(tr("Launch one run per seed (Ctrl+R)"));
   pause_ = new QPushButton(tr("Pause"), this);
   pause_->setCheckable(true);
@@ -114,10 +116,11 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
     QString err;
     if (launch(&err).isEmpty() && !err.isEmpty()) QMessageBox::warning(this, tr("Launch"), err);
   });
-  connect(pause_, &QPushButton::toggled, this, [this](bool on) {
-    on ? worker_->pause() : worker_->resume();
-    pause_->setText(on ? tr("Resume") : tr("Pause"));
-  });
+  pause_->setObjectName("pause");
+  pause_->setToolTip(tr("Pause the training run between two steps (Ctrl+P); resume with Ctrl+Shift+P"));
+  // The button follows the worker (Run › Pause, Ctrl+P), not only its own clicks.
+  connect(pause_, &QPushButton::clicked, this, [this](bool on) { on ? worker_->pause() : worker_->resume(); });
+  connect(worker_, &RunWorker::pausedChanged, this, &ExperimentView::onPausedChanged);
   connect(stop_, &QPushButton::clicked, worker_, &RunWorker::stopCurrent);
   connect(stop_all_, &QPushButton::clicked, worker_, &RunWorker::stopAll);
   auto* buttons = new QHBoxLayout;
@@ -142,7 +145,10 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
 
   connect(worker_, &RunWorker::requestStarted, this, &ExperimentView::onStarted);
   connect(worker_, &RunWorker::requestFinished, this, &ExperimentView::onFinished);
-  connect(worker_, &RunWorker::idle, this, &ExperimentView::updateButtons);
+  connect(worker_, &RunWorker::idle, this, [this] {
+    updateButtons();
+    refreshSummary();  // parameters and FLOPs are computed again once nothing trains
+  });
   setSpec(hl::spec::defaults());
   updateButtons();
 }
@@ -168,7 +174,7 @@ void ExperimentView::refreshSummary() {
                        .arg(QString::fromStdString(spec.value("name", "")), blocks.join(" → "))
                        .arg(spec["model"].value("d_model", 0))
                        .arg(d.contains("params") ? QLocale().toString(qlonglong(d.value("params", 0LL)))
-                                                 : tr("(paused while a run trains)"))
+                                                 : tr("(computed when no run trains)"))
                        .arg(d.value("flops_per_sample", 0.0), 0, 'g', 3));
   } catch (const std::exception& e) {
     arch_->setText(tr("the architecture has errors: %1").arg(QString::fromUtf8(e.what()).left(300)));
@@ -178,8 +184,6 @@ void ExperimentView::refreshSummary() {
 void ExperimentView::setSpec(const json& s) {
   json spec = hl::spec::complete(s);
   const auto& ex = spec["experiment"];
-  const auto& tr_ = spec["training"];
-  const auto& op = spec["optimizer"];
   dataset_->setCurrentText(QString::fromStdString(ex.value("dataset", "banking77")));
   split_->setCurrentText(QString::fromStdString(ex.value("split", "")));
   protocol_->setCurrentText(QString::fromStdString(ex.value("protocol", "class-incremental")));
@@ -187,16 +191,33 @@ void ExperimentView::setSpec(const json& s) {
   ewc_->setValue(ex["strategy"].value("ewc_lambda", 100.0));
   replay_->setValue(ex["strategy"].value("replay_per_class", 10));
   task_order_->setValue(ex.value("task_order", 0));
-  head_->setCurrentText(QString::fromStdString(spec["model"]["head"].value("type", "softmax")));
-  epochs_->setValue(tr_.value("epochs", 5));
-  batch_->setValue(tr_.value("batch_size", 32));
-  limit_->setValue(tr_.value("limit_per_class", 0));
-  eval_limit_->setValue(tr_.value("eval_limit_per_class", 0));
-  optimizer_->setCurrentText(QString::fromStdString(op.value("type", "adamw")));
-  lr_->setValue(op.value("lr", 1e-3));
+  // A value the form cannot show (epochs: -1) is said, not silently clamped.
+  QStringList clamped;
+  auto setSpin = [&](QSpinBox* box, const json& v, const QString& path) {
+    const double x = v.is_number() ? v.get<double>() : double(box->value());
+    const int shown = int(std::clamp<double>(x, box->minimum(), box->maximum()));
+    if (x != shown)
+      clamped << tr("%1 = %2 is outside the form's range %3…%4 (the spec is invalid; the form shows %5)")
+                     .arg(path).arg(x).arg(box->minimum()).arg(box->maximum()).arg(shown);
+    box->setValue(shown);
+  };
+  const auto& tr_ = spec["training"];
+  setSpin(epochs_, tr_.value("epochs", json(5)), "training.epochs");
+  setSpin(batch_, tr_.value("batch_size", json(32)), "training.batch_size");
+  setSpin(limit_, tr_.value("limit_per_class", json(0)), "training.limit_per_class");
+  setSpin(eval_limit_, tr_.value("eval_limit_per_class", json(0)), "training.eval_limit_per_class");
+  msg_->setText(clamped.join('\n'));
+  setPresetFieldsFrom(spec);
   QString dev = QString::fromStdString(ex.value("device", "cpu"));
   device_->setCurrentIndex(std::max(0, device_->findText(dev)));
   seeds_->setText(QString::number(ex.value("seed", 0)));
+}
+
+void ExperimentView::setPresetFieldsFrom(const json& s) {
+  json spec = hl::spec::complete(s);
+  head_->setCurrentText(QString::fromStdString(spec["model"]["head"].value("type", "softmax")));
+  optimizer_->setCurrentText(QString::fromStdString(spec["optimizer"].value("type", "adamw")));
+  lr_->setValue(spec["optimizer"].value("lr", 1e-3));
 }
 
 json ExperimentView::applyTo(json spec) const {
@@ -289,14 +310,25 @@ QList<int> ExperimentView::launchSpec(const json& s, QString* error) {
   return {id};
 }
 
-void ExperimentView::onStarted(int id) {
+void ExperimentView::setQueueText(int id, const QString& state) {
   for (int i = 0; i < queue_->count(); ++i)
     if (queue_->item(i)->data(Qt::UserRole).toInt() == id)
-      queue_->item(i)->setText(tr("#%1 running  %2").arg(id).arg(labels_.value(id)));
+      queue_->item(i)->setText(tr("#%1 %2  %3").arg(id).arg(state, labels_.value(id)));
+}
+
+void ExperimentView::onStarted(int id) {
+  current_ = id;
+  setQueueText(id, worker_->paused() ? tr("paused") : tr("running"));
+  updateButtons();
+}
+
+void ExperimentView::onPausedChanged(bool paused) {
+  if (current_) setQueueText(current_, paused ? tr("paused") : tr("running"));
   updateButtons();
 }
 
 void ExperimentView::onFinished(const RunOutcome& o) {
+  if (o.request_id == current_) current_ = 0;
   for (int i = 0; i < queue_->count(); ++i)
     if (queue_->item(i)->data(Qt::UserRole).toInt() == o.request_id)
       queue_->item(i)->setText(tr("#%1 %2  %3%4")
@@ -313,11 +345,12 @@ void ExperimentView::onFinished(const RunOutcome& o) {
 }
 
 void ExperimentView::updateButtons() {
-  bool busy = worker_->busy();
-  pause_->setEnabled(busy);
+  const bool busy = worker_->busy(), paused = worker_->paused();
+  pause_->setEnabled(busy || paused);
+  pause_->setChecked(paused);  // setChecked emits toggled, not clicked: no feedback loop
+  pause_->setText(paused ? tr("Resume") : tr("Pause"));
   stop_->setEnabled(busy);
   stop_all_->setEnabled(busy);
-  if (!busy && pause_->isChecked()) pause_->setChecked(false);
 }
 
 }  // namespace hl::ui

@@ -30,6 +30,9 @@ class ExperimentView : public QWidget {
   void setDataDir(const QString& d) { data_dir_ = d; }
   // Fill the form from a spec's experiment/training/optimizer sections, and write them back.
   void setSpec(const nlohmann::json& spec);
+  // Only the fields of the form a preset owns (head, optimizer, learning rate), after a preset
+  // was loaded; the protocol (epochs, batch, limits) stays as the user set it.
+  void setPresetFieldsFrom(const nlohmann::json& spec);
   nlohmann::json applyTo(nlohmann::json spec) const;
   // Validates and enqueues one run per seed. Returns the request ids, or empty with `error` set.
   QList<int> launch(QString* error = nullptr);
@@ -46,6 +49,8 @@ class ExperimentView : public QWidget {
  private:
   void onStarted(int id);
   void onFinished(const RunOutcome& o);
+  void onPausedChanged(bool paused);
+  void setQueueText(int id, const QString& state);
   void updateButtons();
 
   RunWorker* worker_;
@@ -60,6 +65,7 @@ class ExperimentView : public QWidget {
   QLabel* msg_;
   QLabel* arch_;
   QMap<int, QString> labels_;
+  int current_ = 0;  // the request the worker is running, 0 when idle
 };
 
 }  // namespace hl::ui

@@ -51,6 +51,13 @@ InferenceView::InferenceView(QWidget* parent) : QWidget(parent) {
   lay->addLayout(mid);
   lay->addWidget(table_, 1);
   lay->addWidget(msg_);
+  kind_->setToolTip(tr("last: the model after the final task (the default for class-incremental runs, where "
+                        "'best' is usually the model after an early task, which knows only its classes); "
+                        "best: the checkpoint with the best mean dev accuracy (the default for joint runs)"));
+  // A new run selection picks its default checkpoint; a choice the user made stays until then.
+  connect(run_, &QComboBox::currentIndexChanged, this, [this] {
+    if (!filling_) applyDefaultKind();
+  });
   auto run = [this] {
     QString err = predict(text_->text());
     if (!err.isEmpty()) msg_->setText(err);
@@ -64,14 +71,20 @@ InferenceView::~InferenceView() = default;
 void InferenceView::setStore(hl::store::RunStore* db) {
   db_ = db;
   pred_.reset();
+  kind_for_ = -1;
   loaded_.clear();
   refreshRuns();
 }
 
+QString InferenceView::checkpointKind() const { return kind_->currentText(); }
+
 void InferenceView::refreshRuns() {
   qint64 cur = run_->currentData().toLongLong();
+  filling_ = true;
   run_->clear();
+  filling_ = false;
   if (!db_) return;
+  filling_ = true;
   for (const auto& r : db_->listRuns()) {
     if (db_->checkpoints(r.id).empty()) continue;
     run_->addItem(tr("run %1 · %2 · %3 · seed %4 · %5")
@@ -81,8 +94,22 @@ void InferenceView::refreshRuns() {
                       .arg(QString::fromStdString(r.status)),
                   qlonglong(r.id));
   }
+  filling_ = false;
   int i = run_->findData(qlonglong(cur));
   if (i >= 0) run_->setCurrentIndex(i);
+  applyDefaultKind();  // a no-op for the run that was selected before
+}
+
+void InferenceView::applyDefaultKind() {
+  const qint64 id = run_->currentData().toLongLong();
+  if (!db_ || id <= 0 || id == kind_for_) return;
+  kind_for_ = id;
+  std::string protocol;
+  try {
+    if (auto r = db_->getRun(id)) protocol = r->protocol;
+  } catch (const std::exception&) {  // the store's error shows when the user loads
+  }
+  kind_->setCurrentText(protocol == "joint" ? "best" : "last");
 }
 
 void InferenceView::setRun(qint64 id) {
@@ -116,8 +143,8 @@ QString InferenceView::load() {
     return QString::fromUtf8(e.what());
   }
   loaded_ = key;
-  msg_->setText(tr("%1 · saved after task %2, step %3 · %4 classes")
-                    .arg(key)
+  msg_->setText(tr("checkpoint '%1' (%2) · saved after task %3, step %4 · %5 classes")
+                    .arg(kind_->currentText(), key)
                     .arg(pred_->task() + 1)
                     .arg(pred_->step())
                     .arg(pred_->labels().size()));

@@ -33,10 +33,15 @@ class InferenceView : public QWidget {
   // While a run trains in this process, building a model would draw from the random generator the
   // run uses (its init and dropout), so loading is refused until it finishes.
   void setTrainingActive(bool on) { training_ = on; }
+  // The run list again (statuses, new runs with checkpoints); keeps the selection.
+  void refreshRuns();
+  QString checkpointKind() const;  // "best" or "last", as chosen for the selected run
 
  private:
+  void applyDefaultKind();  // "last" for class-incremental runs, "best" for joint ones
   bool training_ = false;
-  void refreshRuns();
+  bool filling_ = false;   // refreshRuns is refilling the run list
+  qint64 kind_for_ = -1;   // the run whose default checkpoint kind was last applied
   hl::store::RunStore* db_ = nullptr;
   std::unique_ptr<hl::train::Predictor> pred_;
   QString loaded_;

@@ -19,6 +19,8 @@
 
 namespace hl::ui {
 namespace {
+QColor laneLabelColor(bool dark) { return dark ? QColor(230, 230, 230) : QColor(40, 40, 40); }
+QColor taskLabelColor(bool dark) { return dark ? QColor(200, 200, 200) : QColor(90, 90, 90); }
 
 constexpr size_t kMaxDirect = 4000;  // beyond this a series is shown decimated
 constexpr int kBuckets = 1500;       // min/max buckets (≤ 3000 drawn points)
@@ -127,6 +129,19 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   timer_->setInterval(40);  // ≤ 25 fps
   connect(timer_, &QTimer::timeout, this, &LiveView::flush);
   timer_->start();
+  follow_stored_ = new QTimer(this);
+  follow_stored_->setInterval(2000);
+  connect(follow_stored_, &QTimer::timeout, this, [this] {
+    if (showing_live_ || !stored_db_ || replay_.status() != "running") return follow_stored_->stop();
+    try {
+      replay_.load(*stored_db_, replay_.runId());
+    } catch (const std::exception&) {
+      return;  // busy or gone for a moment: the next tick tries again
+    }
+    rebuildAll();
+    redraw(true);
+    if (replay_.status() != "running") follow_stored_->stop();
+  });
   setDark(darkPalette());
   rebuildAll();
 }
@@ -145,9 +160,17 @@ QString LiveView::showStoredRun(hl::store::RunStore& db, qint64 run_id) {
     return QString::fromUtf8(e.what());
   }
   showing_live_ = false;
+  stored_db_ = &db;
+  if (replay_.status() == "running") follow_stored_->start();
+  else follow_stored_->stop();
   rebuildAll();
   redraw(true);
   return {};
+}
+
+void LiveView::forgetStore() {
+  follow_stored_->stop();
+  stored_db_ = nullptr;
 }
 
 void LiveView::followLive() {
@@ -179,12 +202,21 @@ void LiveView::setXAxis(XAxis x) {
 void LiveView::setDark(bool dark) {
   dark_ = dark;
   for (auto* p : plots()) stylePlot(p, dark_);
+  // Labels made before the switch keep their colour otherwise (black lane names on dark).
+  for (auto* p : {loss_, forget_})
+    for (int i = 0; i < p->itemCount(); ++i)
+      if (auto* t = qobject_cast<QCPItemText*>(p->item(i))) {
+        if (t->property("hlLaneLabel").toBool()) t->setColor(laneLabelColor(dark_));
+        if (t->property("hlTaskLabel").toBool()) t->setColor(taskLabelColor(dark_));
+      }
   for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
 }
 
 QList<QCustomPlot*> LiveView::plots() const { return {loss_, drift_, forget_, matrix_}; }
 
 int LiveView::laneCount() const { return int(lanes_.size()); }
+
+QString LiveView::titleText() const { return title_->text(); }
 
 int LiveView::plottedPoints() const {
   int n = 0;
@@ -281,7 +313,8 @@ void LiveView::rebuildLanes() {
     name->position->setCoords(0.005, 0.02);
     name->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
     name->setText(QString("%1 · clock %2").arg(levelLabel(*s)).arg(s->clock));
-    name->setColor(dark_ ? QColor(230, 230, 230) : QColor(40, 40, 40));
+    name->setColor(laneLabelColor(dark_));
+    name->setProperty("hlLaneLabel", true);
     QFont f = name->font();
     f.setPointSizeF(f.pointSizeF() * 0.85);
     name->setFont(f);
@@ -449,15 +482,19 @@ void LiveView::redraw(bool force) {
   forget_->yAxis->setRange(0, 1.02);
 
   QString status = QString::fromStdString(d.status());
+  // A stored run still being written has no known end: no "/total" (it would say 8/8 at step 8).
+  const bool ends_known = d.totalSteps() > 0;
   if (d.runId() || !d.series().empty())
-    title_->setText(tr("%1 run %2 · %3 · %4 · step %5%6 · task %7/%8")
+    title_->setText(tr("%1 run %2 · %3 · %4 · step %5%6 · task %7%8%9")
                         .arg(showing_live_ ? tr("Live") : tr("Stored"))
                         .arg(d.runId())
                         .arg(QString::fromStdString(d.name()), status)
                         .arg(d.step())
-                        .arg(d.totalSteps() > 0 ? QString("/%1").arg(d.totalSteps()) : QString())
+                        .arg(ends_known ? QString("/%1").arg(d.totalSteps()) : QString())
                         .arg(std::max(0, d.task() + 1))
-                        .arg(d.numTasks()));
+                        .arg(ends_known ? QString("/%1").arg(d.numTasks()) : QString())
+                        .arg(!showing_live_ && status == "running" ? tr(" · still running, read every 2 s")
+                                                                   : QString()));
   if (changed)  // progress-only batches update the title, not the plots
     for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
   if (points_ > before) emit pointsAdded(points_ - before);
@@ -492,7 +529,8 @@ bool LiveView::drawBands() {
     label->position->setCoords((a + b) / 2, 0.02);
     label->setPositionAlignment(Qt::AlignTop | Qt::AlignHCenter);
     label->setText(QString("T%1").arg(t + 1));
-    label->setColor(dark_ ? QColor(200, 200, 200) : QColor(90, 90, 90));
+    label->setColor(taskLabelColor(dark_));
+    label->setProperty("hlTaskLabel", true);
     label->setFont(QFont(font().family(), 7));
   }
   return true;

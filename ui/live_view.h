@@ -38,8 +38,11 @@ class LiveView : public QWidget {
   ~LiveView() override;
 
   void setFeed(EventFeed* feed);  // live events (drained on the GUI thread)
-  // Replays a stored run (finished or still being written). Returns "" or an error message.
+  // Replays a stored run. One still being written (by a CLI process, say) is read again every
+  // couple of seconds until it ends; `db` must outlive that (forgetStore() before closing it).
+  // Returns "" or an error message.
   QString showStoredRun(hl::store::RunStore& db, qint64 run_id);
+  void forgetStore();  // stops following a stored run (its database is about to close)
   void followLive();  // show the live run again
 
   void setSmoothing(double a);  // EMA factor 0 … 0.99
@@ -52,6 +55,7 @@ class LiveView : public QWidget {
   const RunData& shown() const;
   int plottedPoints() const;  // data points now held by the graphs (tests, benchmark)
   int laneCount() const;
+  QString titleText() const;  // the header line: run, status, step, task
   QList<QCustomPlot*> plots() const;
   QCustomPlot* lossPlot() const { return loss_; }
   QCustomPlot* driftPlot() const { return drift_; }
@@ -87,6 +91,8 @@ class LiveView : public QWidget {
   bool showing_live_ = true;
   EventFeed* feed_ = nullptr;
   QTimer* timer_ = nullptr;
+  QTimer* follow_stored_ = nullptr;             // re-reads a stored run that is still running
+  hl::store::RunStore* stored_db_ = nullptr;
   QCustomPlot *loss_ = nullptr, *drift_ = nullptr, *forget_ = nullptr, *matrix_ = nullptr;
   QCPColorMap* cmap_ = nullptr;
   QLabel* title_ = nullptr;

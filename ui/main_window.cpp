@@ -1,4 +1,5 @@
 #include "ui/main_window.h"
+#include "ui/plural.h"
 
 #include <QAction>
 #include <QActionGroup>
@@ -84,6 +85,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   setCentralWidget(tabs_);
 
   status_run_ = new QLabel(tr("idle"), this);
+  status_run_->setObjectName("runStatus");
   status_db_ = new QLabel(this);
   progress_ = new QProgressBar(this);
   progress_->setMaximumWidth(220);
@@ -94,7 +96,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
   connect(live_, &LiveView::progress, this, &MainWindow::onProgress);
   connect(live_, &LiveView::liveRunStarted, this, [this](qint64 id) {
-    status_run_->setText(tr("run %1 started").arg(id));
+    status_text_ = tr("run %1 started").arg(id);
+    showRunStatus();
     runs_->refresh();
   });
   // Model construction (the editor's estimates, inference loading) draws from the random generator
@@ -109,11 +112,23 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   connect(worker_, &RunWorker::requestFinished, this, [this](const RunOutcome& o) {
     progress_->setVisible(false);
-    status_run_->setText(tr("run %1 %2").arg(o.run_id).arg(o.status));
+    status_text_ = o.run_id ? tr("run %1 %2").arg(o.run_id).arg(o.status)
+                            : tr("launch %1: %2").arg(o.status, o.error.section('\n', 0, 0).left(120));
+    showRunStatus();
     runs_->refresh();
     export_->updatePreview();
   });
   connect(experiment_, &ExperimentView::launched, this, [this] { showTab(Live); });
+  // A preset (Edit menu or the editor's list) brings its head and optimizer into the form; the
+  // dataset, strategy, seeds and protocol chosen there stay (as with the CLI's options).
+  connect(editor_, &ArchitectureEditor::presetLoaded, this,
+          [this] { experiment_->setPresetFieldsFrom(editor_->spec()); });
+  // The browser polls the file (runs of other processes, of this window): Export's table and
+  // Inference's run list follow, instead of showing a run as running after it finished.
+  connect(runs_, &RunsBrowser::runsChanged, this, [this] {
+    export_->updatePreview();
+    inference_->refreshRuns();
+  });
   connect(runs_, &RunsBrowser::openRun, this, [this](qint64 id) {
     QString err = openRun(id);
     if (!err.isEmpty()) QMessageBox::warning(this, tr("Open run"), err);
@@ -145,7 +160,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     if (!failed.isEmpty()) QMessageBox::warning(this, tr("Save plots"), failed.join("\n"));
   });
   connect(editor_, &ArchitectureEditor::validationChanged, this, [this](int e, int w) {
-    tabs_->setTabText(Architecture, e ? tr("&Architecture (%1 errors)").arg(e) : tr("&Architecture"));
+    tabs_->setTabText(Architecture, e ? tr("&Architecture (%1)").arg(countOf(e, tr("error"), tr("errors"))) : tr("&Architecture"));
     (void)w;
   });
 
@@ -223,10 +238,7 @@ void MainWindow::buildMenus() {
   auto* presets = edit->addMenu(tr("Load &preset"));
   for (const auto& p : hl::spec::preset_names()) {
     QString name = QString::fromStdString(p);
-    presets->addAction(name, this, [this, name] {
-      editor_->loadPreset(name);
-      experiment_->setSpec(editor_->spec());
-    })->setToolTip(QString::fromStdString(hl::spec::preset_description(p)));
+    presets->addAction(name, this, [this, name] { editor_->loadPreset(name); })->setToolTip(QString::fromStdString(hl::spec::preset_description(p)));
   }
 
   auto* view = menuBar()->addMenu(tr("&View"));
@@ -247,9 +259,23 @@ void MainWindow::buildMenus() {
     QString err;
     if (experiment_->launch(&err).isEmpty() && !err.isEmpty()) QMessageBox::warning(this, tr("Launch"), err);
   });
-  run->addAction(tr("&Pause"), QKeySequence("Ctrl+P"), worker_, &RunWorker::pause);
-  run->addAction(tr("Res&ume"), QKeySequence("Ctrl+Shift+P"), worker_, &RunWorker::resume);
-  run->addAction(tr("&Stop"), QKeySequence("Ctrl+."), worker_, &RunWorker::stopCurrent);
+  pause_act_ = run->addAction(tr("&Pause"), QKeySequence("Ctrl+P"), worker_, &RunWorker::pause);
+  resume_act_ = run->addAction(tr("Res&ume"), QKeySequence("Ctrl+Shift+P"), worker_, &RunWorker::resume);
+  stop_act_ = run->addAction(tr("&Stop"), QKeySequence("Ctrl+."), worker_, &RunWorker::stopCurrent);
+  stop_all_act_ = run->addAction(tr("Stop &all (and empty the queue)"), worker_, &RunWorker::stopAll);
+  pause_act_->setObjectName("pauseAction");
+  resume_act_->setObjectName("resumeAction");
+  stop_act_->setObjectName("stopAction");
+  stop_all_act_->setObjectName("stopAllAction");
+  for (auto sig : {&RunWorker::requestStarted, &RunWorker::queueChanged})
+    connect(worker_, sig, this, &MainWindow::updateRunActions);
+  connect(worker_, &RunWorker::requestFinished, this, &MainWindow::updateRunActions);
+  connect(worker_, &RunWorker::idle, this, &MainWindow::updateRunActions);
+  connect(worker_, &RunWorker::pausedChanged, this, [this] {
+    updateRunActions();
+    showRunStatus();  // at once, not at the next progress event
+  });
+  updateRunActions();
   auto* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About Hope Lab"), this, [this] {
     QMessageBox::about(this, tr("About Hope Lab"),
@@ -285,6 +311,7 @@ QString MainWindow::openDatabase(const QString& path) {
   } catch (const std::exception& e) {
     return QString::fromUtf8(e.what());
   }
+  live_->forgetStore();
   runs_->setStore(nullptr);
   export_->setStore(nullptr);
   compare_->setStore(nullptr);
@@ -383,6 +410,12 @@ void MainWindow::setDark(bool dark) {
     p.setColor(QPalette::ToolTipBase, QColor(0x23, 0x26, 0x2e));
     p.setColor(QPalette::ToolTipText, QColor(0xe0, 0xe3, 0xea));
     p.setColor(QPalette::PlaceholderText, QColor(0x90, 0x94, 0x9c));
+    // Disabled widgets must look disabled: dimmed text and a flatter button.
+    const QColor dim(0x70, 0x74, 0x7c);
+    for (auto role : {QPalette::WindowText, QPalette::Text, QPalette::ButtonText, QPalette::HighlightedText})
+      p.setColor(QPalette::Disabled, role, dim);
+    p.setColor(QPalette::Disabled, QPalette::Button, QColor(0x2e, 0x31, 0x3a));
+    p.setColor(QPalette::Disabled, QPalette::Base, QColor(0x2b, 0x2e, 0x37));
   } else {
     p = qApp->style()->standardPalette();
   }
@@ -408,14 +441,29 @@ void MainWindow::onProgress(qint64 run_id, qint64 step, qint64 total, int task, 
     qint64 left = qint64(per * double(total - step));
     eta = tr("ETA %1:%2").arg(left / 60).arg(left % 60, 2, 10, QChar('0'));
   }
-  status_run_->setText(tr("run %1 · task %2/%3 · step %4/%5 · %6%7")
-                           .arg(run_id)
-                           .arg(task + 1)
-                           .arg(num_tasks)
-                           .arg(step)
-                           .arg(total)
-                           .arg(eta)
-                           .arg(worker_->paused() ? tr(" · paused") : QString()));
+  status_text_ = tr("run %1 · task %2/%3 · step %4/%5 · %6")
+                     .arg(run_id)
+                     .arg(task + 1)
+                     .arg(num_tasks)
+                     .arg(step)
+                     .arg(total)
+                     .arg(eta);
+  showRunStatus();
+}
+
+void MainWindow::showRunStatus() {
+  status_run_->setText(worker_->paused() && !status_text_.isEmpty() ? status_text_ + tr(" · paused")
+                       : worker_->paused()                         ? tr("paused")
+                                                                   : status_text_);
+}
+
+void MainWindow::updateRunActions() {
+  if (!pause_act_) return;
+  const bool busy = worker_->busy(), paused = worker_->paused();
+  pause_act_->setEnabled(busy && !paused);
+  resume_act_->setEnabled(paused);
+  stop_act_->setEnabled(busy);
+  stop_all_act_->setEnabled(busy);
 }
 
 }  // namespace hl::ui

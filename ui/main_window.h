@@ -65,6 +65,8 @@ class MainWindow : public QMainWindow {
   void addRecent(const QString& key, const QString& path);
   void fillRecent(QMenu* m, const QString& key, bool spec);
   void onProgress(qint64 run_id, qint64 step, qint64 total, int task, int num_tasks);
+  void updateRunActions();  // Pause/Resume/Stop enabled by the worker's state
+  void showRunStatus();     // status_text_ plus " · paused" while paused
 
   std::unique_ptr<hl::store::RunStore> db_;
   QString db_path_, spec_path_;
@@ -78,6 +80,8 @@ class MainWindow : public QMainWindow {
   ExportView* export_ = nullptr;
   InferenceView* inference_ = nullptr;
   QLabel* status_run_ = nullptr;
+  QString status_text_;  // the run part of the status bar, without the paused mark
+  QAction *pause_act_ = nullptr, *resume_act_ = nullptr, *stop_act_ = nullptr, *stop_all_act_ = nullptr;
   QLabel* status_db_ = nullptr;
   QProgressBar* progress_ = nullptr;
   QElapsedTimer run_clock_;

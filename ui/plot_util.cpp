@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace hl::ui {
 
@@ -102,6 +103,19 @@ Band mean_ci(const std::vector<XY>& runs, size_t max_points) {
     b.n.push_back(n);
   }
   return b;
+}
+
+std::pair<double, double> metric_range(const std::string& name) {
+  const double inf = std::numeric_limits<double>::infinity();
+  if (name.find("acc") != std::string::npos) return {0.0, 1.0};
+  if (name.rfind("loss", 0) == 0 || name.rfind("drift", 0) == 0 || name.rfind("grad_norm", 0) == 0)
+    return {0.0, inf};
+  return {-inf, inf};
+}
+
+void clip_band(Band& b, std::pair<double, double> range) {
+  for (auto* v : {&b.lo, &b.hi, &b.mean})
+    for (double& y : *v) y = std::clamp(y, range.first, range.second);
 }
 
 void AxisMap::add(double step, double value) {

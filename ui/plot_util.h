@@ -3,6 +3,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace hl::ui {
@@ -31,6 +33,12 @@ struct Band {
 // At most max_points x positions (every k-th x of the first run, and its last) so a band over
 // long series costs O(max_points · runs) after one linear pass; 0 = every x.
 Band mean_ci(const std::vector<XY>& runs, size_t max_points = 0);
+
+// The range a stored metric can take: accuracies [0, 1]; losses, drift and other norms [0, inf);
+// anything else unbounded. A confidence band is clipped to it (with n = 2 seeds t95 = 12.7 sends
+// an accuracy band far below 0).
+std::pair<double, double> metric_range(const std::string& name);
+void clip_band(Band& b, std::pair<double, double> range);
 
 // Piecewise-linear map from step to another axis (task position, samples seen), given knots
 // (step ascending). Beyond the last knot the last slope continues; with one knot it is an offset.

@@ -148,7 +148,7 @@ void RunData::load(hl::store::RunStore& db, int64_t run_id) {
     }
     task_ = int(task_end.empty() ? 0 : task_end.rbegin()->first);
   }
-  total_steps_ = step_;
+  total_steps_ = r->status == "running" ? 0 : step_;  // a run still being written: end unknown
   // Samples seen are not stored: steps × batch size (exact except for each epoch's last batch).
   if (batch > 0) {
     samples_map_.add(0, 0);

@@ -53,24 +53,37 @@ int RunWorker::enqueue(RunRequest r) {
 }
 
 void RunWorker::pause() {
-  QMutexLocker lock(&mu_);
-  paused_ = true;
-  if (control_) control_->requestPause();
+  {
+    QMutexLocker lock(&mu_);
+    if (paused_ || !(running_ || !queue_.empty())) return;
+    paused_ = true;
+    if (control_) control_->requestPause();
+  }
+  emit pausedChanged(true);
 }
 
 void RunWorker::resume() {
-  QMutexLocker lock(&mu_);
-  paused_ = false;
-  if (control_) control_->requestResume();
+  {
+    QMutexLocker lock(&mu_);
+    if (!paused_) return;
+    paused_ = false;
+    if (control_) control_->requestResume();
+  }
+  emit pausedChanged(false);
 }
 
 void RunWorker::stopCurrent() {
-  QMutexLocker lock(&mu_);
-  paused_ = false;
-  if (control_) {
-    control_->requestResume();
-    control_->requestCancel();
+  bool was_paused;
+  {
+    QMutexLocker lock(&mu_);
+    was_paused = paused_;
+    paused_ = false;
+    if (control_) {
+      control_->requestResume();
+      control_->requestCancel();
+    }
   }
+  if (was_paused) emit pausedChanged(false);
 }
 
 void RunWorker::stopAll() {

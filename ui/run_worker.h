@@ -52,6 +52,8 @@ class RunWorker : public QThread {
   ~RunWorker() override;  // cancels, drains the queue, joins
 
   int enqueue(RunRequest r);  // returns the request id; starts the thread when idle
+  // Pause holds the current run between two steps (and the next queued one before its first);
+  // both emit pausedChanged when the state changes. Pausing an idle worker does nothing.
   void pause();
   void resume();
   void stopCurrent();  // cancels the running request (the run is stored as cancelled)
@@ -65,6 +67,7 @@ class RunWorker : public QThread {
   void requestStarted(int request_id);
   void requestFinished(const hl::ui::RunOutcome& outcome);
   void queueChanged(int queued);
+  void pausedChanged(bool paused);  // GUI thread, on pause()/resume()/stop
   void idle();
 
  protected:

@@ -1,4 +1,5 @@
 #include "ui/runs_browser.h"
+#include "ui/plural.h"
 
 #include <QComboBox>
 #include <QFileInfo>
@@ -265,7 +266,7 @@ void RunsBrowser::refresh() {
   }
   table_->setSortingEnabled(true);
   table_->resizeColumnsToContents();
-  count_->setText(tr("%n run(s)", "", int(runs.size())));
+  count_->setText(countOf(int(runs.size()), tr("run"), tr("runs")));
   for (qint64 id : keep) selectRun(id);
   emit runsChanged();
 }

@@ -524,4 +524,18 @@ json preset(const std::string& name) {
 
 std::string preset_description(const std::string& name) { return preset(name).value("description", ""); }
 
+const std::vector<std::string>& preset_training_fields() {
+  static const std::vector<std::string> fields{"grad_clip"};
+  return fields;
+}
+
+json with_preset(const json& spec, const std::string& name) {
+  const json p = preset(name);  // completed: a field it does not set has its default
+  json out = spec.is_object() ? spec : json::object();
+  for (const char* k : {"name", "description", "model", "optimizer"}) out[k] = p[k];
+  if (!out.contains("training") || !out["training"].is_object()) out["training"] = json::object();
+  for (const auto& f : preset_training_fields()) out["training"][f] = p["training"][f];
+  return out;
+}
+
 }  // namespace hl::spec

@@ -47,6 +47,13 @@ void set_path(json& spec, const std::string& path, const std::string& value);
 std::vector<std::string> preset_names();
 json preset(const std::string& name);  // completed; throws SpecError listing the names if unknown
 std::string preset_description(const std::string& name);
+// What loading preset `name` into an existing spec gives (the app's Load preset): the preset owns
+// name, description, model, optimizer and the training fields in preset_training_fields(); the
+// experiment and the rest of training (epochs, batch size, limits, evaluation, dev split, threads,
+// checkpoints: the protocol) stay. So a preset loaded into the default spec equals the CLI's
+// `--preset name`, and a preset loaded after another leaves nothing of the other behind.
+json with_preset(const json& spec, const std::string& name);
+const std::vector<std::string>& preset_training_fields();  // {"grad_clip"}
 
 // Default block fields for a block type (empty object for unknown types).
 json block_defaults(const std::string& type);

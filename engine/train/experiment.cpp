@@ -943,8 +943,19 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       for (int ep = 0; ep < n_epochs && status == "finished"; ++ep) {
         auto perm = to_vec(torch::randperm(int64_t(rows.size()), data_gen, torch::kLong));
         for (size_t s = 0; s < perm.size(); s += bs) {
-          while (control && control->pauseRequested() && !control->cancelRequested())
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          if (control && control->pauseRequested() && !control->cancelRequested()) {
+            // Observers (the app's Live header, queue and status bar) learn when the trainer
+            // really stops and restarts, not when the request was made.
+            Event pe;
+            pe.kind = EventKind::Status;
+            pe.status = "paused";
+            pe.step = step;
+            emit(pe);
+            while (control->pauseRequested() && !control->cancelRequested())
+              std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            pe.status = "running";
+            emit(pe);
+          }
           if (control && control->cancelRequested()) {
             status = "cancelled";
             break;

@@ -37,6 +37,37 @@ class TestSpec : public QObject {
     }
   }
 
+  // A preset sets training fields only among those it owns; otherwise the app's Load preset
+  // (with_preset, which keeps the user's protocol) and the CLI's --preset would train differently.
+  void presetsSetOnlyTheTrainingFieldsTheyOwn() {
+    const auto& owned = hl::spec::preset_training_fields();
+    const auto defaults = hl::spec::defaults();
+    for (const auto& n : hl::spec::preset_names()) {
+      const auto p = hl::spec::preset(n);
+      for (const auto& [k, v] : p["training"].items())
+        if (std::find(owned.begin(), owned.end(), k) == owned.end())
+          QVERIFY2(v == defaults["training"][k], (n + ": training." + k + " is not a preset field").c_str());
+    }
+  }
+
+  void presetLoadedIntoASpecKeepsTheProtocolAndLeavesNoTraceOfTheLastOne() {
+    // Into the default spec: exactly the CLI's --preset.
+    for (const auto& n : hl::spec::preset_names())
+      QCOMPARE(hl::spec::config_hash(hl::spec::complete(hl::spec::with_preset(hl::spec::defaults(), n))),
+               hl::spec::config_hash(hl::spec::preset(n)));
+    // hope (grad_clip 1) then transformer (0); the user's epochs and dataset stay.
+    auto s = hl::spec::defaults();
+    s["training"]["epochs"] = 2;
+    s["experiment"]["dataset"] = "clinc150";
+    s = hl::spec::with_preset(hl::spec::with_preset(s, "hope"), "transformer");
+    QCOMPARE(s["training"]["grad_clip"].get<double>(), 0.0);
+    QCOMPARE(s["training"]["epochs"].get<int>(), 2);
+    QCOMPARE(s["experiment"]["dataset"].get<std::string>(), std::string("clinc150"));
+    QCOMPARE(s["model"], hl::spec::preset("transformer")["model"]);
+    QCOMPARE(hl::spec::with_preset(s, "hope")["training"]["grad_clip"].get<double>(), 1.0);
+    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::with_preset(s, "nope"));
+  }
+
   void unknownPresetListsTheKnownOnes() {
     try {
       hl::spec::preset("nope");

@@ -68,6 +68,21 @@ class TestPlotUtil : public QObject {
     QCOMPARE(t95(100), 1.96);
   }
 
+  // Issue 12 item 8: with two seeds the 95 % band of an accuracy went below 0.
+  void bandIsClippedToTheMetricsRange() {
+    XY a{{0, 1}, {0.02, 0.9}}, b{{0, 1}, {0.10, 0.95}};
+    Band band = mean_ci({a, b});
+    QVERIFY(band.lo[0] < 0);  // t95(1) = 12.7: unclipped, far below 0
+    clip_band(band, metric_range("acc.task"));
+    QCOMPARE(band.lo[0], 0.0);
+    QCOMPARE(band.hi[1], 1.0);
+    QCOMPARE(band.mean[0], 0.06);  // inside the range: unchanged
+    QCOMPARE(metric_range("avg_acc"), std::make_pair(0.0, 1.0));
+    QCOMPARE(metric_range("loss").first, 0.0);
+    QVERIFY(std::isinf(metric_range("loss").second));
+    QVERIFY(std::isinf(metric_range("lr").first));
+  }
+
   void axisMapInterpolates() {
     AxisMap m;
     QCOMPARE(m(7), 7.0);  // empty: identity

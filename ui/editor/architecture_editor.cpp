@@ -1,4 +1,5 @@
 #include "ui/editor/architecture_editor.h"
+#include "ui/plural.h"
 
 #include <QAction>
 #include <QClipboard>
@@ -251,7 +252,10 @@ nlohmann::json ArchitectureEditor::spec() const { return model_->spec(); }
 QUndoStack* ArchitectureEditor::undoStack() const { return model_->undoStack(); }
 
 void ArchitectureEditor::loadPreset(const QString& name) {
-  if (model_->loadPreset(name.toStdString())) showMessage(tr("Loaded preset %1").arg(name));
+  if (model_->loadPreset(name.toStdString())) {
+    showMessage(tr("Loaded preset %1").arg(name));
+    Q_EMIT presetLoaded(name);
+  }
 }
 
 void ArchitectureEditor::setEstimatesEnabled(bool on) { model_->setEstimatesEnabled(on); }
@@ -432,9 +436,9 @@ void ArchitectureEditor::onModelChanged() {
   QString ctx;
   if (model_->seqLen() > 0)
     ctx = tr(" · length %1 · vocabulary %2 · %3 classes").arg(model_->seqLen()).arg(model_->vocabSize()).arg(model_->numClasses());
-  QString state = errors ? QStringLiteral("<span style='color:#d32f2f'>%1</span>").arg(tr("%n error(s)", "", errors))
+  QString state = errors ? QStringLiteral("<span style='color:#d32f2f'>%1</span>").arg(countOf(errors, tr("error"), tr("errors")))
                          : tr("no errors");
-  footer_->setText(tr("Total: %1%2 &nbsp;|&nbsp; %3, %4").arg(total, ctx, state, tr("%n warning(s)", "", warnings)));
+  footer_->setText(tr("Total: %1%2 &nbsp;|&nbsp; %3, %4").arg(total, ctx, state, countOf(warnings, tr("warning"), tr("warnings"))));
   Q_EMIT specChanged();
   Q_EMIT validationChanged(errors, warnings);
 }

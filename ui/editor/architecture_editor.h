@@ -28,7 +28,9 @@ class ArchitectureEditor : public QWidget {
   void setSpec(const nlohmann::json& spec);  // a full spec; the editor edits "model" and keeps the rest
   nlohmann::json spec() const;               // the full spec with the edited model
   QUndoStack* undoStack() const;             // for Edit > Undo/Redo in the main window
-  void loadPreset(const QString& name);      // hl::spec::preset(name): model, name, description; undoable
+  // hl::spec::with_preset: the preset's name, description, model, optimizer and grad_clip (as the
+  // CLI's --preset); the experiment and training protocol stay. Undoable; emits presetLoaded.
+  void loadPreset(const QString& name);
 
   // Parts, for tests and for the main window's status bar.
   EditorModel* model() const { return model_; }
@@ -57,6 +59,7 @@ class ArchitectureEditor : public QWidget {
 
  Q_SIGNALS:
   void specChanged();                                // after every edit (including undo/redo)
+  void presetLoaded(const QString& name);            // after loadPreset replaced the spec
   void validationChanged(int errors, int warnings);
 
  private:

@@ -323,16 +323,14 @@ bool EditorModel::setValue(const std::string& pointer, const json& value) {
 bool EditorModel::setHeadType(const std::string& type) { return setValue("/model/head/type", type); }
 
 bool EditorModel::loadPreset(const std::string& name) {
-  json p;
+  json after;
   try {
-    p = hl::spec::preset(name);
+    // The preset's model, optimizer and grad_clip replace the current ones (as the CLI's
+    // --preset trains); the experiment and the training protocol stay the user's.
+    after = hl::spec::with_preset(spec_, name);
   } catch (const std::exception& e) {
     return refuse(QString::fromUtf8(e.what()));
   }
-  json after = spec_;
-  after["model"] = p["model"];
-  for (const char* k : {"name", "description"})
-    if (p.contains(k)) after[k] = p[k];
   return push(after, tr("Load preset %1").arg(QString::fromStdString(name)));
 }
 

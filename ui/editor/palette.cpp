@@ -1,5 +1,6 @@
 #include "ui/editor/palette.h"
 
+#include <QDrag>
 #include <QDragEnterEvent>
 #include <QHeaderView>
 #include <QMimeData>
@@ -119,6 +120,19 @@ QMimeData* BlockPalette::mimeData(const QList<QTreeWidgetItem*>& items) const {
 }
 
 Qt::DropActions BlockPalette::supportedDropActions() const { return Qt::MoveAction; }
+
+// QAbstractItemView::startDrag offers the view's drop actions (Move) and removes the dragged item
+// when the target accepts a move: the palette entry vanished after every drag onto the canvas.
+// Entries are templates, so they drag out as copies and are never removed.
+void BlockPalette::startDrag(Qt::DropActions) {
+  QTreeWidgetItem* it = currentItem();
+  QMimeData* m = mimeFor(it);
+  if (!m) return;
+  auto* drag = new QDrag(this);
+  drag->setMimeData(m);
+  if (!it->icon(0).isNull()) drag->setPixmap(it->icon(0).pixmap(16, 16));
+  drag->exec(Qt::CopyAction, Qt::CopyAction);
+}
 
 void BlockPalette::dragEnterEvent(QDragEnterEvent* e) {
   if (e->mimeData()->hasFormat(mime::kMoveBlock) || e->mimeData()->hasFormat(mime::kMoveLevel)) {

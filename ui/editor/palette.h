@@ -1,6 +1,7 @@
 // The block palette: block types from the engine (hl::spec::block_types()), a CMS Level, the head
 // types, and the fixed nodes (listed for reference, not draggable). Items drag out as the
-// editor's MIME types; dragging a block or level from the canvas back onto the palette removes it.
+// editor's MIME types as copies (the palette never loses an entry); dragging a block or level from
+// the canvas back onto the palette removes it.
 #pragma once
 #include <QTreeWidget>
 
@@ -24,7 +25,8 @@ class BlockPalette : public QTreeWidget {
  protected:
   QStringList mimeTypes() const override;
   QMimeData* mimeData(const QList<QTreeWidgetItem*>& items) const override;
-  Qt::DropActions supportedDropActions() const override;
+  Qt::DropActions supportedDropActions() const override;  // Move: canvas items dropped here
+  void startDrag(Qt::DropActions supported) override;       // drags out as Copy
   void dragEnterEvent(QDragEnterEvent* e) override;
   void dragMoveEvent(QDragMoveEvent* e) override;
   void dropEvent(QDropEvent* e) override;

@@ -1,0 +1,281 @@
+// The main window driven by keyboard shortcuts as a user presses them (QTest key events go through
+// Qt's shortcut map, where an ambiguous binding silently does nothing): Ctrl+R launches from the
+// Experiment tab; Ctrl+P / Ctrl+Shift+P pause and resume with every view agreeing (button, queue,
+// Run menu, status bar, Live header) and the trainer really holding; a preset loaded in the app
+// trains exactly as the CLI's (same config hash); labels follow the dark palette; a spec value
+// the form cannot show is said, not clamped. Offscreen; the real-mouse palette drag is in
+// test_editor_drag (Xvfb + xdotool).
+#include <QAction>
+#include <QComboBox>
+#include <QApplication>
+#include <QLabel>
+#include <QListWidget>
+#include <QMenu>
+#include <QMenuBar>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <fstream>
+#include <qcustomplot.h>
+
+#include "engine/spec/spec.h"
+#include "engine/store/store.h"
+#include "gui/tiny_spec.h"
+#include "ui/editor/architecture_editor.h"
+#include "ui/experiment_view.h"
+#include "ui/export_view.h"
+#include "ui/inference_view.h"
+#include "ui/live_view.h"
+#include "ui/main_window.h"
+#include "ui/run_worker.h"
+
+using hl::ui::MainWindow;
+
+namespace {
+
+QAction* menuAction(QWidget* w, const QString& menuTitle, const QString& text) {
+  for (auto* m : w->findChildren<QMenu*>())
+    if (m->title().remove('&') == menuTitle)
+      for (auto* a : m->actions())
+        if (a->text().remove('&') == text) return a;
+  return nullptr;
+}
+
+QString queueText(MainWindow& w) {
+  auto* q = w.experiment()->findChild<QListWidget*>("queue");
+  return q && q->count() ? q->item(q->count() - 1)->text() : QString();
+}
+
+}  // namespace
+
+class TestAppInput : public QObject {
+  Q_OBJECT
+  QTemporaryDir tmp_;
+  QString db_, spec_file_;
+
+ private slots:
+  void initTestCase() {
+    QVERIFY(tmp_.isValid());
+    qputenv("XDG_DATA_HOME", tmp_.filePath("xdg").toUtf8());
+    qputenv("XDG_CONFIG_HOME", tmp_.filePath("config").toUtf8());
+    db_ = tmp_.filePath("runs.db");
+    spec_file_ = tmp_.filePath("tiny.json");
+    std::ofstream(spec_file_.toStdString()) << tiny_spec().dump(2);
+  }
+
+  // Issue 12 items 3 and 4: Ctrl+R was bound twice (Launch button and Run › Launch), so Qt
+  // reported an ambiguous shortcut and launched nothing; after Ctrl+P the button still said Pause,
+  // the queue and the Live header said running, the status bar learnt it late.
+  void ctrlRLaunchesAndPauseResumeAgreeEverywhere() {
+    MainWindow w;
+    w.experiment()->setProperty("noDialogs", true);
+    QCOMPARE(w.openDatabase(db_), QString());
+    QCOMPARE(w.openSpec(spec_file_), QString());
+    w.showTab(MainWindow::Experiment);
+    w.show();
+    w.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&w));
+    auto* pauseAct = w.findChild<QAction*>("pauseAction");
+    auto* resumeAct = w.findChild<QAction*>("resumeAction");
+    auto* stopAllAct = w.findChild<QAction*>("stopAllAction");
+    auto* pauseButton = w.experiment()->findChild<QPushButton*>("pause");
+    auto* status = w.findChild<QLabel*>("runStatus");
+    QVERIFY(pauseAct && resumeAct && stopAllAct && pauseButton && status);
+    QVERIFY2(!pauseAct->isEnabled() && !resumeAct->isEnabled() && !stopAllAct->isEnabled(),
+             "nothing to pause or stop while idle");
+
+    QSignalSpy launched(w.experiment(), &hl::ui::ExperimentView::launched);
+    QTest::keyClick(&w, Qt::Key_R, Qt::ControlModifier);
+    QCOMPARE(launched.count(), 1);
+    QVERIFY(w.worker()->busy());
+    // Paused before its first step: the trainer must hold there.
+    QTest::keyClick(&w, Qt::Key_P, Qt::ControlModifier);
+    QVERIFY(w.worker()->paused());
+    QCOMPARE(pauseButton->text(), QString("Resume"));
+    QVERIFY(pauseButton->isChecked());
+    QVERIFY(!pauseAct->isEnabled());
+    QVERIFY(resumeAct->isEnabled());
+    QVERIFY2(status->text().contains("paused"), qPrintable(status->text()));
+    QTRY_VERIFY2_WITH_TIMEOUT(queueText(w).contains("paused"), qPrintable(queueText(w)), 60000);
+    QTRY_VERIFY2_WITH_TIMEOUT(w.live()->titleText().contains("paused"), qPrintable(w.live()->titleText()),
+                              300000);
+    const qint64 heldAt = w.live()->shown().step();
+    QTest::qWait(1500);
+    w.live()->flush();
+    QCOMPARE(w.live()->shown().step(), heldAt);
+    QVERIFY2(status->text().contains("paused"), qPrintable(status->text()));
+
+    QTest::keyClick(&w, Qt::Key_P, Qt::ControlModifier | Qt::ShiftModifier);
+    QVERIFY(!w.worker()->paused());
+    QCOMPARE(pauseButton->text(), QString("Pause"));
+    QVERIFY(!pauseButton->isChecked());
+    QVERIFY(pauseAct->isEnabled());
+    QVERIFY(!resumeAct->isEnabled());
+    QVERIFY2(!status->text().contains("paused"), qPrintable(status->text()));
+    QVERIFY2(queueText(w).contains("running"), qPrintable(queueText(w)));
+    QTRY_VERIFY2_WITH_TIMEOUT(!w.live()->titleText().contains("paused"), qPrintable(w.live()->titleText()),
+                              60000);
+
+    // Run › Stop all ends it; everything goes back to idle.
+    QVERIFY(stopAllAct->isEnabled());
+    stopAllAct->trigger();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.worker()->busy(), 120000);
+    QTRY_VERIFY_WITH_TIMEOUT(!stopAllAct->isEnabled() && !pauseAct->isEnabled(), 10000);
+    QVERIFY(!pauseButton->isEnabled());
+    QVERIFY2(!status->text().contains("run 0"), qPrintable(status->text()));
+  }
+
+  // Issue 12 item 6: Edit › Load preset took only the model section, so training.grad_clip stayed
+  // 0 where the hope presets clip at 1, and one preset name had two config hashes.
+  void presetLoadedInTheAppTrainsAsTheCliPreset_data() {
+    QTest::addColumn<QString>("preset");
+    QTest::newRow("hope") << "hope";
+    QTest::newRow("transformer after hope") << "transformer";
+  }
+  void presetLoadedInTheAppTrainsAsTheCliPreset() {
+    QFETCH(QString, preset);
+    MainWindow w;
+    auto form = hl::spec::defaults();  // the user's protocol in the Experiment tab: kept
+    form["training"]["epochs"] = 1;
+    form["training"]["limit_per_class"] = 10;
+    w.experiment()->setSpec(form);
+    // First another preset with other training settings, then the one under test.
+    for (const QString& p : {QString(preset == "hope" ? "transformer" : "hope"), preset}) {
+      QAction* a = menuAction(&w, "Load preset", p);
+      QVERIFY2(a, qPrintable(p));
+      a->trigger();
+    }
+    const auto app = hl::spec::complete(w.experiment()->applyTo(w.editor()->spec()));
+    auto cli = hl::spec::preset(preset.toStdString());  // `train --preset P --epochs 1 --limit-per-class 10`
+    cli["training"]["epochs"] = 1;
+    cli["training"]["limit_per_class"] = 10;
+    QCOMPARE(app["training"].dump(), cli["training"].dump());
+    QCOMPARE(app["optimizer"].dump(), cli["optimizer"].dump());
+    QCOMPARE(hl::spec::config_hash(app), hl::spec::config_hash(cli));
+  }
+
+  // Issue 12 item 7: lane names were drawn in the colour of the palette at their creation, so
+  // switching to dark left them black on a dark plot.
+  void laneLabelsFollowTheDarkPalette() {
+    const std::string path = tmp_.filePath("lanes.db").toStdString();
+    auto db = hl::store::RunStore::open(path);
+    hl::store::RunRecord r;
+    r.status = "finished";
+    r.name = "lanes";
+    const int64_t id = db->createRun(r);
+    {
+      hl::store::RunWriter wr(path, id);
+      for (int k = 0; k < 20; ++k) {
+        wr.point("loss", "outer", -1, 1, k, 1.0 / (k + 1));
+        wr.point("loss", "cms1", 0, 4, k, 2.0 / (k + 1));
+      }
+      wr.finish("finished");
+    }
+    hl::ui::LiveView live;
+    live.setDark(false);
+    QCOMPARE(live.showStoredRun(*db, id), QString());
+    auto labels = [&] {
+      QList<QCPItemText*> out;
+      for (int i = 0; i < live.lossPlot()->itemCount(); ++i)
+        if (auto* t = qobject_cast<QCPItemText*>(live.lossPlot()->item(i))) out << t;
+      return out;
+    };
+    QVERIFY(labels().size() >= 2);
+    for (auto* t : labels()) QVERIFY(t->color().lightness() < 100);
+    live.setDark(true);
+    for (auto* t : labels()) QVERIFY2(t->color().lightness() > 150, qPrintable(t->text()));
+    live.setDark(false);
+    for (auto* t : labels()) QVERIFY(t->color().lightness() < 100);
+  }
+
+  // Issue 12 item 5: Export still said "run N is running" and Inference listed the run as
+  // running after it had finished in another process; Inference defaulted to the 'best'
+  // checkpoint, which in class-incremental runs is the model after an early task.
+  void exportAndInferenceFollowARunFinishingElsewhere() {
+    const std::string path = tmp_.filePath("elsewhere.db").toStdString();
+    auto other = hl::store::RunStore::open(path);  // "another process": its own connection
+    auto makeRun = [&](const std::string& protocol) {
+      hl::store::RunRecord r;
+      r.status = "running";
+      r.name = "elsewhere";
+      r.dataset = "banking77";
+      r.protocol = protocol;
+      r.config_hash = "cfg-" + protocol;
+      const int64_t id = other->createRun(r);
+      hl::store::RunWriter wr(path, id);
+      wr.checkpoint({"best", "/nonexistent/best.pt", 10, 0, 0.5});
+      wr.checkpoint({"last", "/nonexistent/last.pt", 70, 6, 0.2});
+      wr.flush();
+      return id;
+    };
+    const int64_t ci = makeRun("class-incremental"), joint = makeRun("joint");
+    MainWindow w;
+    QCOMPARE(w.openDatabase(QString::fromStdString(path)), QString());
+    w.exporter()->setRuns({ci});
+    auto exportSays = [&](const QString& what) {
+      for (auto* l : w.exporter()->findChildren<QLabel*>())
+        if (l->text().contains(what)) return true;
+      return false;
+    };
+    auto listed = [&](qint64 id) {
+      auto* box = w.inference()->findChild<QComboBox*>();
+      for (int i = 0; box && i < box->count(); ++i)
+        if (box->itemData(i).toLongLong() == id) return box->itemText(i);
+      return QString();
+    };
+    QVERIFY(exportSays(QString("run %1 is running").arg(ci)));
+    QVERIFY2(listed(ci).endsWith("running"), qPrintable(listed(ci)));
+    w.inference()->setRun(ci);
+    QCOMPARE(w.inference()->checkpointKind(), QString("last"));
+    w.inference()->setRun(joint);
+    QCOMPARE(w.inference()->checkpointKind(), QString("best"));
+
+    other->setSummary(ci, R"({"final_avg_acc": 0.5})");
+    other->finish(ci, "finished");
+    QTRY_VERIFY_WITH_TIMEOUT(listed(ci).endsWith("finished"), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(!exportSays(QString("run %1 is running").arg(ci)), 10000);
+    QVERIFY2(w.exporter()->text().contains("elsewhere"), qPrintable(w.exporter()->text()));
+    QCOMPARE(w.inference()->checkpointKind(), QString("best"));  // a refresh keeps the user's run and kind
+  }
+
+  // Issue 12 item 8: Live on a run a CLI process was writing showed a frozen snapshot labelled
+  // "step 8/8" as if it had ended there.
+  void liveFollowsAStoredRunStillBeingWritten() {
+    const std::string path = tmp_.filePath("following.db").toStdString();
+    auto db = hl::store::RunStore::open(path);
+    hl::store::RunRecord r;
+    r.status = "running";
+    r.name = "writer";
+    const int64_t id = db->createRun(r);
+    hl::store::RunWriter wr(path, id);
+    for (int k = 0; k <= 8; ++k) wr.point("loss", "outer", -1, 1, k, 1.0);
+    wr.flush();
+    hl::ui::LiveView live;
+    QCOMPARE(live.showStoredRun(*db, id), QString());
+    QVERIFY2(live.titleText().contains("step 8 ") && !live.titleText().contains("8/8"),
+             qPrintable(live.titleText()));
+    QVERIFY2(live.titleText().contains("still running"), qPrintable(live.titleText()));
+    for (int k = 9; k <= 14; ++k) wr.point("loss", "outer", -1, 1, k, 0.5);
+    wr.flush();
+    QTRY_VERIFY2_WITH_TIMEOUT(live.titleText().contains("step 14"), qPrintable(live.titleText()), 10000);
+    wr.finish("finished");
+    QTRY_VERIFY2_WITH_TIMEOUT(live.titleText().contains("finished") && live.titleText().contains("14/14"),
+                              qPrintable(live.titleText()), 10000);
+  }
+
+  // Issue 12 item 8: `epochs: -1` showed as 1 without a word.
+  void formSaysWhatItCannotShow() {
+    MainWindow w;
+    auto spec = tiny_spec();
+    spec["training"]["epochs"] = -1;
+    w.experiment()->setSpec(spec);
+    bool said = false;
+    for (auto* l : w.experiment()->findChildren<QLabel*>())
+      said |= l->text().contains("training.epochs = -1");
+    QVERIFY(said);
+  }
+};
+
+QTEST_MAIN(TestAppInput)
+#include "test_app_input.moc"
