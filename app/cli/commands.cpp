@@ -88,6 +88,9 @@ json parse_summary(const store::RunRecord& r) {
 Commands::Commands(CLI::App& app) : app_(app) {
   app.add_option("--db", db_, "Run database (default: <user data dir>/runs.db)");
   app.add_option("--data-dir", data_dir_, "Dataset folder (default: $HOPELAB_DATA_DIR, else <user data dir>/datasets)");
+  // Global options are accepted after the subcommand too (`hopelab-cli runs --db x.db`): the
+  // subcommands made below inherit fallthrough and pass options they do not know up to here.
+  app.fallthrough();
 
   train_ = app.add_subcommand("train", "Train a model on a class-incremental (or joint) experiment and store the run");
   auto* src = train_->add_option_group("source");

@@ -28,6 +28,7 @@ class Commands {
   int dataImport();
   std::string dbPath() const;
   std::string dataDir() const;
+  std::string dataDestination() const;  // dataDir(), created, and said on stderr
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_,

@@ -1,5 +1,6 @@
 // hopelab-cli export and data subcommands.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -100,17 +101,29 @@ int Commands::dataVerify() {
   return bad || missing ? 3 : 0;
 }
 
+// fetch and import write where every other command reads: --data-dir, else $HOPELAB_DATA_DIR,
+// else <user data dir>/datasets (data::resolve_data_dir), and say which before they start.
+std::string Commands::dataDestination() const {
+  const std::string dest = dataDir();
+  const char* why = !data_dir_.empty()                       ? "--data-dir"
+                    : std::getenv("HOPELAB_DATA_DIR") && *std::getenv("HOPELAB_DATA_DIR") ? "$HOPELAB_DATA_DIR"
+                                                             : "the user data dir";
+  std::fprintf(stderr, "writing datasets to %s (%s)\n", dest.c_str(), why);
+  std::error_code ec;
+  fs::create_directories(dest, ec);
+  if (ec) throw hl::DataError(dest + ": cannot create the data folder (" + ec.message() + ")");
+  return dest;
+}
+
 int Commands::dataFetch() {
-  std::string dest = data_dir_.empty() ? data::user_data_dir() + "/datasets" : data_dir_;
-  fs::create_directories(dest);
+  const std::string dest = dataDestination();
   data::fetch(fetch_what_, dest, mirror_, logger());
   std::printf("datasets in %s\n", dest.c_str());
   return 0;
 }
 
 int Commands::dataImport() {
-  std::string dest = data_dir_.empty() ? data::user_data_dir() + "/datasets" : data_dir_;
-  fs::create_directories(dest);
+  const std::string dest = dataDestination();
   data::import_dir(import_src_, dest, logger());
   std::printf("datasets in %s\n", dest.c_str());
   return 0;

@@ -11,13 +11,13 @@
 
 #include "commands.h"
 #include "engine/common/error.h"
-#include "hopelab_version.h"
+#include "engine/common/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"hopelab-cli: train, store, compare and export Nested Learning experiments (Hope Lab " HOPELAB_VERSION
-               ")"};
+  CLI::App app{std::string("hopelab-cli: train, store, compare and export Nested Learning experiments (Hope Lab ") +
+               hl::app_version() + ")"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", HOPELAB_VERSION);
+  app.set_version_flag("--version", std::string(hl::app_version()));
   hl::cli::Commands cmds(app);
   try {
     app.parse(argc, argv);

@@ -11,7 +11,7 @@
 #include <QTimer>
 #include <cstdio>
 
-#include "hopelab_version.h"
+#include "engine/common/version.h"
 #include "ui/inference_view.h"
 #include "ui/live_view.h"
 #include "ui/main_window.h"
@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   QApplication app(argc, argv);
   QApplication::setOrganizationName("HopeLab");
   QApplication::setApplicationName("hopelab");
-  QApplication::setApplicationVersion(HOPELAB_VERSION);
+  QApplication::setApplicationVersion(hl::app_version());
   QApplication::setWindowIcon(QIcon(":/hopelab/icons/hopelab.svg"));
 
   QCommandLineParser p;

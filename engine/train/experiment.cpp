@@ -16,7 +16,8 @@
 #include <thread>
 
 #include "engine/common/error.h"
-#include "hopelab_version.h"
+#include "engine/common/version.h"
+#include "engine/train/checkpoint_format.h"
 #include "engine/data/dataset.h"
 #include "engine/data/tokenizer.h"
 #include "engine/metrics/metrics.h"
@@ -376,6 +377,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     } catch (const std::exception& e) {
       throw RunError("resume: cannot read checkpoint " + path + " (" + e.what() + ")");
     }
+    check_checkpoint_format(*resume_ar, path);
   } else {
     spec = spec::complete(user_spec);
   }
@@ -551,7 +553,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     r.split_hash = ds.split_hash;
     r.seed = int64_t(seed);
     r.params = n_params;
-    r.app_version = HOPELAB_VERSION;
+    r.app_version = hl::app_version();
     r.torch_version = torch_version();
     r.cuda_version = cuda_version();
     r.device = device_name;
@@ -630,8 +632,6 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   const double ewc_lambda = ex.at("strategy").at("ewc_lambda").get<double>();
   std::vector<torch::Tensor> ewc_fisher, ewc_anchor;
   const double grad_clip = tr.at("grad_clip").get<double>();
-  // Fault injection for the divergence tests: HOPELAB_INJECT_NAN_STEP=N makes step N's loss NaN.
-  const int64_t inject_nan_step = std::getenv("HOPELAB_INJECT_NAN_STEP") ? std::atoll(std::getenv("HOPELAB_INJECT_NAN_STEP")) : -1;
   // Checkpoints live beside the run database (<db>.checkpoints/run-<id>), so two databases never
   // share a folder; a run without a store keeps none unless a checkpoint folder is given.
   std::string ckpt_dir;
@@ -791,6 +791,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
                       {"clamped", a.clamped}});
       ar.write("hopelab.context_audit", c10::IValue(ca.dump()));
     }
+    write_checkpoint_format(ar);
     ar.write("hopelab.spec", c10::IValue(spec.dump()));
     ar.write("hopelab.tokenizer", c10::IValue(tok.proto()));
     ar.write("hopelab.labels", c10::IValue(label_map.dump()));
@@ -1003,7 +1004,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
               total = loss + 0.5 * ewc_lambda * pen;
             }
             double lv = loss.item<double>();
-            if (inject_nan_step >= 0 && step == inject_nan_step) lv = std::nan("");  // test hook
+            if (opt.poison_loss && opt.poison_loss(step)) lv = std::nan("");  // test seam
             if (!std::isfinite(lv) || !std::isfinite(total.item<double>())) {
               status = "diverged";
               result.diverged_step = step;

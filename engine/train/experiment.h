@@ -41,6 +41,9 @@ struct RunOptions {
   // Test-only observation point: when set, called with every level's state once before training,
   // after every training step, and after each task end. Costly (copies every level); off = empty.
   std::function<void(const LevelProbe&)> level_probe;
+  // Test-only fault injection: the loss of every step for which it returns true is NaN (the
+  // divergence tests). Shipped binaries never set it; nothing reads the environment for it.
+  std::function<bool(int64_t step)> poison_loss;
 };
 
 // Thread-safe controls for a running experiment (GUI buttons, Ctrl-C).

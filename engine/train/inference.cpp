@@ -6,6 +6,7 @@
 #include "engine/common/error.h"
 #include "engine/data/tokenizer.h"
 #include "engine/models/classifier.h"
+#include "engine/train/checkpoint_format.h"
 #include "engine/train/model_config.h"
 #include "engine/torch_wrap.h"
 
@@ -45,6 +46,7 @@ std::unique_ptr<Predictor> Predictor::load(const std::string& path) {
   } catch (const std::exception& e) {
     throw RunError(path + ": cannot read this checkpoint (" + std::string(e.what()).substr(0, 200) + ")");
   }
+  check_checkpoint_format(ar, path);
   std::unique_ptr<Predictor> p(new Predictor);
   auto& d = *p->d_;
   try {

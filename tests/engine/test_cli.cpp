@@ -29,9 +29,9 @@ class TestCli : public QObject {
     return e;
   }
 
-  Result cli(const QStringList& args, int timeout_ms = 600000) {
+  Result cli(const QStringList& args, int timeout_ms = 600000, QProcessEnvironment e = {}) {
     QProcess p;
-    p.setProcessEnvironment(env());
+    p.setProcessEnvironment(e.isEmpty() ? env() : e);
     p.start(HL_CLI_PATH, args);
     if (!p.waitForFinished(timeout_ms)) {
       p.kill();
@@ -110,6 +110,49 @@ class TestCli : public QObject {
     QCOMPARE(tex.code, 0);
     QVERIFY2(tex.out.contains("\\begin{tabular}"), qPrintable(tex.out));
     QVERIFY(cli({"--db", db, "show", "99"}).code != 0);
+    // Global options after the subcommand (issue 8: "arguments were not expected"), also nested.
+    auto after = cli({"runs", "--db", db, "--format", "json", "--tag", "smoke"});
+    QCOMPARE(after.code, 0);
+    QCOMPARE(after.out, runs.out);
+    QCOMPARE(cli({"show", "1", "--json", "--db", db}).code, 0);
+    QCOMPARE(cli({"data", "list", "--data-dir", data_}).code, 0);
+
+    // The run records the commit the binary was built from (refreshed at build time; "-dirty"
+    // when the tree had uncommitted changes), as does --version.
+    QProcess git;
+    git.setWorkingDirectory(HL_SOURCE_DIR);
+    git.start("git", {"describe", "--always", "--dirty"});
+    if (git.waitForFinished(20000) && git.exitStatus() == QProcess::NormalExit && git.exitCode() == 0) {
+      const QString described = QString::fromUtf8(git.readAllStandardOutput()).trimmed();
+      QCOMPARE(QString::fromStdString(j["app_version"].get<std::string>()), described);
+      QVERIFY2(cli({"--version"}).out.contains(described), qPrintable(described));
+    } else {
+      qWarning("not a git checkout: app_version not compared");
+    }
+  }
+
+  // Issue 8: `data import` (and fetch) wrote to the user data dir even when $HOPELAB_DATA_DIR or
+  // --data-dir pointed elsewhere, so the imported files were not where training then looked.
+  void dataImportWritesWhereTheProductReads() {
+    QDir src(tmp_.filePath("import-src"));
+    QVERIFY(src.mkpath("banking77"));
+    for (const char* f : {"train.csv", "test.csv", "categories.json"})
+      QVERIFY(QFile::copy(data_ + "/banking77/" + f, src.filePath(QString("banking77/") + f)));
+    auto e = env();
+    const QString byEnv = tmp_.filePath("by-env"), byFlag = tmp_.filePath("by-flag");
+    e.insert("HOPELAB_DATA_DIR", byEnv);
+    auto r = cli({"data", "import", src.path()}, 60000, e);
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(QFile::exists(byEnv + "/banking77/train.csv"));
+    QVERIFY2(r.err.contains("writing datasets to " + byEnv + " ($HOPELAB_DATA_DIR)"), qPrintable(r.err));
+    QVERIFY(!QFile::exists(tmp_.filePath("xdg/hopelab/datasets/banking77/train.csv")));
+    r = cli({"--data-dir", byFlag, "data", "import", src.path()}, 60000, e);  // the flag wins
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(QFile::exists(byFlag + "/banking77/categories.json"));
+    QVERIFY2(r.out.contains("datasets in " + byFlag), qPrintable(r.out));
+    // and `data verify` reads exactly there
+    r = cli({"data", "verify", "--data-dir", byFlag}, 60000, e);
+    QVERIFY2(r.out.contains(byFlag), qPrintable(r.out));
   }
 
   void truncatedTrainCsvExitsThreeNamingTheFile() {
