@@ -1,0 +1,214 @@
+// Frozen behaviour of the trainer (issue 8, step 1): short CPU runs whose every metric point,
+// periodic evaluation and accuracy-matrix cell must stay bit-identical while the trainer is
+// refactored. Scenarios: fine-tune, EWC, replay, joint, a Hope preset with CMS levels on task
+// clocks, and a run cancelled inside a CMS window (clocks 3 and 5 across the task-end checkpoint)
+// and resumed. Each run's events are written as text, doubles as their bit patterns, and compared
+// line by line with tests/golden/runs/<scenario>.txt.
+//
+// The files hold the numbers of one platform (LibTorch version and CPU dispatch level, first line):
+// elsewhere the test skips and says so, since another SIMD width sums in another order. Recording:
+//   HL_UPDATE_GOLDEN=1 build/tests/test_golden_runs   (then review and commit the files)
+// A change that is meant to change the numbers re-records them in the same commit and says why.
+#include "engine/torch_wrap.h"
+
+#include <ATen/Version.h>
+
+#include <QtTest>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "engine/spec/spec.h"
+#include "engine/store/store.h"
+#include "engine/train/experiment.h"
+
+using hl::spec::json;
+using namespace hl::train;
+
+namespace {
+
+std::string bits(double v) {
+  uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(u));
+  return buf;
+}
+
+// Every number the trainer reports, in order, one line each.
+struct Transcript : Observer {
+  std::vector<std::string> lines;
+  void onEvent(const Event& e) override {
+    std::ostringstream o;
+    switch (e.kind) {
+      case EventKind::Point:
+        o << "P " << e.name << ' ' << (e.level.empty() ? "-" : e.level) << ' ' << e.block << ' ' << e.clock << ' '
+          << e.step << ' ' << bits(e.value);
+        break;
+      case EventKind::Eval:
+        o << "E " << e.step << ' ' << e.task << ' ' << e.eval_task << ' ' << bits(e.acc);
+        break;
+      case EventKind::Accuracy:
+        o << "A " << e.task << ' ' << e.eval_task << ' ' << bits(e.acc) << ' ' << bits(e.task_il_acc);
+        break;
+      case EventKind::TaskFinished:
+        o << "T " << e.task << ' ' << e.step << ' ' << bits(e.value);
+        break;
+      default:
+        return;
+    }
+    lines.push_back(o.str());
+  }
+};
+
+struct Canceller : Observer {
+  Control* c = nullptr;
+  int after = 0;
+  int seen = 0;
+  void onEvent(const Event& e) override {
+    if (e.kind == EventKind::Progress && ++seen == after) c->requestCancel();
+  }
+};
+
+std::string platform() { return "torch " + std::string(TORCH_VERSION) + " cpu " + at::get_cpu_capability(); }
+
+json transformer_spec() {
+  json s = hl::spec::preset("transformer");
+  s["model"]["d_model"] = 32;
+  s["model"]["vocab_size"] = 300;
+  s["model"]["max_len"] = 32;
+  s["model"]["blocks"] = json::array({hl::spec::block_defaults("transformer")});
+  s["optimizer"]["lr"] = 5e-3;
+  s["training"]["epochs"] = 1;
+  s["training"]["limit_per_class"] = 6;
+  s["training"]["eval_limit_per_class"] = 4;
+  s["training"]["batch_size"] = 16;
+  s["training"]["eval_every"] = 3;
+  s["training"]["checkpoints"] = false;
+  s["training"]["threads"] = 1;
+  s["experiment"]["dataset"] = "banking77";
+  return s;
+}
+
+json scenario(const QString& name) {
+  json s = transformer_spec();
+  auto& st = s["experiment"]["strategy"];
+  if (name == "ewc") {
+    st["type"] = "ewc";
+    st["ewc_lambda"] = 50.0;
+  } else if (name == "replay") {
+    st["type"] = "replay";
+    st["replay_per_class"] = 2;
+  } else if (name == "joint") {
+    s["experiment"]["protocol"] = "joint";
+  } else if (name == "hope-taskclock") {
+    json h = hl::spec::preset("hope-taskclock");
+    s["name"] = h["name"];
+    s["model"] = h["model"];
+    s["model"]["d_model"] = 32;
+    s["model"]["vocab_size"] = 300;
+    s["model"]["max_len"] = 16;
+    s["model"]["blocks"] = json::array({h["model"]["blocks"][0]});
+    s["model"]["blocks"][0]["heads"] = 2;
+    s["training"]["grad_clip"] = h["training"]["grad_clip"];
+    s["training"]["limit_per_class"] = 3;
+  } else if (name == "resume-cms-window") {
+    s["model"]["blocks"].push_back({{"type", "cms"}, {"levels", json::array({{{"clock", 3}}, {{"clock", 5}}})}});
+    s["training"]["checkpoints"] = true;
+  }
+  return hl::spec::complete(s);
+}
+
+}  // namespace
+
+class TestGoldenRuns : public QObject {
+  Q_OBJECT
+  QTemporaryDir tmp_;
+  RunOptions opt_;
+
+  std::vector<std::string> transcriptOf(const QString& name) {
+    const json s = scenario(name);
+    Transcript t;
+    RunOptions o = opt_;
+    if (name != "resume-cms-window") {
+      auto r = run_experiment(s, o, {&t});
+      if (r.status != "finished") qFatal("%s: %s %s", qPrintable(name), r.status.c_str(), r.error.c_str());
+      return t.lines;
+    }
+    // Cancelled at the 10th step (task 2 of 7 has steps 4..7 at 4 steps per task: inside the
+    // clock-3 and clock-5 windows that span its start), resumed from the task-end checkpoint.
+    o.db_path = tmp_.filePath("resume.db").toStdString();
+    Control control;
+    Canceller c;
+    c.c = &control;
+    c.after = 10;
+    auto cut = run_experiment(s, o, {&c}, &control);
+    if (cut.status != "cancelled") qFatal("resume scenario: the cut run %s", cut.status.c_str());
+    RunOptions ro = o;
+    ro.resume_run = cut.run_id;
+    auto r = run_experiment(json::object(), ro, {&t});
+    if (r.status != "finished") qFatal("resume scenario: %s %s", r.status.c_str(), r.error.c_str());
+    // The resumed part, and the whole run as stored (the committed prefix + the resumed part).
+    auto db = hl::store::RunStore::open(o.db_path);
+    t.lines.push_back("# stored");
+    for (const auto& se : db->series(r.run_id))
+      for (const auto& [step, v] : se.points)
+        t.lines.push_back("S " + se.name + ' ' + (se.level.empty() ? "-" : se.level) + ' ' + std::to_string(se.block) +
+                          ' ' + std::to_string(se.clock) + ' ' + std::to_string(step) + ' ' + bits(v));
+    for (const auto& cell : db->accuracy(r.run_id))
+      t.lines.push_back("M " + std::to_string(cell.after_task) + ' ' + std::to_string(cell.task) + ' ' +
+                        bits(cell.acc) + ' ' + bits(cell.task_il_acc));
+    return t.lines;
+  }
+
+ private slots:
+  void initTestCase() {
+    QVERIFY(tmp_.isValid());
+    torch::set_num_threads(1);
+    opt_.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
+    opt_.cache_dir = tmp_.filePath("cache").toStdString();
+  }
+
+  void runsAreBitIdenticalToTheRecordedOnes_data() {
+    QTest::addColumn<QString>("name");
+    for (const char* n : {"finetune", "ewc", "replay", "joint", "hope-taskclock", "resume-cms-window"})
+      QTest::newRow(n) << QString(n);
+  }
+  void runsAreBitIdenticalToTheRecordedOnes() {
+    QFETCH(QString, name);
+    const QString file = QString(HL_SOURCE_DIR) + "/tests/golden/runs/" + name + ".txt";
+    const auto lines = transcriptOf(name);
+    QVERIFY(lines.size() > 20);
+    if (qEnvironmentVariableIsSet("HL_UPDATE_GOLDEN")) {
+      std::ofstream out(file.toStdString());
+      out << "# platform: " << platform() << "\n# scenario: " << name.toStdString() << "\n";
+      for (const auto& l : lines) out << l << "\n";
+      QVERIFY(out.good());
+      qInfo("recorded %zu lines in %s", lines.size(), qPrintable(file));
+      return;
+    }
+    std::ifstream in(file.toStdString());
+    QVERIFY2(in.good(), qPrintable(file + ": missing; record it with HL_UPDATE_GOLDEN=1"));
+    std::string head, scen;
+    std::getline(in, head);
+    std::getline(in, scen);
+    const std::string recorded = head.substr(std::min(head.size(), std::string("# platform: ").size()));
+    if (recorded != platform())
+      QSKIP(qPrintable(QString("recorded on '%1', this is '%2': bit-identity holds only on one platform; "
+                               "record on this one with HL_UPDATE_GOLDEN=1 from the commit that recorded them")
+                           .arg(QString::fromStdString(recorded), QString::fromStdString(platform()))));
+    std::vector<std::string> golden;
+    for (std::string l; std::getline(in, l);) golden.push_back(l);
+    for (size_t i = 0; i < std::min(golden.size(), lines.size()); ++i)
+      if (golden[i] != lines[i])
+        QFAIL(qPrintable(QString("%1 line %2 differs:\n  recorded %3\n  now      %4")
+                             .arg(file)
+                             .arg(i + 3)
+                             .arg(QString::fromStdString(golden[i]), QString::fromStdString(lines[i]))));
+    QCOMPARE(lines.size(), golden.size());
+  }
+};
+
+QTEST_GUILESS_MAIN(TestGoldenRuns)
+#include "test_golden_runs.moc"
