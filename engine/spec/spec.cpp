@@ -10,6 +10,8 @@
 #include "engine/common/sha256.h"
 #include "engine/spec/presets_data.h"
 
+using json = nlohmann::json;
+
 namespace hl::spec {
 namespace {
 
@@ -209,157 +211,148 @@ Validation validate(const json& s) {
 }
 
 namespace {
-Validation validate_impl(const json& s) {
-  Checker c;
-  if (!s.is_object()) {
-    c.err("", "the spec must be a JSON object");
-    return c.v;
+// CMS levels and variant of a cms, hope or hope_attention block at path p.
+void check_levels(Checker& c, const json& b, const std::string& p) {
+  c.choice(b, "variant", p + ".variant", {"sequential", "independent", "nested"});
+  c.choice(b, "clock_unit", p + ".clock_unit", {"steps", "tasks"});
+  c.choice(b, "transfer", p + ".transfer", {"gradient", "consolidate"});
+  c.number(b, "consolidate_rate", p + ".consolidate_rate", 0.0, 1.0, true);
+  const json* lv = c.at(b, "levels", p + ".levels");
+  if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
+    c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
+  } else if (lv) {
+    int prev = 0;
+    for (size_t l = 0; l < lv->size(); ++l) {
+      const json& L = (*lv)[l];
+      std::string lp = p + ".levels[" + std::to_string(l) + "]";
+      if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
+      c.integer(L, "clock", lp + ".clock", 1, 100000000);
+      if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
+      c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
+      if (L.contains("init_from")) {  // level stacking (docs/MODELS.md)
+        const json& in = L["init_from"];
+        const std::string ip = lp + ".init_from";
+        if (!in.is_object() || !in.contains("checkpoint") || !in["checkpoint"].is_string()) {
+          c.err(ip, "must be an object like {\"checkpoint\": \"PATH/last.pt\", \"block\": 0, \"level\": 0}");
+        } else {
+          c.unknownKeys(in, json{{"checkpoint", ""}, {"block", 0}, {"level", 0}}, ip);
+          c.integer(in, "block", ip + ".block", 0, 1000);
+          c.integer(in, "level", ip + ".level", 0, 5);
+          const std::string path = in["checkpoint"].get<std::string>();
+          std::error_code ec;
+          if (path.empty() || !std::filesystem::is_regular_file(path, ec))
+            c.err(ip + ".checkpoint", "no such checkpoint file '" + path + "'");
+        }
+      }
+      if (L.contains("clock") && L["clock"].is_number_integer()) {
+        int ck = L["clock"].get<int>();
+        if (ck < prev)
+          c.warn(lp + ".clock", "level clocks are not monotone (" + std::to_string(prev) + " then " +
+                                    std::to_string(ck) + "): levels are listed fastest first");
+        prev = ck;
+      }
+    }
   }
-  const json d = defaults();
-  c.unknownKeys(s, d, "");
-  if (const json* v = c.at(s, "schema_version", "schema_version")) {
-    if (!v->is_number_integer()) c.err("schema_version", "must be an integer");
-    else if (v->get<int>() > kSchemaVersion)
-      c.err("schema_version", "spec is from a newer Hope Lab (schema " + v->dump() + ", this build reads " +
-                                  std::to_string(kSchemaVersion) + "): upgrade Hope Lab");
-    else if (v->get<int>() < 1) c.err("schema_version", "must be >= 1");
-  }
-  if (const json* n = c.at(s, "name", "name"); n && !n->is_string()) c.err("name", "must be a string");
+}
 
+// One block of model.blocks at path p (d_model 0 = unknown).
+void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
+  if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
+    c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans, hope, hope_attention)");
+    return;
+  }
+  std::string t = b["type"].get<std::string>();
+  json bd = block_defaults(t);
+  if (bd.empty()) {
+    c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans, hope, hope_attention)");
+    return;
+  }
+  c.unknownKeys(b, bd, p);
+  const bool hope = t == "hope" || t == "hope_attention";
+  if (t == "transformer" || t == "retnet" || t == "titans" || hope) {
+    c.integer(b, "heads", p + ".heads", 1, 64);
+    if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
+      int h = b["heads"].get<int>();
+      if (h > 0 && d_model % h != 0)
+        c.err(p + ".heads", std::to_string(h) + " does not divide model.d_model " + std::to_string(d_model));
+    }
+    c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
+    c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
+    if (t == "titans" || t == "hope") {
+      c.number(b, "inner_lr", p + ".inner_lr", 0.0, 10.0, true);
+      c.number(b, "momentum", p + ".momentum", 0.0, 1.0);
+      c.number(b, "retain", p + ".retain", 0.0, 1.0);
+      c.integer(b, "chunk", p + ".chunk", 1, 4096);
+      c.boolean(b, "stop_grad_writes", p + ".stop_grad_writes");
+      c.integer(b, "persistent_tokens", p + ".persistent_tokens", 0, 64);
+      if (b.contains("chunk") && b["chunk"].is_number_integer() && b["chunk"].get<int>() > 16)
+        c.warn(p + ".chunk", "a memory chunk longer than a typical short text never writes (" +
+                                 b["chunk"].dump() + " > 16 tokens)");
+    }
+    if (t == "hope") {
+      c.choice(b, "mixer", p + ".mixer", {"selfmod", "titans"});
+      c.integer(b, "chunk_other", p + ".chunk_other", 1, 4096);
+      c.choice(b, "dgd_layers", p + ".dgd_layers", {"per_layer", "first", "none"});
+      c.choice(b, "inner_objective", p + ".inner_objective", {"l2", "dot"});
+      if (b.contains("chunk_other") && b["chunk_other"].is_number_integer() && b["chunk_other"].get<int>() > 16)
+        c.warn(p + ".chunk_other", "a memory chunk longer than a typical short text never writes (" +
+                                       b["chunk_other"].dump() + " > 16 tokens)");
+      const bool selfmod = !b.contains("mixer") || b["mixer"] == "selfmod";
+      if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
+        c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
+                                    " > 0.3: writes will often be clamped, and with momentum the "
+                                    "self-modifying memories can still diverge (docs/MEMORY.md)");
+    }
+    if (hope) check_levels(c, b, p);
+  } else if (t == "lstm") {
+    c.integer(b, "hidden", p + ".hidden", 0, 8192);
+  } else if (t == "cms") {
+    c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
+    check_levels(c, b, p);
+  }
+}
+
+void check_model(Checker& c, const json& s, const json& d) {
   int d_model = 0;
-  if (const json* m = c.at(s, "model", "model"); m && m->is_object()) {
-    c.unknownKeys(*m, d["model"], "model");
-    c.integer(*m, "d_model", "model.d_model", 8, 4096);
-    if (m->contains("d_model") && (*m)["d_model"].is_number_integer()) d_model = (*m)["d_model"].get<int>();
-    c.integer(*m, "vocab_size", "model.vocab_size", 0, 1000000);
-    if (m->contains("vocab_size") && (*m)["vocab_size"].is_number_integer()) {
-      int v = (*m)["vocab_size"].get<int>();
-      if (v > 0 && v < 16) c.err("model.vocab_size", "must be 0 (dataset default) or >= 16");
-    }
-    c.integer(*m, "max_len", "model.max_len", 0, 4096);
-    c.choice(*m, "positions", "model.positions", kPositions);
-    // CMS levels and variant of a cms, hope or hope_attention block.
-    auto levelsCheck = [&](const json& b, const std::string& p) {
-      c.choice(b, "variant", p + ".variant", {"sequential", "independent", "nested"});
-      c.choice(b, "clock_unit", p + ".clock_unit", {"steps", "tasks"});
-      c.choice(b, "transfer", p + ".transfer", {"gradient", "consolidate"});
-      c.number(b, "consolidate_rate", p + ".consolidate_rate", 0.0, 1.0, true);
-      const json* lv = c.at(b, "levels", p + ".levels");
-      if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
-        c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
-      } else if (lv) {
-        int prev = 0;
-        for (size_t l = 0; l < lv->size(); ++l) {
-          const json& L = (*lv)[l];
-          std::string lp = p + ".levels[" + std::to_string(l) + "]";
-          if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
-          c.integer(L, "clock", lp + ".clock", 1, 100000000);
-          if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
-          c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
-          if (L.contains("init_from")) {  // level stacking (docs/MODELS.md)
-            const json& in = L["init_from"];
-            const std::string ip = lp + ".init_from";
-            if (!in.is_object() || !in.contains("checkpoint") || !in["checkpoint"].is_string()) {
-              c.err(ip, "must be an object like {\"checkpoint\": \"PATH/last.pt\", \"block\": 0, \"level\": 0}");
-            } else {
-              c.unknownKeys(in, json{{"checkpoint", ""}, {"block", 0}, {"level", 0}}, ip);
-              c.integer(in, "block", ip + ".block", 0, 1000);
-              c.integer(in, "level", ip + ".level", 0, 5);
-              const std::string path = in["checkpoint"].get<std::string>();
-              std::error_code ec;
-              if (path.empty() || !std::filesystem::is_regular_file(path, ec))
-                c.err(ip + ".checkpoint", "no such checkpoint file '" + path + "'");
-            }
-          }
-          if (L.contains("clock") && L["clock"].is_number_integer()) {
-            int ck = L["clock"].get<int>();
-            if (ck < prev)
-              c.warn(lp + ".clock", "level clocks are not monotone (" + std::to_string(prev) + " then " +
-                                        std::to_string(ck) + "): levels are listed fastest first");
-            prev = ck;
-          }
-        }
-      }
-    };
-    if (const json* bl = c.at(*m, "blocks", "model.blocks"); bl) {
-      if (!bl->is_array()) c.err("model.blocks", "must be an array of blocks");
-      else if (bl->empty()) c.warn("model.blocks", "no blocks: the model is embedding + pooling + head");
-      else {
-        for (size_t i = 0; i < bl->size(); ++i) {
-          const json& b = (*bl)[i];
-          std::string p = "model.blocks[" + std::to_string(i) + "]";
-          if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
-            c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans, hope, hope_attention)");
-            continue;
-          }
-          std::string t = b["type"].get<std::string>();
-          json bd = block_defaults(t);
-          if (bd.empty()) {
-            c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans, hope, hope_attention)");
-            continue;
-          }
-          c.unknownKeys(b, bd, p);
-          const bool hope = t == "hope" || t == "hope_attention";
-          if (t == "transformer" || t == "retnet" || t == "titans" || hope) {
-            c.integer(b, "heads", p + ".heads", 1, 64);
-            if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
-              int h = b["heads"].get<int>();
-              if (h > 0 && d_model % h != 0)
-                c.err(p + ".heads", std::to_string(h) + " does not divide model.d_model " + std::to_string(d_model));
-            }
-            c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
-            c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
-            if (t == "titans" || t == "hope") {
-              c.number(b, "inner_lr", p + ".inner_lr", 0.0, 10.0, true);
-              c.number(b, "momentum", p + ".momentum", 0.0, 1.0);
-              c.number(b, "retain", p + ".retain", 0.0, 1.0);
-              c.integer(b, "chunk", p + ".chunk", 1, 4096);
-              c.boolean(b, "stop_grad_writes", p + ".stop_grad_writes");
-              c.integer(b, "persistent_tokens", p + ".persistent_tokens", 0, 64);
-              if (b.contains("chunk") && b["chunk"].is_number_integer() && b["chunk"].get<int>() > 16)
-                c.warn(p + ".chunk", "a memory chunk longer than a typical short text never writes (" +
-                                         b["chunk"].dump() + " > 16 tokens)");
-            }
-            if (t == "hope") {
-              c.choice(b, "mixer", p + ".mixer", {"selfmod", "titans"});
-              c.integer(b, "chunk_other", p + ".chunk_other", 1, 4096);
-              c.choice(b, "dgd_layers", p + ".dgd_layers", {"per_layer", "first", "none"});
-              c.choice(b, "inner_objective", p + ".inner_objective", {"l2", "dot"});
-              if (b.contains("chunk_other") && b["chunk_other"].is_number_integer() && b["chunk_other"].get<int>() > 16)
-                c.warn(p + ".chunk_other", "a memory chunk longer than a typical short text never writes (" +
-                                               b["chunk_other"].dump() + " > 16 tokens)");
-              const bool selfmod = !b.contains("mixer") || b["mixer"] == "selfmod";
-              if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
-                c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
-                                            " > 0.3: writes will often be clamped, and with momentum the "
-                                            "self-modifying memories can still diverge (docs/MEMORY.md)");
-            }
-            if (hope) levelsCheck(b, p);
-          } else if (t == "lstm") {
-            c.integer(b, "hidden", p + ".hidden", 0, 8192);
-          } else if (t == "cms") {
-            c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
-            levelsCheck(b, p);
-          }
-        }
-      }
-    }
-    if (const json* h = c.at(*m, "head", "model.head"); h && h->is_object()) {
-      c.unknownKeys(*h, d["model"]["head"], "model.head");
-      c.choice(*h, "type", "model.head.type", kHeads);
-      c.number(*h, "ncm_scale", "model.head.ncm_scale", 0.0, 1000.0, true);
-      c.integer(*h, "clock", "model.head.clock", 1, 100000000);
-      c.number(*h, "inner_lr", "model.head.inner_lr", 0.0, 10.0, true);
-      c.number(*h, "retain", "model.head.retain", 0.0, 1.0);
-      c.number(*h, "momentum", "model.head.momentum", 0.0, 1.0);
-      c.number(*h, "scale", "model.head.scale", 0.0, 1000.0, true);
-      if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
-          (*h)["inner_lr"].get<double>() > 0.6)
-        c.warn("model.head.inner_lr", "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
-                                      "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
-    } else if (h) c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
-  } else if (s.contains("model")) c.err("model", "must be an object");
+  const json* m = c.at(s, "model", "model");
+  if (!m || !m->is_object()) {
+    if (s.contains("model")) c.err("model", "must be an object");
+    return;
+  }
+  c.unknownKeys(*m, d["model"], "model");
+  c.integer(*m, "d_model", "model.d_model", 8, 4096);
+  if (m->contains("d_model") && (*m)["d_model"].is_number_integer()) d_model = (*m)["d_model"].get<int>();
+  c.integer(*m, "vocab_size", "model.vocab_size", 0, 1000000);
+  if (m->contains("vocab_size") && (*m)["vocab_size"].is_number_integer()) {
+    int v = (*m)["vocab_size"].get<int>();
+    if (v > 0 && v < 16) c.err("model.vocab_size", "must be 0 (dataset default) or >= 16");
+  }
+  c.integer(*m, "max_len", "model.max_len", 0, 4096);
+  c.choice(*m, "positions", "model.positions", kPositions);
+  if (const json* bl = c.at(*m, "blocks", "model.blocks"); bl) {
+    if (!bl->is_array()) c.err("model.blocks", "must be an array of blocks");
+    else if (bl->empty()) c.warn("model.blocks", "no blocks: the model is embedding + pooling + head");
+    else
+      for (size_t i = 0; i < bl->size(); ++i)
+        check_block(c, (*bl)[i], "model.blocks[" + std::to_string(i) + "]", d_model);
+  }
+  if (const json* h = c.at(*m, "head", "model.head"); h && h->is_object()) {
+    c.unknownKeys(*h, d["model"]["head"], "model.head");
+    c.choice(*h, "type", "model.head.type", kHeads);
+    c.number(*h, "ncm_scale", "model.head.ncm_scale", 0.0, 1000.0, true);
+    c.integer(*h, "clock", "model.head.clock", 1, 100000000);
+    c.number(*h, "inner_lr", "model.head.inner_lr", 0.0, 10.0, true);
+    c.number(*h, "retain", "model.head.retain", 0.0, 1.0);
+    c.number(*h, "momentum", "model.head.momentum", 0.0, 1.0);
+    c.number(*h, "scale", "model.head.scale", 0.0, 1000.0, true);
+    if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
+        (*h)["inner_lr"].get<double>() > 0.6)
+      c.warn("model.head.inner_lr", "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
+                                    "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
+  } else if (h) c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
+}
 
+void check_optimizer(Checker& c, const json& s, const json& d) {
   if (const json* o = c.at(s, "optimizer", "optimizer"); o && o->is_object()) {
     c.unknownKeys(*o, d["optimizer"], "optimizer");
     c.choice(*o, "type", "optimizer.type", kOptimizers);
@@ -377,6 +370,9 @@ Validation validate_impl(const json& s) {
       c.warn("optimizer.lr", "AdamW with lr > 0.1 usually diverges");
   }
 
+}
+
+void check_training(Checker& c, const json& s, const json& d) {
   if (const json* t = c.at(s, "training", "training"); t && t->is_object()) {
     c.unknownKeys(*t, d["training"], "training");
     c.integer(*t, "epochs", "training.epochs", 0, 10000);
@@ -390,6 +386,9 @@ Validation validate_impl(const json& s) {
     c.boolean(*t, "checkpoints", "training.checkpoints");
   }
 
+}
+
+void check_experiment(Checker& c, const json& s, const json& d) {
   if (const json* e = c.at(s, "experiment", "experiment"); e && e->is_object()) {
     c.unknownKeys(*e, d["experiment"], "experiment");
     if (const json* ds = c.at(*e, "dataset", "experiment.dataset"); ds && (!ds->is_string() || ds->get<std::string>().empty()))
@@ -416,6 +415,29 @@ Validation validate_impl(const json& s) {
           c.err(std::string("experiment.data.") + col, "must be a column name (a non-empty string)");
     }
   }
+}
+
+Validation validate_impl(const json& s) {
+  Checker c;
+  if (!s.is_object()) {
+    c.err("", "the spec must be a JSON object");
+    return c.v;
+  }
+  const json d = defaults();
+  c.unknownKeys(s, d, "");
+  if (const json* v = c.at(s, "schema_version", "schema_version")) {
+    if (!v->is_number_integer()) c.err("schema_version", "must be an integer");
+    else if (v->get<int>() > kSchemaVersion)
+      c.err("schema_version", "spec is from a newer Hope Lab (schema " + v->dump() + ", this build reads " +
+                                  std::to_string(kSchemaVersion) + "): upgrade Hope Lab");
+    else if (v->get<int>() < 1) c.err("schema_version", "must be >= 1");
+  }
+  if (const json* n = c.at(s, "name", "name"); n && !n->is_string()) c.err("name", "must be a string");
+
+  check_model(c, s, d);
+  check_optimizer(c, s, d);
+  check_training(c, s, d);
+  check_experiment(c, s, d);
   if (s.contains("model") && s["model"].is_object() && s["model"].contains("head") &&
       str_or(s["model"]["head"], "type") == "ncm")
     c.warn("model.head.type",

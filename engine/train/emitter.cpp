@@ -1,0 +1,49 @@
+#include "engine/train/emitter.h"
+
+namespace hl::train {
+
+void Emitter::operator()(Event e) {
+  e.run_id = run_id;
+  for (auto* o : obs) o->onEvent(e);
+}
+
+void Emitter::point(const std::string& name, const std::string& level, int64_t step, double v, int block,
+                    int clock) {
+  Event e;
+  e.kind = EventKind::Point;
+  e.name = name;
+  e.level = level;
+  e.step = step;
+  e.value = v;
+  e.block = block;
+  e.clock = clock;
+  (*this)(e);
+}
+
+void Emitter::log(const std::string& m) {
+  Event e;
+  e.kind = EventKind::Log;
+  e.message = m;
+  (*this)(e);
+}
+
+void Emitter::status(const std::string& status, int64_t step, const std::string& message) {
+  Event e;
+  e.kind = EventKind::Status;
+  e.status = status;
+  e.message = message;
+  e.step = step;
+  (*this)(e);
+}
+
+void StoreObserver::onEvent(const Event& e) {
+  switch (e.kind) {
+    case EventKind::Point: w_.point(e.name, e.level, e.block, e.clock, e.step, e.value); break;
+    case EventKind::Eval: w_.eval({e.step, e.task, e.eval_task, e.acc}); break;
+    case EventKind::Accuracy: w_.accuracy({e.task, e.eval_task, e.acc, e.task_il_acc}); break;
+    case EventKind::Checkpoint: w_.checkpoint({e.message, e.path, e.step, e.task, e.value}); break;
+    default: break;
+  }
+}
+
+}  // namespace hl::train

@@ -1,0 +1,291 @@
+#include "engine/train/run_setup.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "engine/common/error.h"
+#include "engine/common/version.h"
+#include "engine/models/level_init.h"
+#include "engine/spec/spec.h"
+#include "engine/train/checkpoint_format.h"
+#include "engine/train/model_config.h"
+#include "engine/train/trainer_state.h"
+
+using json = nlohmann::json;
+
+namespace fs = std::filesystem;
+
+namespace hl::train {
+namespace {
+
+std::string now_iso() {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  return buf;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// 1. The spec: a resumed run's own (with its checkpoint), else the user's completed.
+void resolve_spec(const json& user_spec, const RunOptions& opt, RunSetup& s) {
+  if (opt.resume_run > 0) {
+    if (opt.db_path.empty()) throw SpecError("resume: a run database is needed (--db)");
+    s.db = store::RunStore::open(opt.db_path);
+    auto rec = s.db->getRun(opt.resume_run);
+    const std::string id = std::to_string(opt.resume_run);
+    if (!rec) throw SpecError("resume: run " + id + " is not in " + opt.db_path + " (see `hopelab-cli runs`)");
+    if (rec->status == "finished") throw SpecError("resume: run " + id + " already finished; nothing to resume");
+    if (rec->status == "running")
+      throw SpecError("resume: run " + id + " is still running (pid " + std::to_string(rec->pid) + " on " + rec->host +
+                      "); cancel it first");
+    std::string path;
+    for (const auto& c : s.db->checkpoints(opt.resume_run))
+      if (c.kind == "last") path = c.path;
+    if (path.empty() || !fs::exists(path))
+      throw RunError("resume: run " + id + " has no checkpoint to resume from" +
+                     (path.empty() ? std::string(" (checkpoints are saved at the end of each task)")
+                                   : " (" + path + " is missing)"));
+    s.spec = json::parse(rec->spec_json);
+    s.resume_data_hash = rec->data_hash;
+    s.resume_split_hash = rec->split_hash;
+    s.resume_ar = std::make_unique<torch::serialize::InputArchive>();
+    try {
+      s.resume_ar->load_from(path);
+    } catch (const std::exception& e) {
+      throw RunError("resume: cannot read checkpoint " + path + " (" + e.what() + ")");
+    }
+    check_checkpoint_format(*s.resume_ar, path);
+  } else {
+    s.spec = spec::complete(user_spec);
+  }
+  auto v = spec::validate(s.spec);
+  if (!v.ok()) throw SpecError("the spec has errors:\n" + v.format());
+  s.dataset_name = s.ex().at("dataset").get<std::string>();
+  s.protocol = s.ex().at("protocol").get<std::string>();
+  s.joint = s.protocol == "joint";
+  s.strategy = s.ex().at("strategy").at("type").get<std::string>();
+  s.seed = s.ex().at("seed").get<uint64_t>();
+  s.device_name = s.ex().at("device").get<std::string>();
+  if (s.device_name == "cuda" && !torch::cuda::is_available())
+    throw SpecError("experiment.device: cuda requested but no CUDA device is available (use --device cpu)");
+  s.device = torch::Device(s.device_name == "cuda" ? torch::kCUDA : torch::kCPU);
+  if (s.tr().at("threads").get<int>() > 0) torch::set_num_threads(s.tr().at("threads").get<int>());
+}
+
+// 2. Data (errors here are data errors: nothing is stored yet), tokenizer and encoded rows.
+void load_data(const RunOptions& opt, RunSetup& s, Emitter& emit) {
+  data::LoadOptions lo;
+  lo.data_dir = opt.data_dir;
+  lo.split = s.ex().at("split").get<std::string>();
+  lo.task_order = s.ex().at("task_order").get<int>();
+  lo.limit_per_class = s.tr().at("limit_per_class").get<int>();
+  lo.eval_limit_per_class = s.tr().at("eval_limit_per_class").get<int>();
+  lo.seed = s.seed;
+  lo.text_column = s.ex().at("data").at("text_column").get<std::string>();
+  lo.label_column = s.ex().at("data").at("label_column").get<std::string>();
+  lo.classes_per_task = s.ex().at("data").at("classes_per_task").get<int>();
+  s.ds = data::load(s.dataset_name, lo);
+  const auto& ds = s.ds;
+  if (s.resume_ar && (ds.data_hash != s.resume_data_hash || ds.split_hash != s.resume_split_hash))
+    throw DataError("resume: the data of " + s.dataset_name + " in " + opt.data_dir + " differs from what run " +
+                    std::to_string(opt.resume_run) + " trained on (data or split hash changed); resume with the original data");
+  std::vector<int> test_rows(ds.class_names.size(), 0);
+  for (const auto& r : ds.test) ++test_rows[r.label];
+  for (size_t t = 0; t < ds.tasks.size(); ++t) {
+    int n = 0;
+    for (int c : ds.tasks[t]) n += test_rows[c];
+    if (n == 0)
+      throw DataError(s.dataset_name + ": task " + std::to_string(t + 1) + " (classes " + ds.class_names[ds.tasks[t][0]] +
+                      ", ...) has no test rows, so it cannot be evaluated: the test file must contain every class "
+                      "that the train file has");
+  }
+  for (const auto& w : ds.warnings) emit.log("warning: " + w);
+
+  const std::string cache_dir = opt.cache_dir.empty() ? data::user_data_dir() + "/cache" : opt.cache_dir;
+  const json& m = s.spec.at("model");
+  int vocab = m.at("vocab_size").get<int>() > 0 ? m.at("vocab_size").get<int>() : ds.default_vocab;
+  int max_len = m.at("max_len").get<int>() > 0 ? m.at("max_len").get<int>() : ds.max_len;
+  // DECISIONS.md: the tokenizer is trained on all of the dataset's train texts, also when the run
+  // itself subsamples them (--limit-per-class), so quick and full runs tokenize alike.
+  std::vector<std::string> texts;
+  if (!s.resume_ar) {
+    data::Dataset all = ds;
+    if (lo.limit_per_class > 0) {
+      data::LoadOptions lo_all = lo;
+      lo_all.limit_per_class = 0;
+      all = data::load(s.dataset_name, lo_all);
+    }
+    texts.reserve(all.train.size());
+    for (const auto& r : all.train) texts.push_back(r.text);
+  }
+  std::string tok_warning;
+  s.tok = s.resume_ar ? data::Tokenizer::fromProto(checkpoint_string(*s.resume_ar, "hopelab.tokenizer"))
+                      : data::Tokenizer::train(texts, vocab, cache_dir + "/tokenizers", &tok_warning);
+  if (!tok_warning.empty()) emit.log("warning: " + tok_warning);
+  s.pad = s.tok.padId();
+  s.train = encode(ds.train, s.tok, max_len);
+  s.test = encode(ds.test, s.tok, max_len);
+  s.mcfg = model_config(s.spec, s.tok.vocabSize(), max_len, int(ds.class_names.size()), int(s.pad));
+}
+
+// 3. The model (seeded); consolidating levels must mirror the next faster level's shapes.
+void build_model(RunSetup& s) {
+  torch::manual_seed(s.seed);
+  s.C = int(s.ds.class_names.size());
+  s.model = models::build(s.mcfg);
+  auto gs = s.model->levels();
+  for (size_t i = 0; i < gs.size(); ++i) {
+    if (gs[i].transfer != "consolidate" || gs[i].index == 0) continue;
+    const auto& f = gs[i - 1];
+    bool same = f.block == gs[i].block && f.params.size() == gs[i].params.size();
+    for (size_t k = 0; same && k < f.params.size(); ++k) same = f.params[k].sizes().equals(gs[i].params[k].sizes());
+    if (!same)
+      throw SpecError("model.blocks[" + std::to_string(gs[i].block) +
+                      "].transfer: consolidate needs every level of the block to have the same parameter shapes");
+  }
+  // Level stacking; a resumed run takes every parameter from its checkpoint instead.
+  if (!s.resume_ar) models::init_levels_from_checkpoints(*s.model);
+  s.model->to(s.device);
+  s.n_params = models::count_params(*s.model);
+  s.trainable = s.model->headIsTrainable();
+}
+
+// training.dev_fraction: ⌊fraction · n_c⌋ train rows of each class (seeded, its own generator so
+// the rest of the run's randomness is unchanged) are held out as a dev set that picks best.pt.
+void hold_out_dev(RunSetup& s, double dev_fraction) {
+  auto dev_gen = at::make_generator<at::CPUGeneratorImpl>(s.seed + 4242);
+  for (auto& rows : s.phase_rows) {
+    std::map<int64_t, std::vector<int64_t>> of_class;
+    for (int64_t i : rows) of_class[s.train.labels[i]].push_back(i);
+    std::set<int64_t> held;
+    for (auto& [c, idx] : of_class) {
+      const int64_t n_dev = int64_t(std::floor(dev_fraction * double(idx.size())));
+      auto perm = to_vec(torch::randperm(int64_t(idx.size()), dev_gen, torch::kLong));
+      for (int64_t k = 0; k < n_dev; ++k) held.insert(idx[perm[k]]);
+    }
+    std::vector<int64_t> keep;
+    for (int64_t i : rows) {
+      if (!held.count(i)) {
+        keep.push_back(i);
+        continue;
+      }
+      s.dev.ids.push_back(s.train.ids[i]);
+      s.dev.labels.push_back(s.train.labels[i]);
+    }
+    rows = std::move(keep);
+  }
+}
+
+// 4. The protocol's phases: every task in turn, or (joint) all classes at once.
+void plan_phases(RunSetup& s) {
+  s.T = int(s.ds.tasks.size());
+  if (s.joint) {
+    std::vector<int> all;
+    for (const auto& t : s.ds.tasks) all.insert(all.end(), t.begin(), t.end());
+    s.phases.push_back(all);
+  } else {
+    s.phases = s.ds.tasks;
+  }
+  std::vector<int> class_phase(s.C, -1);
+  for (size_t p = 0; p < s.phases.size(); ++p)
+    for (int c : s.phases[p]) class_phase[c] = int(p);
+  s.phase_rows.assign(s.phases.size(), {});
+  for (size_t i = 0; i < s.train.labels.size(); ++i)
+    if (class_phase[s.train.labels[i]] >= 0) s.phase_rows[class_phase[s.train.labels[i]]].push_back(int64_t(i));
+  const double dev_fraction = s.tr().value("dev_fraction", 0.0);
+  if (dev_fraction > 0) hold_out_dev(s, dev_fraction);
+  s.batch_size = s.tr().at("batch_size").get<int>();
+  s.epochs = s.tr().at("epochs").get<int>();
+  for (const auto& rows : s.phase_rows) {
+    int64_t per_epoch = (int64_t(rows.size()) + s.batch_size - 1) / s.batch_size;
+    s.steps_of_phase.push_back(s.trainable ? per_epoch * s.epochs : per_epoch);
+    s.total_steps += s.steps_of_phase.back();
+  }
+}
+
+store::RunRecord new_record(const RunSetup& s, const RunOptions& opt) {
+  store::RunRecord r;
+  r.status = "running";
+  r.name = s.spec.at("name").get<std::string>();
+  r.spec_json = spec::canonical(s.spec);
+  r.config_hash = spec::config_hash(s.spec);
+  r.run_hash = spec::run_hash(s.spec);
+  r.dataset = s.dataset_name;
+  r.protocol = s.protocol;
+  r.strategy = s.strategy;
+  r.model = s.spec.at("name").get<std::string>();
+  r.head = s.mcfg.head;
+  r.data_hash = s.ds.data_hash;
+  r.split_hash = s.ds.split_hash;
+  r.seed = int64_t(s.seed);
+  r.params = s.n_params;
+  r.app_version = hl::app_version();
+  r.torch_version = torch_version();
+  r.cuda_version = cuda_version();
+  r.device = s.device_name;
+  r.pid = store::current_pid();
+  r.host = store::current_host();
+  r.process_start = store::process_start_time(r.pid);
+  r.created_at = unix_now();
+  r.tags = opt.tags;
+  r.notes = opt.notes;
+  r.summary_json = "{}";
+  return r;
+}
+
+// 5. The run record (continued when resuming), the store observer first among the observers,
+// the checkpoint folder beside the database, and the RunStarted event.
+void open_record(const RunOptions& opt, RunSetup& s, Emitter& emit) {
+  if (s.resume_ar) {
+    const int64_t pid = store::current_pid();
+    s.db->resumeRun(opt.resume_run, pid, store::current_host(), store::process_start_time(pid));
+    s.run_id = opt.resume_run;
+  } else if (!opt.db_path.empty()) {
+    s.db = store::RunStore::open(opt.db_path);
+    s.run_id = s.db->createRun(new_record(s, opt));
+  }
+  if (s.run_id) {
+    emit.run_id = s.run_id;
+    s.store_obs = std::make_unique<StoreObserver>(opt.db_path, s.run_id);
+    emit.obs.insert(emit.obs.begin(), s.store_obs.get());
+  }
+  Event e;
+  e.kind = EventKind::RunStarted;
+  e.total_steps = s.total_steps;
+  e.num_tasks = int(s.phases.size());
+  e.message = s.spec.at("name").get<std::string>();
+  emit(e);
+  emit.log("params " + std::to_string(s.n_params) + ", vocab " + std::to_string(s.tok.vocabSize()) + ", " +
+           std::to_string(s.train.labels.size()) + " train / " + std::to_string(s.test.labels.size()) +
+           " test rows, " + std::to_string(s.T) + " tasks");
+  // Checkpoints live beside the run database (<db>.checkpoints/run-<id>), so two databases never
+  // share a folder; a run without a store keeps none unless a checkpoint folder is given.
+  if (!opt.checkpoint_dir.empty())
+    s.ckpt_dir = opt.checkpoint_dir + "/" +
+                 (s.run_id ? "run-" + std::to_string(s.run_id) : "run-" + now_iso() + "-" + std::to_string(store::current_pid()));
+  else if (s.run_id)
+    s.ckpt_dir = opt.db_path + ".checkpoints/run-" + std::to_string(s.run_id);
+  s.save_ckpt = s.tr().at("checkpoints").get<bool>() && !s.ckpt_dir.empty();
+}
+
+}  // namespace
+
+RunSetup set_up_run(const json& user_spec, const RunOptions& opt, Emitter& emit) {
+  RunSetup s;
+  resolve_spec(user_spec, opt, s);
+  load_data(opt, s, emit);
+  build_model(s);
+  plan_phases(s);
+  open_record(opt, s, emit);
+  return s;
+}
+
+}  // namespace hl::train

@@ -1,0 +1,93 @@
+// Internal to engine/train: the trainer state, everything a checkpoint holds, as one struct with
+// one save and one load: the outer optimizer, each CMS level (optimizer, half-filled window,
+// counters, run-start snapshot), the memory head's window, the in-context cadence audit, the
+// random generators (data order, replay sampling, the global one), the replay buffer, the EWC
+// statistics, the accuracy matrices, counters and the best score so far. The checkpoint keys
+// ("hopelab.*") are written and read only here (and by the format check, checkpoint_format.h).
+// Touches the model's parameters (loading) and the checkpoint folder (saving); owns no schedule
+// (level_schedule.h) and no strategy logic (strategies.h).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/metrics/metrics.h"
+#include "engine/models/classifier.h"
+#include "engine/torch_wrap.h"
+#include "engine/train/emitter.h"
+#include "engine/train/run_setup.h"
+
+namespace hl::train {
+
+// A CMS level during training: its own optimizer, stepped every `clock` outer steps on the
+// gradient averaged over its window; between ticks nothing touches its parameters.
+struct Level {
+  models::LevelGroup g;
+  nlohmann::json ocfg;  // its optimizer's spec (lr replaced by the level's lr), for a nested reset
+  std::unique_ptr<torch::optim::Optimizer> opt;
+  // transfer: consolidate makes every level but the fastest a consolidating one: no gradient step,
+  // at its tick it moves toward the next faster level.
+  bool consolidates() const { return g.transfer == "consolidate" && g.index > 0; }
+  int64_t ticks = 0;
+  double loss_sum = 0;
+  int64_t loss_n = 0;
+  torch::Tensor theta_task, theta_run;
+};
+
+// The memory head as its own level `head`: the (key, label) rows of its window wait until its
+// tick, then are DGD-written in order (docs/MODELS.md "Memory head").
+struct HeadLevel {
+  bool on = false;
+  int clock = 1;
+  int64_t ticks = 0, clamped = 0;
+  std::vector<torch::Tensor> keys, labels;  // the window in progress
+  torch::Tensor theta_task, theta_run;
+};
+
+// In-context writes of training forwards, per (block, level): the cadence audit.
+struct ContextAudit {
+  int chunk = 1;
+  int64_t expected = 0, actual = 0, clamped = 0;
+};
+
+struct TrainerState {
+  std::vector<torch::Tensor> params;        // every trainable parameter (EWC's)
+  std::vector<torch::Tensor> outer_params;  // the outer level: everything not in a CMS level
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::vector<Level> levels;
+  HeadLevel head;
+  std::map<std::pair<int, std::string>, ContextAudit> context_audit;
+  at::Generator data_gen, replay_gen;
+  std::vector<int64_t> replay_buffer;
+  std::vector<torch::Tensor> ewc_fisher, ewc_anchor;
+  metrics::Matrix R, RT;  // class-IL and task-IL accuracy after each task, T x T
+  int64_t step = 0, samples = 0, outer_steps = 0;
+  int64_t boundaries = 0;  // task ends so far: the clock of task-clocked levels
+  double best_avg = -1;
+  torch::Tensor theta_run, theta_task;  // the outer level's snapshots (drift)
+};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const nlohmann::json& o, std::vector<torch::Tensor> params);
+
+// The state at the start of a run: parameter groups, optimizers (outer first, then each level),
+// generators from the seed, empty matrices. Throws what the optimizer factory throws.
+TrainerState initial_state(RunSetup& s);
+
+// Writes <ckpt_dir>/<kind>.pt (via a temporary file) and emits the Checkpoint event. `phase` is
+// the task just finished.
+void save_checkpoint(const TrainerState& st, RunSetup& s, const std::string& kind, int phase, double metric,
+                     Emitter& emit);
+// Restores the state (and the model) from s.resume_ar; returns the first phase still to train.
+// Throws RunError when the checkpoint does not belong to this run.
+int load_checkpoint(TrainerState& st, RunSetup& s);
+
+// The accuracy matrix as JSON (NaN = null), as summaries and checkpoints store it.
+nlohmann::json matrix_to_json(const metrics::Matrix& R);
+
+// A string field of a checkpoint; RunError naming the key when absent.
+std::string checkpoint_string(torch::serialize::InputArchive& ar, const std::string& key);
+
+}  // namespace hl::train
