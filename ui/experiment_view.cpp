@@ -306,7 +306,7 @@ QList<int> ExperimentView::launchSpec(const json& s, QString* error) {
   item->setData(Qt::UserRole, id);
   msg_->clear();
   updateButtons();
-  emit launched(1);
+  Q_EMIT launched(1);
   return {id};
 }
 

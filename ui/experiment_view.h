@@ -43,7 +43,7 @@ class ExperimentView : public QWidget {
  protected:
   void showEvent(QShowEvent* e) override;
 
- signals:
+ Q_SIGNALS:
   void launched(int n);
 
  private:

@@ -98,7 +98,7 @@ ExportView::ExportView(QWidget* parent) : QWidget(parent) {
   });
   connect(plots, &QPushButton::clicked, this, [this] {
     QString d = QFileDialog::getExistingDirectory(this, tr("Folder for the plot images"));
-    if (!d.isEmpty()) emit exportPlotsRequested(d);
+    if (!d.isEmpty()) Q_EMIT exportPlotsRequested(d);
   });
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(copy);

@@ -37,7 +37,7 @@ class ExportView : public QWidget {
   QString text() const;  // the current preview
   void updatePreview();
 
- signals:
+ Q_SIGNALS:
   void exportPlotsRequested(const QString& dir);
 
  private:

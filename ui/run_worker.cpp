@@ -44,7 +44,7 @@ int RunWorker::enqueue(RunRequest r) {
     queue_.push_back(std::move(r));
     if (!thread_active_) need_start = thread_active_ = true;
   }
-  emit queueChanged(queued());
+  Q_EMIT queueChanged(queued());
   if (need_start) {
     wait();  // a previous loop that just ended may still be returning from run()
     start(QThread::LowPriority);
@@ -59,7 +59,7 @@ void RunWorker::pause() {
     paused_ = true;
     if (control_) control_->requestPause();
   }
-  emit pausedChanged(true);
+  Q_EMIT pausedChanged(true);
 }
 
 void RunWorker::resume() {
@@ -69,7 +69,7 @@ void RunWorker::resume() {
     paused_ = false;
     if (control_) control_->requestResume();
   }
-  emit pausedChanged(false);
+  Q_EMIT pausedChanged(false);
 }
 
 void RunWorker::stopCurrent() {
@@ -83,7 +83,7 @@ void RunWorker::stopCurrent() {
       control_->requestCancel();
     }
   }
-  if (was_paused) emit pausedChanged(false);
+  if (was_paused) Q_EMIT pausedChanged(false);
 }
 
 void RunWorker::stopAll() {
@@ -93,13 +93,13 @@ void RunWorker::stopAll() {
     dropped.swap(queue_);
   }
   stopCurrent();
-  emit queueChanged(0);
+  Q_EMIT queueChanged(0);
   for (const auto& r : dropped) {  // every request gets exactly one requestFinished
     RunOutcome o;
     o.request_id = r.id;
     o.status = "cancelled";
     o.error = tr("removed from the queue before it started");
-    emit requestFinished(o);
+    Q_EMIT requestFinished(o);
   }
 }
 
@@ -135,8 +135,8 @@ void RunWorker::run() {
       if (paused_) control->requestPause();
       running_ = true;
     }
-    emit queueChanged(queued());
-    emit requestStarted(req.id);
+    Q_EMIT queueChanged(queued());
+    Q_EMIT requestStarted(req.id);
     RunOutcome out;
     out.request_id = req.id;
     try {
@@ -154,9 +154,9 @@ void RunWorker::run() {
       control_.reset();
       running_ = false;
     }
-    emit requestFinished(out);
+    Q_EMIT requestFinished(out);
   }
-  emit idle();
+  Q_EMIT idle();
 }
 
 }  // namespace hl::ui

@@ -53,7 +53,7 @@ class RunWorker : public QThread {
 
   int enqueue(RunRequest r);  // returns the request id; starts the thread when idle
   // Pause holds the current run between two steps (and the next queued one before its first);
-  // both emit pausedChanged when the state changes. Pausing an idle worker does nothing.
+  // both Q_EMIT pausedChanged when the state changes. Pausing an idle worker does nothing.
   void pause();
   void resume();
   void stopCurrent();  // cancels the running request (the run is stored as cancelled)
@@ -63,7 +63,7 @@ class RunWorker : public QThread {
   int queued() const;
   EventFeed* feed() { return &feed_; }
 
- signals:
+ Q_SIGNALS:
   void requestStarted(int request_id);
   void requestFinished(const hl::ui::RunOutcome& outcome);
   void queueChanged(int queued);

@@ -83,7 +83,7 @@ RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
   connect(table_, &QTableWidget::itemSelectionChanged, this, &RunsBrowser::showDetails);
   connect(table_, &QTableWidget::cellDoubleClicked, this, [this] {
     auto ids = selectedRuns();
-    if (!ids.isEmpty()) emit openRun(ids.first());
+    if (!ids.isEmpty()) Q_EMIT openRun(ids.first());
   });
 
   auto* open = new QPushButton(tr("Open in Live"), this);
@@ -95,11 +95,11 @@ RunsBrowser::RunsBrowser(QWidget* parent) : QWidget(parent) {
   del->setShortcut(QKeySequence::Delete);
   connect(open, &QPushButton::clicked, this, [this] {
     auto ids = selectedRuns();
-    if (!ids.isEmpty()) emit openRun(ids.first());
+    if (!ids.isEmpty()) Q_EMIT openRun(ids.first());
   });
-  connect(compare, &QPushButton::clicked, this, [this] { emit compareRuns(selectedRuns()); });
+  connect(compare, &QPushButton::clicked, this, [this] { Q_EMIT compareRuns(selectedRuns()); });
   connect(rerunB, &QPushButton::clicked, this, [this] {
-    for (qint64 id : selectedRuns()) emit rerun(id);
+    for (qint64 id : selectedRuns()) Q_EMIT rerun(id);
   });
   connect(del, &QPushButton::clicked, this, &RunsBrowser::deleteSelected);
   connect(reload, &QPushButton::clicked, this, &RunsBrowser::refresh);
@@ -268,7 +268,7 @@ void RunsBrowser::refresh() {
   table_->resizeColumnsToContents();
   count_->setText(countOf(int(runs.size()), tr("run"), tr("runs")));
   for (qint64 id : keep) selectRun(id);
-  emit runsChanged();
+  Q_EMIT runsChanged();
 }
 
 int RunsBrowser::rowCount() const { return table_->rowCount(); }

@@ -33,7 +33,7 @@ class RunsBrowser : public QWidget {
   QTableWidget* table() const { return table_; }
   void setFilter(const QString& field, const QString& value);  // dataset|model|strategy|status|tag
 
- signals:
+ Q_SIGNALS:
   void openRun(qint64 run_id);
   void compareRuns(const QList<qint64>& ids);
   void rerun(qint64 run_id);

@@ -15,6 +15,8 @@
 #ifndef _WIN32
 #include <pwd.h>
 #include <unistd.h>
+
+using json = nlohmann::json;
 #endif
 
 namespace fs = std::filesystem;

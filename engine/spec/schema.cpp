@@ -5,6 +5,8 @@
 
 #include "engine/spec/spec.h"
 
+using json = nlohmann::json;
+
 namespace hl::spec {
 namespace {
 

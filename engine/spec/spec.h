@@ -8,7 +8,6 @@
 
 namespace hl::spec {
 
-using json = nlohmann::json;
 
 constexpr int kSchemaVersion = 1;
 
@@ -25,38 +24,38 @@ struct Validation {
 };
 
 // The full default spec (a Transformer baseline on banking77, DECISIONS.md defaults).
-json defaults();
+nlohmann::json defaults();
 // Deep-merges `user` over the defaults (objects merge, arrays and scalars replace). Blocks are
 // completed with their type's defaults.
-json complete(const json& user);
+nlohmann::json complete(const nlohmann::json& user);
 // Every error and warning, each with its JSON path. Expects a completed spec.
-Validation validate(const json& spec);
+Validation validate(const nlohmann::json& spec);
 
 // Canonical text: keys sorted, no whitespace, numbers as nlohmann dumps them. Equal specs -> equal text.
-std::string canonical(const json& spec);
-std::string config_hash(const json& spec);  // sha256 of canonical spec without experiment.seed
-std::string run_hash(const json& spec);     // sha256 of canonical spec with the seed
+std::string canonical(const nlohmann::json& spec);
+std::string config_hash(const nlohmann::json& spec);  // sha256 of canonical spec without experiment.seed
+std::string run_hash(const nlohmann::json& spec);     // sha256 of canonical spec with the seed
 
 // Reads a spec file; throws hl::SpecError naming the file and the parse position.
-json load_file(const std::string& path);
+nlohmann::json load_file(const std::string& path);
 // --set path=value: path "a.b[2].c" or "a.b.2.c"; value parsed as JSON when it parses, else a string.
 // Throws hl::SpecError naming the path when it does not exist in the spec.
-void set_path(json& spec, const std::string& path, const std::string& value);
+void set_path(nlohmann::json& spec, const std::string& path, const std::string& value);
 
 // Built-in presets (resources/presets/*.json, compiled in).
 std::vector<std::string> preset_names();
-json preset(const std::string& name);  // completed; throws SpecError listing the names if unknown
+nlohmann::json preset(const std::string& name);  // completed; throws SpecError listing the names if unknown
 std::string preset_description(const std::string& name);
 // What loading preset `name` into an existing spec gives (the app's Load preset): the preset owns
 // name, description, model, optimizer and the training fields in preset_training_fields(); the
 // experiment and the rest of training (epochs, batch size, limits, evaluation, dev split, threads,
 // checkpoints: the protocol) stay. So a preset loaded into the default spec equals the CLI's
 // `--preset name`, and a preset loaded after another leaves nothing of the other behind.
-json with_preset(const json& spec, const std::string& name);
+nlohmann::json with_preset(const nlohmann::json& spec, const std::string& name);
 const std::vector<std::string>& preset_training_fields();  // {"grad_clip"}
 
 // Default block fields for a block type (empty object for unknown types).
-json block_defaults(const std::string& type);
+nlohmann::json block_defaults(const std::string& type);
 std::vector<std::string> block_types();
 
 }  // namespace hl::spec

@@ -13,7 +13,6 @@
 
 namespace hl::train {
 
-using json = nlohmann::json;
 
 // What RunOptions::level_probe sees of one level (a CMS level or the memory head `head`).
 struct LevelProbe {
@@ -65,20 +64,20 @@ struct RunResult {
   std::string status;            // finished, diverged, cancelled, failed
   std::string error;
   int64_t diverged_step = -1;
-  json summary;                  // final_avg_acc, forgetting, bwt, macro_f1, task_il_acc, avg_acc, accuracy_matrix
+  nlohmann::json summary;                  // final_avg_acc, forgetting, bwt, macro_f1, task_il_acc, avg_acc, accuracy_matrix
 };
 
 // Completes and validates the spec (SpecError listing every error), loads the data (DataError),
 // then trains. Failures after the run was created mark it failed/diverged and are returned in
 // RunResult, not thrown.
-RunResult run_experiment(const json& spec, const RunOptions& opt, const std::vector<Observer*>& observers,
+RunResult run_experiment(const nlohmann::json& spec, const RunOptions& opt, const std::vector<Observer*>& observers,
                          Control* control = nullptr);
 
 // Parameter count and FLOP estimate for a spec without loading data: vocabulary and length
 // default to the dataset's defaults, classes to the dataset's class count (or `num_classes`).
 // {"params": N, "flops_per_sample": F, "seq_len": L, "vocab_size": V, "num_classes": C,
 //  "blocks": [{"type":..., "params": n}, ...]}
-json describe(const json& spec, int num_classes = 0);
+nlohmann::json describe(const nlohmann::json& spec, int num_classes = 0);
 
 // LibTorch and CUDA versions this build runs with, e.g. "2.14.1", "13.0" or "none".
 std::string torch_version();

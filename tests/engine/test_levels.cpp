@@ -17,7 +17,7 @@
 #include "engine/store/store.h"
 #include "engine/train/experiment.h"
 
-using hl::spec::json;
+using json = nlohmann::json;
 using namespace hl::train;
 
 namespace {

@@ -6,7 +6,7 @@
 #include "engine/common/error.h"
 #include "engine/spec/spec.h"
 
-using hl::spec::json;
+using json = nlohmann::json;
 
 class TestSpec : public QObject {
   Q_OBJECT

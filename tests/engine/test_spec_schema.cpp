@@ -9,7 +9,7 @@
 #include "engine/spec/spec.h"
 
 using hl::spec::FieldInfo;
-using hl::spec::json;
+using json = nlohmann::json;
 
 namespace {
 

@@ -17,7 +17,7 @@
 #include "engine/train/experiment.h"
 #include "engine/train/inference.h"
 
-using hl::spec::json;
+using json = nlohmann::json;
 using namespace hl::train;
 
 namespace {

@@ -31,6 +31,8 @@
 #include "ui/editor/inspector.h"
 #include "ui/editor/palette.h"
 
+using json = nlohmann::json;
+
 namespace hl::ui {
 
 namespace {

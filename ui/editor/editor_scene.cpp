@@ -19,6 +19,8 @@
 #include "engine/spec/schema.h"
 #include "ui/editor/block_catalog.h"
 
+using json = nlohmann::json;
+
 namespace hl::ui {
 
 namespace {

@@ -18,6 +18,8 @@
 
 #include "ui/editor/block_catalog.h"
 
+using json = nlohmann::json;
+
 namespace hl::ui {
 
 namespace {

@@ -36,7 +36,7 @@ class Inspector : public QWidget {
     hl::spec::FieldInfo info;
     QString key;          // "heads", "head.type"
     std::string pointer;  // JSON pointer into the spec
-    json value;           // current (completed) value
+    nlohmann::json value;           // current (completed) value
     QString issue;        // first issue on this field, "" = none
     bool error = false;
   };

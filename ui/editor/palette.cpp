@@ -10,6 +10,8 @@
 #include "ui/editor/block_catalog.h"
 #include "ui/editor/editor_model.h"
 
+using json = nlohmann::json;
+
 namespace hl::ui {
 
 namespace {
