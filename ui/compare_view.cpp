@@ -13,6 +13,8 @@
 #include <set>
 
 #include "ui/plot_export.h"
+#include "ui/plot_util.h"
+#include "ui/plot_zoom.h"
 
 namespace hl::ui {
 namespace {
@@ -67,6 +69,10 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   metric_->setMinimumContentsLength(18);
   info_ = new QLabel(this);
   curves_ = new QCustomPlot(this);
+  zoom_curves_ = new PlotZoom(curves_, [this] {
+    curves_->rescaleAxes(true);
+    curves_->replot();
+  });
   curves_->setObjectName("compareCurves");
   curves_->legend->setVisible(true);
   curves_->legend->setFont(QFont(font().family(), 7));
@@ -75,6 +81,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   curves_->xAxis->setLabel(tr("step"));
   addPlotExportMenu(curves_);
   matrices_ = new QCustomPlot(this);
+  zoom_matrices_ = new PlotZoom(matrices_, [this] { rebuildMatrices(); });
   matrices_->setObjectName("compareMatrices");
   matrices_->setMinimumHeight(160);
   addPlotExportMenu(matrices_);
@@ -182,6 +189,8 @@ void CompareView::prepare() {
   // About one min/max pair per horizontal pixel: more points cannot be seen.
   const int buckets = std::max(200, curves_->axisRect()->width() / 2);
   const std::string key = metric_->currentData().toString().toStdString();
+  if (key != shown_key_) zoom_curves_->release();  // another curve: its own automatic ranges
+  shown_key_ = key;
   const auto bar = key.find('|');
   const std::string name = key.substr(0, bar), level = bar == std::string::npos ? "" : key.substr(bar + 1);
   std::map<std::string, std::vector<size_t>> groups;
@@ -253,7 +262,7 @@ void CompareView::prepare() {
     }
   }
   curves_->yAxis->setLabel(QString::fromStdString(name + (level.empty() ? "" : " (" + level + ")")));
-  curves_->rescaleAxes(true);
+  if (!zoom_curves_->userRange()) curves_->rescaleAxes(true);
   info_->setText(tr("%1 run(s) in %2 configuration(s); same config_hash = seeds of one configuration")
                      .arg(runs_.size())
                      .arg(groups_));

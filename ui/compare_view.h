@@ -56,6 +56,9 @@ class CompareView : public QWidget {
   QComboBox* metric_ = nullptr;
   QCustomPlot* curves_ = nullptr;
   QCustomPlot* matrices_ = nullptr;
+  class PlotZoom* zoom_curves_ = nullptr;    // zoom and pan (plot_zoom.h)
+  class PlotZoom* zoom_matrices_ = nullptr;
+  std::string shown_key_;  // the metric drawn last
   QTableWidget* diff_ = nullptr;
   QLabel* info_ = nullptr;
   int groups_ = 0;

@@ -15,6 +15,7 @@
 #include "engine/common/error.h"
 #include "engine/store/store.h"
 #include "ui/plot_export.h"
+#include "ui/plot_zoom.h"
 #include "ui/run_worker.h"
 
 namespace hl::ui {
@@ -35,9 +36,12 @@ QColor levelColor(int i) {
 
 std::string keyOf(const SeriesData& s) { return s.name + '|' + s.level + '|' + std::to_string(s.block); }
 
-QCustomPlot* newPlot(QWidget* parent, const QString& title) {
+// A plot with a short title (it must fit 1024 px windows) and the long reading in its tooltip.
+QCustomPlot* newPlot(QWidget* parent, const QString& title, const QString& reading) {
   auto* p = new QCustomPlot(parent);
   p->setObjectName(title);
+  p->setToolTip(reading + QObject::tr("\nWheel: zoom (over an axis: that axis); drag: pan; double-click: reset; "
+                                      "right-click: save as PNG, SVG or PDF."));
   p->setMinimumSize(260, 180);
   p->setNoAntialiasingOnDrag(true);
   p->plotLayout()->insertRow(0);
@@ -68,19 +72,36 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   bar->addWidget(xaxis_);
   bar->addWidget(follow);
 
-  loss_ = newPlot(this, tr("Loss per level (lanes ordered by clock; dots = level updates)"));
-  drift_ = newPlot(this, tr("Memory drift per level (solid: since task start, dashed: since run start)"));
-  forget_ = newPlot(this, tr("Forgetting curves: accuracy per task (shaded: task being trained)"));
-  matrix_ = newPlot(this, tr("Accuracy matrix R[i][j] (hover for the metrics)"));
+  loss_ = newPlot(this, tr("Loss per level"), tr("Loss per level: lanes ordered by clock; dots = level updates"));
+  drift_ = newPlot(this, tr("Memory drift per level"),
+                   tr("Memory drift per level: solid since the task started, dashed since the run started"));
+  forget_ = newPlot(this, tr("Forgetting curves"),
+                    tr("Forgetting curves: class-IL accuracy per task; the task being trained is shaded"));
+  matrix_ = newPlot(this, tr("Accuracy matrix R[i][j]"),
+                    tr("Accuracy matrix R[i][j]: accuracy on task j after training task i (hover a cell for the "
+                       "metrics)"));
   for (auto* p : {drift_, forget_}) {
     p->legend->setVisible(true);
     p->legend->setFont(QFont(p->font().family(), 7));
     p->legend->setRowSpacing(-3);
+    // Many tasks or levels: columns of 4 entries, so the legend stays a corner of the plot.
+    p->legend->setFillOrder(QCPLayoutGrid::foRowsFirst);
+    p->legend->setWrap(4);
+    p->legend->setColumnSpacing(4);
     p->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   }
   forget_->yAxis->setRange(0, 1);
   forget_->yAxis->setLabel(tr("class-IL accuracy"));
   drift_->yAxis->setLabel(tr("‖θ − θ₀‖ / ‖θ₀‖"));
+
+  zoom_loss_ = new PlotZoom(loss_, [this] { redraw(true); });
+  zoom_drift_ = new PlotZoom(drift_, [this] { redraw(true); });
+  zoom_forget_ = new PlotZoom(forget_, [this] { redraw(true); });
+  zoom_matrix_ = new PlotZoom(matrix_, [this] {
+    const int T = std::max(1, shown().numTasks());
+    matrix_->xAxis->setRange(0.5, T + 0.5);
+    matrix_->yAxis->setRange(0.5, T + 0.5);
+  });
 
   cmap_ = new QCPColorMap(matrix_->xAxis, matrix_->yAxis);
   cmap_->setInterpolate(false);
@@ -109,7 +130,9 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
       QToolTip::hideText();
   });
 
-  auto* grid = new QGridLayout;
+  plots_ = new QWidget(this);
+  auto* grid = new QGridLayout(plots_);
+  grid->setContentsMargins(0, 0, 0, 0);
   grid->addWidget(loss_, 0, 0);
   grid->addWidget(drift_, 0, 1);
   grid->addWidget(forget_, 1, 0);
@@ -118,7 +141,18 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   grid->setRowStretch(1, 2);
   auto* lay = new QVBoxLayout(this);
   lay->addLayout(bar);
-  lay->addLayout(grid, 1);
+  lay->addWidget(plots_, 1);
+  // Until a run is shown: what to do, instead of four empty plots and a dark matrix.
+  empty_ = new QLabel(tr("<h3>No run to show yet</h3>"
+                         "<p>Launch one in the <b>Experiment</b> tab (Ctrl+R): its losses per level, memory "
+                         "drift, forgetting curves and accuracy matrix fill in here as it trains.</p>"
+                         "<p>Or open a stored run from the <b>Runs</b> tab (double-click, or Enter).</p>"),
+                      this);
+  empty_->setObjectName("liveEmpty");
+  empty_->setAlignment(Qt::AlignCenter);
+  empty_->setWordWrap(true);
+  lay->addWidget(empty_, 1);
+  plots_->setVisible(false);
 
   connect(smooth_, &QSlider::valueChanged, this, [this](int v) { setSmoothing(v / 100.0); });
   connect(log_, &QCheckBox::toggled, this, &LiveView::setLogY);
@@ -138,7 +172,9 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
     } catch (const std::exception&) {
       return;  // busy or gone for a moment: the next tick tries again
     }
-    rebuildAll();
+    // Same lanes and graphs (a zoomed range stays); every series, band and matrix cell again.
+    bands_tasks_ = -1;
+    cells_seen_ = ~0ull;
     redraw(true);
     if (replay_.status() != "running") follow_stored_->stop();
   });
@@ -245,11 +281,11 @@ void LiveView::flush() {
         rebuildAll();
       }
       live_.apply(e);
-      if (e.kind == hl::train::EventKind::RunStarted) emit liveRunStarted(e.run_id);
+      if (e.kind == hl::train::EventKind::RunStarted) Q_EMIT liveRunStarted(e.run_id);
       if (e.kind == hl::train::EventKind::Progress)
-        emit progress(live_.runId(), e.step, e.total_steps, e.task, e.num_tasks);
+        Q_EMIT progress(live_.runId(), e.step, e.total_steps, e.task, e.num_tasks);
       if (e.kind == hl::train::EventKind::Status && e.status != "running" && e.status != "paused")
-        emit liveRunEnded(live_.runId(), QString::fromStdString(e.status));
+        Q_EMIT liveRunEnded(live_.runId(), QString::fromStdString(e.status));
     }
     if (events.empty() && !started) return;
     if (!showing_live_) return;
@@ -342,6 +378,7 @@ void LiveView::rebuildLanes() {
     last->setAutoMargins(QCP::msLeft | QCP::msRight | QCP::msBottom);
   }
   stylePlot(loss_, dark_);
+  if (zoom_loss_) zoom_loss_->attach();
 }
 
 QCPGraph* LiveView::graphFor(const SeriesData& s) {
@@ -465,22 +502,30 @@ void LiveView::redraw(bool force) {
       auto r = p->graph(i)->getKeyRange(ok);
       if (ok) xr = have ? QCPRange(std::min(xr.lower, r.lower), std::max(xr.upper, r.upper)) : r, have = true;
     }
-  if (have) {
+  if (have) {  // a plot the user zoomed or panned keeps its ranges until a double-click
     if (xr.size() <= 0) xr.upper = xr.lower + 1;
-    for (auto& [lv, r] : lanes_) {
-      r->axis(QCPAxis::atBottom)->setRange(xr);
-      bool any = false;
-      for (auto* g : r->graphs()) {
-        g->rescaleValueAxis(any, true);
-        any = true;
+    if (!zoom_loss_->userRange())
+      for (auto& [lv, r] : lanes_) {
+        r->axis(QCPAxis::atBottom)->setRange(xr);
+        bool any = false;
+        for (auto* g : r->graphs()) {
+          g->rescaleValueAxis(any, true);
+          any = true;
+        }
       }
+    if (!zoom_drift_->userRange()) {
+      drift_->xAxis->setRange(xr);
+      if (drift_->graphCount()) drift_->yAxis->rescale(true);
     }
-    drift_->xAxis->setRange(xr);
-    forget_->xAxis->setRange(xr);
-    if (drift_->graphCount()) drift_->yAxis->rescale(true);
+    if (!zoom_forget_->userRange()) forget_->xAxis->setRange(xr);
   }
-  forget_->yAxis->setRange(0, 1.02);
+  if (!zoom_forget_->userRange()) forget_->yAxis->setRange(0, 1.02);
 
+  const bool has_run = d.runId() || !d.series().empty();
+  if (plots_->isHidden() == has_run) {
+    plots_->setVisible(has_run);
+    empty_->setVisible(!has_run);
+  }
   QString status = QString::fromStdString(d.status());
   // A stored run still being written has no known end: no "/total" (it would say 8/8 at step 8).
   const bool ends_known = d.totalSteps() > 0;
@@ -497,7 +542,7 @@ void LiveView::redraw(bool force) {
                                                                    : QString()));
   if (changed)  // progress-only batches update the title, not the plots
     for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
-  if (points_ > before) emit pointsAdded(points_ - before);
+  if (points_ > before) Q_EMIT pointsAdded(points_ - before);
 }
 
 bool LiveView::drawBands() {
@@ -560,8 +605,10 @@ void LiveView::drawMatrix() {
       t->setColor(c.acc > 0.6 ? Qt::black : Qt::white);
     }
   }
-  matrix_->xAxis->setRange(0.5, T + 0.5);
-  matrix_->yAxis->setRange(0.5, T + 0.5);
+  if (!zoom_matrix_->userRange()) {
+    matrix_->xAxis->setRange(0.5, T + 0.5);
+    matrix_->yAxis->setRange(0.5, T + 0.5);
+  }
   QSharedPointer<QCPAxisTicker> ticker(new QCPAxisTicker);
   ticker->setTickCount(std::min(T, 10));
   matrix_->xAxis->setTicker(ticker);

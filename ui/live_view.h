@@ -21,6 +21,9 @@ class QComboBox;
 class QLabel;
 class QSlider;
 class QTimer;
+namespace hl::ui {
+class PlotZoom;
+}
 
 namespace hl::store {
 class RunStore;
@@ -58,13 +61,14 @@ class LiveView : public QWidget {
   QString titleText() const;  // the header line: run, status, step, task
   QList<QCustomPlot*> plots() const;
   QCustomPlot* lossPlot() const { return loss_; }
+  PlotZoom* lossZoom() const { return zoom_loss_; }
   QCustomPlot* driftPlot() const { return drift_; }
   QCustomPlot* forgettingPlot() const { return forget_; }
   QCustomPlot* matrixPlot() const { return matrix_; }
   // Tooltip text for the heatmap cell (after_task, task), with the metric formulas.
   QString cellToolTip(int after_task, int task) const;
 
- signals:
+ Q_SIGNALS:
   void pointsAdded(int n);  // after a flush that appended points
   void progress(qint64 run_id, qint64 step, qint64 total_steps, int task, int num_tasks);
   void liveRunStarted(qint64 run_id);
@@ -94,8 +98,12 @@ class LiveView : public QWidget {
   QTimer* follow_stored_ = nullptr;             // re-reads a stored run that is still running
   hl::store::RunStore* stored_db_ = nullptr;
   QCustomPlot *loss_ = nullptr, *drift_ = nullptr, *forget_ = nullptr, *matrix_ = nullptr;
+  // Zoom and pan (plot_zoom.h); while the user holds a range, redraw leaves that plot's ranges.
+  PlotZoom *zoom_loss_ = nullptr, *zoom_drift_ = nullptr, *zoom_forget_ = nullptr, *zoom_matrix_ = nullptr;
   QCPColorMap* cmap_ = nullptr;
   QLabel* title_ = nullptr;
+  QWidget* plots_ = nullptr;  // the four plots
+  QLabel* empty_ = nullptr;   // shown instead while there is no run
   QSlider* smooth_ = nullptr;
   QCheckBox* log_ = nullptr;
   QComboBox* xaxis_ = nullptr;

@@ -7,6 +7,7 @@
 #include <QCloseEvent>
 #include <QDir>
 #include <QFile>
+#include <QDesktopServices>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QLabel>
@@ -19,6 +20,7 @@
 #include <QStyleFactory>
 #include <QTabWidget>
 #include <QUndoStack>
+#include <QUrl>
 #include <filesystem>
 #include <fstream>
 
@@ -277,10 +279,46 @@ void MainWindow::buildMenus() {
   });
   updateRunActions();
   auto* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this, [this] {
+    QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText());
+  });
+  help->addAction(tr("&Documentation"), this, [this] {
+    const QString app = QStringLiteral(HL_DOCS_DIR "/APP.md");
+    if (!QFileInfo::exists(app) || !QDesktopServices::openUrl(QUrl::fromLocalFile(app)))
+      QMessageBox::information(this, tr("Documentation"),
+                               tr("The app's documentation is docs/APP.md in the Hope Lab source tree (%1), "
+                                  "with the spec fields in docs/SPEC.md and the models in docs/MODELS.md.")
+                                   .arg(QStringLiteral(HL_DOCS_DIR)));
+  });
   help->addAction(tr("&About Hope Lab"), this, [this] {
     QMessageBox::about(this, tr("About Hope Lab"),
                        tr("<b>Hope Lab</b> — a workbench for Nested Learning research.<br>GPL-3.0-or-later."));
   });
+}
+
+QString MainWindow::shortcutsText() const {
+  // Read from the menus themselves, so the list cannot drift from what the keys do.
+  QString out = QStringLiteral("<table>");
+  for (QAction* top : menuBar()->actions()) {
+    QMenu* m = top->menu();
+    if (!m) continue;
+    for (QAction* a : m->actions())
+      if (!a->shortcut().isEmpty())
+        out += QStringLiteral("<tr><td><b>%1</b>&nbsp;&nbsp;</td><td>%2 › %3</td></tr>")
+                   .arg(a->shortcut().toString(QKeySequence::NativeText).toHtmlEscaped(),
+                        top->text().remove('&'), a->text().remove('&'));
+  }
+  out += tr("<tr><td><b>Del</b>, <b>Ctrl+D</b>, <b>Ctrl+C/V</b>, <b>Up/Down</b></td><td>Architecture canvas: delete, "
+            "duplicate, copy/paste, move the selection (Ctrl+Up/Down moves the card)</td></tr>");
+  out += tr("<tr><td><b>wheel, drag, double-click</b></td><td>any plot: zoom, pan, back to the automatic "
+            "range</td></tr>");
+  return out + QStringLiteral("</table>");
+}
+
+QString MainWindow::lastDatabase() {
+  for (const auto& p : QSettings().value("recent/dbs").toStringList())
+    if (QFileInfo(p).isFile()) return p;
+  return defaultDbPath();
 }
 
 void MainWindow::addRecent(const QString& key, const QString& path) {

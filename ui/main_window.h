@@ -37,6 +37,8 @@ class MainWindow : public QMainWindow {
   static int tabIndex(const QString& name);  // -1 if unknown; "editor" = architecture
   static QStringList tabNames();
   static QString defaultDbPath();            // the CLI's default (<user data dir>/runs.db)
+  static QString lastDatabase();             // the most recent database that still exists, else the default
+  QString shortcutsText() const;             // Help › Keyboard shortcuts (from the menus)
 
   QString openDatabase(const QString& path);  // "" or the error
   QString openSpec(const QString& path);

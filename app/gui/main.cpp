@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   p.setApplicationDescription("Hope Lab: design, train, watch, compare and export Nested Learning experiments.");
   p.addHelpOption();
   p.addVersionOption();
-  QCommandLineOption db("db", "Run database (default: the CLI's, <user data dir>/runs.db).", "PATH");
+  QCommandLineOption db("db", "Run database (default: the one used last, else the CLI's, <user data dir>/runs.db).",
+                        "PATH");
   QCommandLineOption run("run", "Open this stored run (Live replays it; Compare shows it with its seed siblings; Inference selects it).", "ID");
   QCommandLineOption tab("tab", "Start on this tab: " + hl::ui::MainWindow::tabNames().join("|") + " (editor = architecture).",
                          "NAME");
@@ -65,7 +66,8 @@ int main(int argc, char** argv) {
 
   hl::ui::MainWindow w;
   if (p.isSet(dark)) w.setDark(true);
-  const QString db_path = p.isSet(db) ? p.value(db) : hl::ui::MainWindow::defaultDbPath();
+  // Without --db: the database used last (File › Recent databases), else the CLI's default.
+  const QString db_path = p.isSet(db) ? p.value(db) : hl::ui::MainWindow::lastDatabase();
   if (p.isSet(db) && !QFileInfo::exists(db_path))
     return fail(QString("--db %1: no such file").arg(db_path), 5);
   QString err = w.openDatabase(db_path);

@@ -13,7 +13,9 @@
 #include <QMenu>
 #include <QMenuBar>
 #include <QPushButton>
+#include <QSettings>
 #include <QSignalSpy>
+#include <QWheelEvent>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <fstream>
@@ -27,6 +29,7 @@
 #include "ui/export_view.h"
 #include "ui/inference_view.h"
 #include "ui/live_view.h"
+#include "ui/plot_zoom.h"
 #include "ui/main_window.h"
 #include "ui/run_worker.h"
 
@@ -262,6 +265,84 @@ class TestAppInput : public QObject {
     wr.finish("finished");
     QTRY_VERIFY2_WITH_TIMEOUT(live.titleText().contains("finished") && live.titleText().contains("14/14"),
                               qPrintable(live.titleText()), 10000);
+  }
+
+  // Issue 12, zoom and pan: the wheel zooms the loss lanes together (their x axes are linked), a
+  // redraw with new points keeps the user's range, a double-click gives the automatic one back.
+  void lossLanesZoomTogetherAndDoubleClickResets() {
+    const std::string path = tmp_.filePath("zoom.db").toStdString();
+    auto db = hl::store::RunStore::open(path);
+    hl::store::RunRecord r;
+    r.status = "running";
+    r.name = "zoom";
+    const int64_t id = db->createRun(r);
+    hl::store::RunWriter wr(path, id);
+    for (int k = 0; k < 100; ++k) {
+      wr.point("loss", "outer", -1, 1, k, 1.0 / (k + 1));
+      wr.point("loss", "cms1", 0, 4, k, 2.0 / (k + 1));
+    }
+    wr.flush();
+    hl::ui::LiveView live;
+    live.resize(1200, 800);
+    live.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&live));
+    QCOMPARE(live.showStoredRun(*db, id), QString());
+    QCustomPlot* plot = live.lossPlot();
+    plot->replot();
+    const auto rects = plot->axisRects();
+    QVERIFY(rects.size() >= 2);
+    const QCPRange before = rects[0]->axis(QCPAxis::atBottom)->range();
+    const QPoint at = rects[0]->rect().center();
+    QWheelEvent wheel(at, plot->mapToGlobal(at), QPoint(), QPoint(0, 240), Qt::NoButton, Qt::NoModifier,
+                      Qt::NoScrollPhase, false);
+    QApplication::sendEvent(plot, &wheel);
+    const QCPRange zoomed = rects[0]->axis(QCPAxis::atBottom)->range();
+    QVERIFY2(zoomed.size() < 0.9 * before.size(), qPrintable(QString("%1 -> %2").arg(before.size()).arg(zoomed.size())));
+    for (auto* rect : rects) QCOMPARE(rect->axis(QCPAxis::atBottom)->range(), zoomed);  // lanes linked
+    QVERIFY(live.lossZoom()->userRange());
+    for (int k = 100; k < 150; ++k) wr.point("loss", "outer", -1, 1, k, 0.01);  // more points arrive
+    wr.flush();
+    QTRY_VERIFY_WITH_TIMEOUT(live.titleText().contains("step 149"), 10000);
+    QCOMPARE(rects[0]->axis(QCPAxis::atBottom)->range(), zoomed);  // the user's range stays
+    const QPoint dc = rects[1]->rect().center();
+    QMouseEvent dbl(QEvent::MouseButtonDblClick, dc, plot->mapToGlobal(dc), Qt::LeftButton, Qt::LeftButton,
+                    Qt::NoModifier);
+    QApplication::sendEvent(plot, &dbl);
+    QVERIFY(!live.lossZoom()->userRange());
+    const QCPRange reset = live.lossPlot()->axisRects()[0]->axis(QCPAxis::atBottom)->range();
+    QVERIFY2(reset.upper >= 149 && reset.lower <= 0, qPrintable(QString("%1..%2").arg(reset.lower).arg(reset.upper)));
+    wr.finish("finished");
+  }
+
+  // Issue 12, "what to add": Help lists the shortcuts (read from the menus), the Live tab says
+  // what to do until a run is shown, and the app reopens the database used last.
+  void helpShortcutsEmptyLiveAndLastDatabase() {
+    MainWindow w;
+    const QString t = w.shortcutsText();
+    for (const char* k : {"Ctrl+R", "Launch", "Ctrl+P", "Pause", "Ctrl+Shift+P", "Resume", "F1"})
+      QVERIFY2(t.contains(k), k);
+    auto* empty = w.live()->findChild<QLabel*>("liveEmpty");
+    QVERIFY(empty && !empty->isHidden());
+    QVERIFY(empty->text().contains("Experiment"));
+    const std::string path = tmp_.filePath("shown.db").toStdString();
+    {
+      auto db = hl::store::RunStore::open(path);
+      hl::store::RunRecord r;
+      r.status = "finished";
+      r.name = "shown";
+      const int64_t id = db->createRun(r);
+      hl::store::RunWriter wr(path, id);
+      for (int k = 0; k < 5; ++k) wr.point("loss", "outer", -1, 1, k, 1.0);
+      wr.finish("finished");
+    }
+    QCOMPARE(w.openDatabase(QString::fromStdString(path)), QString());
+    QCOMPARE(w.openRun(1), QString());
+    QVERIFY(empty->isHidden());
+    // File › Recent databases: the newest that still exists
+    QSettings().setValue("recent/dbs", QStringList{tmp_.filePath("gone.db"), QString::fromStdString(path)});
+    QCOMPARE(MainWindow::lastDatabase(), QString::fromStdString(path));
+    QSettings().setValue("recent/dbs", QStringList{tmp_.filePath("gone.db")});
+    QCOMPARE(MainWindow::lastDatabase(), MainWindow::defaultDbPath());
   }
 
   // Issue 12 item 8: `epochs: -1` showed as 1 without a word.

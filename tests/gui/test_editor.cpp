@@ -356,7 +356,7 @@ class TestEditor : public QObject {
     QCOMPARE(m->levelCount(1), 6);
     QVERIFY2(ed.messageLine()->text().contains("at most 6"), qPrintable(ed.messageLine()->text()));
 
-    // reorder: level 6 (clock 256) dragged above level 2
+    // reorder: level 6 (clock 256) dragged above level 2 (clock 1: the level dropped first)
     json before = blocksOf(ed)[1]["levels"];
     QMimeData mv;
     mv.setData(hl::ui::mime::kMoveLevel, "1,5");
@@ -387,6 +387,32 @@ class TestEditor : public QObject {
     // everything undoes back to the start, exactly
     while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
     QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(start.dump()));
+  }
+
+  // Issue 12 item 8: a level dropped between clocks 4 and 16 got 64 (4 x the last) and a
+  // non-monotone warning; it gets the geometric mean of its neighbours.
+  void newLevelClockFitsWhereItLands() {
+    ArchitectureEditor ed;
+    ed.setSpec(cmsSpec());  // cms levels with clocks 1, 4, 16
+    auto* m = ed.model();
+    auto clocks = [&] {
+      std::vector<int> c;
+      const json levels = blocksOf(ed)[1]["levels"];  // a copy: the range must outlive the loop
+      for (const auto& L : levels) c.push_back(L["clock"].get<int>());
+      return c;
+    };
+    QVERIFY(m->insertLevel(1, 2));  // between 4 and 16
+    QCOMPARE(clocks(), (std::vector<int>{1, 4, 8, 16}));
+    QVERIFY(m->insertLevel(1, 4));  // after the slowest
+    QCOMPARE(clocks(), (std::vector<int>{1, 4, 8, 16, 64}));
+    QCOMPARE(m->warningCount(), 0);
+    ed.undoStack()->undo();
+    ed.undoStack()->undo();
+    json s = cmsSpec();
+    s["model"]["blocks"][1]["levels"] = json::array({{{"clock", 8}}, {{"clock", 32}}});
+    ed.setSpec(s);
+    QVERIFY(m->insertLevel(1, 0));  // before the fastest: a quarter of it
+    QCOMPARE(clocks(), (std::vector<int>{2, 8, 32}));
   }
 
   void levelMovesBetweenBlocksAndOffThePalette() {

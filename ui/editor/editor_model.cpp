@@ -2,10 +2,14 @@
 
 #include <QUndoCommand>
 
+#include <algorithm>
+#include <cmath>
 #include <regex>
 
 #include "engine/spec/schema.h"
 #include "engine/train/experiment.h"
+
+using json = nlohmann::json;
 
 namespace hl::ui {
 
@@ -231,14 +235,24 @@ bool EditorModel::insertLevel(int blk, int index, const json& level) {
   json lv = levelsOf(spec_, blk);
   if (int(lv.size()) >= maxLevels())
     return refuse(tr("A CMS block holds at most %1 levels; remove one first").arg(maxLevels()));
+  index = std::clamp(index, 0, int(lv.size()));
   json L = level;
   if (!L.is_object()) {
+    // A new level's clock fits where it lands (levels are listed fastest first): between clocks a
+    // and b their geometric mean (4 and 16: 8), after the slowest 4x it, before the fastest 1/4.
+    auto clockAt = [&](int i) -> long long {
+      if (i < 0 || i >= int(lv.size()) || !lv[i].is_object() || !lv[i].contains("clock") ||
+          !lv[i]["clock"].is_number_integer())
+        return 0;
+      return lv[i]["clock"].get<long long>();
+    };
+    const long long a = clockAt(index - 1), b = clockAt(index);
     long long clock = 1;
-    if (!lv.empty() && lv.back().is_object() && lv.back().contains("clock") && lv.back()["clock"].is_number_integer())
-      clock = lv.back()["clock"].get<long long>() * 4;
+    if (a > 0 && b > 0) clock = std::clamp<long long>(std::llround(std::sqrt(double(a) * double(b))), a, b);
+    else if (a > 0) clock = a * 4;
+    else if (b > 0) clock = std::max<long long>(1, b / 4);
     L = {{"clock", clock}, {"lr", 0.0}};
   }
-  index = std::clamp(index, 0, int(lv.size()));
   lv.insert(lv.begin() + index, L);
   json after = spec_;
   blocksOf(after)[blk]["levels"] = lv;

@@ -17,7 +17,6 @@
 
 namespace hl::ui {
 
-using json = nlohmann::json;
 
 // What the canvas shows besides the block list.
 enum class FixedNode { Embedding, Norm, Pooling, Head };
@@ -44,35 +43,37 @@ class EditorModel : public QObject {
   explicit EditorModel(QObject* parent = nullptr);
 
   // Replaces the whole document and clears the undo history (File > Open).
-  void setSpec(const json& spec);
-  const json& spec() const { return spec_; }
+  void setSpec(const nlohmann::json& spec);
+  const nlohmann::json& spec() const { return spec_; }
   // The spec completed with the defaults (what validate() and the inspector see).
-  const json& completed() const { return completed_; }
+  const nlohmann::json& completed() const { return completed_; }
   QUndoStack* undoStack() const { return undo_; }
 
   int blockCount() const;
-  json block(int i) const;           // as stored (may be partial)
-  json completedBlock(int i) const;  // with its type's defaults
+  nlohmann::json block(int i) const;           // as stored (may be partial)
+  nlohmann::json completedBlock(int i) const;  // with its type's defaults
   std::string blockType(int i) const;
   bool blockHasLevels(int i) const;  // cms and types whose defaults or JSON hold a "levels" array
   int levelCount(int i) const;
-  json level(int block, int level) const;  // completed level
+  nlohmann::json level(int block, int level) const;  // completed level
 
   // Edits. Each is one undoable command; false (and refused() with the reason) when not possible.
   bool insertBlock(int index, const std::string& type);  // with block_defaults(type)
-  bool insertBlockJson(int index, const json& block, const QString& what);
+  bool insertBlockJson(int index, const nlohmann::json& block, const QString& what);
   bool removeBlock(int i);
   bool moveBlock(int from, int to);  // `to` = the block's index afterwards
   bool duplicateBlock(int i);        // the copy goes right after the original
   // Turns block i into `type`: that type's defaults, keeping the values of the fields both share
   // (heads, ffn_mult, levels, ...); fields the new type does not have are dropped.
   bool changeBlockType(int i, const std::string& type);
-  bool insertLevel(int block, int index, const json& level = json());  // default: {"clock": 4 × last, "lr": 0}
+  // Default level: {"clock": c, "lr": 0}, c the geometric mean of its neighbours' clocks, 4 x the
+  // slowest when appended, a quarter of the fastest when first.
+  bool insertLevel(int block, int index, const nlohmann::json& level = nlohmann::json());
   bool removeLevel(int block, int level);
   bool moveLevel(int fromBlock, int fromLevel, int toBlock, int toLevel);
   // Sets one value by JSON pointer inside the spec (e.g. "/model/blocks/0/heads"). Consecutive
   // edits of the same pointer merge into one undo step.
-  bool setValue(const std::string& pointer, const json& value);
+  bool setValue(const std::string& pointer, const nlohmann::json& value);
   bool setHeadType(const std::string& type);
   bool loadPreset(const std::string& name);  // replaces model, name and description; keeps the rest
 
@@ -104,15 +105,15 @@ class EditorModel : public QObject {
 
  private:
   friend class SnapshotCommand;
-  void apply(const json& spec);  // used by the commands
-  bool push(const json& after, const QString& text, const std::string& mergeKey = {});
+  void apply(const nlohmann::json& spec);  // used by the commands
+  bool push(const nlohmann::json& after, const QString& text, const std::string& mergeKey = {});
   bool refuse(const QString& reason);
   void analyse();
-  json& blocksOf(json& spec);
-  json levelsOf(const json& spec, int block) const;  // completed levels array of a block
+  nlohmann::json& blocksOf(nlohmann::json& spec);
+  nlohmann::json levelsOf(const nlohmann::json& spec, int block) const;  // completed levels array of a block
 
-  json spec_ = json::object();
-  json completed_ = json::object();
+  nlohmann::json spec_ = nlohmann::json::object();
+  nlohmann::json completed_ = nlohmann::json::object();
   QUndoStack* undo_;
   hl::spec::Validation validation_;
   Stats total_;
@@ -120,7 +121,7 @@ class EditorModel : public QObject {
   Stats embedding_, norm_, head_;
   int vocab_ = 0, seqLen_ = 0, classes_ = 0;
   bool estimates_ = true;
-  std::map<std::string, std::pair<Stats, json>> cache_;  // describe() results by input text
+  std::map<std::string, std::pair<Stats, nlohmann::json>> cache_;  // describe() results by input text
 };
 
 }  // namespace hl::ui
