@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
   std::string data_dir;
   int repeats = 3, limit = 40, epochs = 1;
   app.add_option("--data-dir", data_dir, "Dataset folder (default: $HOPELAB_DATA_DIR)");
-  app.add_option("--repeats", repeats, "Interleaved repetitions per variant (median reported)")->check(CLI::PositiveNumber);
+  app.add_option("--repeats", repeats, "Interleaved repetitions per variant (median reported)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--limit-per-class", limit, "Banking77 train rows per class")->check(CLI::PositiveNumber);
   app.add_option("--epochs", epochs, "Epochs per task")->check(CLI::PositiveNumber);
   auto* train = app.add_subcommand("train", "Training samples/s of each baseline preset, ratio to transformer");
@@ -123,7 +124,10 @@ int main(int argc, char** argv) {
       }
       th = median(hs);
       tt = median(ts);
-      if (L == 64) { h64 = th; t64 = tt; }
+      if (L == 64) {
+        h64 = th;
+        t64 = tt;
+      }
       std::printf("%6d %14.4f %14.4f %10.2f   (growth vs L=64: hope %.1fx, transformer %.1fx, length %dx)\n", L, th, tt,
                   th / tt, th / h64, tt / t64, L / 64);
       std::fflush(stdout);
@@ -169,8 +173,9 @@ int main(int argc, char** argv) {
         with.push_back(run(spec, o).seconds);
       }
       double a = median(without), b = median(with);
-      std::printf("without store  %8.3f s (median of %d)\nwith store     %8.3f s\nratio          %8.3f  (goal <= 1.02)\n",
-                  a, repeats, b, b / a);
+      std::printf(
+          "without store  %8.3f s (median of %d)\nwith store     %8.3f s\nratio          %8.3f  (goal <= 1.02)\n", a,
+          repeats, b, b / a);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

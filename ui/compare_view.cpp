@@ -40,7 +40,9 @@ std::string pretty_path(const std::string& pointer) {  // "/model/blocks/1/heads
   return out;
 }
 
-QVector<double> qv(const std::vector<double>& v) { return QVector<double>(v.begin(), v.end()); }
+QVector<double> qv(const std::vector<double>& v) {
+  return QVector<double>(v.begin(), v.end());
+}
 
 }  // namespace
 
@@ -147,8 +149,7 @@ void CompareView::setData(std::vector<CompareRun> runs) {
   std::set<QString> keys;
   for (const auto& r : runs_)
     for (const auto& s : r.series)
-      if (s.block < 0 || s.name.rfind("acc.task", 0) == 0)
-        keys.insert(QString::fromStdString(s.name + "|" + s.level));
+      if (s.block < 0 || s.name.rfind("acc.task", 0) == 0) keys.insert(QString::fromStdString(s.name + "|" + s.level));
   metric_->blockSignals(true);
   metric_->clear();
   for (const auto& k : keys) metric_->addItem(QString(k).replace('|', " · "), k);
@@ -168,7 +169,9 @@ void CompareView::setMetric(const QString& key) {
   rebuild();
 }
 
-int CompareView::graphCount() const { return curves_->graphCount(); }
+int CompareView::graphCount() const {
+  return curves_->graphCount();
+}
 
 double CompareView::rebuild() {
   dirty_ = true;
@@ -288,7 +291,8 @@ void CompareView::rebuildDiff() {
     }
   }
   diff_->resizeColumnsToContents();
-  for (int c = 0; c < diff_->columnCount(); ++c) diff_->setColumnWidth(c, std::min(diff_->columnWidth(c), c == 0 ? 260 : 150));
+  for (int c = 0; c < diff_->columnCount(); ++c)
+    diff_->setColumnWidth(c, std::min(diff_->columnWidth(c), c == 0 ? 260 : 150));
 }
 
 void CompareView::rebuildMatrices() {

@@ -37,7 +37,7 @@ class CompareView : public QWidget {
   void setStore(hl::store::RunStore* db) { db_ = db; }
   QString setRuns(const QList<qint64>& ids);  // loads them from the store; "" or an error
   void setData(std::vector<CompareRun> runs);
-  void setMetric(const QString& key);         // "name|level", e.g. "loss|outer", "avg_acc|eval"
+  void setMetric(const QString& key);  // "name|level", e.g. "loss|outer", "avg_acc|eval"
   QStringList metrics() const;
   double rebuild();  // recompute curves, seed bands and decimation, then replot; returns ms
   double render();   // replot (rebuilding first when the data or curve changed); returns ms
@@ -56,7 +56,7 @@ class CompareView : public QWidget {
   QComboBox* metric_ = nullptr;
   QCustomPlot* curves_ = nullptr;
   QCustomPlot* matrices_ = nullptr;
-  class PlotZoom* zoom_curves_ = nullptr;    // zoom and pan (plot_zoom.h)
+  class PlotZoom* zoom_curves_ = nullptr;  // zoom and pan (plot_zoom.h)
   class PlotZoom* zoom_matrices_ = nullptr;
   std::string shown_key_;  // the metric drawn last
   QTableWidget* diff_ = nullptr;

@@ -198,7 +198,11 @@ void ExperimentView::setSpec(const json& s) {
     const int shown = int(std::clamp<double>(x, box->minimum(), box->maximum()));
     if (x != shown)
       clamped << tr("%1 = %2 is outside the form's range %3…%4 (the spec is invalid; the form shows %5)")
-                     .arg(path).arg(x).arg(box->minimum()).arg(box->maximum()).arg(shown);
+                     .arg(path)
+                     .arg(x)
+                     .arg(box->minimum())
+                     .arg(box->maximum())
+                     .arg(shown);
     box->setValue(shown);
   };
   const auto& tr_ = spec["training"];

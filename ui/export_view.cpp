@@ -22,14 +22,11 @@
 #include "engine/store/store.h"
 
 namespace hl::ui {
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 std::string export_text(hl::store::RunStore& db, const ExportRequest& req, QStringList* warnings) {
   hl::exporter::TableOptions t;
-  t.format = req.format == "csv" ? hl::exporter::Format::Csv
+  t.format = req.format == "csv"     ? hl::exporter::Format::Csv
              : req.format == "latex" ? hl::exporter::Format::Latex
                                      : hl::exporter::Format::Markdown;
   t.decimals = req.decimals;
@@ -48,7 +45,8 @@ std::string export_text(hl::store::RunStore& db, const ExportRequest& req, QStri
       auto r = db.getRun(id);
       if (!r) throw hl::SpecError("run " + std::to_string(id) + " is not in " + db.path());
       if (r->status != "finished" && warnings)
-        *warnings << QObject::tr("run %1 is %2; its metrics may be partial").arg(id).arg(QString::fromStdString(r->status));
+        *warnings
+            << QObject::tr("run %1 is %2; its metrics may be partial").arg(id).arg(QString::fromStdString(r->status));
       runs.push_back(*r);
     }
   }
@@ -135,7 +133,9 @@ void ExportView::setRequest(const ExportRequest& r) {
   updatePreview();
 }
 
-QString ExportView::text() const { return text_; }
+QString ExportView::text() const {
+  return text_;
+}
 
 void ExportView::updatePreview() {
   text_.clear();

@@ -51,9 +51,10 @@ InferenceView::InferenceView(QWidget* parent) : QWidget(parent) {
   lay->addLayout(mid);
   lay->addWidget(table_, 1);
   lay->addWidget(msg_);
-  kind_->setToolTip(tr("last: the model after the final task (the default for class-incremental runs, where "
-                        "'best' is usually the model after an early task, which knows only its classes); "
-                        "best: the checkpoint with the best mean dev accuracy (the default for joint runs)"));
+  kind_->setToolTip(
+      tr("last: the model after the final task (the default for class-incremental runs, where "
+         "'best' is usually the model after an early task, which knows only its classes); "
+         "best: the checkpoint with the best mean dev accuracy (the default for joint runs)"));
   // A new run selection picks its default checkpoint; a choice the user made stays until then.
   connect(run_, &QComboBox::currentIndexChanged, this, [this] {
     if (!filling_) applyDefaultKind();
@@ -76,7 +77,9 @@ void InferenceView::setStore(hl::store::RunStore* db) {
   refreshRuns();
 }
 
-QString InferenceView::checkpointKind() const { return kind_->currentText(); }
+QString InferenceView::checkpointKind() const {
+  return kind_->currentText();
+}
 
 void InferenceView::refreshRuns() {
   qint64 cur = run_->currentData().toLongLong();
@@ -115,11 +118,15 @@ void InferenceView::applyDefaultKind() {
 void InferenceView::setRun(qint64 id) {
   refreshRuns();
   int i = run_->findData(qlonglong(id));
-  if (i >= 0) run_->setCurrentIndex(i);
-  else msg_->setText(tr("run %1 has no checkpoint").arg(id));
+  if (i >= 0)
+    run_->setCurrentIndex(i);
+  else
+    msg_->setText(tr("run %1 has no checkpoint").arg(id));
 }
 
-void InferenceView::setText(const QString& t) { text_->setText(t); }
+void InferenceView::setText(const QString& t) {
+  text_->setText(t);
+}
 
 QString InferenceView::load() {
   if (!db_) return tr("no run database open");
@@ -132,9 +139,10 @@ QString InferenceView::load() {
   QString key = QString::fromStdString(path);
   if (pred_ && loaded_ == key) return {};
   if (training_)
-    return tr("a run is training in this window: loading a checkpoint now would change that run's random "
-              "numbers (model construction draws from the generator it uses). Try again when it has finished, "
-              "or open the database in a second Hope Lab window.");
+    return tr(
+        "a run is training in this window: loading a checkpoint now would change that run's random "
+        "numbers (model construction draws from the generator it uses). Try again when it has finished, "
+        "or open the database in a second Hope Lab window.");
   try {
     pred_ = hl::train::Predictor::load(path);
   } catch (const std::exception& e) {

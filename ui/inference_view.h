@@ -25,8 +25,8 @@ class InferenceView : public QWidget {
   explicit InferenceView(QWidget* parent = nullptr);
   ~InferenceView() override;
   void setStore(hl::store::RunStore* db);
-  void setRun(qint64 run_id);        // selects the run (loads lazily on predict)
-  QString load();                    // loads the selected run's checkpoint; "" or the error
+  void setRun(qint64 run_id);            // selects the run (loads lazily on predict)
+  QString load();                        // loads the selected run's checkpoint; "" or the error
   QString predict(const QString& text);  // fills the table; "" or the error
   QTableWidget* results() const { return table_; }
   void setText(const QString& t);
@@ -40,8 +40,8 @@ class InferenceView : public QWidget {
  private:
   void applyDefaultKind();  // "last" for class-incremental runs, "best" for joint ones
   bool training_ = false;
-  bool filling_ = false;   // refreshRuns is refilling the run list
-  qint64 kind_for_ = -1;   // the run whose default checkpoint kind was last applied
+  bool filling_ = false;  // refreshRuns is refilling the run list
+  qint64 kind_for_ = -1;  // the run whose default checkpoint kind was last applied
   hl::store::RunStore* db_ = nullptr;
   std::unique_ptr<hl::train::Predictor> pred_;
   QString loaded_;

@@ -20,8 +20,12 @@
 
 namespace hl::ui {
 namespace {
-QColor laneLabelColor(bool dark) { return dark ? QColor(230, 230, 230) : QColor(40, 40, 40); }
-QColor taskLabelColor(bool dark) { return dark ? QColor(200, 200, 200) : QColor(90, 90, 90); }
+QColor laneLabelColor(bool dark) {
+  return dark ? QColor(230, 230, 230) : QColor(40, 40, 40);
+}
+QColor taskLabelColor(bool dark) {
+  return dark ? QColor(200, 200, 200) : QColor(90, 90, 90);
+}
 
 constexpr size_t kMaxDirect = 4000;  // beyond this a series is shown decimated
 constexpr int kBuckets = 1500;       // min/max buckets (≤ 3000 drawn points)
@@ -34,7 +38,9 @@ QColor levelColor(int i) {
   return c[((i % 10) + 10) % 10];
 }
 
-std::string keyOf(const SeriesData& s) { return s.name + '|' + s.level + '|' + std::to_string(s.block); }
+std::string keyOf(const SeriesData& s) {
+  return s.name + '|' + s.level + '|' + std::to_string(s.block);
+}
 
 // A plot with a short title (it must fit 1024 px windows) and the long reading in its tooltip.
 QCustomPlot* newPlot(QWidget* parent, const QString& title, const QString& reading) {
@@ -184,9 +190,13 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
 
 LiveView::~LiveView() = default;
 
-void LiveView::setFeed(EventFeed* feed) { feed_ = feed; }
+void LiveView::setFeed(EventFeed* feed) {
+  feed_ = feed;
+}
 
-const RunData& LiveView::shown() const { return showing_live_ ? live_ : replay_; }
+const RunData& LiveView::shown() const {
+  return showing_live_ ? live_ : replay_;
+}
 
 QString LiveView::showStoredRun(hl::store::RunStore& db, qint64 run_id) {
   if (!db.getRun(run_id)) return tr("run %1 is not in %2").arg(run_id).arg(QString::fromStdString(db.path()));
@@ -197,8 +207,10 @@ QString LiveView::showStoredRun(hl::store::RunStore& db, qint64 run_id) {
   }
   showing_live_ = false;
   stored_db_ = &db;
-  if (replay_.status() == "running") follow_stored_->start();
-  else follow_stored_->stop();
+  if (replay_.status() == "running")
+    follow_stored_->start();
+  else
+    follow_stored_->stop();
   rebuildAll();
   redraw(true);
   return {};
@@ -248,11 +260,17 @@ void LiveView::setDark(bool dark) {
   for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
 }
 
-QList<QCustomPlot*> LiveView::plots() const { return {loss_, drift_, forget_, matrix_}; }
+QList<QCustomPlot*> LiveView::plots() const {
+  return {loss_, drift_, forget_, matrix_};
+}
 
-int LiveView::laneCount() const { return int(lanes_.size()); }
+int LiveView::laneCount() const {
+  return int(lanes_.size());
+}
 
-QString LiveView::titleText() const { return title_->text(); }
+QString LiveView::titleText() const {
+  return title_->text();
+}
 
 int LiveView::plottedPoints() const {
   int n = 0;
@@ -263,9 +281,12 @@ int LiveView::plottedPoints() const {
 
 double LiveView::mapX(double step) const {
   switch (x_) {
-    case XAxis::Task: return shown().taskPosition(step);
-    case XAxis::Samples: return shown().samplesAt(step);
-    default: return step;
+    case XAxis::Task:
+      return shown().taskPosition(step);
+    case XAxis::Samples:
+      return shown().samplesAt(step);
+    default:
+      return step;
   }
 }
 
@@ -308,7 +329,9 @@ void LiveView::rebuildAll() {
 
 namespace {
 // A lane per (level, block): two blocks both have cms1, context.memory, ...
-std::string laneKey(const SeriesData& s) { return s.level + "#" + std::to_string(s.block); }
+std::string laneKey(const SeriesData& s) {
+  return s.level + "#" + std::to_string(s.block);
+}
 QString levelLabel(const SeriesData& s) {
   return QString::fromStdString(s.level) + (s.block >= 0 ? QString(" · b%1").arg(s.block) : QString());
 }
@@ -354,8 +377,9 @@ void LiveView::rebuildLanes() {
     QFont f = name->font();
     f.setPointSizeF(f.pointSizeF() * 0.85);
     name->setFont(f);
-    r->axis(QCPAxis::atLeft)->setTicker(QSharedPointer<QCPAxisTicker>(
-        logy_ ? static_cast<QCPAxisTicker*>(new QCPAxisTickerLog) : new QCPAxisTicker));
+    r->axis(QCPAxis::atLeft)
+        ->setTicker(QSharedPointer<QCPAxisTicker>(logy_ ? static_cast<QCPAxisTicker*>(new QCPAxisTickerLog)
+                                                        : new QCPAxisTicker));
     r->axis(QCPAxis::atLeft)->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
     r->axis(QCPAxis::atLeft)->ticker()->setTickCount(lanes.size() > 6 ? 2 : 3);
     QFont tf = r->axis(QCPAxis::atLeft)->tickLabelFont();
@@ -403,7 +427,9 @@ QCPGraph* LiveView::graphFor(const SeriesData& s) {
     QPen pen(levelColor(idx), 1.4);
     if (s.name == "drift_run") pen.setStyle(Qt::DashLine);
     g->setPen(pen);
-    g->setName(levelLabel(s) + (s.name == "drift_run" ? tr(" (run)") : s.name == "drift_task" ? tr(" (task)") : QString()));
+    g->setName(levelLabel(s) + (s.name == "drift_run"    ? tr(" (run)")
+                                : s.name == "drift_task" ? tr(" (task)")
+                                                         : QString()));
     if (s.name == "drift_run") g->removeFromLegend();
     drift_->yAxis->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
     return g;
@@ -530,16 +556,16 @@ void LiveView::redraw(bool force) {
   // A stored run still being written has no known end: no "/total" (it would say 8/8 at step 8).
   const bool ends_known = d.totalSteps() > 0;
   if (d.runId() || !d.series().empty())
-    title_->setText(tr("%1 run %2 · %3 · %4 · step %5%6 · task %7%8%9")
-                        .arg(showing_live_ ? tr("Live") : tr("Stored"))
-                        .arg(d.runId())
-                        .arg(QString::fromStdString(d.name()), status)
-                        .arg(d.step())
-                        .arg(ends_known ? QString("/%1").arg(d.totalSteps()) : QString())
-                        .arg(std::max(0, d.task() + 1))
-                        .arg(ends_known ? QString("/%1").arg(d.numTasks()) : QString())
-                        .arg(!showing_live_ && status == "running" ? tr(" · still running, read every 2 s")
-                                                                   : QString()));
+    title_->setText(
+        tr("%1 run %2 · %3 · %4 · step %5%6 · task %7%8%9")
+            .arg(showing_live_ ? tr("Live") : tr("Stored"))
+            .arg(d.runId())
+            .arg(QString::fromStdString(d.name()), status)
+            .arg(d.step())
+            .arg(ends_known ? QString("/%1").arg(d.totalSteps()) : QString())
+            .arg(std::max(0, d.task() + 1))
+            .arg(ends_known ? QString("/%1").arg(d.numTasks()) : QString())
+            .arg(!showing_live_ && status == "running" ? tr(" · still running, read every 2 s") : QString()));
   if (changed)  // progress-only batches update the title, not the plots
     for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
   if (points_ > before) Q_EMIT pointsAdded(points_ - before);

@@ -46,7 +46,7 @@ class LiveView : public QWidget {
   // Returns "" or an error message.
   QString showStoredRun(hl::store::RunStore& db, qint64 run_id);
   void forgetStore();  // stops following a stored run (its database is about to close)
-  void followLive();  // show the live run again
+  void followLive();   // show the live run again
 
   void setSmoothing(double a);  // EMA factor 0 … 0.99
   void setLogY(bool on);
@@ -77,8 +77,8 @@ class LiveView : public QWidget {
  private:
   struct Binding {
     QCPGraph* graph = nullptr;
-    size_t done = 0;     // raw points already in the graph
-    double ema = 0;      // smoothing state at `done`
+    size_t done = 0;  // raw points already in the graph
+    double ema = 0;   // smoothing state at `done`
     uint64_t version = 0;
     bool decimated = false;
   };
@@ -95,7 +95,7 @@ class LiveView : public QWidget {
   bool showing_live_ = true;
   EventFeed* feed_ = nullptr;
   QTimer* timer_ = nullptr;
-  QTimer* follow_stored_ = nullptr;             // re-reads a stored run that is still running
+  QTimer* follow_stored_ = nullptr;  // re-reads a stored run that is still running
   hl::store::RunStore* stored_db_ = nullptr;
   QCustomPlot *loss_ = nullptr, *drift_ = nullptr, *forget_ = nullptr, *matrix_ = nullptr;
   // Zoom and pan (plot_zoom.h); while the user holds a range, redraw leaves that plot's ranges.

@@ -133,8 +133,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   connect(runs_, &RunsBrowser::openRun, this, [this](qint64 id) {
     QString err = openRun(id);
-    if (!err.isEmpty()) QMessageBox::warning(this, tr("Open run"), err);
-    else showTab(Live);
+    if (!err.isEmpty())
+      QMessageBox::warning(this, tr("Open run"), err);
+    else
+      showTab(Live);
   });
   connect(runs_, &RunsBrowser::compareRuns, this, [this](const QList<qint64>& ids) {
     QString err = compareRuns(ids);
@@ -162,7 +164,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     if (!failed.isEmpty()) QMessageBox::warning(this, tr("Save plots"), failed.join("\n"));
   });
   connect(editor_, &ArchitectureEditor::validationChanged, this, [this](int e, int w) {
-    tabs_->setTabText(Architecture, e ? tr("&Architecture (%1)").arg(countOf(e, tr("error"), tr("errors"))) : tr("&Architecture"));
+    tabs_->setTabText(Architecture,
+                      e ? tr("&Architecture (%1)").arg(countOf(e, tr("error"), tr("errors"))) : tr("&Architecture"));
     (void)w;
   });
 
@@ -179,7 +182,8 @@ MainWindow::~MainWindow() = default;
 
 void MainWindow::closeEvent(QCloseEvent* e) {
   if (worker_->busy() &&
-      QMessageBox::question(this, tr("Quit"), tr("A run is training. Stop it and quit? (It is stored as cancelled.)")) !=
+      QMessageBox::question(this, tr("Quit"),
+                            tr("A run is training. Stop it and quit? (It is stored as cancelled.)")) !=
           QMessageBox::Yes) {
     e->ignore();
     return;
@@ -240,7 +244,8 @@ void MainWindow::buildMenus() {
   auto* presets = edit->addMenu(tr("Load &preset"));
   for (const auto& p : hl::spec::preset_names()) {
     QString name = QString::fromStdString(p);
-    presets->addAction(name, this, [this, name] { editor_->loadPreset(name); })->setToolTip(QString::fromStdString(hl::spec::preset_description(p)));
+    presets->addAction(name, this, [this, name] { editor_->loadPreset(name); })
+        ->setToolTip(QString::fromStdString(hl::spec::preset_description(p)));
   }
 
   auto* view = menuBar()->addMenu(tr("&View"));
@@ -279,9 +284,8 @@ void MainWindow::buildMenus() {
   });
   updateRunActions();
   auto* help = menuBar()->addMenu(tr("&Help"));
-  help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this, [this] {
-    QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText());
-  });
+  help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this,
+                  [this] { QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText()); });
   help->addAction(tr("&Documentation"), this, [this] {
     const QString app = QStringLiteral(HL_DOCS_DIR "/APP.md");
     if (!QFileInfo::exists(app) || !QDesktopServices::openUrl(QUrl::fromLocalFile(app)))
@@ -305,13 +309,15 @@ QString MainWindow::shortcutsText() const {
     for (QAction* a : m->actions())
       if (!a->shortcut().isEmpty())
         out += QStringLiteral("<tr><td><b>%1</b>&nbsp;&nbsp;</td><td>%2 › %3</td></tr>")
-                   .arg(a->shortcut().toString(QKeySequence::NativeText).toHtmlEscaped(),
-                        top->text().remove('&'), a->text().remove('&'));
+                   .arg(a->shortcut().toString(QKeySequence::NativeText).toHtmlEscaped(), top->text().remove('&'),
+                        a->text().remove('&'));
   }
-  out += tr("<tr><td><b>Del</b>, <b>Ctrl+D</b>, <b>Ctrl+C/V</b>, <b>Up/Down</b></td><td>Architecture canvas: delete, "
-            "duplicate, copy/paste, move the selection (Ctrl+Up/Down moves the card)</td></tr>");
-  out += tr("<tr><td><b>wheel, drag, double-click</b></td><td>any plot: zoom, pan, back to the automatic "
-            "range</td></tr>");
+  out +=
+      tr("<tr><td><b>Del</b>, <b>Ctrl+D</b>, <b>Ctrl+C/V</b>, <b>Up/Down</b></td><td>Architecture canvas: delete, "
+         "duplicate, copy/paste, move the selection (Ctrl+Up/Down moves the card)</td></tr>");
+  out +=
+      tr("<tr><td><b>wheel, drag, double-click</b></td><td>any plot: zoom, pan, back to the automatic "
+         "range</td></tr>");
   return out + QStringLiteral("</table>");
 }
 
@@ -491,8 +497,8 @@ void MainWindow::onProgress(qint64 run_id, qint64 step, qint64 total, int task, 
 
 void MainWindow::showRunStatus() {
   status_run_->setText(worker_->paused() && !status_text_.isEmpty() ? status_text_ + tr(" · paused")
-                       : worker_->paused()                         ? tr("paused")
-                                                                   : status_text_);
+                       : worker_->paused()                          ? tr("paused")
+                                                                    : status_text_);
 }
 
 void MainWindow::updateRunActions() {

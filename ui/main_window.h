@@ -36,14 +36,14 @@ class MainWindow : public QMainWindow {
 
   static int tabIndex(const QString& name);  // -1 if unknown; "editor" = architecture
   static QStringList tabNames();
-  static QString defaultDbPath();            // the CLI's default (<user data dir>/runs.db)
-  static QString lastDatabase();             // the most recent database that still exists, else the default
-  QString shortcutsText() const;             // Help › Keyboard shortcuts (from the menus)
+  static QString defaultDbPath();  // the CLI's default (<user data dir>/runs.db)
+  static QString lastDatabase();   // the most recent database that still exists, else the default
+  QString shortcutsText() const;   // Help › Keyboard shortcuts (from the menus)
 
   QString openDatabase(const QString& path);  // "" or the error
   QString openSpec(const QString& path);
   QString saveSpec(const QString& path);
-  QString openRun(qint64 run_id);             // Live view replays it; Compare/Export/Inference preselect it
+  QString openRun(qint64 run_id);                 // Live view replays it; Compare/Export/Inference preselect it
   QString compareRuns(const QList<qint64>& ids);  // Compare and Export select these runs
   void showTab(int index);
   void setDark(bool dark);

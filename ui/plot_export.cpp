@@ -56,7 +56,9 @@ void addPlotExportMenu(QCustomPlot* plot) {
   });
 }
 
-bool darkPalette() { return qApp->palette().color(QPalette::Window).lightness() < 128; }
+bool darkPalette() {
+  return qApp->palette().color(QPalette::Window).lightness() < 128;
+}
 
 void stylePlot(QCustomPlot* plot, bool dark) {
   QColor bg = dark ? QColor(0x23, 0x26, 0x2e) : QColor(Qt::white);

@@ -43,9 +43,9 @@ std::vector<double> ema(const std::vector<double>& y, double a) {
 }
 
 double t95(int df) {
-  static const double t[] = {0,      12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                             2.201,  2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
-                             2.074,  2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  static const double t[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                             2.201, 2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+                             2.074, 2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
   if (df < 1) return 0;
   if (df <= 30) return t[df];
   return 1.96;
@@ -108,8 +108,7 @@ Band mean_ci(const std::vector<XY>& runs, size_t max_points) {
 std::pair<double, double> metric_range(const std::string& name) {
   const double inf = std::numeric_limits<double>::infinity();
   if (name.find("acc") != std::string::npos) return {0.0, 1.0};
-  if (name.rfind("loss", 0) == 0 || name.rfind("drift", 0) == 0 || name.rfind("grad_norm", 0) == 0)
-    return {0.0, inf};
+  if (name.rfind("loss", 0) == 0 || name.rfind("drift", 0) == 0 || name.rfind("grad_norm", 0) == 0) return {0.0, inf};
   return {-inf, inf};
 }
 

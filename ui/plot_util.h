@@ -45,7 +45,10 @@ void clip_band(Band& b, std::pair<double, double> range);
 class AxisMap {
  public:
   void add(double step, double value);
-  void clear() { s_.clear(); v_.clear(); }
+  void clear() {
+    s_.clear();
+    v_.clear();
+  }
   bool empty() const { return s_.empty(); }
   double operator()(double step) const;
 

@@ -15,8 +15,10 @@ PlotZoom::PlotZoom(QCustomPlot* plot, std::function<void()> on_reset)
     for (auto* rect : plot_->axisRects()) {
       const QRect r = rect->rect();
       Qt::Orientations o = Qt::Horizontal | Qt::Vertical;
-      if (p.x() < r.left() && p.y() >= r.top() && p.y() <= r.bottom()) o = Qt::Vertical;
-      else if (p.y() > r.bottom() && p.x() >= r.left() && p.x() <= r.right()) o = Qt::Horizontal;
+      if (p.x() < r.left() && p.y() >= r.top() && p.y() <= r.bottom())
+        o = Qt::Vertical;
+      else if (p.y() > r.bottom() && p.x() >= r.left() && p.x() <= r.right())
+        o = Qt::Horizontal;
       rect->setRangeZoom(o);
     }
   });
@@ -33,8 +35,7 @@ void PlotZoom::attach() {
     rect->setRangeZoom(Qt::Horizontal | Qt::Vertical);
     QCPAxis* x = rect->axis(QCPAxis::atBottom);
     disconnect(x, nullptr, this, nullptr);
-    connect(x, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
-            [this, x](const QCPRange& r) { linkX(x, r); });
+    connect(x, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this, x](const QCPRange& r) { linkX(x, r); });
   }
 }
 
@@ -56,5 +57,7 @@ void PlotZoom::reset() {
 }  // namespace hl::ui
 
 namespace hl::ui {
-void PlotZoom::release() { user_ = false; }
+void PlotZoom::release() {
+  user_ = false;
+}
 }  // namespace hl::ui

@@ -7,7 +7,9 @@ namespace hl::ui {
 
 using hl::train::EventKind;
 
-void RunData::clear() { *this = RunData(); }
+void RunData::clear() {
+  *this = RunData();
+}
 
 SeriesData& RunData::get(const std::string& name, const std::string& level, int block, int clock) {
   std::string key = name + '\x1f' + level + '\x1f' + std::to_string(block);
@@ -47,10 +49,9 @@ double RunData::taskPosition(double step) const {
   auto it = std::upper_bound(task_starts_.begin(), task_starts_.end(), int64_t(step));
   int t = std::max(0, int(it - task_starts_.begin()) - 1);
   double a = double(task_starts_[t]);
-  double b = t + 1 < int(task_starts_.size()) ? double(task_starts_[t + 1])
-             : total_steps_ > 0 && num_tasks_ > 0
-                 ? a + double(total_steps_ - task_starts_[0]) / num_tasks_
-                 : std::max(a + 1, double(step_));
+  double b = t + 1 < int(task_starts_.size())     ? double(task_starts_[t + 1])
+             : total_steps_ > 0 && num_tasks_ > 0 ? a + double(total_steps_ - task_starts_[0]) / num_tasks_
+                                                  : std::max(a + 1, double(step_));
   if (b <= a) b = a + 1;
   return t + std::clamp((step - a) / (b - a), 0.0, 1.0);
 }

@@ -16,14 +16,14 @@ struct SeriesData {
   std::string name, level;  // e.g. "loss"/"cms2", "drift_task"/"outer", "acc.task3"/"eval"
   int block = -1;
   int clock = 1;
-  XY raw;                   // x = step
-  uint64_t version = 0;     // bumped on every change (plots redraw dirty series only)
+  XY raw;                // x = step
+  uint64_t version = 0;  // bumped on every change (plots redraw dirty series only)
 };
 
 class RunData {
  public:
   void clear();
-  void apply(const hl::train::Event& e);             // live
+  void apply(const hl::train::Event& e);               // live
   void load(hl::store::RunStore& db, int64_t run_id);  // replay (throws hl::StoreError)
 
   int64_t runId() const { return run_id_; }

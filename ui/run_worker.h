@@ -31,9 +31,9 @@ class EventFeed : public hl::train::Observer {
 };
 
 struct RunRequest {
-  int id = 0;                 // queue id (assigned by enqueue)
-  nlohmann::json spec;        // completed spec, seed set
-  QString label;              // shown in the queue, e.g. "hope · banking77 · seed 1"
+  int id = 0;           // queue id (assigned by enqueue)
+  nlohmann::json spec;  // completed spec, seed set
+  QString label;        // shown in the queue, e.g. "hope · banking77 · seed 1"
   hl::train::RunOptions options;
 };
 

@@ -195,8 +195,11 @@ void RunsBrowser::fillFilterChoices() {
 }
 
 void RunsBrowser::setFilter(const QString& field, const QString& value) {
-  QComboBox* c = field == "dataset" ? dataset_ : field == "model" ? model_ : field == "strategy" ? strategy_
-                 : field == "status" ? status_ : tag_;
+  QComboBox* c = field == "dataset"    ? dataset_
+                 : field == "model"    ? model_
+                 : field == "strategy" ? strategy_
+                 : field == "status"   ? status_
+                                       : tag_;
   int k = value.isEmpty() ? 0 : c->findText(value);
   if (k < 0) {
     filling_ = true;
@@ -254,13 +257,15 @@ void RunsBrowser::refresh() {
     table_->setItem(row, cAcc, num(numOr("final_avg_acc"), fmt(s, "final_avg_acc")));
     table_->setItem(row, cForget, num(numOr("forgetting"), fmt(s, "forgetting")));
     table_->setItem(row, cParams, num(double(r.params), QLocale().toString(qlonglong(r.params))));
-    table_->setItem(row, cCreated, num(r.created_at,
-                                       QDateTime::fromSecsSinceEpoch(qint64(r.created_at)).toString("yyyy-MM-dd hh:mm")));
+    table_->setItem(
+        row, cCreated,
+        num(r.created_at, QDateTime::fromSecsSinceEpoch(qint64(r.created_at)).toString("yyyy-MM-dd hh:mm")));
     QStringList tags;
     for (const auto& t : r.tags) tags << QString::fromStdString(t);
     table_->setItem(row, cTags, new QTableWidgetItem(tags.join(", ")));
     table_->item(row, cId)->setData(Qt::UserRole + 1, qlonglong(r.id));
-    if (r.status == "failed" || r.status == "diverged") table_->item(row, cStatus)->setForeground(QColor(0xd6, 0x27, 0x28));
+    if (r.status == "failed" || r.status == "diverged")
+      table_->item(row, cStatus)->setForeground(QColor(0xd6, 0x27, 0x28));
     if (r.status == "running") table_->item(row, cStatus)->setForeground(QColor(0x1f, 0x77, 0xb4));
     ++row;
   }
@@ -271,7 +276,9 @@ void RunsBrowser::refresh() {
   Q_EMIT runsChanged();
 }
 
-int RunsBrowser::rowCount() const { return table_->rowCount(); }
+int RunsBrowser::rowCount() const {
+  return table_->rowCount();
+}
 
 QList<qint64> RunsBrowser::selectedRuns() const {
   QList<qint64> ids;
@@ -303,15 +310,16 @@ void RunsBrowser::showDetails() {
   for (const auto& t : r->tags) tags << QString::fromStdString(t);
   tags_edit_->setText(tags.join(", "));
   notes_edit_->setPlainText(QString::fromStdString(r->notes));
-  QString text = tr("<b>Run %1</b> · %2<br>%3 · %4 · %5 · seed %6<br>device %7 · torch %8 · app %9")
-                     .arg(r->id)
-                     .arg(QString::fromStdString(r->status))
-                     .arg(QString::fromStdString(r->name), QString::fromStdString(r->dataset),
-                          QString::fromStdString(r->protocol))
-                     .arg(r->seed)
-                     .arg(QString::fromStdString(r->device), QString::fromStdString(r->torch_version),
-                          QString::fromStdString(r->app_version));
-  if (!r->error.empty()) text += "<br><font color='#d62728'>" + QString::fromStdString(r->error).toHtmlEscaped() + "</font>";
+  QString text =
+      tr("<b>Run %1</b> · %2<br>%3 · %4 · %5 · seed %6<br>device %7 · torch %8 · app %9")
+          .arg(r->id)
+          .arg(QString::fromStdString(r->status))
+          .arg(QString::fromStdString(r->name), QString::fromStdString(r->dataset), QString::fromStdString(r->protocol))
+          .arg(r->seed)
+          .arg(QString::fromStdString(r->device), QString::fromStdString(r->torch_version),
+               QString::fromStdString(r->app_version));
+  if (!r->error.empty())
+    text += "<br><font color='#d62728'>" + QString::fromStdString(r->error).toHtmlEscaped() + "</font>";
   details_->setText(text);
 }
 

@@ -101,12 +101,14 @@ Commands::Commands(CLI::App& app) : app_(app) {
   train_->add_option("--split", split_, "Dataset split (banking77: vag | all77)");
   train_->add_option("--protocol", protocol_, "class-incremental | joint")
       ->check(CLI::IsMember({"class-incremental", "joint"}));
-  train_->add_option("--strategy", strategy_, "finetune | ewc | replay")->check(CLI::IsMember({"finetune", "ewc", "replay"}));
+  train_->add_option("--strategy", strategy_, "finetune | ewc | replay")
+      ->check(CLI::IsMember({"finetune", "ewc", "replay"}));
   train_->add_option("--head", head_, "softmax | ncm | memory")->check(CLI::IsMember({"softmax", "ncm", "memory"}));
   train_->add_option("--task-order", task_order_, "Task order index (VAG orders; else a seeded permutation)")
       ->check(CLI::NonNegativeNumber);
   train_->add_option("--epochs", epochs_, "Epochs per task")->check(CLI::NonNegativeNumber);
-  train_->add_option("--limit-per-class", limit_per_class_, "Train rows per class (0 = all)")->check(CLI::NonNegativeNumber);
+  train_->add_option("--limit-per-class", limit_per_class_, "Train rows per class (0 = all)")
+      ->check(CLI::NonNegativeNumber);
   train_->add_option("--eval-limit-per-class", eval_limit_per_class_, "Test rows per class (0 = all)")
       ->check(CLI::NonNegativeNumber);
   train_->add_option("--seed", seeds_, "Seed; several (--seed 0 1 2) run one run per seed")->expected(1, -1);
@@ -117,9 +119,10 @@ Commands::Commands(CLI::App& app) : app_(app) {
   train_->add_flag("--quiet", quiet_, "No progress bar");
   train_->add_flag("--no-store", no_store_, "Do not write the run to the database");
   train_->add_option("--result-json", result_json_, "Also write the run's summary JSON to this file");
-  train_->add_option("--resume", resume_,
-                     "Continue a stored run that did not finish (interrupted, cancelled, failed, diverged) from its "
-                     "last task-end checkpoint, with its own spec and data")
+  train_
+      ->add_option("--resume", resume_,
+                   "Continue a stored run that did not finish (interrupted, cancelled, failed, diverged) from its "
+                   "last task-end checkpoint, with its own spec and data")
       ->check(CLI::PositiveNumber);
 
   runs_ = app.add_subcommand("runs", "List stored runs, newest first");
@@ -156,7 +159,9 @@ Commands::Commands(CLI::App& app) : app_(app) {
   data_fetch_->add_option("what", fetch_what_, "Dataset name or all (default)");
   data_fetch_->add_option("--mirror", mirror_, "Base URL of a mirror laid out like the data dir (file:// works)");
   data_import_ = data_->add_subcommand("import", "Copy a local copy of the datasets into the data dir and verify it");
-  data_import_->add_option("dir", import_src_, "Folder laid out like the data dir")->required()->check(CLI::ExistingDirectory);
+  data_import_->add_option("dir", import_src_, "Folder laid out like the data dir")
+      ->required()
+      ->check(CLI::ExistingDirectory);
 }
 
 std::string Commands::dbPath() const {
@@ -166,7 +171,9 @@ std::string Commands::dbPath() const {
   return d + "/runs.db";
 }
 
-std::string Commands::dataDir() const { return data::resolve_data_dir(data_dir_); }
+std::string Commands::dataDir() const {
+  return data::resolve_data_dir(data_dir_);
+}
 
 int Commands::run() {
   if (train_->parsed()) return train();
@@ -188,8 +195,9 @@ int Commands::train() {
         !split_.empty() || !protocol_.empty() || !strategy_.empty() || !head_.empty() || !device_.empty() ||
         task_order_ >= 0 || epochs_ >= 0 || limit_per_class_ >= 0 || eval_limit_per_class_ >= 0 || !tags_.empty() ||
         !notes_.empty() || no_store_ || !result_json_.empty())
-      throw SpecError("--resume continues a stored run with its own spec and settings: only --db, --data-dir and "
-                      "--quiet go with it");
+      throw SpecError(
+          "--resume continues a stored run with its own spec and settings: only --db, --data-dir and "
+          "--quiet go with it");
     train::RunOptions opt;
     opt.data_dir = dataDir();
     opt.db_path = dbPath();
@@ -199,7 +207,8 @@ int Commands::train() {
     ProgressBar bar(quiet_);
     return report(train::run_experiment(json::object(), opt, {&bar}, &control));
   }
-  json spec = !spec_file_.empty() ? spec::load_file(spec_file_) : spec::preset(preset_.empty() ? "transformer" : preset_);
+  json spec =
+      !spec_file_.empty() ? spec::load_file(spec_file_) : spec::preset(preset_.empty() ? "transformer" : preset_);
   spec = spec::complete(spec);
   auto& ex = spec["experiment"];
   if (!dataset_.empty()) {
@@ -242,7 +251,10 @@ int Commands::train() {
     auto r = train::run_experiment(spec, opt, {&bar}, &control);
     all_results.push_back({{"run_id", r.run_id}, {"status", r.status}, {"error", r.error}, {"summary", r.summary}});
     int code = report(r);
-    if (code == 130) { rc = 130; break; }
+    if (code == 130) {
+      rc = 130;
+      break;
+    }
     if (code != 0) rc = code;
   }
   if (!result_json_.empty()) {
@@ -283,16 +295,27 @@ int Commands::runs() {
     json arr = json::array();
     for (const auto& r : rs) {
       json s = parse_summary(r);
-      arr.push_back({{"id", r.id}, {"status", r.status}, {"name", r.name}, {"dataset", r.dataset},
-                     {"protocol", r.protocol}, {"strategy", r.strategy}, {"head", r.head}, {"seed", r.seed},
-                     {"params", r.params}, {"config_hash", r.config_hash}, {"created_at", r.created_at},
-                     {"finished_at", r.finished_at}, {"tags", r.tags},
-                     {"final_avg_acc", s.value("final_avg_acc", json())}, {"forgetting", s.value("forgetting", json())}});
+      arr.push_back({{"id", r.id},
+                     {"status", r.status},
+                     {"name", r.name},
+                     {"dataset", r.dataset},
+                     {"protocol", r.protocol},
+                     {"strategy", r.strategy},
+                     {"head", r.head},
+                     {"seed", r.seed},
+                     {"params", r.params},
+                     {"config_hash", r.config_hash},
+                     {"created_at", r.created_at},
+                     {"finished_at", r.finished_at},
+                     {"tags", r.tags},
+                     {"final_avg_acc", s.value("final_avg_acc", json())},
+                     {"forgetting", s.value("forgetting", json())}});
     }
     std::cout << arr.dump(2) << "\n";
     return 0;
   }
-  const char* cols[] = {"id", "status", "name", "dataset", "protocol", "strategy", "head", "seed", "final_acc", "forgetting", "created", "tags"};
+  const char* cols[] = {"id",   "status", "name",      "dataset",    "protocol", "strategy",
+                        "head", "seed",   "final_acc", "forgetting", "created",  "tags"};
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : rs) {
     json s = parse_summary(r);
@@ -316,7 +339,8 @@ int Commands::runs() {
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size(); ++i) w[i] = std::max(w[i], row[i].size());
   auto line = [&](const std::vector<std::string>& row) {
-    for (size_t i = 0; i < row.size(); ++i) std::printf("%-*s%s", int(w[i]), row[i].c_str(), i + 1 < row.size() ? "  " : "\n");
+    for (size_t i = 0; i < row.size(); ++i)
+      std::printf("%-*s%s", int(w[i]), row[i].c_str(), i + 1 < row.size() ? "  " : "\n");
   };
   line(std::vector<std::string>(std::begin(cols), std::end(cols)));
   for (const auto& row : rows) line(row);
@@ -336,7 +360,10 @@ int Commands::show() {
   for (int i = 0; i < T; ++i) {
     M.push_back(json::array());
     MT.push_back(json::array());
-    for (int j = 0; j < T; ++j) { M[i].push_back(nullptr); MT[i].push_back(nullptr); }
+    for (int j = 0; j < T; ++j) {
+      M[i].push_back(nullptr);
+      MT[i].push_back(nullptr);
+    }
   }
   for (const auto& c : cells) {
     M[c.after_task][c.task] = c.acc;
@@ -346,13 +373,18 @@ int Commands::show() {
   for (const auto& se : db->series(run_id_)) {
     json pts = json::array();
     for (const auto& p : se.points) pts.push_back({p.first, p.second});
-    series.push_back({{"name", se.name}, {"level", se.level}, {"block", se.block}, {"clock", se.clock}, {"points", pts}});
+    series.push_back(
+        {{"name", se.name}, {"level", se.level}, {"block", se.block}, {"clock", se.clock}, {"points", pts}});
   }
   json ck = json::array();
   for (const auto& c : db->checkpoints(run_id_))
     ck.push_back({{"kind", c.kind}, {"path", c.path}, {"step", c.step}, {"task", c.task}, {"metric", c.metric}});
   json spec;
-  try { spec = json::parse(r->spec_json); } catch (...) { spec = nullptr; }
+  try {
+    spec = json::parse(r->spec_json);
+  } catch (...) {
+    spec = nullptr;
+  }
   json out = {{"id", r->id},
               {"status", r->status},
               {"name", r->name},

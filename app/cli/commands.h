@@ -31,8 +31,8 @@ class Commands {
   std::string dataDestination() const;  // dataDir(), created, and said on stderr
 
   CLI::App& app_;
-  CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_,
-      *data_fetch_, *data_import_;
+  CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
+      *data_import_;
   // global
   std::string db_, data_dir_;
   // train

@@ -18,7 +18,6 @@ namespace fs = std::filesystem;
 namespace hl::cli {
 namespace {
 
-
 void emit(const std::string& text, const std::string& out) {
   if (out.empty()) {
     std::cout << text;
@@ -38,14 +37,15 @@ auto logger() {
 
 int Commands::exportTables() {
   exporter::TableOptions t;
-  t.format = export_format_ == "csv" ? exporter::Format::Csv
+  t.format = export_format_ == "csv"     ? exporter::Format::Csv
              : export_format_ == "latex" ? exporter::Format::Latex
                                          : exporter::Format::Markdown;
   t.decimals = decimals_;
   auto db = store::RunStore::open(dbPath());
   if (matrix_run_ > 0) {
     auto r = db->getRun(matrix_run_);
-    if (!r) throw SpecError("run " + std::to_string(matrix_run_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
+    if (!r)
+      throw SpecError("run " + std::to_string(matrix_run_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
     emit(exporter::accuracy_matrix_table(*r, db->accuracy(matrix_run_), t), out_);
     return 0;
   }
@@ -105,9 +105,9 @@ int Commands::dataVerify() {
 // else <user data dir>/datasets (data::resolve_data_dir), and say which before they start.
 std::string Commands::dataDestination() const {
   const std::string dest = dataDir();
-  const char* why = !data_dir_.empty()                       ? "--data-dir"
+  const char* why = !data_dir_.empty()                                                    ? "--data-dir"
                     : std::getenv("HOPELAB_DATA_DIR") && *std::getenv("HOPELAB_DATA_DIR") ? "$HOPELAB_DATA_DIR"
-                                                             : "the user data dir";
+                                                                                          : "the user data dir";
   std::fprintf(stderr, "writing datasets to %s (%s)\n", dest.c_str(), why);
   std::error_code ec;
   fs::create_directories(dest, ec);

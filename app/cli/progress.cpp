@@ -10,8 +10,10 @@ std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "--:--";
   long t = long(s + 0.5);
   char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
   return buf;
 }
 
@@ -36,21 +38,26 @@ void ProgressBar::onEvent(const train::Event& e) {
     case K::Point:
       if (e.name == "loss" && e.level == "outer") last_loss_ = e.value;
       break;
-    case K::Progress: draw(e, false); break;
+    case K::Progress:
+      draw(e, false);
+      break;
     case K::TaskFinished:
       if (tty_ && drawn_) std::fputc('\n', stderr);
       drawn_ = false;
       std::fprintf(stderr, "task %d/%d done: average accuracy over seen tasks %.3f\n", e.task + 1, e.num_tasks,
                    e.value);
       break;
-    case K::Log: std::fprintf(stderr, "%s\n", e.message.c_str()); break;
+    case K::Log:
+      std::fprintf(stderr, "%s\n", e.message.c_str());
+      break;
     case K::Status:
       if (tty_ && drawn_) std::fputc('\n', stderr);
       drawn_ = false;
       if (e.status != "finished")
         std::fprintf(stderr, "run %s%s%s\n", e.status.c_str(), e.message.empty() ? "" : ": ", e.message.c_str());
       break;
-    default: break;
+    default:
+      break;
   }
 }
 
@@ -66,8 +73,8 @@ void ProgressBar::draw(const train::Event& e, bool force) {
     int fill = int(frac * width);
     std::string bar(fill, '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "\r[%s] %5.1f%%  step %lld/%lld  task %d/%d  loss %.4f  %s<%s ", bar.c_str(),
-                 100 * frac, (long long)e.step, (long long)total_, e.task + 1, num_tasks_, last_loss_,
+    std::fprintf(stderr, "\r[%s] %5.1f%%  step %lld/%lld  task %d/%d  loss %.4f  %s<%s ", bar.c_str(), 100 * frac,
+                 (long long)e.step, (long long)total_, e.task + 1, num_tasks_, last_loss_,
                  format_duration(elapsed).c_str(), format_duration(eta).c_str());
     drawn_ = true;
   } else {

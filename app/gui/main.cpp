@@ -33,9 +33,11 @@ int main(int argc, char** argv) {
   p.addVersionOption();
   QCommandLineOption db("db", "Run database (default: the one used last, else the CLI's, <user data dir>/runs.db).",
                         "PATH");
-  QCommandLineOption run("run", "Open this stored run (Live replays it; Compare shows it with its seed siblings; Inference selects it).", "ID");
-  QCommandLineOption tab("tab", "Start on this tab: " + hl::ui::MainWindow::tabNames().join("|") + " (editor = architecture).",
-                         "NAME");
+  QCommandLineOption run(
+      "run", "Open this stored run (Live replays it; Compare shows it with its seed siblings; Inference selects it).",
+      "ID");
+  QCommandLineOption tab(
+      "tab", "Start on this tab: " + hl::ui::MainWindow::tabNames().join("|") + " (editor = architecture).", "NAME");
   QCommandLineOption spec("spec", "Open this spec JSON in the Architecture and Experiment tabs.", "FILE");
   QCommandLineOption shot("screenshot", "Render the window (the --tab, --run) into this PNG and exit.", "FILE");
   QCommandLineOption size("size", "Window size for --screenshot (default 1400x900).", "WxH", "1400x900");
@@ -55,7 +57,8 @@ int main(int argc, char** argv) {
     tab_index = hl::ui::MainWindow::tabIndex(p.value(tab));
     if (tab_index < 0)
       return fail(QString("--tab %1: unknown tab (use %2 or editor)")
-                      .arg(p.value(tab), hl::ui::MainWindow::tabNames().join(", ")), 2);
+                      .arg(p.value(tab), hl::ui::MainWindow::tabNames().join(", ")),
+                  2);
   }
   qint64 run_id = 0;
   if (p.isSet(run)) {
@@ -68,8 +71,7 @@ int main(int argc, char** argv) {
   if (p.isSet(dark)) w.setDark(true);
   // Without --db: the database used last (File › Recent databases), else the CLI's default.
   const QString db_path = p.isSet(db) ? p.value(db) : hl::ui::MainWindow::lastDatabase();
-  if (p.isSet(db) && !QFileInfo::exists(db_path))
-    return fail(QString("--db %1: no such file").arg(db_path), 5);
+  if (p.isSet(db) && !QFileInfo::exists(db_path)) return fail(QString("--db %1: no such file").arg(db_path), 5);
   QString err = w.openDatabase(db_path);
   if (!err.isEmpty()) return fail(err, 5);
   if (p.isSet(spec)) {
@@ -109,8 +111,10 @@ int main(int argc, char** argv) {
       w.live()->flush();
       QApplication::processEvents();
       QPixmap pm = w.grab();
-      if (pm.isNull() || !pm.save(out, "PNG")) rc = fail(QString("--screenshot %1: cannot write this file").arg(out), 1);
-      else std::fprintf(stderr, "wrote %s (%dx%d)\n", qPrintable(out), pm.width(), pm.height());
+      if (pm.isNull() || !pm.save(out, "PNG"))
+        rc = fail(QString("--screenshot %1: cannot write this file").arg(out), 1);
+      else
+        std::fprintf(stderr, "wrote %s (%dx%d)\n", qPrintable(out), pm.width(), pm.height());
       app.exit(rc);
     });
     app.exec();

@@ -45,16 +45,15 @@ class KnownReader {
   KnownReader(std::string name, std::string dir) : name_(std::move(name)), dir_(std::move(dir)) {}
 
   TextFile read(const std::string& rel) {
-    TextFile f = read_text_file(
-        dir_ + "/" + rel, "download it with `hopelab-cli data fetch " + name_ +
-                              "` (or `hopelab-cli data import DIR`), or point to the data folder "
-                              "with --data-dir or HOPELAB_DATA_DIR (searched " +
-                              dir_ + ")");
+    TextFile f =
+        read_text_file(dir_ + "/" + rel, "download it with `hopelab-cli data fetch " + name_ +
+                                             "` (or `hopelab-cli data import DIR`), or point to the data folder "
+                                             "with --data-dir or HOPELAB_DATA_DIR (searched " +
+                                             dir_ + ")");
     digests_ += f.sha256 + "\n";
     const KnownFile* k = find_known_file(rel);
     if (k && k->sha256 != f.sha256)
-      warnings.push_back(f.path + ": sha256 " + f.sha256 + " differs from the published " +
-                         k->sha256 +
+      warnings.push_back(f.path + ": sha256 " + f.sha256 + " differs from the published " + k->sha256 +
                          " — the file was edited, so results are not comparable with "
                          "the benchmark; restore it with `hopelab-cli data fetch " +
                          name_ + "` if that was not intended");
@@ -87,8 +86,7 @@ struct Plan {
   std::string source;                    // where the classes come from (messages)
 };
 
-Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks,
-                     const std::string& source) {
+Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks, const std::string& source) {
   Plan p;
   p.source = source;
   std::set<std::string> seen;
@@ -97,8 +95,7 @@ Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks,
     p.tasks.emplace_back();
     for (const auto& c : t) {
       if (!seen.insert(c).second)
-        throw DataError(source + ": class '" + c +
-                        "' is listed twice — each class belongs to one task");
+        throw DataError(source + ": class '" + c + "' is listed twice — each class belongs to one task");
       p.tasks.back().push_back(int(p.classes.size()));
       p.classes.push_back(c);
     }
@@ -109,13 +106,11 @@ Plan plan_from_tasks(const std::vector<std::vector<std::string>>& tasks,
 
 std::vector<std::vector<std::string>> chunk(const std::vector<std::string>& v, size_t n) {
   std::vector<std::vector<std::string>> out;
-  for (size_t i = 0; i < v.size(); i += n)
-    out.emplace_back(v.begin() + i, v.begin() + std::min(v.size(), i + n));
+  for (size_t i = 0; i < v.size(); i += n) out.emplace_back(v.begin() + i, v.begin() + std::min(v.size(), i + n));
   return out;
 }
 
-std::vector<Example> to_examples(const LabeledFile& f,
-                                 const std::unordered_map<std::string, int>& ids,
+std::vector<Example> to_examples(const LabeledFile& f, const std::unordered_map<std::string, int>& ids,
                                  const Plan& plan) {
   std::vector<Example> out;
   out.reserve(f.rows.size());
@@ -124,8 +119,7 @@ std::vector<Example> to_examples(const LabeledFile& f,
     if (it != ids.end()) {
       out.push_back({r.text, it->second});
     } else if (!plan.dropped.count(r.label)) {
-      throw DataError(f.where(r) + ": label '" + r.label +
-                      "' is not one of the dataset's classes (" + plan.source +
+      throw DataError(f.where(r) + ": label '" + r.label + "' is not one of the dataset's classes (" + plan.source +
                       ") — correct the label or remove the row");
     }
   }
@@ -133,8 +127,7 @@ std::vector<Example> to_examples(const LabeledFile& f,
 }
 
 // Keeps the first `n` rows per class after a seeded shuffle; kept rows stay in file order.
-std::vector<Example> limit_seeded(const std::vector<Example>& rows, int n, uint64_t seed,
-                                  size_t n_classes) {
+std::vector<Example> limit_seeded(const std::vector<Example>& rows, int n, uint64_t seed, size_t n_classes) {
   std::vector<int> count(n_classes, 0);
   std::vector<char> keep(rows.size(), 0);
   for (size_t i : seeded_permutation(rows.size(), seed))
@@ -164,16 +157,14 @@ std::vector<std::vector<int>> order_tasks(const Plan& p, int task_order) {
     std::vector<char> seen(n, 0);
     for (int t : o) {
       if (t < 0 || size_t(t) >= n || seen[size_t(t)])
-        throw DataError(p.source + ": task order " + std::to_string(task_order) +
-                        " is not a permutation of 0.." + std::to_string(n - 1) + " — " +
-                        "restore the split file");
+        throw DataError(p.source + ": task order " + std::to_string(task_order) + " is not a permutation of 0.." +
+                        std::to_string(n - 1) + " — " + "restore the split file");
       seen[size_t(t)] = 1;
       perm.push_back(size_t(t));
     }
     if (perm.size() != n)
       throw DataError(p.source + ": task order " + std::to_string(task_order) + " lists " +
-                      std::to_string(perm.size()) + " of " + std::to_string(n) +
-                      " tasks — restore the split file");
+                      std::to_string(perm.size()) + " of " + std::to_string(n) + " tasks — restore the split file");
   } else if (task_order == 0) {
     for (size_t i = 0; i < n; ++i) perm.push_back(i);
   } else {
@@ -208,10 +199,8 @@ Dataset assemble(Dataset ds, const Plan& plan, const LabeledFile& train, const L
   for (const auto& e : ds.train) ++n_train[size_t(e.label)];
   for (const auto& e : ds.test) ++n_test[size_t(e.label)];
   for (size_t c = 0; c < nc; ++c) {
-    if (!n_train[c])
-      ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no train rows");
-    if (!n_test[c])
-      ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no test rows");
+    if (!n_train[c]) ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no train rows");
+    if (!n_test[c]) ds.warnings.push_back(ds.name + ": class '" + plan.classes[c] + "' has no test rows");
   }
   return ds;
 }
@@ -231,15 +220,13 @@ VagSplit read_vag(const TextFile& f, const std::string& fix) {
     v.label_id_order = j.at("label_id_order").get<std::vector<std::string>>();
     v.tasks = j.at("tasks").get<std::vector<std::vector<std::string>>>();
     v.orders = j.at("task_orders").get<std::vector<std::vector<int>>>();
-    if (j.contains("dropped_classes"))
-      v.dropped = j.at("dropped_classes").get<std::vector<std::string>>();
+    if (j.contains("dropped_classes")) v.dropped = j.at("dropped_classes").get<std::vector<std::string>>();
     return v;
   });
 }
 
 // CLINC-style JSON: `key` is a list of [text, label] pairs.
-LabeledFile json_pairs(const TextFile& f, const json& j, const std::string& key,
-                       const std::string& fix) {
+LabeledFile json_pairs(const TextFile& f, const json& j, const std::string& key, const std::string& fix) {
   LabeledFile out;
   out.file = f.path;
   out.json_key = key;
@@ -297,10 +284,8 @@ Dataset load_banking77(const std::string& dir, const LoadOptions& opt) {
   if (split_name != "vag" && split_name != "all77")
     throw SpecError("banking77: unknown split '" + opt.split + "' — use vag (default) or all77");
   KnownReader rd("banking77", dir);
-  const LabeledFile train =
-      read_labeled_csv(rd.read("banking77/train.csv"), "text", "category", false);
-  const LabeledFile test =
-      read_labeled_csv(rd.read("banking77/test.csv"), "text", "category", false);
+  const LabeledFile train = read_labeled_csv(rd.read("banking77/train.csv"), "text", "category", false);
+  const LabeledFile test = read_labeled_csv(rd.read("banking77/test.csv"), "text", "category", false);
   const TextFile split = rd.read("cl_splits/vag_banking77_tasks.json");
   const VagSplit vag = read_vag(split, rd.fix());
   Plan plan;
@@ -310,9 +295,8 @@ Dataset load_banking77(const std::string& dir, const LoadOptions& opt) {
     plan.dropped.insert(vag.dropped.begin(), vag.dropped.end());
   } else {
     if (vag.label_id_order.size() != 77)
-      throw DataError(split.path + ": label_id_order has " +
-                      std::to_string(vag.label_id_order.size()) + " classes, all77 needs 77 — " +
-                      rd.fix());
+      throw DataError(split.path + ": label_id_order has " + std::to_string(vag.label_id_order.size()) +
+                      " classes, all77 needs 77 — " + rd.fix());
     plan = plan_from_tasks(chunk(vag.label_id_order, 11), split.path + " (label_id_order)");
   }
   Dataset ds = assemble(base("banking77", 64, 2000), plan, train, test, opt);
@@ -322,20 +306,16 @@ Dataset load_banking77(const std::string& dir, const LoadOptions& opt) {
 
 Dataset load_dbpedia70(const std::string& dir, const LoadOptions& opt) {
   KnownReader rd("dbpedia70", dir);
-  const LabeledFile train =
-      read_labeled_csv(rd.read("klda_inca_subsets/dbpedia_train.csv"), "text", "label", false);
-  const LabeledFile test =
-      read_labeled_csv(rd.read("klda_inca_subsets/dbpedia_test.csv"), "text", "label", false);
+  const LabeledFile train = read_labeled_csv(rd.read("klda_inca_subsets/dbpedia_train.csv"), "text", "label", false);
+  const LabeledFile test = read_labeled_csv(rd.read("klda_inca_subsets/dbpedia_test.csv"), "text", "label", false);
   const TextFile orders = rd.read("cl_splits/klda_class_orders.json");
   const json j = parse_json(orders, rd.fix());
   const auto classes = json_structure(orders.path, rd.fix(), [&] {
-    return j.at("dbpedia")
-        .at("first_appearance_order_in_train_csv")
-        .get<std::vector<std::string>>();
+    return j.at("dbpedia").at("first_appearance_order_in_train_csv").get<std::vector<std::string>>();
   });
   if (classes.size() != 70)
-    throw DataError(orders.path + ": dbpedia lists " + std::to_string(classes.size()) +
-                    " classes, expected 70 — " + rd.fix());
+    throw DataError(orders.path + ": dbpedia lists " + std::to_string(classes.size()) + " classes, expected 70 — " +
+                    rd.fix());
   const Plan plan = plan_from_tasks(chunk(classes, 10), orders.path + " (dbpedia)");
   Dataset ds = assemble(base("dbpedia70", 128, 8000), plan, train, test, opt);
   finish(ds, rd);
@@ -353,13 +333,11 @@ Dataset load_dbpedia14(const std::string& dir, const LoadOptions& opt) {
     pos = eol + 1;
     if (name.empty()) continue;
     if (std::find(names.begin(), names.end(), name) != names.end())
-      throw DataError(at(names_file.path, line) + ": class '" + name + "' is listed twice — " +
-                      rd.fix());
+      throw DataError(at(names_file.path, line) + ": class '" + name + "' is listed twice — " + rd.fix());
     names.push_back(name);
   }
   if (names.size() != 14)
-    throw DataError(names_file.path + ": " + std::to_string(names.size()) +
-                    " class names, expected 14 — " + rd.fix());
+    throw DataError(names_file.path + ": " + std::to_string(names.size()) + " class names, expected 14 — " + rd.fix());
 
   const TextFile csv = rd.read("dbpedia14/test_sample_7600.csv");
   std::vector<LabeledRow> rows;
@@ -371,13 +349,11 @@ Dataset load_dbpedia14(const std::string& dir, const LoadOptions& opt) {
       throw DataError(where + ": expected 3 fields (class_index,\"title\",\"content\"), found " +
                       std::to_string(rec.fields.size()) + " — the row is truncated or not quoted");
     const std::string idx = trim(rec.fields[0]);
-    const bool digits =
-        !idx.empty() && idx.size() < 4 &&
-        std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits = !idx.empty() && idx.size() < 4 &&
+                        std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; });
     const int k = digits ? std::stoi(idx) : 0;
     if (k < 1 || k > int(names.size()))
-      throw DataError(where + ": class_index '" + idx + "' is not a number from 1 to 14 — " +
-                      rd.fix());
+      throw DataError(where + ": class_index '" + idx + "' is not a number from 1 to 14 — " + rd.fix());
     const std::string title = trim(rec.fields[1]);
     const std::string content = trim(rec.fields[2]);
     LabeledRow r;
@@ -395,8 +371,7 @@ Dataset load_dbpedia14(const std::string& dir, const LoadOptions& opt) {
   std::vector<char> is_test(rows.size(), 0);
   const auto perm = seeded_permutation(rows.size(), kDbpedia14SplitSeed);
   for (size_t i = 0; i < rows.size() / 5; ++i) is_test[perm[i]] = 1;
-  for (size_t i = 0; i < rows.size(); ++i)
-    (is_test[i] ? test : train).rows.push_back(std::move(rows[i]));
+  for (size_t i = 0; i < rows.size(); ++i) (is_test[i] ? test : train).rows.push_back(std::move(rows[i]));
 
   const Plan plan = plan_from_tasks(chunk(names, 2), names_file.path);
   Dataset ds = assemble(base("dbpedia14", 128, 8000), plan, train, test, opt);
@@ -412,18 +387,15 @@ std::string pick_file(const fs::path& dir, const std::string& stem) {
   const fs::path csv = dir / (stem + ".csv"), jsonl = dir / (stem + ".jsonl");
   const bool has_csv = fs::exists(csv), has_jsonl = fs::exists(jsonl);
   if (has_csv && has_jsonl)
-    throw DataError(dir.string() + ": both " + stem + ".csv and " + stem +
-                    ".jsonl exist — keep only one of them");
+    throw DataError(dir.string() + ": both " + stem + ".csv and " + stem + ".jsonl exist — keep only one of them");
   if (!has_csv && !has_jsonl)
-    throw DataError(
-        dir.string() + ": no " + stem + ".csv or " + stem +
-        ".jsonl — a dataset folder holds train.csv|train.jsonl and test.csv|test.jsonl");
+    throw DataError(dir.string() + ": no " + stem + ".csv or " + stem +
+                    ".jsonl — a dataset folder holds train.csv|train.jsonl and test.csv|test.jsonl");
   return (has_csv ? csv : jsonl).string();
 }
 
 LabeledFile read_generic(const std::string& path, const LoadOptions& opt, std::string* digests) {
-  const TextFile f =
-      read_text_file(path, "a dataset folder holds train.csv|train.jsonl and test.csv|test.jsonl");
+  const TextFile f = read_text_file(path, "a dataset folder holds train.csv|train.jsonl and test.csv|test.jsonl");
   *digests += f.sha256 + "\n";
   if (path.size() >= 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0)
     return read_labeled_jsonl(f, opt.text_column, opt.label_column);
@@ -441,14 +413,12 @@ Dataset load_folder(const std::string& name, const LoadOptions& opt) {
   std::set<std::string> seen;
   for (const auto& r : train.rows)
     if (seen.insert(r.label).second) classes.push_back(r.label);
-  const Plan plan = plan_from_tasks(chunk(classes, size_t(opt.classes_per_task)),
-                                    "first appearance in " + train_path);
+  const Plan plan = plan_from_tasks(chunk(classes, size_t(opt.classes_per_task)), "first appearance in " + train_path);
   Dataset ds = assemble(base(name, 64, 2000), plan, train, test, opt);
   ds.data_hash = sha256_hex(digests);
   if (classes.size() % size_t(opt.classes_per_task))
-    ds.warnings.push_back(name + ": " + std::to_string(classes.size()) + " classes do not fill " +
-                          "tasks of " + std::to_string(opt.classes_per_task) +
-                          "; the last task has " +
+    ds.warnings.push_back(name + ": " + std::to_string(classes.size()) + " classes do not fill " + "tasks of " +
+                          std::to_string(opt.classes_per_task) + "; the last task has " +
                           std::to_string(classes.size() % size_t(opt.classes_per_task)));
   return ds;
 }
@@ -485,7 +455,9 @@ Dataset load(const std::string& name_or_path, const LoadOptions& opt) {
   return load_folder(name_or_path, opt);
 }
 
-std::vector<std::string> known_datasets() { return kKnown; }
+std::vector<std::string> known_datasets() {
+  return kKnown;
+}
 
 std::string user_data_dir() {
   const std::string xdg = env("XDG_DATA_HOME");

@@ -29,8 +29,7 @@ void say(const Log& log, const std::string& line) {
 std::vector<const KnownFile*> select_files(const std::string& what) {
   std::vector<const KnownFile*> out;
   for (const auto& f : known_files())
-    if (what == "all" || std::find(f.groups.begin(), f.groups.end(), what) != f.groups.end())
-      out.push_back(&f);
+    if (what == "all" || std::find(f.groups.begin(), f.groups.end(), what) != f.groups.end()) out.push_back(&f);
   if (out.empty())
     throw SpecError("data fetch: unknown dataset '" + what +
                     "' — use clinc150, banking77, dbpedia70, dbpedia14 or all");
@@ -87,8 +86,7 @@ void write_file(const fs::path& dest, const std::string& content) {
   {
     std::ofstream out(part, std::ios::binary | std::ios::trunc);
     out << content;
-    if (!out.flush())
-      throw DataError(part.string() + ": cannot write — check the disk space and permissions");
+    if (!out.flush()) throw DataError(part.string() + ": cannot write — check the disk space and permissions");
   }
   rename_into_place(part, dest);
 }
@@ -99,8 +97,8 @@ void check_part(const fs::path& part, const std::string& origin, const KnownFile
   if (got != f.sha256) {
     std::error_code ec;
     fs::remove(part, ec);
-    throw DataError(origin + ": sha256 " + got + " differs from the published " + f.sha256 +
-                    " for " + f.path + " — the copy is corrupt or edited; nothing was installed. " +
+    throw DataError(origin + ": sha256 " + got + " differs from the published " + f.sha256 + " for " + f.path +
+                    " — the copy is corrupt or edited; nothing was installed. " +
                     "Try again, or use another mirror or a verified local copy");
   }
 }
@@ -115,8 +113,7 @@ void download(const std::string& url, const fs::path& dest, const KnownFile& f) 
   fs::create_directories(dest.parent_path());
   const fs::path part = dest.string() + ".part";
   std::unique_ptr<FILE, int (*)(FILE*)> out(std::fopen(part.string().c_str(), "wb"), &std::fclose);
-  if (!out)
-    throw DataError(part.string() + ": cannot write — check the disk space and permissions");
+  if (!out) throw DataError(part.string() + ": cannot write — check the disk space and permissions");
   std::unique_ptr<CURL, void (*)(CURL*)> c(curl_easy_init(), &curl_easy_cleanup);
   if (!c) throw DataError(url + ": cannot start libcurl");
   char err[CURL_ERROR_SIZE] = {0};
@@ -140,8 +137,7 @@ void download(const std::string& url, const fs::path& dest, const KnownFile& f) 
   if (rc != CURLE_OK || !closed) {
     std::error_code ec;
     fs::remove(part, ec);
-    const std::string why =
-        rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc)) : "write error";
+    const std::string why = rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc)) : "write error";
     throw DataError(url + ": download failed (" + why + ") — check the network or the mirror, or " +
                     "copy the files from a local copy with `hopelab-cli data import DIR`");
   }
@@ -160,8 +156,8 @@ std::string derive(const fs::path& dir, const std::string& rel) {
   if (want_csv && !present_and_ok(dir / test->path, *test)) return {};
   const std::string fix = "fetch it again with `hopelab-cli data fetch dbpedia14`";
   using detail::parse_json;
-  const auto names = parse_json(detail::read_text_file((dir / labels->path).string(), fix), fix)
-                         .get<std::vector<std::string>>();
+  const auto names =
+      parse_json(detail::read_text_file((dir / labels->path).string(), fix), fix).get<std::vector<std::string>>();
   std::string out;
   if (!want_csv) {  // "Mean of Transportation" -> "MeanOfTransportation"
     for (const auto& n : names) {
@@ -186,19 +182,16 @@ std::string derive(const fs::path& dir, const std::string& rel) {
     const size_t mid = s.find("\nText: ");
     size_t idx = 0;
     while (idx < names.size() && names[idx] != label) ++idx;
-    if (s.rfind("Title: ", 0) != 0 || mid == std::string::npos || s.back() != '\n' ||
-        idx == names.size())
-      return {};
-    out += std::to_string(idx + 1) + ",\"" + s.substr(7, mid - 7) + "\",\"" +
-           s.substr(mid + 7, s.size() - mid - 8) + "\"\n";
+    if (s.rfind("Title: ", 0) != 0 || mid == std::string::npos || s.back() != '\n' || idx == names.size()) return {};
+    out += std::to_string(idx + 1) + ",\"" + s.substr(7, mid - 7) + "\",\"" + s.substr(mid + 7, s.size() - mid - 8) +
+           "\"\n";
   }
   return out;
 }
 
 // For each of `files` with no upstream URL that is not present and correct in `dir`: rebuild it
 // when it is derivable from files there, else report it. Returns the files still missing.
-std::vector<std::string> complete_derived(const fs::path& dir,
-                                          const std::vector<const KnownFile*>& files,
+std::vector<std::string> complete_derived(const fs::path& dir, const std::vector<const KnownFile*>& files,
                                           const Log& log) {
   std::vector<std::string> missing;
   for (const KnownFile* f : files) {
@@ -221,8 +214,8 @@ std::vector<std::string> complete_derived(const fs::path& dir,
 
 }  // namespace
 
-void fetch(const std::string& dataset_or_all, const std::string& dest_dir,
-           const std::string& mirror_base_url, std::function<void(std::string)> log) {
+void fetch(const std::string& dataset_or_all, const std::string& dest_dir, const std::string& mirror_base_url,
+           std::function<void(std::string)> log) {
   const auto files = select_files(dataset_or_all);
   const fs::path dest(dest_dir);
   std::vector<const KnownFile*> derived;
@@ -232,8 +225,7 @@ void fetch(const std::string& dataset_or_all, const std::string& dest_dir,
       say(log, "ok     " + f->path + " (already present)");
       continue;
     }
-    const std::string url =
-        mirror_base_url.empty() ? f->upstream : mirror_url(mirror_base_url, f->path);
+    const std::string url = mirror_base_url.empty() ? f->upstream : mirror_url(mirror_base_url, f->path);
     if (url.empty()) {
       derived.push_back(f);
       continue;
@@ -246,16 +238,14 @@ void fetch(const std::string& dataset_or_all, const std::string& dest_dir,
   if (!missing.empty()) {
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    throw DataError(
-        list +
-        ": derived task files are not published upstream — copy them from a Hope "
-        "Lab datasets folder with `hopelab-cli data import DIR`, or fetch from a mirror "
-        "that has them (--mirror URL)");
+    throw DataError(list +
+                    ": derived task files are not published upstream — copy them from a Hope "
+                    "Lab datasets folder with `hopelab-cli data import DIR`, or fetch from a mirror "
+                    "that has them (--mirror URL)");
   }
 }
 
-void import_dir(const std::string& src_dir, const std::string& dest_dir,
-                std::function<void(std::string)> log) {
+void import_dir(const std::string& src_dir, const std::string& dest_dir, std::function<void(std::string)> log) {
   const fs::path src(src_dir), dest(dest_dir);
   std::error_code ec;
   if (!fs::is_directory(src, ec))
@@ -283,8 +273,7 @@ void import_dir(const std::string& src_dir, const std::string& dest_dir,
     const fs::path part = to.string() + ".part";
     fs::copy_file(from, part, fs::copy_options::overwrite_existing, ec);
     if (ec)
-      throw DataError(part.string() + ": cannot copy (" + ec.message() +
-                      ") — check the disk space and permissions");
+      throw DataError(part.string() + ": cannot copy (" + ec.message() + ") — check the disk space and permissions");
     check_part(part, from.string(), f);
     rename_into_place(part, to);
     say(log, "copied " + f.path);

@@ -17,14 +17,13 @@ namespace hl::data {
 // With `mirror_base_url` (http(s)://, file://, or a local folder path), every file is fetched as
 // MIRROR/<relative path>. Each download goes to FILE.part, is checked, then renamed; a checksum
 // mismatch deletes it and throws hl::DataError. `log` (may be empty) gets one line per file.
-void fetch(const std::string& dataset_or_all, const std::string& dest_dir,
-           const std::string& mirror_base_url, std::function<void(std::string)> log);
+void fetch(const std::string& dataset_or_all, const std::string& dest_dir, const std::string& mirror_base_url,
+           std::function<void(std::string)> log);
 
 // Copies the known files found in src_dir (laid out like the data dir) into dest_dir, checking
 // each checksum; a file that differs is not copied and makes the call throw hl::DataError after
 // the others are copied. Missing DBpedia-14 sample files are rebuilt when their sources are there.
-void import_dir(const std::string& src_dir, const std::string& dest_dir,
-                std::function<void(std::string)> log);
+void import_dir(const std::string& src_dir, const std::string& dest_dir, std::function<void(std::string)> log);
 
 enum class FileState { Missing, Ok, Mismatch };
 const char* to_string(FileState s);  // "missing", "ok", "mismatch"

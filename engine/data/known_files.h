@@ -7,9 +7,9 @@
 namespace hl::data {
 
 struct KnownFile {
-  std::string path;      // relative to the data dir, '/'-separated, e.g. "banking77/train.csv"
-  std::string sha256;    // expected hex digest
-  std::string upstream;  // raw URL at the pinned commit; "" for derived files
+  std::string path;                 // relative to the data dir, '/'-separated, e.g. "banking77/train.csv"
+  std::string sha256;               // expected hex digest
+  std::string upstream;             // raw URL at the pinned commit; "" for derived files
   std::vector<std::string> groups;  // dataset names whose `data fetch NAME` includes the file
 };
 

@@ -13,7 +13,9 @@ namespace fs = std::filesystem;
 
 namespace hl::data::detail {
 
-std::string at(const std::string& file, size_t line) { return file + ":" + std::to_string(line); }
+std::string at(const std::string& file, size_t line) {
+  return file + ":" + std::to_string(line);
+}
 
 std::string trim(std::string_view s) {
   const char* ws = " \t\r\n\f\v";
@@ -57,8 +59,7 @@ size_t find_invalid_utf8(std::string_view s) {
       if ((p[i + k] & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
       return i;
     i += len;
   }
@@ -69,8 +70,7 @@ TextFile read_text_file(const std::string& path, const std::string& missing_hint
   std::error_code ec;
   const auto st = fs::status(path, ec);
   if (!fs::exists(st)) throw DataError(path + ": file not found — " + missing_hint);
-  if (fs::is_directory(st))
-    throw DataError(path + ": is a folder, expected a file — " + missing_hint);
+  if (fs::is_directory(st)) throw DataError(path + ": is a folder, expected a file — " + missing_hint);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open the file for reading — check its permissions");
   std::ostringstream ss;
@@ -187,8 +187,8 @@ std::vector<size_t> find_columns(const std::string& file, const std::vector<std:
     if (i == header.size()) {
       std::string found = join(header);
       if (found.size() > 200) found = found.substr(0, 200) + "…";
-      throw DataError(at(file, 1) + ": missing column '" + w + "' — the first line must be the " +
-                      "header " + join(wanted) + " (found: " + found + ")");
+      throw DataError(at(file, 1) + ": missing column '" + w + "' — the first line must be the " + "header " +
+                      join(wanted) + " (found: " + found + ")");
     }
     cols.push_back(i);
   }
@@ -212,39 +212,34 @@ void check_label(const std::string& where, const std::string& label, const std::
                     "' — every row needs a label; fill it in or delete the row");
 }
 
-LabeledFile read_labeled_csv(const TextFile& f, const std::string& text_col,
-                             const std::string& label_col, bool extra_columns_ok) {
+LabeledFile read_labeled_csv(const TextFile& f, const std::string& text_col, const std::string& label_col,
+                             bool extra_columns_ok) {
   LabeledFile out;
   out.file = f.path;
   CsvReader reader(f.path, f.text);
   CsvRecord rec;
   const std::vector<std::string> wanted{text_col, label_col};
   if (!reader.next(&rec))
-    throw DataError(f.path + ": no header line — the first line must be the header " +
-                    join(wanted));
+    throw DataError(f.path + ": no header line — the first line must be the header " + join(wanted));
   const std::vector<std::string> header = rec.fields;
   const auto cols = find_columns(f.path, header, wanted);
   if (!extra_columns_ok && header.size() != wanted.size())
-    throw DataError(at(f.path, 1) + ": unexpected header '" + join(header) +
-                    "' — expected exactly " + join(wanted));
+    throw DataError(at(f.path, 1) + ": unexpected header '" + join(header) + "' — expected exactly " + join(wanted));
   while (reader.next(&rec)) {
     if (rec.fields.size() != header.size())
-      throw DataError(at(f.path, rec.line) + ": expected " + std::to_string(header.size()) +
-                      " fields (header " + join(header) + "), found " +
-                      std::to_string(rec.fields.size()) +
+      throw DataError(at(f.path, rec.line) + ": expected " + std::to_string(header.size()) + " fields (header " +
+                      join(header) + "), found " + std::to_string(rec.fields.size()) +
                       " — the row is truncated, or a field that contains a comma is not quoted");
     LabeledRow row{std::move(rec.fields[cols[0]]), std::move(rec.fields[cols[1]]), rec.line};
     check_text(at(f.path, row.line), row.text, text_col);
     check_label(at(f.path, row.line), row.label, label_col);
     out.rows.push_back(std::move(row));
   }
-  if (out.rows.empty())
-    throw DataError(f.path + ": no data rows after the header — the file is truncated or empty");
+  if (out.rows.empty()) throw DataError(f.path + ": no data rows after the header — the file is truncated or empty");
   return out;
 }
 
-LabeledFile read_labeled_jsonl(const TextFile& f, const std::string& text_col,
-                               const std::string& label_col) {
+LabeledFile read_labeled_jsonl(const TextFile& f, const std::string& text_col, const std::string& label_col) {
   LabeledFile out;
   out.file = f.path;
   const std::string example = "{\"" + text_col + "\": \"...\", \"" + label_col + "\": \"...\"}";
@@ -264,19 +259,17 @@ LabeledFile read_labeled_jsonl(const TextFile& f, const std::string& text_col,
     try {
       j = nlohmann::json::parse(ln);
     } catch (const nlohmann::json::parse_error& e) {
-      throw DataError(where + ": malformed JSON at column " + std::to_string(e.byte) + " (" +
-                      e.what() + ") — each line must be one JSON object like " + example);
+      throw DataError(where + ": malformed JSON at column " + std::to_string(e.byte) + " (" + e.what() +
+                      ") — each line must be one JSON object like " + example);
     }
-    if (!j.is_object())
-      throw DataError(where + ": expected a JSON object — each line must look like " + example);
+    if (!j.is_object()) throw DataError(where + ": expected a JSON object — each line must look like " + example);
     const auto t = j.find(text_col);
     const auto l = j.find(label_col);
     if (t == j.end() || l == j.end())
       throw DataError(where + ": missing key '" + (t == j.end() ? text_col : label_col) +
                       "' — each line must look like " + example);
     if (!t->is_string())
-      throw DataError(where + ": '" + text_col + "' must be a string — each line must look like " +
-                      example);
+      throw DataError(where + ": '" + text_col + "' must be a string — each line must look like " + example);
     LabeledRow row;
     row.line = line;
     row.text = t->get<std::string>();
@@ -299,8 +292,7 @@ nlohmann::json parse_json(const TextFile& f, const std::string& fix) {
     return nlohmann::json::parse(f.text);
   } catch (const nlohmann::json::parse_error& e) {
     const size_t off = e.byte ? e.byte - 1 : 0;
-    throw DataError(at(f.path, line_of(f.text, off)) + ": malformed JSON (" + e.what() + ") — " +
-                    fix);
+    throw DataError(at(f.path, line_of(f.text, off)) + ": malformed JSON (" + e.what() + ") — " + fix);
   }
 }
 

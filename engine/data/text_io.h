@@ -75,11 +75,10 @@ struct LabeledFile {
 
 // CSV with a header naming `text_col` and `label_col` (other columns allowed when
 // `extra_columns_ok`); every row must have the header's field count.
-LabeledFile read_labeled_csv(const TextFile& f, const std::string& text_col,
-                             const std::string& label_col, bool extra_columns_ok);
+LabeledFile read_labeled_csv(const TextFile& f, const std::string& text_col, const std::string& label_col,
+                             bool extra_columns_ok);
 // JSONL: one object per line with a string `text_col` and a string or integer `label_col`.
-LabeledFile read_labeled_jsonl(const TextFile& f, const std::string& text_col,
-                               const std::string& label_col);
+LabeledFile read_labeled_jsonl(const TextFile& f, const std::string& text_col, const std::string& label_col);
 
 // DataError unless text has a non-space character / label is non-empty.
 void check_text(const std::string& where, const std::string& text, const std::string& column);

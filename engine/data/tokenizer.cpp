@@ -101,9 +101,8 @@ void write_cache(const fs::path& path, const std::string& proto) {
   static std::atomic<unsigned> counter{0};
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp =
-      path.string() + ".tmp" + std::to_string(counter++) + "." +
-      std::to_string(std::hash<std::string>{}(path.string() + proto.substr(0, 64)));
+  const fs::path tmp = path.string() + ".tmp" + std::to_string(counter++) + "." +
+                       std::to_string(std::hash<std::string>{}(path.string() + proto.substr(0, 64)));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << proto;
@@ -118,13 +117,11 @@ void write_cache(const fs::path& path, const std::string& proto) {
 
 std::string clamp_warning(int requested, int got) {
   return "vocab_size " + std::to_string(requested) +
-         " is more than SentencePiece can build from these texts; clamped to " +
-         std::to_string(got);
+         " is more than SentencePiece can build from these texts; clamped to " + std::to_string(got);
 }
 
 void need(const void* d) {
-  if (!d)
-    throw DataError("tokenizer: not trained or loaded — call Tokenizer::train or fromProto first");
+  if (!d) throw DataError("tokenizer: not trained or loaded — call Tokenizer::train or fromProto first");
 }
 
 }  // namespace
@@ -139,17 +136,16 @@ Tokenizer Tokenizer::fromProto(const std::string& serialized_model) {
   t.d_ = std::make_unique<Impl>();
   const auto st = t.d_->sp.LoadFromSerializedProto(serialized_model);
   if (!st.ok() || t.d_->sp.GetPieceSize() <= 0)
-    throw DataError(std::string("tokenizer: the stored SentencePiece model is corrupt (") +
-                    st.ToString() + ") — retrain the tokenizer or restore the checkpoint");
+    throw DataError(std::string("tokenizer: the stored SentencePiece model is corrupt (") + st.ToString() +
+                    ") — retrain the tokenizer or restore the checkpoint");
   t.d_->proto = serialized_model;
   return t;
 }
 
-Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size,
-                           const std::string& cache_dir, std::string* warning) {
+Tokenizer Tokenizer::train(const std::vector<std::string>& texts, int vocab_size, const std::string& cache_dir,
+                           std::string* warning) {
   if (warning) warning->clear();
-  if (vocab_size < 3)
-    throw SpecError("tokenizer: vocab_size must be at least 3 (pad, unk and one piece)");
+  if (vocab_size < 3) throw SpecError("tokenizer: vocab_size must be at least 3 (pad, unk and one piece)");
   if (texts.empty()) throw DataError("tokenizer: no training texts — the train split is empty");
   fs::path cached;
   if (!cache_dir.empty()) {
@@ -202,8 +198,7 @@ std::vector<int> Tokenizer::encode(const std::string& text, int max_len) const {
   need(d_.get());
   std::vector<int> ids;
   const auto st = d_->sp.Encode(text, &ids);
-  if (!st.ok())
-    throw DataError(std::string("tokenizer: cannot encode a text (") + st.message() + ")");
+  if (!st.ok()) throw DataError(std::string("tokenizer: cannot encode a text (") + st.message() + ")");
   if (ids.empty()) ids.push_back(d_->sp.unk_id());
   if (max_len > 0 && ids.size() > size_t(max_len)) ids.resize(size_t(max_len));
   return ids;

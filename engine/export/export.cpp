@@ -19,9 +19,9 @@ namespace {
 
 struct Value {
   enum Kind { Text, Number, Stat, Missing, Blank } kind = Blank;
-  std::string text;   // Text
-  double mean = 0;    // Number, Stat
-  double std = 0;     // Stat
+  std::string text;  // Text
+  double mean = 0;   // Number, Stat
+  double std = 0;    // Stat
   bool has_std = false;
 };
 
@@ -29,8 +29,8 @@ struct Column {
   std::string title;        // Markdown / CSV header (CSV adds _mean/_std to Stat columns)
   std::string latex_title;  // raw LaTeX (already escaped)
   std::string csv_name;
-  bool numeric = false;     // right-aligned
-  bool stat = false;        // mean ± std values (two CSV columns)
+  bool numeric = false;  // right-aligned
+  bool stat = false;     // mean ± std values (two CSV columns)
 };
 
 struct Table {
@@ -52,15 +52,31 @@ std::string escape_latex(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '\\': out += "\\textbackslash{}"; break;
-      case '&': case '%': case '$': case '#': case '_': case '{': case '}':
+      case '\\':
+        out += "\\textbackslash{}";
+        break;
+      case '&':
+      case '%':
+      case '$':
+      case '#':
+      case '_':
+      case '{':
+      case '}':
         out += '\\';
         out += c;
         break;
-      case '~': out += "\\textasciitilde{}"; break;
-      case '^': out += "\\textasciicircum{}"; break;
-      case '\n': case '\r': out += ' '; break;
-      default: out += c;
+      case '~':
+        out += "\\textasciitilde{}";
+        break;
+      case '^':
+        out += "\\textasciicircum{}";
+        break;
+      case '\n':
+      case '\r':
+        out += ' ';
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -69,9 +85,12 @@ std::string escape_latex(const std::string& s) {
 std::string escape_markdown(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
-    else if (c == '\n' || c == '\r') out += ' ';
-    else out += c;
+    if (c == '|')
+      out += "\\|";
+    else if (c == '\n' || c == '\r')
+      out += ' ';
+    else
+      out += c;
   }
   return out;
 }
@@ -101,13 +120,17 @@ std::string cell_text(const Value& v, Format f, int decimals) {
     return latex && s[0] == '-' ? "$-$" + s.substr(1) : s;
   };
   switch (v.kind) {
-    case Value::Text: return latex ? escape_latex(v.text) : escape_markdown(v.text);
-    case Value::Number: return num(v.mean);
+    case Value::Text:
+      return latex ? escape_latex(v.text) : escape_markdown(v.text);
+    case Value::Number:
+      return num(v.mean);
     case Value::Stat:
       if (!v.has_std) return num(v.mean);
       return num(v.mean) + (latex ? " $\\pm$ " : " ± ") + num(v.std);
-    case Value::Missing: return latex ? "--" : "–";
-    case Value::Blank: return "";
+    case Value::Missing:
+      return latex ? "--" : "–";
+    case Value::Blank:
+      return "";
   }
   return "";
 }
@@ -134,8 +157,7 @@ std::string render_csv(const Table& t, int decimals) {
       const Value& v = row[i];
       const bool numbered = v.kind == Value::Number || v.kind == Value::Stat;
       cells.push_back(v.kind == Value::Text ? v.text : numbered ? fixed(v.mean, decimals) : "");
-      if (t.columns[i].stat)
-        cells.push_back(v.kind == Value::Stat && v.has_std ? fixed(v.std, decimals) : "");
+      if (t.columns[i].stat) cells.push_back(v.kind == Value::Stat && v.has_std ? fixed(v.std, decimals) : "");
     }
     line(cells);
   }
@@ -170,8 +192,7 @@ std::string render_markdown(const Table& t, int decimals) {
   line(grid[0]);
   out += "|";
   for (size_t i = 0; i < n; ++i)
-    out += " " + (t.columns[i].numeric ? std::string(width[i] - 1, '-') + ":"
-                                       : std::string(width[i], '-')) + " |";
+    out += " " + (t.columns[i].numeric ? std::string(width[i] - 1, '-') + ":" : std::string(width[i], '-')) + " |";
   out += "\n";
   for (size_t r = 1; r < grid.size(); ++r) line(grid[r]);
   return out;
@@ -206,9 +227,12 @@ std::string render_latex(const Table& t, int decimals) {
 
 std::string render(const Table& t, const TableOptions& opt) {
   switch (opt.format) {
-    case Format::Csv: return render_csv(t, opt.decimals);
-    case Format::Markdown: return render_markdown(t, opt.decimals);
-    case Format::Latex: return render_latex(t, opt.decimals);
+    case Format::Csv:
+      return render_csv(t, opt.decimals);
+    case Format::Markdown:
+      return render_markdown(t, opt.decimals);
+    case Format::Latex:
+      return render_latex(t, opt.decimals);
   }
   return "";
 }
@@ -216,8 +240,7 @@ std::string render(const Table& t, const TableOptions& opt) {
 Column text_column(const std::string& title, const std::string& csv) {
   return {title, escape_latex(title), csv, false, false};
 }
-Column number_column(const std::string& title, const std::string& latex, const std::string& csv,
-                     bool stat = false) {
+Column number_column(const std::string& title, const std::string& latex, const std::string& csv, bool stat = false) {
   return {title, latex, csv, true, stat};
 }
 
@@ -277,8 +300,7 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
     std::string key = r.config_hash.empty() ? "\x01run:" + std::to_string(r.id) : r.config_hash;
     groups[key].push_back(&r);
   }
-  std::vector<std::pair<std::string, std::vector<const hl::store::RunRecord*>>> sorted(
-      groups.begin(), groups.end());
+  std::vector<std::pair<std::string, std::vector<const hl::store::RunRecord*>>> sorted(groups.begin(), groups.end());
   auto sort_key = [](const std::pair<std::string, std::vector<const hl::store::RunRecord*>>& g) {
     const auto* r = g.second.front();
     return std::tie(r->dataset, r->name, r->strategy, r->head, r->protocol, g.first);
@@ -296,12 +318,10 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
   for (const auto& [key, members] : sorted) {
     (void)key;
     const auto& first = *members.front();
-    std::vector<Value> row = {text(first.dataset),  text(first.name),     text(first.strategy),
-                              text(first.head),     text(first.protocol),
-                              text(std::to_string(members.size()))};
+    std::vector<Value> row = {text(first.dataset), text(first.name),     text(first.strategy),
+                              text(first.head),    text(first.protocol), text(std::to_string(members.size()))};
     std::vector<nlohmann::json> summaries;
-    for (const auto* r : members)
-      summaries.push_back(nlohmann::json::parse(r->summary_json, nullptr, false));
+    for (const auto* r : members) summaries.push_back(nlohmann::json::parse(r->summary_json, nullptr, false));
     for (const MetricKey& m : kMetrics) {
       std::vector<double> xs;
       for (const auto& s : summaries)
@@ -317,28 +337,25 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
   return render(t, opt);
 }
 
-hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells,
-                                    bool task_il) {
+hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells, bool task_il) {
   int T = 0;
   for (const auto& c : cells) T = std::max(T, std::max(c.after_task, c.task) + 1);
-  hl::metrics::Matrix R(static_cast<size_t>(T),
-                        std::vector<double>(static_cast<size_t>(T), hl::metrics::nan()));
+  hl::metrics::Matrix R(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(T), hl::metrics::nan()));
   for (const auto& c : cells)
     if (c.after_task >= 0 && c.task >= 0) R[c.after_task][c.task] = task_il ? c.task_il_acc : c.acc;
   return R;
 }
 
-std::string accuracy_matrix_table(const hl::store::RunRecord& run,
-                                  const std::vector<hl::store::AccuracyCell>& cells,
+std::string accuracy_matrix_table(const hl::store::RunRecord& run, const std::vector<hl::store::AccuracyCell>& cells,
                                   const TableOptions& opt) {
   const hl::metrics::Matrix R = accuracy_matrix(cells, opt.task_il);
   const hl::metrics::Summary s = hl::metrics::summarize(R);
   const size_t T = R.size();
 
   Table t;
-  t.caption = std::string(opt.task_il ? "Task-IL" : "Class-IL") + " accuracy R[i][j] of run " +
-              std::to_string(run.id) + " (" + run.name + ", " + run.dataset + ", " + run.strategy +
-              ", seed " + std::to_string(run.seed) + "); A_i = mean of row i up to the diagonal";
+  t.caption = std::string(opt.task_il ? "Task-IL" : "Class-IL") + " accuracy R[i][j] of run " + std::to_string(run.id) +
+              " (" + run.name + ", " + run.dataset + ", " + run.strategy + ", seed " + std::to_string(run.seed) +
+              "); A_i = mean of row i up to the diagonal";
   t.columns.push_back(number_column("After task", "After task", "after_task"));
   for (size_t j = 0; j < T; ++j) {
     const std::string k = std::to_string(j + 1);

@@ -29,13 +29,11 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
 
 // R as a T×T table (rows "after task i", columns "task j", 1-based) with blanks above the
 // diagonal and for missing cells, plus the A_i column (blank for an incomplete row).
-std::string accuracy_matrix_table(const hl::store::RunRecord& run,
-                                  const std::vector<hl::store::AccuracyCell>& cells,
+std::string accuracy_matrix_table(const hl::store::RunRecord& run, const std::vector<hl::store::AccuracyCell>& cells,
                                   const TableOptions& opt);
 
 // R (or the task-IL matrix) from stored cells: T = 1 + the largest task index; missing cells NaN.
-hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells,
-                                    bool task_il = false);
+hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells, bool task_il = false);
 
 // Run ids as `hopelab-cli export --runs` takes them: "3,5,7-9" (spaces around parts allowed).
 // Throws hl::SpecError "<what>: 'PART' is not a run id or range (e.g. 3,5,7-9)".

@@ -20,13 +20,12 @@ constexpr int64_t M = kSmtMemories;
 
 struct Prep {
   int64_t B = 0, H = 0, L = 0, D = 0, F = 0;
-  Tensor x, q;            // [B, H, L, D], padded positions zeroed
-  Tensor valid;           // [B, L] bool
-  Tensor W1, W2;          // [B, 5, H, D, F], [B, 5, H, F, D] initial state per sequence
+  Tensor x, q;    // [B, H, L, D], padded positions zeroed
+  Tensor valid;   // [B, L] bool
+  Tensor W1, W2;  // [B, 5, H, D, F], [B, 5, H, F, D] initial state per sequence
 };
 
-Prep prepare(const SmtConfig& cfg, const SmtParams& p, const Tensor& x, const Tensor& q,
-             const Tensor& mask) {
+Prep prepare(const SmtConfig& cfg, const SmtParams& p, const Tensor& x, const Tensor& q, const Tensor& mask) {
   TORCH_CHECK(x.dim() == 4, "smt: x must be [B, H, L, D]");
   TORCH_CHECK(q.sizes() == x.sizes(), "smt: q and x shapes differ");
   TORCH_CHECK(cfg.chunk_memory >= 1 && cfg.chunk_other >= 1, "smt: chunks must be >= 1");
@@ -79,8 +78,7 @@ Reads readouts(const SmtConfig& cfg, const SmtParams& p, const Tensor& outs) {
 // the last layer W1 (DECISIONS.md's 3·η·‖u‖² ≤ 1.8), ‖u‖²·max(1, (1 + 2g²)/3) for W2 (never looser
 // than DECISIONS' rule; tighter when the layer above has gain g² > 1; docs/MEMORY.md).
 // `clampedOut` accumulates the count of clamped real writes.
-Tensor clampEta(const SmtConfig& cfg, const Tensor& eta, const Tensor& curv, const Tensor& valid,
-                Tensor& clampedOut) {
+Tensor clampEta(const SmtConfig& cfg, const Tensor& eta, const Tensor& curv, const Tensor& valid, Tensor& clampedOut) {
   if (!cfg.clamp) return eta;
   auto cap = cfg.clamp_bound / (3.0 * curv.clamp_min(1e-12));
   {
@@ -104,7 +102,9 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
   return torch::where(m, running, read);
 }
 
-Tensor straightThrough(const Tensor& start, const Tensor& now) { return start + (now - start.detach()); }
+Tensor straightThrough(const Tensor& start, const Tensor& now) {
+  return start + (now - start.detach());
+}
 
 // Which (sequence, chunk) pairs a path actually wrote, marked by the write loops themselves (so the
 // cadence audit's "actual" is counted from the executed writes, not re-derived from the mask).
@@ -123,8 +123,8 @@ struct WriteLog {
   }
 };
 
-void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped,
-                const WriteLog& log, SmtResult& r);
+void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, const WriteLog& log,
+                SmtResult& r);
 
 // The output memory's read of the queries in `tokens` at its read state; when the writes are cut
 // (stop_grad_writes with an outer graph) the state is re-attached straight through to the initial one.
@@ -142,9 +142,8 @@ Tensor readOutput(const Prep& p, const Tensor& R1, const Tensor& R2, bool straig
 struct FinalState {
   Tensor W1, W2, S1, S2;
 };
-SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>& ys,
-                 const std::vector<Tensor>& losses, FinalState st, const Tensor& clamped, const WriteLog& log,
-                 bool outerGrad) {
+SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>& ys, const std::vector<Tensor>& losses,
+                 FinalState st, const Tensor& clamped, const WriteLog& log, bool outerGrad) {
   SmtResult r;
   const auto dt = p.x.scalar_type();
   r.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(dt);
@@ -162,8 +161,8 @@ SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>&
 }
 
 // Level statistics from per-token losses and the initial/final states.
-void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped,
-                const WriteLog& log, SmtResult& r) {
+void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, const Tensor& clamped, const WriteLog& log,
+                SmtResult& r) {
   torch::NoGradGuard ng;
   const Tensor lt = lossTok.detach().to(torch::kFloat64);  // [B, 5, H, L]
   const Tensor v = p.valid.to(torch::kFloat64);            // [B, L]
@@ -183,7 +182,9 @@ void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, cons
     auto sl = I::Slice(m0, m1);
     auto W10 = p.W1.index({I::Slice(), sl}).reshape({p.B, -1}), W20 = p.W2.index({I::Slice(), sl}).reshape({p.B, -1});
     auto d = torch::cat({r.W1.index({I::Slice(), sl}).reshape({p.B, -1}) - W10,
-                         r.W2.index({I::Slice(), sl}).reshape({p.B, -1}) - W20}, 1).norm(2, 1);
+                         r.W2.index({I::Slice(), sl}).reshape({p.B, -1}) - W20},
+                        1)
+                 .norm(2, 1);
     auto z = torch::cat({W10, W20}, 1).norm(2, 1).clamp_min(1e-12);
     auto seq = p.valid.any(1);
     const double ns = seq.sum().item<double>();
@@ -204,8 +205,8 @@ void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, cons
 // full-size maps are formed once per segment. Inputs: U [N, I, n] (u_t as columns), G [N, n, O]
 // (g_t as rows), eta, alpha, valid [N, n] (valid 0/1).
 std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const Tensor& U, const Tensor& G,
-                                       const Tensor& eta, const Tensor& alpha, const Tensor& valid,
-                                       double beta, bool dgdFactor) {
+                                       const Tensor& eta, const Tensor& alpha, const Tensor& valid, double beta,
+                                       bool dgdFactor) {
   const int64_t n = valid.size(1);
   const auto gs = G.unbind(1);                                    // g_t [N, O]
   const auto ms = valid.unbind(1), es = (eta * valid).unbind(1);  // [N]
@@ -213,11 +214,11 @@ std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const
   const auto bs = (beta * valid + (1.0 - valid)).unbind(1);
   std::vector<Tensor> w0u, s0u, gram;
   if (dgdFactor) {
-    w0u = torch::bmm(W0, U).unbind(2);                             // W_0 u_t [N, O]
+    w0u = torch::bmm(W0, U).unbind(2);  // W_0 u_t [N, O]
     s0u = torch::bmm(S0, U).unbind(2);
-    gram = torch::bmm(U.transpose(1, 2), U).unbind(2);             // column t: u_rᵀ u_t [N, n]
+    gram = torch::bmm(U.transpose(1, 2), U).unbind(2);  // column t: u_rᵀ u_t [N, n]
   }
-  Tensor a, b, Bc;  // [N]
+  Tensor a, b, Bc;            // [N]
   std::vector<Tensor> h, sc;  // h_{t,r} [N, O]; s_{t,r} [N]
   for (int64_t t = 0; t < n; ++t) {
     const Tensor &m = ms[t], &et = es[t], &at = as[t], &bt = bs[t];
@@ -264,8 +265,8 @@ InnerObjective parse_inner_objective(const std::string& s) {
 // Reference: token by token. At token t every memory reads with its state at the start of its
 // chunk; the inner gradient G = ∇_W L(W; k_t, v̂_t) comes from autograd (v̂ held constant), and
 // the write is the literal matrix form W ← W (α I − η u uᵀ) + S.
-SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0,
-                        const Tensor& q0, const Tensor& mask) {
+SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0, const Tensor& q0,
+                        const Tensor& mask) {
   Prep p = prepare(cfg, par, x0, q0, mask);
   const bool outerGrad = torch::GradMode::is_enabled();
   const bool cut = cfg.stop_grad_writes || !outerGrad;
@@ -287,14 +288,16 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     const Tensor sl4 = torch::arange(0, kSmtOut, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
     Reads rd = readouts(cfg, par, mlp(R1.index_select(1, sl4), R2.index_select(1, sl4), xt));
     Reads r{wd(rd.k), wd(rd.v), wd(rd.eta), wd(rd.alpha)};
-    const Tensor k1 = r.k.unsqueeze(1);                // [B,1,H,1,D]
+    const Tensor k1 = r.k.unsqueeze(1);                 // [B,1,H,1,D]
     const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));  // [B,5,H,1,D]
     Tensor G1, G2, lossTok;
     {
       torch::AutoGradMode on(true);
       // A fresh node per state, so the gradient is taken along the M(k) path only (v̂ is held
       // constant); a detached leaf when no outer graph needs the write path.
-      auto node = [&](const Tensor& R) { return cut || !R.requires_grad() ? R.detach().requires_grad_(true) : R.clone(); };
+      auto node = [&](const Tensor& R) {
+        return cut || !R.requires_grad() ? R.detach().requires_grad_(true) : R.clone();
+      };
       Tensor A1 = node(R1), A2 = node(R2);
       Tensor pred = mlp(A1, A2, k1);
       lossTok = (pred - vhat).pow(2).sum(-1);  // [B,5,H,1]
@@ -304,17 +307,18 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
       G2 = cut ? g[1].detach() : g[1];
       if (cut) lossTok = lossTok.detach();
     }
-    losses.push_back(lossTok.detach());  // [B,5,H,1]
+    losses.push_back(lossTok.detach());                                     // [B,5,H,1]
     const Tensor valid = p.valid.index({I::Slice(), t}).view({p.B, 1, 1});  // [B,1,1]
     // Map inputs: W2 reads k; W1 reads σ(W2 k) at the read state.
-    const Tensor u2 = k1.squeeze(-2);                                      // [B,1,H,D]
-    const Tensor u1 = torch::silu(k1.matmul(R2.transpose(-1, -2))).squeeze(-2);  // [B,5,H,F]
+    const Tensor u2 = k1.squeeze(-2);                                                             // [B,1,H,D]
+    const Tensor u1 = torch::silu(k1.matmul(R2.transpose(-1, -2))).squeeze(-2);                   // [B,5,H,F]
     const Tensor eta = r.eta.squeeze(-1).unsqueeze(1), alpha = r.alpha.squeeze(-1).unsqueeze(1);  // [B,1,H]
     // W2's curvature carries the gain of the layer above it: g² = ‖W1 diag σ'(h)‖_F².
     const Tensor hk = k1.matmul(R2.transpose(-1, -2)).squeeze(-2);  // [B,5,H,F]
     const Tensor sgk = torch::sigmoid(hk);
     const Tensor gain2 = (R1 * (sgk * (1.0 + hk * (1.0 - sgk))).unsqueeze(-2)).pow(2).sum({-1, -2});  // [B,5,H]
-    const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H}), u2.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), valid, clamped);
+    const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H}),
+                                 u2.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), valid, clamped);
     const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H}), u1.pow(2).sum(-1), valid, clamped);
     auto e4 = [](const Tensor& s) { return s.unsqueeze(-1).unsqueeze(-1); };
     Tensor A2 = e4(alpha) * eyeD;
@@ -341,8 +345,8 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
 //   L2:  e = 2(M(k) − v̂);  dot: e = −v̂;   h = W2 k, a = σ(h)
 //   G1 = e aᵀ;  G2 = ((W1ᵀ e) ⊙ σ'(h)) kᵀ
 //   W (α I − η u uᵀ) = α W − η (W u) uᵀ
-SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0,
-                      const Tensor& q0, const Tensor& mask) {
+SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0, const Tensor& q0,
+                      const Tensor& mask) {
   Prep p = prepare(cfg, par, x0, q0, mask);
   const bool outerGrad = torch::GradMode::is_enabled();
   const bool cut = cfg.stop_grad_writes || !outerGrad;
@@ -368,23 +372,24 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       const Tensor xs = x.index({I::Slice(), I::Slice(), seg}).unsqueeze(1);  // [B,1,H,n,D]
       // All five memories read x (the output memory's read of x is unused): cheaper than a copy of four.
       Reads r = readouts(cfg, par, mlp(R1, R2, xs));
-      const Tensor k1 = r.k.unsqueeze(1);                  // [B,1,H,n,D]
-      const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));    // [B,5,H,n,D]
-      const Tensor h = k1.matmul(R2.transpose(-1, -2));     // [B,5,H,n,F]
+      const Tensor k1 = r.k.unsqueeze(1);                 // [B,1,H,n,D]
+      const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));  // [B,5,H,n,D]
+      const Tensor h = k1.matmul(R2.transpose(-1, -2));   // [B,5,H,n,F]
       const Tensor a = torch::silu(h);
       const Tensor pred = k1 + a.matmul(R1.transpose(-1, -2));
       const Tensor diff = pred - vhat;
-      losses.push_back(diff.detach().pow(2).sum(-1));       // [B,5,H,n]
+      losses.push_back(diff.detach().pow(2).sum(-1));  // [B,5,H,n]
       const Tensor err = cfg.objective == InnerObjective::L2 ? 2.0 * diff : -vhat;
       const Tensor sg = torch::sigmoid(h);
       const Tensor dsilu = sg * (1.0 + h * (1.0 - sg));                     // σ'(h)
       const Tensor delta = err.matmul(R1) * dsilu;                          // [B,5,H,n,F]
-      const Tensor valid = p.valid.index({I::Slice(), seg});                 // [B,n]
-      const Tensor eta = r.eta.unsqueeze(1), alpha = r.alpha.unsqueeze(1);   // [B,1,H,n]
+      const Tensor valid = p.valid.index({I::Slice(), seg});                // [B,n]
+      const Tensor eta = r.eta.unsqueeze(1), alpha = r.alpha.unsqueeze(1);  // [B,1,H,n]
       const Tensor v4 = valid.view({p.B, 1, 1, n});
       // W2's curvature carries the gain of the layer above it: g² = ‖W1 diag σ'(h)‖_F².
       const Tensor gain2 = dsilu.pow(2).matmul(R1.pow(2).sum(-2).unsqueeze(-1)).squeeze(-1);  // [B,5,H,n]
-      const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), k1.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), v4, clamped);
+      const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}),
+                                   k1.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), v4, clamped);
       const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), a.pow(2).sum(-1), v4, clamped);
       // Flatten (batch, memory, head) into one contiguous batch for the writes.
       const int64_t N = p.B * M * p.H;
@@ -413,8 +418,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
 }
 
-SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts,
-                          double w1_scale) {
+SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts, double w1_scale) {
   const int64_t H = cfg.heads, D = cfg.head_dim, F = cfg.hiddenWidth();
   SmtParams p;
   p.W1 = torch::randn({M, H, D, F}, opts) * (w1_scale / std::sqrt(double(F)));

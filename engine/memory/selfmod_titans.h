@@ -25,7 +25,7 @@ enum SmtMemory : int64_t { kSmtKey = 0, kSmtValue = 1, kSmtEta = 2, kSmtAlpha = 
 constexpr int64_t kSmtMemories = 5;
 
 enum class DgdLayers { PerLayer, First, None };  // spec dgd_layers: per_layer | first | none
-enum class InnerObjective { L2, Dot };          // spec inner_objective: l2 | dot
+enum class InnerObjective { L2, Dot };           // spec inner_objective: l2 | dot
 
 DgdLayers parse_dgd_layers(const std::string& s);            // throws std::invalid_argument
 InnerObjective parse_inner_objective(const std::string& s);  // throws std::invalid_argument
@@ -33,15 +33,15 @@ InnerObjective parse_inner_objective(const std::string& s);  // throws std::inva
 struct SmtConfig {
   int64_t heads = 1;
   int64_t head_dim = 16;
-  int64_t hidden = 0;            // memory MLP hidden width F; 0 means head_dim
-  int64_t chunk_memory = 4;      // output memory: tokens per frozen read state
-  int64_t chunk_other = 8;       // k, v, η, α memories
-  double momentum = 0.9;         // β of the DGD momentum (spec `momentum`)
-  double eta_scale = 0.1;        // η_t = eta_scale · softplus(·) (spec `inner_lr`)
+  int64_t hidden = 0;        // memory MLP hidden width F; 0 means head_dim
+  int64_t chunk_memory = 4;  // output memory: tokens per frozen read state
+  int64_t chunk_other = 8;   // k, v, η, α memories
+  double momentum = 0.9;     // β of the DGD momentum (spec `momentum`)
+  double eta_scale = 0.1;    // η_t = eta_scale · softplus(·) (spec `inner_lr`)
   DgdLayers dgd = DgdLayers::PerLayer;
   InnerObjective objective = InnerObjective::L2;
-  bool stop_grad_writes = false; // writes are constants for the outer loss (straight-through)
-  bool clamp = true;             // per write: η ← min(η, clamp_bound / (3‖u‖²)), W2 also by the gain above it
+  bool stop_grad_writes = false;  // writes are constants for the outer loss (straight-through)
+  bool clamp = true;              // per write: η ← min(η, clamp_bound / (3‖u‖²)), W2 also by the gain above it
   double clamp_bound = 1.8;
   int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
 };
@@ -62,26 +62,25 @@ struct SmtResult {
   // the write (for either objective). [B, 5, H, L]; 0 at padded tokens.
   torch::Tensor loss_tokens;
   // Level statistics (detached doubles), as DECISIONS.md "Levels" defines them:
-  double loss_memory = 0;   // mean over (sequence, memory chunk) with real tokens of the chunk's
-  double loss_other = 0;    //   mean loss; `other` averages the k, v, η, α memories
-  double drift_memory = 0;  // mean over sequences with real tokens of ‖W_end − W_0‖ / ‖W_0‖
-  double drift_other = 0;   //   (W1 and W2 of all heads; `other`: the four memories together)
+  double loss_memory = 0;     // mean over (sequence, memory chunk) with real tokens of the chunk's
+  double loss_other = 0;      //   mean loss; `other` averages the k, v, η, α memories
+  double drift_memory = 0;    // mean over sequences with real tokens of ‖W_end − W_0‖ / ‖W_0‖
+  double drift_other = 0;     //   (W1 and W2 of all heads; `other`: the four memories together)
   int64_t writes_memory = 0;  // (sequence, chunk) pairs with ≥ 1 real token, per chunk size
   int64_t writes_other = 0;
-  int64_t clamped = 0;        // clamped (token, memory, head, layer) writes, real tokens only
+  int64_t clamped = 0;           // clamped (token, memory, head, layer) writes, real tokens only
   torch::Tensor W1, W2, S1, S2;  // final state per sequence [B, 5, H, ...]
 };
 
 // x: the memories' input per head [B, H, L, D]; q: queries [B, H, L, D] (L2-normalised by the
 // caller); mask [B, L] (bool or 0/1; undefined = all valid). Padded tokens never write and read 0.
-SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x,
-                        const torch::Tensor& q, const torch::Tensor& mask = {});
-SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x,
-                      const torch::Tensor& q, const torch::Tensor& mask = {});
+SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x, const torch::Tensor& q,
+                        const torch::Tensor& mask = {});
+SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x, const torch::Tensor& q,
+                      const torch::Tensor& mask = {});
 
 // Fresh outer parameters: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), w_η, w_α ~ N(0, 0.01/D),
 // b_η = softplus⁻¹(1) (η_t ≈ eta_scale at start), b_α = logit(retain).
-SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts,
-                          double w1_scale = 0.1);
+SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts, double w1_scale = 0.1);
 
 }  // namespace hl::memory

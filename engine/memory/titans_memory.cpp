@@ -23,12 +23,10 @@ struct Prep {
   Tensor W1, W2, S1, S2;              // [B,H,...] initial state per sequence
 };
 
-Tensor expandState(const Tensor& t, int64_t B, const std::vector<int64_t>& perHead,
-                   const char* name) {
+Tensor expandState(const Tensor& t, int64_t B, const std::vector<int64_t>& perHead, const char* name) {
   std::vector<int64_t> full = {B};
   full.insert(full.end(), perHead.begin(), perHead.end());
-  TORCH_CHECK(t.dim() == static_cast<int64_t>(perHead.size()) ||
-                  t.dim() == static_cast<int64_t>(full.size()),
+  TORCH_CHECK(t.dim() == static_cast<int64_t>(perHead.size()) || t.dim() == static_cast<int64_t>(full.size()),
               "lmm: state ", name, " has wrong rank");
   if (t.dim() == static_cast<int64_t>(perHead.size())) {
     TORCH_CHECK(t.sizes().vec() == perHead, "lmm: state ", name, " has wrong shape");
@@ -38,9 +36,8 @@ Tensor expandState(const Tensor& t, int64_t B, const std::vector<int64_t>& perHe
   return t;
 }
 
-Prep prepare(const LmmConfig& cfg, const LmmState& init, const Tensor& q, const Tensor& k,
-             const Tensor& v, const Tensor& theta, const Tensor& eta, const Tensor& alpha,
-             const Tensor& mask) {
+Prep prepare(const LmmConfig& cfg, const LmmState& init, const Tensor& q, const Tensor& k, const Tensor& v,
+             const Tensor& theta, const Tensor& eta, const Tensor& alpha, const Tensor& mask) {
   Prep p;
   TORCH_CHECK(k.dim() == 4, "lmm: k must be [B, H, L, D]");
   p.B = k.size(0);
@@ -60,8 +57,7 @@ Prep prepare(const LmmConfig& cfg, const LmmState& init, const Tensor& q, const 
 
   const auto opts = k.options();
   if (mask.defined()) {
-    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == p.B && mask.size(1) == p.L,
-                "lmm: mask must be [B, L]");
+    TORCH_CHECK(mask.dim() == 2 && mask.size(0) == p.B && mask.size(1) == p.L, "lmm: mask must be [B, L]");
     p.maskBL = mask.to(torch::kBool).to(k.device());
   } else {
     p.maskBL = torch::ones({p.B, p.L}, torch::dtype(torch::kBool).device(k.device()));
@@ -80,10 +76,10 @@ Prep prepare(const LmmConfig& cfg, const LmmState& init, const Tensor& q, const 
   TORCH_CHECK(init.W1.defined() && init.W2.defined(), "lmm: initial W1, W2 required");
   p.W1 = expandState(init.W1, p.B, {p.H, p.D, p.F}, "W1");
   p.W2 = expandState(init.W2, p.B, {p.H, p.F, p.D}, "W2");
-  p.S1 = init.S1.defined() ? expandState(init.S1, p.B, {p.H, p.D, p.F}, "S1")
-                           : torch::zeros({p.B, p.H, p.D, p.F}, opts);
-  p.S2 = init.S2.defined() ? expandState(init.S2, p.B, {p.H, p.F, p.D}, "S2")
-                           : torch::zeros({p.B, p.H, p.F, p.D}, opts);
+  p.S1 =
+      init.S1.defined() ? expandState(init.S1, p.B, {p.H, p.D, p.F}, "S1") : torch::zeros({p.B, p.H, p.D, p.F}, opts);
+  p.S2 =
+      init.S2.defined() ? expandState(init.S2, p.B, {p.H, p.F, p.D}, "S2") : torch::zeros({p.B, p.H, p.F, p.D}, opts);
   return p;
 }
 
@@ -95,8 +91,7 @@ Tensor mlp(const Tensor& W1, const Tensor& W2, const Tensor& x) {
 
 // θ per layer after the clamp 3·θ·‖u‖² ≤ bound, u the layer's input; counts clamped entries.
 // The count accumulates on the device (one host sync at the end, not one per chunk).
-Tensor clampTheta(const LmmConfig& cfg, const Tensor& theta, const Tensor& u, const Tensor& m,
-                  Tensor& clamped) {
+Tensor clampTheta(const LmmConfig& cfg, const Tensor& theta, const Tensor& u, const Tensor& m, Tensor& clamped) {
   if (!cfg.clamp) return theta;
   const Tensor u2 = u.pow(2).sum(-1).clamp_min(1e-30);
   const Tensor cap = (cfg.clamp_bound / 3.0) / u2;
@@ -126,7 +121,7 @@ void finishLoss(const Prep& p, const std::vector<Tensor>& chunkLossSum, LmmResul
   const int64_t padTo = p.nChunks * p.C;
   const Tensor m = torch::constant_pad_nd(p.maskBL.to(torch::kLong), {0, padTo - p.L}, 0);
   r.chunk_tokens = m.view({p.B, p.nChunks, p.C}).sum(-1);  // [B, n_chunks]
-  const Tensor loss = torch::stack(chunkLossSum, 1);         // [B, n_chunks] sums
+  const Tensor loss = torch::stack(chunkLossSum, 1);       // [B, n_chunks] sums
   r.loss_per_chunk = loss / (r.chunk_tokens.to(loss.dtype()) * p.H).clamp_min(1.0);
   r.writes = (r.chunk_tokens > 0).sum().item<int64_t>();
 }
@@ -159,9 +154,9 @@ void finishResult(const Prep& p, const std::vector<Tensor>& ys, const std::vecto
 // ---------------------------------------------------------------------------------------------
 // Reference: per chunk, per token, the gradient of ‖M(k_t) − v_t‖² at the chunk-start weights by
 // torch::autograd::grad, then the Titans recurrence one token at a time.
-LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor& q0,
-                        const Tensor& k0, const Tensor& v0, const Tensor& theta0,
-                        const Tensor& eta0, const Tensor& alpha0, const Tensor& mask) {
+LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor& q0, const Tensor& k0,
+                        const Tensor& v0, const Tensor& theta0, const Tensor& eta0, const Tensor& alpha0,
+                        const Tensor& mask) {
   Prep p = prepare(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
   const bool outerGrad = torch::GradMode::is_enabled();  // false: no graph through the writes
   const bool sg = cfg.stop_grad_writes;
@@ -169,8 +164,7 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
   // inner gradient is taken at a fresh detached leaf, so the outputs carry no graph either.
   const bool cut = sg || !outerGrad;
   auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
-  const Tensor k = wd(p.k), v = wd(p.v), theta = wd(p.theta), eta = wd(p.eta),
-               alpha = wd(p.alpha), m = p.m;
+  const Tensor k = wd(p.k), v = wd(p.v), theta = wd(p.theta), eta = wd(p.eta), alpha = wd(p.alpha), m = p.m;
   const Tensor wdq = outerGrad ? p.q : p.q.detach();  // reads keep q's graph unless no outer grad
   Tensor W1 = wd(p.W1), W2 = wd(p.W2), S1 = wd(p.S1), S2 = wd(p.S2);
 
@@ -220,8 +214,7 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
       const Tensor th1 = clampTheta(cfg, th, s, mt, clamped);   // W1: u = σ(W2 k)
       const Tensor th2 = clampTheta(cfg, th, kt, mt, clamped);  // W2: u = k
       const Tensor et = eta.index({I::Slice(), I::Slice(), t}).unsqueeze(-1).unsqueeze(-1);
-      const Tensor at =
-          (1 - mt * alpha.index({I::Slice(), I::Slice(), t})).unsqueeze(-1).unsqueeze(-1);
+      const Tensor at = (1 - mt * alpha.index({I::Slice(), I::Slice(), t})).unsqueeze(-1).unsqueeze(-1);
       const Tensor m4 = mt.unsqueeze(-1).unsqueeze(-1);
       S1 = et * S1 - th1.unsqueeze(-1).unsqueeze(-1) * g1;
       S2 = et * S2 - th2.unsqueeze(-1).unsqueeze(-1) * g2;
@@ -249,9 +242,8 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
 //   W_end = A W_0 + (Σ_t F_t m_t P_t) S_0 − Σ_i (Σ_{t≥i} F_t m_t Dm[i,t]) θ'_i G_i
 //   S_end = P_{n−1} S_0 − Σ_i Dm[i,n−1] θ'_i G_i
 // The sums Σ_i c_i G_i are GEMMs over the chunk (G_i is never materialised).
-LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& q0,
-                      const Tensor& k0, const Tensor& v0, const Tensor& theta0, const Tensor& eta0,
-                      const Tensor& alpha0, const Tensor& mask) {
+LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                      const Tensor& theta0, const Tensor& eta0, const Tensor& alpha0, const Tensor& mask) {
   Prep p = prepare(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
   const bool sg = cfg.stop_grad_writes;
   std::optional<torch::NoGradGuard> noGrad;
@@ -270,12 +262,10 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
   std::vector<Tensor> starts1, starts2, lossSums;
   for (int64_t c = 0; c < p.nChunks; ++c) {
     const int64_t t0 = c * p.C, t1 = std::min(p.L, t0 + p.C), n = t1 - t0;
-    const auto sl = [&](const Tensor& t) {
-      return t.index({I::Slice(), I::Slice(), I::Slice(t0, t1)});
-    };
+    const auto sl = [&](const Tensor& t) { return t.index({I::Slice(), I::Slice(), I::Slice(t0, t1)}); };
     starts1.push_back(W1);
     starts2.push_back(W2);
-    const Tensor k = sl(p.k), v = sl(p.v), m = sl(p.m);             // [B,H,n,(D)]
+    const Tensor k = sl(p.k), v = sl(p.v), m = sl(p.m);               // [B,H,n,(D)]
     const Tensor th = sl(p.theta), et = sl(p.eta), al = sl(p.alpha);  // [B,H,n]
 
     const Tensor h = torch::einsum("bhnd,bhfd->bhnf", {k, W2});
@@ -283,29 +273,29 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
     const Tensor s = h * sig;  // SiLU
     const Tensor res = k + torch::einsum("bhnf,bhdf->bhnd", {s, W1}) - v;
     lossSums.push_back(((res.pow(2).sum(-1)) * m).sum({1, 2}));
-    const Tensor e = 2 * res * m.unsqueeze(-1);                     // dℓ/dM(k), 0 at pads
+    const Tensor e = 2 * res * m.unsqueeze(-1);  // dℓ/dM(k), 0 at pads
     const Tensor dsilu = sig * (1 + h * (1 - sig));
     const Tensor delta = torch::einsum("bhnd,bhdf->bhnf", {e, W1}) * dsilu;  // dℓ/dh
     // G1_i = e_i s_iᵀ [D,F],  G2_i = delta_i k_iᵀ [F,D]
     const Tensor th1 = clampTheta(cfg, th, s, m, clamped) * m;
     const Tensor th2 = clampTheta(cfg, th, k, m, clamped) * m;
 
-    const Tensor a = 1 - m * al;                                     // [B,H,n]
+    const Tensor a = 1 - m * al;  // [B,H,n]
     // Dm[i,t] = Π_{i<j≤t} η_j (t ≥ i), built by a cumulative product along t of
     // X[i,j] = η_j if j > i else 1.
     const auto bopts = torch::dtype(torch::kBool).device(k.device());
-    const Tensor upper = torch::ones({n, n}, bopts).triu(1);          // j > i
+    const Tensor upper = torch::ones({n, n}, bopts).triu(1);  // j > i
     const Tensor X = torch::where(upper, et.unsqueeze(-2), torch::ones({}, et.options()));
     const Tensor Dm = torch::cumprod(X, -1) * torch::ones({n, n}, bopts).triu(0).to(et.dtype());
-    const Tensor P = torch::cumprod(et, -1);                          // [B,H,n]
+    const Tensor P = torch::cumprod(et, -1);                                        // [B,H,n]
     const Tensor rc = torch::flip(torch::cumprod(torch::flip(a, {-1}), -1), {-1});  // Π_{j≥t} a_j
-    const Tensor Fw = torch::cat({rc.index({I::Ellipsis, I::Slice(1, I::None)}),
-                                  torch::ones_like(rc.index({I::Ellipsis, I::Slice(0, 1)}))}, -1);
-    const Tensor A = rc.index({I::Ellipsis, 0});                     // [B,H]
+    const Tensor Fw = torch::cat(
+        {rc.index({I::Ellipsis, I::Slice(1, I::None)}), torch::ones_like(rc.index({I::Ellipsis, I::Slice(0, 1)}))}, -1);
+    const Tensor A = rc.index({I::Ellipsis, 0});  // [B,H]
     const Tensor fm = Fw * m;
-    const Tensor cW = torch::einsum("bhit,bht->bhi", {Dm, fm});       // weight of G_i in W_end
-    const Tensor gamma = (fm * P).sum(-1);                           // weight of S_0 in W_end
-    const Tensor cS = Dm.index({I::Ellipsis, n - 1});                 // weight of G_i in S_end
+    const Tensor cW = torch::einsum("bhit,bht->bhi", {Dm, fm});  // weight of G_i in W_end
+    const Tensor gamma = (fm * P).sum(-1);                       // weight of S_0 in W_end
+    const Tensor cS = Dm.index({I::Ellipsis, n - 1});            // weight of G_i in S_end
     const Tensor Pn = P.index({I::Ellipsis, n - 1});
 
     auto sum1 = [&](const Tensor& w) {  // Σ_i w_i G1_i

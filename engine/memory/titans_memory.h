@@ -46,18 +46,15 @@ struct LmmResult {
 // Inputs: q, k, v [B, H, L, D]; theta (step, Titans θ = spec inner_lr), eta (momentum decay,
 // Titans η = spec momentum), alpha (forget gate, Titans α = 1 − spec retain): [B, H, L], per token.
 // mask [B, L] (bool or 0/1; undefined = all valid). Padded tokens never write memory.
-LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const torch::Tensor& q,
-                        const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& theta,
-                        const torch::Tensor& eta, const torch::Tensor& alpha,
-                        const torch::Tensor& mask = {});
+LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const torch::Tensor& q, const torch::Tensor& k,
+                        const torch::Tensor& v, const torch::Tensor& theta, const torch::Tensor& eta,
+                        const torch::Tensor& alpha, const torch::Tensor& mask = {});
 
-LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const torch::Tensor& q,
-                      const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& theta,
-                      const torch::Tensor& eta, const torch::Tensor& alpha,
-                      const torch::Tensor& mask = {});
+LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const torch::Tensor& q, const torch::Tensor& k,
+                      const torch::Tensor& v, const torch::Tensor& theta, const torch::Tensor& eta,
+                      const torch::Tensor& alpha, const torch::Tensor& mask = {});
 
 // A fresh initial state [H, ...]: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), zero momentum.
-LmmState lmm_init_state(const LmmConfig& cfg, const torch::TensorOptions& opts,
-                        double w1_scale = 0.1);
+LmmState lmm_init_state(const LmmConfig& cfg, const torch::TensorOptions& opts, double w1_scale = 0.1);
 
 }  // namespace hl::memory

@@ -37,12 +37,11 @@ void check_matrix(const Matrix& R) {
   for (size_t i = 0; i < R.size(); ++i) {
     if (R[i].size() != T)
       throw std::invalid_argument("accuracy matrix is ragged: row " + std::to_string(i) + " has " +
-                                  std::to_string(R[i].size()) + " entries, row 0 has " +
-                                  std::to_string(T));
+                                  std::to_string(R[i].size()) + " entries, row 0 has " + std::to_string(T));
   }
   if (R.size() > T)
-    throw std::invalid_argument("accuracy matrix has " + std::to_string(R.size()) +
-                                " rows but only " + std::to_string(T) + " tasks (columns)");
+    throw std::invalid_argument("accuracy matrix has " + std::to_string(R.size()) + " rows but only " +
+                                std::to_string(T) + " tasks (columns)");
 }
 
 Summary summarize(const Matrix& R) {
@@ -51,8 +50,7 @@ Summary summarize(const Matrix& R) {
   size_t T = 0;  // complete rows, counted from the top; the first incomplete row ends the prefix
   while (T < R.size() && row_complete(R[T], T)) ++T;
   s.complete_rows = static_cast<int>(T);
-  for (size_t i = 0; i < T; ++i)
-    s.avg_acc.push_back(mean(std::vector<double>(R[i].begin(), R[i].begin() + i + 1)));
+  for (size_t i = 0; i < T; ++i) s.avg_acc.push_back(mean(std::vector<double>(R[i].begin(), R[i].begin() + i + 1)));
   if (T == 0) return s;
   s.final_avg_acc = s.avg_acc.back();
   if (T < 2) return s;

@@ -11,14 +11,16 @@ namespace hl::metrics {
 // (not yet seen). Rows may be fewer than T while a run is in progress.
 using Matrix = std::vector<std::vector<double>>;
 
-inline double nan() { return std::numeric_limits<double>::quiet_NaN(); }
+inline double nan() {
+  return std::numeric_limits<double>::quiet_NaN();
+}
 
 struct Summary {
-  std::vector<double> avg_acc;  // A_i = mean_{j<=i} R[i][j], one per finished task
-  double final_avg_acc = nan(); // A_T
-  double forgetting = nan();    // mean_{j<T-1} (max_{j<=l<T-1} R[l][j] - R[T-1][j]); NaN if T < 2
-  double bwt = nan();           // mean_{j<T-1} (R[T-1][j] - R[j][j]); NaN if T < 2
-  int complete_rows = 0;        // T used above: leading rows whose R[i][j], j <= i, are all numbers
+  std::vector<double> avg_acc;   // A_i = mean_{j<=i} R[i][j], one per finished task
+  double final_avg_acc = nan();  // A_T
+  double forgetting = nan();     // mean_{j<T-1} (max_{j<=l<T-1} R[l][j] - R[T-1][j]); NaN if T < 2
+  double bwt = nan();            // mean_{j<T-1} (R[T-1][j] - R[j][j]); NaN if T < 2
+  int complete_rows = 0;         // T used above: leading rows whose R[i][j], j <= i, are all numbers
 };
 
 // Throws std::invalid_argument if rows differ in length or there are more rows than columns.

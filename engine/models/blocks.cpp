@@ -29,16 +29,14 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true) {
 
 // Multi-head softmax attention over the real tokens: a query sees the real keys; a row without
 // any real token attends to all of its (padded) keys instead, so it stays finite (never pooled).
-torch::Tensor attend(torch::nn::Linear& qkv, torch::nn::Linear& out, int heads,
-                     const torch::Tensor& h, const torch::Tensor& mask) {
+torch::Tensor attend(torch::nn::Linear& qkv, torch::nn::Linear& out, int heads, const torch::Tensor& h,
+                     const torch::Tensor& mask) {
   const auto B = h.size(0), L = h.size(1);
   auto parts = qkv(h).chunk(3, -1);
-  auto q = splitHeads(parts[0], heads), k = splitHeads(parts[1], heads),
-       v = splitHeads(parts[2], heads);
+  auto q = splitHeads(parts[0], heads), k = splitHeads(parts[1], heads), v = splitHeads(parts[2], heads);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
   auto keys = mask | mask.any(1, /*keepdim=*/true).logical_not();
-  scores = scores.masked_fill(keys.logical_not().view({B, 1, 1, L}),
-                              -std::numeric_limits<double>::infinity());
+  scores = scores.masked_fill(keys.logical_not().view({B, 1, 1, L}), -std::numeric_limits<double>::infinity());
   return out(mergeHeads(torch::matmul(torch::softmax(scores, -1), v)));
 }
 
@@ -98,8 +96,7 @@ torch::Tensor AttentionMixerImpl::forward(const torch::Tensor& h, const torch::T
 LstmBlockImpl::LstmBlockImpl(int d_model, int hidden) {
   if (hidden <= 0) hidden = d_model;
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
-  lstm_ = register_module(
-      "lstm", torch::nn::LSTM(torch::nn::LSTMOptions(d_model, hidden).batch_first(true)));
+  lstm_ = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(d_model, hidden).batch_first(true)));
   if (hidden != d_model) proj_ = register_module("proj", linear(hidden, d_model));
 }
 
@@ -128,8 +125,7 @@ std::vector<double> RetNetBlockImpl::decays(int heads) {
   return g;
 }
 
-torch::Tensor RetNetBlockImpl::retentionParallel(const torch::Tensor& q, const torch::Tensor& k,
-                                                 const torch::Tensor& v,
+torch::Tensor RetNetBlockImpl::retentionParallel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                                  const torch::Tensor& gamma) {
   const auto H = q.size(1), L = q.size(2);
   // D [H, L, L] built in float64, then cast: gamma^(n-m) for n >= m, 0 above the diagonal.
@@ -142,15 +138,14 @@ torch::Tensor RetNetBlockImpl::retentionParallel(const torch::Tensor& q, const t
 }
 
 torch::Tensor RetNetBlockImpl::retentionRecurrent(const torch::Tensor& q, const torch::Tensor& k,
-                                                  const torch::Tensor& v,
-                                                  const torch::Tensor& gamma) {
+                                                  const torch::Tensor& v, const torch::Tensor& gamma) {
   const auto B = q.size(0), H = q.size(1), L = q.size(2), dk = q.size(3), dv = v.size(3);
   auto g = gamma.to(q.scalar_type()).view({1, H, 1, 1});
   auto S = torch::zeros({B, H, dk, dv}, q.options());
   std::vector<torch::Tensor> outs;
   outs.reserve(L);
   for (int64_t n = 0; n < L; ++n) {
-    S = g * S + k.select(2, n).unsqueeze(-1) * v.select(2, n).unsqueeze(-2);  // [B,H,dk,dv]
+    S = g * S + k.select(2, n).unsqueeze(-1) * v.select(2, n).unsqueeze(-2);     // [B,H,dk,dv]
     outs.push_back(torch::matmul(q.select(2, n).unsqueeze(-2), S).squeeze(-2));  // [B,H,dv]
   }
   return torch::stack(outs, 2);
@@ -183,8 +178,7 @@ TitansMixerImpl::TitansMixerImpl(int d_model, const BlockConfig& cfg)
   wq_ = register_module("wq", linear(d, d, false));
   wk_ = register_module("wk", linear(d, d, false));
   wv_ = register_module("wv", linear(d, d, false));
-  conv_ = register_module(
-      "conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(3 * d, 3 * d, 4).groups(3 * d)));
+  conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(3 * d, 3 * d, 4).groups(3 * d)));
   gates_ = register_module("gates", linear(d, 3 * int64_t(heads_)));  // θ, η, α logits per head
   wg_ = register_module("wg", linear(d, d));
   wo_ = register_module("wo", linear(d, d, false));
@@ -239,14 +233,11 @@ torch::Tensor TitansMixerImpl::mix(const torch::Tensor& h, const torch::Tensor& 
     torch::NoGradGuard ng;
     auto has = r.chunk_tokens.gt(0).to(r.loss_per_chunk.device());
     const double nch = has.sum().item<double>();
-    stats_.loss = nch > 0
-        ? (r.loss_per_chunk.detach() * has.to(r.loss_per_chunk.scalar_type())).sum().item<double>() / nch
-        : 0.0;
+    stats_.loss =
+        nch > 0 ? (r.loss_per_chunk.detach() * has.to(r.loss_per_chunk.scalar_type())).sum().item<double>() / nch : 0.0;
     auto seq = mask.any(1).to(r.drift.device());
     const double nseq = seq.sum().item<double>();
-    stats_.drift = nseq > 0
-        ? (r.drift.detach() * seq.to(r.drift.scalar_type())).sum().item<double>() / nseq
-        : 0.0;
+    stats_.drift = nseq > 0 ? (r.drift.detach() * seq.to(r.drift.scalar_type())).sum().item<double>() / nseq : 0.0;
     stats_.clamped = r.clamped;
     stats_.writes = r.writes;
     stats_.chunk = chunk_;
@@ -274,8 +265,7 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   mc_.stop_grad_writes = cfg.stop_grad_writes;
   wx_ = register_module("wx", linear(d, d, false));
   wq_ = register_module("wq", linear(d, d, false));
-  conv_ = register_module(
-      "conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(2 * d, 2 * d, 4).groups(2 * d)));
+  conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(2 * d, 2 * d, 4).groups(2 * d)));
   wg_ = register_module("wg", linear(d, d));
   wo_ = register_module("wo", linear(d, d, false));
   auto p = hl::memory::smt_init_params(mc_, cfg.retain, torch::TensorOptions().dtype(torch::kFloat32));
@@ -319,9 +309,12 @@ HopeBlockImpl::HopeBlockImpl(int d_model, const BlockConfig& cfg)
     : mixer_(cfg.type == "hope_attention" ? std::string("attention") : cfg.mixer) {
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   drop_ = register_module("drop", torch::nn::Dropout(cfg.dropout));
-  if (mixer_ == "selfmod") smt_ = register_module("smt", SelfModMixer(d_model, cfg));
-  else if (mixer_ == "titans") lmm_ = register_module("lmm", TitansMixer(d_model, cfg));
-  else attn_ = register_module("attn", AttentionMixer(d_model, cfg.heads));
+  if (mixer_ == "selfmod")
+    smt_ = register_module("smt", SelfModMixer(d_model, cfg));
+  else if (mixer_ == "titans")
+    lmm_ = register_module("lmm", TitansMixer(d_model, cfg));
+  else
+    attn_ = register_module("attn", AttentionMixer(d_model, cfg.heads));
   cms_ = register_module("cms", std::make_shared<CmsBlockImpl>(d_model, cfg));
 }
 
@@ -344,8 +337,7 @@ CmsBlockImpl::CmsBlockImpl(int d_model, const BlockConfig& cfg) : variant_(cfg.c
                                      torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model}))));
     mlps_.push_back(register_module("level" + std::to_string(l) + "_mlp", FeedForward(d_model, cfg.ffn_mult)));
   }
-  if (variant_ == "independent")
-    mix_ = register_parameter("mix", torch::zeros({int64_t(cfg.cms_clocks.size())}));
+  if (variant_ == "independent") mix_ = register_parameter("mix", torch::zeros({int64_t(cfg.cms_clocks.size())}));
 }
 
 torch::Tensor CmsBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& /*mask*/) {
@@ -388,8 +380,7 @@ void validate_cms_levels(const BlockConfig& b, const std::string& field) {
     s << "must be in (0, 1], got " << b.cms_consolidate_rate;
     fail("consolidate_rate", s.str());
   }
-  if (b.cms_init.size() > b.cms_clocks.size())
-    fail("levels", "more init_from entries than levels");
+  if (b.cms_init.size() > b.cms_clocks.size()) fail("levels", "more init_from entries than levels");
   for (size_t l = 0; l < b.cms_init.size(); ++l) {
     const auto& in = b.cms_init[l];
     if (in.checkpoint.empty()) continue;
@@ -407,10 +398,8 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
   auto widths = [&] {
     if (b.heads < 1) fail("heads", "must be at least 1, got " + std::to_string(b.heads));
     if (d_model % b.heads != 0)
-      fail("heads", std::to_string(b.heads) + " does not divide d_model " +
-                        std::to_string(d_model));
-    if (b.ffn_mult < 1)
-      fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
+      fail("heads", std::to_string(b.heads) + " does not divide d_model " + std::to_string(d_model));
+    if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
     if (!(b.dropout >= 0.0 && b.dropout < 1.0)) {
       std::ostringstream s;
       s << "must be in [0, 1), got " << b.dropout;
@@ -420,8 +409,7 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
   if (b.type == "transformer" || b.type == "retnet") {
     widths();
   } else if (b.type == "lstm") {
-    if (b.hidden < 0)
-      fail("hidden", "must be 0 (= d_model) or positive, got " + std::to_string(b.hidden));
+    if (b.hidden < 0) fail("hidden", "must be 0 (= d_model) or positive, got " + std::to_string(b.hidden));
   } else if (b.type == "cms") {
     validate_cms_levels(b, field);
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
@@ -457,17 +445,15 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
       }
     }
   } else {
-    fail("type", "unknown block type '" + b.type + "' (expected transformer, lstm, retnet, cms, titans, hope or hope_attention)");
+    fail("type", "unknown block type '" + b.type +
+                     "' (expected transformer, lstm, retnet, cms, titans, hope or hope_attention)");
   }
 }
 
-std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
-                                      const std::string& field) {
+std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model, const std::string& field) {
   validate_block(b, d_model, field);
-  if (b.type == "transformer")
-    return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
-  if (b.type == "retnet")
-    return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  if (b.type == "transformer") return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  if (b.type == "retnet") return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
   if (b.type == "cms") return std::make_shared<CmsBlockImpl>(d_model, b);
   if (b.type == "titans") return std::make_shared<TitansBlockImpl>(d_model, b);
   if (b.type == "hope" || b.type == "hope_attention") return std::make_shared<HopeBlockImpl>(d_model, b);
@@ -479,9 +465,9 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
   double macs = 0;
   if (b.type == "transformer" || b.type == "retnet") {
     const double projections = b.type == "transformer" ? 4 : 5;  // qkv+out | q,k,v,gate,out
-    macs = projections * L * d * d   // projections
-           + 2 * L * L * d           // scores Q K^T and mix (scores) V, all heads
-           + 2 * f * L * d * d;      // FFN
+    macs = projections * L * d * d                               // projections
+           + 2 * L * L * d                                       // scores Q K^T and mix (scores) V, all heads
+           + 2 * f * L * d * d;                                  // FFN
   } else if (b.type == "cms") {
     macs = double(b.cms_clocks.size()) * 2 * f * L * d * d;  // one FFN per level
   } else if (b.type == "titans") {
@@ -490,8 +476,7 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
     // 2 D F, closed-form gradients 4 D F, chunk-weighted write sums 2 D F (10 D F total, so
     // 10 L d D over the heads; the O(C²) recurrence weights are ignored), FFN.
     const double D = d / b.heads;
-    macs = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D +
-           2 * f * L * d * d;
+    macs = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D + 2 * f * L * d * d;
   } else if (b.type == "hope" || b.type == "hope_attention") {
     const double D = d / b.heads, K = double(b.cms_clocks.size());
     double mixer = 0;

@@ -87,11 +87,11 @@ class RetNetBlockImpl : public PreNormBlockImpl {
   static std::vector<double> decays(int heads);
   // q, k [B, H, L, dk], v [B, H, L, dv], gamma [H] -> [B, H, L, dv]
   // Parallel: (Q K^T (.) D) V, D[n, m] = gamma^(n-m) for n >= m else 0.
-  static torch::Tensor retentionParallel(const torch::Tensor& q, const torch::Tensor& k,
-                                         const torch::Tensor& v, const torch::Tensor& gamma);
+  static torch::Tensor retentionParallel(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                         const torch::Tensor& gamma);
   // Recurrent: S_n = gamma S_{n-1} + k_n^T v_n,  o_n = q_n S_n  (S_0 = 0).
-  static torch::Tensor retentionRecurrent(const torch::Tensor& q, const torch::Tensor& k,
-                                          const torch::Tensor& v, const torch::Tensor& gamma);
+  static torch::Tensor retentionRecurrent(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                          const torch::Tensor& gamma);
 
  protected:
   torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override;
@@ -147,8 +147,7 @@ class TitansMixerImpl : public torch::nn::Module {
   double inner_lr_, momentum_, retain_;
   int chunk_;
   bool stop_grad_writes_;
-  torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, gates_{nullptr}, wg_{nullptr},
-      wo_{nullptr};
+  torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, gates_{nullptr}, wg_{nullptr}, wo_{nullptr};
   torch::nn::Conv1d conv_{nullptr};  // depthwise over 3·d channels (q, k, v), window 4
   torch::Tensor w1_, w2_;            // memory initial state [H, D, F], [H, F, D]
   torch::Tensor persistent_;         // [P, d] persistent memory tokens (undefined when P = 0)
@@ -233,8 +232,7 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
 // nested), clock_unit, transfer, consolidate_rate, init_from. Errors name `field`.
 void validate_cms_levels(const BlockConfig& b, const std::string& field);
 // Validates (errors name `field`), then builds the block.
-std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model,
-                                      const std::string& field = "block");
+std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model, const std::string& field = "block");
 // 2 x multiply-adds of one block's forward for one sequence of seq_len tokens (docs/MODELS.md).
 double block_flops(const BlockConfig& b, int d_model, int seq_len);
 

@@ -15,8 +15,7 @@ namespace {
 }
 
 void requireAtLeast(const std::string& field, int value, int least) {
-  if (value < least)
-    fail(field, "must be at least " + std::to_string(least) + ", got " + std::to_string(value));
+  if (value < least) fail(field, "must be at least " + std::to_string(least) + ", got " + std::to_string(value));
 }
 
 }  // namespace
@@ -27,8 +26,8 @@ void validate(const ModelConfig& cfg) {
   requireAtLeast("d_model", cfg.d_model, 1);
   requireAtLeast("num_classes", cfg.num_classes, 1);
   if (cfg.pad_id < 0 || cfg.pad_id >= cfg.vocab_size)
-    fail("pad_id", std::to_string(cfg.pad_id) + " is outside the vocabulary [0, " +
-                       std::to_string(cfg.vocab_size) + ")");
+    fail("pad_id",
+         std::to_string(cfg.pad_id) + " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")");
   if (cfg.positions != "learned" && cfg.positions != "none")
     fail("positions", "unknown value '" + cfg.positions + "' (expected learned or none)");
   for (size_t i = 0; i < cfg.blocks.size(); ++i)
@@ -58,10 +57,9 @@ void validate(const ModelConfig& cfg) {
 
 ClassifierImpl::ClassifierImpl(const ModelConfig& cfg) : cfg_((validate(cfg), cfg)) {
   const int d = cfg_.d_model;
-  tok_ = register_module("tok", torch::nn::Embedding(torch::nn::EmbeddingOptions(
-                                    cfg_.vocab_size, d).padding_idx(cfg_.pad_id)));
-  if (cfg_.positions == "learned")
-    pos_ = register_module("pos", torch::nn::Embedding(cfg_.max_len, d));
+  tok_ = register_module(
+      "tok", torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg_.vocab_size, d).padding_idx(cfg_.pad_id)));
+  if (cfg_.positions == "learned") pos_ = register_module("pos", torch::nn::Embedding(cfg_.max_len, d));
   block_list_ = register_module("blocks", torch::nn::ModuleList());
   for (size_t i = 0; i < cfg_.blocks.size(); ++i) {
     blocks_.push_back(make_block(cfg_.blocks[i], d, "model.blocks[" + std::to_string(i) + "]"));
@@ -81,8 +79,8 @@ ClassifierImpl::ClassifierImpl(const ModelConfig& cfg) : cfg_((validate(cfg), cf
 
 torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
   if (tokens.dim() != 2)
-    throw std::invalid_argument("Classifier::features: tokens must be [B, L], got " +
-                                std::to_string(tokens.dim()) + " dims");
+    throw std::invalid_argument("Classifier::features: tokens must be [B, L], got " + std::to_string(tokens.dim()) +
+                                " dims");
   const auto L = tokens.size(1);
   if (pos_ && L > cfg_.max_len)
     throw std::invalid_argument("Classifier::features: sequence length " + std::to_string(L) +
@@ -109,8 +107,7 @@ torch::Tensor ClassifierImpl::logits(const torch::Tensor& pooled) {
   }
   const auto opts = F::NormalizeFuncOptions().dim(-1).eps(1e-12);
   auto means = ncm_sum_ / ncm_count_.clamp_min(1).unsqueeze(-1);  // [C, d]
-  auto cos = torch::matmul(F::normalize(pooled, opts),
-                           F::normalize(means.to(pooled.scalar_type()), opts).t());
+  auto cos = torch::matmul(F::normalize(pooled, opts), F::normalize(means.to(pooled.scalar_type()), opts).t());
   return (cfg_.ncm_scale * cos).masked_fill(ncm_count_.eq(0).unsqueeze(0), kNcmUnseenLogit);
 }
 
@@ -134,16 +131,16 @@ void ClassifierImpl::ncmReset() {
   ncm_count_.zero_();
 }
 
-double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y,
-                 double eta, double alpha, double beta, bool* clamped) {
+double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y, double eta,
+                 double alpha, double beta, bool* clamped) {
   torch::NoGradGuard no_grad;
   const double uu = u.dot(u).item<double>();
   const bool clamp = 3.0 * eta * uu > 1.8;
   if (clamp) eta = 1.8 / (3.0 * uu);
   if (clamped) *clamped = clamp;
-  auto err = torch::mv(W, u) - y;                      // W u − y  [C]
+  auto err = torch::mv(W, u) - y;  // W u − y  [C]
   const double loss = err.dot(err).item<double>();
-  auto G = 2.0 * torch::outer(err, u);                  // ∇_W ‖W u − y‖²
+  auto G = 2.0 * torch::outer(err, u);  // ∇_W ‖W u − y‖²
   S.mul_(beta).sub_(eta * G);
   // W (α I − η u uᵀ) = α W − η (W u) uᵀ
   auto Wu = torch::mv(W, u);
@@ -156,8 +153,7 @@ torch::Tensor ClassifierImpl::memoryKeys(const torch::Tensor& pooled) const {
   return F::normalize(pooled.detach(), F::NormalizeFuncOptions().dim(-1).eps(1e-12));
 }
 
-double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tensor& labels,
-                                   int64_t* clamped) {
+double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tensor& labels, int64_t* clamped) {
   if (cfg_.head != "memory") return 0.0;
   torch::NoGradGuard no_grad;
   auto lab = labels.to(torch::kCPU, torch::kLong).reshape({-1});
@@ -172,8 +168,7 @@ double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tenso
     auto y = torch::zeros({cfg_.num_classes}, mem_w_.options());
     y[c] = 1.0;
     bool cl = false;
-    loss += dgd_write(mem_w_, mem_s_, k[i], y, cfg_.memory_inner_lr, cfg_.memory_retain,
-                      cfg_.memory_momentum, &cl);
+    loss += dgd_write(mem_w_, mem_s_, k[i], y, cfg_.memory_inner_lr, cfg_.memory_retain, cfg_.memory_momentum, &cl);
     if (cl && clamped) ++*clamped;
   }
   return loss;
@@ -217,7 +212,9 @@ std::vector<ContextStats> ClassifierImpl::contextStats() const {
   return out;
 }
 
-Classifier build(const ModelConfig& cfg) { return Classifier(cfg); }
+Classifier build(const ModelConfig& cfg) {
+  return Classifier(cfg);
+}
 
 int64_t count_params(torch::nn::Module& m) {
   int64_t n = 0;

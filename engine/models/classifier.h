@@ -19,15 +19,15 @@ struct LevelInit {
 
 // One block of the pipeline as the spec describes it ({"type": "...", fields...}).
 struct BlockConfig {
-  std::string type;         // "transformer" | "lstm" | "retnet" | "cms" | "titans" | "hope" | "hope_attention"
-  int heads = 4;            // transformer, retnet
-  int ffn_mult = 2;         // transformer, retnet: FFN width = ffn_mult * d_model
-  double dropout = 0.1;     // transformer, retnet
-  int hidden = 0;           // lstm: hidden size (0 = d_model); output projected back to d_model
+  std::string type;      // "transformer" | "lstm" | "retnet" | "cms" | "titans" | "hope" | "hope_attention"
+  int heads = 4;         // transformer, retnet
+  int ffn_mult = 2;      // transformer, retnet: FFN width = ffn_mult * d_model
+  double dropout = 0.1;  // transformer, retnet
+  int hidden = 0;        // lstm: hidden size (0 = d_model); output projected back to d_model
   // cms (Continuum Memory System): one MLP per level (FFN width ffn_mult * d_model), each level
   // updated by the trainer every `clock` steps with its own learning rate (0 = the base lr).
-  std::vector<int> cms_clocks;          // one entry per level, fastest first
-  std::vector<double> cms_lrs;          // same length; 0 = optimizer.lr
+  std::vector<int> cms_clocks;             // one entry per level, fastest first
+  std::vector<double> cms_lrs;             // same length; 0 = optimizer.lr
   std::string cms_variant = "sequential";  // "sequential" | "independent" | "nested"
   // Level clocks and transfer (docs/MODELS.md "CMS variants, clocks and transfer"); any block
   // with CMS levels carries these.
@@ -45,16 +45,16 @@ struct BlockConfig {
   // hope, hope_attention (the mixer + CMS levels above) and self-modifying Titans fields; the
   // titans fields above mean for self-modifying Titans: inner_lr = η scale, momentum = DGD β,
   // retain = α at initialisation, chunk = the output memory's chunk.
-  std::string mixer = "selfmod";        // hope: "selfmod" | "titans"; hope_attention: "attention"
-  int chunk_other = 8;                  // the k, v, η, α memories' chunk
-  std::string dgd_layers = "per_layer"; // "per_layer" | "first" | "none"
-  std::string inner_objective = "l2";   // "l2" | "dot"
+  std::string mixer = "selfmod";         // hope: "selfmod" | "titans"; hope_attention: "attention"
+  int chunk_other = 8;                   // the k, v, η, α memories' chunk
+  std::string dgd_layers = "per_layer";  // "per_layer" | "first" | "none"
+  std::string inner_objective = "l2";    // "l2" | "dot"
 };
 
 // Per-forward statistics of one in-context memory level of a block (the last forward; detached
 // doubles): titans blocks have context.memory; self-modifying Titans also context.other.
 struct ContextStats {
-  int block = -1;       // block index in the pipeline
+  int block = -1;  // block index in the pipeline
   std::string level = "context.memory";
   int chunk = 1;        // tokens per write (the level's clock)
   double loss = 0;      // mean associative loss before writes, over chunks with real tokens
@@ -68,13 +68,13 @@ struct LevelGroup {
   std::string name;  // "cms1", "cms2", ... (numbered within the block, fastest first)
   int block = -1;    // block index in the pipeline
   int clock = 1;
-  double lr = 0;     // 0 = base lr
+  double lr = 0;  // 0 = base lr
   std::vector<torch::Tensor> params;
-  int index = 0;                          // level index within its block (0 = fastest)
-  std::string clock_unit = "steps";       // "steps" | "tasks"
-  std::string transfer = "gradient";      // "gradient" | "consolidate"
+  int index = 0;                      // level index within its block (0 = fastest)
+  std::string clock_unit = "steps";   // "steps" | "tasks"
+  std::string transfer = "gradient";  // "gradient" | "consolidate"
   double consolidate_rate = 0.5;
-  bool nested = false;                    // a tick resets the next faster level (index − 1)
+  bool nested = false;  // a tick resets the next faster level (index − 1)
 };
 
 struct ModelConfig {
@@ -83,14 +83,14 @@ struct ModelConfig {
   int d_model = 128;
   std::string positions = "learned";  // "learned" | "none"
   std::vector<BlockConfig> blocks;
-  std::string head = "softmax";       // "softmax" | "ncm" | "memory"
-  double ncm_scale = 16.0;            // cosine logits are multiplied by this (ncm head)
+  std::string head = "softmax";  // "softmax" | "ncm" | "memory"
+  double ncm_scale = 16.0;       // cosine logits are multiplied by this (ncm head)
   // memory head (docs/MODELS.md "Memory head"): W [C, d] written by DGD every `memory_clock`
   // steps; logits = memory_scale · W û (û the L2-normalised pooled feature).
   int memory_clock = 1;
-  double memory_inner_lr = 0.1;   // η
-  double memory_retain = 1.0;     // α
-  double memory_momentum = 0.9;   // β
+  double memory_inner_lr = 0.1;  // η
+  double memory_retain = 1.0;    // α
+  double memory_momentum = 0.9;  // β
   double memory_scale = 16.0;
   int num_classes = 2;
   int pad_id = 0;
@@ -113,8 +113,8 @@ class BlockImpl : public torch::nn::Module {
 //   G = ∇_W ‖W u − y‖² = 2 (W u − y) uᵀ;  S ← β S − η G;  W ← W (α I − η u uᵀ) + S,
 // with η clamped to 1.8 / (3 ‖u‖²) when 3 η ‖u‖² > 1.8. Returns the loss ‖W u − y‖² before the
 // write; *clamped (if given) is set to whether η was clamped.
-double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y,
-                 double eta, double alpha, double beta, bool* clamped = nullptr);
+double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y, double eta,
+                 double alpha, double beta, bool* clamped = nullptr);
 
 // NCM head: logit of a class that has no observed sample yet (finite, so no NaN in a softmax).
 constexpr double kNcmUnseenLogit = -1e4;
@@ -174,7 +174,7 @@ TORCH_MODULE(Classifier);
 // d_model 128"). build() and the constructor call it.
 void validate(const ModelConfig& cfg);
 Classifier build(const ModelConfig& cfg);
-int64_t count_params(torch::nn::Module& m);          // trainable + frozen parameters
+int64_t count_params(torch::nn::Module& m);  // trainable + frozen parameters
 // Multiply-adds x2 per sample of length seq_len, forward only (an estimate; see docs).
 double flops_per_sample(const ModelConfig& cfg, int seq_len);
 

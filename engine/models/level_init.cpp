@@ -44,23 +44,22 @@ void init_levels_from_checkpoints(ClassifierImpl& model) {
     for (const auto& in : b.cms_init) any = any || !in.checkpoint.empty();
   if (!any) return;
   std::map<const void*, std::string> names;
-  for (const auto& kv : model.named_parameters(/*recurse=*/true))
-    names[kv.value().unsafeGetTensorImpl()] = kv.key();
+  for (const auto& kv : model.named_parameters(/*recurse=*/true)) names[kv.value().unsafeGetTensorImpl()] = kv.key();
   torch::NoGradGuard no_grad;
   for (const auto& g : model.levels()) {
     const auto& bc = cfg.blocks[g.block];
     if (size_t(g.index) >= bc.cms_init.size() || bc.cms_init[g.index].checkpoint.empty()) continue;
     const auto& in = bc.cms_init[g.index];
-    const std::string field = "model.blocks[" + std::to_string(g.block) + "].levels[" +
-                              std::to_string(g.index) + "].init_from";
+    const std::string field =
+        "model.blocks[" + std::to_string(g.block) + "].levels[" + std::to_string(g.index) + "].init_from";
     if (!std::filesystem::is_regular_file(in.checkpoint))
       throw SpecError(field + ".checkpoint: no such checkpoint file '" + in.checkpoint + "'");
     torch::serialize::InputArchive ar;
     try {
       ar.load_from(in.checkpoint);
     } catch (const std::exception& e) {
-      throw SpecError(field + ".checkpoint: cannot read '" + in.checkpoint +
-                      "' as a Hope Lab checkpoint (" + std::string(e.what()).substr(0, 200) + ")");
+      throw SpecError(field + ".checkpoint: cannot read '" + in.checkpoint + "' as a Hope Lab checkpoint (" +
+                      std::string(e.what()).substr(0, 200) + ")");
     }
     const std::string from_block = "blocks." + std::to_string(g.block) + ".";
     const std::string from_level = "level" + std::to_string(g.index) + "_";
@@ -71,7 +70,7 @@ void init_levels_from_checkpoints(ClassifierImpl& model) {
         throw SpecError(field + ": level stacking does not support the parameter '" + name + "'");
       // The same path in the source block, else the layouts of a cms block (levels at the top) and
       // of a hope block (levels under `cms.`), so levels stack across those block types.
-      const std::string inner = name.substr(from_block.size());       // [cms.]level<l>_<rest>
+      const std::string inner = name.substr(from_block.size());  // [cms.]level<l>_<rest>
       const auto at = inner.find(from_level);
       const std::string rest = inner.substr(at + from_level.size());  // norm.weight, mlp.fc1.weight, ...
       const std::string sb = "blocks." + std::to_string(in.block) + ".";
@@ -88,13 +87,11 @@ void init_levels_from_checkpoints(ClassifierImpl& model) {
         }
       }
       if (!found)
-        throw SpecError(field + ": the checkpoint '" + in.checkpoint + "' has no '" + src +
-                        "' (block " + std::to_string(in.block) + " level " +
-                        std::to_string(in.level) + " is not a CMS level there)");
+        throw SpecError(field + ": the checkpoint '" + in.checkpoint + "' has no '" + src + "' (block " +
+                        std::to_string(in.block) + " level " + std::to_string(in.level) + " is not a CMS level there)");
       if (!t.sizes().equals(p.sizes()))
-        throw SpecError(field + ": shape mismatch for '" + src + "': the checkpoint has " +
-                        shape_str(t) + ", this level needs " + shape_str(p) +
-                        " (same d_model and ffn_mult required)");
+        throw SpecError(field + ": shape mismatch for '" + src + "': the checkpoint has " + shape_str(t) +
+                        ", this level needs " + shape_str(p) + " (same d_model and ffn_mult required)");
       p.copy_(t.to(p.device(), p.scalar_type()));
     }
   }

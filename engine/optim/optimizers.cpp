@@ -38,11 +38,10 @@ State& state_for(torch::optim::Optimizer& opt, const torch::Tensor& p, bool& fre
   return static_cast<State&>(*it->second);
 }
 
-} // namespace
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
-DeltaMomentum::DeltaMomentum(const std::vector<OptimizerParamGroup>& groups,
-                             DeltaMomentumOptions defaults)
+DeltaMomentum::DeltaMomentum(const std::vector<OptimizerParamGroup>& groups, DeltaMomentumOptions defaults)
     : Optimizer(groups, std::make_unique<DeltaMomentumOptions>(defaults)) {
   TORCH_CHECK(defaults.lr() >= 0, "Invalid learning rate: ", defaults.lr());
   TORCH_CHECK(defaults.alpha() >= 0, "Invalid alpha: ", defaults.alpha());
@@ -82,8 +81,7 @@ torch::Tensor DeltaMomentum::step(LossClosure closure) {
 }
 
 // ---------------------------------------------------------------------------------------------
-DeepMomentumGD::DeepMomentumGD(const std::vector<OptimizerParamGroup>& groups,
-                               DeepMomentumOptions defaults)
+DeepMomentumGD::DeepMomentumGD(const std::vector<OptimizerParamGroup>& groups, DeepMomentumOptions defaults)
     : Optimizer(groups, std::make_unique<DeepMomentumOptions>(defaults)) {
   TORCH_CHECK(defaults.lr() >= 0, "Invalid learning rate: ", defaults.lr());
   TORCH_CHECK(defaults.hidden() >= 1, "Invalid hidden: ", defaults.hidden());
@@ -112,8 +110,8 @@ torch::Tensor DeepMomentumGD::step(LossClosure closure) {
       auto& w1 = st.w1();
       auto& w2 = st.w2();
       // Inner gradients of L2(m; u) = <m(u), u> at the old memory (shared weights: mean over j).
-      const auto hid = torch::tanh(torch::outer(u, w1));                    // [n, h]
-      const auto gw2 = (hid * u.unsqueeze(1)).mean(0);                      // [h]
+      const auto hid = torch::tanh(torch::outer(u, w1));                       // [n, h]
+      const auto gw2 = (hid * u.unsqueeze(1)).mean(0);                         // [h]
       const auto gw1 = w2 * ((1 - hid * hid) * (u * u).unsqueeze(1)).mean(0);  // [h]
       // One inner GD step with decay alpha (paper eq. 50: m <- alpha m - eta grad L2).
       b.mul_(o.alpha()).sub_(u, o.lr());
@@ -154,7 +152,7 @@ torch::Tensor orthogonalise(const torch::Tensor& m, const M3Options& o) {
   auto flat = m.reshape({m.size(0), -1});
   return newton_schulz(flat, o.ns_steps(), o.ns_variant()).view(m.sizes());
 }
-} // namespace
+}  // namespace
 
 M3::M3(const std::vector<OptimizerParamGroup>& groups, M3Options defaults)
     : Optimizer(groups, std::make_unique<M3Options>(defaults)) {
@@ -212,6 +210,8 @@ torch::Tensor M3::step(LossClosure closure) {
 #define HL_SER(name) _TORCH_OPTIM_SERIALIZE_TORCH_ARG(name)
 #define HL_DESER(T, name) _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(T, name)
 
+// The serialisation macros take no semicolons: clang-format would re-flow them unstably.
+// clang-format off
 void DeltaMomentumOptions::serialize(torch::serialize::OutputArchive& archive) const {
   HL_SER(lr) HL_SER(alpha) HL_SER(weight_decay) HL_SER(normalize_key) HL_SER(clamp)
 }
@@ -272,6 +272,7 @@ void M3ParamState::serialize(torch::serialize::InputArchive& archive) {
   HL_DESER(torch::Tensor, fast) HL_DESER(torch::Tensor, slow) HL_DESER(torch::Tensor, slow_o)
   HL_DESER(torch::Tensor, window) HL_DESER(torch::Tensor, v) HL_DESER(int64_t, step)
 }
+// clang-format on
 void M3::save(torch::serialize::OutputArchive& archive) const {
   torch::optim::serialize<M3ParamState, M3Options>(archive, *this);
 }
@@ -283,43 +284,36 @@ void M3::load(torch::serialize::InputArchive& archive) {
 
 // ---------------------------------------------------------------------------------------------
 const std::vector<std::string>& optimizer_types() {
-  static const std::vector<std::string> types = {"sgd",           "sgd_momentum", "adamw",
-                                                 "delta_momentum", "deep_momentum", "m3"};
+  static const std::vector<std::string> types = {"sgd", "sgd_momentum", "adamw", "delta_momentum", "deep_momentum",
+                                                 "m3"};
   return types;
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& type,
-                                                        std::vector<torch::Tensor> params,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& type, std::vector<torch::Tensor> params,
                                                         const OptimConfig& cfg) {
   namespace to = torch::optim;
   if (type == "sgd")
-    return std::make_unique<to::SGD>(std::move(params),
-                                     to::SGDOptions(cfg.lr).weight_decay(cfg.weight_decay));
+    return std::make_unique<to::SGD>(std::move(params), to::SGDOptions(cfg.lr).weight_decay(cfg.weight_decay));
   if (type == "sgd_momentum")
-    return std::make_unique<to::SGD>(
-        std::move(params),
-        to::SGDOptions(cfg.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay));
+    return std::make_unique<to::SGD>(std::move(params),
+                                     to::SGDOptions(cfg.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay));
   if (type == "adamw")
-    return std::make_unique<to::AdamW>(std::move(params),
-                                       to::AdamWOptions(cfg.lr)
-                                           .betas({cfg.beta1, cfg.beta2})
-                                           .eps(cfg.eps)
-                                           .weight_decay(cfg.weight_decay));
+    return std::make_unique<to::AdamW>(
+        std::move(params),
+        to::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(cfg.weight_decay));
   if (type == "delta_momentum")
-    return std::make_unique<DeltaMomentum>(std::move(params),
-                                           DeltaMomentumOptions(cfg.lr)
-                                               .alpha(cfg.momentum)
-                                               .weight_decay(cfg.weight_decay)
-                                               .normalize_key(cfg.delta_normalize_key)
-                                               .clamp(cfg.delta_clamp));
+    return std::make_unique<DeltaMomentum>(std::move(params), DeltaMomentumOptions(cfg.lr)
+                                                                  .alpha(cfg.momentum)
+                                                                  .weight_decay(cfg.weight_decay)
+                                                                  .normalize_key(cfg.delta_normalize_key)
+                                                                  .clamp(cfg.delta_clamp));
   if (type == "deep_momentum")
-    return std::make_unique<DeepMomentumGD>(std::move(params),
-                                            DeepMomentumOptions(cfg.lr)
-                                                .alpha(cfg.momentum)
-                                                .weight_decay(cfg.weight_decay)
-                                                .hidden(cfg.deep_hidden)
-                                                .inner_lr(cfg.deep_inner_lr)
-                                                .init_scale(cfg.deep_init_scale));
+    return std::make_unique<DeepMomentumGD>(std::move(params), DeepMomentumOptions(cfg.lr)
+                                                                   .alpha(cfg.momentum)
+                                                                   .weight_decay(cfg.weight_decay)
+                                                                   .hidden(cfg.deep_hidden)
+                                                                   .inner_lr(cfg.deep_inner_lr)
+                                                                   .init_scale(cfg.deep_init_scale));
   if (type == "m3") {
     NSVariant ns;
     if (cfg.m3_ns_variant == "quintic")
@@ -343,8 +337,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& type,
   }
   std::string known;
   for (const auto& t : optimizer_types()) known += (known.empty() ? "" : ", ") + t;
-  throw std::invalid_argument("optimizer.type: unknown optimizer '" + type + "' (known: " + known +
-                              ")");
+  throw std::invalid_argument("optimizer.type: unknown optimizer '" + type + "' (known: " + known + ")");
 }
 
-} // namespace hl::optim
+}  // namespace hl::optim

@@ -28,10 +28,10 @@ namespace hl::optim {
 struct DeltaMomentumOptions : public torch::optim::OptimizerCloneableOptions<DeltaMomentumOptions> {
   DeltaMomentumOptions(double lr = 1e-3) : lr_(lr) {}
   TORCH_ARG(double, lr);
-  TORCH_ARG(double, alpha) = 0.9;         // decay of the memory (plain momentum's beta)
+  TORCH_ARG(double, alpha) = 0.9;  // decay of the memory (plain momentum's beta)
   TORCH_ARG(double, weight_decay) = 0.0;
-  TORCH_ARG(bool, normalize_key) = false; // use k = g/||g|| in the delta term
-  TORCH_ARG(bool, clamp) = true;          // stability clamp on lambda (see above)
+  TORCH_ARG(bool, normalize_key) = false;  // use k = g/||g|| in the delta term
+  TORCH_ARG(bool, clamp) = true;           // stability clamp on lambda (see above)
 
  public:
   double get_lr() const override { return lr(); }
@@ -40,11 +40,10 @@ struct DeltaMomentumOptions : public torch::optim::OptimizerCloneableOptions<Del
   void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
-struct DeltaMomentumParamState
-    : public torch::optim::OptimizerCloneableParamState<DeltaMomentumParamState> {
+struct DeltaMomentumParamState : public torch::optim::OptimizerCloneableParamState<DeltaMomentumParamState> {
   TORCH_ARG(torch::Tensor, momentum);
   TORCH_ARG(int64_t, step) = 0;
-  TORCH_ARG(int64_t, clamped) = 0; // steps where the stability clamp changed lambda
+  TORCH_ARG(int64_t, clamped) = 0;  // steps where the stability clamp changed lambda
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;
@@ -53,8 +52,7 @@ struct DeltaMomentumParamState
 
 class DeltaMomentum : public torch::optim::Optimizer {
  public:
-  DeltaMomentum(const std::vector<torch::optim::OptimizerParamGroup>& groups,
-                DeltaMomentumOptions defaults);
+  DeltaMomentum(const std::vector<torch::optim::OptimizerParamGroup>& groups, DeltaMomentumOptions defaults);
   DeltaMomentum(std::vector<torch::Tensor> params, DeltaMomentumOptions defaults)
       : DeltaMomentum({torch::optim::OptimizerParamGroup(std::move(params))}, defaults) {}
   torch::Tensor step(LossClosure closure = nullptr) override;
@@ -91,11 +89,10 @@ struct DeepMomentumOptions : public torch::optim::OptimizerCloneableOptions<Deep
   void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
-struct DeepMomentumParamState
-    : public torch::optim::OptimizerCloneableParamState<DeepMomentumParamState> {
-  TORCH_ARG(torch::Tensor, bias); // b, shape of the parameter
-  TORCH_ARG(torch::Tensor, w1);   // [hidden]
-  TORCH_ARG(torch::Tensor, w2);   // [hidden]
+struct DeepMomentumParamState : public torch::optim::OptimizerCloneableParamState<DeepMomentumParamState> {
+  TORCH_ARG(torch::Tensor, bias);  // b, shape of the parameter
+  TORCH_ARG(torch::Tensor, w1);    // [hidden]
+  TORCH_ARG(torch::Tensor, w2);    // [hidden]
   TORCH_ARG(int64_t, step) = 0;
 
  public:
@@ -105,8 +102,7 @@ struct DeepMomentumParamState
 
 class DeepMomentumGD : public torch::optim::Optimizer {
  public:
-  DeepMomentumGD(const std::vector<torch::optim::OptimizerParamGroup>& groups,
-                 DeepMomentumOptions defaults);
+  DeepMomentumGD(const std::vector<torch::optim::OptimizerParamGroup>& groups, DeepMomentumOptions defaults);
   DeepMomentumGD(std::vector<torch::Tensor> params, DeepMomentumOptions defaults)
       : DeepMomentumGD({torch::optim::OptimizerParamGroup(std::move(params))}, defaults) {}
   torch::Tensor step(LossClosure closure = nullptr) override;
@@ -130,10 +126,10 @@ enum class NSVariant { Quintic, Cubic };
 struct M3Options : public torch::optim::OptimizerCloneableOptions<M3Options> {
   M3Options(double lr = 1e-3) : lr_(lr) {}
   TORCH_ARG(double, lr);
-  TORCH_ARG(double, beta1) = 0.9;    // fast momentum
-  TORCH_ARG(double, beta2) = 0.999;  // second-moment accumulation weight
-  TORCH_ARG(double, beta3) = 0.9;    // slow momentum
-  TORCH_ARG(double, slow_weight) = 1.0; // Algorithm 1's alpha
+  TORCH_ARG(double, beta1) = 0.9;        // fast momentum
+  TORCH_ARG(double, beta2) = 0.999;      // second-moment accumulation weight
+  TORCH_ARG(double, beta3) = 0.9;        // slow momentum
+  TORCH_ARG(double, slow_weight) = 1.0;  // Algorithm 1's alpha
   TORCH_ARG(double, eps) = 1e-8;
   TORCH_ARG(double, weight_decay) = 0.0;
   TORCH_ARG(int64_t, slow_every) = 10;  // Algorithm 1's frequency f
@@ -149,11 +145,11 @@ struct M3Options : public torch::optim::OptimizerCloneableOptions<M3Options> {
 };
 
 struct M3ParamState : public torch::optim::OptimizerCloneableParamState<M3ParamState> {
-  TORCH_ARG(torch::Tensor, fast);   // M1
-  TORCH_ARG(torch::Tensor, slow);   // M2
-  TORCH_ARG(torch::Tensor, slow_o); // O2 = NS(M2), cached between slow updates
-  TORCH_ARG(torch::Tensor, window); // G, gradient sum since the last slow update
-  TORCH_ARG(torch::Tensor, v);      // V
+  TORCH_ARG(torch::Tensor, fast);    // M1
+  TORCH_ARG(torch::Tensor, slow);    // M2
+  TORCH_ARG(torch::Tensor, slow_o);  // O2 = NS(M2), cached between slow updates
+  TORCH_ARG(torch::Tensor, window);  // G, gradient sum since the last slow update
+  TORCH_ARG(torch::Tensor, v);       // V
   TORCH_ARG(int64_t, step) = 0;
 
  public:
@@ -195,7 +191,7 @@ struct OptimConfig {
   double m3_slow_weight = 1.0;
   int64_t m3_slow_every = 10;
   int64_t m3_ns_steps = 5;
-  std::string m3_ns_variant = "quintic"; // "quintic" | "cubic"
+  std::string m3_ns_variant = "quintic";  // "quintic" | "cubic"
   bool m3_accumulate = false;
 };
 
@@ -204,8 +200,7 @@ const std::vector<std::string>& optimizer_types();
 
 // "sgd", "sgd_momentum", "adamw", "delta_momentum", "deep_momentum", "m3".
 // Unknown type -> std::invalid_argument naming "optimizer.type" and the known types.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& type,
-                                                        std::vector<torch::Tensor> params,
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::string& type, std::vector<torch::Tensor> params,
                                                         const OptimConfig& cfg);
 
-} // namespace hl::optim
+}  // namespace hl::optim

@@ -7,4 +7,4 @@
 namespace hl::spec {
 // (name, JSON text) in file-name order.
 const std::vector<std::pair<std::string, std::string>>& presets_data();
-}
+}  // namespace hl::spec

@@ -56,8 +56,8 @@ json withCmsField(const std::string& field, const std::string& value) {
 }
 
 std::vector<std::string> cmsChoices(const std::string& field, const std::vector<std::string>& candidates) {
-  return accepted(candidates, [&](const std::string& c) { return withCmsField(field, c); },
-                  "model.blocks[0]." + field);
+  return accepted(
+      candidates, [&](const std::string& c) { return withCmsField(field, c); }, "model.blocks[0]." + field);
 }
 
 // Block fields by name. The limits are the validator's (spec.cpp, validate_impl); a field name
@@ -82,22 +82,26 @@ const std::map<std::string, FieldInfo>& block_table() {
                 "Self-modifying Titans: chunk of the k, v, η, α memories; longer than 16 tokens warns"));
     add(choice("mixer", {"selfmod", "titans"},
                "Hope block's token mixer: self-modifying Titans, or plain Titans memory (the no-selfmod ablation)"));
-    add(choice("dgd_layers", {"per_layer", "first", "none"},
-               "Which memory layers get the DGD factor (α I − η u uᵀ): every layer, the first only, or none (plain GD)"));
-    add(choice("inner_objective", {"l2", "dot"},
-               "Inner objective of the memory writes: L2 regression ‖M(k) − v̂‖² or the dot product (gated delta rule)"));
+    add(choice(
+        "dgd_layers", {"per_layer", "first", "none"},
+        "Which memory layers get the DGD factor (α I − η u uᵀ): every layer, the first only, or none (plain GD)"));
+    add(choice(
+        "inner_objective", {"l2", "dot"},
+        "Inner objective of the memory writes: L2 regression ‖M(k) − v̂‖² or the dot product (gated delta rule)"));
     add(integer("hidden", 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"));
     add(choice("variant", cmsChoices("variant", {"sequential", "independent", "nested"}),
                "sequential: levels applied in turn; independent: outputs mixed by learned weights; "
                "nested: sequential, and each tick of a level resets the next faster level to its start"));
-    add(choice("clock_unit", cmsChoices("clock_unit", {"steps", "tasks"}), "What a level's clock counts: optimizer steps or tasks"));
+    add(choice("clock_unit", cmsChoices("clock_unit", {"steps", "tasks"}),
+               "What a level's clock counts: optimizer steps or tasks"));
     add(choice("transfer", cmsChoices("transfer", {"gradient", "consolidate"}),
                "How a slower level learns: from its own gradient, or by consolidating the faster level"));
     add(number("consolidate_rate", 0.0, 1.0, 3, "", "Consolidation step toward the faster level (> 0)", true));
     add(integer("ffn_mult", 1, 16, "× d_model", "MLP width as a multiple of model.d_model"));
     add(number("inner_lr", 0.0, 10.0, 3, "",
                "Memory step size (must be > 0): Titans: upper scale of θ_t; self-modifying Titans: η scale "
-               "(η_t = inner_lr · softplus(·); above 0.3 warns)", true));
+               "(η_t = inner_lr · softplus(·); above 0.3 warns)",
+               true));
     add(number("momentum", 0.0, 1.0, 3, "",
                "Titans: upper bound of the surprise momentum η_t; self-modifying Titans: the DGD momentum β"));
     add(number("retain", 0.0, 1.0, 3, "",
@@ -119,10 +123,14 @@ FieldInfo infer_field(const std::string& name, const nlohmann::json& value) {
   f.name = name;
   f.known = false;
   f.doc = "No metadata for this field: edited as its JSON type";
-  if (value.is_boolean()) f.kind = "bool";
-  else if (value.is_number_integer()) f.kind = "int", f.min = -1e9, f.max = 1e9;
-  else if (value.is_number()) f.kind = "number", f.min = -1e9, f.max = 1e9, f.decimals = 6;
-  else f.kind = "string";
+  if (value.is_boolean())
+    f.kind = "bool";
+  else if (value.is_number_integer())
+    f.kind = "int", f.min = -1e9, f.max = 1e9;
+  else if (value.is_number())
+    f.kind = "number", f.min = -1e9, f.max = 1e9, f.decimals = 6;
+  else
+    f.kind = "string";
   return f;
 }
 
@@ -135,7 +143,7 @@ FieldInfo block_field(const std::string& name, const nlohmann::json& value) {
 std::vector<FieldInfo> block_fields(const std::string& type) {
   std::vector<FieldInfo> out;
   const json d = block_defaults(type);
-  block_table();  // fills block_order()
+  block_table();                          // fills block_order()
   for (const auto& name : block_order())  // known fields in display order
     if (d.contains(name)) out.push_back(block_field(name, d[name]));
   for (auto it = d.begin(); it != d.end(); ++it) {  // then the ones without metadata

@@ -26,8 +26,10 @@ json merge(const json& base, const json& over) {
   if (!base.is_object() || !over.is_object()) return over;
   json out = base;
   for (auto it = over.begin(); it != over.end(); ++it) {
-    if (out.contains(it.key())) out[it.key()] = merge(out[it.key()], it.value());
-    else out[it.key()] = it.value();
+    if (out.contains(it.key()))
+      out[it.key()] = merge(out[it.key()], it.value());
+    else
+      out[it.key()] = it.value();
   }
   return out;
 }
@@ -42,8 +44,7 @@ bool Validation::ok() const {
 
 std::string Validation::format() const {
   std::ostringstream os;
-  for (const auto& i : issues)
-    os << (i.error ? "error: " : "warning: ") << i.path << ": " << i.message << "\n";
+  for (const auto& i : issues) os << (i.error ? "error: " : "warning: ") << i.path << ": " << i.message << "\n";
   return os.str();
 }
 
@@ -62,22 +63,43 @@ json block_defaults(const std::string& type) {
             {"transfer", "gradient"},
             {"consolidate_rate", 0.5},
             {"ffn_mult", 2},
-            {"levels", json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}})}};
+            {"levels",
+             json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}})}};
   if (type == "titans")  // DECISIONS.md: memory chunk 4; θ 0.1, η 0.9; retain 0.99
-    return {{"type", type},       {"heads", 4},      {"ffn_mult", 2}, {"dropout", 0.1},
-            {"inner_lr", 0.1},    {"momentum", 0.9}, {"retain", 0.99}, {"chunk", 4},
-            {"stop_grad_writes", false}, {"persistent_tokens", 0}};
+    return {{"type", type},          {"heads", 4},      {"ffn_mult", 2},
+            {"dropout", 0.1},        {"inner_lr", 0.1}, {"momentum", 0.9},
+            {"retain", 0.99},        {"chunk", 4},      {"stop_grad_writes", false},
+            {"persistent_tokens", 0}};
   if (type == "hope")  // DECISIONS.md: self-modifying Titans (η scale 0.1, β 0.9, chunks 4 and 8,
                        // per-layer DGD, L2 objective) + CMS (clocks 1, 4, 16 at the base lr)
-    return {{"type", type},         {"mixer", "selfmod"},  {"heads", 4},          {"ffn_mult", 2},
-            {"dropout", 0.1},       {"inner_lr", 0.1},     {"momentum", 0.9},     {"retain", 0.99},
-            {"chunk", 4},           {"chunk_other", 8},    {"dgd_layers", "per_layer"},
-            {"inner_objective", "l2"}, {"stop_grad_writes", false}, {"persistent_tokens", 0}, {"variant", "sequential"},
-            {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
+    return {{"type", type},
+            {"mixer", "selfmod"},
+            {"heads", 4},
+            {"ffn_mult", 2},
+            {"dropout", 0.1},
+            {"inner_lr", 0.1},
+            {"momentum", 0.9},
+            {"retain", 0.99},
+            {"chunk", 4},
+            {"chunk_other", 8},
+            {"dgd_layers", "per_layer"},
+            {"inner_objective", "l2"},
+            {"stop_grad_writes", false},
+            {"persistent_tokens", 0},
+            {"variant", "sequential"},
+            {"clock_unit", "steps"},
+            {"transfer", "gradient"},
+            {"consolidate_rate", 0.5},
             {"levels", block_defaults("cms")["levels"]}};
   if (type == "hope_attention")  // softmax attention in place of self-modifying Titans
-    return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}, {"variant", "sequential"},
-            {"clock_unit", "steps"}, {"transfer", "gradient"}, {"consolidate_rate", 0.5},
+    return {{"type", type},
+            {"heads", 4},
+            {"ffn_mult", 2},
+            {"dropout", 0.1},
+            {"variant", "sequential"},
+            {"clock_unit", "steps"},
+            {"transfer", "gradient"},
+            {"consolidate_rate", 0.5},
             {"levels", block_defaults("cms")["levels"]}};
   return json::object();
 }
@@ -94,12 +116,25 @@ json defaults() {
         {"max_len", 0},
         {"positions", "learned"},
         {"blocks", json::array({blk, blk})},
-        {"head", {{"type", "softmax"}, {"ncm_scale", 16.0},
-                  // memory head (DECISIONS.md "Heads"; docs/MODELS.md "Memory head")
-                  {"clock", 1}, {"inner_lr", 0.1}, {"retain", 1.0}, {"momentum", 0.9}, {"scale", 16.0}}}}},
+        {"head",
+         {{"type", "softmax"},
+          {"ncm_scale", 16.0},
+          // memory head (DECISIONS.md "Heads"; docs/MODELS.md "Memory head")
+          {"clock", 1},
+          {"inner_lr", 0.1},
+          {"retain", 1.0},
+          {"momentum", 0.9},
+          {"scale", 16.0}}}}},
       {"optimizer",
-       {{"type", "adamw"}, {"lr", 1e-3}, {"weight_decay", 0.01}, {"beta1", 0.9}, {"beta2", 0.999},
-        {"momentum", 0.9}, {"m3_slow_every", 10}, {"m3_ns_steps", 5}, {"deep_hidden", 4},
+       {{"type", "adamw"},
+        {"lr", 1e-3},
+        {"weight_decay", 0.01},
+        {"beta1", 0.9},
+        {"beta2", 0.999},
+        {"momentum", 0.9},
+        {"m3_slow_every", 10},
+        {"m3_ns_steps", 5},
+        {"deep_hidden", 4},
         {"deep_inner_lr", 1e-3}}},
       {"training",
        {{"epochs", 5},
@@ -170,8 +205,7 @@ struct Checker {
       err(path, os.str());
     }
   }
-  void choice(const json& j, const std::string& key, const std::string& path,
-              const std::set<std::string>& allowed) {
+  void choice(const json& j, const std::string& key, const std::string& path, const std::set<std::string>& allowed) {
     const json* x = at(j, key, path);
     if (!x) return;
     if (!x->is_string() || !allowed.count(x->get<std::string>())) {
@@ -225,7 +259,10 @@ void check_levels(Checker& c, const json& b, const std::string& p) {
     for (size_t l = 0; l < lv->size(); ++l) {
       const json& L = (*lv)[l];
       std::string lp = p + ".levels[" + std::to_string(l) + "]";
-      if (!L.is_object()) { c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}"); continue; }
+      if (!L.is_object()) {
+        c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}");
+        continue;
+      }
       c.integer(L, "clock", lp + ".clock", 1, 100000000);
       if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
       c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
@@ -258,13 +295,15 @@ void check_levels(Checker& c, const json& b, const std::string& p) {
 // One block of model.blocks at path p (d_model 0 = unknown).
 void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
   if (!b.is_object() || !b.contains("type") || !b["type"].is_string()) {
-    c.err(p + ".type", "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans, hope, hope_attention)");
+    c.err(p + ".type",
+          "each block needs a string \"type\" (one of transformer, lstm, retnet, cms, titans, hope, hope_attention)");
     return;
   }
   std::string t = b["type"].get<std::string>();
   json bd = block_defaults(t);
   if (bd.empty()) {
-    c.err(p + ".type", "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans, hope, hope_attention)");
+    c.err(p + ".type",
+          "unknown block type \"" + t + "\" (known: transformer, lstm, retnet, cms, titans, hope, hope_attention)");
     return;
   }
   c.unknownKeys(b, bd, p);
@@ -286,8 +325,8 @@ void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
       c.boolean(b, "stop_grad_writes", p + ".stop_grad_writes");
       c.integer(b, "persistent_tokens", p + ".persistent_tokens", 0, 64);
       if (b.contains("chunk") && b["chunk"].is_number_integer() && b["chunk"].get<int>() > 16)
-        c.warn(p + ".chunk", "a memory chunk longer than a typical short text never writes (" +
-                                 b["chunk"].dump() + " > 16 tokens)");
+        c.warn(p + ".chunk",
+               "a memory chunk longer than a typical short text never writes (" + b["chunk"].dump() + " > 16 tokens)");
     }
     if (t == "hope") {
       c.choice(b, "mixer", p + ".mixer", {"selfmod", "titans"});
@@ -330,8 +369,10 @@ void check_model(Checker& c, const json& s, const json& d) {
   c.integer(*m, "max_len", "model.max_len", 0, 4096);
   c.choice(*m, "positions", "model.positions", kPositions);
   if (const json* bl = c.at(*m, "blocks", "model.blocks"); bl) {
-    if (!bl->is_array()) c.err("model.blocks", "must be an array of blocks");
-    else if (bl->empty()) c.warn("model.blocks", "no blocks: the model is embedding + pooling + head");
+    if (!bl->is_array())
+      c.err("model.blocks", "must be an array of blocks");
+    else if (bl->empty())
+      c.warn("model.blocks", "no blocks: the model is embedding + pooling + head");
     else
       for (size_t i = 0; i < bl->size(); ++i)
         check_block(c, (*bl)[i], "model.blocks[" + std::to_string(i) + "]", d_model);
@@ -347,9 +388,11 @@ void check_model(Checker& c, const json& s, const json& d) {
     c.number(*h, "scale", "model.head.scale", 0.0, 1000.0, true);
     if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
         (*h)["inner_lr"].get<double>() > 0.6)
-      c.warn("model.head.inner_lr", "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
-                                    "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
-  } else if (h) c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
+      c.warn("model.head.inner_lr",
+             "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
+             "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
+  } else if (h)
+    c.err("model.head", "must be an object like {\"type\": \"softmax\"}");
 }
 
 void check_optimizer(Checker& c, const json& s, const json& d) {
@@ -365,11 +408,9 @@ void check_optimizer(Checker& c, const json& s, const json& d) {
     c.integer(*o, "m3_ns_steps", "optimizer.m3_ns_steps", 0, 100);
     c.integer(*o, "deep_hidden", "optimizer.deep_hidden", 1, 1024);
     c.number(*o, "deep_inner_lr", "optimizer.deep_inner_lr", 0.0, 10.0);
-    if (o->contains("lr") && (*o)["lr"].is_number() && (*o)["lr"].get<double>() > 0.1 &&
-        str_or(*o, "type") == "adamw")
+    if (o->contains("lr") && (*o)["lr"].is_number() && (*o)["lr"].get<double>() > 0.1 && str_or(*o, "type") == "adamw")
       c.warn("optimizer.lr", "AdamW with lr > 0.1 usually diverges");
   }
-
 }
 
 void check_training(Checker& c, const json& s, const json& d) {
@@ -385,14 +426,15 @@ void check_training(Checker& c, const json& s, const json& d) {
     c.integer(*t, "threads", "training.threads", 0, 256);
     c.boolean(*t, "checkpoints", "training.checkpoints");
   }
-
 }
 
 void check_experiment(Checker& c, const json& s, const json& d) {
   if (const json* e = c.at(s, "experiment", "experiment"); e && e->is_object()) {
     c.unknownKeys(*e, d["experiment"], "experiment");
-    if (const json* ds = c.at(*e, "dataset", "experiment.dataset"); ds && (!ds->is_string() || ds->get<std::string>().empty()))
-      c.err("experiment.dataset", "must be a dataset name (clinc150, banking77, dbpedia70, dbpedia14) or a folder path");
+    if (const json* ds = c.at(*e, "dataset", "experiment.dataset");
+        ds && (!ds->is_string() || ds->get<std::string>().empty()))
+      c.err("experiment.dataset",
+            "must be a dataset name (clinc150, banking77, dbpedia70, dbpedia14) or a folder path");
     if (const json* sp = c.at(*e, "split", "experiment.split"); sp && !sp->is_string())
       c.err("experiment.split", "must be a string (\"\" = the dataset's default split)");
     c.choice(*e, "protocol", "experiment.protocol", kProtocols);
@@ -403,7 +445,8 @@ void check_experiment(Checker& c, const json& s, const json& d) {
       c.integer(*st, "replay_per_class", "experiment.strategy.replay_per_class", 1, 1000000);
       if (str_or(*e, "protocol") == "joint" && str_or(*st, "type") != "finetune")
         c.warn("experiment.strategy.type", "joint training has a single task: the strategy has no effect");
-    } else if (st) c.err("experiment.strategy", "must be an object like {\"type\": \"finetune\"}");
+    } else if (st)
+      c.err("experiment.strategy", "must be an object like {\"type\": \"finetune\"}");
     c.integer(*e, "task_order", "experiment.task_order", 0, 1000000);
     c.integer(*e, "seed", "experiment.seed", 0, (1L << 53));
     c.choice(*e, "device", "experiment.device", kDevices);
@@ -411,7 +454,8 @@ void check_experiment(Checker& c, const json& s, const json& d) {
       c.unknownKeys(*dd, d["experiment"]["data"], "experiment.data");
       c.integer(*dd, "classes_per_task", "experiment.data.classes_per_task", 1, 100000);
       for (const char* col : {"text_column", "label_column"})
-        if (const json* x = c.at(*dd, col, std::string("experiment.data.") + col); x && (!x->is_string() || x->get<std::string>().empty()))
+        if (const json* x = c.at(*dd, col, std::string("experiment.data.") + col);
+            x && (!x->is_string() || x->get<std::string>().empty()))
           c.err(std::string("experiment.data.") + col, "must be a column name (a non-empty string)");
     }
   }
@@ -426,11 +470,13 @@ Validation validate_impl(const json& s) {
   const json d = defaults();
   c.unknownKeys(s, d, "");
   if (const json* v = c.at(s, "schema_version", "schema_version")) {
-    if (!v->is_number_integer()) c.err("schema_version", "must be an integer");
+    if (!v->is_number_integer())
+      c.err("schema_version", "must be an integer");
     else if (v->get<int>() > kSchemaVersion)
       c.err("schema_version", "spec is from a newer Hope Lab (schema " + v->dump() + ", this build reads " +
                                   std::to_string(kSchemaVersion) + "): upgrade Hope Lab");
-    else if (v->get<int>() < 1) c.err("schema_version", "must be >= 1");
+    else if (v->get<int>() < 1)
+      c.err("schema_version", "must be >= 1");
   }
   if (const json* n = c.at(s, "name", "name"); n && !n->is_string()) c.err("name", "must be a string");
 
@@ -478,10 +524,14 @@ json load_file(const std::string& path) {
     const std::string text = ss.str();
     size_t line = 1, col = 1;
     for (size_t i = 0; i < off && i < text.size(); ++i) {
-      if (text[i] == '\n') { ++line; col = 1; } else ++col;
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else
+        ++col;
     }
-    throw SpecError(path + ":" + std::to_string(line) + ":" + std::to_string(col) +
-                    ": invalid JSON (" + e.what() + ")");
+    throw SpecError(path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON (" + e.what() +
+                    ")");
   }
 }
 
@@ -493,7 +543,8 @@ void set_path(json& spec, const std::string& path, const std::string& value) {
     if (ch == '.' || ch == '[' || ch == ']') {
       if (!cur.empty()) toks.push_back(cur);
       cur.clear();
-    } else cur.push_back(ch);
+    } else
+      cur.push_back(ch);
   }
   if (!cur.empty()) toks.push_back(cur);
   if (toks.empty()) throw SpecError("--set: empty path (use --set model.d_model=256)");
@@ -504,13 +555,19 @@ void set_path(json& spec, const std::string& path, const std::string& value) {
     bool last = i + 1 == toks.size();
     if (node->is_array()) {
       size_t idx = 0;
-      try { idx = std::stoul(t); } catch (...) { throw SpecError("--set " + path + ": '" + t + "' is not an index into " + walked); }
-      if (idx >= node->size()) throw SpecError("--set " + path + ": index " + t + " out of range for " + walked +
-                                               " (size " + std::to_string(node->size()) + ")");
+      try {
+        idx = std::stoul(t);
+      } catch (...) {
+        throw SpecError("--set " + path + ": '" + t + "' is not an index into " + walked);
+      }
+      if (idx >= node->size())
+        throw SpecError("--set " + path + ": index " + t + " out of range for " + walked + " (size " +
+                        std::to_string(node->size()) + ")");
       node = &(*node)[idx];
     } else if (node->is_object()) {
       if (!node->contains(t)) {
-        if (!last) throw SpecError("--set " + path + ": no field '" + t + "' in " + (walked.empty() ? "the spec" : walked));
+        if (!last)
+          throw SpecError("--set " + path + ": no field '" + t + "' in " + (walked.empty() ? "the spec" : walked));
         // A new leaf is allowed only in objects that are open maps; the spec has none: refuse.
         throw SpecError("--set " + path + ": no field '" + t + "' in " + (walked.empty() ? "the spec" : walked) +
                         " (see `hopelab-cli validate` for the fields)");
@@ -544,7 +601,9 @@ json preset(const std::string& name) {
   throw SpecError("unknown preset '" + name + "' (known: " + list + ")");
 }
 
-std::string preset_description(const std::string& name) { return preset(name).value("description", ""); }
+std::string preset_description(const std::string& name) {
+  return preset(name).value("description", "");
+}
 
 const std::vector<std::string>& preset_training_fields() {
   static const std::vector<std::string> fields{"grad_clip"};

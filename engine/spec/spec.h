@@ -8,19 +8,18 @@
 
 namespace hl::spec {
 
-
 constexpr int kSchemaVersion = 1;
 
 struct Issue {
-  std::string path;     // JSON path, e.g. "model.blocks[1].heads"
+  std::string path;  // JSON path, e.g. "model.blocks[1].heads"
   std::string message;
-  bool error = true;    // false = warning
+  bool error = true;  // false = warning
 };
 
 struct Validation {
   std::vector<Issue> issues;
-  bool ok() const;                  // no errors (warnings allowed)
-  std::string format() const;       // one line per issue: "error: PATH: MESSAGE"
+  bool ok() const;             // no errors (warnings allowed)
+  std::string format() const;  // one line per issue: "error: PATH: MESSAGE"
 };
 
 // The full default spec (a Transformer baseline on banking77, DECISIONS.md defaults).

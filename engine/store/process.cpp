@@ -10,7 +10,9 @@
 
 namespace hl::store {
 
-int64_t current_pid() { return static_cast<int64_t>(::getpid()); }
+int64_t current_pid() {
+  return static_cast<int64_t>(::getpid());
+}
 
 std::string current_host() {
   char buf[HOST_NAME_MAX + 1] = {};

@@ -166,8 +166,12 @@ int hl_fcntl(int fd, int cmd, ...) {
 
 // fork(): the child must not keep using the parent's lock descriptors (they share the parent's
 // open file descriptions, hence its locks); it starts with an empty table, like a new process.
-void atfork_prepare() { pthread_mutex_lock(&g_mu); }
-void atfork_parent() { pthread_mutex_unlock(&g_mu); }
+void atfork_prepare() {
+  pthread_mutex_lock(&g_mu);
+}
+void atfork_parent() {
+  pthread_mutex_unlock(&g_mu);
+}
 void atfork_child() {
   for (auto& [id, f] : *g_files)
     if (f.lock_fd >= 0) ::close(f.lock_fd);
@@ -193,8 +197,7 @@ bool kernel_has_ofd_locks() {
 bool install() {
   if (!kernel_has_ofd_locks()) return false;
   sqlite3_vfs* unix_vfs = sqlite3_vfs_find("unix");  // initialises SQLite
-  if (!unix_vfs || unix_vfs->iVersion < 3 || !unix_vfs->xSetSystemCall || !unix_vfs->xGetSystemCall)
-    return false;
+  if (!unix_vfs || unix_vfs->iVersion < 3 || !unix_vfs->xSetSystemCall || !unix_vfs->xGetSystemCall) return false;
   g_open = reinterpret_cast<OpenFn>(unix_vfs->xGetSystemCall(unix_vfs, "open"));
   g_close = reinterpret_cast<CloseFn>(unix_vfs->xGetSystemCall(unix_vfs, "close"));
   g_fcntl = reinterpret_cast<FcntlFn>(unix_vfs->xGetSystemCall(unix_vfs, "fcntl"));
@@ -216,7 +219,9 @@ bool install() {
 }
 
 #else
-bool install() { return false; }
+bool install() {
+  return false;
+}
 #endif
 
 }  // namespace

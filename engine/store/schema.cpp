@@ -99,8 +99,7 @@ const std::vector<Migration>& migrations() {
 }
 
 const std::vector<std::string>& required_tables() {
-  static const std::vector<std::string> t = {"runs", "series", "points", "accuracy", "evals",
-                                             "checkpoints"};
+  static const std::vector<std::string> t = {"runs", "series", "points", "accuracy", "evals", "checkpoints"};
   return t;
 }
 
@@ -119,9 +118,9 @@ int migrate(sqlite3* raw, const std::string& path, const std::vector<Migration>&
       version = read_version();  // another process may have migrated meanwhile
       if (m.version <= version) return;
       if (m.version != version + 1)
-        throw hl::StoreError(path + ": schema migration to version " + std::to_string(m.version) +
-                             " needs version " + std::to_string(m.version - 1) + ", found " +
-                             std::to_string(version) + ". Open it with the Hope Lab build that "
+        throw hl::StoreError(path + ": schema migration to version " + std::to_string(m.version) + " needs version " +
+                             std::to_string(m.version - 1) + ", found " + std::to_string(version) +
+                             ". Open it with the Hope Lab build that "
                              "wrote it, or choose another database path.");
       try {
         db.exec(m.sql);

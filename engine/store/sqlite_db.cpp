@@ -38,7 +38,7 @@ struct RawHeader {
   bool is_dir = false;
   int64_t size = 0;
   bool sqlite_magic = false;
-  bool short_file = false;  // exists, not empty, but shorter than the 100-byte header
+  bool short_file = false;       // exists, not empty, but shorter than the 100-byte header
   bool maybe_truncated = false;  // header's page count * page size exceeds the file size
 };
 
@@ -85,14 +85,12 @@ RawHeader read_header(const std::string& path) {
     throw hl::StoreError("cannot read run database " + path + ": " + std::strerror(errno) +
                          ". Check the file's permissions.");
   }
-  static const char kMagic[16] = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f',
-                                  'o', 'r', 'm', 'a', 't', ' ', '3', '\0'};
+  static const char kMagic[16] = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f', 'o', 'r', 'm', 'a', 't', ' ', '3', '\0'};
   h.sqlite_magic = n >= 16 && std::memcmp(b, kMagic, 16) == 0;
   h.short_file = n < 100;
   if (h.sqlite_magic && !h.short_file) {
     auto be32 = [&](int o) {
-      return (uint32_t(b[o]) << 24) | (uint32_t(b[o + 1]) << 16) | (uint32_t(b[o + 2]) << 8) |
-             uint32_t(b[o + 3]);
+      return (uint32_t(b[o]) << 24) | (uint32_t(b[o + 1]) << 16) | (uint32_t(b[o + 2]) << 8) | uint32_t(b[o + 3]);
     };
     uint32_t page_size = (uint32_t(b[16]) << 8) | b[17];
     if (page_size == 1) page_size = 65536;
@@ -158,7 +156,9 @@ void Db::release() {
   }
 }
 
-Db::~Db() { release(); }
+Db::~Db() {
+  release();
+}
 
 Db Db::borrow(sqlite3* db, const std::string& path) {
   Db d;
@@ -171,13 +171,14 @@ Db Db::borrow(sqlite3* db, const std::string& path) {
 void Db::fail(int rc, const std::string& what) const {
   std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
   if (is_busy(rc))
-    throw BusyError(rc, "run database " + path_ + " is locked by another connection (" + what + ": " +
-                    msg + "). Another Hope Lab process held a write lock for longer than " +
-                    std::to_string(kBusyTimeoutMs / 1000) + " s; retry when it is done.");
+    throw BusyError(rc, "run database " + path_ + " is locked by another connection (" + what + ": " + msg +
+                            "). Another Hope Lab process held a write lock for longer than " +
+                            std::to_string(kBusyTimeoutMs / 1000) + " s; retry when it is done.");
   if (is_damaged(rc))
     throw SqliteError(rc, "run database " + path_ + " is damaged (" + what + ": " + msg +
-                         "). Hope Lab stopped using it. Restore it from a backup, try "
-                         "`sqlite3 " + path_ + " .recover`, or choose another run database path.");
+                              "). Hope Lab stopped using it. Restore it from a backup, try "
+                              "`sqlite3 " +
+                              path_ + " .recover`, or choose another run database path.");
   int primary = rc & 0xff;
   std::string hint;
   if (primary == SQLITE_FULL) hint = " The disk is full; free some space.";
@@ -239,22 +240,25 @@ Db Db::open(const std::string& path, bool migrate) {
     h = read_header(path);
   }
   if (h.is_dir)
-    throw hl::StoreError(path + " is a directory, not a run database. Give the path of a database "
+    throw hl::StoreError(path +
+                         " is a directory, not a run database. Give the path of a database "
                          "file (it is created if missing).");
   if (h.exists && h.size > 0 && !h.sqlite_magic)
-    throw hl::StoreError(path + " is not a Hope Lab run database: it is not a SQLite file (its "
-                         "header does not start with \"SQLite format 3\"). " + kNotModified +
-                         ". " + kChooseAnother);
+    throw hl::StoreError(path +
+                         " is not a Hope Lab run database: it is not a SQLite file (its "
+                         "header does not start with \"SQLite format 3\"). " +
+                         kNotModified + ". " + kChooseAnother);
   if (h.exists && h.short_file)
-    throw hl::StoreError(path + " is a damaged SQLite file: it is shorter than the 100-byte "
-                         "SQLite header (" + std::to_string(h.size) + " bytes; truncated?). " +
-                         kNotModified + ". Restore it from a backup or choose another run "
+    throw hl::StoreError(path +
+                         " is a damaged SQLite file: it is shorter than the 100-byte "
+                         "SQLite header (" +
+                         std::to_string(h.size) + " bytes; truncated?). " + kNotModified +
+                         ". Restore it from a backup or choose another run "
                          "database path.");
 
   Db db;
   db.path_ = path;
-  int rc = sqlite3_open_v2(path.c_str(), &db.db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  int rc = sqlite3_open_v2(path.c_str(), &db.db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db.db_ ? sqlite3_errmsg(db.db_) : sqlite3_errstr(rc);
@@ -306,15 +310,15 @@ Db Db::open(const std::string& path, bool migrate) {
     std::string list;
     for (size_t i = 0; i < tables.size() && i < 6; ++i) list += (i ? ", " : "") + tables[i];
     if (tables.size() > 6) list += ", ...";
-    throw hl::StoreError(path + " is a SQLite database of another application (application_id " +
-                         hex32(app_id) + ", Hope Lab uses " + hex32(schema::kApplicationId) +
-                         "; tables: " + (list.empty() ? "none" : list) + "). " + kNotModified +
-                         ". " + kChooseAnother);
+    throw hl::StoreError(path + " is a SQLite database of another application (application_id " + hex32(app_id) +
+                         ", Hope Lab uses " + hex32(schema::kApplicationId) +
+                         "; tables: " + (list.empty() ? "none" : list) + "). " + kNotModified + ". " + kChooseAnother);
   }
   if (ours && user_version > schema::kVersion)
-    throw hl::StoreError(path + " has run-database schema version " +
-                         std::to_string(user_version) + ", newer than this Hope Lab build knows "
-                         "(up to " + std::to_string(schema::kVersion) + "). " + kNotModified +
+    throw hl::StoreError(path + " has run-database schema version " + std::to_string(user_version) +
+                         ", newer than this Hope Lab build knows "
+                         "(up to " +
+                         std::to_string(schema::kVersion) + "). " + kNotModified +
                          ". Open it with a newer Hope Lab, or choose another run database path.");
 
   // From here on the file is Hope Lab's (or empty) and may be written.
@@ -325,8 +329,11 @@ Db Db::open(const std::string& path, bool migrate) {
       mode = jm.step() ? jm.col_text(0) : "";
     });
     if (mode != "wal")
-      throw hl::StoreError("run database " + path + ": cannot switch to WAL mode (journal mode "
-                           "stays '" + mode + "'). Put the database on a local file system "
+      throw hl::StoreError("run database " + path +
+                           ": cannot switch to WAL mode (journal mode "
+                           "stays '" +
+                           mode +
+                           "'). Put the database on a local file system "
                            "(WAL needs shared memory, which network file systems lack).");
   }
   db.exec("PRAGMA foreign_keys = ON");
@@ -342,8 +349,8 @@ Db Db::open(const std::string& path, bool migrate) {
         found = st.step();
       });
       if (!found)
-        throw hl::StoreError(path + " is marked as a Hope Lab run database but lacks the table '" +
-                             t + "' (damaged or edited by hand). Restore it from a backup or "
+        throw hl::StoreError(path + " is marked as a Hope Lab run database but lacks the table '" + t +
+                             "' (damaged or edited by hand). Restore it from a backup or "
                              "choose another run database path.");
     }
   }
@@ -369,7 +376,9 @@ Stmt::Stmt(const Db& db, const char* sql) : db_(db) {
   if (rc != SQLITE_OK) db.fail(rc, std::string("prepare '") + sql + "'");
 }
 
-Stmt::~Stmt() { sqlite3_finalize(st_); }
+Stmt::~Stmt() {
+  sqlite3_finalize(st_);
+}
 
 Stmt& Stmt::bind(int i, int64_t v) {
   int rc = sqlite3_bind_int64(st_, i, v);
@@ -408,7 +417,9 @@ void Stmt::reset() {
   sqlite3_clear_bindings(st_);
 }
 
-int64_t Stmt::col_int(int c) const { return sqlite3_column_int64(st_, c); }
+int64_t Stmt::col_int(int c) const {
+  return sqlite3_column_int64(st_, c);
+}
 
 double Stmt::col_double(int c) const {
   if (sqlite3_column_type(st_, c) == SQLITE_NULL) return std::numeric_limits<double>::quiet_NaN();
@@ -421,6 +432,8 @@ std::string Stmt::col_text(int c) const {
   return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(n)) : std::string();
 }
 
-bool Stmt::col_null(int c) const { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
+bool Stmt::col_null(int c) const {
+  return sqlite3_column_type(st_, c) == SQLITE_NULL;
+}
 
 }  // namespace hl::store::detail

@@ -51,8 +51,7 @@ class Db {
   // BEGIN IMMEDIATE; body(); COMMIT. On BusyError the transaction is rolled back, on_rollback()
   // is called and the whole body is retried (kBusyRetries times); any other exception rolls back,
   // calls on_rollback() and propagates.
-  void transaction(const std::function<void()>& body,
-                   const std::function<void()>& on_rollback = {});
+  void transaction(const std::function<void()>& body, const std::function<void()>& on_rollback = {});
   // Runs a read-only body, retrying it on BusyError.
   void read(const std::function<void()>& body);
 
@@ -81,9 +80,9 @@ class Stmt {
   Stmt& bind(int i, const std::string& v);
   Stmt& bind(int i, const char* v) { return bind(i, std::string(v)); }
 
-  bool step();        // true while a row is available; throws on error
-  void run();         // step() for a statement without rows, then reset()
-  void reset();       // reset and clear bindings
+  bool step();   // true while a row is available; throws on error
+  void run();    // step() for a statement without rows, then reset()
+  void reset();  // reset and clear bindings
   int64_t col_int(int c) const;
   double col_double(int c) const;  // NULL -> NaN
   std::string col_text(int c) const;

@@ -20,7 +20,9 @@ const char* kRunColumns =
     "host, process_start, created_at, finished_at, tags, notes, error, diverged_step, summary_json";
 constexpr int kRunColumnCount = 28;
 
-std::string tags_to_json(const std::vector<std::string>& tags) { return nlohmann::json(tags).dump(); }
+std::string tags_to_json(const std::vector<std::string>& tags) {
+  return nlohmann::json(tags).dump();
+}
 
 std::vector<std::string> tags_from_json(const std::string& text) {
   std::vector<std::string> tags;
@@ -34,11 +36,33 @@ std::vector<std::string> tags_from_json(const std::string& text) {
 void bind_run(Stmt& st, const RunRecord& r) {
   int i = 0;
   auto b = [&](const auto& v) { st.bind(++i, v); };
-  b(r.status); b(r.name); b(r.spec_json); b(r.config_hash); b(r.run_hash); b(r.dataset);
-  b(r.protocol); b(r.strategy); b(r.model); b(r.head); b(r.data_hash); b(r.split_hash);
-  b(r.seed); b(r.params); b(r.app_version); b(r.torch_version); b(r.cuda_version); b(r.device);
-  b(r.pid); b(r.host); b(r.process_start); b(r.created_at); b(r.finished_at);
-  b(tags_to_json(r.tags)); b(r.notes); b(r.error); b(r.diverged_step);
+  b(r.status);
+  b(r.name);
+  b(r.spec_json);
+  b(r.config_hash);
+  b(r.run_hash);
+  b(r.dataset);
+  b(r.protocol);
+  b(r.strategy);
+  b(r.model);
+  b(r.head);
+  b(r.data_hash);
+  b(r.split_hash);
+  b(r.seed);
+  b(r.params);
+  b(r.app_version);
+  b(r.torch_version);
+  b(r.cuda_version);
+  b(r.device);
+  b(r.pid);
+  b(r.host);
+  b(r.process_start);
+  b(r.created_at);
+  b(r.finished_at);
+  b(tags_to_json(r.tags));
+  b(r.notes);
+  b(r.error);
+  b(r.diverged_step);
   b(r.summary_json.empty() ? std::string("{}") : r.summary_json);
 }
 
@@ -147,13 +171,17 @@ std::unique_ptr<RunStore> RunStore::open(const std::string& path) {
   return s;
 }
 
-int RunStore::schemaVersion() const { return d_->version; }
+int RunStore::schemaVersion() const {
+  return d_->version;
+}
 
 int RunStore::markInterrupted() {
   std::lock_guard<std::mutex> lock(d_->mu);
   return d_->mark_interrupted();
 }
-const std::string& RunStore::path() const { return d_->db.path(); }
+const std::string& RunStore::path() const {
+  return d_->db.path();
+}
 
 int64_t RunStore::createRun(const RunRecord& in) {
   RunRecord r = in;
@@ -165,13 +193,11 @@ int64_t RunStore::createRun(const RunRecord& in) {
   if (r.created_at == 0) r.created_at = detail::now_seconds();
   std::lock_guard<std::mutex> lock(d_->mu);
   int64_t id = 0;
-  const std::string sql = std::string("INSERT INTO runs (") + kRunColumns + ") VALUES (?" +
-                          [] {
-                            std::string q;
-                            for (int i = 1; i < kRunColumnCount; ++i) q += ",?";
-                            return q;
-                          }() +
-                          ")";
+  const std::string sql = std::string("INSERT INTO runs (") + kRunColumns + ") VALUES (?" + [] {
+    std::string q;
+    for (int i = 1; i < kRunColumnCount; ++i) q += ",?";
+    return q;
+  }() + ")";
   d_->db.transaction([&] {
     Stmt st(d_->db, sql.c_str());
     bind_run(st, r);
@@ -181,8 +207,7 @@ int64_t RunStore::createRun(const RunRecord& in) {
   return id;
 }
 
-void RunStore::setStatus(int64_t id, const std::string& status, const std::string& error,
-                         int64_t diverged_step) {
+void RunStore::setStatus(int64_t id, const std::string& status, const std::string& error, int64_t diverged_step) {
   d_->update_run(id, "UPDATE runs SET status=?, error=?, diverged_step=? WHERE id=?",
                  [&](Stmt& st) { st.bind(1, status).bind(2, error).bind(3, diverged_step).bind(4, id); });
 }
@@ -211,8 +236,7 @@ void RunStore::setTags(int64_t id, const std::vector<std::string>& tags) {
 }
 
 void RunStore::setNotes(int64_t id, const std::string& notes) {
-  d_->update_run(id, "UPDATE runs SET notes=? WHERE id=?",
-                 [&](Stmt& st) { st.bind(1, notes).bind(2, id); });
+  d_->update_run(id, "UPDATE runs SET notes=? WHERE id=?", [&](Stmt& st) { st.bind(1, notes).bind(2, id); });
 }
 
 void RunStore::deleteRun(int64_t id) {
@@ -307,8 +331,8 @@ std::vector<AccuracyCell> RunStore::accuracy(int64_t id) {
             "ORDER BY after_task, task");
     st.bind(1, id);
     while (st.step())
-      out.push_back({static_cast<int>(st.col_int(0)), static_cast<int>(st.col_int(1)),
-                     st.col_double(2), st.col_double(3)});
+      out.push_back(
+          {static_cast<int>(st.col_int(0)), static_cast<int>(st.col_int(1)), st.col_double(2), st.col_double(3)});
   });
   return out;
 }
@@ -318,12 +342,11 @@ std::vector<EvalResult> RunStore::evals(int64_t id) {
   std::vector<EvalResult> out;
   d_->db.read([&] {
     out.clear();
-    Stmt st(d_->db,
-            "SELECT step, current_task, task, acc FROM evals WHERE run_id=? ORDER BY step, task, id");
+    Stmt st(d_->db, "SELECT step, current_task, task, acc FROM evals WHERE run_id=? ORDER BY step, task, id");
     st.bind(1, id);
     while (st.step())
-      out.push_back({st.col_int(0), static_cast<int>(st.col_int(1)),
-                     static_cast<int>(st.col_int(2)), st.col_double(3)});
+      out.push_back(
+          {st.col_int(0), static_cast<int>(st.col_int(1)), static_cast<int>(st.col_int(2)), st.col_double(3)});
   });
   return out;
 }
@@ -333,12 +356,10 @@ std::vector<CheckpointEntry> RunStore::checkpoints(int64_t id) {
   std::vector<CheckpointEntry> out;
   d_->db.read([&] {
     out.clear();
-    Stmt st(d_->db,
-            "SELECT kind, path, step, task, metric FROM checkpoints WHERE run_id=? ORDER BY step, id");
+    Stmt st(d_->db, "SELECT kind, path, step, task, metric FROM checkpoints WHERE run_id=? ORDER BY step, id");
     st.bind(1, id);
     while (st.step())
-      out.push_back({st.col_text(0), st.col_text(1), st.col_int(2),
-                     static_cast<int>(st.col_int(3)), st.col_double(4)});
+      out.push_back({st.col_text(0), st.col_text(1), st.col_int(2), static_cast<int>(st.col_int(3)), st.col_double(4)});
   });
   return out;
 }

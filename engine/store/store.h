@@ -14,10 +14,10 @@ namespace hl::store {
 struct RunRecord {
   int64_t id = 0;
   std::string status = "running";
-  std::string name;          // preset or spec name, e.g. "transformer"
-  std::string spec_json;     // canonical spec (with seed)
-  std::string config_hash;   // canonical spec without the seed
-  std::string run_hash;      // canonical spec with the seed
+  std::string name;         // preset or spec name, e.g. "transformer"
+  std::string spec_json;    // canonical spec (with seed)
+  std::string config_hash;  // canonical spec without the seed
+  std::string run_hash;     // canonical spec with the seed
   std::string dataset, protocol, strategy, model, head;
   std::string data_hash, split_hash;
   int64_t seed = 0;
@@ -30,9 +30,9 @@ struct RunRecord {
   double finished_at = 0;     // 0 while running
   std::vector<std::string> tags;
   std::string notes;
-  std::string error;          // failure / divergence message
+  std::string error;  // failure / divergence message
   int64_t diverged_step = -1;
-  std::string summary_json;   // final metrics (see docs/STORE.md), "{}" until finished
+  std::string summary_json;  // final metrics (see docs/STORE.md), "{}" until finished
 };
 
 struct RunFilter {
@@ -41,10 +41,10 @@ struct RunFilter {
 };
 
 struct Series {
-  std::string name;   // e.g. "loss", "acc/task3", "drift_task"
-  std::string level;  // "outer", "cms1", "context.memory", "" for run-level series
-  int block = -1;     // block index, -1 = not a block series
-  int clock = 1;      // the level's clock (steps)
+  std::string name;                                // e.g. "loss", "acc/task3", "drift_task"
+  std::string level;                               // "outer", "cms1", "context.memory", "" for run-level series
+  int block = -1;                                  // block index, -1 = not a block series
+  int clock = 1;                                   // the level's clock (steps)
   std::vector<std::pair<int64_t, double>> points;  // (step, value), step ascending
 };
 
@@ -55,7 +55,7 @@ struct AccuracyCell {
   double task_il_acc = 0;
 };
 
-struct EvalResult {   // a periodic evaluation (live curves)
+struct EvalResult {  // a periodic evaluation (live curves)
   int64_t step = 0;
   int current_task = 0;
   int task = 0;
@@ -63,7 +63,7 @@ struct EvalResult {   // a periodic evaluation (live curves)
 };
 
 struct CheckpointEntry {
-  std::string kind;   // "best" or "last"
+  std::string kind;  // "best" or "last"
   std::string path;
   int64_t step = 0;
   int task = 0;
@@ -85,8 +85,7 @@ class RunStore {
   const std::string& path() const;
 
   int64_t createRun(const RunRecord& r);  // returns the new id (status as given)
-  void setStatus(int64_t id, const std::string& status, const std::string& error = "",
-                 int64_t diverged_step = -1);
+  void setStatus(int64_t id, const std::string& status, const std::string& error = "", int64_t diverged_step = -1);
   void setSummary(int64_t id, const std::string& summary_json);
   // A resumed run: status back to running, error and finish time cleared, and the identity of the
   // process now writing it (so that its death is detected as an interruption again).
@@ -120,8 +119,7 @@ class RunWriter {
   RunWriter(const RunWriter&) = delete;
   RunWriter& operator=(const RunWriter&) = delete;
 
-  void point(const std::string& name, const std::string& level, int block, int clock,
-             int64_t step, double value);
+  void point(const std::string& name, const std::string& level, int block, int clock, int64_t step, double value);
   void accuracy(const AccuracyCell& c);
   void eval(const EvalResult& e);
   void checkpoint(const CheckpointEntry& c);

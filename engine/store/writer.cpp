@@ -39,8 +39,7 @@ struct FinishOp {
   std::string status;
   double at;
 };
-using Op = std::variant<PointOp, AccuracyCell, EvalResult, CheckpointEntry, StatusOp, SummaryOp,
-                        FinishOp>;
+using Op = std::variant<PointOp, AccuracyCell, EvalResult, CheckpointEntry, StatusOp, SummaryOp, FinishOp>;
 
 using SeriesKey = std::tuple<std::string, std::string, int, int>;  // name, level, block, clock
 
@@ -88,9 +87,8 @@ struct RunWriter::Impl {
     for (;;) {
       wake.wait(lock, [&] { return stop || !queue.empty(); });
       if (queue.empty()) break;  // stop requested and nothing left
-      wake.wait_for(lock, kBatchInterval, [&] {
-        return stop || flush_target > processed || queue.size() >= kBatchRows;
-      });
+      wake.wait_for(lock, kBatchInterval,
+                    [&] { return stop || flush_target > processed || queue.size() >= kBatchRows; });
       std::vector<Op> batch;
       batch.swap(queue);
       const uint64_t last = enqueued;
@@ -103,8 +101,7 @@ struct RunWriter::Impl {
       }
       lock.lock();
       if (!error.empty() && first_error.empty())
-        first_error = "run " + std::to_string(run_id) + ": writing to the run database failed: " +
-                      error;
+        first_error = "run " + std::to_string(run_id) + ": writing to the run database failed: " + error;
       processed = last;
       done_cv.notify_all();
     }
@@ -118,8 +115,7 @@ struct RunWriter::Impl {
              "INSERT INTO series (run_id, name, level, block, clock) VALUES (?,?,?,?,?) "
              "ON CONFLICT (run_id, name, level, block, clock) DO NOTHING");
     ins.bind(1, run_id).bind(2, p.name).bind(3, p.level).bind(4, p.block).bind(5, p.clock).run();
-    Stmt sel(db,
-             "SELECT id FROM series WHERE run_id=? AND name=? AND level=? AND block=? AND clock=?");
+    Stmt sel(db, "SELECT id FROM series WHERE run_id=? AND name=? AND level=? AND block=? AND clock=?");
     sel.bind(1, run_id).bind(2, p.name).bind(3, p.level).bind(4, p.block).bind(5, p.clock);
     if (!sel.step()) throw hl::StoreError("series row for '" + p.name + "' was not created");
     int64_t id = sel.col_int(0);
@@ -147,8 +143,7 @@ struct RunWriter::Impl {
               st.bind(1, run_id).bind(2, a->after_task).bind(3, a->task).bind(4, a->acc);
               st.bind(5, a->task_il_acc).run();
             } else if (auto* e = std::get_if<EvalResult>(&op)) {
-              Stmt st(db,
-                      "INSERT INTO evals (run_id, step, current_task, task, acc) VALUES (?,?,?,?,?)");
+              Stmt st(db, "INSERT INTO evals (run_id, step, current_task, task, acc) VALUES (?,?,?,?,?)");
               st.bind(1, run_id).bind(2, e->step).bind(3, e->current_task).bind(4, e->task);
               st.bind(5, e->acc).run();
             } else if (auto* c = std::get_if<CheckpointEntry>(&op)) {
@@ -201,18 +196,25 @@ RunWriter::~RunWriter() {
   if (d_->thread.joinable()) d_->thread.join();  // the thread drains the queue before it ends
 }
 
-void RunWriter::point(const std::string& name, const std::string& level, int block, int clock,
-                      int64_t step, double value) {
+void RunWriter::point(const std::string& name, const std::string& level, int block, int clock, int64_t step,
+                      double value) {
   d_->push(PointOp{name, level, block, clock, step, value});
 }
-void RunWriter::accuracy(const AccuracyCell& c) { d_->push(c); }
-void RunWriter::eval(const EvalResult& e) { d_->push(e); }
-void RunWriter::checkpoint(const CheckpointEntry& c) { d_->push(c); }
-void RunWriter::status(const std::string& status, const std::string& error,
-                       int64_t diverged_step) {
+void RunWriter::accuracy(const AccuracyCell& c) {
+  d_->push(c);
+}
+void RunWriter::eval(const EvalResult& e) {
+  d_->push(e);
+}
+void RunWriter::checkpoint(const CheckpointEntry& c) {
+  d_->push(c);
+}
+void RunWriter::status(const std::string& status, const std::string& error, int64_t diverged_step) {
   d_->push(StatusOp{status, error, diverged_step});
 }
-void RunWriter::summary(const std::string& summary_json) { d_->push(SummaryOp{summary_json}); }
+void RunWriter::summary(const std::string& summary_json) {
+  d_->push(SummaryOp{summary_json});
+}
 
 void RunWriter::finish(const std::string& status) {
   d_->push(FinishOp{status, detail::now_seconds()});
@@ -229,6 +231,8 @@ void RunWriter::flush() {
   d_->check_error();
 }
 
-int64_t RunWriter::runId() const { return d_->run_id; }
+int64_t RunWriter::runId() const {
+  return d_->run_id;
+}
 
 }  // namespace hl::store

@@ -12,8 +12,7 @@ int64_t check_checkpoint_format(torch::serialize::InputArchive& ar, const std::s
   c10::IValue v;
   int64_t format = 1;  // before the key existed
   if (ar.try_read(kCheckpointFormatKey, v)) {
-    if (!v.isInt())
-      throw RunError(path + ": malformed checkpoint (" + kCheckpointFormatKey + " is not an integer)");
+    if (!v.isInt()) throw RunError(path + ": malformed checkpoint (" + kCheckpointFormatKey + " is not an integer)");
     format = v.toInt();
   }
   if (format < 1 || format > kCheckpointFormat)

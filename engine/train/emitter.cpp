@@ -7,8 +7,7 @@ void Emitter::operator()(Event e) {
   for (auto* o : obs) o->onEvent(e);
 }
 
-void Emitter::point(const std::string& name, const std::string& level, int64_t step, double v, int block,
-                    int clock) {
+void Emitter::point(const std::string& name, const std::string& level, int64_t step, double v, int block, int clock) {
   Event e;
   e.kind = EventKind::Point;
   e.name = name;
@@ -38,11 +37,20 @@ void Emitter::status(const std::string& status, int64_t step, const std::string&
 
 void StoreObserver::onEvent(const Event& e) {
   switch (e.kind) {
-    case EventKind::Point: w_.point(e.name, e.level, e.block, e.clock, e.step, e.value); break;
-    case EventKind::Eval: w_.eval({e.step, e.task, e.eval_task, e.acc}); break;
-    case EventKind::Accuracy: w_.accuracy({e.task, e.eval_task, e.acc, e.task_il_acc}); break;
-    case EventKind::Checkpoint: w_.checkpoint({e.message, e.path, e.step, e.task, e.value}); break;
-    default: break;
+    case EventKind::Point:
+      w_.point(e.name, e.level, e.block, e.clock, e.step, e.value);
+      break;
+    case EventKind::Eval:
+      w_.eval({e.step, e.task, e.eval_task, e.acc});
+      break;
+    case EventKind::Accuracy:
+      w_.accuracy({e.task, e.eval_task, e.acc, e.task_il_acc});
+      break;
+    case EventKind::Checkpoint:
+      w_.checkpoint({e.message, e.path, e.step, e.task, e.value});
+      break;
+    default:
+      break;
   }
 }
 

@@ -16,8 +16,7 @@ struct Emitter {
   std::vector<Observer*> obs;
   int64_t run_id = 0;
   void operator()(Event e);
-  void point(const std::string& name, const std::string& level, int64_t step, double v, int block = -1,
-             int clock = 1);
+  void point(const std::string& name, const std::string& level, int64_t step, double v, int block = -1, int clock = 1);
   void log(const std::string& m);
   void status(const std::string& status, int64_t step, const std::string& message = "");
 };

@@ -29,8 +29,8 @@ struct Event {
   int task = -1;
   int num_tasks = 0;
   int epoch = 0;
-  std::string name;    // series name
-  std::string level;   // "outer", "cms1", "context.memory", "head", "" for run-level
+  std::string name;   // series name
+  std::string level;  // "outer", "cms1", "context.memory", "head", "" for run-level
   int block = -1;
   int clock = 1;
   double value = 0;

@@ -31,7 +31,12 @@ namespace {
 // What the step loop works on, and how it ends.
 struct Loop {
   Loop(RunSetup& s_, TrainerState& st_, Strategy& strategy_, Emitter& emit_, const RunOptions& opt_, Control* control_)
-      : s(s_), st(st_), strategy(strategy_), emit(emit_), opt(opt_), control(control_),
+      : s(s_),
+        st(st_),
+        strategy(strategy_),
+        emit(emit_),
+        opt(opt_),
+        control(control_),
         grad_clip(s_.tr().at("grad_clip").get<double>()) {}
   RunSetup& s;
   TrainerState& st;
@@ -116,8 +121,10 @@ void train_phase(Loop& L, int phase, const torch::Tensor& seen) {
       if (paused_or_cancelled(L)) break;
       std::vector<int64_t> idx;
       for (size_t k = b; k < std::min(perm.size(), b + bs); ++k) idx.push_back(rows[perm[k]]);
-      if (!s.trainable) ncm_step(L, idx);
-      else if (!train_step(L, phase, idx, seen)) break;
+      if (!s.trainable)
+        ncm_step(L, idx);
+      else if (!train_step(L, phase, idx, seen))
+        break;
       ++st.step;
       ++phase_step;
       st.samples += int64_t(idx.size());
@@ -171,7 +178,9 @@ std::string torch_version() {
          std::to_string(TORCH_VERSION_PATCH);
 }
 
-bool cuda_available() { return torch::cuda::is_available(); }
+bool cuda_available() {
+  return torch::cuda::is_available();
+}
 
 // The CUDA runtime LibTorch was built against ("13.0"), with "(no device)" when none is usable;
 // "none" for a CPU-only LibTorch.
@@ -202,12 +211,9 @@ json describe(const json& user_spec, int num_classes) {
   for (const auto& child : model->named_children()) {
     blocks.push_back({{"name", child.key()}, {"params", models::count_params(*child.value())}});
   }
-  return {{"params", total},
-          {"flops_per_sample", models::flops_per_sample(cfg, len)},
-          {"seq_len", len},
-          {"vocab_size", vocab},
-          {"num_classes", C},
-          {"modules", blocks}};
+  return {{"params", total},  {"flops_per_sample", models::flops_per_sample(cfg, len)},
+          {"seq_len", len},   {"vocab_size", vocab},
+          {"num_classes", C}, {"modules", blocks}};
 }
 
 RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std::vector<Observer*>& observers,

@@ -13,7 +13,6 @@
 
 namespace hl::train {
 
-
 // What RunOptions::level_probe sees of one level (a CMS level or the memory head `head`).
 struct LevelProbe {
   std::string level;  // "cms1", ..., "head"
@@ -60,11 +59,11 @@ class Control {
 };
 
 struct RunResult {
-  int64_t run_id = 0;            // 0 when not stored
-  std::string status;            // finished, diverged, cancelled, failed
+  int64_t run_id = 0;  // 0 when not stored
+  std::string status;  // finished, diverged, cancelled, failed
   std::string error;
   int64_t diverged_step = -1;
-  nlohmann::json summary;                  // final_avg_acc, forgetting, bwt, macro_f1, task_il_acc, avg_acc, accuracy_matrix
+  nlohmann::json summary;  // final_avg_acc, forgetting, bwt, macro_f1, task_il_acc, avg_acc, accuracy_matrix
 };
 
 // Completes and validates the spec (SpecError listing every error), loads the data (DataError),

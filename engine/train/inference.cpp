@@ -67,14 +67,16 @@ std::unique_ptr<Predictor> Predictor::load(const std::string& path) {
   }
   const json& m = d.spec.at("model");
   d.max_len = m.value("max_len", 0) > 0 ? m.at("max_len").get<int>()
-                                        : dataset_defaults(d.spec.at("experiment").value("dataset", ""), d.spec.at("experiment").value("split", "")).max_len;
+                                        : dataset_defaults(d.spec.at("experiment").value("dataset", ""),
+                                                           d.spec.at("experiment").value("split", ""))
+                                              .max_len;
   auto cfg = model_config(d.spec, d.tok.vocabSize(), d.max_len, int(d.labels.size()), d.tok.padId());
   d.model = models::build(cfg);
   try {
     d.model->load(ar);
   } catch (const std::exception& e) {
-    throw RunError(path + ": the weights do not fit the spec saved with them (" +
-                   std::string(e.what()).substr(0, 300) + ")");
+    throw RunError(path + ": the weights do not fit the spec saved with them (" + std::string(e.what()).substr(0, 300) +
+                   ")");
   }
   d.model->eval();
   return p;
@@ -102,9 +104,17 @@ std::vector<Prediction> Predictor::predict(const std::string& text, int k) const
   return out;
 }
 
-const nlohmann::json& Predictor::spec() const { return d_->spec; }
-const std::vector<std::string>& Predictor::labels() const { return d_->labels; }
-int64_t Predictor::step() const { return d_->step; }
-int Predictor::task() const { return d_->task; }
+const nlohmann::json& Predictor::spec() const {
+  return d_->spec;
+}
+const std::vector<std::string>& Predictor::labels() const {
+  return d_->labels;
+}
+int64_t Predictor::step() const {
+  return d_->step;
+}
+int Predictor::task() const {
+  return d_->task;
+}
 
 }  // namespace hl::train

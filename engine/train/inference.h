@@ -10,9 +10,9 @@
 namespace hl::train {
 
 struct Prediction {
-  int index = -1;      // class index (the run's label order)
-  std::string label;   // class name
-  double prob = 0;     // softmax probability over the classes the run saw
+  int index = -1;     // class index (the run's label order)
+  std::string label;  // class name
+  double prob = 0;    // softmax probability over the classes the run saw
 };
 
 class Predictor {

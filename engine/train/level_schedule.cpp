@@ -162,17 +162,25 @@ json cadence_audit(const TrainerState& st, const RunSetup& s) {
   cad.push_back({{"level", "outer"}, {"block", -1}, {"clock", 1}, {"expected", trained}, {"actual", st.outer_steps}});
   for (const auto& L : st.levels) {
     const bool tasks = L.g.clock_unit == "tasks";
-    json entry = {{"level", L.g.name}, {"block", L.g.block}, {"clock", L.g.clock},
+    json entry = {{"level", L.g.name},
+                  {"block", L.g.block},
+                  {"clock", L.g.clock},
                   {"expected", tasks ? (s.trainable ? st.boundaries : 0) / L.g.clock : trained / L.g.clock},
                   {"actual", L.ticks}};
     if (tasks) entry["clock_unit"] = "tasks";
     cad.push_back(entry);
   }
   if (st.head.on)
-    cad.push_back({{"level", "head"}, {"block", -1}, {"clock", st.head.clock}, {"expected", trained / st.head.clock},
+    cad.push_back({{"level", "head"},
+                   {"block", -1},
+                   {"clock", st.head.clock},
+                   {"expected", trained / st.head.clock},
                    {"actual", st.head.ticks}});
   for (const auto& [key, a] : st.context_audit)  // expected: sum over sequences of ceil(tokens / C)
-    cad.push_back({{"level", key.second}, {"block", key.first}, {"clock", a.chunk}, {"expected", a.expected},
+    cad.push_back({{"level", key.second},
+                   {"block", key.first},
+                   {"clock", a.chunk},
+                   {"expected", a.expected},
                    {"actual", a.actual}});
   return cad;
 }

@@ -22,8 +22,7 @@ void record_context(TrainerState& st, RunSetup& s, const torch::Tensor& x, Emitt
 // After an outer step with loss lv: level windows accumulate, step-clocked levels tick.
 void after_outer_step(TrainerState& st, double lv, Emitter& emit);
 // The memory head's window takes this batch; at its clock the window is written.
-void head_after_step(TrainerState& st, RunSetup& s, const torch::Tensor& pooled, const torch::Tensor& y,
-                     Emitter& emit);
+void head_after_step(TrainerState& st, RunSetup& s, const torch::Tensor& pooled, const torch::Tensor& y, Emitter& emit);
 // A task end: task-clocked levels tick every `clock` boundaries. True when one ticked.
 bool task_boundary(TrainerState& st, Emitter& emit);
 // RunOptions::level_probe, when set: every level's state at step `at`.

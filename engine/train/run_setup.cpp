@@ -96,14 +96,16 @@ void load_data(const RunOptions& opt, RunSetup& s, Emitter& emit) {
   const auto& ds = s.ds;
   if (s.resume_ar && (ds.data_hash != s.resume_data_hash || ds.split_hash != s.resume_split_hash))
     throw DataError("resume: the data of " + s.dataset_name + " in " + opt.data_dir + " differs from what run " +
-                    std::to_string(opt.resume_run) + " trained on (data or split hash changed); resume with the original data");
+                    std::to_string(opt.resume_run) +
+                    " trained on (data or split hash changed); resume with the original data");
   std::vector<int> test_rows(ds.class_names.size(), 0);
   for (const auto& r : ds.test) ++test_rows[r.label];
   for (size_t t = 0; t < ds.tasks.size(); ++t) {
     int n = 0;
     for (int c : ds.tasks[t]) n += test_rows[c];
     if (n == 0)
-      throw DataError(s.dataset_name + ": task " + std::to_string(t + 1) + " (classes " + ds.class_names[ds.tasks[t][0]] +
+      throw DataError(s.dataset_name + ": task " + std::to_string(t + 1) + " (classes " +
+                      ds.class_names[ds.tasks[t][0]] +
                       ", ...) has no test rows, so it cannot be evaluated: the test file must contain every class "
                       "that the train file has");
   }
@@ -264,13 +266,14 @@ void open_record(const RunOptions& opt, RunSetup& s, Emitter& emit) {
   e.message = s.spec.at("name").get<std::string>();
   emit(e);
   emit.log("params " + std::to_string(s.n_params) + ", vocab " + std::to_string(s.tok.vocabSize()) + ", " +
-           std::to_string(s.train.labels.size()) + " train / " + std::to_string(s.test.labels.size()) +
-           " test rows, " + std::to_string(s.T) + " tasks");
+           std::to_string(s.train.labels.size()) + " train / " + std::to_string(s.test.labels.size()) + " test rows, " +
+           std::to_string(s.T) + " tasks");
   // Checkpoints live beside the run database (<db>.checkpoints/run-<id>), so two databases never
   // share a folder; a run without a store keeps none unless a checkpoint folder is given.
   if (!opt.checkpoint_dir.empty())
     s.ckpt_dir = opt.checkpoint_dir + "/" +
-                 (s.run_id ? "run-" + std::to_string(s.run_id) : "run-" + now_iso() + "-" + std::to_string(store::current_pid()));
+                 (s.run_id ? "run-" + std::to_string(s.run_id)
+                           : "run-" + now_iso() + "-" + std::to_string(store::current_pid()));
   else if (s.run_id)
     s.ckpt_dir = opt.db_path + ".checkpoints/run-" + std::to_string(s.run_id);
   s.save_ckpt = s.tr().at("checkpoints").get<bool>() && !s.ckpt_dir.empty();

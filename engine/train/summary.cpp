@@ -9,7 +9,9 @@ using json = nlohmann::json;
 namespace hl::train {
 namespace {
 
-json num_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+json num_or_null(double v) {
+  return std::isnan(v) ? json(nullptr) : json(v);
+}
 
 }  // namespace
 

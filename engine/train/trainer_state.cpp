@@ -19,13 +19,15 @@ namespace {
 
 int64_t read_int(torch::serialize::InputArchive& ar, const std::string& key) {
   c10::IValue v;
-  if (!ar.try_read(key, v) || !v.isInt()) throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
+  if (!ar.try_read(key, v) || !v.isInt())
+    throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
   return v.toInt();
 }
 
 double read_double(torch::serialize::InputArchive& ar, const std::string& key) {
   c10::IValue v;
-  if (!ar.try_read(key, v) || !v.isDouble()) throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
+  if (!ar.try_read(key, v) || !v.isDouble())
+    throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
   return v.toDouble();
 }
 
@@ -49,7 +51,9 @@ metrics::Matrix matrix_from_json(const json& j) {
   return R;
 }
 
-std::string level_key(size_t i, const std::string& field) { return "hopelab.level." + std::to_string(i) + "." + field; }
+std::string level_key(size_t i, const std::string& field) {
+  return "hopelab.level." + std::to_string(i) + "." + field;
+}
 
 }  // namespace
 
@@ -65,7 +69,8 @@ json matrix_to_json(const metrics::Matrix& R) {
 
 std::string checkpoint_string(torch::serialize::InputArchive& ar, const std::string& key) {
   c10::IValue v;
-  if (!ar.try_read(key, v) || !v.isString()) throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
+  if (!ar.try_read(key, v) || !v.isString())
+    throw RunError("checkpoint has no '" + key + "' (not a Hope Lab checkpoint?)");
   return v.toStringRef();
 }
 
@@ -136,7 +141,8 @@ void save_checkpoint(const TrainerState& st, RunSetup& s, const std::string& kin
     ar.write(level_key(i, "theta_run"), L.theta_run);
     for (size_t k = 0; k < L.g.params.size(); ++k) {
       const auto& gr = L.g.params[k].grad();
-      ar.write(level_key(i, "grad." + std::to_string(k)), gr.defined() ? gr.detach() : torch::zeros_like(L.g.params[k]));
+      ar.write(level_key(i, "grad." + std::to_string(k)),
+               gr.defined() ? gr.detach() : torch::zeros_like(L.g.params[k]));
     }
   }
   if (st.head.on) {  // W and S are model buffers; the head's window and counters are here
@@ -144,13 +150,18 @@ void save_checkpoint(const TrainerState& st, RunSetup& s, const std::string& kin
     ar.write("hopelab.head.clamped", c10::IValue(st.head.clamped));
     ar.write("hopelab.head.theta_run", st.head.theta_run);
     ar.write("hopelab.head.keys", st.head.keys.empty() ? torch::zeros({0, s.mcfg.d_model}) : torch::cat(st.head.keys));
-    ar.write("hopelab.head.labels", st.head.labels.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(st.head.labels));
+    ar.write("hopelab.head.labels",
+             st.head.labels.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(st.head.labels));
   }
   {  // the in-context memories' cadence audit so far, so a resumed run's audit covers the whole run
     json ca = json::array();
     for (const auto& [key, a] : st.context_audit)
-      ca.push_back({{"block", key.first}, {"level", key.second}, {"chunk", a.chunk}, {"expected", a.expected},
-                    {"actual", a.actual}, {"clamped", a.clamped}});
+      ca.push_back({{"block", key.first},
+                    {"level", key.second},
+                    {"chunk", a.chunk},
+                    {"expected", a.expected},
+                    {"actual", a.actual},
+                    {"clamped", a.clamped}});
     ar.write("hopelab.context_audit", c10::IValue(ca.dump()));
   }
   write_checkpoint_format(ar);
@@ -256,7 +267,8 @@ int load_checkpoint(TrainerState& st, RunSetup& s) {
   at::Generator global_gen = at::detail::getDefaultCPUGenerator();
   set_generator_state(global_gen, g);
   ar.read("hopelab.theta_run", st.theta_run);
-  if (int(st.R.size()) != s.T) throw RunError("resume: the checkpoint's accuracy matrix does not match the dataset's tasks");
+  if (int(st.R.size()) != s.T)
+    throw RunError("resume: the checkpoint's accuracy matrix does not match the dataset's tasks");
   st.boundaries = first_phase;
   return first_phase;
 }

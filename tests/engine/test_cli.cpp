@@ -45,9 +45,24 @@ class TestCli : public QObject {
   }
 
   QStringList tiny(const QString& db, const QString& epochs = "1") const {
-    return {"--db", db, "train", "--preset", "transformer", "--dataset", "banking77", "--epochs", epochs,
-            "--limit-per-class", "6", "--eval-limit-per-class", "5", "--set", "model.d_model=32",
-            "--set", "model.vocab_size=400", "--quiet"};
+    return {"--db",
+            db,
+            "train",
+            "--preset",
+            "transformer",
+            "--dataset",
+            "banking77",
+            "--epochs",
+            epochs,
+            "--limit-per-class",
+            "6",
+            "--eval-limit-per-class",
+            "5",
+            "--set",
+            "model.d_model=32",
+            "--set",
+            "model.vocab_size=400",
+            "--quiet"};
   }
 
  private slots:
@@ -83,14 +98,15 @@ class TestCli : public QObject {
 
   void trainShowRunsExport() {
     QString db = tmp_.filePath("runs.db");
-    auto t = cli(tiny(db) << "--tag" << "smoke");
+    auto t = cli(tiny(db) << "--tag"
+                          << "smoke");
     QVERIFY2(t.code == 0, qPrintable(t.err));
     auto s = cli({"--db", db, "show", "1", "--json"});
     QCOMPARE(s.code, 0);
     json j = json::parse(s.out.toStdString());
     QCOMPARE(QString::fromStdString(j["status"].get<std::string>()), QString("finished"));
-    for (const char* k : {"id", "status", "dataset", "protocol", "config_hash", "run_hash", "params",
-                          "accuracy_matrix", "final_avg_acc", "forgetting", "bwt", "macro_f1", "task_il_acc", "series"})
+    for (const char* k : {"id", "status", "dataset", "protocol", "config_hash", "run_hash", "params", "accuracy_matrix",
+                          "final_avg_acc", "forgetting", "bwt", "macro_f1", "task_il_acc", "series"})
       QVERIFY2(j.contains(k), k);
     QCOMPARE(int(j["accuracy_matrix"].size()), 7);
     QVERIFY(j["accuracy_matrix"][0][1].is_null());
@@ -168,8 +184,8 @@ class TestCli : public QObject {
     QVERIFY(dst.open(QIODevice::WriteOnly));
     dst.write(bytes);
     dst.close();
-    auto r = cli({"--db", tmp_.filePath("t.db"), "--data-dir", d.path(), "train", "--dataset", "banking77",
-                  "--epochs", "1", "--quiet"});
+    auto r = cli({"--db", tmp_.filePath("t.db"), "--data-dir", d.path(), "train", "--dataset", "banking77", "--epochs",
+                  "1", "--quiet"});
     QCOMPARE(r.code, 3);
     QVERIFY2(r.err.contains("train.csv"), qPrintable(r.err));
   }
@@ -193,7 +209,7 @@ class TestCli : public QObject {
     QProcess p;
     p.setProcessEnvironment(env());
     QStringList args = tiny(db, "5000");  // far longer than the test: it must be interrupted
-    args.removeLast();                      // no --quiet: progress on stderr
+    args.removeLast();                    // no --quiet: progress on stderr
     p.start(HL_CLI_PATH, args);
     QVERIFY(p.waitForStarted());
     QByteArray err;
@@ -204,7 +220,8 @@ class TestCli : public QObject {
     QVERIFY(p.waitForFinished(60000));
     QCOMPARE(p.exitCode(), 130);
     auto s = cli({"--db", db, "show", "1", "--json"});
-    QCOMPARE(QString::fromStdString(json::parse(s.out.toStdString())["status"].get<std::string>()), QString("cancelled"));
+    QCOMPARE(QString::fromStdString(json::parse(s.out.toStdString())["status"].get<std::string>()),
+             QString("cancelled"));
   }
 
   void sigkillMidRunLeavesInterruptedRunWithItsPoints() {
@@ -225,7 +242,7 @@ class TestCli : public QObject {
       last = s.err.left(300);
       if (s.code != 0) continue;
       const json shown = json::parse(s.out.toStdString());  // a named object: ranging over a
-      for (const auto& se : shown["series"])                  // temporary's member would dangle
+      for (const auto& se : shown["series"])                // temporary's member would dangle
         if (se["name"] == "loss") committed = int(se["points"].size());
     }
     QVERIFY2(committed > 20, qPrintable(QString("committed %1; last show: %2").arg(committed).arg(last)));

@@ -27,7 +27,9 @@ std::string dataDir() {
   return env.isEmpty() ? std::string(HL_TEST_DATA_DEFAULT) : env.toStdString();
 }
 
-bool haveData() { return fs::exists(fs::path(dataDir()) / "clinc150" / "data_full.json"); }
+bool haveData() {
+  return fs::exists(fs::path(dataDir()) / "clinc150" / "data_full.json");
+}
 
 #define NEED_DATA() \
   if (!haveData()) QSKIP("no datasets at HOPELAB_DATA_DIR")
@@ -49,15 +51,13 @@ void copyKnown(const std::string& rel, const fs::path& to_root) {
 }
 
 // Runs fn, which must throw an hl::Error of `kind` whose message contains every needle.
-void expectError(hl::ErrorKind kind, const std::function<void()>& fn,
-                 const std::vector<std::string>& needles) {
+void expectError(hl::ErrorKind kind, const std::function<void()>& fn, const std::vector<std::string>& needles) {
   try {
     fn();
   } catch (const hl::Error& e) {
     const std::string msg = e.what();
     QVERIFY2(e.kind() == kind, ("wrong kind for: " + msg).c_str());
-    for (const auto& n : needles)
-      QVERIFY2(msg.find(n) != std::string::npos, ("'" + n + "' not in: " + msg).c_str());
+    for (const auto& n : needles) QVERIFY2(msg.find(n) != std::string::npos, ("'" + n + "' not in: " + msg).c_str());
     return;
   } catch (const std::exception& e) {
     QFAIL((std::string("not an hl::Error: ") + e.what()).c_str());
@@ -99,8 +99,7 @@ class TestData : public QObject {
 
  private slots:
   void knownDatasetNames() {
-    QCOMPARE(known_datasets(),
-             (std::vector<std::string>{"clinc150", "banking77", "dbpedia70", "dbpedia14"}));
+    QCOMPARE(known_datasets(), (std::vector<std::string>{"clinc150", "banking77", "dbpedia70", "dbpedia14"}));
   }
 
   void dataDirLookupOrder() {
@@ -151,8 +150,7 @@ class TestData : public QObject {
     const Dataset ds = load("banking77", opts());
     QCOMPARE(ds.tasks.size(), size_t(7));
     QCOMPARE(ds.class_names.size(), size_t(70));
-    QCOMPARE(rowsPerTask(ds, ds.train),
-             (std::vector<int>{1146, 1342, 1295, 1310, 1295, 1285, 1318}));
+    QCOMPARE(rowsPerTask(ds, ds.train), (std::vector<int>{1146, 1342, 1295, 1310, 1295, 1285, 1318}));
     QCOMPARE(rowsPerTask(ds, ds.test), std::vector<int>(7, 400));
     QCOMPARE(ds.train.size(), size_t(10003 - 1012));  // rows of the 7 dropped classes excluded
     QVERIFY(ds.warnings.empty());
@@ -170,8 +168,7 @@ class TestData : public QObject {
     for (const auto& t : ds.tasks) QCOMPARE(t.size(), size_t(11));
     QCOMPARE(ds.train.size(), size_t(10003));
     QCOMPARE(ds.test.size(), size_t(3080));
-    QCOMPARE(rowsPerTask(ds, ds.train),
-             (std::vector<int>{1312, 1400, 1558, 1378, 1389, 1428, 1538}));
+    QCOMPARE(rowsPerTask(ds, ds.train), (std::vector<int>{1312, 1400, 1558, 1378, 1389, 1428, 1538}));
     QCOMPARE(rowsPerTask(ds, ds.test), std::vector<int>(7, 440));
     o.split = "nope";
     expectError(hl::ErrorKind::Usage, [&] { load("banking77", o); }, {"unknown split 'nope'"});
@@ -294,11 +291,9 @@ class TestData : public QObject {
     NEED_DATA();
     QTemporaryDir tmp;
     const fs::path root = tmp.path().toStdString();
-    for (const char* f :
-         {"banking77/train.csv", "banking77/test.csv", "cl_splits/vag_banking77_tasks.json"})
+    for (const char* f : {"banking77/train.csv", "banking77/test.csv", "cl_splits/vag_banking77_tasks.json"})
       copyKnown(f, root);
-    std::ofstream(root / "banking77/train.csv", std::ios::app)
-        << "\"my card, it is late\",card_arrival\r\n";
+    std::ofstream(root / "banking77/train.csv", std::ios::app) << "\"my card, it is late\",card_arrival\r\n";
     const Dataset ds = load("banking77", opts(root.string()));
     QCOMPARE(ds.warnings.size(), size_t(1));
     QVERIFY(ds.warnings[0].find("banking77/train.csv") != std::string::npos);
@@ -315,11 +310,9 @@ class TestData : public QObject {
 
   void missingKnownFileSuggestsFetch() {
     QTemporaryDir tmp;
-    expectDataError(
-        [&] { load("clinc150", opts(tmp.path().toStdString())); },
-        {"clinc150/data_full.json", "not found", "hopelab-cli data fetch clinc150", "--data-dir"});
-    expectDataError([&] { load("no_such_dataset_or_folder", opts()); },
-                    {"no_such_dataset_or_folder", "clinc150"});
+    expectDataError([&] { load("clinc150", opts(tmp.path().toStdString())); },
+                    {"clinc150/data_full.json", "not found", "hopelab-cli data fetch clinc150", "--data-dir"});
+    expectDataError([&] { load("no_such_dataset_or_folder", opts()); }, {"no_such_dataset_or_folder", "clinc150"});
   }
 
   void malformedJsonNamesFileAndLine() {
@@ -346,60 +339,49 @@ class TestData : public QObject {
     const QByteArray ok_train = "text,label\nhello there,a\nbye now,b\n";
     QTest::newRow("empty file") << QByteArray("train.csv") << QByteArray() << ok_test
                                 << QStringList{"train.csv", "empty"};
-    QTest::newRow("header only") << QByteArray("train.csv") << QByteArray("text,label\r\n")
-                                 << ok_test << QStringList{"train.csv", "no data rows"};
+    QTest::newRow("header only") << QByteArray("train.csv") << QByteArray("text,label\r\n") << ok_test
+                                 << QStringList{"train.csv", "no data rows"};
     QTest::newRow("unterminated quote at EOF")
-        << QByteArray("train.csv") << QByteArray("text,label\nfine,a\n\"never closed,b\nmore,c\n")
-        << ok_test << QStringList{"train.csv:3", "unterminated"};
-    QTest::newRow("truncated last row")
-        << QByteArray("train.csv") << QByteArray("text,label\r\nfine,a\r\ntrunc") << ok_test
-        << QStringList{"train.csv:3", "expected 2 fields", "found 1"};
-    QTest::newRow("too many fields")
-        << QByteArray("train.csv") << QByteArray("text,label\nfine,a\nhello, world,b\n") << ok_test
-        << QStringList{"train.csv:3", "found 3", "not quoted"};
-    QTest::newRow("missing column")
-        << QByteArray("train.csv") << QByteArray("sentence,label\nfine,a\n") << ok_test
-        << QStringList{"train.csv:1", "'text'", "text,label"};
-    QTest::newRow("no header") << QByteArray("train.csv") << QByteArray("fine,a\nalso fine,b\n")
-                               << ok_test << QStringList{"train.csv:1", "header text,label"};
-    QTest::newRow("invalid utf-8")
-        << QByteArray("train.csv") << QByteArray("text,label\nfine,a\nbad \xff byte,b\n") << ok_test
-        << QStringList{"train.csv:3", "invalid UTF-8", "byte offset 22"};
-    QTest::newRow("overlong utf-8")
-        << QByteArray("train.csv") << QByteArray("text,label\n\xc0\xaf,a\n") << ok_test
-        << QStringList{"train.csv:2", "invalid UTF-8"};
-    QTest::newRow("record too long")
-        << QByteArray("train.csv")
-        << QByteArray("text,label\nfine,a\n") + QByteArray((1 << 20) + 10, 'x') + ",b\n"
-        << ok_test << QStringList{"train.csv:3", "record too long"};
+        << QByteArray("train.csv") << QByteArray("text,label\nfine,a\n\"never closed,b\nmore,c\n") << ok_test
+        << QStringList{"train.csv:3", "unterminated"};
+    QTest::newRow("truncated last row") << QByteArray("train.csv") << QByteArray("text,label\r\nfine,a\r\ntrunc")
+                                        << ok_test << QStringList{"train.csv:3", "expected 2 fields", "found 1"};
+    QTest::newRow("too many fields") << QByteArray("train.csv") << QByteArray("text,label\nfine,a\nhello, world,b\n")
+                                     << ok_test << QStringList{"train.csv:3", "found 3", "not quoted"};
+    QTest::newRow("missing column") << QByteArray("train.csv") << QByteArray("sentence,label\nfine,a\n") << ok_test
+                                    << QStringList{"train.csv:1", "'text'", "text,label"};
+    QTest::newRow("no header") << QByteArray("train.csv") << QByteArray("fine,a\nalso fine,b\n") << ok_test
+                               << QStringList{"train.csv:1", "header text,label"};
+    QTest::newRow("invalid utf-8") << QByteArray("train.csv") << QByteArray("text,label\nfine,a\nbad \xff byte,b\n")
+                                   << ok_test << QStringList{"train.csv:3", "invalid UTF-8", "byte offset 22"};
+    QTest::newRow("overlong utf-8") << QByteArray("train.csv") << QByteArray("text,label\n\xc0\xaf,a\n") << ok_test
+                                    << QStringList{"train.csv:2", "invalid UTF-8"};
+    QTest::newRow("record too long") << QByteArray("train.csv")
+                                     << QByteArray("text,label\nfine,a\n") + QByteArray((1 << 20) + 10, 'x') + ",b\n"
+                                     << ok_test << QStringList{"train.csv:3", "record too long"};
     QTest::newRow("quoted record too long")
-        << QByteArray("train.csv") << QByteArray("text,label\n\"") + QByteArray((1 << 20) + 10, 'x')
-        << ok_test << QStringList{"train.csv:2", "record too long"};
-    QTest::newRow("empty text") << QByteArray("train.csv") << QByteArray("text,label\n\"  \",a\n")
-                                << ok_test << QStringList{"train.csv:2", "empty text"};
-    QTest::newRow("empty label") << QByteArray("train.csv") << QByteArray("text,label\nhi,\n")
-                                 << ok_test << QStringList{"train.csv:2", "empty label"};
-    QTest::newRow("stray quote") << QByteArray("train.csv")
-                                 << QByteArray("text,label\nsay \"hi\",a\n") << ok_test
-                                 << QStringList{"train.csv:2",
-                                                "double quote inside an unquoted field"};
-    QTest::newRow("text after closing quote")
-        << QByteArray("train.csv") << QByteArray("text,label\n\"say\" hi,a\n") << ok_test
-        << QStringList{"train.csv:2", "after a closing quote"};
-    QTest::newRow("unknown test label")
-        << QByteArray("train.csv") << ok_train
-        << QByteArray("text,label\nx,a\n\"multi\nline\",b\nwhat,zzz\n")
-        << QStringList{"test.csv:5", "label 'zzz'", "first appearance in"};
-    QTest::newRow("malformed jsonl")
-        << QByteArray("train.jsonl")
-        << QByteArray("{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": }\n")
-        << ok_test << QStringList{"train.jsonl:2", "malformed JSON", "column"};
-    QTest::newRow("jsonl missing key")
-        << QByteArray("train.jsonl")
-        << QByteArray("{\"text\": \"a\", \"label\": \"x\"}\r\n\r\n{\"text\": \"b\"}\r\n") << ok_test
-        << QStringList{"train.jsonl:3", "missing key 'label'"};
-    QTest::newRow("jsonl not an object") << QByteArray("train.jsonl") << QByteArray("[1, 2]\n")
-                                         << ok_test << QStringList{"train.jsonl:1", "JSON object"};
+        << QByteArray("train.csv") << QByteArray("text,label\n\"") + QByteArray((1 << 20) + 10, 'x') << ok_test
+        << QStringList{"train.csv:2", "record too long"};
+    QTest::newRow("empty text") << QByteArray("train.csv") << QByteArray("text,label\n\"  \",a\n") << ok_test
+                                << QStringList{"train.csv:2", "empty text"};
+    QTest::newRow("empty label") << QByteArray("train.csv") << QByteArray("text,label\nhi,\n") << ok_test
+                                 << QStringList{"train.csv:2", "empty label"};
+    QTest::newRow("stray quote") << QByteArray("train.csv") << QByteArray("text,label\nsay \"hi\",a\n") << ok_test
+                                 << QStringList{"train.csv:2", "double quote inside an unquoted field"};
+    QTest::newRow("text after closing quote") << QByteArray("train.csv") << QByteArray("text,label\n\"say\" hi,a\n")
+                                              << ok_test << QStringList{"train.csv:2", "after a closing quote"};
+    QTest::newRow("unknown test label") << QByteArray("train.csv") << ok_train
+                                        << QByteArray("text,label\nx,a\n\"multi\nline\",b\nwhat,zzz\n")
+                                        << QStringList{"test.csv:5", "label 'zzz'", "first appearance in"};
+    QTest::newRow("malformed jsonl") << QByteArray("train.jsonl")
+                                     << QByteArray(
+                                            "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": }\n")
+                                     << ok_test << QStringList{"train.jsonl:2", "malformed JSON", "column"};
+    QTest::newRow("jsonl missing key") << QByteArray("train.jsonl")
+                                       << QByteArray("{\"text\": \"a\", \"label\": \"x\"}\r\n\r\n{\"text\": \"b\"}\r\n")
+                                       << ok_test << QStringList{"train.jsonl:3", "missing key 'label'"};
+    QTest::newRow("jsonl not an object") << QByteArray("train.jsonl") << QByteArray("[1, 2]\n") << ok_test
+                                         << QStringList{"train.jsonl:1", "JSON object"};
     QTest::newRow("jsonl text not a string")
         << QByteArray("train.jsonl") << QByteArray("{\"text\": 5, \"label\": \"x\"}\n") << ok_test
         << QStringList{"train.jsonl:1", "'text' must be a string"};
@@ -426,8 +408,7 @@ class TestData : public QObject {
   // names the file; never a crash, a hang or another exception type.
   void randomCorruptionNeverCrashes() {
     const std::string csv = "text,label\r\n\"a, \"\"b\"\"\",x\r\nplain,y\r\n\"multi\nline\",x\r\n";
-    const std::string jsonl =
-        "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": 3}\n";
+    const std::string jsonl = "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": 3}\n";
     const char alphabet[] = {'"', ',', '\n', '\r', 'a', '{', '}', ':', ' ', '\xff', '\xc3'};
     std::mt19937_64 g(7);
     int parsed = 0, rejected = 0;
@@ -544,8 +525,7 @@ class TestData : public QObject {
                                             "cl_splits/vag_banking77_tasks.json"};
     for (const auto& f : files) copyKnown(f, mirror);
     std::vector<std::string> log;
-    fetch("banking77", dest.string(), "file://" + mirror.string(),
-          [&](std::string l) { log.push_back(l); });
+    fetch("banking77", dest.string(), "file://" + mirror.string(), [&](std::string l) { log.push_back(l); });
     QVERIFY(!log.empty());
     for (const auto& s : verify(dest.string())) {
       const bool wanted = std::find(files.begin(), files.end(), s.path) != files.end();
@@ -557,18 +537,15 @@ class TestData : public QObject {
     QVERIFY(fetched.warnings.empty());
     // a second fetch keeps the verified files
     log.clear();
-    fetch("banking77", dest.string(), "file://" + mirror.string(),
-          [&](std::string l) { log.push_back(l); });
+    fetch("banking77", dest.string(), "file://" + mirror.string(), [&](std::string l) { log.push_back(l); });
     QCOMPARE(log.size(), size_t(3));
     for (const auto& l : log) QVERIFY(l.find("already present") != std::string::npos);
     // a plain folder path works as a mirror too (turned into a percent-encoded file:// URL)
     QTemporaryDir spaced(QDir::tempPath() + "/hl data XXXXXX");
     const fs::path mirror2 = fs::path(spaced.path().toStdString()) / "mirror 2";
     for (const auto& f : files) copyKnown(f, mirror2);
-    fetch("banking77", (fs::path(spaced.path().toStdString()) / "dest").string(), mirror2.string(),
-          nullptr);
-    QCOMPARE(load("banking77", opts(spaced.path().toStdString() + "/dest")).data_hash,
-             fetched.data_hash);
+    fetch("banking77", (fs::path(spaced.path().toStdString()) / "dest").string(), mirror2.string(), nullptr);
+    QCOMPARE(load("banking77", opts(spaced.path().toStdString() + "/dest")).data_hash, fetched.data_hash);
     // without a mirror, the derived task files cannot be downloaded: a clean error saying so
     // (data_full.json is already present, so nothing touches the network)
     const fs::path dest3 = fs::path(tmp.path().toStdString()) / "dest3";
@@ -581,16 +558,14 @@ class TestData : public QObject {
     bytes[100] = bytes[100] == 'a' ? 'b' : 'a';
     writeFile(mirror / "banking77/test.csv", bytes);
     const fs::path dest2 = fs::path(tmp.path().toStdString()) / "dest2";
-    expectDataError(
-        [&] { fetch("banking77", dest2.string(), "file://" + mirror.string(), nullptr); },
-        {"banking77/test.csv", "sha256", "differs"});
+    expectDataError([&] { fetch("banking77", dest2.string(), "file://" + mirror.string(), nullptr); },
+                    {"banking77/test.csv", "sha256", "differs"});
     QVERIFY(!fs::exists(dest2 / "banking77/test.csv"));
     QVERIFY(!fs::exists(dest2 / "banking77/test.csv.part"));
     QVERIFY(fs::exists(dest2 / "banking77/train.csv"));  // fetched before the bad one
     // a file missing on the mirror
-    expectDataError(
-        [&] { fetch("clinc150", dest2.string(), "file://" + mirror.string(), nullptr); },
-        {"clinc150/data_full.json", "download failed"});
+    expectDataError([&] { fetch("clinc150", dest2.string(), "file://" + mirror.string(), nullptr); },
+                    {"clinc150/data_full.json", "download failed"});
     QVERIFY(!fs::exists(dest2 / "clinc150/data_full.json.part"));
     expectError(hl::ErrorKind::Usage, [&] { fetch("nonsense", dest2.string(), "", nullptr); },
                 {"unknown dataset 'nonsense'"});
@@ -615,13 +590,11 @@ class TestData : public QObject {
     QCOMPARE(load("dbpedia14", opts(dest.string())).data_hash, load("dbpedia14", opts()).data_hash);
     // edited file in the source: not imported, clean error; verify reports a mismatch in dest
     writeFile(src / "banking77/categories.json", "[\"edited\"]\n");
-    expectDataError([&] { import_dir(src.string(), dest.string(), nullptr); },
-                    {"banking77/categories.json", "differ"});
+    expectDataError([&] { import_dir(src.string(), dest.string(), nullptr); }, {"banking77/categories.json", "differ"});
     writeFile(dest / "dbpedia14/classes.txt", "Company\n");
     for (const auto& s : verify(dest.string()))
       if (s.path == "dbpedia14/classes.txt") QCOMPARE(s.state, FileState::Mismatch);
-    expectDataError([&] { import_dir((src / "nothing").string(), dest.string(), nullptr); },
-                    {"not a folder"});
+    expectDataError([&] { import_dir((src / "nothing").string(), dest.string(), nullptr); }, {"not a folder"});
   }
 
   // --- tokenizer -------------------------------------------------------------------------------
@@ -634,8 +607,7 @@ class TestData : public QObject {
     // DECISIONS.md: SentencePiece 0.1.97 builds at most about 2,270 pieces from these texts
     QVERIFY2(banking_tok_.vocabSize() <= 2300, std::to_string(banking_tok_.vocabSize()).c_str());
     QVERIFY(banking_tok_.vocabSize() > 2000);
-    QVERIFY(warning.find("clamped to " + std::to_string(banking_tok_.vocabSize())) !=
-            std::string::npos);
+    QVERIFY(warning.find("clamped to " + std::to_string(banking_tok_.vocabSize())) != std::string::npos);
     QCOMPARE(banking_tok_.padId(), 0);
     QCOMPARE(banking_tok_.unkId(), 1);
   }
@@ -693,8 +665,7 @@ class TestData : public QObject {
     const Tokenizer c = Tokenizer::train(texts, 500, cache.path().toStdString());
     QCOMPARE(c.proto(), a.proto());
     int models = 0;
-    for (const auto& e : fs::directory_iterator(cache.path().toStdString()))
-      models += e.path().extension() == ".model";
+    for (const auto& e : fs::directory_iterator(cache.path().toStdString())) models += e.path().extension() == ".model";
     QCOMPARE(models, 1);
     QElapsedTimer timer;
     timer.start();
@@ -705,8 +676,7 @@ class TestData : public QObject {
     const Tokenizer e = Tokenizer::train(texts, 400, cache.path().toStdString());
     QCOMPARE(e.vocabSize(), 400);
     // a corrupt cache entry is retrained over
-    for (const auto& f : fs::directory_iterator(cache.path().toStdString()))
-      writeFile(f.path(), "junk");
+    for (const auto& f : fs::directory_iterator(cache.path().toStdString())) writeFile(f.path(), "junk");
     QCOMPARE(Tokenizer::train(texts, 500, cache.path().toStdString()).proto(), a.proto());
   }
 };

@@ -15,9 +15,8 @@ using hl::store::RunRecord;
 
 namespace {
 
-RunRecord run(int64_t id, const std::string& config, const std::string& dataset,
-              const std::string& model, const std::string& strategy, int64_t seed,
-              const std::string& summary, int64_t params = 1234567) {
+RunRecord run(int64_t id, const std::string& config, const std::string& dataset, const std::string& model,
+              const std::string& strategy, int64_t seed, const std::string& summary, int64_t params = 1234567) {
   RunRecord r;
   r.id = id;
   r.status = "finished";
@@ -47,20 +46,17 @@ std::vector<RunRecord> sampleRuns() {
       run(1, "cfgA", "clinc150", "hope", "finetune", 1,
           R"({"final_avg_acc":0.40,"forgetting":0.50,"bwt":-0.50,"macro_f1":0.38,"task_il_acc":0.9})"),
       run(2, "cfgB", "clinc150", "transformer", "replay", 1,
-          R"({"final_avg_acc":0.60,"forgetting":0.20,"bwt":-0.20,"macro_f1":0.59,"task_il_acc":0.95})",
-          1300000),
+          R"({"final_avg_acc":0.60,"forgetting":0.20,"bwt":-0.20,"macro_f1":0.59,"task_il_acc":0.95})", 1300000),
       run(3, "cfgA", "clinc150", "hope", "finetune", 2,
           R"({"final_avg_acc":0.42,"forgetting":0.52,"bwt":-0.52,"macro_f1":0.40,"task_il_acc":0.9})"),
       run(4, "cfgC", "my_data, v2 & 100%", "hope", "ewc", 1,
           R"({"final_avg_acc":0.33,"forgetting":0.10,"bwt":-0.10,"macro_f1":null})"),
       run(5, "cfgB", "clinc150", "transformer", "replay", 2,
-          R"({"final_avg_acc":0.62,"forgetting":0.25,"bwt":-0.25,"macro_f1":0.60,"task_il_acc":0.96})",
-          1300000),
+          R"({"final_avg_acc":0.62,"forgetting":0.25,"bwt":-0.25,"macro_f1":0.60,"task_il_acc":0.96})", 1300000),
       run(6, "cfgA", "clinc150", "hope", "finetune", 3,
           R"({"final_avg_acc":0.44,"forgetting":0.48,"bwt":-0.48,"macro_f1":null,"task_il_acc":0.9})"),
       run(7, "cfgB", "clinc150", "transformer", "replay", 3,
-          R"({"final_avg_acc":0.61,"forgetting":0.15,"bwt":-0.15,"macro_f1":0.61,"task_il_acc":0.97})",
-          1300000),
+          R"({"final_avg_acc":0.61,"forgetting":0.15,"bwt":-0.15,"macro_f1":0.61,"task_il_acc":0.97})", 1300000),
   };
 }
 
@@ -108,8 +104,7 @@ class TestExport : public QObject {
     QTest::newRow("matrix csv") << "matrix.csv" << Format::Csv << true << false;
     QTest::newRow("matrix markdown") << "matrix.md" << Format::Markdown << true << false;
     QTest::newRow("matrix latex") << "matrix.tex" << Format::Latex << true << false;
-    QTest::newRow("task-IL matrix markdown") << "matrix_task_il.md" << Format::Markdown << true
-                                             << true;
+    QTest::newRow("task-IL matrix markdown") << "matrix_task_il.md" << Format::Markdown << true << true;
   }
   void matchesGoldenFiles() {
     QFETCH(QString, file);
@@ -118,9 +113,8 @@ class TestExport : public QObject {
     QFETCH(bool, taskIl);
     TableOptions o = opts(format);
     o.task_il = taskIl;
-    const std::string got =
-        matrix ? hl::exporter::accuracy_matrix_table(sampleRuns()[0], sampleCells(), o)
-               : hl::exporter::results_table(sampleRuns(), o);
+    const std::string got = matrix ? hl::exporter::accuracy_matrix_table(sampleRuns()[0], sampleCells(), o)
+                                   : hl::exporter::results_table(sampleRuns(), o);
     const std::string path = std::string(HL_SOURCE_DIR) + "/tests/golden/" + file.toStdString();
     if (qEnvironmentVariableIsSet("HL_UPDATE_GOLDEN")) {
       std::ofstream(path, std::ios::binary) << got;
@@ -189,8 +183,7 @@ class TestExport : public QObject {
   }
 
   void formatsDecimalsWithoutNegativeZero() {
-    std::vector<RunRecord> runs = {
-        run(1, "c", "d", "m", "s", 1, R"({"bwt":-0.0004,"final_avg_acc":0.12345})")};
+    std::vector<RunRecord> runs = {run(1, "c", "d", "m", "s", 1, R"({"bwt":-0.0004,"final_avg_acc":0.12345})")};
     const auto csv = lines(hl::exporter::results_table(runs, opts(Format::Csv, 1)));
     QCOMPARE(QString::fromStdString(csv[1]), QString("d,m,s,softmax,class_il,1,0.1,,,,0.0,,,,,,1234567"));
     const auto csv0 = lines(hl::exporter::results_table(runs, opts(Format::Csv, 0)));
@@ -199,10 +192,9 @@ class TestExport : public QObject {
 
   void matrixLeavesIncompleteRowWithoutAverage() {
     // Row 2 lacks task 1: its cells show what there is, its A_i stays blank.
-    std::vector<AccuracyCell> cells = {{0, 0, 0.9, 0.9}, {1, 0, 0.6, 0.8}, {1, 1, 0.8, 0.9},
-                                       {2, 0, 0.5, 0.7}, {2, 2, 0.7, 0.8}};
-    const auto csv = lines(hl::exporter::accuracy_matrix_table(sampleRuns()[0], cells,
-                                                               opts(Format::Csv)));
+    std::vector<AccuracyCell> cells = {
+        {0, 0, 0.9, 0.9}, {1, 0, 0.6, 0.8}, {1, 1, 0.8, 0.9}, {2, 0, 0.5, 0.7}, {2, 2, 0.7, 0.8}};
+    const auto csv = lines(hl::exporter::accuracy_matrix_table(sampleRuns()[0], cells, opts(Format::Csv)));
     QCOMPARE(csv.size(), size_t(4));
     QCOMPARE(QString::fromStdString(csv[0]), QString("after_task,task_1,task_2,task_3,avg_acc"));
     QCOMPARE(QString::fromStdString(csv[1]), QString("1,0.900,,,0.900"));

@@ -71,7 +71,9 @@ struct Canceller : Observer {
   }
 };
 
-std::string platform() { return "torch " + std::string(TORCH_VERSION) + " cpu " + at::get_cpu_capability(); }
+std::string platform() {
+  return "torch " + std::string(TORCH_VERSION) + " cpu " + at::get_cpu_capability();
+}
 
 json transformer_spec() {
   json s = hl::spec::preset("transformer");

@@ -70,9 +70,12 @@ class TestHope : public QObject {
   void paddingNeverReachesRealTokens_data() {
     QTest::addColumn<QString>("type");
     QTest::addColumn<QString>("mixer");
-    QTest::newRow("hope") << "hope" << "selfmod";
-    QTest::newRow("hope-no-selfmod") << "hope" << "titans";
-    QTest::newRow("hope_attention") << "hope_attention" << "attention";
+    QTest::newRow("hope") << "hope"
+                          << "selfmod";
+    QTest::newRow("hope-no-selfmod") << "hope"
+                                     << "titans";
+    QTest::newRow("hope_attention") << "hope_attention"
+                                    << "attention";
   }
   void paddingNeverReachesRealTokens() {
     QFETCH(QString, type);
@@ -83,7 +86,7 @@ class TestHope : public QObject {
     torch::NoGradGuard ng;
     auto a = torch::randint(1, 50, {2, 11}, torch::kLong);
     a.index_put_({0, torch::indexing::Slice(7, torch::indexing::None)}, 0);  // 7 real tokens, pad 0
-    auto b = torch::cat({a, torch::zeros({2, 9}, torch::kLong)}, 1);        // more padding
+    auto b = torch::cat({a, torch::zeros({2, 9}, torch::kLong)}, 1);         // more padding
     auto fa = m->features(a), fb = m->features(b);
     QVERIFY2((fa - fb).abs().max().item<double>() < 1e-5, "extra padding changed pooled features");
     QVERIFY(torch::isfinite(fa).all().item<bool>());

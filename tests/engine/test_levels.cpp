@@ -155,8 +155,7 @@ class TestLevels : public QObject {
       y[(i * 5) % C] = 1.0;
       hl::models::dgd_write(W, S, keys[i], y, 0.1, 1.0, 0.9);
     }
-    for (int i = 0; i < C; ++i)
-      QCOMPARE(torch::mv(W, keys[i]).argmax().item<int64_t>(), int64_t((i * 5) % C));
+    for (int i = 0; i < C; ++i) QCOMPARE(torch::mv(W, keys[i]).argmax().item<int64_t>(), int64_t((i * 5) % C));
   }
 
   // Through the classifier: keys are the L2-normalised pooled features, the read-out is
@@ -227,16 +226,17 @@ class TestLevels : public QObject {
         const bool same_p = same_bytes(v[k].params, v[k - 1].params);
         const bool same_o = v[k].optimizer_state == v[k - 1].optimizer_state;
         QVERIFY2(same_p != tick, qPrintable(QString("%1 step %2: params %3 at a %4")
-                                               .arg(name.c_str()).arg(st).arg(same_p ? "unchanged" : "changed")
-                                               .arg(tick ? "tick" : "non-tick")));
+                                                .arg(name.c_str())
+                                                .arg(st)
+                                                .arg(same_p ? "unchanged" : "changed")
+                                                .arg(tick ? "tick" : "non-tick")));
         QVERIFY2(same_o != tick, qPrintable(QString("%1 step %2: optimizer state").arg(name.c_str()).arg(st)));
         QCOMPARE(v[k].ticks, (st + 1) / C);
         changes += !same_p;
       }
       QCOMPARE(changes, steps / C);
     }
-    for (const auto& c : r.summary["cadence"])
-      QCOMPARE(c["expected"].get<int64_t>(), c["actual"].get<int64_t>());
+    for (const auto& c : r.summary["cadence"]) QCOMPARE(c["expected"].get<int64_t>(), c["actual"].get<int64_t>());
   }
 
   // variant nested: at each tick of cms2 (clock 4) cms1 is back at its run-start parameters with a
@@ -425,8 +425,7 @@ class TestLevels : public QObject {
       resets += slow_tick;
     }
     QVERIFY(resets >= 3);
-    for (const auto& c : r2.summary["cadence"])
-      QCOMPARE(c["expected"].get<int64_t>(), c["actual"].get<int64_t>());
+    for (const auto& c : r2.summary["cadence"]) QCOMPARE(c["expected"].get<int64_t>(), c["actual"].get<int64_t>());
   }
 
   // ---------------------------------------------------------------- memory head on real data
@@ -461,8 +460,7 @@ class TestLevels : public QObject {
     QVERIFY(drifts > 0);
     // W moves only at head ticks.
     const auto& v = pr.by_level.at("head");
-    for (size_t k = 1; k < v.size(); ++k)
-      QCOMPARE(!same_bytes(v[k].params, v[k - 1].params), (v[k].step + 1) % 2 == 0);
+    for (size_t k = 1; k < v.size(); ++k) QCOMPARE(!same_bytes(v[k].params, v[k - 1].params), (v[k].step + 1) % 2 == 0);
     // The read-out classifies: the newest task is well above the 1-in-70 chance of its run.
     const auto& M = r.summary["accuracy_matrix"];
     QVERIFY2(M[6][6].get<double>() > 0.1, M.dump().c_str());

@@ -24,8 +24,7 @@ struct Inputs {
 };
 
 // Random float64 inputs. thetaMax near the clamp cap so that some writes clamp.
-Inputs makeInputs(const LmmConfig& cfg, int64_t B, int64_t L, uint64_t seed,
-                  double thetaMax = 0.5) {
+Inputs makeInputs(const LmmConfig& cfg, int64_t B, int64_t L, uint64_t seed, double thetaMax = 0.5) {
   torch::manual_seed(seed);
   const int64_t H = cfg.heads, D = cfg.head_dim;
   Inputs in;
@@ -104,8 +103,7 @@ class TestMemory : public QObject {
     QTest::addColumn<int>("chunk");
     QTest::addColumn<int>("len");
     for (int c : {2, 4, 8, 16})
-      for (int L : {13, 16, 21})
-        QTest::newRow(qPrintable(QString("C%1_L%2").arg(c).arg(L))) << c << L;
+      for (int L : {13, 16, 21}) QTest::newRow(qPrintable(QString("C%1_L%2").arg(c).arg(L))) << c << L;
   }
   void chunkedMatchesReference() {
     QFETCH(int, chunk);
@@ -120,7 +118,7 @@ class TestMemory : public QObject {
     in.mask = torch::ones({B, len}, torch::kBool);
     in.mask.index_put_({1, I::Slice(len - 5, I::None)}, false);  // right padding
     in.mask.index_put_({2, I::Slice(1, I::None)}, false);        // a 1-token sequence
-    std::vector<Tensor*> leaves = {&in.init.W1, &in.init.W2, &in.init.S1, &in.q, &in.k,
+    std::vector<Tensor*> leaves = {&in.init.W1, &in.init.W2, &in.init.S1, &in.q,    &in.k,
                                    &in.v,       &in.theta,   &in.eta,     &in.alpha};
     for (Tensor* t : leaves) t->requires_grad_(true);
     const LmmResult ref = runRef(cfg, in), ch = runChunked(cfg, in);
@@ -233,11 +231,21 @@ class TestMemory : public QObject {
         minus.view(-1)[j] -= eps;
         auto setParam = [&](Inputs& z, const Tensor& val) {
           switch (i) {
-            case 0: z.init.W1 = val; break;
-            case 1: z.init.W2 = val; break;
-            case 2: z.theta = val; break;
-            case 3: z.eta = val; break;
-            default: z.alpha = val; break;
+            case 0:
+              z.init.W1 = val;
+              break;
+            case 1:
+              z.init.W2 = val;
+              break;
+            case 2:
+              z.theta = val;
+              break;
+            case 3:
+              z.eta = val;
+              break;
+            default:
+              z.alpha = val;
+              break;
           }
         };
         Inputs xp = in, xm = in;
@@ -266,16 +274,14 @@ class TestMemory : public QObject {
     const LmmResult full = chunked ? runChunked(cfg, in) : runRef(cfg, in);
     LmmConfig sgc = cfg;
     sgc.stop_grad_writes = true;
-    for (Tensor* t : {&in.init.W1, &in.init.W2, &in.theta, &in.eta, &in.alpha, &in.k, &in.q})
-      t->requires_grad_(true);
+    for (Tensor* t : {&in.init.W1, &in.init.W2, &in.theta, &in.eta, &in.alpha, &in.k, &in.q}) t->requires_grad_(true);
     const LmmResult sg = chunked ? runChunked(sgc, in) : runRef(sgc, in);
     QVERIFY(resultErr(sg, full) < 1e-12);
     QCOMPARE(sg.clamped, full.clamped);
     const Tensor f = (sg.y * sg.y).sum() + sg.final_state.W1.sum();
-    const auto g = torch::autograd::grad({f}, {in.theta, in.eta, in.alpha, in.k, in.init.W1, in.q},
-                                         {}, std::nullopt, false, /*allow_unused=*/true);
-    for (int i = 0; i < 4; ++i)
-      QVERIFY(!g[i].defined() || g[i].abs().max().item<double>() == 0);
+    const auto g = torch::autograd::grad({f}, {in.theta, in.eta, in.alpha, in.k, in.init.W1, in.q}, {}, std::nullopt,
+                                         false, /*allow_unused=*/true);
+    for (int i = 0; i < 4; ++i) QVERIFY(!g[i].defined() || g[i].abs().max().item<double>() == 0);
     QVERIFY(g[4].defined() && g[4].abs().max().item<double>() > 0);
     QVERIFY(g[5].defined() && g[5].abs().max().item<double>() > 0);
   }
@@ -296,7 +302,11 @@ class TestMemory : public QObject {
       torch::NoGradGuard ng;
       const LmmResult b = chunked ? runChunked(cfg, in) : runRef(cfg, in);
       QVERIFY(resultErr(b, a) < 1e-12);
-      QVERIFY2(!b.y.requires_grad() && !b.final_state.W1.requires_grad(), qPrintable(QString("variant %1: y %2 W1 %3").arg(variant).arg(b.y.requires_grad()).arg(b.final_state.W1.requires_grad())));
+      QVERIFY2(!b.y.requires_grad() && !b.final_state.W1.requires_grad(),
+               qPrintable(QString("variant %1: y %2 W1 %3")
+                              .arg(variant)
+                              .arg(b.y.requires_grad())
+                              .arg(b.final_state.W1.requires_grad())));
       QVERIFY(!b.loss_per_chunk.requires_grad());
     }
   }
@@ -308,8 +318,8 @@ class TestMemory : public QObject {
     cfg.head_dim = 8;
     cfg.chunk = 4;
     Inputs in = makeInputs(cfg, 2, 15, 61);
-    for (Tensor* t : {&in.init.W1, &in.init.W2, &in.init.S1, &in.init.S2, &in.q, &in.k, &in.v,
-                      &in.theta, &in.eta, &in.alpha})
+    for (Tensor* t :
+         {&in.init.W1, &in.init.W2, &in.init.S1, &in.init.S2, &in.q, &in.k, &in.v, &in.theta, &in.eta, &in.alpha})
       *t = t->to(torch::kFloat32);
     const LmmResult ref = runRef(cfg, in), ch = runChunked(cfg, in);
     QCOMPARE(ch.y.scalar_type(), torch::kFloat32);

@@ -14,11 +14,12 @@ namespace {
 
 constexpr double kTol = 1e-12;  // every expected value below is exact up to rounding
 
-#define QCOMPARE_NEAR(actual, expected)                                                      \
-  QVERIFY2(std::fabs((actual) - (expected)) <= kTol,                                         \
-           qPrintable(QString("%1 = %2, expected %3 (tolerance %4)")                         \
-                          .arg(#actual).arg(actual, 0, 'g', 17).arg(expected, 0, 'g', 17)    \
-                          .arg(kTol)))
+#define QCOMPARE_NEAR(actual, expected)                                                                        \
+  QVERIFY2(std::fabs((actual) - (expected)) <= kTol, qPrintable(QString("%1 = %2, expected %3 (tolerance %4)") \
+                                                                    .arg(#actual)                              \
+                                                                    .arg(actual, 0, 'g', 17)                   \
+                                                                    .arg(expected, 0, 'g', 17)                 \
+                                                                    .arg(kTol)))
 
 const double N = nan();
 
@@ -109,9 +110,7 @@ class TestMetrics : public QObject {
   }
   void raggedOrOverlongMatrixThrows() {
     QFETCH(int, which);
-    const Matrix bad[] = {{{0.9, N, N}, {0.8, 0.7}},
-                          {{0.9}, {0.8, 0.7}},
-                          {{0.9, N}, {0.8, 0.7}, {0.6, 0.5}}};
+    const Matrix bad[] = {{{0.9, N, N}, {0.8, 0.7}}, {{0.9}, {0.8, 0.7}}, {{0.9, N}, {0.8, 0.7}, {0.6, 0.5}}};
     QVERIFY_THROWS_EXCEPTION(std::invalid_argument, hl::metrics::summarize(bad[which]));
   }
 
@@ -135,8 +134,8 @@ class TestMetrics : public QObject {
   void summaryJsonHasTheDocumentedKeysAndNullForNaN() {
     const Matrix R = {{0.9, N}, {0.5, 0.7}};
     const auto j = nlohmann::json::parse(hl::metrics::summary_json(R, 0.55));
-    for (const char* key : {"final_avg_acc", "forgetting", "bwt", "macro_f1", "task_il_acc",
-                            "avg_acc", "accuracy_matrix"})
+    for (const char* key :
+         {"final_avg_acc", "forgetting", "bwt", "macro_f1", "task_il_acc", "avg_acc", "accuracy_matrix"})
       QVERIFY2(j.contains(key), key);
     QCOMPARE_NEAR(j["final_avg_acc"].get<double>(), 0.6);
     QCOMPARE_NEAR(j["forgetting"].get<double>(), 0.4);

@@ -63,7 +63,9 @@ double relErr(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).norm().item<double>() / b.norm().item<double>();
 }
 
-bool allFinite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
+bool allFinite(const torch::Tensor& t) {
+  return torch::isfinite(t).all().item<bool>();
+}
 
 void addTypeRows() {
   QTest::addColumn<QString>("type");
@@ -111,13 +113,11 @@ class TestModels : public QObject {
 
     auto x2 = torch::where(real, x, 10 * torch::randn_like(x));  // other padding content
     auto y2 = block->forward(x2, mask);
-    QVERIFY2(maxAbsDiff(y.masked_select(real), y2.masked_select(real)) < 1e-5,
-             "padded content changed real positions");
+    QVERIFY2(maxAbsDiff(y.masked_select(real), y2.masked_select(real)) < 1e-5, "padded content changed real positions");
 
     auto x3 = torch::cat({x, torch::randn({3, 5, 32})}, 1);  // 5 more padded positions
     auto y3 = block->forward(x3, lengthMask(lengths, 14)).narrow(1, 0, 9);
-    QVERIFY2(maxAbsDiff(y.masked_select(real), y3.masked_select(real)) < 1e-5,
-             "extra padding changed real positions");
+    QVERIFY2(maxAbsDiff(y.masked_select(real), y3.masked_select(real)) < 1e-5, "extra padding changed real positions");
   }
 
   // Appending pad tokens does not change pooled features; an all-padding row stays finite.
@@ -149,8 +149,7 @@ class TestModels : public QObject {
 
   void featuresRejectTooLong() {
     auto model = build(smallConfig("transformer"));
-    QVERIFY_THROWS_EXCEPTION(std::invalid_argument,
-                             model->features(torch::ones({1, 25}, torch::kLong)));
+    QVERIFY_THROWS_EXCEPTION(std::invalid_argument, model->features(torch::ones({1, 25}, torch::kLong)));
   }
 
   void retnetDecays() {
@@ -215,7 +214,7 @@ class TestModels : public QObject {
       auto lg = model->logits(mean);
       QCOMPARE(lg.argmax(1).item<int64_t>(), int64_t(c));
       QVERIFY(std::abs(lg[0][c].item<double>() - cfg.ncm_scale) < 1e-4);  // cosine 1
-      QCOMPARE(lg[0][3].item<double>(), kNcmUnseenLogit);  // unseen classes stay masked
+      QCOMPARE(lg[0][3].item<double>(), kNcmUnseenLogit);                 // unseen classes stay masked
       QCOMPARE(lg[0][4].item<double>(), kNcmUnseenLogit);
     }
 
@@ -323,8 +322,7 @@ class TestModels : public QObject {
       opt.step();
     }
     model->eval();
-    const double loss =
-        torch::nn::functional::cross_entropy(model->forward(tokens), y).item<double>();
+    const double loss = torch::nn::functional::cross_entropy(model->forward(tokens), y).item<double>();
     qInfo("final loss %.3g", loss);
     QVERIFY2(loss < 0.1, qPrintable(QString("final loss %1").arg(loss)));
   }
@@ -336,25 +334,48 @@ class TestModels : public QObject {
     };
     const std::vector<Case> cases = {
         {[](ModelConfig& c) { c.blocks[0].type = "gru"; }, "model.blocks[0].type: unknown"},
-        {[](ModelConfig& c) { c.blocks[1].heads = 5; },
-         "model.blocks[1].heads: 5 does not divide d_model 128"},
-        {[](ModelConfig& c) { c.blocks[0].type = "retnet"; c.blocks[0].heads = 0; },
+        {[](ModelConfig& c) { c.blocks[1].heads = 5; }, "model.blocks[1].heads: 5 does not divide d_model 128"},
+        {[](ModelConfig& c) {
+           c.blocks[0].type = "retnet";
+           c.blocks[0].heads = 0;
+         },
          "model.blocks[0].heads:"},
         {[](ModelConfig& c) { c.blocks[1].ffn_mult = 0; }, "model.blocks[1].ffn_mult:"},
         {[](ModelConfig& c) { c.blocks[0].dropout = 1.0; }, "model.blocks[0].dropout:"},
-        {[](ModelConfig& c) { c.blocks[1].type = "lstm"; c.blocks[1].hidden = -1; },
+        {[](ModelConfig& c) {
+           c.blocks[1].type = "lstm";
+           c.blocks[1].hidden = -1;
+         },
          "model.blocks[1].hidden:"},
-        {[](ModelConfig& c) { c.blocks[1].type = "titans"; c.blocks[1].heads = 5; },
+        {[](ModelConfig& c) {
+           c.blocks[1].type = "titans";
+           c.blocks[1].heads = 5;
+         },
          "model.blocks[1].heads: 5 does not divide d_model 128"},
-        {[](ModelConfig& c) { c.blocks[0].type = "titans"; c.blocks[0].chunk = 0; },
+        {[](ModelConfig& c) {
+           c.blocks[0].type = "titans";
+           c.blocks[0].chunk = 0;
+         },
          "model.blocks[0].chunk:"},
-        {[](ModelConfig& c) { c.blocks[0].type = "titans"; c.blocks[0].inner_lr = 0; },
+        {[](ModelConfig& c) {
+           c.blocks[0].type = "titans";
+           c.blocks[0].inner_lr = 0;
+         },
          "model.blocks[0].inner_lr:"},
-        {[](ModelConfig& c) { c.blocks[1].type = "titans"; c.blocks[1].momentum = 1.5; },
+        {[](ModelConfig& c) {
+           c.blocks[1].type = "titans";
+           c.blocks[1].momentum = 1.5;
+         },
          "model.blocks[1].momentum:"},
-        {[](ModelConfig& c) { c.blocks[1].type = "titans"; c.blocks[1].retain = -0.1; },
+        {[](ModelConfig& c) {
+           c.blocks[1].type = "titans";
+           c.blocks[1].retain = -0.1;
+         },
          "model.blocks[1].retain:"},
-        {[](ModelConfig& c) { c.blocks[0].type = "titans"; c.blocks[0].ffn_mult = 0; },
+        {[](ModelConfig& c) {
+           c.blocks[0].type = "titans";
+           c.blocks[0].ffn_mult = 0;
+         },
          "model.blocks[0].ffn_mult:"},
         {[](ModelConfig& c) { c.d_model = 0; }, "model.d_model:"},
         {[](ModelConfig& c) { c.vocab_size = 0; }, "model.vocab_size:"},
@@ -363,7 +384,11 @@ class TestModels : public QObject {
         {[](ModelConfig& c) { c.pad_id = 2000; }, "model.pad_id:"},
         {[](ModelConfig& c) { c.positions = "sinusoidal"; }, "model.positions:"},
         {[](ModelConfig& c) { c.head = "knn"; }, "model.head:"},
-        {[](ModelConfig& c) { c.head = "ncm"; c.ncm_scale = 0; }, "model.ncm_scale:"},
+        {[](ModelConfig& c) {
+           c.head = "ncm";
+           c.ncm_scale = 0;
+         },
+         "model.ncm_scale:"},
     };
     for (const auto& tc : cases) {
       auto cfg = defaultConfig("transformer");
@@ -371,15 +396,16 @@ class TestModels : public QObject {
       for (int via = 0; via < 2; ++via) {  // build() and flops_per_sample() both validate
         std::string msg;
         try {
-          if (via == 0) build(cfg);
-          else flops_per_sample(cfg, 64);
+          if (via == 0)
+            build(cfg);
+          else
+            flops_per_sample(cfg, 64);
         } catch (const std::invalid_argument& e) {
           msg = e.what();
         }
         QVERIFY2(msg.rfind(tc.expected, 0) == 0,
                  qPrintable(QString("expected '%1...', got '%2'")
-                                .arg(QString::fromStdString(tc.expected),
-                                     QString::fromStdString(msg))));
+                                .arg(QString::fromStdString(tc.expected), QString::fromStdString(msg))));
       }
     }
     // Fields a block type does not use are not checked: heads 5 is fine for an lstm.
@@ -397,8 +423,7 @@ class TestModels : public QObject {
     auto model = build(cfg);
     model->eval();
     auto tokens = randomTokens({12, 9, 5, 0}, 12, 50);
-    auto loss = torch::nn::functional::cross_entropy(model->forward(tokens),
-                                                     torch::tensor({0, 1, 2, 3}, torch::kLong));
+    auto loss = torch::nn::functional::cross_entropy(model->forward(tokens), torch::tensor({0, 1, 2, 3}, torch::kLong));
     loss.backward();
     auto t = std::dynamic_pointer_cast<TitansBlockImpl>(model->blocks()[0]);
     QVERIFY(t != nullptr);
@@ -429,8 +454,7 @@ class TestModels : public QObject {
     auto sg = smallConfig("titans");
     for (auto& b : sg.blocks) b.stop_grad_writes = true;
     auto m2 = build(sg);
-    torch::nn::functional::cross_entropy(m2->forward(tokens),
-                                         torch::tensor({0, 1, 2, 3}, torch::kLong)).backward();
+    torch::nn::functional::cross_entropy(m2->forward(tokens), torch::tensor({0, 1, 2, 3}, torch::kLong)).backward();
     auto t2 = std::dynamic_pointer_cast<TitansBlockImpl>(m2->blocks()[0]);
     QVERIFY(nonzero(t2->memW1().grad()));
   }
@@ -457,8 +481,8 @@ class TestModels : public QObject {
     if (qEnvironmentVariableIsEmpty("HL_MODELS_REPORT")) QSKIP("set HL_MODELS_REPORT=1");
     for (const char* t : kTypes) {
       auto cfg = defaultConfig(t);
-      qInfo("%-12s params %lld  flops/sample L=64 %.0f", t,
-            static_cast<long long>(count_params(*build(cfg))), flops_per_sample(cfg, 64));
+      qInfo("%-12s params %lld  flops/sample L=64 %.0f", t, static_cast<long long>(count_params(*build(cfg))),
+            flops_per_sample(cfg, 64));
     }
   }
 };

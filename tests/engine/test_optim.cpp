@@ -20,9 +20,13 @@ using V4 = std::array<double, 4>;  // a 2x2 matrix, row-major: [a00, a01, a10, a
 constexpr double kTol = 1e-12;
 const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
 
-torch::Tensor mat(const V4& v) { return torch::tensor({v[0], v[1], v[2], v[3]}, kF64).view({2, 2}); }
+torch::Tensor mat(const V4& v) {
+  return torch::tensor({v[0], v[1], v[2], v[3]}, kF64).view({2, 2});
+}
 
-void setGrad(torch::Tensor& p, const V4& g) { p.mutable_grad() = mat(g); }
+void setGrad(torch::Tensor& p, const V4& g) {
+  p.mutable_grad() = mat(g);
+}
 
 void expectNear(const torch::Tensor& t, const V4& want, double tol = kTol) {
   auto c = t.detach().reshape({-1}).contiguous();
@@ -38,14 +42,17 @@ void expectNear(const torch::Tensor& t, const V4& want, double tol = kTol) {
   }
 }
 
-double dot(const V4& a, const V4& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3]; }
+double dot(const V4& a, const V4& b) {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
+}
 
 // 2x2 matrix helpers for the hand-run Newton-Schulz.
 V4 mm(const V4& a, const V4& b) {
-  return {a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3], a[2] * b[0] + a[3] * b[2],
-          a[2] * b[1] + a[3] * b[3]};
+  return {a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3], a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3]};
 }
-V4 tr(const V4& a) { return {a[0], a[2], a[1], a[3]}; }
+V4 tr(const V4& a) {
+  return {a[0], a[2], a[1], a[3]};
+}
 V4 lin(double s, const V4& a, double t, const V4& b) {
   return {s * a[0] + t * b[0], s * a[1] + t * b[1], s * a[2] + t * b[2], s * a[3] + t * b[3]};
 }
@@ -86,12 +93,10 @@ struct Quadratic {
     T = torch::randn({4, 3}, kF64);
     t = torch::randn({3}, kF64);
   }
-  torch::Tensor loss() const {
-    return 0.5 * (a * (W - T).pow(2)).sum() + 0.5 * (c * (b - t).pow(2)).sum();
-  }
+  torch::Tensor loss() const { return 0.5 * (a * (W - T).pow(2)).sum() + 0.5 * (c * (b - t).pow(2)).sum(); }
 };
 
-} // namespace
+}  // namespace
 
 class TestOptim : public QObject {
   Q_OBJECT
@@ -167,7 +172,7 @@ class TestOptim : public QObject {
         double s2 = 0, s1 = 0;
         for (int j = 0; j < 4; ++j) {
           const double h = std::tanh(w1[k] * u[j]);
-          s2 += h * u[j];                         // d<m(u),u>/dw2_k, element j
+          s2 += h * u[j];                           // d<m(u),u>/dw2_k, element j
           s1 += w2[k] * (1 - h * h) * u[j] * u[j];  // d<m(u),u>/dw1_k, element j
         }
         gw2[k] = s2 / 4;
@@ -178,8 +183,7 @@ class TestOptim : public QObject {
         w2[k] = alpha * w2[k] - ilr * gw2[k];
         w1[k] = alpha * w1[k] - ilr * gw1[k];
       }
-      for (int j = 0; j < 4; ++j)
-        pw[j] += b[j] + w2[0] * std::tanh(w1[0] * u[j]) + w2[1] * std::tanh(w1[1] * u[j]);
+      for (int j = 0; j < 4; ++j) pw[j] += b[j] + w2[0] * std::tanh(w1[0] * u[j]) + w2[1] * std::tanh(w1[1] * u[j]);
       setGrad(p, u);
       opt.step();
       expectNear(p, pw);
@@ -190,8 +194,10 @@ class TestOptim : public QObject {
         expectNear(s1.bias().view({2, 2}), {-0.01, 0.02, -0.03, -0.04});
         QVERIFY(std::abs(s1.w1()[0].item<double>() - 0.45) < kTol);
         QVERIFY(std::abs(s1.w1()[1].item<double>() - 0.9) < kTol);
-        const double w20 = -0.5 * (std::tanh(0.5 * 0.1) * 0.1 + std::tanh(0.5 * -0.2) * -0.2 +
-                                   std::tanh(0.5 * 0.3) * 0.3 + std::tanh(0.5 * 0.4) * 0.4) / 4;
+        const double w20 = -0.5 *
+                           (std::tanh(0.5 * 0.1) * 0.1 + std::tanh(0.5 * -0.2) * -0.2 + std::tanh(0.5 * 0.3) * 0.3 +
+                            std::tanh(0.5 * 0.4) * 0.4) /
+                           4;
         QVERIFY(std::abs(s1.w2()[0].item<double>() - w20) < kTol);
       }
     }
@@ -223,8 +229,7 @@ class TestOptim : public QObject {
     for (bool quintic : {false, true}) {
       const auto variant = quintic ? NSVariant::Quintic : NSVariant::Cubic;
       // against the hand-run iteration
-      for (int steps : {1, 2, 5})
-        expectNear(newton_schulz(mat(g), steps, variant), nsHand(g, steps, quintic));
+      for (int steps : {1, 2, 5}) expectNear(newton_schulz(mat(g), steps, variant), nsHand(g, steps, quintic));
     }
     // Defining property. Cubic, 12 steps: X X^T = I within 1e-10 (singular values of G/||G||_F
     // are 0.93 and 0.36; the cubic map s -> 1.5 s - 0.5 s^3 takes 0.36 to 1 - O(1e-15) by then).
@@ -255,20 +260,13 @@ class TestOptim : public QObject {
   void m3Hand() {
     auto p = mat(P0).requires_grad_(true);
     auto bias = torch::tensor({0.5, -0.5}, kF64).requires_grad_(true);
-    M3 opt({p, bias}, M3Options(0.1)
-                          .beta1(0.9)
-                          .beta2(0.5)
-                          .beta3(0.8)
-                          .slow_weight(0.5)
-                          .eps(1e-8)
-                          .slow_every(2)
-                          .ns_steps(3)
-                          .ns_variant(NSVariant::Cubic));
+    M3 opt(
+        {p, bias},
+        M3Options(0.1).beta1(0.9).beta2(0.5).beta3(0.8).slow_weight(0.5).eps(1e-8).slow_every(2).ns_steps(3).ns_variant(
+            NSVariant::Cubic));
     const double lr = 0.1, b1 = 0.9, b2 = 0.5, b3 = 0.8, al = 0.5, eps = 1e-8;
-    V4 pw = P0, M1 = {0, 0, 0, 0}, M2 = {0, 0, 0, 0}, O2 = {0, 0, 0, 0}, Vv = {0, 0, 0, 0},
-       Gw = {0, 0, 0, 0};
-    double bw[2] = {0.5, -0.5}, bm1[2] = {0, 0}, bm2[2] = {0, 0}, bo2[2] = {0, 0},
-           bv[2] = {0, 0}, bgw[2] = {0, 0};
+    V4 pw = P0, M1 = {0, 0, 0, 0}, M2 = {0, 0, 0, 0}, O2 = {0, 0, 0, 0}, Vv = {0, 0, 0, 0}, Gw = {0, 0, 0, 0};
+    double bw[2] = {0.5, -0.5}, bm1[2] = {0, 0}, bm2[2] = {0, 0}, bo2[2] = {0, 0}, bv[2] = {0, 0}, bgw[2] = {0, 0};
     const double bg[3][2] = {{0.3, -0.1}, {-0.2, 0.4}, {0.1, 0.1}};
     int t = 0;
     for (const V4& g : {G1, G2, G3}) {
@@ -487,8 +485,7 @@ class TestOptim : public QObject {
         opt->step();
         l = loss.item<double>();
       }
-      QVERIFY2(std::isfinite(l) && l < l0, qPrintable(QString("%1: %2 -> %3")
-                                                       .arg(type.c_str()).arg(l0).arg(l)));
+      QVERIFY2(std::isfinite(l) && l < l0, qPrintable(QString("%1: %2 -> %3").arg(type.c_str()).arg(l0).arg(l)));
     }
   }
 };

@@ -47,14 +47,13 @@ double relErr(const Tensor& a, const Tensor& b) {
 
 double resultErr(const SmtResult& a, const SmtResult& b) {
   double e = 0;
-  for (auto [u, v] : {std::pair{a.y, b.y}, {a.W1, b.W1}, {a.W2, b.W2}, {a.S1, b.S1}, {a.S2, b.S2},
-                      {a.loss_tokens, b.loss_tokens}})
+  for (auto [u, v] :
+       {std::pair{a.y, b.y}, {a.W1, b.W1}, {a.W2, b.W2}, {a.S1, b.S1}, {a.S2, b.S2}, {a.loss_tokens, b.loss_tokens}})
     e = std::max(e, relErr(u, v));
   return e;
 }
 
-SmtConfig config(int64_t cm, int64_t co, DgdLayers dgd = DgdLayers::PerLayer,
-                 InnerObjective obj = InnerObjective::L2) {
+SmtConfig config(int64_t cm, int64_t co, DgdLayers dgd = DgdLayers::PerLayer, InnerObjective obj = InnerObjective::L2) {
   SmtConfig c;
   c.heads = 2;
   c.head_dim = 4;
@@ -134,10 +133,10 @@ void TestSelfMod::gradientsOfBothPathsAgree() {
     in.mask.index_put_({1, I::Slice(6, I::None)}, false);
     std::vector<std::vector<Tensor>> grads;
     for (int path = 0; path < 2; ++path) {
-      std::vector<Tensor> leaves = {in.p.W1.clone().requires_grad_(), in.p.W2.clone().requires_grad_(),
-                                    in.p.w_eta.clone().requires_grad_(), in.p.b_eta.clone().requires_grad_(),
+      std::vector<Tensor> leaves = {in.p.W1.clone().requires_grad_(),      in.p.W2.clone().requires_grad_(),
+                                    in.p.w_eta.clone().requires_grad_(),   in.p.b_eta.clone().requires_grad_(),
                                     in.p.w_alpha.clone().requires_grad_(), in.p.b_alpha.clone().requires_grad_(),
-                                    in.x.clone().requires_grad_(), in.q.clone().requires_grad_()};
+                                    in.x.clone().requires_grad_(),         in.q.clone().requires_grad_()};
       SmtParams p{leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5]};
       auto r = path == 0 ? smt_reference(c, p, leaves[6], leaves[7], in.mask)
                          : smt_chunked(c, p, leaves[6], leaves[7], in.mask);
@@ -171,7 +170,8 @@ void TestSelfMod::oneWriteEqualsTheHandComputedDgdStep() {
   k = k / k.norm();
   auto v = Mx(kSmtValue, xv);
   v = v / v.norm();
-  const double eta = c.eta_scale * torch::nn::functional::softplus(in.p.w_eta[0].dot(Mx(kSmtEta, xv)) + in.p.b_eta[0]).item<double>();
+  const double eta =
+      c.eta_scale * torch::nn::functional::softplus(in.p.w_eta[0].dot(Mx(kSmtEta, xv)) + in.p.b_eta[0]).item<double>();
   const double alpha = torch::sigmoid(in.p.w_alpha[0].dot(Mx(kSmtAlpha, xv)) + in.p.b_alpha[0]).item<double>();
   for (int64_t m = 0; m < kSmtMemories; ++m) {
     auto W1 = in.p.W1[m][0], W2 = in.p.W2[m][0];
@@ -228,7 +228,8 @@ void TestSelfMod::gradientsThroughTheWritesMatchFiniteDifferences() {
       minus[i].view({-1})[idx] -= h;
       // Finite differences need the write path too: evaluate with grad mode on but no leaves.
       torch::AutoGradMode on(true);
-      const double fd = (lossOf(mk(plus), plus[4]).item<double>() - lossOf(mk(minus), minus[4]).item<double>()) / (2 * h);
+      const double fd =
+          (lossOf(mk(plus), plus[4]).item<double>() - lossOf(mk(minus), minus[4]).item<double>()) / (2 * h);
       const double an = g[i].reshape({-1})[idx].item<double>();
       QVERIFY2(std::abs(fd - an) <= 1e-6 * std::max(1.0, std::abs(an)),
                qPrintable(QString("leaf %1 index %2: analytic %3, numeric %4").arg(i).arg(idx).arg(an).arg(fd)));
@@ -306,8 +307,8 @@ void TestSelfMod::writeCountsFollowTheChunkSizes() {
   auto c = config(4, 8);
   auto in = makeInputs(c, 3, 19, 61);
   in.mask = torch::ones({3, 19}, torch::kBool);
-  in.mask.index_put_({1, I::Slice(9, I::None)}, false);   // 9 tokens
-  in.mask.index_put_({2, I::Slice(0, I::None)}, false);   // empty sequence
+  in.mask.index_put_({1, I::Slice(9, I::None)}, false);  // 9 tokens
+  in.mask.index_put_({2, I::Slice(0, I::None)}, false);  // empty sequence
   auto r = smt_chunked(c, in.p, in.x, in.q, in.mask);
   QCOMPARE(r.writes_memory, int64_t(5 + 3));  // ⌈19/4⌉ + ⌈9/4⌉
   QCOMPARE(r.writes_other, int64_t(3 + 2));   // ⌈19/8⌉ + ⌈9/8⌉
@@ -330,7 +331,8 @@ void TestSelfMod::writeCountsFollowTheChunkSizes() {
     double sum = 0;
     for (int64_t b = 0; b < 2; ++b) {  // the empty sequence is left out
       auto sl = I::Slice(m0, m1);
-      auto d2 = (r.W1[b].index({sl}) - in.p.W1.index({sl})).pow(2).sum() + (r.W2[b].index({sl}) - in.p.W2.index({sl})).pow(2).sum();
+      auto d2 = (r.W1[b].index({sl}) - in.p.W1.index({sl})).pow(2).sum() +
+                (r.W2[b].index({sl}) - in.p.W2.index({sl})).pow(2).sum();
       auto z2 = in.p.W1.index({sl}).pow(2).sum() + in.p.W2.index({sl}).pow(2).sum();
       sum += std::sqrt(d2.item<double>() / z2.item<double>());
     }

@@ -80,10 +80,10 @@ class TestSpec : public QObject {
 
   void validationReportsEveryErrorWithItsPath() {
     json s = hl::spec::defaults();
-    s["model"]["blocks"][1]["heads"] = 5;          // does not divide 128
-    s["optimizer"]["lr"] = -1;                      // out of range
-    s["experiment"]["protocol"] = "sometimes";      // not a choice
-    s["training"]["batch_size"] = "big";            // wrong type
+    s["model"]["blocks"][1]["heads"] = 5;       // does not divide 128
+    s["optimizer"]["lr"] = -1;                  // out of range
+    s["experiment"]["protocol"] = "sometimes";  // not a choice
+    s["training"]["batch_size"] = "big";        // wrong type
     s["model"]["blocks"].push_back({{"type", "mamba"}});
     auto v = hl::spec::validate(s);
     QVERIFY(!v.ok());
@@ -185,9 +185,7 @@ class TestSpec : public QObject {
     QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::load_file(dir.filePath("missing.json").toStdString()));
   }
 
-  void topLevelMustBeAnObject() {
-    QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::complete(json::array()));
-  }
+  void topLevelMustBeAnObject() { QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::complete(json::array())); }
 };
 
 QTEST_GUILESS_MAIN(TestSpec)

@@ -129,7 +129,8 @@ class TestSpecSchema : public QObject {
           json b = hl::spec::block_defaults(type);
           b[f.name] = v;
           auto val = hl::spec::validate(withBlock(b));
-          QVERIFY2(!hasError(val, path), qPrintable(describeField(type, f, v) + ": " + QString::fromStdString(val.format())));
+          QVERIFY2(!hasError(val, path),
+                   qPrintable(describeField(type, f, v) + ": " + QString::fromStdString(val.format())));
         }
         for (const auto& v : bad) {
           json b = hl::spec::block_defaults(type);
@@ -159,12 +160,14 @@ class TestSpecSchema : public QObject {
         json b = cms;
         b["levels"][2][f.name] = v;
         auto val = hl::spec::validate(withBlock(b));
-        QVERIFY2(!hasError(val, path), qPrintable(describeField("level", f, v) + ": " + QString::fromStdString(val.format())));
+        QVERIFY2(!hasError(val, path),
+                 qPrintable(describeField("level", f, v) + ": " + QString::fromStdString(val.format())));
       }
       for (const auto& v : bad) {
         json b = cms;
         b["levels"][2][f.name] = v;
-        QVERIFY2(hasError(hl::spec::validate(withBlock(b)), path), qPrintable(describeField("level", f, v) + " not rejected"));
+        QVERIFY2(hasError(hl::spec::validate(withBlock(b)), path),
+                 qPrintable(describeField("level", f, v) + " not rejected"));
       }
     }
   }
@@ -185,7 +188,8 @@ class TestSpecSchema : public QObject {
         json s = hl::spec::defaults();
         s[ptr] = v;
         auto val = hl::spec::validate(hl::spec::complete(s));
-        QVERIFY2(!hasError(val, "model." + p), qPrintable(describeField("model", f, v) + ": " + QString::fromStdString(val.format())));
+        QVERIFY2(!hasError(val, "model." + p),
+                 qPrintable(describeField("model", f, v) + ": " + QString::fromStdString(val.format())));
       }
       for (const auto& v : bad) {
         json s = hl::spec::defaults();

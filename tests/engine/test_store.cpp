@@ -116,8 +116,7 @@ void writeFile(const std::string& path, const std::string& bytes) {
   f << bytes;
 }
 
-RunRecord sampleRun(const std::string& dataset = "clinc150", const std::string& model = "hope",
-                    double created_at = 0) {
+RunRecord sampleRun(const std::string& dataset = "clinc150", const std::string& model = "hope", double created_at = 0) {
   RunRecord r;
   r.status = "finished";
   r.name = model;
@@ -166,9 +165,7 @@ class TestStore : public QObject {
     QCOMPARE(raw.integer("PRAGMA application_id"), int64_t(schema::kApplicationId));
     QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(schema::kVersion));
     for (const std::string& t : schema::required_tables())
-      QCOMPARE(raw.integer("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='" + t +
-                           "'"),
-               int64_t(1));
+      QCOMPARE(raw.integer("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='" + t + "'"), int64_t(1));
     // Points are looked up through the (series_id, step) primary key of the WITHOUT ROWID table.
     const std::string plan =
         raw.text("EXPLAIN QUERY PLAN SELECT step, value FROM points WHERE series_id=1 ORDER BY step",
@@ -187,8 +184,7 @@ class TestStore : public QObject {
     const std::string path = freshPath();
     {
       Raw raw(path);
-      raw.exec("PRAGMA application_id = " + std::to_string(applicationId) +
-               "; PRAGMA user_version = 0; VACUUM;");
+      raw.exec("PRAGMA application_id = " + std::to_string(applicationId) + "; PRAGMA user_version = 0; VACUUM;");
     }
     auto s = RunStore::open(path);
     QCOMPARE(s->schemaVersion(), 1);
@@ -202,8 +198,7 @@ class TestStore : public QObject {
     {
       Raw raw(path);  // the v1 layout written directly, with a row that uses the column defaults
       raw.exec(schema::migrations().at(0).sql);
-      raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) +
-               "; PRAGMA user_version = 1;");
+      raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) + "; PRAGMA user_version = 1;");
       raw.exec("INSERT INTO runs (status, name, tags) VALUES ('finished', 'by-hand', '[\"x\"]')");
     }
     auto s = RunStore::open(path);
@@ -220,8 +215,9 @@ class TestStore : public QObject {
     const std::string path = freshPath();
     makeStore(path, 2);
     std::vector<schema::Migration> steps = schema::migrations();
-    steps.push_back({2, "ALTER TABLE runs ADD COLUMN cadence_json TEXT NOT NULL DEFAULT '{}';"
-                        "CREATE TABLE cadence (run_id INTEGER, level TEXT, expected INTEGER);"});
+    steps.push_back({2,
+                     "ALTER TABLE runs ADD COLUMN cadence_json TEXT NOT NULL DEFAULT '{}';"
+                     "CREATE TABLE cadence (run_id INTEGER, level TEXT, expected INTEGER);"});
     Raw raw(path);
     QCOMPARE(schema::migrate(raw.get(), path, steps), 2);
     QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(2));
@@ -239,8 +235,7 @@ class TestStore : public QObject {
     steps.push_back({2, "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
     Raw raw(path);
     const std::string err = storeErrorOf([&] { schema::migrate(raw.get(), path, steps); });
-    QVERIFY2(err.find(path) != std::string::npos && err.find("rolled back") != std::string::npos,
-             err.c_str());
+    QVERIFY2(err.find(path) != std::string::npos && err.find("rolled back") != std::string::npos, err.c_str());
     QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(1));
     QCOMPARE(raw.integer("SELECT count(*) FROM sqlite_master WHERE name='half_done'"), int64_t(0));
   }
@@ -250,14 +245,22 @@ class TestStore : public QObject {
   void refusesUnusableFileWithoutTouchingIt_data() {
     QTest::addColumn<QString>("kind");
     QTest::addColumn<QString>("expected");
-    QTest::newRow("text file") << "text" << "not a SQLite file";
-    QTest::newRow("SQLite header cut short") << "short" << "shorter than the 100-byte";
-    QTest::newRow("truncated database") << "truncated" << "damaged";
-    QTest::newRow("garbled header") << "garbled-header" << "damaged";
-    QTest::newRow("garbled schema page") << "garbled-schema" << "damaged";
-    QTest::newRow("foreign application_id") << "foreign-id" << "another application";
-    QTest::newRow("foreign tables, no id") << "foreign-tables" << "another application";
-    QTest::newRow("newer schema") << "newer" << "newer than this Hope Lab build";
+    QTest::newRow("text file") << "text"
+                               << "not a SQLite file";
+    QTest::newRow("SQLite header cut short") << "short"
+                                             << "shorter than the 100-byte";
+    QTest::newRow("truncated database") << "truncated"
+                                        << "damaged";
+    QTest::newRow("garbled header") << "garbled-header"
+                                    << "damaged";
+    QTest::newRow("garbled schema page") << "garbled-schema"
+                                         << "damaged";
+    QTest::newRow("foreign application_id") << "foreign-id"
+                                            << "another application";
+    QTest::newRow("foreign tables, no id") << "foreign-tables"
+                                           << "another application";
+    QTest::newRow("newer schema") << "newer"
+                                  << "newer than this Hope Lab build";
   }
   void refusesUnusableFileWithoutTouchingIt() {
     QFETCH(QString, kind);
@@ -265,19 +268,26 @@ class TestStore : public QObject {
     const std::string path = freshPath();
     const std::map<QString, std::function<void()>> make = {
         {"text", [&] { writeFile(path, "run,acc\n1,0.5\n"); }},
-        {"short", [&] { makeStore(path, 1); writeFile(path, readFile(path).substr(0, 60)); }},
-        {"truncated", [&] {
+        {"short",
+         [&] {
+           makeStore(path, 1);
+           writeFile(path, readFile(path).substr(0, 60));
+         }},
+        {"truncated",
+         [&] {
            makeStore(path, 300, 2000);
            std::string b = readFile(path);
            writeFile(path, b.substr(0, b.size() / 2));
          }},
-        {"garbled-header", [&] {
+        {"garbled-header",
+         [&] {
            makeStore(path, 3);
            std::string b = readFile(path);
            for (size_t i = 16; i < 100; ++i) b[i] = char(0xA5);
            writeFile(path, b);
          }},
-        {"garbled-schema", [&] {
+        {"garbled-schema",
+         [&] {
            makeStore(path, 3);
            std::string b = readFile(path);
            uint32_t seed = 12345;
@@ -287,15 +297,18 @@ class TestStore : public QObject {
            }
            writeFile(path, b);
          }},
-        {"foreign-id", [&] {
+        {"foreign-id",
+         [&] {
            Raw raw(path);
            raw.exec("PRAGMA application_id = 42; CREATE TABLE runs (id INTEGER);");
          }},
-        {"foreign-tables", [&] {
+        {"foreign-tables",
+         [&] {
            Raw raw(path);
            raw.exec("CREATE TABLE customers (id INTEGER, name TEXT);");
          }},
-        {"newer", [&] {
+        {"newer",
+         [&] {
            makeStore(path, 1);
            Raw raw(path);
            raw.exec("PRAGMA user_version = " + std::to_string(schema::kVersion + 1));
@@ -361,17 +374,26 @@ class TestStore : public QObject {
     auto got = s->getRun(id);
     QVERIFY(got.has_value());
     QCOMPARE(got->id, id);
-    for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{
-             {got->status, r.status},       {got->name, r.name},
-             {got->spec_json, r.spec_json}, {got->config_hash, r.config_hash},
-             {got->run_hash, r.run_hash},   {got->dataset, r.dataset},
-             {got->protocol, r.protocol},   {got->strategy, r.strategy},
-             {got->model, r.model},         {got->head, r.head},
-             {got->data_hash, r.data_hash}, {got->split_hash, r.split_hash},
-             {got->app_version, r.app_version}, {got->torch_version, r.torch_version},
-             {got->cuda_version, r.cuda_version}, {got->device, r.device},
-             {got->host, r.host},           {got->notes, r.notes},
-             {got->error, r.error},         {got->summary_json, r.summary_json}})
+    for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{{got->status, r.status},
+                                                                        {got->name, r.name},
+                                                                        {got->spec_json, r.spec_json},
+                                                                        {got->config_hash, r.config_hash},
+                                                                        {got->run_hash, r.run_hash},
+                                                                        {got->dataset, r.dataset},
+                                                                        {got->protocol, r.protocol},
+                                                                        {got->strategy, r.strategy},
+                                                                        {got->model, r.model},
+                                                                        {got->head, r.head},
+                                                                        {got->data_hash, r.data_hash},
+                                                                        {got->split_hash, r.split_hash},
+                                                                        {got->app_version, r.app_version},
+                                                                        {got->torch_version, r.torch_version},
+                                                                        {got->cuda_version, r.cuda_version},
+                                                                        {got->device, r.device},
+                                                                        {got->host, r.host},
+                                                                        {got->notes, r.notes},
+                                                                        {got->error, r.error},
+                                                                        {got->summary_json, r.summary_json}})
       QCOMPARE(a, b);
     QCOMPARE(got->seed, r.seed);
     QCOMPARE(got->params, r.params);
@@ -482,9 +504,9 @@ class TestStore : public QObject {
         w.point("loss", "outer", -1, 1, step, 1.0 / double(step + 1));
         w.point("loss", "cms2", 1, 4, step, double(step));  // same name, other level/block/clock
       }
-      w.point("loss", "cms2", 1, 16, 0, 5.0);              // other clock: its own series
+      w.point("loss", "cms2", 1, 16, 0, 5.0);                 // other clock: its own series
       w.point("grad_norm", "outer", -1, 1, 3, std::nan(""));  // NaN survives (stored as NULL)
-      w.point("loss", "outer", -1, 1, 9, 42.0);             // same step again: last value wins
+      w.point("loss", "outer", -1, 1, 9, 42.0);               // same step again: last value wins
       w.accuracy({0, 0, 0.9, 0.95});
       w.accuracy({1, 0, 0.5, 0.8});
       w.accuracy({1, 1, 0.85, 0.9});
@@ -603,8 +625,8 @@ class TestStore : public QObject {
 
     // Every way this process may touch the files besides SQLite.
     QMimeDatabase mimes;
-    (void)mimes.mimeTypeForFile(qpath);                                  // the file dialog's probe
-    (void)mimes.mimeTypeForFile(qpath, QMimeDatabase::MatchContent);     // reads the header
+    (void)mimes.mimeTypeForFile(qpath);                               // the file dialog's probe
+    (void)mimes.mimeTypeForFile(qpath, QMimeDatabase::MatchContent);  // reads the header
     for (const char* suffix : {"", "-wal", "-shm"}) {
       QFile f(qpath + suffix);
       QVERIFY2(f.open(QIODevice::ReadOnly), suffix);
@@ -624,7 +646,8 @@ class TestStore : public QObject {
     for (std::string line; std::getline(locks, line);) {
       std::istringstream fields(line);
       std::string f;
-      for (int i = 0; i < 6 && fields >> f; ++i) {}  // "N: KIND ADVISORY TYPE PID MAJ:MIN:INODE"
+      for (int i = 0; i < 6 && fields >> f; ++i) {
+      }  // "N: KIND ADVISORY TYPE PID MAJ:MIN:INODE"
       heldOnDb += f.size() > 1 && f.substr(f.rfind(':') + 1) == std::to_string(st.st_ino);
     }
     QVERIFY2(heldOnDb > 0, "no lock of this process on the database file");
@@ -633,8 +656,9 @@ class TestStore : public QObject {
     // so it leaves the WAL in place.
     QProcess p;
     if (peer == "sqlite3") {
-      p.start("sqlite3", {qpath, "PRAGMA busy_timeout=10000; INSERT INTO runs(status, name) "
-                                 "VALUES('finished', 'from the peer');"});
+      p.start("sqlite3", {qpath,
+                          "PRAGMA busy_timeout=10000; INSERT INTO runs(status, name) "
+                          "VALUES('finished', 'from the peer');"});
     } else {
       QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
       env.insert("HL_TEST_STORE_PEER", qpath);
@@ -642,8 +666,7 @@ class TestStore : public QObject {
       p.start(QCoreApplication::applicationFilePath(), {});
     }
     QVERIFY(p.waitForFinished(60000));
-    QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0,
-             p.readAllStandardError().constData());
+    QVERIFY2(p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0, p.readAllStandardError().constData());
     QVERIFY2(QFile::exists(qpath + "-wal"), "the peer deleted the WAL: our locks were gone");
 
     // We read and write on: nothing lost, no I/O error, the peer's run visible.
@@ -662,11 +685,11 @@ class TestStore : public QObject {
     // ... and so does a fresh process: our commits reached the shared WAL.
     QProcess count;
     count.start("sqlite3", {qpath, QString("SELECT count(*) FROM points JOIN series ON series.id = "
-                                       "points.series_id WHERE series.run_id = %1; SELECT notes "
-                                       "FROM runs WHERE id = %1;").arg(id)});
+                                           "points.series_id WHERE series.run_id = %1; SELECT notes "
+                                           "FROM runs WHERE id = %1;")
+                                       .arg(id)});
     QVERIFY(count.waitForFinished(30000));
-    QCOMPARE(QString::fromUtf8(count.readAllStandardOutput()).trimmed(),
-             QString("200\nwritten after the peer closed"));
+    QCOMPARE(QString::fromUtf8(count.readAllStandardOutput()).trimmed(), QString("200\nwritten after the peer closed"));
   }
 
   void writerCommitsWithoutFlushWithinAFewBatchIntervals() {
@@ -700,8 +723,7 @@ class TestStore : public QObject {
     const std::string path = freshPath();
     makeStore(path, 1);
     const std::string err = storeErrorOf([&] { RunWriter w(path, 999); });
-    QVERIFY2(err.find("999") != std::string::npos && err.find(path) != std::string::npos,
-             err.c_str());
+    QVERIFY2(err.find("999") != std::string::npos && err.find(path) != std::string::npos, err.c_str());
   }
 
   void deleteRunRemovesEveryRow() {
@@ -755,11 +777,11 @@ class TestStore : public QObject {
       const char* expected;
     };
     const std::vector<Case> cases = {
-        {"running", current_host(), dead, 1, "interrupted"},        // process gone
-        {"running", current_host(), me, my_start, "running"},      // alive
+        {"running", current_host(), dead, 1, "interrupted"},           // process gone
+        {"running", current_host(), me, my_start, "running"},          // alive
         {"running", current_host(), me, my_start + 1, "interrupted"},  // pid reused by another
-        {"running", "some-other-host", dead, 1, "running"},        // not ours to judge
-        {"finished", current_host(), dead, 1, "finished"},         // only running runs change
+        {"running", "some-other-host", dead, 1, "running"},            // not ours to judge
+        {"finished", current_host(), dead, 1, "finished"},             // only running runs change
     };
     std::vector<int64_t> ids;
     {
@@ -811,7 +833,7 @@ class TestStore : public QObject {
     QElapsedTimer t;
     t.start();
     s->setNotes(id, "written after the lock was released");  // must wait, not fail
-    QVERIFY(t.elapsed() >= 1000);  // ms: it really waited for the other writer
+    QVERIFY(t.elapsed() >= 1000);                            // ms: it really waited for the other writer
     holder.join();
     QCOMPARE(s->getRun(id)->notes, std::string("written after the lock was released"));
   }
@@ -909,8 +931,7 @@ class TestStore : public QObject {
     f.status = "finished";
     auto runs = s->listRuns(f);
     QCOMPARE(runs.size(), size_t(2 * kRuns));
-    for (const auto& r : runs)
-      QCOMPARE(s->series(r.id).at(0).points.size(), size_t(kPoints / kRuns));
+    for (const auto& r : runs) QCOMPARE(s->series(r.id).at(0).points.size(), size_t(kPoints / kRuns));
     qInfo("%d reads during the writes", reads);
   }
 

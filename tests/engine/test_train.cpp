@@ -299,7 +299,7 @@ class TestTrain : public QObject {
     auto r = run_experiment(s, o, {&rec});
     QCOMPARE(QString::fromStdString(r.status), QString("finished"));
     QCOMPARE(r.summary["dev_rows"].get<int64_t>(), int64_t(7 * 10 * 2));  // 2 of 10 rows, 70 classes
-    QCOMPARE(r.summary["steps"].get<int64_t>(), int64_t(7 * 3));  // 80 train rows per task: 3 batches
+    QCOMPARE(r.summary["steps"].get<int64_t>(), int64_t(7 * 3));          // 80 train rows per task: 3 batches
     auto dev = rec.values("dev_avg_acc");
     QCOMPARE(int(dev.size()), 7);
     std::vector<double> best;
@@ -368,8 +368,8 @@ class TestTrain : public QObject {
   // and the cadence audit agrees: expected floor(steps / C) = actual.
   void cmsLevelsTickOnTheirClocks() {
     json s = small_spec("banking77", 8, 2);
-    s["model"]["blocks"].push_back({{"type", "cms"},
-                                    {"levels", json::array({{{"clock", 1}}, {{"clock", 4}}, {{"clock", 16}}})}});
+    s["model"]["blocks"].push_back(
+        {{"type", "cms"}, {"levels", json::array({{{"clock", 1}}, {{"clock", 4}}, {{"clock", 16}}})}});
     s = hl::spec::complete(s);
     QVERIFY(hl::spec::validate(s).ok());
     Recorder rec;
@@ -397,8 +397,9 @@ class TestTrain : public QObject {
   // has its loss and drift series in the store, and the cadence audit is exact for all of them.
   void everyLevelHasLossAndDriftSeries() {
     json s = small_spec("clinc150", 6, 1);
-    s["model"]["blocks"] = json::array({{{"type", "titans"}, {"heads", 4}},
-                                        {{"type", "cms"}, {"levels", json::array({{{"clock", 1}}, {{"clock", 4}}, {{"clock", 16}}})}}});
+    s["model"]["blocks"] =
+        json::array({{{"type", "titans"}, {"heads", 4}},
+                     {{"type", "cms"}, {"levels", json::array({{{"clock", 1}}, {{"clock", 4}}, {{"clock", 16}}})}}});
     s = hl::spec::complete(s);
     QVERIFY2(hl::spec::validate(s).ok(), hl::spec::validate(s).format().c_str());
     RunOptions o = opt_;
@@ -417,8 +418,7 @@ class TestTrain : public QObject {
       QVERIFY2(drift.count(level), level);
     }
     QCOMPARE(int(r.summary["cadence"].size()), 5);
-    for (const auto& c : r.summary["cadence"])
-      QVERIFY2(c["expected"] == c["actual"], c.dump().c_str());
+    for (const auto& c : r.summary["cadence"]) QVERIFY2(c["expected"] == c["actual"], c.dump().c_str());
   }
 
   void checkpointsLiveBesideTheirDatabase() {

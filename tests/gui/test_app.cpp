@@ -51,7 +51,7 @@ class TestApp : public QObject {
  private slots:
   void initTestCase() {
     QVERIFY(tmp_.isValid());
-    qputenv("XDG_DATA_HOME", tmp_.filePath("xdg").toUtf8());  // no test writes the user's data dir
+    qputenv("XDG_DATA_HOME", tmp_.filePath("xdg").toUtf8());       // no test writes the user's data dir
     qputenv("XDG_CONFIG_HOME", tmp_.filePath("config").toUtf8());  // nor the user's QSettings
     data_dir_ = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT);
     db_ = tmp_.filePath("runs.db");

@@ -101,8 +101,7 @@ class TestAppInput : public QObject {
     QVERIFY(resumeAct->isEnabled());
     QVERIFY2(status->text().contains("paused"), qPrintable(status->text()));
     QTRY_VERIFY2_WITH_TIMEOUT(queueText(w).contains("paused"), qPrintable(queueText(w)), 60000);
-    QTRY_VERIFY2_WITH_TIMEOUT(w.live()->titleText().contains("paused"), qPrintable(w.live()->titleText()),
-                              300000);
+    QTRY_VERIFY2_WITH_TIMEOUT(w.live()->titleText().contains("paused"), qPrintable(w.live()->titleText()), 300000);
     const qint64 heldAt = w.live()->shown().step();
     QTest::qWait(1500);
     w.live()->flush();
@@ -117,8 +116,7 @@ class TestAppInput : public QObject {
     QVERIFY(!resumeAct->isEnabled());
     QVERIFY2(!status->text().contains("paused"), qPrintable(status->text()));
     QVERIFY2(queueText(w).contains("running"), qPrintable(queueText(w)));
-    QTRY_VERIFY2_WITH_TIMEOUT(!w.live()->titleText().contains("paused"), qPrintable(w.live()->titleText()),
-                              60000);
+    QTRY_VERIFY2_WITH_TIMEOUT(!w.live()->titleText().contains("paused"), qPrintable(w.live()->titleText()), 60000);
 
     // Run › Stop all ends it; everything goes back to idle.
     QVERIFY(stopAllAct->isEnabled());
@@ -256,8 +254,7 @@ class TestAppInput : public QObject {
     wr.flush();
     hl::ui::LiveView live;
     QCOMPARE(live.showStoredRun(*db, id), QString());
-    QVERIFY2(live.titleText().contains("step 8 ") && !live.titleText().contains("8/8"),
-             qPrintable(live.titleText()));
+    QVERIFY2(live.titleText().contains("step 8 ") && !live.titleText().contains("8/8"), qPrintable(live.titleText()));
     QVERIFY2(live.titleText().contains("still running"), qPrintable(live.titleText()));
     for (int k = 9; k <= 14; ++k) wr.point("loss", "outer", -1, 1, k, 0.5);
     wr.flush();
@@ -297,7 +294,8 @@ class TestAppInput : public QObject {
                       Qt::NoScrollPhase, false);
     QApplication::sendEvent(plot, &wheel);
     const QCPRange zoomed = rects[0]->axis(QCPAxis::atBottom)->range();
-    QVERIFY2(zoomed.size() < 0.9 * before.size(), qPrintable(QString("%1 -> %2").arg(before.size()).arg(zoomed.size())));
+    QVERIFY2(zoomed.size() < 0.9 * before.size(),
+             qPrintable(QString("%1 -> %2").arg(before.size()).arg(zoomed.size())));
     for (auto* rect : rects) QCOMPARE(rect->axis(QCPAxis::atBottom)->range(), zoomed);  // lanes linked
     QVERIFY(live.lossZoom()->userRange());
     for (int k = 100; k < 150; ++k) wr.point("loss", "outer", -1, 1, k, 0.01);  // more points arrive
@@ -352,8 +350,7 @@ class TestAppInput : public QObject {
     spec["training"]["epochs"] = -1;
     w.experiment()->setSpec(spec);
     bool said = false;
-    for (auto* l : w.experiment()->findChildren<QLabel*>())
-      said |= l->text().contains("training.epochs = -1");
+    for (auto* l : w.experiment()->findChildren<QLabel*>()) said |= l->text().contains("training.epochs = -1");
     QVERIFY(said);
   }
 };

@@ -57,7 +57,9 @@ QPointF slotPoint(ArchitectureEditor& ed, int slot) {
   return QPointF(r.center().x(), r.top() - 4);
 }
 
-json blocksOf(const ArchitectureEditor& ed) { return ed.spec()["model"]["blocks"]; }
+json blocksOf(const ArchitectureEditor& ed) {
+  return ed.spec()["model"]["blocks"];
+}
 
 std::vector<std::string> types(const ArchitectureEditor& ed) {
   std::vector<std::string> t;
@@ -246,7 +248,8 @@ class TestEditor : public QObject {
     QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->levelRect(1, 2).center()));
     QCOMPARE(ed.scene()->selection(), Selection::ofLevel(1, 2));
     QVERIFY(ed.inspector()->editorFor("clock"));
-    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->nodeRect(FixedNode::Head).center()));
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {},
+                      v->mapFromScene(ed.scene()->nodeRect(FixedNode::Head).center()));
     QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Head));
     QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->levelRect(1, 0).center()));
     v->setFocus();
@@ -298,7 +301,8 @@ class TestEditor : public QObject {
     QTest::keyClick(v, Qt::Key_Down);
     QCOMPARE(ed.scene()->selection(), Selection::ofNode(FixedNode::Head));
     // empty canvas clears the selection
-    QTest::mouseClick(v->viewport(), Qt::LeftButton, {}, v->mapFromScene(ed.scene()->blockRect(0).topRight() + QPointF(30, 0)));
+    QTest::mouseClick(v->viewport(), Qt::LeftButton, {},
+                      v->mapFromScene(ed.scene()->blockRect(0).topRight() + QPointF(30, 0)));
     QCOMPARE(ed.scene()->selection(), Selection());
   }
 
@@ -464,7 +468,8 @@ class TestEditor : public QObject {
     QWidget* heads = ed.inspector()->editorFor("heads");
     QVERIFY(heads);
     QVERIFY(heads->hasFocus());
-    QVERIFY2(ed.inspector()->issuesText().contains("3 does not divide model.d_model 128"), qPrintable(ed.inspector()->issuesText()));
+    QVERIFY2(ed.inspector()->issuesText().contains("3 does not divide model.d_model 128"),
+             qPrintable(ed.inspector()->issuesText()));
     // the model cannot be built: counts show "—"
     QVERIFY(!m->totalStats().ok);
     QVERIFY(!m->blockStats(0).ok);
@@ -551,7 +556,8 @@ class TestEditor : public QObject {
     QVERIFY(ed.model()->totalStats().ok);
     QVERIFY(changed.count() >= 2);
     QVERIFY(!ed.scene()->cardText(0).contains("paused"));
-    QVERIFY(ed.scene()->cardText(0).contains(hl::ui::formatCount(double(ed.model()->blockStats(0).params)) + " params"));
+    QVERIFY(
+        ed.scene()->cardText(0).contains(hl::ui::formatCount(double(ed.model()->blockStats(0).params)) + " params"));
     // two identical blocks count the same
     ed.setSpec(hl::spec::preset("titans"));
     QCOMPARE(ed.model()->blockStats(0).params, ed.model()->blockStats(1).params);
@@ -767,10 +773,10 @@ class TestEditor : public QObject {
   void malformedSpecsShowErrorsAndStayEditable() {
     ArchitectureEditor ed;
     QSignalSpy validation(&ed, &ArchitectureEditor::validationChanged);
-    for (const char* text : {R"({"model": 5})", R"({"model": {"blocks": 7}})", R"({"model": {"head": "x"}})",
-                             R"({"model": {"blocks": [3, {"type": 4}, {"heads": 2}]}})",
-                             R"({"model": {"blocks": [{"type": "cms", "levels": "many"}]}})",
-                             R"({"model": {"d_model": "wide"}})"}) {
+    for (const char* text :
+         {R"({"model": 5})", R"({"model": {"blocks": 7}})", R"({"model": {"head": "x"}})",
+          R"({"model": {"blocks": [3, {"type": 4}, {"heads": 2}]}})",
+          R"({"model": {"blocks": [{"type": "cms", "levels": "many"}]}})", R"({"model": {"d_model": "wide"}})"}) {
       const json s = json::parse(text);
       ed.setSpec(s);
       QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(s.dump()));
@@ -780,7 +786,8 @@ class TestEditor : public QObject {
       for (int b = 0; b < ed.model()->blockCount(); ++b) ed.scene()->setSelection(Selection::ofBlock(b));
       ed.scene()->setSelection(Selection::ofNode(FixedNode::Head));
       QVERIFY2(ed.model()->insertBlock(0, "lstm"), text);
-      QCOMPARE(QString::fromStdString(ed.spec()["model"]["blocks"][0]["type"].get<std::string>()), QStringLiteral("lstm"));
+      QCOMPARE(QString::fromStdString(ed.spec()["model"]["blocks"][0]["type"].get<std::string>()),
+               QStringLiteral("lstm"));
       ed.undoStack()->undo();
       QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(s.dump()));
     }

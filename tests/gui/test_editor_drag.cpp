@@ -23,7 +23,9 @@ int itemCount(QTreeWidget* t) {
   return n;
 }
 
-QStringList pt(QPoint p) { return {QString::number(p.x()), QString::number(p.y())}; }
+QStringList pt(QPoint p) {
+  return {QString::number(p.x()), QString::number(p.y())};
+}
 
 }  // namespace
 

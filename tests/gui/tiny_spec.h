@@ -10,8 +10,7 @@ inline nlohmann::json tiny_spec(int seed = 0) {
   nlohmann::json s = hl::spec::preset("titans");
   s["name"] = "tiny-hope";
   s["model"]["d_model"] = 32;
-  s["model"]["blocks"] = nlohmann::json::array(
-      {hl::spec::block_defaults("titans"), hl::spec::block_defaults("cms")});
+  s["model"]["blocks"] = nlohmann::json::array({hl::spec::block_defaults("titans"), hl::spec::block_defaults("cms")});
   s["model"]["blocks"][0]["heads"] = 2;
   s["experiment"]["dataset"] = "banking77";
   s["experiment"]["seed"] = seed;

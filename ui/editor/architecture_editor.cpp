@@ -80,8 +80,10 @@ class CanvasView : public QGraphicsView {
     }
     if (k->key() == Qt::Key_Up || k->key() == Qt::Key_Down) {
       int step = k->key() == Qt::Key_Up ? -1 : 1;
-      if (k->modifiers() & Qt::ControlModifier) editor_->moveSelected(step);
-      else editor_->stepSelection(step);
+      if (k->modifiers() & Qt::ControlModifier)
+        editor_->moveSelected(step);
+      else
+        editor_->stepSelection(step);
       return k->accept();
     }
     QGraphicsView::keyPressEvent(k);
@@ -100,7 +102,9 @@ class CanvasView : public QGraphicsView {
   ArchitectureEditor* editor_;
 };
 
-QString q(const std::string& s) { return QString::fromStdString(s); }
+QString q(const std::string& s) {
+  return QString::fromStdString(s);
+}
 
 }  // namespace
 
@@ -118,8 +122,9 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
     presets_->addItem(q(n), q(n));
     presets_->setItemData(presets_->count() - 1, q(hl::spec::preset_description(n)), Qt::ToolTipRole);
   }
-  presets_->setToolTip(tr("Replace the architecture (model, name, description) with a built-in preset; "
-                          "the experiment, optimizer and training settings are kept. Undoable."));
+  presets_->setToolTip(
+      tr("Replace the architecture (model, name, description) with a built-in preset; "
+         "the experiment, optimizer and training settings are kept. Undoable."));
   connect(presets_, &QComboBox::activated, this, [this](int i) {
     QString name = presets_->itemData(i).toString();
     if (!name.isEmpty()) loadPreset(name);
@@ -166,7 +171,8 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
   auto* lv = new QVBoxLayout(left);
   lv->setContentsMargins(0, 0, 0, 0);
   lv->addWidget(palette_, 1);
-  paletteHelp_ = new QLabel(tr("Drag a block onto the canvas; drag Level into a CMS block; drop a head anywhere."), left);
+  paletteHelp_ =
+      new QLabel(tr("Drag a block onto the canvas; drag Level into a CMS block; drop a head anywhere."), left);
   paletteHelp_->setWordWrap(true);
   paletteHelp_->setForegroundRole(QPalette::PlaceholderText);
   lv->addWidget(paletteHelp_);
@@ -249,9 +255,15 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
   onModelChanged();
 }
 
-void ArchitectureEditor::setSpec(const nlohmann::json& spec) { model_->setSpec(spec); }
-nlohmann::json ArchitectureEditor::spec() const { return model_->spec(); }
-QUndoStack* ArchitectureEditor::undoStack() const { return model_->undoStack(); }
+void ArchitectureEditor::setSpec(const nlohmann::json& spec) {
+  model_->setSpec(spec);
+}
+nlohmann::json ArchitectureEditor::spec() const {
+  return model_->spec();
+}
+QUndoStack* ArchitectureEditor::undoStack() const {
+  return model_->undoStack();
+}
 
 void ArchitectureEditor::loadPreset(const QString& name) {
   if (model_->loadPreset(name.toStdString())) {
@@ -260,7 +272,9 @@ void ArchitectureEditor::loadPreset(const QString& name) {
   }
 }
 
-void ArchitectureEditor::setEstimatesEnabled(bool on) { model_->setEstimatesEnabled(on); }
+void ArchitectureEditor::setEstimatesEnabled(bool on) {
+  model_->setEstimatesEnabled(on);
+}
 
 bool ArchitectureEditor::deleteSelected() {
   Selection s = scene_->selection();
@@ -275,7 +289,8 @@ bool ArchitectureEditor::deleteSelected() {
     scene_->setSelection(Selection::ofBlock(s.block));
     return true;
   }
-  if (s.kind == Selection::Kind::Node) showMessage(tr("Embedding, Norm, Pooling and Head are always part of the model"));
+  if (s.kind == Selection::Kind::Node)
+    showMessage(tr("Embedding, Norm, Pooling and Head are always part of the model"));
   return false;
 }
 
@@ -413,13 +428,16 @@ void ArchitectureEditor::onSelection(const Selection& s) {
 void ArchitectureEditor::onModelChanged() {
   // keep the selection when it still exists (the scene drops it otherwise)
   scene_->setSelection(scene_->selection());
-  if (!(inspector_->selection() == scene_->selection())) inspector_->setSelection(scene_->selection());
-  else inspector_->refresh();
+  if (!(inspector_->selection() == scene_->selection()))
+    inspector_->setSelection(scene_->selection());
+  else
+    inspector_->refresh();
 
   issues_->clear();
   const QColor err(211, 47, 47), warn(200, 130, 0);
   for (const auto& i : model_->validation().issues) {
-    auto* it = new QTreeWidgetItem(issues_, {i.error ? tr("error") : tr("warning"), q(i.path.empty() ? "(spec)" : i.path), q(i.message)});
+    auto* it = new QTreeWidgetItem(
+        issues_, {i.error ? tr("error") : tr("warning"), q(i.path.empty() ? "(spec)" : i.path), q(i.message)});
     it->setForeground(0, i.error ? err : warn);
     it->setData(0, Qt::UserRole, q(i.path));
     it->setToolTip(2, q(i.message));
@@ -433,14 +451,20 @@ void ArchitectureEditor::onModelChanged() {
   Stats t = model_->totalStats();
   QString total = !model_->estimatesEnabled()
                       ? tr("<b>—</b> parameters · <b>—</b> FLOPs (estimates paused while a run trains)")
-                      : t.ok ? tr("<b>%1</b> parameters · <b>%2</b> FLOPs per sample").arg(formatCount(double(t.params)), formatCount(t.flops))
-                       : tr("<b>—</b> parameters · <b>—</b> FLOPs (the model cannot be built as it is)");
+                  : t.ok ? tr("<b>%1</b> parameters · <b>%2</b> FLOPs per sample")
+                               .arg(formatCount(double(t.params)), formatCount(t.flops))
+                         : tr("<b>—</b> parameters · <b>—</b> FLOPs (the model cannot be built as it is)");
   QString ctx;
   if (model_->seqLen() > 0)
-    ctx = tr(" · length %1 · vocabulary %2 · %3 classes").arg(model_->seqLen()).arg(model_->vocabSize()).arg(model_->numClasses());
-  QString state = errors ? QStringLiteral("<span style='color:#d32f2f'>%1</span>").arg(countOf(errors, tr("error"), tr("errors")))
-                         : tr("no errors");
-  footer_->setText(tr("Total: %1%2 &nbsp;|&nbsp; %3, %4").arg(total, ctx, state, countOf(warnings, tr("warning"), tr("warnings"))));
+    ctx = tr(" · length %1 · vocabulary %2 · %3 classes")
+              .arg(model_->seqLen())
+              .arg(model_->vocabSize())
+              .arg(model_->numClasses());
+  QString state =
+      errors ? QStringLiteral("<span style='color:#d32f2f'>%1</span>").arg(countOf(errors, tr("error"), tr("errors")))
+             : tr("no errors");
+  footer_->setText(
+      tr("Total: %1%2 &nbsp;|&nbsp; %3, %4").arg(total, ctx, state, countOf(warnings, tr("warning"), tr("warnings"))));
   Q_EMIT specChanged();
   Q_EMIT validationChanged(errors, warnings);
 }

@@ -58,8 +58,8 @@ class ArchitectureEditor : public QWidget {
   bool moveSelected(int step);
 
  Q_SIGNALS:
-  void specChanged();                                // after every edit (including undo/redo)
-  void presetLoaded(const QString& name);            // after loadPreset replaced the spec
+  void specChanged();                      // after every edit (including undo/redo)
+  void presetLoaded(const QString& name);  // after loadPreset replaced the spec
   void validationChanged(int errors, int warnings);
 
  private:

@@ -28,7 +28,8 @@ BlockInfo blockInfo(const std::string& type) {
   };
   auto it = known.find(type);
   if (it == known.end())
-    return {QString::fromStdString(type), tr("Block type from the engine (no description)"), QColor::fromHsv(0, 0, 140)};
+    return {QString::fromStdString(type), tr("Block type from the engine (no description)"),
+            QColor::fromHsv(0, 0, 140)};
   return {tr(it->second.title), tr(it->second.description), QColor::fromHsv(it->second.hue, 150, 200)};
 }
 

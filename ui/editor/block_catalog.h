@@ -16,11 +16,11 @@ struct BlockInfo {
 BlockInfo blockInfo(const std::string& type);
 
 namespace mime {
-inline constexpr char kNewBlock[] = "application/x-hopelab-block";         // block JSON
-inline constexpr char kMoveBlock[] = "application/x-hopelab-move-block";   // "index"
-inline constexpr char kNewLevel[] = "application/x-hopelab-level";         // level JSON or empty
-inline constexpr char kMoveLevel[] = "application/x-hopelab-move-level";   // "block,level"
-inline constexpr char kHead[] = "application/x-hopelab-head";              // head type
+inline constexpr char kNewBlock[] = "application/x-hopelab-block";        // block JSON
+inline constexpr char kMoveBlock[] = "application/x-hopelab-move-block";  // "index"
+inline constexpr char kNewLevel[] = "application/x-hopelab-level";        // level JSON or empty
+inline constexpr char kMoveLevel[] = "application/x-hopelab-move-level";  // "block,level"
+inline constexpr char kHead[] = "application/x-hopelab-head";             // head type
 }  // namespace mime
 
 }  // namespace hl::ui

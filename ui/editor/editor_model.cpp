@@ -64,8 +64,12 @@ EditorModel::EditorModel(QObject* parent) : QObject(parent), undo_(new QUndoStac
   setSpec(hl::spec::defaults());
 }
 
-int EditorModel::maxLevels() { return hl::spec::kMaxLevels; }
-int EditorModel::minLevels() { return hl::spec::kMinLevels; }
+int EditorModel::maxLevels() {
+  return hl::spec::kMaxLevels;
+}
+int EditorModel::minLevels() {
+  return hl::spec::kMinLevels;
+}
 
 void EditorModel::setEstimatesEnabled(bool on) {
   if (on == estimates_) return;
@@ -109,10 +113,14 @@ const json& completedBlocks(const json& completed) {
     return completed["model"]["blocks"];
   return kEmptyArray;
 }
-QString friendly(const std::string& type) { return QString::fromStdString(type); }
+QString friendly(const std::string& type) {
+  return QString::fromStdString(type);
+}
 }  // namespace
 
-int EditorModel::blockCount() const { return int(completedBlocks(completed_).size()); }
+int EditorModel::blockCount() const {
+  return int(completedBlocks(completed_).size());
+}
 
 json EditorModel::block(int i) const {
   if (spec_.contains("model") && spec_["model"].is_object() && spec_["model"].contains("blocks") &&
@@ -152,7 +160,9 @@ json EditorModel::levelsOf(const json& spec, int block) const {
   return json::array();
 }
 
-int EditorModel::levelCount(int i) const { return blockHasLevels(i) ? int(levelsOf(spec_, i).size()) : 0; }
+int EditorModel::levelCount(int i) const {
+  return blockHasLevels(i) ? int(levelsOf(spec_, i).size()) : 0;
+}
 
 json EditorModel::level(int block, int level) const {
   json lv = levelsOf(spec_, block);
@@ -248,9 +258,12 @@ bool EditorModel::insertLevel(int blk, int index, const json& level) {
     };
     const long long a = clockAt(index - 1), b = clockAt(index);
     long long clock = 1;
-    if (a > 0 && b > 0) clock = std::clamp<long long>(std::llround(std::sqrt(double(a) * double(b))), a, b);
-    else if (a > 0) clock = a * 4;
-    else if (b > 0) clock = std::max<long long>(1, b / 4);
+    if (a > 0 && b > 0)
+      clock = std::clamp<long long>(std::llround(std::sqrt(double(a) * double(b))), a, b);
+    else if (a > 0)
+      clock = a * 4;
+    else if (b > 0)
+      clock = std::max<long long>(1, b / 4);
     L = {{"clock", clock}, {"lr", 0.0}};
   }
   lv.insert(lv.begin() + index, L);
@@ -316,9 +329,11 @@ bool EditorModel::setValue(const std::string& pointer, const json& value) {
     }
     if (pointer.rfind("/model/", 0) == 0 && (!after.contains("model") || !after["model"].is_object()))
       after["model"] = json::object();
-    if (pointer.rfind("/model/head/", 0) == 0 && (!after["model"].contains("head") || !after["model"]["head"].is_object()))
+    if (pointer.rfind("/model/head/", 0) == 0 &&
+        (!after["model"].contains("head") || !after["model"]["head"].is_object()))
       after["model"]["head"] = json::object();
-    if (!after.contains(ptr.parent_pointer())) return refuse(tr("No field %1 in the spec").arg(QString::fromStdString(pointer)));
+    if (!after.contains(ptr.parent_pointer()))
+      return refuse(tr("No field %1 in the spec").arg(QString::fromStdString(pointer)));
     after[ptr] = value;
   } catch (const std::exception& e) {
     return refuse(tr("Cannot set %1: %2").arg(QString::fromStdString(pointer), e.what()));
@@ -330,11 +345,12 @@ bool EditorModel::setValue(const std::string& pointer, const json& value) {
     tok.toInt(&index);
     shown += index ? "[" + tok + "]" : (shown.isEmpty() ? tok : "." + tok);
   }
-  return push(after, tr("Set %1 = %2").arg(shown, QString::fromStdString(value.dump())),
-              "set:" + pointer);
+  return push(after, tr("Set %1 = %2").arg(shown, QString::fromStdString(value.dump())), "set:" + pointer);
 }
 
-bool EditorModel::setHeadType(const std::string& type) { return setValue("/model/head/type", type); }
+bool EditorModel::setHeadType(const std::string& type) {
+  return setValue("/model/head/type", type);
+}
 
 bool EditorModel::loadPreset(const std::string& name) {
   json after;
@@ -356,7 +372,9 @@ int EditorModel::errorCount() const {
   return n;
 }
 
-int EditorModel::warningCount() const { return int(validation_.issues.size()) - errorCount(); }
+int EditorModel::warningCount() const {
+  return int(validation_.issues.size()) - errorCount();
+}
 
 std::vector<hl::spec::Issue> EditorModel::issuesFor(int block, int level) const {
   std::vector<hl::spec::Issue> out;
@@ -376,14 +394,20 @@ std::vector<hl::spec::Issue> EditorModel::issuesFor(FixedNode node) const {
   return out;
 }
 
-Stats EditorModel::blockStats(int i) const { return i >= 0 && i < int(blocks_.size()) ? blocks_[i] : Stats{}; }
+Stats EditorModel::blockStats(int i) const {
+  return i >= 0 && i < int(blocks_.size()) ? blocks_[i] : Stats{};
+}
 
 Stats EditorModel::nodeStats(FixedNode node) const {
   switch (node) {
-    case FixedNode::Embedding: return embedding_;
-    case FixedNode::Norm: return norm_;
-    case FixedNode::Head: return head_;
-    case FixedNode::Pooling: return Stats{embedding_.ok, 0, 0.0};
+    case FixedNode::Embedding:
+      return embedding_;
+    case FixedNode::Norm:
+      return norm_;
+    case FixedNode::Head:
+      return head_;
+    case FixedNode::Pooling:
+      return Stats{embedding_.ok, 0, 0.0};
   }
   return {};
 }
@@ -401,7 +425,8 @@ double roughParams(const json& c) {
     for (const auto& b : m.at("blocks")) {
       double mult = b.value("ffn_mult", 4);
       double hidden = b.value("hidden", 0);
-      p += d * d * (8 + 2 * mult) * std::max<size_t>(1, b.contains("levels") && b["levels"].is_array() ? b["levels"].size() : 1);
+      p += d * d * (8 + 2 * mult) *
+           std::max<size_t>(1, b.contains("levels") && b["levels"].is_array() ? b["levels"].size() : 1);
       p += 8 * std::max(hidden, d) * std::max(hidden, d);
     }
     return p;
@@ -442,7 +467,8 @@ void EditorModel::analyse() {
   blocks_.assign(blockCount(), Stats{});
   embedding_ = norm_ = head_ = Stats{};
   vocab_ = seqLen_ = classes_ = 0;
-  if (!estimates_ || !completed_.is_object() || !completed_.contains("model") || !completed_["model"].is_object()) return;
+  if (!estimates_ || !completed_.is_object() || !completed_.contains("model") || !completed_["model"].is_object())
+    return;
   total_ = describe(completed_).first;
   json base = completed_;
   base["model"]["blocks"] = json::array();
@@ -455,13 +481,16 @@ void EditorModel::analyse() {
     for (const auto& m : info.value("modules", json::array())) {
       std::string n = m.value("name", "");
       long long p = m.value("params", 0LL);
-      if (n == "tok" || n == "pos") tok += p;
-      else if (n == "norm") norm_ = {true, p, 0.0};
-      else if (n == "head") head_ = {true, p, 0.0};
+      if (n == "tok" || n == "pos")
+        tok += p;
+      else if (n == "norm")
+        norm_ = {true, p, 0.0};
+      else if (n == "head")
+        head_ = {true, p, 0.0};
     }
     embedding_ = {true, tok, 0.0};
     if (!head_.ok) head_ = {true, 0, 0.0};  // NCM: class means are buffers, not parameters
-    head_.flops = baseStats.flops;         // with no blocks the estimate is the head's alone
+    head_.flops = baseStats.flops;          // with no blocks the estimate is the head's alone
     if (!norm_.ok) norm_ = {true, 0, 0.0};
   }
   const json& bl = completedBlocks(completed_);

@@ -17,23 +17,22 @@
 
 namespace hl::ui {
 
-
 // What the canvas shows besides the block list.
 enum class FixedNode { Embedding, Norm, Pooling, Head };
 
 // Where a validation issue belongs.
 struct IssueTarget {
-  int block = -1;   // model.blocks[i]; -1 = not a block
-  int level = -1;   // model.blocks[i].levels[l]; -1 = the block itself
+  int block = -1;                 // model.blocks[i]; -1 = not a block
+  int level = -1;                 // model.blocks[i].levels[l]; -1 = the block itself
   std::optional<FixedNode> node;  // model-level paths
   std::string field;              // the field inside the block / level / node ("" = the whole thing)
 };
 IssueTarget issueTarget(const std::string& path);
 
 struct Stats {
-  bool ok = false;       // false: describe() failed (shown as "—")
+  bool ok = false;  // false: describe() failed (shown as "—")
   long long params = 0;
-  double flops = 0.0;    // per sample
+  double flops = 0.0;  // per sample
 };
 
 class EditorModel : public QObject {
@@ -85,7 +84,7 @@ class EditorModel : public QObject {
   std::vector<hl::spec::Issue> issuesFor(FixedNode node) const;
   Stats totalStats() const { return total_; }
   Stats blockStats(int i) const;
-  Stats nodeStats(FixedNode node) const;  // Embedding (token + position tables), Norm, Head; Pooling has none
+  Stats nodeStats(FixedNode node) const;    // Embedding (token + position tables), Norm, Head; Pooling has none
   int vocabSize() const { return vocab_; }  // what describe() resolved (dataset default when 0); 0 unknown
   int seqLen() const { return seqLen_; }
   int numClasses() const { return classes_; }

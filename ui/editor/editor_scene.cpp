@@ -46,8 +46,8 @@ QStringList blockSummary(const json& b) {
   QStringList out;
   if (!b.is_object()) return out;
   // the most telling fields first, then the rest in key order
-  static const std::vector<std::string> first = {"heads", "chunk", "hidden", "variant", "ffn_mult", "inner_lr",
-                                                 "momentum", "retain", "dropout", "stop_grad_writes"};
+  static const std::vector<std::string> first = {"heads",    "chunk",    "hidden", "variant", "ffn_mult",
+                                                 "inner_lr", "momentum", "retain", "dropout", "stop_grad_writes"};
   // (comparisons, not value(): a malformed field must not throw)
   const bool selfmod = b.contains("type") && b["type"] == "hope" && (!b.contains("mixer") || b["mixer"] == "selfmod");
   std::vector<std::string> keys;
@@ -58,22 +58,31 @@ QStringList blockSummary(const json& b) {
   for (const auto& k : keys) {
     const json& v = b[k];
     if (k == "type" || k == "levels") continue;
-    if (k == "heads") out << QObject::tr("%1 heads").arg(numberText(v));
-    else if (k == "ffn_mult") out << QObject::tr("FFN ×%1").arg(numberText(v));
-    else if (k == "dropout") out << QObject::tr("dropout %1").arg(numberText(v));
-    else if (k == "chunk") out << QObject::tr("chunk %1").arg(numberText(v));
+    if (k == "heads")
+      out << QObject::tr("%1 heads").arg(numberText(v));
+    else if (k == "ffn_mult")
+      out << QObject::tr("FFN ×%1").arg(numberText(v));
+    else if (k == "dropout")
+      out << QObject::tr("dropout %1").arg(numberText(v));
+    else if (k == "chunk")
+      out << QObject::tr("chunk %1").arg(numberText(v));
     // The two papers' symbols (DECISIONS.md): Titans θ (step) and η (momentum); self-modifying
     // Titans η (step) and β (DGD momentum).
-    else if (k == "inner_lr") out << (selfmod ? QObject::tr("η %1") : QObject::tr("θ %1")).arg(numberText(v));
-    else if (k == "momentum") out << (selfmod ? QObject::tr("β %1") : QObject::tr("η %1")).arg(numberText(v));
-    else if (k == "retain") out << QObject::tr("retain %1").arg(numberText(v));
+    else if (k == "inner_lr")
+      out << (selfmod ? QObject::tr("η %1") : QObject::tr("θ %1")).arg(numberText(v));
+    else if (k == "momentum")
+      out << (selfmod ? QObject::tr("β %1") : QObject::tr("η %1")).arg(numberText(v));
+    else if (k == "retain")
+      out << QObject::tr("retain %1").arg(numberText(v));
     else if (k == "hidden")
       out << (v.is_number_integer() && v.get<long long>() == 0 ? QObject::tr("hidden = d_model")
-                                                                : QObject::tr("hidden %1").arg(numberText(v)));
-    else if (k == "variant") out << numberText(v);
+                                                               : QObject::tr("hidden %1").arg(numberText(v)));
+    else if (k == "variant")
+      out << numberText(v);
     else if (k == "stop_grad_writes") {
       if (v.is_boolean() && v.get<bool>()) out << QObject::tr("stop-grad writes");
-    } else out << QString::fromStdString(k) + " " + numberText(v);
+    } else
+      out << QString::fromStdString(k) + " " + numberText(v);
   }
   return out;
 }
@@ -266,12 +275,14 @@ void EditorScene::rebuild() {
   {
     int vocabSpec = m.value("vocab_size", 0);
     int lenSpec = m.value("max_len", 0);
-    QString vocab = vocabSpec > 0 ? QString::number(vocabSpec)
-                                  : (model_->vocabSize() > 0 ? tr("%1 (dataset)").arg(model_->vocabSize()) : tr("dataset"));
+    QString vocab = vocabSpec > 0
+                        ? QString::number(vocabSpec)
+                        : (model_->vocabSize() > 0 ? tr("%1 (dataset)").arg(model_->vocabSize()) : tr("dataset"));
     QString len = lenSpec > 0 ? QString::number(lenSpec)
                               : (model_->seqLen() > 0 ? tr("%1 (dataset)").arg(model_->seqLen()) : tr("dataset"));
     QString pos = m.value("positions", "") == "learned" ? tr("learned positions") : tr("no positions");
-    if (m.contains("positions") && m["positions"].is_string() && m["positions"] != "learned" && m["positions"] != "none")
+    if (m.contains("positions") && m["positions"].is_string() && m["positions"] != "learned" &&
+        m["positions"] != "none")
       pos = QString::fromStdString(m["positions"].get<std::string>());
     place(nodeCard(FixedNode::Embedding, tr("Embedding"), QString(),
                    {tr("d_model %1 · vocab %2").arg(numberText(m.value("d_model", json())), vocab),
@@ -296,7 +307,8 @@ void EditorScene::rebuild() {
       if (!cur.isEmpty() && fm.horizontalAdvance(next) > kCardWidth - 2 * kPad - kStripe - 8) {
         lines << cur;
         cur = part;
-      } else cur = next;
+      } else
+        cur = next;
     }
     if (!cur.isEmpty()) lines << cur;
     if (lines.isEmpty()) lines << info.description;
@@ -329,7 +341,9 @@ void EditorScene::rebuild() {
         for (const auto& is : li) (is.error ? chip->errors : chip->warnings)++;
         chip->selected = selection_ == Selection::ofLevel(i, l);
         chip->setToolTip(tr("CMS level %1: updates every %2 optimizer steps. Drag to reorder, drag out of the "
-                            "block to remove.").arg(l + 1).arg(clock) +
+                            "block to remove.")
+                             .arg(l + 1)
+                             .arg(clock) +
                          (li.empty() ? QString() : "\n" + issuesTooltip(li)));
         chips.push_back(chip);
       }
@@ -351,10 +365,13 @@ void EditorScene::rebuild() {
   {
     json h = m.contains("head") && m["head"].is_object() ? m["head"] : json::object();
     QString type = h.contains("type") ? numberText(h["type"]) : QStringLiteral("?");
-    QString classes = model_->numClasses() > 0 ? tr("%1 classes (dataset)").arg(model_->numClasses()) : tr("classes from the dataset");
-    QString line = type == "ncm" ? tr("cosine nearest-class-mean, scale %1").arg(numberText(h.value("ncm_scale", json())))
-                                 : tr("linear classifier");
-    place(nodeCard(FixedNode::Head, tr("Head"), type, {line + " · " + classes}, stats(model_->nodeStats(FixedNode::Head))));
+    QString classes = model_->numClasses() > 0 ? tr("%1 classes (dataset)").arg(model_->numClasses())
+                                               : tr("classes from the dataset");
+    QString line = type == "ncm"
+                       ? tr("cosine nearest-class-mean, scale %1").arg(numberText(h.value("ncm_scale", json())))
+                       : tr("linear classifier");
+    place(nodeCard(FixedNode::Head, tr("Head"), type, {line + " · " + classes},
+                   stats(model_->nodeStats(FixedNode::Head))));
   }
   // arrows between consecutive cards
   QPen arrowPen(pal.color(QPalette::Mid), 1.5);
@@ -372,8 +389,8 @@ void EditorScene::rebuild() {
 void EditorScene::setSelection(const Selection& s) {
   Selection v = s;
   if (v.kind == Selection::Kind::Block && (v.block < 0 || v.block >= model_->blockCount())) v = {};
-  if (v.kind == Selection::Kind::Level && (v.block < 0 || v.block >= model_->blockCount() || v.level < 0 ||
-                                           v.level >= model_->levelCount(v.block)))
+  if (v.kind == Selection::Kind::Level &&
+      (v.block < 0 || v.block >= model_->blockCount() || v.level < 0 || v.level >= model_->levelCount(v.block)))
     v = v.block >= 0 && v.block < model_->blockCount() ? Selection::ofBlock(v.block) : Selection{};
   if (v == selection_) return;
   selection_ = v;
@@ -400,7 +417,9 @@ QRectF EditorScene::levelRect(int b, int l) const {
   if (b < 0 || b >= int(levelChips_.size()) || l < 0 || l >= int(levelChips_[b].size())) return {};
   return levelChips_[b][l]->sceneBoundingRect();
 }
-QRectF EditorScene::nodeRect(FixedNode n) const { return nodes_[int(n)] ? nodes_[int(n)]->sceneBoundingRect() : QRectF(); }
+QRectF EditorScene::nodeRect(FixedNode n) const {
+  return nodes_[int(n)] ? nodes_[int(n)]->sceneBoundingRect() : QRectF();
+}
 
 QString EditorScene::cardText(int b) const {
   if (b < 0 || b >= int(blockCards_.size())) return {};
@@ -528,9 +547,12 @@ void EditorScene::showIndicator(const QMimeData* mime, const QPointF& p) {
   if (mime->hasFormat(mime::kNewBlock) || mime->hasFormat(mime::kMoveBlock)) {
     int slot = blockSlotAt(p);
     qreal y;
-    if (slot < int(blockCards_.size())) y = blockCards_[slot]->sceneBoundingRect().top() - kGap / 2;
-    else if (!blockCards_.empty()) y = blockCards_.back()->sceneBoundingRect().bottom() + kGap / 2;
-    else y = nodes_[0]->sceneBoundingRect().bottom() + kGap / 2;
+    if (slot < int(blockCards_.size()))
+      y = blockCards_[slot]->sceneBoundingRect().top() - kGap / 2;
+    else if (!blockCards_.empty())
+      y = blockCards_.back()->sceneBoundingRect().bottom() + kGap / 2;
+    else
+      y = nodes_[0]->sceneBoundingRect().bottom() + kGap / 2;
     line = QLineF(-10, y, kCardWidth + 10, y);
   } else if (mime->hasFormat(mime::kNewLevel) || mime->hasFormat(mime::kMoveLevel)) {
     int b = levelBlockAt(p);
@@ -558,7 +580,8 @@ void EditorScene::hideIndicator() {
 void EditorScene::dragEnterEvent(QGraphicsSceneDragDropEvent* e) {
   if (!canAcceptMime(e->mimeData())) return e->ignore();
   e->setDropAction(e->mimeData()->hasFormat(mime::kMoveBlock) || e->mimeData()->hasFormat(mime::kMoveLevel)
-                       ? Qt::MoveAction : Qt::CopyAction);
+                       ? Qt::MoveAction
+                       : Qt::CopyAction);
   e->accept();
   showIndicator(e->mimeData(), e->scenePos());
 }
@@ -566,7 +589,8 @@ void EditorScene::dragEnterEvent(QGraphicsSceneDragDropEvent* e) {
 void EditorScene::dragMoveEvent(QGraphicsSceneDragDropEvent* e) {
   if (!canAcceptMime(e->mimeData())) return e->ignore();
   e->setDropAction(e->mimeData()->hasFormat(mime::kMoveBlock) || e->mimeData()->hasFormat(mime::kMoveLevel)
-                       ? Qt::MoveAction : Qt::CopyAction);
+                       ? Qt::MoveAction
+                       : Qt::CopyAction);
   e->accept();
   showIndicator(e->mimeData(), e->scenePos());
 }
@@ -581,7 +605,8 @@ void EditorScene::dropEvent(QGraphicsSceneDragDropEvent* e) {
   bool ok = dropMime(e->mimeData(), e->scenePos());
   if (ok) {
     e->setDropAction(e->mimeData()->hasFormat(mime::kMoveBlock) || e->mimeData()->hasFormat(mime::kMoveLevel)
-                         ? Qt::MoveAction : Qt::CopyAction);
+                         ? Qt::MoveAction
+                         : Qt::CopyAction);
     e->accept();
   } else {
     e->setDropAction(Qt::IgnoreAction);
@@ -643,26 +668,49 @@ void EditorScene::contextMenuEvent(QGraphicsSceneContextMenuEvent* e) {
   QMenu menu;
   if (hit.kind == Selection::Kind::Block) {
     int b = hit.block;
-    menu.addAction(tr("Duplicate"), QKeySequence(tr("Ctrl+D")), [this, b] { model_->duplicateBlock(b); setSelection(Selection::ofBlock(b + 1)); });
-    menu.addAction(tr("Delete"), QKeySequence::Delete, [this, b] { if (model_->removeBlock(b)) setSelection({}); });
+    menu.addAction(tr("Duplicate"), QKeySequence(tr("Ctrl+D")), [this, b] {
+      model_->duplicateBlock(b);
+      setSelection(Selection::ofBlock(b + 1));
+    });
+    menu.addAction(tr("Delete"), QKeySequence::Delete, [this, b] {
+      if (model_->removeBlock(b)) setSelection({});
+    });
     menu.addSeparator();
-    menu.addAction(tr("Move up"), [this, b] { if (model_->moveBlock(b, b - 1)) setSelection(Selection::ofBlock(std::max(0, b - 1))); })
+    menu.addAction(tr("Move up"),
+                   [this, b] {
+                     if (model_->moveBlock(b, b - 1)) setSelection(Selection::ofBlock(std::max(0, b - 1)));
+                   })
         ->setEnabled(b > 0);
-    menu.addAction(tr("Move down"), [this, b] { if (model_->moveBlock(b, b + 1)) setSelection(Selection::ofBlock(b + 1)); })
+    menu.addAction(tr("Move down"),
+                   [this, b] {
+                     if (model_->moveBlock(b, b + 1)) setSelection(Selection::ofBlock(b + 1));
+                   })
         ->setEnabled(b + 1 < model_->blockCount());
     if (model_->blockHasLevels(b)) {
       menu.addSeparator();
-      menu.addAction(tr("Add level"), [this, b] {
-            if (model_->insertLevel(b, model_->levelCount(b))) setSelection(Selection::ofLevel(b, model_->levelCount(b) - 1));
-          })->setEnabled(model_->levelCount(b) < EditorModel::maxLevels());
+      menu.addAction(tr("Add level"),
+                     [this, b] {
+                       if (model_->insertLevel(b, model_->levelCount(b)))
+                         setSelection(Selection::ofLevel(b, model_->levelCount(b) - 1));
+                     })
+          ->setEnabled(model_->levelCount(b) < EditorModel::maxLevels());
     }
   } else if (hit.kind == Selection::Kind::Level) {
     int b = hit.block, l = hit.level;
-    menu.addAction(tr("Remove level"), QKeySequence::Delete, [this, b, l] { if (model_->removeLevel(b, l)) setSelection(Selection::ofBlock(b)); })
+    menu.addAction(tr("Remove level"), QKeySequence::Delete,
+                   [this, b, l] {
+                     if (model_->removeLevel(b, l)) setSelection(Selection::ofBlock(b));
+                   })
         ->setEnabled(model_->levelCount(b) > EditorModel::minLevels());
-    menu.addAction(tr("Move up"), [this, b, l] { if (model_->moveLevel(b, l, b, l - 1)) setSelection(Selection::ofLevel(b, l - 1)); })
+    menu.addAction(tr("Move up"),
+                   [this, b, l] {
+                     if (model_->moveLevel(b, l, b, l - 1)) setSelection(Selection::ofLevel(b, l - 1));
+                   })
         ->setEnabled(l > 0);
-    menu.addAction(tr("Move down"), [this, b, l] { if (model_->moveLevel(b, l, b, l + 1)) setSelection(Selection::ofLevel(b, l + 1)); })
+    menu.addAction(tr("Move down"),
+                   [this, b, l] {
+                     if (model_->moveLevel(b, l, b, l + 1)) setSelection(Selection::ofLevel(b, l + 1));
+                   })
         ->setEnabled(l + 1 < model_->levelCount(b));
   } else if (hit.kind == Selection::Kind::Node && hit.node == FixedNode::Head) {
     for (const auto& t : hl::spec::model_field("head.type").choices)

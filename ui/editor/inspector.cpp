@@ -23,7 +23,9 @@ using json = nlohmann::json;
 namespace hl::ui {
 
 namespace {
-QString q(const std::string& s) { return QString::fromStdString(s); }
+QString q(const std::string& s) {
+  return QString::fromStdString(s);
+}
 
 QString rangeText(const hl::spec::FieldInfo& f) {
   if (f.kind != "int" && f.kind != "number") return {};
@@ -54,8 +56,10 @@ std::string pathOfPointer(const std::string& ptr) {
     size_t j = ptr.find('/', i);
     std::string tok = ptr.substr(i, j == std::string::npos ? std::string::npos : j - i);
     bool index = !tok.empty() && std::all_of(tok.begin(), tok.end(), ::isdigit);
-    if (index) out += "[" + tok + "]";
-    else out += (out.empty() ? "" : ".") + tok;
+    if (index)
+      out += "[" + tok + "]";
+    else
+      out += (out.empty() ? "" : ".") + tok;
     if (j == std::string::npos) break;
     i = j + 1;
   }
@@ -74,7 +78,9 @@ void Inspector::setSelection(const Selection& s) {
   rebuild();
 }
 
-QString Inspector::title() const { return title_ ? title_->text() : QString(); }
+QString Inspector::title() const {
+  return title_ ? title_->text() : QString();
+}
 
 QString Inspector::issuesText() const {
   if (!issues_ || issues_->isHidden()) return {};
@@ -100,7 +106,8 @@ std::vector<Inspector::Field> Inspector::collect() const {
     out.push_back(f);
   };
   switch (selection_.kind) {
-    case Selection::Kind::None: break;
+    case Selection::Kind::None:
+      break;
     case Selection::Kind::Node:
       if (selection_.node == FixedNode::Embedding)
         for (const char* k : {"d_model", "vocab_size", "max_len", "positions"})
@@ -134,7 +141,8 @@ std::vector<Inspector::Field> Inspector::collect() const {
       break;
     }
     case Selection::Kind::Level: {
-      std::string base = "/model/blocks/" + std::to_string(selection_.block) + "/levels/" + std::to_string(selection_.level) + "/";
+      std::string base =
+          "/model/blocks/" + std::to_string(selection_.block) + "/levels/" + std::to_string(selection_.level) + "/";
       for (const auto& info : hl::spec::level_fields()) add(info, q(info.name), base + info.name);
       break;
     }
@@ -143,13 +151,19 @@ std::vector<Inspector::Field> Inspector::collect() const {
 }
 
 QString Inspector::signature(const std::vector<Field>& fields) const {
-  QString s = QStringLiteral("%1/%2/%3/%4|").arg(int(selection_.kind)).arg(int(selection_.node)).arg(selection_.block).arg(selection_.level);
+  QString s = QStringLiteral("%1/%2/%3/%4|")
+                  .arg(int(selection_.kind))
+                  .arg(int(selection_.node))
+                  .arg(selection_.block)
+                  .arg(selection_.level);
   if (selection_.kind == Selection::Kind::Block) s += q(model_->blockType(selection_.block)) + "|";
   for (const auto& f : fields) s += f.key + ":" + q(f.info.kind) + ":" + q(f.value.type_name()) + ";";
   return s;
 }
 
-void Inspector::refresh() { rebuild(); }
+void Inspector::refresh() {
+  rebuild();
+}
 
 void Inspector::updateLabels(const std::vector<Field>& fields) {
   for (const auto& f : fields)
@@ -162,14 +176,17 @@ void Inspector::updateLabels(const std::vector<Field>& fields) {
 
 void Inspector::updateIssues() {
   std::vector<hl::spec::Issue> issues;
-  if (selection_.kind == Selection::Kind::Block) issues = model_->issuesFor(selection_.block);
-  else if (selection_.kind == Selection::Kind::Level) issues = model_->issuesFor(selection_.block, selection_.level);
-  else if (selection_.kind == Selection::Kind::Node) issues = model_->issuesFor(selection_.node);
+  if (selection_.kind == Selection::Kind::Block)
+    issues = model_->issuesFor(selection_.block);
+  else if (selection_.kind == Selection::Kind::Level)
+    issues = model_->issuesFor(selection_.block, selection_.level);
+  else if (selection_.kind == Selection::Kind::Node)
+    issues = model_->issuesFor(selection_.node);
   QStringList lines;
   for (const auto& i : issues)
     lines << QStringLiteral("<span style='color:%1'>%2</span> <i>%3</i>: %4")
-                 .arg(i.error ? "#d32f2f" : "#c88200", i.error ? tr("error") : tr("warning"),
-                      q(i.path).toHtmlEscaped(), q(i.message).toHtmlEscaped());
+                 .arg(i.error ? "#d32f2f" : "#c88200", i.error ? tr("error") : tr("warning"), q(i.path).toHtmlEscaped(),
+                      q(i.message).toHtmlEscaped());
   issues_->setText(lines.join("<br>"));
   issues_->setVisible(!lines.isEmpty());
 }
@@ -187,30 +204,36 @@ void Inspector::updateHeader() {
       break;
     case Selection::Kind::Node: {
       static const char* names[] = {"Embedding", "Norm", "Pooling", "Head"};
-      static const char* docs[] = {"Token embedding (+ learned positions); the vocabulary and length come from the dataset when 0.",
-                                   "Final LayerNorm over d_model, before pooling.",
-                                   "Masked mean over the real (non-padding) tokens: no fields.",
-                                   "Classifier head. Drop a head from the palette to change its type."};
+      static const char* docs[] = {
+          "Token embedding (+ learned positions); the vocabulary and length come from the dataset when 0.",
+          "Final LayerNorm over d_model, before pooling.", "Masked mean over the real (non-padding) tokens: no fields.",
+          "Classifier head. Drop a head from the palette to change its type."};
       int n = int(selection_.node);
       title_->setText(tr(names[n]));
       QString stats;
       Stats st = model_->nodeStats(selection_.node);
-      if (selection_.node == FixedNode::Pooling) stats = tr("no parameters");
-      else if (selection_.node == FixedNode::Head || !model_->estimatesEnabled() || !st.ok) stats = statsText(st);
-      else stats = tr("%1 parameters (not in the FLOP estimate)").arg(formatCount(double(st.params)));
+      if (selection_.node == FixedNode::Pooling)
+        stats = tr("no parameters");
+      else if (selection_.node == FixedNode::Head || !model_->estimatesEnabled() || !st.ok)
+        stats = statsText(st);
+      else
+        stats = tr("%1 parameters (not in the FLOP estimate)").arg(formatCount(double(st.params)));
       sub_->setText(tr(docs[n]) + "\n" + stats);
       break;
     }
     case Selection::Kind::Block: {
       BlockInfo info = blockInfo(model_->blockType(selection_.block));
       title_->setText(tr("Block %1 · %2").arg(selection_.block + 1).arg(info.title));
-      sub_->setText(info.description + "\n" + tr("type: %1 · model.blocks[%2]").arg(q(model_->blockType(selection_.block))).arg(selection_.block) +
-                   "\n" + statsText(model_->blockStats(selection_.block)));
+      sub_->setText(
+          info.description + "\n" +
+          tr("type: %1 · model.blocks[%2]").arg(q(model_->blockType(selection_.block))).arg(selection_.block) + "\n" +
+          statsText(model_->blockStats(selection_.block)));
       break;
     }
     case Selection::Kind::Level:
       title_->setText(tr("Level %1 of block %2").arg(selection_.level + 1).arg(selection_.block + 1));
-      sub_->setText(tr("A CMS level: an MLP updated once every `clock` optimizer steps (levels are listed fastest first)."));
+      sub_->setText(
+          tr("A CMS level: an MLP updated once every `clock` optimizer steps (levels are listed fastest first)."));
       break;
   }
 }
@@ -271,9 +294,8 @@ void Inspector::rebuild() {
     type->setCurrentIndex(at);
     type->setToolTip(tr("Change the block's type; the fields both types have keep their values"));
     int b = selection_.block;
-    connect(type, &QComboBox::activated, this, [this, type, b](int i) {
-      model_->changeBlockType(b, type->itemData(i).toString().toStdString());
-    });
+    connect(type, &QComboBox::activated, this,
+            [this, type, b](int i) { model_->changeBlockType(b, type->itemData(i).toString().toStdString()); });
     editors_["type"] = type;
     form->addRow(new QLabel(tr("type"), body_), type);
   }
@@ -297,7 +319,9 @@ void Inspector::rebuild() {
     int b = selection_.block;
     auto* hint = new QLabel(tr("%1 CMS levels (1 to %2). Drag the palette's Level into the block to add one, "
                                "drag a level out of the block to remove it, drag to reorder.")
-                                .arg(model_->levelCount(b)).arg(EditorModel::maxLevels()), body_);
+                                .arg(model_->levelCount(b))
+                                .arg(EditorModel::maxLevels()),
+                            body_);
     hint->setWordWrap(true);
     v->addWidget(hint);
     auto* add = new QPushButton(tr("Add level"), body_);
@@ -354,7 +378,8 @@ void Inspector::setEditorValue(QWidget* w, const Field& f) {
 QWidget* Inspector::makeEditor(const Field& f) {
   const auto& info = f.info;
   QString tip = q(info.doc);
-  if (!rangeText(info).isEmpty()) tip += "\n" + tr("range %1").arg(rangeText(info)) + (info.unit.empty() ? QString() : " " + q(info.unit));
+  if (!rangeText(info).isEmpty())
+    tip += "\n" + tr("range %1").arg(rangeText(info)) + (info.unit.empty() ? QString() : " " + q(info.unit));
   tip += "\n" + q(pathOfPointer(f.pointer));
   const std::string ptr = f.pointer;
   QWidget* w = nullptr;
@@ -381,7 +406,8 @@ QWidget* Inspector::makeEditor(const Field& f) {
   } else if (info.kind == "choice") {
     auto* c = new QComboBox(body_);
     for (const auto& ch : info.choices) c->addItem(q(ch));
-    connect(c, &QComboBox::currentTextChanged, this, [this, ptr](const QString& t) { model_->setValue(ptr, json(t.toStdString())); });
+    connect(c, &QComboBox::currentTextChanged, this,
+            [this, ptr](const QString& t) { model_->setValue(ptr, json(t.toStdString())); });
     w = c;
   } else if (info.kind == "bool" || f.value.is_boolean()) {
     auto* b = new QCheckBox(body_);

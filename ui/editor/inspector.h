@@ -34,10 +34,10 @@ class Inspector : public QWidget {
  private:
   struct Field {
     hl::spec::FieldInfo info;
-    QString key;          // "heads", "head.type"
-    std::string pointer;  // JSON pointer into the spec
-    nlohmann::json value;           // current (completed) value
-    QString issue;        // first issue on this field, "" = none
+    QString key;           // "heads", "head.type"
+    std::string pointer;   // JSON pointer into the spec
+    nlohmann::json value;  // current (completed) value
+    QString issue;         // first issue on this field, "" = none
     bool error = false;
   };
   std::vector<Field> collect() const;

@@ -54,7 +54,8 @@ BlockPalette::BlockPalette(EditorModel* model, QWidget* parent) : QTreeWidget(pa
   auto* blocks = group(tr("Blocks"));
   for (const auto& t : hl::spec::block_types()) {
     BlockInfo info = blockInfo(t);
-    auto* it = item(blocks, info.title, info.description + "\n" + tr("type: %1 — drag onto the canvas").arg(QString::fromStdString(t)),
+    auto* it = item(blocks, info.title,
+                    info.description + "\n" + tr("type: %1 — drag onto the canvas").arg(QString::fromStdString(t)),
                     "block", QString::fromStdString(t), true);
     QPixmap swatch(10, 10);
     swatch.fill(info.accent);
@@ -67,18 +68,22 @@ BlockPalette::BlockPalette(EditorModel* model, QWidget* parent) : QTreeWidget(pa
   }
   if (anyLevels) {
     auto* cms = group(tr("CMS"));
-    item(cms, tr("Level"),
-         tr("A CMS level (clock and lr): drag into a block with levels; at most %1 per block").arg(hl::spec::kMaxLevels),
-         "level", QString(), true);
+    item(
+        cms, tr("Level"),
+        tr("A CMS level (clock and lr): drag into a block with levels; at most %1 per block").arg(hl::spec::kMaxLevels),
+        "level", QString(), true);
   }
   auto* heads = group(tr("Head"));
   for (const auto& h : hl::spec::model_field("head.type").choices)
     item(heads, tr("Head: %1").arg(QString::fromStdString(h)),
-         (h == "softmax" ? tr("A trained linear classifier") : h == "ncm" ? tr("Cosine nearest-class-mean (the network is not trained)") : QString()) +
+         (h == "softmax" ? tr("A trained linear classifier")
+          : h == "ncm"   ? tr("Cosine nearest-class-mean (the network is not trained)")
+                         : QString()) +
              "\n" + tr("drop anywhere on the canvas to set model.head.type"),
          "head", QString::fromStdString(h), true);
   auto* fixed = group(tr("Fixed (always present)"));
-  item(fixed, tr("Embedding"), tr("Token embedding + positions: always first; click it on the canvas to edit"), "fixed", "embedding", false);
+  item(fixed, tr("Embedding"), tr("Token embedding + positions: always first; click it on the canvas to edit"), "fixed",
+       "embedding", false);
   item(fixed, tr("Norm"), tr("Final LayerNorm: always after the blocks"), "fixed", "norm", false);
   item(fixed, tr("Pooling"), tr("Masked mean pooling: always before the head"), "fixed", "pooling", false);
 }
@@ -87,7 +92,8 @@ QTreeWidgetItem* BlockPalette::findType(const QString& kind, const QString& key)
   for (int g = 0; g < topLevelItemCount(); ++g)
     for (int i = 0; i < topLevelItem(g)->childCount(); ++i) {
       auto* it = topLevelItem(g)->child(i);
-      if (it->data(0, kKindRole).toString() == kind && (key.isNull() || it->data(0, kKeyRole).toString() == key)) return it;
+      if (it->data(0, kKindRole).toString() == kind && (key.isNull() || it->data(0, kKeyRole).toString() == key))
+        return it;
     }
   return nullptr;
 }
@@ -121,7 +127,9 @@ QMimeData* BlockPalette::mimeData(const QList<QTreeWidgetItem*>& items) const {
   return items.isEmpty() ? nullptr : mimeFor(items.first());
 }
 
-Qt::DropActions BlockPalette::supportedDropActions() const { return Qt::MoveAction; }
+Qt::DropActions BlockPalette::supportedDropActions() const {
+  return Qt::MoveAction;
+}
 
 // QAbstractItemView::startDrag offers the view's drop actions (Move) and removes the dragged item
 // when the target accepts a move: the palette entry vanished after every drag onto the canvas.
@@ -140,14 +148,16 @@ void BlockPalette::dragEnterEvent(QDragEnterEvent* e) {
   if (e->mimeData()->hasFormat(mime::kMoveBlock) || e->mimeData()->hasFormat(mime::kMoveLevel)) {
     e->setDropAction(Qt::MoveAction);
     e->accept();
-  } else e->ignore();
+  } else
+    e->ignore();
 }
 
 void BlockPalette::dragMoveEvent(QDragMoveEvent* e) {
   if (e->mimeData()->hasFormat(mime::kMoveBlock) || e->mimeData()->hasFormat(mime::kMoveLevel)) {
     e->setDropAction(Qt::MoveAction);
     e->accept();
-  } else e->ignore();
+  } else
+    e->ignore();
 }
 
 bool BlockPalette::acceptRemoval(const QMimeData* m) {
@@ -168,7 +178,8 @@ void BlockPalette::dropEvent(QDropEvent* e) {
     e->setDropAction(Qt::MoveAction);
     e->accept();
     Q_EMIT message(tr("Removed (Ctrl+Z restores it)"));
-  } else e->ignore();
+  } else
+    e->ignore();
 }
 
 }  // namespace hl::ui

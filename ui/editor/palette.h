@@ -26,7 +26,7 @@ class BlockPalette : public QTreeWidget {
   QStringList mimeTypes() const override;
   QMimeData* mimeData(const QList<QTreeWidgetItem*>& items) const override;
   Qt::DropActions supportedDropActions() const override;  // Move: canvas items dropped here
-  void startDrag(Qt::DropActions supported) override;       // drags out as Copy
+  void startDrag(Qt::DropActions supported) override;     // drags out as Copy
   void dragEnterEvent(QDragEnterEvent* e) override;
   void dragMoveEvent(QDragMoveEvent* e) override;
   void dropEvent(QDropEvent* e) override;
