@@ -1,7 +1,10 @@
 #include "ui/experiment_view.h"
 
 #include <QComboBox>
+#include <QDir>
 #include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -12,6 +15,7 @@
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QSpinBox>
+#include <QToolButton>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <filesystem>
@@ -76,7 +80,21 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
 
   auto* data = new QGroupBox(tr("Data and protocol"), this);
   auto* f1 = new QFormLayout(data);
-  f1->addRow(tr("Dataset"), dataset_);
+  // A folder of one's own data: the browse button fills the (editable) dataset field with it.
+  auto* browse = new QToolButton(this);
+  browse->setObjectName("browseDataset");
+  browse->setText(tr("Folder…"));
+  browse->setToolTip(tr("Choose a folder with train and test files (.csv or .jsonl; docs/DATA.md)"));
+  connect(browse, &QToolButton::clicked, this, [this] {
+    const QString start = QFileInfo(dataset_->currentText()).isDir() ? dataset_->currentText() : QDir::homePath();
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Dataset folder"), start);
+    if (!dir.isEmpty()) dataset_->setCurrentText(dir);
+  });
+  auto* datasetRow = new QHBoxLayout;
+  datasetRow->setContentsMargins(0, 0, 0, 0);
+  datasetRow->addWidget(dataset_, 1);
+  datasetRow->addWidget(browse);
+  f1->addRow(tr("Dataset"), datasetRow);
   f1->addRow(tr("Split"), split_);
   f1->addRow(tr("Protocol"), protocol_);
   f1->addRow(tr("Task order"), task_order_);
@@ -151,6 +169,12 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
   });
   setSpec(hl::spec::defaults());
   updateButtons();
+  // Tab moves through the form as it is laid out (top to bottom, group by group), not in the
+  // order the widgets were made.
+  const QList<QWidget*> order{dataset_, browse,  split_, protocol_, task_order_, limit_,     eval_limit_, strategy_,
+                              ewc_,     replay_, head_,  epochs_,   batch_,      optimizer_, lr_,         device_,
+                              seeds_,   tags_,   notes_, launch_,   pause_,      stop_,      stop_all_};
+  for (int i = 0; i + 1 < order.size(); ++i) setTabOrder(order[i], order[i + 1]);
 }
 
 void ExperimentView::showEvent(QShowEvent* e) {

@@ -5,12 +5,15 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QKeyEvent>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSignalBlocker>
 #include <QSpinBox>
 #include <QTextDocument>
+#include <QTimer>
+#include <QUndoStack>
 #include <QVBoxLayout>
 
 #include <cmath>
@@ -427,6 +430,8 @@ QWidget* Inspector::makeEditor(const Field& f) {
   w->setToolTip(tip);
   w->setObjectName(f.key);
   setEditorValue(w, f);
+  w->installEventFilter(this);
+  for (auto* child : w->findChildren<QLineEdit*>()) child->installEventFilter(this);
   return w;
 }
 
@@ -435,6 +440,21 @@ bool Inspector::focusField(const QString& field) {
   if (!w) return false;
   w->setFocus(Qt::OtherFocusReason);
   if (auto* s = qobject_cast<QAbstractSpinBox*>(w)) s->selectAll();
+  return true;
+}
+
+bool Inspector::eventFilter(QObject* watched, QEvent* event) {
+  if (event->type() != QEvent::ShortcutOverride && event->type() != QEvent::KeyPress)
+    return QWidget::eventFilter(watched, event);
+  auto* key = static_cast<QKeyEvent*>(event);
+  const bool undo = key->matches(QKeySequence::Undo), redo = key->matches(QKeySequence::Redo);
+  if (!undo && !redo) return QWidget::eventFilter(watched, event);
+  if (event->type() == QEvent::ShortcutOverride) {  // the key is ours: not the field's, not a menu's
+    event->accept();
+    return true;
+  }
+  // After this event: the undo rebuilds the form when the fields change, deleting `watched`.
+  QTimer::singleShot(0, this, [this, undo] { undo ? model_->undoStack()->undo() : model_->undoStack()->redo(); });
   return true;
 }
 

@@ -46,6 +46,9 @@ class Inspector : public QWidget {
   void updateIssues();
   void updateLabels(const std::vector<Field>& fields);
   QWidget* makeEditor(const Field& f);
+  // Ctrl+Z / Ctrl+Shift+Z in a field undo or redo the spec edit (the editor's undo stack), not the
+  // field's own text: every committed field change is one step of that stack.
+  bool eventFilter(QObject* watched, QEvent* event) override;
   void setEditorValue(QWidget* w, const Field& f);
   QString signature(const std::vector<Field>& fields) const;
 

@@ -18,7 +18,7 @@
 #include "engine/data/dataset.h"
 #include "engine/store/store.h"
 #include "engine/train/inference.h"
-#include "gui/tiny_spec.h"
+#include "tiny_spec.h"
 #include "ui/compare_view.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"

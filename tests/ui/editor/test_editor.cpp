@@ -217,6 +217,34 @@ class TestEditor : public QObject {
     QCOMPARE(ed.spec(), hl::spec::preset("transformer"));
   }
 
+  // Issue 12 item 8: Ctrl+Z typed in an inspector field undid the field's text, not the edit.
+  void ctrlZInAnInspectorFieldUndoesTheSpecEdit() {
+    ArchitectureEditor ed;
+    ed.resize(1300, 900);
+    ed.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&ed));
+    ed.setSpec(hl::spec::preset("titans"));
+    const json before = ed.spec();
+    ed.scene()->setSelection(Selection::ofBlock(0));
+    auto* heads = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"));
+    QVERIFY(heads);
+    heads->setFocus();
+    heads->selectAll();
+    const int was = heads->value(), now = was == 2 ? 1 : 2;
+    QTest::keyClicks(heads, QString::number(now));
+    QTest::keyClick(heads, Qt::Key_Return);
+    QCOMPARE(blocksOf(ed)[0]["heads"].get<int>(), now);
+    QCOMPARE(ed.undoStack()->count(), 1);
+    auto* field = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"));
+    QTest::keyClick(field, Qt::Key_Z, Qt::ControlModifier);
+    QTRY_COMPARE(blocksOf(ed)[0]["heads"].get<int>(), was);
+    QCOMPARE(ed.spec(), before);
+    QTRY_COMPARE(qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"))->value(), was);
+    field = qobject_cast<QSpinBox*>(ed.inspector()->editorFor("heads"));
+    QTest::keyClick(field, Qt::Key_Z, Qt::ControlModifier | Qt::ShiftModifier);  // redo
+    QTRY_COMPARE(blocksOf(ed)[0]["heads"].get<int>(), now);
+  }
+
   void keyboardDeletesAndDuplicates() {
     ArchitectureEditor ed;
     ed.resize(1300, 900);

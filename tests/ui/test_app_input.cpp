@@ -9,12 +9,14 @@
 #include <QComboBox>
 #include <QApplication>
 #include <QLabel>
+#include <QLineEdit>
 #include <QListWidget>
 #include <QMenu>
 #include <QMenuBar>
 #include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QWheelEvent>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -23,7 +25,7 @@
 
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
-#include "gui/tiny_spec.h"
+#include "tiny_spec.h"
 #include "ui/editor/architecture_editor.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
@@ -341,6 +343,34 @@ class TestAppInput : public QObject {
     QCOMPARE(MainWindow::lastDatabase(), QString::fromStdString(path));
     QSettings().setValue("recent/dbs", QStringList{tmp_.filePath("gone.db")});
     QCOMPARE(MainWindow::lastDatabase(), MainWindow::defaultDbPath());
+  }
+
+  // Issue 12 item 8: Tab jumped around the Experiment form in the order the widgets were made.
+  void experimentFormTabsInLayoutOrder() {
+    MainWindow w;
+    w.showTab(MainWindow::Experiment);
+    w.show();
+    w.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&w));
+    auto* seeds = w.experiment()->findChild<QLineEdit*>("seeds");
+    const auto combos = w.experiment()->findChildren<QComboBox*>();
+    QVERIFY(seeds && !combos.isEmpty());
+    QComboBox* dataset = combos.first();  // made first
+    dataset->setFocus();
+    QTRY_VERIFY(dataset->hasFocus() || dataset->isAncestorOf(QApplication::focusWidget()));
+    auto tab = [&](bool back = false) {
+      QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab, back ? Qt::ShiftModifier : Qt::NoModifier);
+      return QApplication::focusWidget();
+    };
+    QCOMPARE(tab()->objectName(), QString("browseDataset"));
+    QVERIFY(qobject_cast<QComboBox*>(tab()) || qobject_cast<QComboBox*>(QApplication::focusWidget()->parentWidget()));
+    tab();                                                                    // protocol
+    QVERIFY2(qobject_cast<QSpinBox*>(tab()), "task order follows protocol");  // as laid out
+    seeds->setFocus();
+    QTRY_VERIFY(seeds->hasFocus());
+    tab();  // tags
+    tab();  // notes
+    QCOMPARE(tab()->objectName(), QString("launch"));
   }
 
   // Issue 12 item 8: `epochs: -1` showed as 1 without a word.
