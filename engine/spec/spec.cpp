@@ -1,5 +1,6 @@
 #include "engine/spec/spec.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -8,19 +9,13 @@
 
 #include "engine/common/error.h"
 #include "engine/common/sha256.h"
+#include "engine/spec/fields.h"
 #include "engine/spec/presets_data.h"
 
 using json = nlohmann::json;
 
 namespace hl::spec {
 namespace {
-
-const std::set<std::string> kProtocols = {"class-incremental", "joint"};
-const std::set<std::string> kStrategies = {"finetune", "ewc", "replay"};
-const std::set<std::string> kHeads = {"softmax", "ncm", "memory"};
-const std::set<std::string> kOptimizers = {"adamw", "sgd", "sgd_momentum", "delta_momentum", "deep_momentum", "m3"};
-const std::set<std::string> kDevices = {"cpu", "cuda"};
-const std::set<std::string> kPositions = {"learned", "none"};
 
 json merge(const json& base, const json& over) {
   if (!base.is_object() || !over.is_object()) return over;
@@ -52,110 +47,41 @@ std::vector<std::string> block_types() {
   return {"transformer", "lstm", "retnet", "cms", "titans", "hope", "hope_attention"};
 }
 
+// A section's fields at their defaults, from the field table (fields.h).
+json section_defaults(const std::string& section) {
+  json o = json::object();
+  for (const auto& f : section_fields(section)) o[f.name] = f.def;
+  return o;
+}
+
 json block_defaults(const std::string& type) {
-  if (type == "transformer") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
-  if (type == "retnet") return {{"type", type}, {"heads", 4}, {"ffn_mult", 2}, {"dropout", 0.1}};
-  if (type == "lstm") return {{"type", type}, {"hidden", 0}};
-  if (type == "cms")  // DECISIONS.md: 3 levels, clocks 1, 4, 16 steps, each at the base lr
-    return {{"type", type},
-            {"variant", "sequential"},
-            {"clock_unit", "steps"},
-            {"transfer", "gradient"},
-            {"consolidate_rate", 0.5},
-            {"ffn_mult", 2},
-            {"levels",
-             json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}})}};
-  if (type == "titans")  // DECISIONS.md: memory chunk 4; θ 0.1, η 0.9; retain 0.99
-    return {{"type", type},          {"heads", 4},      {"ffn_mult", 2},
-            {"dropout", 0.1},        {"inner_lr", 0.1}, {"momentum", 0.9},
-            {"retain", 0.99},        {"chunk", 4},      {"stop_grad_writes", false},
-            {"persistent_tokens", 0}};
-  if (type == "hope")  // DECISIONS.md: self-modifying Titans (η scale 0.1, β 0.9, chunks 4 and 8,
-                       // per-layer DGD, L2 objective) + CMS (clocks 1, 4, 16 at the base lr)
-    return {{"type", type},
-            {"mixer", "selfmod"},
-            {"heads", 4},
-            {"ffn_mult", 2},
-            {"dropout", 0.1},
-            {"inner_lr", 0.1},
-            {"momentum", 0.9},
-            {"retain", 0.99},
-            {"chunk", 4},
-            {"chunk_other", 8},
-            {"dgd_layers", "per_layer"},
-            {"inner_objective", "l2"},
-            {"stop_grad_writes", false},
-            {"persistent_tokens", 0},
-            {"variant", "sequential"},
-            {"clock_unit", "steps"},
-            {"transfer", "gradient"},
-            {"consolidate_rate", 0.5},
-            {"levels", block_defaults("cms")["levels"]}};
-  if (type == "hope_attention")  // softmax attention in place of self-modifying Titans
-    return {{"type", type},
-            {"heads", 4},
-            {"ffn_mult", 2},
-            {"dropout", 0.1},
-            {"variant", "sequential"},
-            {"clock_unit", "steps"},
-            {"transfer", "gradient"},
-            {"consolidate_rate", 0.5},
-            {"levels", block_defaults("cms")["levels"]}};
-  return json::object();
+  static const std::set<std::string> kTypes = {"transformer", "retnet", "lstm",          "cms",
+                                               "titans",      "hope",   "hope_attention"};
+  if (!kTypes.count(type)) return json::object();
+  json b = {{"type", type}};
+  for (const auto& f : section_fields("block"))
+    if (std::find(f.blocks.begin(), f.blocks.end(), type) != f.blocks.end()) b[f.name] = f.def;
+  // DECISIONS.md: 3 levels, clocks 1, 4, 16 steps, each at the base lr (cms, hope, hope_attention)
+  if (type == "cms" || type == "hope" || type == "hope_attention")
+    b["levels"] = json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}});
+  return b;
 }
 
 json defaults() {
   json blk = block_defaults("transformer");
-  return {
-      {"schema_version", kSchemaVersion},
-      {"name", "transformer"},
-      {"description", ""},
-      {"model",
-       {{"d_model", 128},
-        {"vocab_size", 0},
-        {"max_len", 0},
-        {"positions", "learned"},
-        {"blocks", json::array({blk, blk})},
-        {"head",
-         {{"type", "softmax"},
-          {"ncm_scale", 16.0},
-          // memory head (DECISIONS.md "Heads"; docs/MODELS.md "Memory head")
-          {"clock", 1},
-          {"inner_lr", 0.1},
-          {"retain", 1.0},
-          {"momentum", 0.9},
-          {"scale", 16.0}}}}},
-      {"optimizer",
-       {{"type", "adamw"},
-        {"lr", 1e-3},
-        {"weight_decay", 0.01},
-        {"beta1", 0.9},
-        {"beta2", 0.999},
-        {"momentum", 0.9},
-        {"m3_slow_every", 10},
-        {"m3_ns_steps", 5},
-        {"deep_hidden", 4},
-        {"deep_inner_lr", 1e-3}}},
-      {"training",
-       {{"epochs", 5},
-        {"batch_size", 32},
-        {"eval_every", 0},
-        {"limit_per_class", 0},
-        {"eval_limit_per_class", 0},
-        {"grad_clip", 0.0},
-        {"dev_fraction", 0.0},
-        {"threads", 0},
-        {"checkpoints", true}}},
-      {"experiment",
-       {{"dataset", "banking77"},
-        {"split", ""},
-        {"protocol", "class-incremental"},
-        {"strategy", {{"type", "finetune"}, {"ewc_lambda", 100.0}, {"replay_per_class", 10}}},
-        {"task_order", 0},
-        {"seed", 0},
-        {"device", "cpu"},
-        {"data", {{"text_column", "text"}, {"label_column", "label"}, {"classes_per_task", 10}}}}},
-  };
+  json model = section_defaults("model");
+  model["blocks"] = json::array({blk, blk});
+  model["head"] = section_defaults("model.head");
+  json experiment = section_defaults("experiment");
+  experiment["strategy"] = section_defaults("experiment.strategy");
+  experiment["data"] = section_defaults("experiment.data");
+  return {{"schema_version", kSchemaVersion},
+          {"name", "transformer"},
+          {"description", ""},
+          {"model", model},
+          {"optimizer", section_defaults("optimizer")},
+          {"training", section_defaults("training")},
+          {"experiment", experiment}};
 }
 
 json complete(const json& user) {
@@ -218,6 +144,23 @@ struct Checker {
     const json* x = at(j, key, path);
     if (x && !x->is_boolean()) err(path, "must be true or false, got " + x->dump());
   }
+  // Every field of `section` (the field table) that `j` must hold, at path prefix p; block
+  // fields only for the block types that have them (`block_type`).
+  void fields(const json& j, const std::string& section, const std::string& p, const std::string& block_type = "") {
+    for (const auto& f : section_fields(section)) {
+      if (!block_type.empty() && std::find(f.blocks.begin(), f.blocks.end(), block_type) == f.blocks.end()) continue;
+      field(j, f, p + "." + f.name);
+    }
+  }
+  void field(const json& j, const FieldInfo& f, const std::string& path) {
+    if (f.kind == "int") return integer(j, f.name, path, long(f.min), long(f.max));
+    if (f.kind == "number") return number(j, f.name, path, f.min, f.max, f.min_open);
+    if (f.kind == "choice") return choice(j, f.name, path, std::set<std::string>(f.choices.begin(), f.choices.end()));
+    if (f.kind == "bool") return boolean(j, f.name, path);
+    const json* x = at(j, f.name, path);
+    if (x && (!x->is_string() || (f.nonempty && x->get<std::string>().empty())))
+      err(path, std::string(f.nonempty ? "must be a non-empty string" : "must be a string") + ": " + f.doc);
+  }
   void unknownKeys(const json& j, const json& known, const std::string& path) {
     if (!j.is_object()) return;
     for (auto it = j.begin(); it != j.end(); ++it)
@@ -247,13 +190,10 @@ Validation validate(const json& s) {
 namespace {
 // CMS levels and variant of a cms, hope or hope_attention block at path p.
 void check_levels(Checker& c, const json& b, const std::string& p) {
-  c.choice(b, "variant", p + ".variant", {"sequential", "independent", "nested"});
-  c.choice(b, "clock_unit", p + ".clock_unit", {"steps", "tasks"});
-  c.choice(b, "transfer", p + ".transfer", {"gradient", "consolidate"});
-  c.number(b, "consolidate_rate", p + ".consolidate_rate", 0.0, 1.0, true);
   const json* lv = c.at(b, "levels", p + ".levels");
-  if (lv && (!lv->is_array() || lv->empty() || lv->size() > 6)) {
-    c.err(p + ".levels", "must be a list of 1 to 6 levels like {\"clock\": 4, \"lr\": 0}");
+  if (lv && (!lv->is_array() || int(lv->size()) < kMinLevels || int(lv->size()) > kMaxLevels)) {
+    c.err(p + ".levels", "must be a list of " + std::to_string(kMinLevels) + " to " + std::to_string(kMaxLevels) +
+                             " levels like {\"clock\": 4, \"lr\": 0}");
   } else if (lv) {
     int prev = 0;
     for (size_t l = 0; l < lv->size(); ++l) {
@@ -263,8 +203,8 @@ void check_levels(Checker& c, const json& b, const std::string& p) {
         c.err(lp, "must be an object like {\"clock\": 4, \"lr\": 0}");
         continue;
       }
-      c.integer(L, "clock", lp + ".clock", 1, 100000000);
-      if (L.contains("lr")) c.number(L, "lr", lp + ".lr", 0.0, 10.0);
+      c.field(L, *find_field("level", "clock"), lp + ".clock");
+      if (L.contains("lr")) c.field(L, *find_field("level", "lr"), lp + ".lr");  // optional: the base lr
       c.unknownKeys(L, json{{"clock", 1}, {"lr", 0.0}, {"init_from", json::object()}}, lp);
       if (L.contains("init_from")) {  // level stacking (docs/MODELS.md)
         const json& in = L["init_from"];
@@ -274,7 +214,7 @@ void check_levels(Checker& c, const json& b, const std::string& p) {
         } else {
           c.unknownKeys(in, json{{"checkpoint", ""}, {"block", 0}, {"level", 0}}, ip);
           c.integer(in, "block", ip + ".block", 0, 1000);
-          c.integer(in, "level", ip + ".level", 0, 5);
+          c.integer(in, "level", ip + ".level", 0, kMaxLevels - 1);
           const std::string path = in["checkpoint"].get<std::string>();
           std::error_code ec;
           if (path.empty() || !std::filesystem::is_regular_file(path, ec))
@@ -307,48 +247,23 @@ void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
     return;
   }
   c.unknownKeys(b, bd, p);
-  const bool hope = t == "hope" || t == "hope_attention";
-  if (t == "transformer" || t == "retnet" || t == "titans" || hope) {
-    c.integer(b, "heads", p + ".heads", 1, 64);
-    if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
-      int h = b["heads"].get<int>();
-      if (h > 0 && d_model % h != 0)
-        c.err(p + ".heads", std::to_string(h) + " does not divide model.d_model " + std::to_string(d_model));
-    }
-    c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
-    c.number(b, "dropout", p + ".dropout", 0.0, 0.9);
-    if (t == "titans" || t == "hope") {
-      c.number(b, "inner_lr", p + ".inner_lr", 0.0, 10.0, true);
-      c.number(b, "momentum", p + ".momentum", 0.0, 1.0);
-      c.number(b, "retain", p + ".retain", 0.0, 1.0);
-      c.integer(b, "chunk", p + ".chunk", 1, 4096);
-      c.boolean(b, "stop_grad_writes", p + ".stop_grad_writes");
-      c.integer(b, "persistent_tokens", p + ".persistent_tokens", 0, 64);
-      if (b.contains("chunk") && b["chunk"].is_number_integer() && b["chunk"].get<int>() > 16)
-        c.warn(p + ".chunk",
-               "a memory chunk longer than a typical short text never writes (" + b["chunk"].dump() + " > 16 tokens)");
-    }
-    if (t == "hope") {
-      c.choice(b, "mixer", p + ".mixer", {"selfmod", "titans"});
-      c.integer(b, "chunk_other", p + ".chunk_other", 1, 4096);
-      c.choice(b, "dgd_layers", p + ".dgd_layers", {"per_layer", "first", "none"});
-      c.choice(b, "inner_objective", p + ".inner_objective", {"l2", "dot"});
-      if (b.contains("chunk_other") && b["chunk_other"].is_number_integer() && b["chunk_other"].get<int>() > 16)
-        c.warn(p + ".chunk_other", "a memory chunk longer than a typical short text never writes (" +
-                                       b["chunk_other"].dump() + " > 16 tokens)");
-      const bool selfmod = !b.contains("mixer") || b["mixer"] == "selfmod";
-      if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
-        c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
-                                    " > 0.3: writes will often be clamped, and with momentum the "
-                                    "self-modifying memories can still diverge (docs/MEMORY.md)");
-    }
-    if (hope) check_levels(c, b, p);
-  } else if (t == "lstm") {
-    c.integer(b, "hidden", p + ".hidden", 0, 8192);
-  } else if (t == "cms") {
-    c.integer(b, "ffn_mult", p + ".ffn_mult", 1, 16);
-    check_levels(c, b, p);
+  c.fields(b, "block", p, t);  // every field of this block type: its type and range (fields.h)
+  // Rules across fields and warnings.
+  if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
+    int h = b["heads"].get<int>();
+    if (h > 0 && d_model % h != 0)
+      c.err(p + ".heads", std::to_string(h) + " does not divide model.d_model " + std::to_string(d_model));
   }
+  for (const char* chunk : {"chunk", "chunk_other"})
+    if (bd.contains(chunk) && b.contains(chunk) && b[chunk].is_number_integer() && b[chunk].get<int>() > 16)
+      c.warn(p + "." + chunk,
+             "a memory chunk longer than a typical short text never writes (" + b[chunk].dump() + " > 16 tokens)");
+  const bool selfmod = t == "hope" && (!b.contains("mixer") || b["mixer"] == "selfmod");
+  if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
+    c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
+                                " > 0.3: writes will often be clamped, and with momentum the "
+                                "self-modifying memories can still diverge (docs/MEMORY.md)");
+  if (bd.contains("levels")) check_levels(c, b, p);
 }
 
 void check_model(Checker& c, const json& s, const json& d) {
@@ -359,15 +274,12 @@ void check_model(Checker& c, const json& s, const json& d) {
     return;
   }
   c.unknownKeys(*m, d["model"], "model");
-  c.integer(*m, "d_model", "model.d_model", 8, 4096);
+  c.fields(*m, "model", "model");
   if (m->contains("d_model") && (*m)["d_model"].is_number_integer()) d_model = (*m)["d_model"].get<int>();
-  c.integer(*m, "vocab_size", "model.vocab_size", 0, 1000000);
   if (m->contains("vocab_size") && (*m)["vocab_size"].is_number_integer()) {
     int v = (*m)["vocab_size"].get<int>();
     if (v > 0 && v < 16) c.err("model.vocab_size", "must be 0 (dataset default) or >= 16");
   }
-  c.integer(*m, "max_len", "model.max_len", 0, 4096);
-  c.choice(*m, "positions", "model.positions", kPositions);
   if (const json* bl = c.at(*m, "blocks", "model.blocks"); bl) {
     if (!bl->is_array())
       c.err("model.blocks", "must be an array of blocks");
@@ -379,13 +291,7 @@ void check_model(Checker& c, const json& s, const json& d) {
   }
   if (const json* h = c.at(*m, "head", "model.head"); h && h->is_object()) {
     c.unknownKeys(*h, d["model"]["head"], "model.head");
-    c.choice(*h, "type", "model.head.type", kHeads);
-    c.number(*h, "ncm_scale", "model.head.ncm_scale", 0.0, 1000.0, true);
-    c.integer(*h, "clock", "model.head.clock", 1, 100000000);
-    c.number(*h, "inner_lr", "model.head.inner_lr", 0.0, 10.0, true);
-    c.number(*h, "retain", "model.head.retain", 0.0, 1.0);
-    c.number(*h, "momentum", "model.head.momentum", 0.0, 1.0);
-    c.number(*h, "scale", "model.head.scale", 0.0, 1000.0, true);
+    c.fields(*h, "model.head", "model.head");
     if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
         (*h)["inner_lr"].get<double>() > 0.6)
       c.warn("model.head.inner_lr",
@@ -398,16 +304,7 @@ void check_model(Checker& c, const json& s, const json& d) {
 void check_optimizer(Checker& c, const json& s, const json& d) {
   if (const json* o = c.at(s, "optimizer", "optimizer"); o && o->is_object()) {
     c.unknownKeys(*o, d["optimizer"], "optimizer");
-    c.choice(*o, "type", "optimizer.type", kOptimizers);
-    c.number(*o, "lr", "optimizer.lr", 0.0, 10.0, true);
-    c.number(*o, "weight_decay", "optimizer.weight_decay", 0.0, 10.0);
-    c.number(*o, "beta1", "optimizer.beta1", 0.0, 0.999999);
-    c.number(*o, "beta2", "optimizer.beta2", 0.0, 0.999999);
-    c.number(*o, "momentum", "optimizer.momentum", 0.0, 0.999999);
-    c.integer(*o, "m3_slow_every", "optimizer.m3_slow_every", 1, 1000000);
-    c.integer(*o, "m3_ns_steps", "optimizer.m3_ns_steps", 0, 100);
-    c.integer(*o, "deep_hidden", "optimizer.deep_hidden", 1, 1024);
-    c.number(*o, "deep_inner_lr", "optimizer.deep_inner_lr", 0.0, 10.0);
+    c.fields(*o, "optimizer", "optimizer");
     if (o->contains("lr") && (*o)["lr"].is_number() && (*o)["lr"].get<double>() > 0.1 && str_or(*o, "type") == "adamw")
       c.warn("optimizer.lr", "AdamW with lr > 0.1 usually diverges");
   }
@@ -416,47 +313,24 @@ void check_optimizer(Checker& c, const json& s, const json& d) {
 void check_training(Checker& c, const json& s, const json& d) {
   if (const json* t = c.at(s, "training", "training"); t && t->is_object()) {
     c.unknownKeys(*t, d["training"], "training");
-    c.integer(*t, "epochs", "training.epochs", 0, 10000);
-    c.integer(*t, "batch_size", "training.batch_size", 1, 65536);
-    c.integer(*t, "eval_every", "training.eval_every", 0, 100000000);
-    c.integer(*t, "limit_per_class", "training.limit_per_class", 0, 100000000);
-    c.integer(*t, "eval_limit_per_class", "training.eval_limit_per_class", 0, 100000000);
-    c.number(*t, "grad_clip", "training.grad_clip", 0.0, 1e6);
-    c.number(*t, "dev_fraction", "training.dev_fraction", 0.0, 0.5);
-    c.integer(*t, "threads", "training.threads", 0, 256);
-    c.boolean(*t, "checkpoints", "training.checkpoints");
+    c.fields(*t, "training", "training");
   }
 }
 
 void check_experiment(Checker& c, const json& s, const json& d) {
   if (const json* e = c.at(s, "experiment", "experiment"); e && e->is_object()) {
     c.unknownKeys(*e, d["experiment"], "experiment");
-    if (const json* ds = c.at(*e, "dataset", "experiment.dataset");
-        ds && (!ds->is_string() || ds->get<std::string>().empty()))
-      c.err("experiment.dataset",
-            "must be a dataset name (clinc150, banking77, dbpedia70, dbpedia14) or a folder path");
-    if (const json* sp = c.at(*e, "split", "experiment.split"); sp && !sp->is_string())
-      c.err("experiment.split", "must be a string (\"\" = the dataset's default split)");
-    c.choice(*e, "protocol", "experiment.protocol", kProtocols);
+    c.fields(*e, "experiment", "experiment");
     if (const json* st = c.at(*e, "strategy", "experiment.strategy"); st && st->is_object()) {
       c.unknownKeys(*st, d["experiment"]["strategy"], "experiment.strategy");
-      c.choice(*st, "type", "experiment.strategy.type", kStrategies);
-      c.number(*st, "ewc_lambda", "experiment.strategy.ewc_lambda", 0.0, 1e12);
-      c.integer(*st, "replay_per_class", "experiment.strategy.replay_per_class", 1, 1000000);
+      c.fields(*st, "experiment.strategy", "experiment.strategy");
       if (str_or(*e, "protocol") == "joint" && str_or(*st, "type") != "finetune")
         c.warn("experiment.strategy.type", "joint training has a single task: the strategy has no effect");
     } else if (st)
       c.err("experiment.strategy", "must be an object like {\"type\": \"finetune\"}");
-    c.integer(*e, "task_order", "experiment.task_order", 0, 1000000);
-    c.integer(*e, "seed", "experiment.seed", 0, (1L << 53));
-    c.choice(*e, "device", "experiment.device", kDevices);
     if (const json* dd = c.at(*e, "data", "experiment.data"); dd && dd->is_object()) {
       c.unknownKeys(*dd, d["experiment"]["data"], "experiment.data");
-      c.integer(*dd, "classes_per_task", "experiment.data.classes_per_task", 1, 100000);
-      for (const char* col : {"text_column", "label_column"})
-        if (const json* x = c.at(*dd, col, std::string("experiment.data.") + col);
-            x && (!x->is_string() || x->get<std::string>().empty()))
-          c.err(std::string("experiment.data.") + col, "must be a column name (a non-empty string)");
+      c.fields(*dd, "experiment.data", "experiment.data");
     }
   }
 }

@@ -1,5 +1,8 @@
 #include "engine/train/model_config.h"
 
+#include "engine/spec/fields.h"
+#include "engine/spec/spec.h"
+
 namespace hl::train {
 
 using json = nlohmann::json;
@@ -14,15 +17,22 @@ DatasetDefaults dataset_defaults(const std::string& name, const std::string& spl
 
 namespace {
 
+// A block field, or the field table's default for it when the block type does not have it (the
+// config struct has every field; only the block's own ones matter for its type).
+template <class T>
+T block_field(const json& b, const char* key) {
+  return b.contains(key) ? b.at(key).get<T>() : spec::find_field("block", key)->def.get<T>();
+}
+
 // The CMS level fields of a block with levels (cms; any block that holds a `levels` array).
 void parse_cms_levels(const json& b, models::BlockConfig& bc) {
-  bc.cms_variant = b.value("variant", std::string("sequential"));
-  bc.cms_clock_unit = b.value("clock_unit", std::string("steps"));
-  bc.cms_transfer = b.value("transfer", std::string("gradient"));
-  bc.cms_consolidate_rate = b.value("consolidate_rate", 0.5);
+  bc.cms_variant = block_field<std::string>(b, "variant");
+  bc.cms_clock_unit = block_field<std::string>(b, "clock_unit");
+  bc.cms_transfer = block_field<std::string>(b, "transfer");
+  bc.cms_consolidate_rate = block_field<double>(b, "consolidate_rate");
   for (const auto& L : b.at("levels")) {
     bc.cms_clocks.push_back(L.at("clock").get<int>());
-    bc.cms_lrs.push_back(L.value("lr", 0.0));
+    bc.cms_lrs.push_back(L.value("lr", spec::find_field("level", "lr")->def.get<double>()));  // optional
     models::LevelInit in;
     if (L.contains("init_from") && L["init_from"].is_object()) {
       const json& f = L["init_from"];
@@ -36,7 +46,10 @@ void parse_cms_levels(const json& b, models::BlockConfig& bc) {
 
 }  // namespace
 
-models::ModelConfig model_config(const json& spec, int vocab, int max_len, int num_classes, int pad_id) {
+models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, int num_classes, int pad_id) {
+  // Completed here too (a checkpoint of an older build may lack newer fields): every default comes
+  // from the field table (engine/spec/fields.h), none is written again below.
+  const json spec = spec::complete(user_spec);
   const json& m = spec.at("model");
   models::ModelConfig c;
   c.vocab_size = vocab;
@@ -46,35 +59,35 @@ models::ModelConfig model_config(const json& spec, int vocab, int max_len, int n
   for (const auto& b : m.at("blocks")) {
     models::BlockConfig bc;
     bc.type = b.at("type").get<std::string>();
-    bc.heads = b.value("heads", 4);
-    bc.ffn_mult = b.value("ffn_mult", 2);
-    bc.dropout = b.value("dropout", 0.1);
-    bc.hidden = b.value("hidden", 0);
+    bc.heads = block_field<int>(b, "heads");
+    bc.ffn_mult = block_field<int>(b, "ffn_mult");
+    bc.dropout = block_field<double>(b, "dropout");
+    bc.hidden = block_field<int>(b, "hidden");
     const bool hope = bc.type == "hope" || bc.type == "hope_attention";
     if (bc.type == "titans" || hope) {
-      bc.inner_lr = b.value("inner_lr", 0.1);
-      bc.momentum = b.value("momentum", 0.9);
-      bc.retain = b.value("retain", 0.99);
-      bc.chunk = b.value("chunk", 4);
-      bc.stop_grad_writes = b.value("stop_grad_writes", false);
-      bc.persistent_tokens = b.value("persistent_tokens", 0);
+      bc.inner_lr = block_field<double>(b, "inner_lr");
+      bc.momentum = block_field<double>(b, "momentum");
+      bc.retain = block_field<double>(b, "retain");
+      bc.chunk = block_field<int>(b, "chunk");
+      bc.stop_grad_writes = block_field<bool>(b, "stop_grad_writes");
+      bc.persistent_tokens = block_field<int>(b, "persistent_tokens");
     }
     if (hope) {
-      bc.mixer = bc.type == "hope_attention" ? "attention" : b.value("mixer", std::string("selfmod"));
-      bc.chunk_other = b.value("chunk_other", 8);
-      bc.dgd_layers = b.value("dgd_layers", std::string("per_layer"));
-      bc.inner_objective = b.value("inner_objective", std::string("l2"));
+      bc.mixer = bc.type == "hope_attention" ? "attention" : block_field<std::string>(b, "mixer");
+      bc.chunk_other = block_field<int>(b, "chunk_other");
+      bc.dgd_layers = block_field<std::string>(b, "dgd_layers");
+      bc.inner_objective = block_field<std::string>(b, "inner_objective");
     }
     if (bc.type == "cms" || hope) parse_cms_levels(b, bc);
     c.blocks.push_back(bc);
   }
   c.head = m.at("head").at("type").get<std::string>();
-  c.ncm_scale = m.at("head").value("ncm_scale", 16.0);
-  c.memory_clock = m.at("head").value("clock", 1);
-  c.memory_inner_lr = m.at("head").value("inner_lr", 0.1);
-  c.memory_retain = m.at("head").value("retain", 1.0);
-  c.memory_momentum = m.at("head").value("momentum", 0.9);
-  c.memory_scale = m.at("head").value("scale", 16.0);
+  c.ncm_scale = m.at("head").at("ncm_scale").get<double>();
+  c.memory_clock = m.at("head").at("clock").get<int>();
+  c.memory_inner_lr = m.at("head").at("inner_lr").get<double>();
+  c.memory_retain = m.at("head").at("retain").get<double>();
+  c.memory_momentum = m.at("head").at("momentum").get<double>();
+  c.memory_scale = m.at("head").at("scale").get<double>();
   c.num_classes = num_classes;
   c.pad_id = pad_id;
   return c;

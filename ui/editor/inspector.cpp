@@ -113,8 +113,8 @@ std::vector<Inspector::Field> Inspector::collect() const {
       break;
     case Selection::Kind::Node:
       if (selection_.node == FixedNode::Embedding)
-        for (const char* k : {"d_model", "vocab_size", "max_len", "positions"})
-          add(hl::spec::model_field(k), k, std::string("/model/") + k);
+        for (const auto& f : hl::spec::section_fields("model"))  // the field table's model section
+          add(f, q(f.name), "/model/" + f.name);
       else if (selection_.node == FixedNode::Head && c.contains("model") && c["model"].contains("head") &&
                c["model"]["head"].is_object()) {
         // every field of the head, its type first

@@ -2,9 +2,11 @@
 // every default lies inside its range, and the validator accepts the range's ends and rejects
 // the values just outside it.
 #include <QtTest>
+#include <regex>
 
 #include <set>
 
+#include "engine/spec/fields.h"
 #include "engine/spec/schema.h"
 #include "engine/spec/spec.h"
 
@@ -211,6 +213,92 @@ class TestSpecSchema : public QObject {
     QCOMPARE(QString::fromStdString(hl::spec::block_field("mode", json("a")).kind), QStringLiteral("string"));
     QVERIFY(!hl::spec::model_field("head.other", json(1.0)).known);
     QCOMPARE(QString::fromStdString(hl::spec::model_field("head.other", json(1.0)).name), QStringLiteral("other"));
+  }
+
+  // Issue 8 item 3: one field table. Every field is completed at its default, accepted at both
+  // ends of its range (or each choice), refused just outside it, and nothing else limits it.
+  void everyTableFieldIsCompletedAndValidatedAtBothEnds() {
+    using hl::spec::FieldInfo;
+    const json base = hl::spec::complete(hl::spec::preset("transformer"));
+    int checked = 0;
+    for (const auto& section : hl::spec::field_sections()) {
+      for (const auto& f : hl::spec::section_fields(section)) {
+        // Where the field lives, and a spec that holds it (blocks and levels: one block with it).
+        std::vector<std::pair<json, std::string>> homes;  // (spec, path of the field)
+        if (section == "block") {
+          QVERIFY2(!f.blocks.empty(), f.name.c_str());
+          for (const auto& type : f.blocks) {
+            const json d = hl::spec::block_defaults(type);
+            QVERIFY2(d.contains(f.name) && d[f.name] == f.def, (type + "." + f.name).c_str());
+            json s = base;
+            s["model"]["blocks"] = json::array({d});
+            homes.push_back({s, "model.blocks[0]." + f.name});
+          }
+        } else if (section == "level") {
+          json s = base;
+          s["model"]["blocks"] = json::array({hl::spec::block_defaults("cms")});
+          s["model"]["blocks"][0]["levels"] = json::array({{{f.name, f.def}, {"clock", 1}}});
+          homes.push_back({s, "model.blocks[0].levels[0]." + f.name});
+        } else {
+          json::json_pointer ptr("/" + std::regex_replace(section, std::regex("\\."), "/") + "/" + f.name);
+          QVERIFY2(base.contains(ptr) && base[ptr] == f.def, (section + "." + f.name).c_str());
+          QCOMPARE(hl::spec::complete(json::object())[ptr], f.def);
+          homes.push_back({base, section + "." + f.name});
+        }
+        for (const auto& [spec, path] : homes) {
+          auto errorsAt = [&](const json& v) {
+            json s = spec;
+            std::string p = path;
+            json* node = &s;
+            for (size_t a = 0, b; a < p.size(); a = b + 1) {  // walk "x.y[0].z"
+              b = p.find('.', a);
+              if (b == std::string::npos) b = p.size();
+              std::string key = p.substr(a, b - a);
+              auto br = key.find('[');
+              if (br != std::string::npos) {
+                node = &(*node)[key.substr(0, br)][std::stoi(key.substr(br + 1))];
+              } else if (b == p.size()) {
+                (*node)[key] = v;
+              } else {
+                node = &(*node)[key];
+              }
+            }
+            int n = 0;
+            for (const auto& i : hl::spec::validate(s).issues) n += i.error && i.path == path;
+            return n;
+          };
+          const std::string what = path + " (" + f.kind + ")";
+          QVERIFY2(errorsAt(f.def) == 0, (what + ": default refused").c_str());
+          if (f.kind == "int" || f.kind == "number") {
+            const double step = f.kind == "int" ? 1.0 : std::max(1e-9, (f.max - f.min) * 1e-6);
+            auto val = [&](double x) { return f.kind == "int" ? json(int64_t(x)) : json(x); };
+            if (!f.min_open) QVERIFY2(errorsAt(val(f.min)) == 0, (what + ": min refused").c_str());
+            QVERIFY2(errorsAt(val(f.max)) == 0, (what + ": max refused").c_str());
+            QVERIFY2(errorsAt(val(f.min_open ? f.min : f.min - step)) >= 1, (what + ": below min accepted").c_str());
+            const json above = f.kind == "int" ? json(int64_t(f.max) + 1) : json(f.max + step);  // 2^53 + 1 exact
+            QVERIFY2(errorsAt(above) >= 1, (what + ": above max accepted").c_str());
+          } else if (f.kind == "choice") {
+            QVERIFY(!f.choices.empty());
+            for (const auto& c : f.choices) QVERIFY2(errorsAt(c) == 0, (what + ": " + c + " refused").c_str());
+            QVERIFY2(errorsAt("no-such-choice") >= 1, (what + ": unknown choice accepted").c_str());
+          } else if (f.kind == "bool") {
+            QVERIFY(errorsAt(true) == 0 && errorsAt(false) == 0);
+            QVERIFY2(errorsAt("yes") >= 1, what.c_str());
+          } else {
+            QVERIFY2(errorsAt(42) >= 1, (what + ": a number accepted").c_str());
+            if (f.nonempty) QVERIFY2(errorsAt("") >= 1, (what + ": empty accepted").c_str());
+          }
+          ++checked;
+        }
+      }
+    }
+    qInfo("%d field placements checked", checked);
+    QVERIFY(checked > 60);
+    // Every default the spec completes is in the table (nothing defaulted outside it).
+    const json d = hl::spec::defaults();
+    for (const char* section : {"optimizer", "training"})
+      for (auto it = d[section].begin(); it != d[section].end(); ++it)
+        QVERIFY2(hl::spec::find_field(section, it.key()), it.key().c_str());
   }
 };
 

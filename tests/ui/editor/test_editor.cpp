@@ -15,6 +15,7 @@
 #include <QTreeWidget>
 #include <QUndoStack>
 
+#include "engine/spec/fields.h"
 #include "engine/spec/spec.h"
 #include "engine/train/experiment.h"
 #include "ui/editor/architecture_editor.h"
@@ -215,6 +216,30 @@ class TestEditor : public QObject {
     // undo the whole session back to the preset
     while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
     QCOMPARE(ed.spec(), hl::spec::preset("transformer"));
+  }
+
+  // Issue 8 item 3: the inspector shows every field of the field table where it applies.
+  void inspectorShowsEveryTableField() {
+    ArchitectureEditor ed;
+    json s = hl::spec::preset("transformer");
+    for (const auto& f : hl::spec::section_fields("block"))
+      for (const auto& type : f.blocks) {
+        s["model"]["blocks"] = json::array({hl::spec::block_defaults(type)});
+        ed.setSpec(s);
+        ed.scene()->setSelection(Selection::ofBlock(0));
+        QVERIFY2(ed.inspector()->editorFor(QString::fromStdString(f.name)), (type + "." + f.name).c_str());
+      }
+    s["model"]["blocks"] = json::array({hl::spec::block_defaults("cms")});
+    ed.setSpec(s);
+    ed.scene()->setSelection(Selection::ofLevel(0, 0));
+    for (const auto& f : hl::spec::section_fields("level"))
+      QVERIFY2(ed.inspector()->editorFor(QString::fromStdString(f.name)), ("level." + f.name).c_str());
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Embedding));
+    for (const auto& f : hl::spec::section_fields("model"))
+      QVERIFY2(ed.inspector()->editorFor(QString::fromStdString(f.name)), ("model." + f.name).c_str());
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Head));
+    for (const auto& f : hl::spec::section_fields("model.head"))
+      QVERIFY2(ed.inspector()->editorFor(QString::fromStdString("head." + f.name)), ("head." + f.name).c_str());
   }
 
   // Issue 12 item 8: Ctrl+Z typed in an inspector field undid the field's text, not the edit.
