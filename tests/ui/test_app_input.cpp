@@ -14,12 +14,15 @@
 #include <QMenu>
 #include <QMenuBar>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QTabWidget>
 #include <QWheelEvent>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <cmath>
 #include <fstream>
 #include <qcustomplot.h>
 
@@ -36,6 +39,7 @@
 #include "ui/run_worker.h"
 
 using hl::ui::MainWindow;
+using json = nlohmann::json;
 
 namespace {
 
@@ -127,6 +131,11 @@ class TestAppInput : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(!stopAllAct->isEnabled() && !pauseAct->isEnabled(), 10000);
     QVERIFY(!pauseButton->isEnabled());
     QVERIFY2(!status->text().contains("run 0"), qPrintable(status->text()));
+    // Issue 12 item 8: the architecture summary said "(paused while a run trains)" after runs ended.
+    auto* summary = w.experiment()->findChild<QLabel*>("architectureSummary");
+    QVERIFY(summary);
+    QTRY_VERIFY2_WITH_TIMEOUT(summary->text().contains("parameters") && !summary->text().contains("no run trains"),
+                              qPrintable(summary->text()), 30000);
   }
 
   // Issue 12 item 6: Edit › Load preset took only the model section, so training.grad_clip stayed
@@ -190,6 +199,28 @@ class TestAppInput : public QObject {
     for (auto* t : labels()) QVERIFY2(t->color().lightness() > 150, qPrintable(t->text()));
     live.setDark(false);
     for (auto* t : labels()) QVERIFY(t->color().lightness() < 100);
+    // Issue 12 item 7: in the dark palette disabled buttons looked enabled.
+    MainWindow w;
+    w.setDark(true);
+    const QPalette p = qApp->palette();
+    for (auto role : {QPalette::ButtonText, QPalette::WindowText, QPalette::Text})
+      QVERIFY2(
+          std::abs(p.color(QPalette::Disabled, role).lightness() - p.color(QPalette::Active, role).lightness()) > 60,
+          "disabled text must look dimmer than enabled text");
+    w.setDark(false);
+  }
+
+  // Issue 12 item 8: "1 errors" in the tab title and the editor's footer.
+  void countsSayOneErrorNotOneErrors() {
+    MainWindow w;
+    json s = hl::spec::preset("transformer");
+    s["model"]["d_model"] = 130;  // 4 heads do not divide 130: one error per block
+    s["model"]["blocks"] = json::array({hl::spec::block_defaults("transformer")});
+    w.editor()->setSpec(s);
+    QTRY_VERIFY(w.findChild<QTabWidget*>()->tabText(MainWindow::Architecture).contains("(1 error)"));
+    const QString footer = w.editor()->footer()->text();
+    QVERIFY2(footer.contains(QRegularExpression("\\b1 error\\b(?!s)")) && !footer.contains("error(s)"),
+             qPrintable(footer));
   }
 
   // Issue 12 item 5: Export still said "run N is running" and Inference listed the run as
