@@ -24,6 +24,7 @@
 #include <QtTest>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <qcustomplot.h>
 
 #include "engine/spec/spec.h"
@@ -49,6 +50,32 @@ QAction* menuAction(QWidget* w, const QString& menuTitle, const QString& text) {
       for (auto* a : m->actions())
         if (a->text().remove('&') == text) return a;
   return nullptr;
+}
+
+// A run record in its own database, with a writer for its points ("running" until finished).
+struct StoredRun {
+  std::unique_ptr<hl::store::RunStore> db;
+  int64_t id = 0;
+  std::unique_ptr<hl::store::RunWriter> writer;
+  // loss points 0..n-1 of `outer` (1/(k+1)) and, with a CMS lane, `cms1` (2/(k+1)).
+  void losses(int from, int to, bool cms) {
+    for (int k = from; k < to; ++k) {
+      writer->point("loss", "outer", -1, 1, k, 1.0 / (k + 1));
+      if (cms) writer->point("loss", "cms1", 0, 4, k, 2.0 / (k + 1));
+    }
+    writer->flush();
+  }
+};
+
+StoredRun storedRun(const std::string& path, const std::string& name, const std::string& status = "running") {
+  StoredRun s;
+  s.db = hl::store::RunStore::open(path);
+  hl::store::RunRecord r;
+  r.status = status;
+  r.name = name;
+  s.id = s.db->createRun(r);
+  s.writer = std::make_unique<hl::store::RunWriter>(path, s.id);
+  return s;
 }
 
 QString queueText(MainWindow& w) {
@@ -170,23 +197,12 @@ class TestAppInput : public QObject {
   // Issue 12 item 7: lane names were drawn in the colour of the palette at their creation, so
   // switching to dark left them black on a dark plot.
   void laneLabelsFollowTheDarkPalette() {
-    const std::string path = tmp_.filePath("lanes.db").toStdString();
-    auto db = hl::store::RunStore::open(path);
-    hl::store::RunRecord r;
-    r.status = "finished";
-    r.name = "lanes";
-    const int64_t id = db->createRun(r);
-    {
-      hl::store::RunWriter wr(path, id);
-      for (int k = 0; k < 20; ++k) {
-        wr.point("loss", "outer", -1, 1, k, 1.0 / (k + 1));
-        wr.point("loss", "cms1", 0, 4, k, 2.0 / (k + 1));
-      }
-      wr.finish("finished");
-    }
+    auto run = storedRun(tmp_.filePath("lanes.db").toStdString(), "lanes");
+    run.losses(0, 20, true);
+    run.writer->finish("finished");
     hl::ui::LiveView live;
     live.setDark(false);
-    QCOMPARE(live.showStoredRun(*db, id), QString());
+    QCOMPARE(live.showStoredRun(*run.db, run.id), QString());
     auto labels = [&] {
       QList<QCPItemText*> out;
       for (int i = 0; i < live.lossPlot()->itemCount(); ++i)
@@ -276,17 +292,11 @@ class TestAppInput : public QObject {
   // Issue 12 item 8: Live on a run a CLI process was writing showed a frozen snapshot labelled
   // "step 8/8" as if it had ended there.
   void liveFollowsAStoredRunStillBeingWritten() {
-    const std::string path = tmp_.filePath("following.db").toStdString();
-    auto db = hl::store::RunStore::open(path);
-    hl::store::RunRecord r;
-    r.status = "running";
-    r.name = "writer";
-    const int64_t id = db->createRun(r);
-    hl::store::RunWriter wr(path, id);
-    for (int k = 0; k <= 8; ++k) wr.point("loss", "outer", -1, 1, k, 1.0);
-    wr.flush();
+    auto run = storedRun(tmp_.filePath("following.db").toStdString(), "writer");
+    auto& wr = *run.writer;
+    run.losses(0, 9, false);
     hl::ui::LiveView live;
-    QCOMPARE(live.showStoredRun(*db, id), QString());
+    QCOMPARE(live.showStoredRun(*run.db, run.id), QString());
     QVERIFY2(live.titleText().contains("step 8 ") && !live.titleText().contains("8/8"), qPrintable(live.titleText()));
     QVERIFY2(live.titleText().contains("still running"), qPrintable(live.titleText()));
     for (int k = 9; k <= 14; ++k) wr.point("loss", "outer", -1, 1, k, 0.5);
@@ -300,23 +310,14 @@ class TestAppInput : public QObject {
   // Issue 12, zoom and pan: the wheel zooms the loss lanes together (their x axes are linked), a
   // redraw with new points keeps the user's range, a double-click gives the automatic one back.
   void lossLanesZoomTogetherAndDoubleClickResets() {
-    const std::string path = tmp_.filePath("zoom.db").toStdString();
-    auto db = hl::store::RunStore::open(path);
-    hl::store::RunRecord r;
-    r.status = "running";
-    r.name = "zoom";
-    const int64_t id = db->createRun(r);
-    hl::store::RunWriter wr(path, id);
-    for (int k = 0; k < 100; ++k) {
-      wr.point("loss", "outer", -1, 1, k, 1.0 / (k + 1));
-      wr.point("loss", "cms1", 0, 4, k, 2.0 / (k + 1));
-    }
-    wr.flush();
+    auto run = storedRun(tmp_.filePath("zoom.db").toStdString(), "zoom");
+    auto& wr = *run.writer;
+    run.losses(0, 100, true);
     hl::ui::LiveView live;
     live.resize(1200, 800);
     live.show();
     QVERIFY(QTest::qWaitForWindowExposed(&live));
-    QCOMPARE(live.showStoredRun(*db, id), QString());
+    QCOMPARE(live.showStoredRun(*run.db, run.id), QString());
     QCustomPlot* plot = live.lossPlot();
     plot->replot();
     const auto rects = plot->axisRects();
@@ -357,14 +358,9 @@ class TestAppInput : public QObject {
     QVERIFY(empty->text().contains("Experiment"));
     const std::string path = tmp_.filePath("shown.db").toStdString();
     {
-      auto db = hl::store::RunStore::open(path);
-      hl::store::RunRecord r;
-      r.status = "finished";
-      r.name = "shown";
-      const int64_t id = db->createRun(r);
-      hl::store::RunWriter wr(path, id);
-      for (int k = 0; k < 5; ++k) wr.point("loss", "outer", -1, 1, k, 1.0);
-      wr.finish("finished");
+      auto run = storedRun(path, "shown");
+      run.losses(0, 5, false);
+      run.writer->finish("finished");
     }
     QCOMPARE(w.openDatabase(QString::fromStdString(path)), QString());
     QCOMPARE(w.openRun(1), QString());
