@@ -25,26 +25,6 @@ using json = nlohmann::json;
 namespace hl::cli {
 namespace {
 
-std::atomic<train::Control*> g_control{nullptr};  // read from the signal handler
-
-extern "C" void on_sigint(int) {
-  if (train::Control* c = g_control.load()) c->requestCancel();
-}
-
-// While it lives, Ctrl-C and SIGTERM ask the running experiment to stop cleanly (run `cancelled`).
-struct CancelOnSignal {
-  explicit CancelOnSignal(train::Control* c) {
-    g_control = c;
-    std::signal(SIGINT, on_sigint);
-    std::signal(SIGTERM, on_sigint);
-  }
-  ~CancelOnSignal() {
-    g_control = nullptr;
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
-  }
-};
-
 std::string fmt(const json& v, int decimals = 3) {
   if (v.is_null()) return "-";
   if (v.is_number_float()) {
@@ -151,6 +131,19 @@ Commands::Commands(CLI::App& app) : app_(app) {
   presets_ = app.add_subcommand("presets", "List the built-in presets");
   presets_->add_option("--show", preset_show_, "Print this preset's full spec JSON");
 
+  sweep_ = app.add_subcommand("sweep",
+                              "Run a grid of experiments from a sweep file (docs/SWEEPS.md): runs already finished "
+                              "in the database are skipped, interrupted ones resumed from their checkpoint");
+  sweep_->add_option("file", sweep_file_, "Sweep file (JSON)")->required()->check(CLI::ExistingFile);
+  sweep_->add_option("--jobs", jobs_, "Processes on this machine, the CPU threads split between them")
+      ->check(CLI::Range(1, 64));
+  sweep_->add_option("--index", sweep_index_, "Run only run INDEX of the list (0-based; e.g. a Slurm array task)")
+      ->check(CLI::NonNegativeNumber);
+  sweep_->add_option("--shard", shard_spec_, "K/N: run the runs i with i % N == K (what --jobs gives each process)");
+  sweep_->add_flag("--list", sweep_list_, "List the runs with their state in the database; run nothing");
+  sweep_->add_flag("--quiet", quiet_, "No progress bar");
+  sweep_->add_option("--tag", tags_, "Extra tags for every run (each run also gets sweep:NAME)");
+
   data_ = app.add_subcommand("data", "Datasets: list, verify, fetch, import");
   data_->require_subcommand(1);
   data_list_ = data_->add_subcommand("list", "Known datasets and where they are looked for");
@@ -186,6 +179,20 @@ int Commands::run() {
   if (data_verify_->parsed()) return dataVerify();
   if (data_fetch_->parsed()) return dataFetch();
   if (data_import_->parsed()) return dataImport();
+  if (sweep_->parsed()) {
+    if (!shard_spec_.empty()) {
+      const auto slash = shard_spec_.find('/');
+      try {
+        shard_ = std::stoi(shard_spec_.substr(0, slash));
+        shard_count_ = std::stoi(shard_spec_.substr(slash + 1));
+      } catch (const std::exception&) {
+        shard_count_ = 0;
+      }
+      if (slash == std::string::npos || shard_count_ < 1 || shard_ < 0 || shard_ >= shard_count_)
+        throw SpecError("--shard " + shard_spec_ + ": expected K/N with 0 <= K < N, e.g. 0/2");
+    }
+    return sweep();
+  }
   return 2;
 }
 

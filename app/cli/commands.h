@@ -26,13 +26,15 @@ class Commands {
   int dataVerify();
   int dataFetch();
   int dataImport();
+  int sweep();
+  int sweepInProcesses(int n);
   std::string dbPath() const;
   std::string dataDir() const;
   std::string dataDestination() const;  // dataDir(), created, and said on stderr
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_;
+      *data_import_, *sweep_;
   // global
   std::string db_, data_dir_;
   // train
@@ -55,6 +57,10 @@ class Commands {
   std::string validate_file_, preset_show_;
   // data
   std::string fetch_what_ = "all", mirror_, import_src_;
+  // sweep
+  std::string sweep_file_, shard_spec_;
+  int jobs_ = 1, sweep_index_ = -1, shard_ = 0, shard_count_ = 1;
+  bool sweep_list_ = false;
 };
 
 }  // namespace hl::cli

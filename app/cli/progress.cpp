@@ -2,9 +2,32 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
+#include <csignal>
 
 namespace hl::cli {
+namespace {
+
+std::atomic<train::Control*> g_control{nullptr};  // read from the signal handler
+
+extern "C" void on_sigint(int) {
+  if (train::Control* c = g_control.load()) c->requestCancel();
+}
+
+}  // namespace
+
+CancelOnSignal::CancelOnSignal(train::Control* c) {
+  g_control = c;
+  std::signal(SIGINT, on_sigint);
+  std::signal(SIGTERM, on_sigint);
+}
+
+CancelOnSignal::~CancelOnSignal() {
+  g_control = nullptr;
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
 
 std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "--:--";

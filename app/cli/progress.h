@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/train/events.h"
+#include "engine/train/experiment.h"
 
 namespace hl::cli {
 
@@ -27,5 +28,13 @@ class ProgressBar : public train::Observer {
 };
 
 std::string format_duration(double seconds);
+
+// While it lives, Ctrl-C and SIGTERM ask the running experiment to stop cleanly (run `cancelled`).
+struct CancelOnSignal {
+  explicit CancelOnSignal(train::Control* c);
+  ~CancelOnSignal();
+  CancelOnSignal(const CancelOnSignal&) = delete;
+  CancelOnSignal& operator=(const CancelOnSignal&) = delete;
+};
 
 }  // namespace hl::cli

@@ -174,6 +174,58 @@ class TestCli : public QObject {
     QVERIFY2(r.out.contains(byFlag), qPrintable(r.out));
   }
 
+  // Issue 11 (the machinery): a sweep file's grid becomes runs; --index runs one, --jobs splits
+  // the rest over processes, finished runs are skipped, an interrupted one is resumed, and a bad
+  // grid point is refused before anything runs, naming the file and the point.
+  void sweepRunsTheGridSkipsFinishedAndResumesInterrupted() {
+    const QString db = tmp_.filePath("sweep.db"), file = tmp_.filePath("tiny_sweep.json");
+    {
+      QFile f(file);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(R"({"name": "tiny", "preset": "transformer",
+        "set": {"model.d_model": 32, "model.vocab_size": 300, "training.epochs": 1,
+                "training.limit_per_class": 3, "training.eval_limit_per_class": 3, "training.threads": 1},
+        "grid": {"experiment.strategy.type": ["finetune", "replay"]}, "seeds": [0, 1]})");
+    }
+    auto list = cli({"--db", db, "sweep", file, "--list"});
+    QCOMPARE(list.code, 0);
+    QCOMPARE(list.out.count(" todo "), 4);
+    QVERIFY2(list.out.contains("experiment.strategy.type=replay seed=1"), qPrintable(list.out));
+    QCOMPARE(cli({"--db", db, "sweep", file, "--index", "1", "--quiet"}).code, 0);
+    auto runs = [&] { return json::parse(cli({"--db", db, "runs", "--format", "json"}).out.toStdString()); };
+    QCOMPARE(int(runs().size()), 1);
+    QCOMPARE(runs()[0]["seed"].get<int>(), 1);
+    auto all = cli({"--db", db, "sweep", file, "--jobs", "2", "--quiet"});
+    QVERIFY2(all.code == 0, qPrintable(all.err));
+    QCOMPARE(int(runs().size()), 4);
+    for (const auto& r : runs()) {
+      QCOMPARE(QString::fromStdString(r["status"].get<std::string>()), QString("finished"));
+      QVERIFY(r["tags"].dump().find("sweep:tiny") != std::string::npos);
+    }
+    auto again = cli({"--db", db, "sweep", file, "--quiet"});
+    QCOMPARE(again.code, 0);
+    QVERIFY2(again.out.contains("0 run(s) here, 4 already done"), qPrintable(again.out));
+    // An interrupted run (its checkpoints kept) is resumed, not run again.
+    QProcess sql;
+    sql.start("sqlite3", {db, "UPDATE runs SET status='interrupted' WHERE id=2"});
+    QVERIFY(sql.waitForFinished(30000) && sql.exitCode() == 0);
+    auto resumed = cli({"--db", db, "sweep", file, "--quiet"});
+    QVERIFY2(resumed.code == 0, qPrintable(resumed.err));
+    QVERIFY2(resumed.out.contains("(resuming run 2)"), qPrintable(resumed.out));
+    QCOMPARE(int(runs().size()), 4);
+    // A grid point the validator refuses: nothing runs, the file and the point are named.
+    QFile bad(tmp_.filePath("bad_sweep.json"));
+    QVERIFY(bad.open(QIODevice::WriteOnly));
+    bad.write(R"({"grid": {"training.epochs": [1, -1]}})");
+    bad.close();
+    auto refused = cli({"--db", db, "sweep", bad.fileName()});
+    QCOMPARE(refused.code, 2);
+    QVERIFY2(refused.err.contains("bad_sweep.json") && refused.err.contains("training.epochs=-1"),
+             qPrintable(refused.err));
+    QCOMPARE(int(runs().size()), 4);
+    QCOMPARE(cli({"--db", db, "sweep", file, "--index", "9"}).code, 2);
+  }
+
   void truncatedTrainCsvExitsThreeNamingTheFile() {
     QDir d(tmp_.filePath("trunc"));
     QVERIFY(d.mkpath("banking77") && d.mkpath("cl_splits"));

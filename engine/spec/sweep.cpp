@@ -1,0 +1,134 @@
+#include "engine/spec/sweep.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/common/error.h"
+#include "engine/spec/spec.h"
+
+namespace hl::spec {
+namespace {
+
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+constexpr size_t kMaxRuns = 100000;
+
+std::string value_text(const ojson& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+Sweep parse_sweep(const std::string& text, const std::string& path, const std::string& base_dir) {
+  auto fail = [&](const std::string& field, const std::string& what) -> SpecError {
+    return SpecError(path + ": " + (field.empty() ? "" : field + ": ") + what);
+  };
+  ojson f;
+  try {
+    f = ojson::parse(text);
+  } catch (const std::exception& e) {
+    throw fail("", std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!f.is_object())
+    throw fail("", "a sweep file is a JSON object with \"preset\" or \"spec\", \"grid\" and \"seeds\"");
+  for (auto it = f.begin(); it != f.end(); ++it)
+    if (it.key() != "name" && it.key() != "preset" && it.key() != "spec" && it.key() != "set" && it.key() != "grid" &&
+        it.key() != "seeds")
+      throw fail(it.key(), "unknown field (known: name, preset, spec, set, grid, seeds)");
+  Sweep sw;
+  if (f.contains("name") && !f["name"].is_string()) throw fail("name", "must be a string");
+  sw.name = f.value("name", std::filesystem::path(path).stem().string());
+  if (f.contains("preset") && f.contains("spec")) throw fail("spec", "give \"preset\" or \"spec\", not both");
+  // The grid's axes, in file order, and the seeds.
+  std::vector<std::pair<std::string, std::vector<ojson>>> axes;
+  if (f.contains("grid")) {
+    if (!f["grid"].is_object()) throw fail("grid", "must be an object of PATH: [values]");
+    for (auto it = f["grid"].begin(); it != f["grid"].end(); ++it) {
+      if (!it.value().is_array() || it.value().empty())
+        throw fail("grid." + it.key(), "must be a non-empty list of values");
+      axes.push_back({it.key(), std::vector<ojson>(it.value().begin(), it.value().end())});
+    }
+  }
+  std::vector<long long> seeds{0};
+  if (f.contains("seeds")) {
+    if (!f["seeds"].is_array() || f["seeds"].empty()) throw fail("seeds", "must be a non-empty list of integers");
+    seeds.clear();
+    for (const auto& s : f["seeds"]) {
+      if (!s.is_number_integer() || s.get<long long>() < 0)
+        throw fail("seeds", "must hold integers >= 0, got " + s.dump());
+      seeds.push_back(s.get<long long>());
+    }
+  }
+  if (f.contains("set") && !f["set"].is_object()) throw fail("set", "must be an object of PATH: value");
+  size_t total = seeds.size();
+  for (const auto& [key, values] : axes) {
+    total *= values.size();
+    if (total > kMaxRuns) throw fail("grid", "more than " + std::to_string(kMaxRuns) + " runs");
+  }
+
+  // The base spec of a grid point: its preset (the grid's, else the file's) or the spec file.
+  auto base = [&](const std::string& preset_name) -> json {
+    if (!preset_name.empty()) return spec::preset(preset_name);
+    if (f.contains("spec")) {
+      if (!f["spec"].is_string()) throw fail("spec", "must be a path to a spec file");
+      std::filesystem::path p = f["spec"].get<std::string>();
+      if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+      return spec::complete(spec::load_file(p.string()));
+    }
+    if (f.contains("preset")) {
+      if (!f["preset"].is_string()) throw fail("preset", "must be a preset name");
+      return spec::preset(f["preset"].get<std::string>());
+    }
+    return spec::defaults();
+  };
+  std::vector<size_t> at(axes.size(), 0);  // the odometer over the axes
+  for (size_t point = 0; point < total / seeds.size(); ++point) {
+    std::string preset_name, label;
+    for (size_t a = 0; a < axes.size(); ++a) {
+      const auto& v = axes[a].second[at[a]];
+      if (axes[a].first == "preset") {
+        if (!v.is_string()) throw fail("grid.preset", "must list preset names");
+        preset_name = v.get<std::string>();
+      }
+      label += (label.empty() ? "" : " ") + axes[a].first + "=" + value_text(v);
+    }
+    json s;
+    try {
+      s = base(preset_name);
+      if (f.contains("set"))
+        for (auto it = f["set"].begin(); it != f["set"].end(); ++it) spec::set_path(s, it.key(), it.value().dump());
+      for (size_t a = 0; a < axes.size(); ++a)
+        if (axes[a].first != "preset") spec::set_path(s, axes[a].first, axes[a].second[at[a]].dump());
+      s = spec::complete(s);
+    } catch (const SpecError& e) {
+      throw fail(label.empty() ? "" : "grid point " + label, e.what());
+    }
+    auto v = spec::validate(s);
+    if (!v.ok()) throw fail(label.empty() ? "" : "grid point " + label, "the spec has errors:\n" + v.format());
+    for (long long seed : seeds) {
+      SweepRun r;
+      r.index = int(sw.runs.size());
+      r.spec = s;
+      r.spec["experiment"]["seed"] = seed;
+      r.label = (label.empty() ? "" : label + " ") + "seed=" + std::to_string(seed);
+      sw.runs.push_back(std::move(r));
+    }
+    for (size_t a = axes.size(); a-- > 0;) {  // the last axis varies fastest
+      if (++at[a] < axes[a].second.size()) break;
+      at[a] = 0;
+    }
+  }
+  return sw;
+}
+
+Sweep load_sweep(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw SpecError(path + ": cannot read the sweep file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_sweep(ss.str(), path, std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace hl::spec
