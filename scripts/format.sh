@@ -4,7 +4,7 @@
 #   scripts/format.sh --check   # exit 1 and list the files that are not formatted (the tests run this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cu')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.h' '*.cu')  # new files too
 if [[ "${1:-}" == "--check" ]]; then
   # Another clang-format major version formats a few constructs differently: only 14 judges.
   if ! clang-format --version | grep -q ' 14\.'; then
