@@ -173,11 +173,14 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   follow_stored_->setInterval(2000);
   connect(follow_stored_, &QTimer::timeout, this, [this] {
     if (showing_live_ || !stored_db_ || replay_.status() != "running") return follow_stored_->stop();
+    RunData fresh;  // read aside: a failed read (busy database) keeps what is shown and tries again
     try {
-      replay_.load(*stored_db_, replay_.runId());
+      fresh.load(*stored_db_, replay_.runId());
     } catch (const std::exception&) {
-      return;  // busy or gone for a moment: the next tick tries again
+      return;
     }
+    if (fresh.runId() != replay_.runId()) return;  // the run is gone for a moment: the next tick
+    replay_ = std::move(fresh);
     // Same lanes and graphs (a zoomed range stays); every series, band and matrix cell again.
     bands_tasks_ = -1;
     cells_seen_ = ~0ull;
@@ -315,6 +318,9 @@ void LiveView::flush() {
 }
 
 void LiveView::rebuildAll() {
+  // Another run (or another way of showing one): the automatic ranges again.
+  for (auto* z : {zoom_loss_, zoom_drift_, zoom_forget_, zoom_matrix_})
+    if (z) z->release();
   for (auto* p : {drift_, forget_}) {
     p->clearGraphs();
     p->clearItems();

@@ -126,8 +126,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(editor_, &ArchitectureEditor::presetLoaded, this,
           [this] { experiment_->setPresetFieldsFrom(editor_->spec()); });
   // The browser polls the file (runs of other processes, of this window): Export's table and
-  // Inference's run list follow, instead of showing a run as running after it finished.
-  connect(runs_, &RunsBrowser::runsChanged, this, [this] {
+  // Inference's run list follow when a run appears, goes or changes status (not on every poll
+  // while a run writes points), instead of showing a run as running after it finished.
+  connect(runs_, &RunsBrowser::runStatusesChanged, this, [this] {
     export_->updatePreview();
     inference_->refreshRuns();
   });

@@ -274,6 +274,12 @@ void RunsBrowser::refresh() {
   count_->setText(countOf(int(runs.size()), tr("run"), tr("runs")));
   for (qint64 id : keep) selectRun(id);
   Q_EMIT runsChanged();
+  QString statuses;
+  for (const auto& r : runs) statuses += QString("%1:%2,").arg(r.id).arg(QString::fromStdString(r.status));
+  if (statuses != statuses_) {
+    statuses_ = statuses;
+    Q_EMIT runStatusesChanged();
+  }
 }
 
 int RunsBrowser::rowCount() const {

@@ -38,9 +38,12 @@ class RunsBrowser : public QWidget {
   void compareRuns(const QList<qint64>& ids);
   void rerun(qint64 run_id);
   void runsChanged();
+  // Only when a run appeared, went or changed status (not on every poll while points arrive).
+  void runStatusesChanged();
 
  private:
   void showDetails();
+  QString statuses_;  // "id:status,..." of the last refresh
   void saveMeta();
   void deleteSelected();
   void fillFilterChoices();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,7 +29,7 @@ namespace {
 
 // What the database holds for one run of the sweep.
 struct Stored {
-  std::string state = "todo";  // todo, finished, running, resume
+  std::string state = "todo";  // todo, finished, running, resume, failed, diverged
   int64_t run_id = 0;
 };
 
@@ -39,11 +40,15 @@ Stored stored_state(store::RunStore& db, const spec::SweepRun& r) {
   for (const auto& rec : db.listRuns()) {  // newest first
     if (rec.config_hash != hash || rec.seed != seed) continue;
     if (rec.status == "finished") return {"finished", rec.id};
-    if (rec.status == "running" && out.state == "todo") out = {"running", rec.id};
-    if (out.state == "todo") {
-      bool has_last = false;
-      for (const auto& c : db.checkpoints(rec.id)) has_last |= c.kind == "last";
-      if (has_last) out = {"resume", rec.id};
+    if (out.state != "todo") continue;
+    if (rec.status == "running") {
+      out = {"running", rec.id};
+    } else if (rec.status == "failed" || rec.status == "diverged") {
+      // Same spec, same seed: it would fail the same way again. Deleting the run retries it.
+      out = {rec.status, rec.id};
+    } else {  // interrupted or cancelled: resumable when its last checkpoint is still on disk
+      for (const auto& c : db.checkpoints(rec.id))
+        if (c.kind == "last" && std::filesystem::is_regular_file(c.path)) out = {"resume", rec.id};
     }
   }
   return out;
@@ -67,6 +72,7 @@ int Commands::sweep() {
     }
     return 0;
   }
+  // Ctrl-C in a terminal reaches every worker of the process group: each cancels its run.
   if (jobs_ > 1 && sweep_index_ < 0) return sweepInProcesses(n);
 
   std::vector<int> mine;
@@ -79,9 +85,10 @@ int Commands::sweep() {
   for (int i : mine) {
     const auto& r = sw.runs[i];
     Stored st = stored_state(*db, r);
-    if (st.state == "finished" || st.state == "running") {
-      std::printf("[%d/%d] %s: %s as run %lld, skipped\n", i, n, r.label.c_str(), st.state.c_str(),
-                  (long long)st.run_id);
+    if (st.state != "todo" && st.state != "resume") {
+      const bool failed = st.state == "failed" || st.state == "diverged";
+      std::printf("[%d/%d] %s: %s as run %lld, skipped%s\n", i, n, r.label.c_str(), st.state.c_str(),
+                  (long long)st.run_id, failed ? " (delete that run to try again)" : "");
       ++skipped;
       continue;
     }
@@ -100,6 +107,10 @@ int Commands::sweep() {
     } catch (const hl::Error& e) {  // a data or resume error of this run: report it, go on
       std::fprintf(stderr, "[%d/%d] %s: %s\n", i, n, r.label.c_str(), e.what());
       rc = std::max(rc, e.exitCode());
+      continue;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "[%d/%d] %s: %s\n", i, n, r.label.c_str(), e.what());
+      rc = std::max(rc, 4);
       continue;
     }
     ++ran;
@@ -125,18 +136,22 @@ int Commands::sweepInProcesses(int n) {
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<pid_t> children;
+  // With --shard K/M as well (several machines, each with --jobs N): worker k takes K + M·k of M·N.
+  const int outer = std::max(1, shard_count_), base = shard_count_ > 1 ? shard_ : 0;
   for (int k = 0; k < jobs_ && k < n; ++k) {
-    std::vector<std::string> args{"/proc/self/exe", "--db",    dbPath(),
-                                  "--data-dir",     dataDir(), "sweep",
-                                  sweep_file_,      "--shard", std::to_string(k) + "/" + std::to_string(jobs_)};
+    const std::string shard = std::to_string(base + outer * k) + "/" + std::to_string(outer * jobs_);
+    std::vector<std::string> args{"/proc/self/exe", "--db",      dbPath(),  "--data-dir", dataDir(),
+                                  "sweep",          sweep_file_, "--shard", shard};
     if (quiet_) args.push_back("--quiet");
     for (const auto& t : tags_) args.insert(args.end(), {"--tag", t});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0)
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) {
+      for (pid_t started : children) waitpid(started, nullptr, 0);  // they finish their runs first
       throw RunError("sweep --jobs: cannot start a worker process");
+    }
     children.push_back(pid);
   }
   int rc = 0;

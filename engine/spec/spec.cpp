@@ -249,7 +249,7 @@ void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
   c.unknownKeys(b, bd, p);
   c.fields(b, "block", p, t);  // every field of this block type: its type and range (fields.h)
   // Rules across fields and warnings.
-  if (b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
+  if (bd.contains("heads") && b.contains("heads") && b["heads"].is_number_integer() && d_model > 0) {
     int h = b["heads"].get<int>();
     if (h > 0 && d_model % h != 0)
       c.err(p + ".heads", std::to_string(h) + " does not divide model.d_model " + std::to_string(d_model));

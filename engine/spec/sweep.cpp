@@ -51,7 +51,12 @@ Sweep parse_sweep(const std::string& text, const std::string& path, const std::s
       axes.push_back({it.key(), std::vector<ojson>(it.value().begin(), it.value().end())});
     }
   }
-  std::vector<long long> seeds{0};
+  // The seed is the sweep's own axis: a grid or set over it would make runs that differ in
+  // nothing but their label, and every run would take the `seeds` value anyway.
+  for (const char* part : {"grid", "set"})
+    if (f.contains(part) && f[part].is_object() && f[part].contains("experiment.seed"))
+      throw fail(std::string(part) + ".experiment.seed", "seeds are given by \"seeds\": [0, 1, 2]");
+  std::vector<long long> seeds{-1};  // -1: the base spec's own seed
   if (f.contains("seeds")) {
     if (!f["seeds"].is_array() || f["seeds"].empty()) throw fail("seeds", "must be a non-empty list of integers");
     seeds.clear();
@@ -105,14 +110,15 @@ Sweep parse_sweep(const std::string& text, const std::string& path, const std::s
     } catch (const SpecError& e) {
       throw fail(label.empty() ? "" : "grid point " + label, e.what());
     }
-    auto v = spec::validate(s);
-    if (!v.ok()) throw fail(label.empty() ? "" : "grid point " + label, "the spec has errors:\n" + v.format());
     for (long long seed : seeds) {
       SweepRun r;
       r.index = int(sw.runs.size());
       r.spec = s;
-      r.spec["experiment"]["seed"] = seed;
-      r.label = (label.empty() ? "" : label + " ") + "seed=" + std::to_string(seed);
+      if (seed >= 0) r.spec["experiment"]["seed"] = seed;
+      const std::string at = (label.empty() ? "" : label + " ") + "seed=" + r.spec["experiment"]["seed"].dump();
+      auto v = spec::validate(r.spec);  // with the seed set: every run is checked before any runs
+      if (!v.ok()) throw fail("grid point " + at, "the spec has errors:\n" + v.format());
+      r.label = at;
       sw.runs.push_back(std::move(r));
     }
     for (size_t a = axes.size(); a-- > 0;) {  // the last axis varies fastest

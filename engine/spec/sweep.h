@@ -10,8 +10,9 @@
 //     "seeds": [0, 1, 2]
 //   }
 //
-// Runs are ordered grid point by grid point (the grid's keys in file order, the last varying
-// fastest), seeds innermost; run i of the list is `--index i`.
+// "seeds" defaults to the base spec's own seed; experiment.seed may not be a grid axis or a set
+// path (seeds are the sweep's own axis). Runs are ordered grid point by grid point (the grid's keys in file order, the
+// last varying fastest), seeds innermost; run i of the list is `--index i`.
 #pragma once
 #include <nlohmann/json.hpp>
 

@@ -115,29 +115,33 @@ int lock_fd_for(int fd, bool* classic) {
     return fd;
   }
   if (it->second.lock_fd < 0) {
+    // Our own open file description of the file, with fd's access mode (a read-only connection
+    // takes only read locks; a read-write one needs write locks).
+    const int mode = ::fcntl(fd, F_GETFL) & O_ACCMODE;
     char proc[64];
     std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    int lfd = above_stdio(::open(proc, O_RDWR | O_CLOEXEC));
-    if (lfd < 0 && (::fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR)  // no /proc: share fd's description
-      lfd = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int lfd = above_stdio(::open(proc, (mode == O_RDONLY ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (lfd < 0) lfd = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);  // no /proc: share fd's description
     if (lfd < 0) {
       errno = ENOLCK;
       return -1;
     }
+    // Decided once per file, before any lock is taken: a file system without OFD locks (some
+    // FUSE and network file systems answer EINVAL) keeps SQLite's classic locks on it, so the two
+    // kinds never mix. Such a file is not protected against foreign closes (process_locks.h).
+    struct flock probe {};
+    probe.l_type = F_RDLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_len = 1;
+    if (g_fcntl(lfd, F_OFD_GETLK, &probe) != 0 && errno == EINVAL) {
+      ::close(lfd);
+      it->second.classic = true;
+      *classic = true;
+      return fd;
+    }
     it->second.lock_fd = lfd;
   }
   return it->second.lock_fd;
-}
-
-void mark_classic(int fd) {
-  FileId id;
-  if (!id_of(fd, &id)) return;
-  Guard g;
-  auto it = g_files->find(id);
-  if (it == g_files->end()) return;
-  it->second.classic = true;
-  if (it->second.lock_fd >= 0) ::close(it->second.lock_fd);
-  it->second.lock_fd = -1;
 }
 
 int hl_fcntl(int fd, int cmd, ...) {
@@ -153,15 +157,7 @@ int hl_fcntl(int fd, int cmd, ...) {
   if (classic) return g_fcntl(fd, cmd, fl);
   const int ofd_cmd = cmd == F_SETLK ? F_OFD_SETLK : cmd == F_SETLKW ? F_OFD_SETLKW : F_OFD_GETLK;
   fl->l_pid = 0;  // required by the OFD commands (SQLite leaves it unset)
-  int rc = g_fcntl(lfd, ofd_cmd, fl);
-  if (rc != 0 && errno == EINVAL) {
-    // A file system without OFD locks (some FUSE and network file systems): this file keeps
-    // SQLite's classic locks from its first lock call on, so the two kinds never mix. It is not
-    // protected against foreign closes (see process_locks.h).
-    mark_classic(fd);
-    return g_fcntl(fd, cmd, fl);
-  }
-  return rc;
+  return g_fcntl(lfd, ofd_cmd, fl);
 }
 
 // fork(): the child must not keep using the parent's lock descriptors (they share the parent's

@@ -146,15 +146,17 @@ void train_phase(Loop& L, int phase, const torch::Tensor& seen) {
 
 // A task boundary: task-clocked levels tick, the strategy's bookkeeping, the accuracy-matrix row,
 // drift, last.pt and (when the score is the best so far) best.pt.
-EvalRow end_phase(Loop& L, int phase, const torch::Tensor& seen) {
+// `last` takes the matrix row as soon as it is evaluated, so that a failure while saving the
+// checkpoints leaves a summary whose macro-F1 matches its accuracy matrix.
+void end_phase(Loop& L, int phase, const torch::Tensor& seen, EvalRow& last) {
   auto& s = L.s;
   auto& st = L.st;
   s.model->train();
   ++st.boundaries;
   if (s.trainable && task_boundary(st, L.emit)) probe_levels(st, s, L.opt, st.step - 1, true);
   L.strategy.task_end(st, s, phase, seen);
-  EvalRow row = task_end_eval(st, s, phase, seen, L.emit);
-  const double avg = mean_acc(row);
+  last = task_end_eval(st, s, phase, seen, L.emit);
+  const double avg = mean_acc(last);
   emit_drift(st, s, L.emit);
   save_checkpoint(st, s, "last", phase, avg, L.emit);
   const double select = best_score(st, s, phase, seen, avg, L.emit);
@@ -168,7 +170,6 @@ EvalRow end_phase(Loop& L, int phase, const torch::Tensor& seen) {
   e.num_tasks = int(s.phases.size());
   e.value = avg;
   L.emit(e);
-  return row;
 }
 
 }  // namespace
@@ -267,7 +268,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       const auto seen = seen_mask_for(s, phase);
       train_phase(L, phase, seen);
       if (L.status != "finished") break;
-      last_eval = end_phase(L, phase, seen);
+      end_phase(L, phase, seen, last_eval);
     }
   } catch (const std::exception& e) {
     L.status = "failed";

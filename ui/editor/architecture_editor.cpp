@@ -123,8 +123,9 @@ ArchitectureEditor::ArchitectureEditor(QWidget* parent) : QWidget(parent) {
     presets_->setItemData(presets_->count() - 1, q(hl::spec::preset_description(n)), Qt::ToolTipRole);
   }
   presets_->setToolTip(
-      tr("Replace the architecture (model, name, description) with a built-in preset; "
-         "the experiment, optimizer and training settings are kept. Undoable."));
+      tr("Load a built-in preset as the CLI's --preset does: its model, name, description, optimizer and "
+         "gradient clipping replace the current ones; the experiment (dataset, strategy, seeds) and the "
+         "training protocol (epochs, batch size, limits) are kept. Undoable."));
   connect(presets_, &QComboBox::activated, this, [this](int i) {
     QString name = presets_->itemData(i).toString();
     if (!name.isEmpty()) loadPreset(name);

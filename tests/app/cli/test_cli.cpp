@@ -224,6 +224,23 @@ class TestCli : public QObject {
              qPrintable(refused.err));
     QCOMPARE(int(runs().size()), 4);
     QCOMPARE(cli({"--db", db, "sweep", file, "--index", "9"}).code, 2);
+    // Seeds are the sweep's own axis: a grid over experiment.seed is refused, naming it.
+    QFile seeded(tmp_.filePath("seed_sweep.json"));
+    QVERIFY(seeded.open(QIODevice::WriteOnly));
+    seeded.write(R"({"grid": {"experiment.seed": [0, 1]}})");
+    seeded.close();
+    auto seedRefused = cli({"--db", db, "sweep", seeded.fileName(), "--list"});
+    QCOMPARE(seedRefused.code, 2);
+    QVERIFY2(seedRefused.err.contains("grid.experiment.seed"), qPrintable(seedRefused.err));
+    // A diverged run is not run again with the same seed (it would diverge the same way).
+    QProcess mark;
+    mark.start("sqlite3", {db, "UPDATE runs SET status='diverged' WHERE id=3"});
+    QVERIFY(mark.waitForFinished(30000) && mark.exitCode() == 0);
+    auto skipsDiverged = cli({"--db", db, "sweep", file, "--quiet"});
+    QCOMPARE(skipsDiverged.code, 0);
+    QVERIFY2(skipsDiverged.out.contains("diverged as run 3, skipped (delete that run to try again)"),
+             qPrintable(skipsDiverged.out));
+    QCOMPARE(int(runs().size()), 4);
   }
 
   void truncatedTrainCsvExitsThreeNamingTheFile() {
