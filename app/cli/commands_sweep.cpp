@@ -33,11 +33,12 @@ struct Stored {
   int64_t run_id = 0;
 };
 
-Stored stored_state(store::RunStore& db, const spec::SweepRun& r) {
+// `runs`: the database's runs, newest first (listed once by the caller, not once per sweep run).
+Stored stored_state(store::RunStore& db, const std::vector<store::RunRecord>& runs, const spec::SweepRun& r) {
   const std::string hash = spec::config_hash(r.spec);
   const int64_t seed = r.spec["experiment"]["seed"].get<int64_t>();
   Stored out;
-  for (const auto& rec : db.listRuns()) {  // newest first
+  for (const auto& rec : runs) {
     if (rec.config_hash != hash || rec.seed != seed) continue;
     if (rec.status == "finished") return {"finished", rec.id};
     if (out.state != "todo") continue;
@@ -64,9 +65,10 @@ int Commands::sweep() {
                     " runs (0 to " + std::to_string(n - 1) + ")");
   auto db = store::RunStore::open(dbPath());
   if (sweep_list_) {
+    const auto all = db->listRuns();
     std::printf("%-6s %-9s %-7s %s\n", "index", "state", "run", "run of the sweep");
     for (const auto& r : sw.runs) {
-      Stored st = stored_state(*db, r);
+      Stored st = stored_state(*db, all, r);
       std::printf("%-6d %-9s %-7s %s\n", r.index, st.state.c_str(), st.run_id ? std::to_string(st.run_id).c_str() : "-",
                   r.label.c_str());
     }
@@ -84,7 +86,7 @@ int Commands::sweep() {
   ProgressBar bar(quiet_);
   for (int i : mine) {
     const auto& r = sw.runs[i];
-    Stored st = stored_state(*db, r);
+    Stored st = stored_state(*db, db->listRuns(), r);  // again per run: other processes finish runs too
     if (st.state != "todo" && st.state != "resume") {
       const bool failed = st.state == "failed" || st.state == "diverged";
       std::printf("[%d/%d] %s: %s as run %lld, skipped%s\n", i, n, r.label.c_str(), st.state.c_str(),
