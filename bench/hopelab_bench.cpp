@@ -52,7 +52,8 @@ struct Timing {
 
 Timing run(const json& spec, hl::train::RunOptions opt) {
   auto r = hl::train::run_experiment(spec, opt, {});
-  if (r.status != "finished") throw std::runtime_error("benchmark run " + r.status + ": " + r.error);
+  if (r.status != hl::RunStatus::Finished)
+    throw std::runtime_error("benchmark run " + hl::name(r.status) + ": " + r.error);
   return {r.summary["train_seconds"].get<double>(), r.summary["samples_seen"].get<double>()};
 }
 
@@ -107,11 +108,11 @@ int main(int argc, char** argv) {
   if (steptime->parsed()) {
     // The blocks of the hope and transformer presets (their defaults), one each, equal width.
     hl::models::BlockConfig hope, tr;
-    hope.type = "hope";
+    hope.type = hl::BlockType::Hope;
     hope.ffn_mult = 1;
     hope.cms_clocks = {1, 4, 16};
     hope.cms_lrs = {0, 0, 0};
-    tr.type = "transformer";
+    tr.type = hl::BlockType::Transformer;
     torch::manual_seed(0);
     std::printf("%6s %14s %14s %10s\n", "L", "hope s/step", "transf. s/step", "hope/transf.");
     double h64 = 0, t64 = 0;

@@ -24,6 +24,7 @@
 #include "engine/spec/spec.h"
 #include "engine/train/experiment.h"
 #include "ui/run_worker.h"
+#include "ui/kind_text.h"
 
 namespace hl::ui {
 
@@ -49,9 +50,14 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
   dataset_->setToolTip(tr("A known dataset or a folder with train/test .csv|.jsonl"));
   split_ = combo({"", "vag", "all77"}, true);
   split_->setToolTip(tr("Dataset split (empty = the dataset's default; banking77: vag | all77)"));
-  protocol_ = combo({"class-incremental", "joint"});
-  strategy_ = combo({"finetune", "ewc", "replay"});
-  head_ = combo({"softmax", "ncm"});
+  auto choices = [](const std::vector<std::string>& names) {
+    QStringList out;
+    for (const auto& n : names) out << QString::fromStdString(n);
+    return out;
+  };
+  protocol_ = combo(choices(hl::names<hl::Protocol>()));
+  strategy_ = combo(choices(hl::names<hl::StrategyType>()));
+  head_ = combo(choices(hl::names<hl::HeadType>()));
   optimizer_ = combo({"adamw", "sgd", "sgd_momentum", "delta_momentum", "deep_momentum", "m3"});
   device_ = combo({"cpu"});
   if (hl::train::cuda_available()) device_->addItem("cuda");
@@ -243,7 +249,7 @@ void ExperimentView::setSpec(const json& s) {
 
 void ExperimentView::setPresetFieldsFrom(const json& s) {
   json spec = hl::spec::complete(s);
-  head_->setCurrentText(QString::fromStdString(spec["model"]["head"].value("type", "softmax")));
+  head_->setCurrentText(QString::fromStdString(spec["model"]["head"].value("type", hl::name(hl::HeadType::Softmax))));
   optimizer_->setCurrentText(QString::fromStdString(spec["optimizer"].value("type", "adamw")));
   lr_->setValue(spec["optimizer"].value("lr", 1e-3));
 }
@@ -361,13 +367,13 @@ void ExperimentView::onFinished(const RunOutcome& o) {
     if (queue_->item(i)->data(Qt::UserRole).toInt() == o.request_id)
       queue_->item(i)->setText(tr("#%1 %2  %3%4")
                                    .arg(o.request_id)
-                                   .arg(o.status, labels_.value(o.request_id))
+                                   .arg(kindText(o.status), labels_.value(o.request_id))
                                    .arg(o.run_id ? tr("  → run %1").arg(o.run_id) : QString()));
-  if (o.status == "failed" || o.status == "diverged") {
+  if (hl::is_failure(o.status)) {
     msg_->setText(o.error);
     if (!property("noDialogs").toBool())
-      QMessageBox::critical(this, tr("Run %1").arg(o.status),
-                            tr("%1 %2:\n%3").arg(labels_.value(o.request_id), o.status, o.error));
+      QMessageBox::critical(this, tr("Run %1").arg(kindText(o.status)),
+                            tr("%1 %2:\n%3").arg(labels_.value(o.request_id), kindText(o.status), o.error));
   }
   updateButtons();
 }

@@ -20,6 +20,7 @@
 #include "engine/common/error.h"
 #include "engine/export/export.h"
 #include "engine/store/store.h"
+#include "ui/kind_text.h"
 
 namespace hl::ui {
 namespace {}  // namespace
@@ -38,15 +39,14 @@ std::string export_text(hl::store::RunStore& db, const ExportRequest& req, QStri
   std::vector<hl::store::RunRecord> runs;
   if (req.runs.trimmed().isEmpty()) {
     hl::store::RunFilter f;
-    f.status = "finished";
+    f.status = hl::RunStatus::Finished;
     runs = db.listRuns(f);
   } else {
     for (int64_t id : hl::exporter::parse_run_ids(req.runs.toStdString(), "runs")) {
       auto r = db.getRun(id);
       if (!r) throw hl::SpecError("run " + std::to_string(id) + " is not in " + db.path());
-      if (r->status != "finished" && warnings)
-        *warnings
-            << QObject::tr("run %1 is %2; its metrics may be partial").arg(id).arg(QString::fromStdString(r->status));
+      if (r->status != hl::RunStatus::Finished && warnings)
+        *warnings << QObject::tr("run %1 is %2; its metrics may be partial").arg(id).arg(kindText(r->status));
       runs.push_back(*r);
     }
   }

@@ -13,6 +13,7 @@
 
 #include "engine/store/store.h"
 #include "engine/train/inference.h"
+#include "ui/kind_text.h"
 
 namespace hl::ui {
 
@@ -94,7 +95,7 @@ void InferenceView::refreshRuns() {
                       .arg(r.id)
                       .arg(QString::fromStdString(r.name), QString::fromStdString(r.dataset))
                       .arg(r.seed)
-                      .arg(QString::fromStdString(r.status)),
+                      .arg(kindText(r.status)),
                   qlonglong(r.id));
   }
   filling_ = false;
@@ -107,12 +108,13 @@ void InferenceView::applyDefaultKind() {
   const qint64 id = run_->currentData().toLongLong();
   if (!db_ || id <= 0 || id == kind_for_) return;
   kind_for_ = id;
-  std::string protocol;
+  std::optional<hl::Protocol> protocol;
   try {
-    if (auto r = db_->getRun(id)) protocol = r->protocol;
+    if (auto r = db_->getRun(id)) protocol = hl::try_parse<hl::Protocol>(r->protocol);
   } catch (const std::exception&) {  // the store's error shows when the user loads
   }
-  kind_->setCurrentText(protocol == "joint" ? "best" : "last");
+  kind_->setCurrentText(
+      kindText(protocol == hl::Protocol::Joint ? hl::CheckpointKind::Best : hl::CheckpointKind::Last));
 }
 
 void InferenceView::setRun(qint64 id) {
@@ -134,7 +136,7 @@ QString InferenceView::load() {
   if (id <= 0) return tr("no run with a checkpoint in this database");
   std::string path;
   for (const auto& c : db_->checkpoints(id))
-    if (c.kind == kind_->currentText().toStdString()) path = c.path;
+    if (kindText(c.kind) == kind_->currentText()) path = c.path;
   if (path.empty()) return tr("run %1 has no '%2' checkpoint").arg(id).arg(kind_->currentText());
   QString key = QString::fromStdString(path);
   if (pred_ && loaded_ == key) return {};

@@ -17,6 +17,7 @@
 #include "ui/plot_export.h"
 #include "ui/plot_zoom.h"
 #include "ui/run_worker.h"
+#include "ui/kind_text.h"
 
 namespace hl::ui {
 namespace {
@@ -172,7 +173,7 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   follow_stored_ = new QTimer(this);
   follow_stored_->setInterval(2000);
   connect(follow_stored_, &QTimer::timeout, this, [this] {
-    if (showing_live_ || !stored_db_ || replay_.status() != "running") return follow_stored_->stop();
+    if (showing_live_ || !stored_db_ || replay_.status() != hl::RunStatus::Running) return follow_stored_->stop();
     RunData fresh;  // read aside: a failed read (busy database) keeps what is shown and tries again
     try {
       fresh.load(*stored_db_, replay_.runId());
@@ -185,7 +186,7 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
     bands_tasks_ = -1;
     cells_seen_ = ~0ull;
     redraw(true);
-    if (replay_.status() != "running") follow_stored_->stop();
+    if (replay_.status() != hl::RunStatus::Running) follow_stored_->stop();
   });
   setDark(darkPalette());
   rebuildAll();
@@ -210,7 +211,7 @@ QString LiveView::showStoredRun(hl::store::RunStore& db, qint64 run_id) {
   }
   showing_live_ = false;
   stored_db_ = &db;
-  if (replay_.status() == "running")
+  if (replay_.status() == hl::RunStatus::Running)
     follow_stored_->start();
   else
     follow_stored_->stop();
@@ -308,8 +309,8 @@ void LiveView::flush() {
       if (e.kind == hl::train::EventKind::RunStarted) Q_EMIT liveRunStarted(e.run_id);
       if (e.kind == hl::train::EventKind::Progress)
         Q_EMIT progress(live_.runId(), e.step, e.total_steps, e.task, e.num_tasks);
-      if (e.kind == hl::train::EventKind::Status && e.status != "running" && e.status != "paused")
-        Q_EMIT liveRunEnded(live_.runId(), QString::fromStdString(e.status));
+      if (e.kind == hl::train::EventKind::Status && hl::is_terminal(e.status))
+        Q_EMIT liveRunEnded(live_.runId(), kindText(e.status));
     }
     if (events.empty() && !started) return;
     if (!showing_live_) return;
@@ -558,20 +559,21 @@ void LiveView::redraw(bool force) {
     plots_->setVisible(has_run);
     empty_->setVisible(!has_run);
   }
-  QString status = QString::fromStdString(d.status());
+  const QString status = d.runId() || !d.series().empty() ? kindText(d.status()) : QString();
   // A stored run still being written has no known end: no "/total" (it would say 8/8 at step 8).
   const bool ends_known = d.totalSteps() > 0;
   if (d.runId() || !d.series().empty())
-    title_->setText(
-        tr("%1 run %2 · %3 · %4 · step %5%6 · task %7%8%9")
-            .arg(showing_live_ ? tr("Live") : tr("Stored"))
-            .arg(d.runId())
-            .arg(QString::fromStdString(d.name()), status)
-            .arg(d.step())
-            .arg(ends_known ? QString("/%1").arg(d.totalSteps()) : QString())
-            .arg(std::max(0, d.task() + 1))
-            .arg(ends_known ? QString("/%1").arg(d.numTasks()) : QString())
-            .arg(!showing_live_ && status == "running" ? tr(" · still running, read every 2 s") : QString()));
+    title_->setText(tr("%1 run %2 · %3 · %4 · step %5%6 · task %7%8%9")
+                        .arg(showing_live_ ? tr("Live") : tr("Stored"))
+                        .arg(d.runId())
+                        .arg(QString::fromStdString(d.name()), status)
+                        .arg(d.step())
+                        .arg(ends_known ? QString("/%1").arg(d.totalSteps()) : QString())
+                        .arg(std::max(0, d.task() + 1))
+                        .arg(ends_known ? QString("/%1").arg(d.numTasks()) : QString())
+                        .arg(!showing_live_ && d.status() == hl::RunStatus::Running
+                                 ? tr(" · still running, read every 2 s")
+                                 : QString()));
   if (changed)  // progress-only batches update the title, not the plots
     for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
   if (points_ > before) Q_EMIT pointsAdded(points_ - before);

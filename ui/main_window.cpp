@@ -37,6 +37,7 @@
 #include "ui/plot_export.h"
 #include "ui/run_worker.h"
 #include "ui/runs_browser.h"
+#include "ui/kind_text.h"
 
 namespace hl::ui {
 
@@ -114,8 +115,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   connect(worker_, &RunWorker::requestFinished, this, [this](const RunOutcome& o) {
     progress_->setVisible(false);
-    status_text_ = o.run_id ? tr("run %1 %2").arg(o.run_id).arg(o.status)
-                            : tr("launch %1: %2").arg(o.status, o.error.section('\n', 0, 0).left(120));
+    status_text_ = o.run_id ? tr("run %1 %2").arg(o.run_id).arg(kindText(o.status))
+                            : tr("launch %1: %2").arg(kindText(o.status), o.error.section('\n', 0, 0).left(120));
     showRunStatus();
     runs_->refresh();
     export_->updatePreview();

@@ -63,7 +63,7 @@ void RunData::apply(const hl::train::Event& e) {
       total_steps_ = e.total_steps;
       num_tasks_ = e.num_tasks;
       name_ = e.message;
-      status_ = "running";
+      status_ = hl::RunStatus::Running;
       break;
     case EventKind::Progress:
       step_ = e.step;
@@ -149,7 +149,7 @@ void RunData::load(hl::store::RunStore& db, int64_t run_id) {
     }
     task_ = int(task_end.empty() ? 0 : task_end.rbegin()->first);
   }
-  total_steps_ = r->status == "running" ? 0 : step_;  // a run still being written: end unknown
+  total_steps_ = r->status == hl::RunStatus::Running ? 0 : step_;  // a run still being written: end unknown
   // Samples seen are not stored: steps × batch size (exact except for each epoch's last batch).
   if (batch > 0) {
     samples_map_.add(0, 0);

@@ -32,7 +32,7 @@ class RunData {
   int64_t step() const { return step_; }
   int64_t samplesSeen() const { return samples_; }
   int task() const { return task_; }
-  const std::string& status() const { return status_; }
+  hl::RunStatus status() const { return status_; }
   const std::string& name() const { return name_; }
 
   const std::vector<SeriesData>& series() const { return series_; }
@@ -53,7 +53,8 @@ class RunData {
   int num_tasks_ = 0;
   int64_t total_steps_ = 0, step_ = 0, samples_ = 0;
   int task_ = -1;
-  std::string status_, name_;
+  hl::RunStatus status_ = hl::RunStatus::Running;
+  std::string name_;
   std::vector<SeriesData> series_;
   std::map<std::string, size_t> index_;
   std::vector<hl::store::AccuracyCell> cells_;

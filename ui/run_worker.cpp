@@ -97,7 +97,7 @@ void RunWorker::stopAll() {
   for (const auto& r : dropped) {  // every request gets exactly one requestFinished
     RunOutcome o;
     o.request_id = r.id;
-    o.status = "cancelled";
+    o.status = hl::RunStatus::Cancelled;
     o.error = tr("removed from the queue before it started");
     Q_EMIT requestFinished(o);
   }
@@ -142,11 +142,11 @@ void RunWorker::run() {
     try {
       auto r = hl::train::run_experiment(req.spec, req.options, {&feed_}, control.get());
       out.run_id = r.run_id;
-      out.status = QString::fromStdString(r.status);
+      out.status = r.status;
       out.error = QString::fromStdString(r.error);
       out.summary_json = QString::fromStdString(r.summary.dump());
     } catch (const std::exception& e) {  // spec or data errors before the run was created
-      out.status = "failed";
+      out.status = hl::RunStatus::Failed;
       out.error = QString::fromUtf8(e.what());
     }
     {

@@ -40,7 +40,7 @@ struct RunRequest {
 struct RunOutcome {  // by value across threads
   int request_id = 0;
   qint64 run_id = 0;
-  QString status;  // finished, failed, diverged, cancelled
+  hl::RunStatus status = hl::RunStatus::Failed;  // finished, failed, diverged or cancelled
   QString error;
   QString summary_json;
 };

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/store/store.h"
+#include "ui/kind_text.h"
 
 namespace hl::ui {
 namespace {
@@ -174,7 +175,7 @@ void RunsBrowser::fillFilterChoices() {
     sets[0] << QString::fromStdString(r.dataset);
     sets[1] << QString::fromStdString(r.name);
     sets[2] << QString::fromStdString(r.strategy);
-    sets[3] << QString::fromStdString(r.status);
+    sets[3] << kindText(r.status);
     for (const auto& t : r.tags) sets[4] << QString::fromStdString(t);
   }
   const QString any[] = {tr("any dataset"), tr("any model"), tr("any strategy"), tr("any status"), tr("any tag")};
@@ -221,7 +222,7 @@ void RunsBrowser::refresh() {
   f.dataset = pick(dataset_);
   f.model = pick(model_);
   f.strategy = pick(strategy_);
-  f.status = pick(status_);
+  if (status_->currentIndex() > 0) f.status = hl::try_parse<hl::RunStatus>(status_->currentText().toStdString());
   f.tag = pick(tag_);
   auto keep = selectedRuns();
   std::vector<hl::store::RunRecord> runs;
@@ -244,7 +245,7 @@ void RunsBrowser::refresh() {
     }
     auto str = [](const std::string& v) { return new QTableWidgetItem(QString::fromStdString(v)); };
     table_->setItem(row, cId, num(double(r.id), QString::number(r.id)));
-    table_->setItem(row, cStatus, str(r.status));
+    table_->setItem(row, cStatus, new QTableWidgetItem(kindText(r.status)));
     table_->setItem(row, cName, str(r.name));
     table_->setItem(row, cDataset, str(r.dataset));
     table_->setItem(row, cStrategy, str(r.strategy));
@@ -264,9 +265,8 @@ void RunsBrowser::refresh() {
     for (const auto& t : r.tags) tags << QString::fromStdString(t);
     table_->setItem(row, cTags, new QTableWidgetItem(tags.join(", ")));
     table_->item(row, cId)->setData(Qt::UserRole + 1, qlonglong(r.id));
-    if (r.status == "failed" || r.status == "diverged")
-      table_->item(row, cStatus)->setForeground(QColor(0xd6, 0x27, 0x28));
-    if (r.status == "running") table_->item(row, cStatus)->setForeground(QColor(0x1f, 0x77, 0xb4));
+    if (hl::is_failure(r.status)) table_->item(row, cStatus)->setForeground(QColor(0xd6, 0x27, 0x28));
+    if (r.status == hl::RunStatus::Running) table_->item(row, cStatus)->setForeground(QColor(0x1f, 0x77, 0xb4));
     ++row;
   }
   table_->setSortingEnabled(true);
@@ -275,7 +275,7 @@ void RunsBrowser::refresh() {
   for (qint64 id : keep) selectRun(id);
   Q_EMIT runsChanged();
   QString statuses;
-  for (const auto& r : runs) statuses += QString("%1:%2,").arg(r.id).arg(QString::fromStdString(r.status));
+  for (const auto& r : runs) statuses += QString("%1:%2,").arg(r.id).arg(kindText(r.status));
   if (statuses != statuses_) {
     statuses_ = statuses;
     Q_EMIT runStatusesChanged();
@@ -319,7 +319,7 @@ void RunsBrowser::showDetails() {
   QString text =
       tr("<b>Run %1</b> · %2<br>%3 · %4 · %5 · seed %6<br>device %7 · torch %8 · app %9")
           .arg(r->id)
-          .arg(QString::fromStdString(r->status))
+          .arg(kindText(r->status))
           .arg(QString::fromStdString(r->name), QString::fromStdString(r->dataset), QString::fromStdString(r->protocol))
           .arg(r->seed)
           .arg(QString::fromStdString(r->device), QString::fromStdString(r->torch_version),
@@ -357,7 +357,7 @@ void RunsBrowser::deleteSelected() {
     return;
   for (qint64 id : ids) {
     auto r = db_->getRun(id);
-    if (r && r->status == "running") {
+    if (r && r->status == hl::RunStatus::Running) {
       QMessageBox::warning(this, tr("Delete runs"), tr("Run %1 is still running; stop it first.").arg(id));
       continue;
     }

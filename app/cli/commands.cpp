@@ -25,6 +25,13 @@ using json = nlohmann::json;
 namespace hl::cli {
 namespace {
 
+// "a | b | c": a kind's names for --help.
+std::string alternatives(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : " | ") + n;
+  return out;
+}
+
 std::string fmt(const json& v, int decimals = 3) {
   if (v.is_null()) return "-";
   if (v.is_number_float()) {
@@ -79,11 +86,10 @@ Commands::Commands(CLI::App& app) : app_(app) {
   src->require_option(0, 1);
   train_->add_option("--dataset", dataset_, "clinc150 | banking77 | dbpedia70 | dbpedia14 | a folder path");
   train_->add_option("--split", split_, "Dataset split (banking77: vag | all77)");
-  train_->add_option("--protocol", protocol_, "class-incremental | joint")
-      ->check(CLI::IsMember({"class-incremental", "joint"}));
-  train_->add_option("--strategy", strategy_, "finetune | ewc | replay")
-      ->check(CLI::IsMember({"finetune", "ewc", "replay"}));
-  train_->add_option("--head", head_, "softmax | ncm | memory")->check(CLI::IsMember({"softmax", "ncm", "memory"}));
+  train_->add_option("--protocol", protocol_, alternatives(names<Protocol>()))->check(CLI::IsMember(names<Protocol>()));
+  train_->add_option("--strategy", strategy_, alternatives(names<StrategyType>()))
+      ->check(CLI::IsMember(names<StrategyType>()));
+  train_->add_option("--head", head_, alternatives(names<HeadType>()))->check(CLI::IsMember(names<HeadType>()));
   train_->add_option("--task-order", task_order_, "Task order index (VAG orders; else a seeded permutation)")
       ->check(CLI::NonNegativeNumber);
   train_->add_option("--epochs", epochs_, "Epochs per task")->check(CLI::NonNegativeNumber);
@@ -274,18 +280,18 @@ int Commands::train() {
 int Commands::report(const train::RunResult& r) {
   const auto& s = r.summary;
   std::printf("run %lld %s: final avg acc %s, forgetting %s, BWT %s, macro-F1 %s, task-IL acc %s (%s s)\n",
-              (long long)r.run_id, r.status.c_str(), fmt(s.value("final_avg_acc", json())).c_str(),
+              (long long)r.run_id, name(r.status).c_str(), fmt(s.value("final_avg_acc", json())).c_str(),
               fmt(s.value("forgetting", json())).c_str(), fmt(s.value("bwt", json())).c_str(),
               fmt(s.value("macro_f1", json())).c_str(), fmt(s.value("task_il_acc", json())).c_str(),
               fmt(s.value("train_seconds", json()), 1).c_str());
   std::fflush(stdout);
-  if (r.status == "cancelled") {
+  if (r.status == RunStatus::Cancelled) {
     if (r.run_id && s.value("tasks_completed", 0) > 0)
       std::fprintf(stderr, "continue it with: hopelab-cli --db %s train --resume %lld\n", dbPath().c_str(),
                    (long long)r.run_id);
     return 130;
   }
-  return r.status == "finished" ? 0 : 4;
+  return r.status == RunStatus::Finished ? 0 : 4;
 }
 
 int Commands::runs() {
@@ -294,7 +300,7 @@ int Commands::runs() {
   f.dataset = f_dataset_;
   f.model = f_model_;
   f.strategy = f_strategy_;
-  f.status = f_status_;
+  if (!f_status_.empty()) f.status = parse<RunStatus>(f_status_, "--status");
   f.tag = f_tag_;
   f.limit = limit_;
   auto rs = db->listRuns(f);
@@ -328,7 +334,7 @@ int Commands::runs() {
     json s = parse_summary(r);
     std::string tags;
     for (const auto& t : r.tags) tags += (tags.empty() ? "" : ",") + t;
-    rows.push_back({std::to_string(r.id), r.status, r.name, r.dataset, r.protocol, r.strategy, r.head,
+    rows.push_back({std::to_string(r.id), name(r.status), r.name, r.dataset, r.protocol, r.strategy, r.head,
                     std::to_string(r.seed), fmt(s.value("final_avg_acc", json())), fmt(s.value("forgetting", json())),
                     time_str(r.created_at), tags});
   }
@@ -435,7 +441,7 @@ int Commands::show() {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("run %lld  %s  (%s)\n", (long long)r->id, r->status.c_str(), r->name.c_str());
+  std::printf("run %lld  %s  (%s)\n", (long long)r->id, name(r->status).c_str(), r->name.c_str());
   std::printf("  dataset %s, %s, strategy %s, head %s, seed %lld, params %lld\n", r->dataset.c_str(),
               r->protocol.c_str(), r->strategy.c_str(), r->head.c_str(), (long long)r->seed, (long long)r->params);
   std::printf("  config %s  run %s\n", r->config_hash.substr(0, 12).c_str(), r->run_hash.substr(0, 12).c_str());

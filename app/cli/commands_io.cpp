@@ -52,14 +52,15 @@ int Commands::exportTables() {
   std::vector<store::RunRecord> runs;
   if (export_runs_.empty()) {
     store::RunFilter f;
-    f.status = "finished";
+    f.status = RunStatus::Finished;
     runs = db->listRuns(f);
   } else {
     for (int64_t id : hl::exporter::parse_run_ids(export_runs_)) {
       auto r = db->getRun(id);
       if (!r) throw SpecError("run " + std::to_string(id) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
-      if (r->status != "finished")
-        std::fprintf(stderr, "warning: run %lld is %s; its metrics may be partial\n", (long long)id, r->status.c_str());
+      if (r->status != RunStatus::Finished)
+        std::fprintf(stderr, "warning: run %lld is %s; its metrics may be partial\n", (long long)id,
+                     name(r->status).c_str());
       runs.push_back(*r);
     }
   }

@@ -28,8 +28,15 @@ namespace hl::cli {
 namespace {
 
 // What the database holds for one run of the sweep.
+// Todo: no run yet; Resume: an interrupted or cancelled run whose last checkpoint is on disk;
+// otherwise the stored run's status (finished, running, failed, diverged).
+enum class SweepState { Todo, Resume, Finished, Running, Failed, Diverged };
+const char* state_name(SweepState s) {
+  static const char* const n[] = {"todo", "resume", "finished", "running", "failed", "diverged"};
+  return n[static_cast<int>(s)];
+}
 struct Stored {
-  std::string state = "todo";  // todo, finished, running, resume, failed, diverged
+  SweepState state = SweepState::Todo;
   int64_t run_id = 0;
 };
 
@@ -40,16 +47,17 @@ Stored stored_state(store::RunStore& db, const std::vector<store::RunRecord>& ru
   Stored out;
   for (const auto& rec : runs) {
     if (rec.config_hash != hash || rec.seed != seed) continue;
-    if (rec.status == "finished") return {"finished", rec.id};
-    if (out.state != "todo") continue;
-    if (rec.status == "running") {
-      out = {"running", rec.id};
-    } else if (rec.status == "failed" || rec.status == "diverged") {
+    if (rec.status == RunStatus::Finished) return {SweepState::Finished, rec.id};
+    if (out.state != SweepState::Todo) continue;
+    if (rec.status == RunStatus::Running) {
+      out = {SweepState::Running, rec.id};
+    } else if (is_failure(rec.status)) {
       // Same spec, same seed: it would fail the same way again. Deleting the run retries it.
-      out = {rec.status, rec.id};
+      out = {rec.status == RunStatus::Failed ? SweepState::Failed : SweepState::Diverged, rec.id};
     } else {  // interrupted or cancelled: resumable when its last checkpoint is still on disk
       for (const auto& c : db.checkpoints(rec.id))
-        if (c.kind == "last" && std::filesystem::is_regular_file(c.path)) out = {"resume", rec.id};
+        if (c.kind == CheckpointKind::Last && std::filesystem::is_regular_file(c.path))
+          out = {SweepState::Resume, rec.id};
     }
   }
   return out;
@@ -69,8 +77,8 @@ int Commands::sweep() {
     std::printf("%-6s %-9s %-7s %s\n", "index", "state", "run", "run of the sweep");
     for (const auto& r : sw.runs) {
       Stored st = stored_state(*db, all, r);
-      std::printf("%-6d %-9s %-7s %s\n", r.index, st.state.c_str(), st.run_id ? std::to_string(st.run_id).c_str() : "-",
-                  r.label.c_str());
+      std::printf("%-6d %-9s %-7s %s\n", r.index, state_name(st.state),
+                  st.run_id ? std::to_string(st.run_id).c_str() : "-", r.label.c_str());
     }
     return 0;
   }
@@ -87,25 +95,25 @@ int Commands::sweep() {
   for (int i : mine) {
     const auto& r = sw.runs[i];
     Stored st = stored_state(*db, db->listRuns(), r);  // again per run: other processes finish runs too
-    if (st.state != "todo" && st.state != "resume") {
-      const bool failed = st.state == "failed" || st.state == "diverged";
-      std::printf("[%d/%d] %s: %s as run %lld, skipped%s\n", i, n, r.label.c_str(), st.state.c_str(),
+    if (st.state != SweepState::Todo && st.state != SweepState::Resume) {
+      const bool failed = st.state == SweepState::Failed || st.state == SweepState::Diverged;
+      std::printf("[%d/%d] %s: %s as run %lld, skipped%s\n", i, n, r.label.c_str(), state_name(st.state),
                   (long long)st.run_id, failed ? " (delete that run to try again)" : "");
       ++skipped;
       continue;
     }
     std::printf("[%d/%d] %s%s\n", i, n, r.label.c_str(),
-                st.state == "resume" ? (" (resuming run " + std::to_string(st.run_id) + ")").c_str() : "");
+                st.state == SweepState::Resume ? (" (resuming run " + std::to_string(st.run_id) + ")").c_str() : "");
     std::fflush(stdout);
     train::RunOptions opt;
     opt.data_dir = dataDir();
     opt.db_path = dbPath();
     opt.tags = tags_;
     opt.tags.push_back("sweep:" + sw.name);
-    if (st.state == "resume") opt.resume_run = st.run_id;
+    if (st.state == SweepState::Resume) opt.resume_run = st.run_id;
     train::RunResult res;
     try {
-      res = train::run_experiment(st.state == "resume" ? json::object() : r.spec, opt, {&bar}, &control);
+      res = train::run_experiment(st.state == SweepState::Resume ? json::object() : r.spec, opt, {&bar}, &control);
     } catch (const hl::Error& e) {  // a data or resume error of this run: report it, go on
       std::fprintf(stderr, "[%d/%d] %s: %s\n", i, n, r.label.c_str(), e.what());
       rc = std::max(rc, e.exitCode());

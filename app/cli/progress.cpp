@@ -76,8 +76,8 @@ void ProgressBar::onEvent(const train::Event& e) {
     case K::Status:
       if (tty_ && drawn_) std::fputc('\n', stderr);
       drawn_ = false;
-      if (e.status != "finished")
-        std::fprintf(stderr, "run %s%s%s\n", e.status.c_str(), e.message.empty() ? "" : ": ", e.message.c_str());
+      if (e.status != RunStatus::Finished)
+        std::fprintf(stderr, "run %s%s%s\n", name(e.status).c_str(), e.message.empty() ? "" : ": ", e.message.c_str());
       break;
     default:
       break;

@@ -248,19 +248,6 @@ std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const
 
 }  // namespace
 
-DgdLayers parse_dgd_layers(const std::string& s) {
-  if (s == "per_layer") return DgdLayers::PerLayer;
-  if (s == "first") return DgdLayers::First;
-  if (s == "none") return DgdLayers::None;
-  throw std::invalid_argument("dgd_layers must be per_layer, first or none, got '" + s + "'");
-}
-
-InnerObjective parse_inner_objective(const std::string& s) {
-  if (s == "l2") return InnerObjective::L2;
-  if (s == "dot") return InnerObjective::Dot;
-  throw std::invalid_argument("inner_objective must be l2 or dot, got '" + s + "'");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reference: token by token. At token t every memory reads with its state at the start of its
 // chunk; the inner gradient G = ∇_W L(W; k_t, v̂_t) comes from autograd (v̂ held constant), and

@@ -18,17 +18,16 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/common/kinds.h"
+
 namespace hl::memory {
 
 // Memory indices along the stacked memory dimension.
 enum SmtMemory : int64_t { kSmtKey = 0, kSmtValue = 1, kSmtEta = 2, kSmtAlpha = 3, kSmtOut = 4 };
 constexpr int64_t kSmtMemories = 5;
 
-enum class DgdLayers { PerLayer, First, None };  // spec dgd_layers: per_layer | first | none
-enum class InnerObjective { L2, Dot };           // spec inner_objective: l2 | dot
-
-DgdLayers parse_dgd_layers(const std::string& s);            // throws std::invalid_argument
-InnerObjective parse_inner_objective(const std::string& s);  // throws std::invalid_argument
+using hl::DgdLayers;       // spec dgd_layers (engine/common/kinds.h)
+using hl::InnerObjective;  // spec inner_objective
 
 struct SmtConfig {
   int64_t heads = 1;

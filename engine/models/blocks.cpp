@@ -260,8 +260,8 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   mc_.chunk_other = cfg.chunk_other;
   mc_.momentum = cfg.momentum;
   mc_.eta_scale = cfg.inner_lr;
-  mc_.dgd = hl::memory::parse_dgd_layers(cfg.dgd_layers);
-  mc_.objective = hl::memory::parse_inner_objective(cfg.inner_objective);
+  mc_.dgd = cfg.dgd_layers;
+  mc_.objective = cfg.inner_objective;
   mc_.stop_grad_writes = cfg.stop_grad_writes;
   wx_ = register_module("wx", linear(d, d, false));
   wq_ = register_module("wq", linear(d, d, false));
@@ -306,12 +306,12 @@ torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Ten
 
 // ---------------------------------------------------------------------------------------------
 HopeBlockImpl::HopeBlockImpl(int d_model, const BlockConfig& cfg)
-    : mixer_(cfg.type == "hope_attention" ? std::string("attention") : cfg.mixer) {
+    : mixer_(cfg.type == BlockType::HopeAttention ? Mixer::Attention : cfg.mixer) {
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   drop_ = register_module("drop", torch::nn::Dropout(cfg.dropout));
-  if (mixer_ == "selfmod")
+  if (mixer_ == Mixer::Selfmod)
     smt_ = register_module("smt", SelfModMixer(d_model, cfg));
-  else if (mixer_ == "titans")
+  else if (mixer_ == Mixer::Titans)
     lmm_ = register_module("lmm", TitansMixer(d_model, cfg));
   else
     attn_ = register_module("attn", AttentionMixer(d_model, cfg.heads));
@@ -337,12 +337,13 @@ CmsBlockImpl::CmsBlockImpl(int d_model, const BlockConfig& cfg) : variant_(cfg.c
                                      torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model}))));
     mlps_.push_back(register_module("level" + std::to_string(l) + "_mlp", FeedForward(d_model, cfg.ffn_mult)));
   }
-  if (variant_ == "independent") mix_ = register_parameter("mix", torch::zeros({int64_t(cfg.cms_clocks.size())}));
+  if (variant_ == CmsVariant::Independent)
+    mix_ = register_parameter("mix", torch::zeros({int64_t(cfg.cms_clocks.size())}));
 }
 
 torch::Tensor CmsBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& /*mask*/) {
   // Position-wise: padded positions never reach real ones.
-  if (variant_ == "independent") {
+  if (variant_ == CmsVariant::Independent) {
     auto w = torch::softmax(mix_, 0);
     auto out = x;
     for (size_t l = 0; l < mlps_.size(); ++l) out = out + w[int64_t(l)] * mlps_[l](norms_[l](x));
@@ -369,12 +370,6 @@ void validate_cms_levels(const BlockConfig& b, const std::string& field) {
   for (size_t l = 0; l < b.cms_clocks.size(); ++l)
     if (b.cms_clocks[l] < 1)
       fail("levels[" + std::to_string(l) + "].clock", "must be at least 1, got " + std::to_string(b.cms_clocks[l]));
-  if (b.cms_variant != "sequential" && b.cms_variant != "independent" && b.cms_variant != "nested")
-    fail("variant", "must be sequential, independent or nested, got '" + b.cms_variant + "'");
-  if (b.cms_clock_unit != "steps" && b.cms_clock_unit != "tasks")
-    fail("clock_unit", "must be steps or tasks, got '" + b.cms_clock_unit + "'");
-  if (b.cms_transfer != "gradient" && b.cms_transfer != "consolidate")
-    fail("transfer", "must be gradient or consolidate, got '" + b.cms_transfer + "'");
   if (!(std::isfinite(b.cms_consolidate_rate) && b.cms_consolidate_rate > 0 && b.cms_consolidate_rate <= 1)) {
     std::ostringstream s;
     s << "must be in (0, 1], got " << b.cms_consolidate_rate;
@@ -406,14 +401,14 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
       fail("dropout", s.str());
     }
   };
-  if (b.type == "transformer" || b.type == "retnet") {
+  if (b.type == BlockType::Transformer || b.type == BlockType::Retnet) {
     widths();
-  } else if (b.type == "lstm") {
+  } else if (b.type == BlockType::Lstm) {
     if (b.hidden < 0) fail("hidden", "must be 0 (= d_model) or positive, got " + std::to_string(b.hidden));
-  } else if (b.type == "cms") {
+  } else if (b.type == BlockType::Cms) {
     validate_cms_levels(b, field);
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
-  } else if (b.type == "titans" || b.type == "hope" || b.type == "hope_attention") {
+  } else if (b.type == BlockType::Titans || is_hope(b.type)) {
     auto num = [&](const std::string& member, double v, double lo, double hi, bool lo_open) {
       if (!(std::isfinite(v) && v >= lo && v <= hi && !(lo_open && v == lo))) {
         std::ostringstream s;
@@ -428,61 +423,49 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     if (b.chunk < 1) fail("chunk", "must be at least 1, got " + std::to_string(b.chunk));
     if (b.persistent_tokens < 0 || b.persistent_tokens > 64)
       fail("persistent_tokens", "must be in [0, 64], got " + std::to_string(b.persistent_tokens));
-    if (b.type != "titans") {
+    if (b.type != BlockType::Titans) {
       validate_cms_levels(b, field);
-      if (b.type == "hope" && b.mixer != "selfmod" && b.mixer != "titans")
-        fail("mixer", "must be selfmod or titans, got '" + b.mixer + "' (attention: use type hope_attention)");
+      if (b.type == BlockType::Hope && b.mixer == Mixer::Attention)
+        fail("mixer", "must be selfmod or titans, got attention (use type hope_attention)");
       if (b.chunk_other < 1) fail("chunk_other", "must be at least 1, got " + std::to_string(b.chunk_other));
-      try {
-        hl::memory::parse_dgd_layers(b.dgd_layers);
-      } catch (const std::invalid_argument& e) {
-        fail("dgd_layers", e.what());
-      }
-      try {
-        hl::memory::parse_inner_objective(b.inner_objective);
-      } catch (const std::invalid_argument& e) {
-        fail("inner_objective", e.what());
-      }
     }
-  } else {
-    fail("type", "unknown block type '" + b.type +
-                     "' (expected transformer, lstm, retnet, cms, titans, hope or hope_attention)");
   }
 }
 
 std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model, const std::string& field) {
   validate_block(b, d_model, field);
-  if (b.type == "transformer") return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
-  if (b.type == "retnet") return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
-  if (b.type == "cms") return std::make_shared<CmsBlockImpl>(d_model, b);
-  if (b.type == "titans") return std::make_shared<TitansBlockImpl>(d_model, b);
-  if (b.type == "hope" || b.type == "hope_attention") return std::make_shared<HopeBlockImpl>(d_model, b);
+  if (b.type == BlockType::Transformer)
+    return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  if (b.type == BlockType::Retnet) return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+  if (b.type == BlockType::Cms) return std::make_shared<CmsBlockImpl>(d_model, b);
+  if (b.type == BlockType::Titans) return std::make_shared<TitansBlockImpl>(d_model, b);
+  if (is_hope(b.type)) return std::make_shared<HopeBlockImpl>(d_model, b);
   return std::make_shared<LstmBlockImpl>(d_model, b.hidden);
 }
 
 double block_flops(const BlockConfig& b, int d_model, int seq_len) {
   const double L = seq_len, d = d_model, f = b.ffn_mult;
   double macs = 0;
-  if (b.type == "transformer" || b.type == "retnet") {
-    const double projections = b.type == "transformer" ? 4 : 5;  // qkv+out | q,k,v,gate,out
-    macs = projections * L * d * d                               // projections
-           + 2 * L * L * d                                       // scores Q K^T and mix (scores) V, all heads
-           + 2 * f * L * d * d;                                  // FFN
-  } else if (b.type == "cms") {
+  if (b.type == BlockType::Transformer || b.type == BlockType::Retnet) {
+    const double projections = b.type == BlockType::Transformer ? 4 : 5;  // qkv+out | q,k,v,gate,out
+    macs = projections * L * d * d                                        // projections
+           + 2 * L * L * d                                                // scores Q K^T and mix (scores) V, all heads
+           + 2 * f * L * d * d;                                           // FFN
+  } else if (b.type == BlockType::Cms) {
     macs = double(b.cms_clocks.size()) * 2 * f * L * d * d;  // one FFN per level
-  } else if (b.type == "titans") {
+  } else if (b.type == BlockType::Titans) {
     // Projections q, k, v, output gate, out (5 L d²), gate logits (3 H L d), conv (4 · 3 L d),
     // memory per token and head with F = D = d / H: read M(q) 2 D F, M(k) at the chunk start
     // 2 D F, closed-form gradients 4 D F, chunk-weighted write sums 2 D F (10 D F total, so
     // 10 L d D over the heads; the O(C²) recurrence weights are ignored), FFN.
     const double D = d / b.heads;
     macs = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D + 2 * f * L * d * d;
-  } else if (b.type == "hope" || b.type == "hope_attention") {
+  } else if (is_hope(b.type)) {
     const double D = d / b.heads, K = double(b.cms_clocks.size());
     double mixer = 0;
-    if (b.type == "hope_attention") {
+    if (b.type == BlockType::HopeAttention) {
       mixer = 4 * L * d * d + 2 * L * L * d;  // qkv + out, scores and mix
-    } else if (b.mixer == "titans") {
+    } else if (b.mixer == Mixer::Titans) {
       mixer = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D;  // as titans
     } else {
       // Projections x_m, q, gate, out (4 L d²), conv (4 · 2 L d); per token and head, with
@@ -493,7 +476,7 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
       mixer = 4 * L * d * d + 8 * L * d + 70 * L * d * D;
     }
     macs = mixer + K * 2 * f * L * d * d;  // + one FFN per CMS level
-  } else if (b.type == "lstm") {
+  } else if (b.type == BlockType::Lstm) {
     const double h = b.hidden > 0 ? b.hidden : d_model;
     macs = L * 4 * h * (d + h) + (h != d ? L * h * d : 0.0);
   }

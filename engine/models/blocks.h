@@ -119,7 +119,7 @@ class CmsBlockImpl : public BlockImpl {
   CmsBlockImpl* cmsPart() override { return this; }
 
  private:
-  std::string variant_;
+  CmsVariant variant_;
   std::vector<torch::nn::LayerNorm> norms_;
   std::vector<FeedForward> mlps_;
   torch::Tensor mix_;  // independent variant: [K] logits of the mixing weights
@@ -218,7 +218,7 @@ class HopeBlockImpl : public BlockImpl {
   std::vector<ContextStats> contextStats() const override;
 
  private:
-  std::string mixer_;
+  Mixer mixer_;
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Dropout drop_{nullptr};
   SelfModMixer smt_{nullptr};

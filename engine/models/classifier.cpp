@@ -28,13 +28,9 @@ void validate(const ModelConfig& cfg) {
   if (cfg.pad_id < 0 || cfg.pad_id >= cfg.vocab_size)
     fail("pad_id",
          std::to_string(cfg.pad_id) + " is outside the vocabulary [0, " + std::to_string(cfg.vocab_size) + ")");
-  if (cfg.positions != "learned" && cfg.positions != "none")
-    fail("positions", "unknown value '" + cfg.positions + "' (expected learned or none)");
   for (size_t i = 0; i < cfg.blocks.size(); ++i)
     validate_block(cfg.blocks[i], cfg.d_model, "model.blocks[" + std::to_string(i) + "]");
-  if (cfg.head != "softmax" && cfg.head != "ncm" && cfg.head != "memory")
-    fail("head", "unknown head '" + cfg.head + "' (expected softmax, ncm or memory)");
-  if (cfg.head == "memory") {
+  if (cfg.head == HeadType::Memory) {
     requireAtLeast("head.clock", cfg.memory_clock, 1);
     auto inRange = [](const std::string& field, double v, double lo, double hi, bool lo_open) {
       if (!(std::isfinite(v) && v >= lo && v <= hi && !(lo_open && v == lo))) {
@@ -48,7 +44,7 @@ void validate(const ModelConfig& cfg) {
     inRange("head.momentum", cfg.memory_momentum, 0.0, 1.0, false);
     inRange("head.scale", cfg.memory_scale, 0.0, 1000.0, true);
   }
-  if (cfg.head == "ncm" && !(std::isfinite(cfg.ncm_scale) && cfg.ncm_scale > 0)) {
+  if (cfg.head == HeadType::Ncm && !(std::isfinite(cfg.ncm_scale) && cfg.ncm_scale > 0)) {
     std::ostringstream s;
     s << "must be positive and finite, got " << cfg.ncm_scale;
     fail("ncm_scale", s.str());
@@ -59,16 +55,16 @@ ClassifierImpl::ClassifierImpl(const ModelConfig& cfg) : cfg_((validate(cfg), cf
   const int d = cfg_.d_model;
   tok_ = register_module(
       "tok", torch::nn::Embedding(torch::nn::EmbeddingOptions(cfg_.vocab_size, d).padding_idx(cfg_.pad_id)));
-  if (cfg_.positions == "learned") pos_ = register_module("pos", torch::nn::Embedding(cfg_.max_len, d));
+  if (cfg_.positions == Positions::Learned) pos_ = register_module("pos", torch::nn::Embedding(cfg_.max_len, d));
   block_list_ = register_module("blocks", torch::nn::ModuleList());
   for (size_t i = 0; i < cfg_.blocks.size(); ++i) {
     blocks_.push_back(make_block(cfg_.blocks[i], d, "model.blocks[" + std::to_string(i) + "]"));
     block_list_->push_back(blocks_.back());
   }
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  if (cfg_.head == "softmax") {
+  if (cfg_.head == HeadType::Softmax) {
     head_ = register_module("head", torch::nn::Linear(d, cfg_.num_classes));
-  } else if (cfg_.head == "memory") {
+  } else if (cfg_.head == HeadType::Memory) {
     mem_w_ = register_buffer("memory_w", torch::zeros({cfg_.num_classes, d}));
     mem_s_ = register_buffer("memory_s", torch::zeros({cfg_.num_classes, d}));
   } else {
@@ -101,7 +97,7 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
 torch::Tensor ClassifierImpl::logits(const torch::Tensor& pooled) {
   if (head_) return head_(pooled);
   namespace F = torch::nn::functional;
-  if (cfg_.head == "memory") {  // read-out W û; W is a buffer: the gradient reaches û only
+  if (cfg_.head == HeadType::Memory) {  // read-out W û; W is a buffer: the gradient reaches û only
     auto u = F::normalize(pooled, F::NormalizeFuncOptions().dim(-1).eps(1e-12));
     return cfg_.memory_scale * torch::matmul(u, mem_w_.to(pooled.scalar_type()).t());
   }
@@ -112,7 +108,7 @@ torch::Tensor ClassifierImpl::logits(const torch::Tensor& pooled) {
 }
 
 void ClassifierImpl::ncmObserve(const torch::Tensor& pooled, const torch::Tensor& labels) {
-  if (cfg_.head != "ncm") return;
+  if (cfg_.head != HeadType::Ncm) return;
   torch::NoGradGuard no_grad;
   auto lab = labels.to(ncm_sum_.device(), torch::kLong).reshape({-1});
   if (pooled.dim() != 2 || pooled.size(0) != lab.size(0) || pooled.size(1) != cfg_.d_model)
@@ -125,7 +121,7 @@ void ClassifierImpl::ncmObserve(const torch::Tensor& pooled, const torch::Tensor
 }
 
 void ClassifierImpl::ncmReset() {
-  if (cfg_.head != "ncm") return;
+  if (cfg_.head != HeadType::Ncm) return;
   torch::NoGradGuard no_grad;
   ncm_sum_.zero_();
   ncm_count_.zero_();
@@ -154,7 +150,7 @@ torch::Tensor ClassifierImpl::memoryKeys(const torch::Tensor& pooled) const {
 }
 
 double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tensor& labels, int64_t* clamped) {
-  if (cfg_.head != "memory") return 0.0;
+  if (cfg_.head != HeadType::Memory) return 0.0;
   torch::NoGradGuard no_grad;
   auto lab = labels.to(torch::kCPU, torch::kLong).reshape({-1});
   if (keys.dim() != 2 || keys.size(0) != lab.size(0) || keys.size(1) != cfg_.d_model)
@@ -195,7 +191,7 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
       g.clock_unit = bc.cms_clock_unit;
       g.transfer = bc.cms_transfer;
       g.consolidate_rate = bc.cms_consolidate_rate;
-      g.nested = bc.cms_variant == "nested";
+      g.nested = bc.cms_variant == CmsVariant::Nested;
       out.push_back(std::move(g));
     }
   }

@@ -3,6 +3,8 @@
 #pragma once
 #include "engine/torch_wrap.h"
 
+#include "engine/common/kinds.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,22 +21,22 @@ struct LevelInit {
 
 // One block of the pipeline as the spec describes it ({"type": "...", fields...}).
 struct BlockConfig {
-  std::string type;      // "transformer" | "lstm" | "retnet" | "cms" | "titans" | "hope" | "hope_attention"
+  BlockType type = BlockType::Transformer;
   int heads = 4;         // transformer, retnet
   int ffn_mult = 2;      // transformer, retnet: FFN width = ffn_mult * d_model
   double dropout = 0.1;  // transformer, retnet
   int hidden = 0;        // lstm: hidden size (0 = d_model); output projected back to d_model
   // cms (Continuum Memory System): one MLP per level (FFN width ffn_mult * d_model), each level
   // updated by the trainer every `clock` steps with its own learning rate (0 = the base lr).
-  std::vector<int> cms_clocks;             // one entry per level, fastest first
-  std::vector<double> cms_lrs;             // same length; 0 = optimizer.lr
-  std::string cms_variant = "sequential";  // "sequential" | "independent" | "nested"
+  std::vector<int> cms_clocks;  // one entry per level, fastest first
+  std::vector<double> cms_lrs;  // same length; 0 = optimizer.lr
+  CmsVariant cms_variant = CmsVariant::Sequential;
   // Level clocks and transfer (docs/MODELS.md "CMS variants, clocks and transfer"); any block
   // with CMS levels carries these.
-  std::string cms_clock_unit = "steps";   // "steps" | "tasks"
-  std::string cms_transfer = "gradient";  // "gradient" | "consolidate"
-  double cms_consolidate_rate = 0.5;      // β of θ_slow ← θ_slow + β(θ_fast − θ_slow)
-  std::vector<LevelInit> cms_init;        // per level (may be shorter than cms_clocks)
+  ClockUnit cms_clock_unit = ClockUnit::Steps;
+  Transfer cms_transfer = Transfer::Gradient;
+  double cms_consolidate_rate = 0.5;  // β of θ_slow ← θ_slow + β(θ_fast − θ_slow)
+  std::vector<LevelInit> cms_init;    // per level (may be shorter than cms_clocks)
   // titans (Titans long-term memory + MLP; also uses heads, ffn_mult, dropout). docs/MODELS.md.
   double inner_lr = 0.1;          // θ scale: θ_t = inner_lr · softplus(·)
   double momentum = 0.9;          // η scale: η_t = momentum · sigmoid(·)
@@ -45,10 +47,10 @@ struct BlockConfig {
   // hope, hope_attention (the mixer + CMS levels above) and self-modifying Titans fields; the
   // titans fields above mean for self-modifying Titans: inner_lr = η scale, momentum = DGD β,
   // retain = α at initialisation, chunk = the output memory's chunk.
-  std::string mixer = "selfmod";         // hope: "selfmod" | "titans"; hope_attention: "attention"
-  int chunk_other = 8;                   // the k, v, η, α memories' chunk
-  std::string dgd_layers = "per_layer";  // "per_layer" | "first" | "none"
-  std::string inner_objective = "l2";    // "l2" | "dot"
+  Mixer mixer = Mixer::Selfmod;  // hope: selfmod | titans; hope_attention: attention
+  int chunk_other = 8;           // the k, v, η, α memories' chunk
+  DgdLayers dgd_layers = DgdLayers::PerLayer;
+  InnerObjective inner_objective = InnerObjective::L2;
 };
 
 // Per-forward statistics of one in-context memory level of a block (the last forward; detached
@@ -70,9 +72,9 @@ struct LevelGroup {
   int clock = 1;
   double lr = 0;  // 0 = base lr
   std::vector<torch::Tensor> params;
-  int index = 0;                      // level index within its block (0 = fastest)
-  std::string clock_unit = "steps";   // "steps" | "tasks"
-  std::string transfer = "gradient";  // "gradient" | "consolidate"
+  int index = 0;  // level index within its block (0 = fastest)
+  ClockUnit clock_unit = ClockUnit::Steps;
+  Transfer transfer = Transfer::Gradient;
   double consolidate_rate = 0.5;
   bool nested = false;  // a tick resets the next faster level (index − 1)
 };
@@ -81,10 +83,10 @@ struct ModelConfig {
   int vocab_size = 2000;
   int max_len = 64;
   int d_model = 128;
-  std::string positions = "learned";  // "learned" | "none"
+  Positions positions = Positions::Learned;
   std::vector<BlockConfig> blocks;
-  std::string head = "softmax";  // "softmax" | "ncm" | "memory"
-  double ncm_scale = 16.0;       // cosine logits are multiplied by this (ncm head)
+  HeadType head = HeadType::Softmax;
+  double ncm_scale = 16.0;  // cosine logits are multiplied by this (ncm head)
   // memory head (docs/MODELS.md "Memory head"): W [C, d] written by DGD every `memory_clock`
   // steps; logits = memory_scale · W û (û the L2-normalised pooled feature).
   int memory_clock = 1;
@@ -137,7 +139,7 @@ class ClassifierImpl : public torch::nn::Module {
   void ncmReset();
   // The network is trained by gradient with the softmax head and with the memory head (through
   // the memory's read-out; W itself is written by DGD only), not with the ncm head.
-  bool headIsTrainable() const { return cfg_.head != "ncm"; }
+  bool headIsTrainable() const { return cfg_.head != HeadType::Ncm; }
   // Memory head: the keys it writes and reads with (L2-normalised pooled features, detached).
   torch::Tensor memoryKeys(const torch::Tensor& pooled) const;
   // Memory head: DGD-writes the rows (keys [N, d], labels [N]) in order; returns the summed

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "engine/common/kinds.h"
+
 namespace hl::spec {
 namespace {
 
@@ -39,9 +41,17 @@ FieldInfo in(FieldInfo f, std::vector<std::string> blocks) {
   return f;
 }
 
-const std::vector<std::string> kAttention = {"transformer", "retnet", "titans", "hope", "hope_attention"};
-const std::vector<std::string> kMemory = {"titans", "hope"};
-const std::vector<std::string> kLevels = {"cms", "hope", "hope_attention"};
+std::vector<std::string> types(std::initializer_list<BlockType> ts) {
+  std::vector<std::string> out;
+  for (BlockType t : ts) out.push_back(name(t));
+  return out;
+}
+using BT = BlockType;
+const std::vector<std::string> kAttention =
+    types({BT::Transformer, BT::Retnet, BT::Titans, BT::Hope, BT::HopeAttention});
+const std::vector<std::string> kMemory = types({BT::Titans, BT::Hope});
+const std::vector<std::string> kLevels = types({BT::Cms, BT::Hope, BT::HopeAttention});
+const std::vector<std::string> kHope = types({BT::Hope});
 
 std::map<std::string, std::vector<FieldInfo>> build() {
   std::map<std::string, std::vector<FieldInfo>> t;
@@ -49,10 +59,10 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       integer("d_model", 128, 8, 4096, "dims", "Model width"),
       integer("vocab_size", 0, 0, 1000000, "tokens", "Vocabulary size (0 = the dataset's default, else >= 16)"),
       integer("max_len", 0, 0, 4096, "tokens", "Longest input (0 = the dataset's default)"),
-      choice("positions", "learned", {"learned", "none"}, "Position embedding"),
+      choice("positions", "learned", names<Positions>(), "Position embedding"),
   };
   t["model.head"] = {
-      choice("type", "softmax", {"softmax", "ncm", "memory"},
+      choice("type", "softmax", names<HeadType>(),
              "softmax: a trained linear classifier; ncm: cosine nearest-class-mean (network untrained); memory: "
              "a linear associative memory written by DGD on its own clock (the network still trains)"),
       number("ncm_scale", 16.0, 0.0, 1000.0, 1, "scale", "Cosine logit scale of the NCM head (> 0)", true),
@@ -90,13 +100,13 @@ std::map<std::string, std::vector<FieldInfo>> build() {
   t["experiment"] = {
       text("dataset", "banking77", true, "A dataset name (clinc150, banking77, dbpedia70, dbpedia14) or a folder path"),
       text("split", "", false, "The dataset's split (\"\" = its default)"),
-      choice("protocol", "class-incremental", {"class-incremental", "joint"}, "Tasks in turn, or all at once"),
+      choice("protocol", "class-incremental", names<Protocol>(), "Tasks in turn, or all at once"),
       integer("task_order", 0, 0, 1000000, "", "Which task order (0 = the published one)"),
       integer("seed", 0, 0, double(1LL << 53), "", "Random seed"),
       choice("device", "cpu", {"cpu", "cuda"}, "Where the run trains"),
   };
   t["experiment.strategy"] = {
-      choice("type", "finetune", {"finetune", "ewc", "replay"}, "The continual-learning strategy"),
+      choice("type", "finetune", names<StrategyType>(), "The continual-learning strategy"),
       number("ewc_lambda", 100.0, 0.0, 1e12, 1, "", "EWC: penalty weight λ"),
       integer("replay_per_class", 10, 1, 1000000, "rows", "Replay: buffer rows per class"),
   };
@@ -114,32 +124,32 @@ std::map<std::string, std::vector<FieldInfo>> build() {
          kMemory),
       in(integer("chunk_other", 8, 1, 4096, "tokens",
                  "Self-modifying Titans: chunk of the k, v, η, α memories; longer than 16 tokens warns"),
-         {"hope"}),
-      in(choice("mixer", "selfmod", {"selfmod", "titans"},
+         kHope),
+      in(choice("mixer", "selfmod", {name(Mixer::Selfmod), name(Mixer::Titans)},
                 "Hope block's token mixer: self-modifying Titans, or plain Titans memory (the no-selfmod ablation)"),
-         {"hope"}),
-      in(choice("dgd_layers", "per_layer", {"per_layer", "first", "none"},
+         kHope),
+      in(choice("dgd_layers", "per_layer", names<DgdLayers>(),
                 "Which memory layers get the DGD factor (α I − η u uᵀ): every layer, the first only, or none "
                 "(plain GD)"),
-         {"hope"}),
-      in(choice("inner_objective", "l2", {"l2", "dot"},
+         kHope),
+      in(choice("inner_objective", "l2", names<InnerObjective>(),
                 "Inner objective of the memory writes: L2 regression ‖M(k) − v̂‖² or the dot product (gated delta "
                 "rule)"),
-         {"hope"}),
-      in(integer("hidden", 0, 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"), {"lstm"}),
-      in(choice("variant", "sequential", {"sequential", "independent", "nested"},
+         kHope),
+      in(integer("hidden", 0, 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"), types({BT::Lstm})),
+      in(choice("variant", "sequential", names<CmsVariant>(),
                 "sequential: levels applied in turn; independent: outputs mixed by learned weights; nested: "
                 "sequential, and each tick of a level resets the next faster level to its start"),
          kLevels),
-      in(choice("clock_unit", "steps", {"steps", "tasks"}, "What a level's clock counts: optimizer steps or tasks"),
+      in(choice("clock_unit", "steps", names<ClockUnit>(), "What a level's clock counts: optimizer steps or tasks"),
          kLevels),
-      in(choice("transfer", "gradient", {"gradient", "consolidate"},
+      in(choice("transfer", "gradient", names<Transfer>(),
                 "How a slower level learns: from its own gradient, or by consolidating the faster level"),
          kLevels),
       in(number("consolidate_rate", 0.5, 0.0, 1.0, 3, "", "Consolidation step toward the faster level (> 0)", true),
          kLevels),
       in(integer("ffn_mult", 2, 1, 16, "× d_model", "MLP width as a multiple of model.d_model"),
-         {"transformer", "retnet", "titans", "hope", "hope_attention", "cms"}),
+         types({BT::Transformer, BT::Retnet, BT::Titans, BT::Hope, BT::HopeAttention, BT::Cms})),
       in(number("inner_lr", 0.1, 0.0, 10.0, 3, "",
                 "Memory step size (must be > 0): Titans: upper scale of θ_t; self-modifying Titans: η scale "
                 "(η_t = inner_lr · softplus(·); above 0.3 warns)",

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "engine/common/error.h"
+#include "engine/common/kinds.h"
 #include "engine/common/sha256.h"
 #include "engine/spec/fields.h"
 #include "engine/spec/presets_data.h"
@@ -44,7 +45,7 @@ std::string Validation::format() const {
 }
 
 std::vector<std::string> block_types() {
-  return {"transformer", "lstm", "retnet", "cms", "titans", "hope", "hope_attention"};
+  return names<BlockType>();
 }
 
 // A section's fields at their defaults, from the field table (fields.h).
@@ -55,14 +56,13 @@ json section_defaults(const std::string& section) {
 }
 
 json block_defaults(const std::string& type) {
-  static const std::set<std::string> kTypes = {"transformer", "retnet", "lstm",          "cms",
-                                               "titans",      "hope",   "hope_attention"};
-  if (!kTypes.count(type)) return json::object();
+  const auto t = try_parse<BlockType>(type);
+  if (!t) return json::object();
   json b = {{"type", type}};
   for (const auto& f : section_fields("block"))
     if (std::find(f.blocks.begin(), f.blocks.end(), type) != f.blocks.end()) b[f.name] = f.def;
   // DECISIONS.md: 3 levels, clocks 1, 4, 16 steps, each at the base lr (cms, hope, hope_attention)
-  if (type == "cms" || type == "hope" || type == "hope_attention")
+  if (has_cms_levels(*t))
     b["levels"] = json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}});
   return b;
 }
@@ -258,7 +258,8 @@ void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
     if (bd.contains(chunk) && b.contains(chunk) && b[chunk].is_number_integer() && b[chunk].get<int>() > 16)
       c.warn(p + "." + chunk,
              "a memory chunk longer than a typical short text never writes (" + b[chunk].dump() + " > 16 tokens)");
-  const bool selfmod = t == "hope" && (!b.contains("mixer") || b["mixer"] == "selfmod");
+  const bool selfmod = try_parse<BlockType>(t) == BlockType::Hope &&
+                       (!b.contains("mixer") || try_parse<Mixer>(str_or(b, "mixer")) == Mixer::Selfmod);
   if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
     c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
                                 " > 0.3: writes will often be clamped, and with momentum the "
@@ -292,8 +293,8 @@ void check_model(Checker& c, const json& s, const json& d) {
   if (const json* h = c.at(*m, "head", "model.head"); h && h->is_object()) {
     c.unknownKeys(*h, d["model"]["head"], "model.head");
     c.fields(*h, "model.head", "model.head");
-    if (str_or(*h, "type") == "memory" && h->contains("inner_lr") && (*h)["inner_lr"].is_number() &&
-        (*h)["inner_lr"].get<double>() > 0.6)
+    if (try_parse<HeadType>(str_or(*h, "type")) == HeadType::Memory && h->contains("inner_lr") &&
+        (*h)["inner_lr"].is_number() && (*h)["inner_lr"].get<double>() > 0.6)
       c.warn("model.head.inner_lr",
              "memory head: keys have norm 1, so every write with inner_lr > 0.6 is "
              "clamped to 0.6 (3·η·‖u‖² ≤ 1.8)");
@@ -324,7 +325,8 @@ void check_experiment(Checker& c, const json& s, const json& d) {
     if (const json* st = c.at(*e, "strategy", "experiment.strategy"); st && st->is_object()) {
       c.unknownKeys(*st, d["experiment"]["strategy"], "experiment.strategy");
       c.fields(*st, "experiment.strategy", "experiment.strategy");
-      if (str_or(*e, "protocol") == "joint" && str_or(*st, "type") != "finetune")
+      if (try_parse<Protocol>(str_or(*e, "protocol")) == Protocol::Joint &&
+          try_parse<StrategyType>(str_or(*st, "type")) != StrategyType::Finetune)
         c.warn("experiment.strategy.type", "joint training has a single task: the strategy has no effect");
     } else if (st)
       c.err("experiment.strategy", "must be an object like {\"type\": \"finetune\"}");
@@ -359,7 +361,7 @@ Validation validate_impl(const json& s) {
   check_training(c, s, d);
   check_experiment(c, s, d);
   if (s.contains("model") && s["model"].is_object() && s["model"].contains("head") &&
-      str_or(s["model"]["head"], "type") == "ncm")
+      try_parse<HeadType>(str_or(s["model"]["head"], "type")) == HeadType::Ncm)
     c.warn("model.head.type",
            "ncm head: the network is not trained (a class mean has no gradient); the run is the "
            "untrained-network + nearest-class-mean reference");

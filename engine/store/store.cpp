@@ -1,6 +1,7 @@
 #include "engine/store/store.h"
 
 #include <mutex>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "engine/store/schema.h"
@@ -36,7 +37,7 @@ std::vector<std::string> tags_from_json(const std::string& text) {
 void bind_run(Stmt& st, const RunRecord& r) {
   int i = 0;
   auto b = [&](const auto& v) { st.bind(++i, v); };
-  b(r.status);
+  b(name(r.status));
   b(r.name);
   b(r.spec_json);
   b(r.config_hash);
@@ -66,11 +67,22 @@ void bind_run(Stmt& st, const RunRecord& r) {
   b(r.summary_json.empty() ? std::string("{}") : r.summary_json);
 }
 
-RunRecord read_run(const Stmt& st) {  // row = id, kRunColumns
+// A stored kind (status, checkpoint kind); a value this build does not know is refused.
+template <class E>
+E stored_kind(const std::string& text, const std::string& path, const char* table, int64_t id) {
+  auto e = try_parse<E>(text);
+  if constexpr (std::is_same_v<E, RunStatus>)
+    if (e == RunStatus::Paused) e.reset();  // a live state only, never stored
+  if (e) return *e;
+  throw hl::StoreError(path + ": " + table + " of run " + std::to_string(id) + " has " + KindNames<E>::what + " \"" +
+                       text + "\", which this build does not know (written by another program or a newer Hope Lab?)");
+}
+
+RunRecord read_run(const Stmt& st, const std::string& path) {  // row = id, kRunColumns
   RunRecord r;
   int c = 0;
   r.id = st.col_int(c++);
-  r.status = st.col_text(c++);
+  r.status = stored_kind<RunStatus>(st.col_text(c++), path, "runs", r.id);
   r.name = st.col_text(c++);
   r.spec_json = st.col_text(c++);
   r.config_hash = st.col_text(c++);
@@ -207,9 +219,9 @@ int64_t RunStore::createRun(const RunRecord& in) {
   return id;
 }
 
-void RunStore::setStatus(int64_t id, const std::string& status, const std::string& error, int64_t diverged_step) {
+void RunStore::setStatus(int64_t id, RunStatus status, const std::string& error, int64_t diverged_step) {
   d_->update_run(id, "UPDATE runs SET status=?, error=?, diverged_step=? WHERE id=?",
-                 [&](Stmt& st) { st.bind(1, status).bind(2, error).bind(3, diverged_step).bind(4, id); });
+                 [&](Stmt& st) { st.bind(1, name(status)).bind(2, error).bind(3, diverged_step).bind(4, id); });
 }
 
 void RunStore::resumeRun(int64_t id, int64_t pid, const std::string& host, int64_t process_start) {
@@ -224,10 +236,10 @@ void RunStore::setSummary(int64_t id, const std::string& summary_json) {
                  [&](Stmt& st) { st.bind(1, summary_json).bind(2, id); });
 }
 
-void RunStore::finish(int64_t id, const std::string& status) {
+void RunStore::finish(int64_t id, RunStatus status) {
   const double now = detail::now_seconds();
   d_->update_run(id, "UPDATE runs SET status=?, finished_at=? WHERE id=?",
-                 [&](Stmt& st) { st.bind(1, status).bind(2, now).bind(3, id); });
+                 [&](Stmt& st) { st.bind(1, name(status)).bind(2, now).bind(3, id); });
 }
 
 void RunStore::setTags(int64_t id, const std::vector<std::string>& tags) {
@@ -266,7 +278,7 @@ std::vector<RunRecord> RunStore::listRuns(const RunFilter& f) {
   add(f.dataset, "dataset=?");
   add(f.model, "model=?");
   add(f.strategy, "strategy=?");
-  add(f.status, "status=?");
+  if (f.status) add(name(*f.status), "status=?");
   add(f.tag, "EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value=?)");
   std::string sql = select_runs_sql(where + " ORDER BY created_at DESC, id DESC");
   if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
@@ -277,7 +289,7 @@ std::vector<RunRecord> RunStore::listRuns(const RunFilter& f) {
     out.clear();
     Stmt st(d_->db, sql.c_str());
     for (size_t i = 0; i < args.size(); ++i) st.bind(static_cast<int>(i + 1), args[i]);
-    while (st.step()) out.push_back(read_run(st));
+    while (st.step()) out.push_back(read_run(st, d_->db.path()));
   });
   return out;
 }
@@ -290,7 +302,7 @@ std::optional<RunRecord> RunStore::getRun(int64_t id) {
     out.reset();
     Stmt st(d_->db, sql.c_str());
     st.bind(1, id);
-    if (st.step()) out = read_run(st);
+    if (st.step()) out = read_run(st, d_->db.path());
   });
   return out;
 }
@@ -359,7 +371,8 @@ std::vector<CheckpointEntry> RunStore::checkpoints(int64_t id) {
     Stmt st(d_->db, "SELECT kind, path, step, task, metric FROM checkpoints WHERE run_id=? ORDER BY step, id");
     st.bind(1, id);
     while (st.step())
-      out.push_back({st.col_text(0), st.col_text(1), st.col_int(2), static_cast<int>(st.col_int(3)), st.col_double(4)});
+      out.push_back({stored_kind<CheckpointKind>(st.col_text(0), d_->db.path(), "checkpoints", id), st.col_text(1),
+                     st.col_int(2), static_cast<int>(st.col_int(3)), st.col_double(4)});
   });
   return out;
 }

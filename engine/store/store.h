@@ -8,12 +8,15 @@
 #include <utility>
 #include <vector>
 
+#include "engine/common/kinds.h"
+
 namespace hl::store {
 
-// Statuses: running, finished, failed, diverged, interrupted, cancelled.
+// Statuses: running, finished, failed, diverged, interrupted, cancelled (never paused). Reading a
+// row whose status is none of these throws hl::StoreError naming the database and the run.
 struct RunRecord {
   int64_t id = 0;
-  std::string status = "running";
+  RunStatus status = RunStatus::Running;
   std::string name;         // preset or spec name, e.g. "transformer"
   std::string spec_json;    // canonical spec (with seed)
   std::string config_hash;  // canonical spec without the seed
@@ -36,8 +39,9 @@ struct RunRecord {
 };
 
 struct RunFilter {
-  std::string dataset, model, strategy, status, tag;  // empty = any
-  int limit = 0;                                      // 0 = no limit
+  std::string dataset, model, strategy, tag;  // empty = any
+  std::optional<RunStatus> status;            // nullopt = any
+  int limit = 0;                              // 0 = no limit
 };
 
 struct Series {
@@ -63,7 +67,7 @@ struct EvalResult {  // a periodic evaluation (live curves)
 };
 
 struct CheckpointEntry {
-  std::string kind;  // "best" or "last"
+  CheckpointKind kind = CheckpointKind::Last;
   std::string path;
   int64_t step = 0;
   int task = 0;
@@ -85,12 +89,12 @@ class RunStore {
   const std::string& path() const;
 
   int64_t createRun(const RunRecord& r);  // returns the new id (status as given)
-  void setStatus(int64_t id, const std::string& status, const std::string& error = "", int64_t diverged_step = -1);
+  void setStatus(int64_t id, RunStatus status, const std::string& error = "", int64_t diverged_step = -1);
   void setSummary(int64_t id, const std::string& summary_json);
   // A resumed run: status back to running, error and finish time cleared, and the identity of the
   // process now writing it (so that its death is detected as an interruption again).
   void resumeRun(int64_t id, int64_t pid, const std::string& host, int64_t process_start);
-  void finish(int64_t id, const std::string& status);  // sets status and finished_at
+  void finish(int64_t id, RunStatus status);  // sets status and finished_at
   void setTags(int64_t id, const std::vector<std::string>& tags);
   void setNotes(int64_t id, const std::string& notes);
   void deleteRun(int64_t id);  // the run and all its rows
@@ -123,9 +127,9 @@ class RunWriter {
   void accuracy(const AccuracyCell& c);
   void eval(const EvalResult& e);
   void checkpoint(const CheckpointEntry& c);
-  void status(const std::string& status, const std::string& error = "", int64_t diverged_step = -1);
+  void status(RunStatus status, const std::string& error = "", int64_t diverged_step = -1);
   void summary(const std::string& summary_json);
-  void finish(const std::string& status);
+  void finish(RunStatus status);
   void flush();
   int64_t runId() const;
 

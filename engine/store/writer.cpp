@@ -29,14 +29,15 @@ struct PointOp {
   double value;
 };
 struct StatusOp {
-  std::string status, error;
+  RunStatus status;
+  std::string error;
   int64_t diverged_step;
 };
 struct SummaryOp {
   std::string json;
 };
 struct FinishOp {
-  std::string status;
+  RunStatus status;
   double at;
 };
 using Op = std::variant<PointOp, AccuracyCell, EvalResult, CheckpointEntry, StatusOp, SummaryOp, FinishOp>;
@@ -151,11 +152,11 @@ struct RunWriter::Impl {
                       "INSERT INTO checkpoints (run_id, kind, path, step, task, metric) "
                       "VALUES (?,?,?,?,?,?) ON CONFLICT (run_id, kind, path) DO UPDATE SET "
                       "step=excluded.step, task=excluded.task, metric=excluded.metric");
-              st.bind(1, run_id).bind(2, c->kind).bind(3, c->path).bind(4, c->step);
+              st.bind(1, run_id).bind(2, name(c->kind)).bind(3, c->path).bind(4, c->step);
               st.bind(5, c->task).bind(6, c->metric).run();
             } else if (auto* s = std::get_if<StatusOp>(&op)) {
               Stmt st(db, "UPDATE runs SET status=?, error=?, diverged_step=? WHERE id=?");
-              st.bind(1, s->status).bind(2, s->error).bind(3, s->diverged_step).bind(4, run_id);
+              st.bind(1, name(s->status)).bind(2, s->error).bind(3, s->diverged_step).bind(4, run_id);
               update_run(st);
             } else if (auto* m = std::get_if<SummaryOp>(&op)) {
               Stmt st(db, "UPDATE runs SET summary_json=? WHERE id=?");
@@ -163,7 +164,7 @@ struct RunWriter::Impl {
               update_run(st);
             } else if (auto* f = std::get_if<FinishOp>(&op)) {
               Stmt st(db, "UPDATE runs SET status=?, finished_at=? WHERE id=?");
-              st.bind(1, f->status).bind(2, f->at).bind(3, run_id);
+              st.bind(1, name(f->status)).bind(2, f->at).bind(3, run_id);
               update_run(st);
             }
           }
@@ -209,14 +210,14 @@ void RunWriter::eval(const EvalResult& e) {
 void RunWriter::checkpoint(const CheckpointEntry& c) {
   d_->push(c);
 }
-void RunWriter::status(const std::string& status, const std::string& error, int64_t diverged_step) {
+void RunWriter::status(RunStatus status, const std::string& error, int64_t diverged_step) {
   d_->push(StatusOp{status, error, diverged_step});
 }
 void RunWriter::summary(const std::string& summary_json) {
   d_->push(SummaryOp{summary_json});
 }
 
-void RunWriter::finish(const std::string& status) {
+void RunWriter::finish(RunStatus status) {
   d_->push(FinishOp{status, detail::now_seconds()});
   flush();
 }

@@ -26,7 +26,7 @@ void Emitter::log(const std::string& m) {
   (*this)(e);
 }
 
-void Emitter::status(const std::string& status, int64_t step, const std::string& message) {
+void Emitter::status(RunStatus status, int64_t step, const std::string& message) {
   Event e;
   e.kind = EventKind::Status;
   e.status = status;
@@ -47,7 +47,7 @@ void StoreObserver::onEvent(const Event& e) {
       w_.accuracy({e.task, e.eval_task, e.acc, e.task_il_acc});
       break;
     case EventKind::Checkpoint:
-      w_.checkpoint({e.message, e.path, e.step, e.task, e.value});
+      w_.checkpoint({e.checkpoint, e.path, e.step, e.task, e.value});
       break;
     default:
       break;

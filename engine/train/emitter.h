@@ -18,7 +18,7 @@ struct Emitter {
   void operator()(Event e);
   void point(const std::string& name, const std::string& level, int64_t step, double v, int block = -1, int clock = 1);
   void log(const std::string& m);
-  void status(const std::string& status, int64_t step, const std::string& message = "");
+  void status(RunStatus status, int64_t step, const std::string& message = "");
 };
 
 class StoreObserver : public Observer {

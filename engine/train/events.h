@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/common/kinds.h"
+
 namespace hl::train {
 
 enum class EventKind {
@@ -15,7 +17,7 @@ enum class EventKind {
   TaskFinished,  // task
   Eval,          // periodic evaluation: step, task (current), eval_task, acc, task_il_acc
   Accuracy,      // accuracy-matrix cell after a task: task (after), eval_task, acc, task_il_acc
-  Checkpoint,    // path, message = "best" | "last", step, task, value = metric
+  Checkpoint,    // path, checkpoint (best | last), step, task, value = metric
   Status,        // status (running/finished/failed/diverged/cancelled/paused), message
   Log,           // message
 };
@@ -37,9 +39,10 @@ struct Event {
   int eval_task = -1;
   double acc = 0;
   double task_il_acc = 0;
-  std::string status;
+  RunStatus status = RunStatus::Running;  // Status events
   std::string message;
   std::string path;
+  CheckpointKind checkpoint = CheckpointKind::Last;  // Checkpoint events
 };
 
 class Observer {

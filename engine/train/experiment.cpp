@@ -45,7 +45,8 @@ struct Loop {
   const RunOptions& opt;
   Control* control;
   double grad_clip = 0;
-  std::string status = "finished", error;
+  RunStatus status = RunStatus::Finished;
+  std::string error;
   int64_t diverged_step = -1;
 };
 
@@ -54,13 +55,13 @@ struct Loop {
 bool paused_or_cancelled(Loop& L) {
   if (!L.control) return false;
   if (L.control->pauseRequested() && !L.control->cancelRequested()) {
-    L.emit.status("paused", L.st.step);
+    L.emit.status(RunStatus::Paused, L.st.step);
     while (L.control->pauseRequested() && !L.control->cancelRequested())
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    L.emit.status("running", L.st.step);
+    L.emit.status(RunStatus::Running, L.st.step);
   }
   if (!L.control->cancelRequested()) return false;
-  L.status = "cancelled";
+  L.status = RunStatus::Cancelled;
   return true;
 }
 
@@ -88,7 +89,7 @@ bool train_step(Loop& L, int phase, std::vector<int64_t>& idx, const torch::Tens
   double lv = loss.item<double>();
   if (L.opt.poison_loss && L.opt.poison_loss(st.step)) lv = std::nan("");  // test seam
   if (!std::isfinite(lv) || !std::isfinite(total.item<double>())) {
-    L.status = "diverged";
+    L.status = RunStatus::Diverged;
     L.diverged_step = st.step;
     L.error = "loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") + " at step " + std::to_string(st.step) +
               " (task " + std::to_string(phase) + "); lower optimizer.lr or set training.grad_clip";
@@ -115,7 +116,7 @@ void train_phase(Loop& L, int phase, const torch::Tensor& seen) {
   int64_t phase_step = 0;
   const int n_epochs = s.trainable ? s.epochs : 1;
   const size_t bs = size_t(s.batch_size);
-  for (int ep = 0; ep < n_epochs && L.status == "finished"; ++ep) {
+  for (int ep = 0; ep < n_epochs && L.status == RunStatus::Finished; ++ep) {
     auto perm = to_vec(torch::randperm(int64_t(rows.size()), st.data_gen, torch::kLong));
     for (size_t b = 0; b < perm.size(); b += bs) {
       if (paused_or_cancelled(L)) break;
@@ -158,11 +159,11 @@ void end_phase(Loop& L, int phase, const torch::Tensor& seen, EvalRow& last) {
   last = task_end_eval(st, s, phase, seen, L.emit);
   const double avg = mean_acc(last);
   emit_drift(st, s, L.emit);
-  save_checkpoint(st, s, "last", phase, avg, L.emit);
+  save_checkpoint(st, s, CheckpointKind::Last, phase, avg, L.emit);
   const double select = best_score(st, s, phase, seen, avg, L.emit);
   if (select >= st.best_avg) {
     st.best_avg = select;
-    save_checkpoint(st, s, "best", phase, select, L.emit);
+    save_checkpoint(st, s, CheckpointKind::Best, phase, select, L.emit);
   }
   Event e;
   e.kind = EventKind::TaskFinished;
@@ -227,8 +228,8 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   auto fail_run = [&](const std::string& msg) -> RunError {
     if (s.store_obs) {
       auto& w = s.store_obs->writer();
-      w.status("failed", msg);
-      w.finish("failed");
+      w.status(RunStatus::Failed, msg);
+      w.finish(RunStatus::Failed);
       try {
         w.flush();
       } catch (const std::exception&) {
@@ -267,11 +268,11 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
       emit(e);
       const auto seen = seen_mask_for(s, phase);
       train_phase(L, phase, seen);
-      if (L.status != "finished") break;
+      if (L.status != RunStatus::Finished) break;
       end_phase(L, phase, seen, last_eval);
     }
   } catch (const std::exception& e) {
-    L.status = "failed";
+    L.status = RunStatus::Failed;
     L.error = e.what();
   }
 
@@ -283,7 +284,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   emit.status(L.status, st.step, L.error);
   if (s.store_obs) {
     auto& w = s.store_obs->writer();
-    if (L.status != "finished") w.status(L.status, L.error, result.diverged_step);
+    if (L.status != RunStatus::Finished) w.status(L.status, L.error, result.diverged_step);
     w.summary(result.summary.dump());
     w.finish(L.status);
     w.flush();

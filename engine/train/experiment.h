@@ -59,8 +59,8 @@ class Control {
 };
 
 struct RunResult {
-  int64_t run_id = 0;  // 0 when not stored
-  std::string status;  // finished, diverged, cancelled, failed
+  int64_t run_id = 0;                      // 0 when not stored
+  RunStatus status = RunStatus::Finished;  // finished, diverged, cancelled or failed
   std::string error;
   int64_t diverged_step = -1;
   nlohmann::json summary;  // final_avg_acc, forgetting, bwt, macro_f1, task_il_acc, avg_acc, accuracy_matrix

@@ -20,7 +20,7 @@ void tick_level(TrainerState& st, size_t i, int64_t at, Emitter& emit) {
     for (auto& p : L.g.params) p.mutable_grad() = torch::Tensor();
   } else {
     // The window's length: the clock for step clocks, the steps since the last tick for task clocks.
-    const double n = L.g.clock_unit == "tasks" ? double(std::max<int64_t>(L.loss_n, 1)) : double(L.g.clock);
+    const double n = L.g.clock_unit == ClockUnit::Tasks ? double(std::max<int64_t>(L.loss_n, 1)) : double(L.g.clock);
     for (auto& p : L.g.params)
       if (p.grad().defined()) p.mutable_grad().div_(n);  // window mean
     L.opt->step();
@@ -77,7 +77,9 @@ void record_context(TrainerState& st, RunSetup& s, const torch::Tensor& x, Emitt
     a.clamped += cs.clamped;
     // The titans memory also writes its persistent tokens (0 for other mixers).
     const auto& bc = s.mcfg.blocks[cs.block];
-    const int P = bc.type == "titans" || (bc.type == "hope" && bc.mixer == "titans") ? bc.persistent_tokens : 0;
+    const int P = bc.type == BlockType::Titans || (bc.type == BlockType::Hope && bc.mixer == Mixer::Titans)
+                      ? bc.persistent_tokens
+                      : 0;
     for (int64_t n : lens) a.expected += (n + P + C - 1) / C;
   }
 }
@@ -89,7 +91,7 @@ void after_outer_step(TrainerState& st, double lv, Emitter& emit) {
     ++L.loss_n;
     if (L.consolidates())  // no gradient step: its gradient is not kept
       for (auto& p : L.g.params) p.mutable_grad() = torch::Tensor();
-    if (L.g.clock_unit == "tasks" || (st.step + 1) % L.g.clock != 0) continue;
+    if (L.g.clock_unit == ClockUnit::Tasks || (st.step + 1) % L.g.clock != 0) continue;
     tick_level(st, i, st.step, emit);
   }
 }
@@ -112,7 +114,7 @@ void head_after_step(TrainerState& st, RunSetup& s, const torch::Tensor& pooled,
 bool task_boundary(TrainerState& st, Emitter& emit) {
   bool ticked = false;
   for (size_t i = 0; i < st.levels.size(); ++i)
-    if (st.levels[i].g.clock_unit == "tasks" && st.boundaries % st.levels[i].g.clock == 0) {
+    if (st.levels[i].g.clock_unit == ClockUnit::Tasks && st.boundaries % st.levels[i].g.clock == 0) {
       tick_level(st, i, st.step - 1, emit);
       ticked = true;
     }
@@ -161,13 +163,13 @@ json cadence_audit(const TrainerState& st, const RunSetup& s) {
   json cad = json::array();
   cad.push_back({{"level", "outer"}, {"block", -1}, {"clock", 1}, {"expected", trained}, {"actual", st.outer_steps}});
   for (const auto& L : st.levels) {
-    const bool tasks = L.g.clock_unit == "tasks";
+    const bool tasks = L.g.clock_unit == ClockUnit::Tasks;
     json entry = {{"level", L.g.name},
                   {"block", L.g.block},
                   {"clock", L.g.clock},
                   {"expected", tasks ? (s.trainable ? st.boundaries : 0) / L.g.clock : trained / L.g.clock},
                   {"actual", L.ticks}};
-    if (tasks) entry["clock_unit"] = "tasks";
+    if (tasks) entry["clock_unit"] = name(ClockUnit::Tasks);
     cad.push_back(entry);
   }
   if (st.head.on)

@@ -24,11 +24,18 @@ T block_field(const json& b, const char* key) {
   return b.contains(key) ? b.at(key).get<T>() : spec::find_field("block", key)->def.get<T>();
 }
 
+// A block's choice field parsed into its enum; an unknown value throws SpecError naming
+// `where`.key (a validated spec never has one).
+template <class E>
+E block_kind(const json& b, const char* key, const std::string& where) {
+  return parse<E>(block_field<std::string>(b, key), where + "." + key);
+}
+
 // The CMS level fields of a block with levels (cms; any block that holds a `levels` array).
-void parse_cms_levels(const json& b, models::BlockConfig& bc) {
-  bc.cms_variant = block_field<std::string>(b, "variant");
-  bc.cms_clock_unit = block_field<std::string>(b, "clock_unit");
-  bc.cms_transfer = block_field<std::string>(b, "transfer");
+void parse_cms_levels(const json& b, models::BlockConfig& bc, const std::string& where) {
+  bc.cms_variant = block_kind<CmsVariant>(b, "variant", where);
+  bc.cms_clock_unit = block_kind<ClockUnit>(b, "clock_unit", where);
+  bc.cms_transfer = block_kind<Transfer>(b, "transfer", where);
   bc.cms_consolidate_rate = block_field<double>(b, "consolidate_rate");
   for (const auto& L : b.at("levels")) {
     bc.cms_clocks.push_back(L.at("clock").get<int>());
@@ -55,16 +62,18 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
   c.vocab_size = vocab;
   c.max_len = max_len;
   c.d_model = m.at("d_model").get<int>();
-  c.positions = m.at("positions").get<std::string>();
-  for (const auto& b : m.at("blocks")) {
+  c.positions = parse<Positions>(m.at("positions").get<std::string>(), "model.positions");
+  for (size_t i = 0; i < m.at("blocks").size(); ++i) {
+    const json& b = m.at("blocks")[i];
+    const std::string where = "model.blocks[" + std::to_string(i) + "]";
     models::BlockConfig bc;
-    bc.type = b.at("type").get<std::string>();
+    bc.type = parse<BlockType>(b.at("type").get<std::string>(), where + ".type");
     bc.heads = block_field<int>(b, "heads");
     bc.ffn_mult = block_field<int>(b, "ffn_mult");
     bc.dropout = block_field<double>(b, "dropout");
     bc.hidden = block_field<int>(b, "hidden");
-    const bool hope = bc.type == "hope" || bc.type == "hope_attention";
-    if (bc.type == "titans" || hope) {
+    const bool hope = is_hope(bc.type);
+    if (bc.type == BlockType::Titans || hope) {
       bc.inner_lr = block_field<double>(b, "inner_lr");
       bc.momentum = block_field<double>(b, "momentum");
       bc.retain = block_field<double>(b, "retain");
@@ -73,15 +82,15 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
       bc.persistent_tokens = block_field<int>(b, "persistent_tokens");
     }
     if (hope) {
-      bc.mixer = bc.type == "hope_attention" ? "attention" : block_field<std::string>(b, "mixer");
+      bc.mixer = bc.type == BlockType::HopeAttention ? Mixer::Attention : block_kind<Mixer>(b, "mixer", where);
       bc.chunk_other = block_field<int>(b, "chunk_other");
-      bc.dgd_layers = block_field<std::string>(b, "dgd_layers");
-      bc.inner_objective = block_field<std::string>(b, "inner_objective");
+      bc.dgd_layers = block_kind<DgdLayers>(b, "dgd_layers", where);
+      bc.inner_objective = block_kind<InnerObjective>(b, "inner_objective", where);
     }
-    if (bc.type == "cms" || hope) parse_cms_levels(b, bc);
+    if (has_cms_levels(bc.type)) parse_cms_levels(b, bc, where);
     c.blocks.push_back(bc);
   }
-  c.head = m.at("head").at("type").get<std::string>();
+  c.head = parse<HeadType>(m.at("head").at("type").get<std::string>(), "model.head.type");
   c.ncm_scale = m.at("head").at("ncm_scale").get<double>();
   c.memory_clock = m.at("head").at("clock").get<int>();
   c.memory_inner_lr = m.at("head").at("inner_lr").get<double>();

@@ -42,13 +42,14 @@ void resolve_spec(const json& user_spec, const RunOptions& opt, RunSetup& s) {
     auto rec = s.db->getRun(opt.resume_run);
     const std::string id = std::to_string(opt.resume_run);
     if (!rec) throw SpecError("resume: run " + id + " is not in " + opt.db_path + " (see `hopelab-cli runs`)");
-    if (rec->status == "finished") throw SpecError("resume: run " + id + " already finished; nothing to resume");
-    if (rec->status == "running")
+    if (rec->status == RunStatus::Finished)
+      throw SpecError("resume: run " + id + " already finished; nothing to resume");
+    if (rec->status == RunStatus::Running)
       throw SpecError("resume: run " + id + " is still running (pid " + std::to_string(rec->pid) + " on " + rec->host +
                       "); cancel it first");
     std::string path;
     for (const auto& c : s.db->checkpoints(opt.resume_run))
-      if (c.kind == "last") path = c.path;
+      if (c.kind == CheckpointKind::Last) path = c.path;
     if (path.empty() || !fs::exists(path))
       throw RunError("resume: run " + id + " has no checkpoint to resume from" +
                      (path.empty() ? std::string(" (checkpoints are saved at the end of each task)")
@@ -69,9 +70,9 @@ void resolve_spec(const json& user_spec, const RunOptions& opt, RunSetup& s) {
   auto v = spec::validate(s.spec);
   if (!v.ok()) throw SpecError("the spec has errors:\n" + v.format());
   s.dataset_name = s.ex().at("dataset").get<std::string>();
-  s.protocol = s.ex().at("protocol").get<std::string>();
-  s.joint = s.protocol == "joint";
-  s.strategy = s.ex().at("strategy").at("type").get<std::string>();
+  s.protocol = parse<Protocol>(s.ex().at("protocol").get<std::string>(), "experiment.protocol");
+  s.joint = s.protocol == Protocol::Joint;
+  s.strategy = parse<StrategyType>(s.ex().at("strategy").at("type").get<std::string>(), "experiment.strategy.type");
   s.seed = s.ex().at("seed").get<uint64_t>();
   s.device_name = s.ex().at("device").get<std::string>();
   if (s.device_name == "cuda" && !torch::cuda::is_available())
@@ -145,7 +146,7 @@ void build_model(RunSetup& s) {
   s.model = models::build(s.mcfg);
   auto gs = s.model->levels();
   for (size_t i = 0; i < gs.size(); ++i) {
-    if (gs[i].transfer != "consolidate" || gs[i].index == 0) continue;
+    if (gs[i].transfer != Transfer::Consolidate || gs[i].index == 0) continue;
     const auto& f = gs[i - 1];
     bool same = f.block == gs[i].block && f.params.size() == gs[i].params.size();
     for (size_t k = 0; same && k < f.params.size(); ++k) same = f.params[k].sizes().equals(gs[i].params[k].sizes());
@@ -215,16 +216,16 @@ void plan_phases(RunSetup& s) {
 
 store::RunRecord new_record(const RunSetup& s, const RunOptions& opt) {
   store::RunRecord r;
-  r.status = "running";
+  r.status = RunStatus::Running;
   r.name = s.spec.at("name").get<std::string>();
   r.spec_json = spec::canonical(s.spec);
   r.config_hash = spec::config_hash(s.spec);
   r.run_hash = spec::run_hash(s.spec);
   r.dataset = s.dataset_name;
-  r.protocol = s.protocol;
-  r.strategy = s.strategy;
+  r.protocol = name(s.protocol);
+  r.strategy = name(s.strategy);
   r.model = s.spec.at("name").get<std::string>();
-  r.head = s.mcfg.head;
+  r.head = name(s.mcfg.head);
   r.data_hash = s.ds.data_hash;
   r.split_hash = s.ds.split_hash;
   r.seed = int64_t(s.seed);

@@ -26,7 +26,9 @@ struct RunSetup {
   nlohmann::json spec;  // completed and valid
   const nlohmann::json& ex() const { return spec.at("experiment"); }
   const nlohmann::json& tr() const { return spec.at("training"); }
-  std::string dataset_name, protocol, strategy, device_name;
+  std::string dataset_name, device_name;
+  Protocol protocol = Protocol::ClassIncremental;
+  StrategyType strategy = StrategyType::Finetune;
   uint64_t seed = 0;
   torch::Device device{torch::kCPU};
   bool joint = false;

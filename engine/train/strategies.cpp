@@ -90,8 +90,8 @@ class Ewc : public Strategy {
 
 std::unique_ptr<Strategy> make_strategy(const RunSetup& s) {
   const auto& st = s.ex().at("strategy");
-  if (s.strategy == "replay") return std::make_unique<Replay>(st.at("replay_per_class").get<int>());
-  if (s.strategy == "ewc") return std::make_unique<Ewc>(st.at("ewc_lambda").get<double>());
+  if (s.strategy == StrategyType::Replay) return std::make_unique<Replay>(st.at("replay_per_class").get<int>());
+  if (s.strategy == StrategyType::Ewc) return std::make_unique<Ewc>(st.at("ewc_lambda").get<double>());
   return std::make_unique<FineTune>();
 }
 

@@ -109,7 +109,7 @@ TrainerState initial_state(RunSetup& s) {
     L.opt = make_optimizer(o, L.g.params);
     L.theta_run = flat(L.g.params);
   }
-  st.head.on = s.mcfg.head == "memory";
+  st.head.on = s.mcfg.head == HeadType::Memory;
   st.head.clock = s.mcfg.memory_clock;
   if (st.head.on) st.head.theta_run = s.model->memoryW().detach().reshape(-1).clone();
   st.data_gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
@@ -120,11 +120,11 @@ TrainerState initial_state(RunSetup& s) {
   return st;
 }
 
-void save_checkpoint(const TrainerState& st, RunSetup& s, const std::string& kind, int phase, double metric,
+void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, int phase, double metric,
                      Emitter& emit) {
   if (!s.save_ckpt) return;
   fs::create_directories(s.ckpt_dir);
-  std::string path = s.ckpt_dir + "/" + kind + ".pt";
+  std::string path = s.ckpt_dir + "/" + name(kind) + ".pt";
   torch::serialize::OutputArchive ar;
   s.model->save(ar);
   torch::serialize::OutputArchive oa;
@@ -189,7 +189,7 @@ void save_checkpoint(const TrainerState& st, RunSetup& s, const std::string& kin
   fs::rename(path + ".tmp", path);
   Event e;
   e.kind = EventKind::Checkpoint;
-  e.message = kind;
+  e.checkpoint = kind;
   e.path = path;
   e.step = st.step;
   e.task = phase;

@@ -30,7 +30,7 @@ struct Level {
   std::unique_ptr<torch::optim::Optimizer> opt;
   // transfer: consolidate makes every level but the fastest a consolidating one: no gradient step,
   // at its tick it moves toward the next faster level.
-  bool consolidates() const { return g.transfer == "consolidate" && g.index > 0; }
+  bool consolidates() const { return g.transfer == Transfer::Consolidate && g.index > 0; }
   int64_t ticks = 0;
   double loss_sum = 0;
   int64_t loss_n = 0;
@@ -78,8 +78,7 @@ TrainerState initial_state(RunSetup& s);
 
 // Writes <ckpt_dir>/<kind>.pt (via a temporary file) and emits the Checkpoint event. `phase` is
 // the task just finished.
-void save_checkpoint(const TrainerState& st, RunSetup& s, const std::string& kind, int phase, double metric,
-                     Emitter& emit);
+void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, int phase, double metric, Emitter& emit);
 // Restores the state (and the model) from s.resume_ar; returns the first phase still to train.
 // Throws RunError when the checkpoint does not belong to this run.
 int load_checkpoint(TrainerState& st, RunSetup& s);

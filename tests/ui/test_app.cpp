@@ -106,7 +106,7 @@ class TestApp : public QObject {
     QVERIFY(finished.wait(600000));
     live.flush();
     const auto o = finished.at(0).at(0).value<RunOutcome>();
-    QCOMPARE(o.status, QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(o.status)), QString("finished"));
     QVERIFY(o.run_id > 0);
     QCOMPARE(started.count(), 1);
     QVERIFY(points.count() > 0);
@@ -146,9 +146,9 @@ class TestApp : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(worker.feed()->pending() > 0, 120000);
     worker.stopCurrent();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 300000);
-    QCOMPARE(finished.at(0).at(0).value<RunOutcome>().status, QString("cancelled"));
+    QCOMPARE(QString::fromStdString(hl::name(finished.at(0).at(0).value<RunOutcome>().status)), QString("cancelled"));
     const auto b = finished.at(1).at(0).value<RunOutcome>();
-    QCOMPARE(b.status, QString("failed"));
+    QCOMPARE(QString::fromStdString(hl::name(b.status)), QString("failed"));
     QVERIFY2(b.error.contains("/no/such/dataset"), qPrintable(b.error));
     QVERIFY(!worker.busy());
   }
@@ -186,10 +186,10 @@ class TestApp : public QObject {
     QCOMPARE(finished.count(), 2);  // one outcome per request, none twice
     for (const auto& args : finished) {
       const auto o = args.at(0).value<RunOutcome>();
-      QCOMPARE(o.status, QString("cancelled"));
+      QCOMPARE(QString::fromStdString(hl::name(o.status)), QString("cancelled"));
       QCOMPARE(o.run_id, qint64(0));  // db_path "" (not stored)
     }
-    QCOMPARE(finished.at(0).at(0).value<RunOutcome>().status, QString("cancelled"));
+    QCOMPARE(QString::fromStdString(hl::name(finished.at(0).at(0).value<RunOutcome>().status)), QString("cancelled"));
   }
 
   // The Export tab's text equals `hopelab-cli export` byte for byte.
@@ -270,7 +270,7 @@ class TestApp : public QObject {
     auto db = hl::store::RunStore::open(db_.toStdString());
     std::string path;
     for (const auto& c : db->checkpoints(1))
-      if (c.kind == "last") path = c.path;
+      if (c.kind == hl::CheckpointKind::Last) path = c.path;
     QVERIFY(!path.empty());
     auto p = hl::train::Predictor::load(path);
     QCOMPARE(p->labels().size(), size_t(70));  // banking77 VAG: 7 tasks × 10 classes

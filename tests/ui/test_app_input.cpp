@@ -71,7 +71,7 @@ StoredRun storedRun(const std::string& path, const std::string& name, const std:
   StoredRun s;
   s.db = hl::store::RunStore::open(path);
   hl::store::RunRecord r;
-  r.status = status;
+  r.status = hl::parse<hl::RunStatus>(status, "test");
   r.name = name;
   s.id = s.db->createRun(r);
   s.writer = std::make_unique<hl::store::RunWriter>(path, s.id);
@@ -199,7 +199,7 @@ class TestAppInput : public QObject {
   void laneLabelsFollowTheDarkPalette() {
     auto run = storedRun(tmp_.filePath("lanes.db").toStdString(), "lanes");
     run.losses(0, 20, true);
-    run.writer->finish("finished");
+    run.writer->finish(hl::RunStatus::Finished);
     hl::ui::LiveView live;
     live.setDark(false);
     QCOMPARE(live.showStoredRun(*run.db, run.id), QString());
@@ -247,15 +247,15 @@ class TestAppInput : public QObject {
     auto other = hl::store::RunStore::open(path);  // "another process": its own connection
     auto makeRun = [&](const std::string& protocol) {
       hl::store::RunRecord r;
-      r.status = "running";
+      r.status = hl::RunStatus::Running;
       r.name = "elsewhere";
       r.dataset = "banking77";
       r.protocol = protocol;
       r.config_hash = "cfg-" + protocol;
       const int64_t id = other->createRun(r);
       hl::store::RunWriter wr(path, id);
-      wr.checkpoint({"best", "/nonexistent/best.pt", 10, 0, 0.5});
-      wr.checkpoint({"last", "/nonexistent/last.pt", 70, 6, 0.2});
+      wr.checkpoint({hl::CheckpointKind::Best, "/nonexistent/best.pt", 10, 0, 0.5});
+      wr.checkpoint({hl::CheckpointKind::Last, "/nonexistent/last.pt", 70, 6, 0.2});
       wr.flush();
       return id;
     };
@@ -282,7 +282,7 @@ class TestAppInput : public QObject {
     QCOMPARE(w.inference()->checkpointKind(), QString("best"));
 
     other->setSummary(ci, R"({"final_avg_acc": 0.5})");
-    other->finish(ci, "finished");
+    other->finish(ci, hl::RunStatus::Finished);
     QTRY_VERIFY_WITH_TIMEOUT(listed(ci).endsWith("finished"), 10000);
     QTRY_VERIFY_WITH_TIMEOUT(!exportSays(QString("run %1 is running").arg(ci)), 10000);
     QVERIFY2(w.exporter()->text().contains("elsewhere"), qPrintable(w.exporter()->text()));
@@ -302,7 +302,7 @@ class TestAppInput : public QObject {
     for (int k = 9; k <= 14; ++k) wr.point("loss", "outer", -1, 1, k, 0.5);
     wr.flush();
     QTRY_VERIFY2_WITH_TIMEOUT(live.titleText().contains("step 14"), qPrintable(live.titleText()), 10000);
-    wr.finish("finished");
+    wr.finish(hl::RunStatus::Finished);
     QTRY_VERIFY2_WITH_TIMEOUT(live.titleText().contains("finished") && live.titleText().contains("14/14"),
                               qPrintable(live.titleText()), 10000);
   }
@@ -343,7 +343,7 @@ class TestAppInput : public QObject {
     QVERIFY(!live.lossZoom()->userRange());
     const QCPRange reset = live.lossPlot()->axisRects()[0]->axis(QCPAxis::atBottom)->range();
     QVERIFY2(reset.upper >= 149 && reset.lower <= 0, qPrintable(QString("%1..%2").arg(reset.lower).arg(reset.upper)));
-    wr.finish("finished");
+    wr.finish(hl::RunStatus::Finished);
   }
 
   // Issue 12, "what to add": Help lists the shortcuts (read from the menus), the Live tab says
@@ -360,7 +360,7 @@ class TestAppInput : public QObject {
     {
       auto run = storedRun(path, "shown");
       run.losses(0, 5, false);
-      run.writer->finish("finished");
+      run.writer->finish(hl::RunStatus::Finished);
     }
     QCOMPARE(w.openDatabase(QString::fromStdString(path)), QString());
     QCOMPARE(w.openRun(1), QString());
@@ -401,6 +401,19 @@ class TestAppInput : public QObject {
   }
 
   // Issue 12 item 8: `epochs: -1` showed as 1 without a word.
+  // The form's head list is the engine's: a spec with the memory head launches with it (the form
+  // once listed softmax and ncm only and turned memory into softmax).
+  void formKeepsEveryHeadTypeOfTheSpec() {
+    MainWindow w;
+    for (const auto& head : hl::names<hl::HeadType>()) {
+      auto spec = tiny_spec();
+      spec["model"]["head"]["type"] = head;
+      w.experiment()->setSpec(spec);
+      QCOMPARE(QString::fromStdString(w.experiment()->applyTo(spec)["model"]["head"]["type"].get<std::string>()),
+               QString::fromStdString(head));
+    }
+  }
+
   void formSaysWhatItCannotShow() {
     MainWindow w;
     auto spec = tiny_spec();

@@ -16,6 +16,7 @@
 
 #include <cmath>
 
+#include "engine/common/kinds.h"
 #include "engine/spec/schema.h"
 #include "ui/editor/block_catalog.h"
 
@@ -49,7 +50,9 @@ QStringList blockSummary(const json& b) {
   static const std::vector<std::string> first = {"heads",    "chunk",    "hidden", "variant", "ffn_mult",
                                                  "inner_lr", "momentum", "retain", "dropout", "stop_grad_writes"};
   // (comparisons, not value(): a malformed field must not throw)
-  const bool selfmod = b.contains("type") && b["type"] == "hope" && (!b.contains("mixer") || b["mixer"] == "selfmod");
+  auto kind = [&](const char* key) { return b.contains(key) && b[key].is_string() ? b[key].get<std::string>() : ""; };
+  const bool selfmod = hl::try_parse<hl::BlockType>(kind("type")) == hl::BlockType::Hope &&
+                       (!b.contains("mixer") || hl::try_parse<hl::Mixer>(kind("mixer")) == hl::Mixer::Selfmod);
   std::vector<std::string> keys;
   for (const auto& k : first)
     if (b.contains(k)) keys.push_back(k);
@@ -280,10 +283,12 @@ void EditorScene::rebuild() {
                         : (model_->vocabSize() > 0 ? tr("%1 (dataset)").arg(model_->vocabSize()) : tr("dataset"));
     QString len = lenSpec > 0 ? QString::number(lenSpec)
                               : (model_->seqLen() > 0 ? tr("%1 (dataset)").arg(model_->seqLen()) : tr("dataset"));
-    QString pos = m.value("positions", "") == "learned" ? tr("learned positions") : tr("no positions");
-    if (m.contains("positions") && m["positions"].is_string() && m["positions"] != "learned" &&
-        m["positions"] != "none")
-      pos = QString::fromStdString(m["positions"].get<std::string>());
+    const std::string pos_text =
+        m.contains("positions") && m["positions"].is_string() ? m["positions"].get<std::string>() : "";
+    const auto positions = hl::try_parse<hl::Positions>(pos_text);
+    QString pos = positions == hl::Positions::Learned ? tr("learned positions")
+                  : positions == hl::Positions::None  ? tr("no positions")
+                                                      : QString::fromStdString(pos_text);
     place(nodeCard(FixedNode::Embedding, tr("Embedding"), QString(),
                    {tr("d_model %1 · vocab %2").arg(numberText(m.value("d_model", json())), vocab),
                     tr("max length %1 · %2").arg(len, pos)},
@@ -367,9 +372,15 @@ void EditorScene::rebuild() {
     QString type = h.contains("type") ? numberText(h["type"]) : QStringLiteral("?");
     QString classes = model_->numClasses() > 0 ? tr("%1 classes (dataset)").arg(model_->numClasses())
                                                : tr("classes from the dataset");
-    QString line = type == "ncm"
-                       ? tr("cosine nearest-class-mean, scale %1").arg(numberText(h.value("ncm_scale", json())))
-                       : tr("linear classifier");
+    const auto head = h.contains("type") && h["type"].is_string()
+                          ? hl::try_parse<hl::HeadType>(h["type"].get<std::string>())
+                          : std::nullopt;
+    QString line =
+        head == hl::HeadType::Ncm
+            ? tr("cosine nearest-class-mean, scale %1").arg(numberText(h.value("ncm_scale", json())))
+        : head == hl::HeadType::Memory
+            ? tr("associative memory written by DGD every %1 steps").arg(numberText(h.value("clock", json())))
+            : tr("linear classifier");
     place(nodeCard(FixedNode::Head, tr("Head"), type, {line + " · " + classes},
                    stats(model_->nodeStats(FixedNode::Head))));
   }

@@ -5,6 +5,7 @@
 #include <QHeaderView>
 #include <QMimeData>
 
+#include "engine/common/kinds.h"
 #include "engine/spec/schema.h"
 #include "engine/spec/spec.h"
 #include "ui/editor/block_catalog.h"
@@ -76,9 +77,12 @@ BlockPalette::BlockPalette(EditorModel* model, QWidget* parent) : QTreeWidget(pa
   auto* heads = group(tr("Head"));
   for (const auto& h : hl::spec::model_field("head.type").choices)
     item(heads, tr("Head: %1").arg(QString::fromStdString(h)),
-         (h == "softmax" ? tr("A trained linear classifier")
-          : h == "ncm"   ? tr("Cosine nearest-class-mean (the network is not trained)")
-                         : QString()) +
+         (hl::try_parse<hl::HeadType>(h) == hl::HeadType::Softmax ? tr("A trained linear classifier")
+          : hl::try_parse<hl::HeadType>(h) == hl::HeadType::Ncm
+              ? tr("Cosine nearest-class-mean (the network is not trained)")
+          : hl::try_parse<hl::HeadType>(h) == hl::HeadType::Memory
+              ? tr("A linear associative memory written by DGD on its own clock (the network still trains)")
+              : QString()) +
              "\n" + tr("drop anywhere on the canvas to set model.head.type"),
          "head", QString::fromStdString(h), true);
   auto* fixed = group(tr("Fixed (always present)"));

@@ -19,7 +19,7 @@ RunRecord run(int64_t id, const std::string& config, const std::string& dataset,
               const std::string& strategy, int64_t seed, const std::string& summary, int64_t params = 1234567) {
   RunRecord r;
   r.id = id;
-  r.status = "finished";
+  r.status = hl::RunStatus::Finished;
   r.config_hash = config;
   r.run_hash = config + "-" + std::to_string(seed);
   r.dataset = dataset;

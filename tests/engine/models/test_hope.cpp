@@ -22,8 +22,8 @@ namespace {
 
 BlockConfig hopeBlock(const std::string& type, const std::string& mixer = "selfmod") {
   BlockConfig b;
-  b.type = type;
-  b.mixer = mixer;
+  b.type = hl::parse<hl::BlockType>(type, "test");
+  b.mixer = hl::parse<hl::Mixer>(mixer, "test");
   b.heads = 2;
   b.ffn_mult = 1;
   b.dropout = 0.0;
@@ -123,7 +123,7 @@ class TestHope : public QObject {
   // never reaches real tokens, and the cadence audit counts their writes exactly.
   void persistentTokensAddParametersKeepPaddingOutAndKeepCadenceExact() {
     BlockConfig b;
-    b.type = "titans";
+    b.type = hl::BlockType::Titans;
     b.heads = 2;
     b.dropout = 0.0;
     auto plain = build(smallModel(b));
@@ -148,7 +148,7 @@ class TestHope : public QObject {
     s["training"]["limit_per_class"] = 2;
     s["training"]["eval_limit_per_class"] = 2;
     auto r = hl::train::run_experiment(hl::spec::complete(s), opt_, {});
-    QVERIFY2(r.status == "finished", (r.status + ": " + r.error).c_str());
+    QVERIFY2(r.status == hl::RunStatus::Finished, (hl::name(r.status) + ": " + r.error).c_str());
     for (const auto& c : r.summary["cadence"]) QVERIFY2(c["expected"] == c["actual"], c.dump().c_str());
   }
 
@@ -165,7 +165,7 @@ class TestHope : public QObject {
     s["training"]["limit_per_class"] = 3;
     s["training"]["eval_limit_per_class"] = 2;
     auto r = hl::train::run_experiment(hl::spec::complete(s), opt_, {});
-    QVERIFY2(r.status == "finished", (r.status + ": " + r.error).c_str());
+    QVERIFY2(r.status == hl::RunStatus::Finished, (hl::name(r.status) + ": " + r.error).c_str());
     QVERIFY(r.summary["final_avg_acc"].is_number());
     int context = 0, cms = 0;
     for (const auto& c : r.summary["cadence"]) {
@@ -206,7 +206,7 @@ class TestHope : public QObject {
     s["optimizer"]["lr"] = 3e-3;
     s["training"]["epochs"] = 25;
     auto r = hl::train::run_experiment(hl::spec::complete(s), opt_, {});
-    QVERIFY2(r.status == "finished", (r.status + ": " + r.error).c_str());
+    QVERIFY2(r.status == hl::RunStatus::Finished, (hl::name(r.status) + ": " + r.error).c_str());
     QCOMPARE(r.summary["final_avg_acc"].get<double>(), 1.0);
   }
 };

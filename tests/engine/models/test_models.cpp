@@ -18,7 +18,7 @@ const char* const kTypes[] = {"transformer", "lstm", "retnet", "titans"};
 
 BlockConfig blockOf(const std::string& type, int hidden = 0) {
   BlockConfig b;
-  b.type = type;
+  b.type = hl::parse<hl::BlockType>(type, "test");
   b.hidden = hidden;
   return b;
 }
@@ -38,7 +38,7 @@ ModelConfig smallConfig(const std::string& type, const std::string& head = "soft
   c.max_len = 24;
   c.d_model = 32;
   c.num_classes = 4;
-  c.head = head;
+  c.head = hl::parse<hl::HeadType>(head, "test");
   c.blocks = {blockOf(type), blockOf(type)};
   return c;
 }
@@ -271,7 +271,7 @@ class TestModels : public QObject {
     for (auto& b : lstm64.blocks) b.hidden = 64;
     QCOMPARE(qint64(count_params(*build(lstm64))), qint64(389958));
     auto ncm = defaultConfig("transformer");
-    ncm.head = "ncm";
+    ncm.head = hl::HeadType::Ncm;
     QCOMPARE(qint64(count_params(*build(ncm))), qint64(529408));
   }
 
@@ -333,47 +333,46 @@ class TestModels : public QObject {
       std::string expected;  // prefix of the message
     };
     const std::vector<Case> cases = {
-        {[](ModelConfig& c) { c.blocks[0].type = "gru"; }, "model.blocks[0].type: unknown"},
         {[](ModelConfig& c) { c.blocks[1].heads = 5; }, "model.blocks[1].heads: 5 does not divide d_model 128"},
         {[](ModelConfig& c) {
-           c.blocks[0].type = "retnet";
+           c.blocks[0].type = hl::BlockType::Retnet;
            c.blocks[0].heads = 0;
          },
          "model.blocks[0].heads:"},
         {[](ModelConfig& c) { c.blocks[1].ffn_mult = 0; }, "model.blocks[1].ffn_mult:"},
         {[](ModelConfig& c) { c.blocks[0].dropout = 1.0; }, "model.blocks[0].dropout:"},
         {[](ModelConfig& c) {
-           c.blocks[1].type = "lstm";
+           c.blocks[1].type = hl::BlockType::Lstm;
            c.blocks[1].hidden = -1;
          },
          "model.blocks[1].hidden:"},
         {[](ModelConfig& c) {
-           c.blocks[1].type = "titans";
+           c.blocks[1].type = hl::BlockType::Titans;
            c.blocks[1].heads = 5;
          },
          "model.blocks[1].heads: 5 does not divide d_model 128"},
         {[](ModelConfig& c) {
-           c.blocks[0].type = "titans";
+           c.blocks[0].type = hl::BlockType::Titans;
            c.blocks[0].chunk = 0;
          },
          "model.blocks[0].chunk:"},
         {[](ModelConfig& c) {
-           c.blocks[0].type = "titans";
+           c.blocks[0].type = hl::BlockType::Titans;
            c.blocks[0].inner_lr = 0;
          },
          "model.blocks[0].inner_lr:"},
         {[](ModelConfig& c) {
-           c.blocks[1].type = "titans";
+           c.blocks[1].type = hl::BlockType::Titans;
            c.blocks[1].momentum = 1.5;
          },
          "model.blocks[1].momentum:"},
         {[](ModelConfig& c) {
-           c.blocks[1].type = "titans";
+           c.blocks[1].type = hl::BlockType::Titans;
            c.blocks[1].retain = -0.1;
          },
          "model.blocks[1].retain:"},
         {[](ModelConfig& c) {
-           c.blocks[0].type = "titans";
+           c.blocks[0].type = hl::BlockType::Titans;
            c.blocks[0].ffn_mult = 0;
          },
          "model.blocks[0].ffn_mult:"},
@@ -382,10 +381,8 @@ class TestModels : public QObject {
         {[](ModelConfig& c) { c.max_len = 0; }, "model.max_len:"},
         {[](ModelConfig& c) { c.num_classes = 0; }, "model.num_classes:"},
         {[](ModelConfig& c) { c.pad_id = 2000; }, "model.pad_id:"},
-        {[](ModelConfig& c) { c.positions = "sinusoidal"; }, "model.positions:"},
-        {[](ModelConfig& c) { c.head = "knn"; }, "model.head:"},
         {[](ModelConfig& c) {
-           c.head = "ncm";
+           c.head = hl::HeadType::Ncm;
            c.ncm_scale = 0;
          },
          "model.ncm_scale:"},

@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include "engine/common/error.h"
+#include "engine/common/kinds.h"
+#include "engine/spec/fields.h"
 #include "engine/spec/spec.h"
 
 using json = nlohmann::json;
@@ -18,6 +20,34 @@ class TestSpec : public QObject {
   }
 
  private slots:
+  // Kinds: each enum's names are the field table's choices (one list, not two), every name parses
+  // back to its value, and an unknown value names the field, the value and what is accepted.
+  void fieldChoicesAreTheKindsNames() {
+    auto choices = [](const char* section, const char* field) { return hl::spec::find_field(section, field)->choices; };
+    QVERIFY(choices("model", "positions") == hl::names<hl::Positions>());
+    QVERIFY(choices("model.head", "type") == hl::names<hl::HeadType>());
+    QVERIFY(choices("experiment", "protocol") == hl::names<hl::Protocol>());
+    QVERIFY(choices("experiment.strategy", "type") == hl::names<hl::StrategyType>());
+    QVERIFY(choices("block", "variant") == hl::names<hl::CmsVariant>());
+    QVERIFY(choices("block", "clock_unit") == hl::names<hl::ClockUnit>());
+    QVERIFY(choices("block", "transfer") == hl::names<hl::Transfer>());
+    QVERIFY(choices("block", "dgd_layers") == hl::names<hl::DgdLayers>());
+    QVERIFY(choices("block", "inner_objective") == hl::names<hl::InnerObjective>());
+    QVERIFY((choices("block", "mixer") == std::vector<std::string>{"selfmod", "titans"}));  // attention: its own type
+    QVERIFY(hl::spec::block_types() == hl::names<hl::BlockType>());
+    for (const auto& n : hl::names<hl::BlockType>()) QCOMPARE(hl::name(hl::parse<hl::BlockType>(n, "x")), n);
+    for (const auto& n : hl::names<hl::RunStatus>()) QCOMPARE(hl::name(*hl::try_parse<hl::RunStatus>(n)), n);
+    QVERIFY(!hl::try_parse<hl::RunStatus>("Finished"));  // spellings are exact
+    try {
+      hl::parse<hl::BlockType>("gru", "model.blocks[0].type");
+      QFAIL("gru parsed as a block type");
+    } catch (const hl::SpecError& e) {
+      QCOMPARE(QString(e.what()),
+               QString("model.blocks[0].type: unknown block type \"gru\"; use transformer, lstm, retnet, cms, titans, "
+                       "hope or hope_attention"));
+    }
+  }
+
   void defaultsAreValid() {
     auto v = hl::spec::validate(hl::spec::defaults());
     QVERIFY2(v.ok(), v.format().c_str());

@@ -118,7 +118,7 @@ void writeFile(const std::string& path, const std::string& bytes) {
 
 RunRecord sampleRun(const std::string& dataset = "clinc150", const std::string& model = "hope", double created_at = 0) {
   RunRecord r;
-  r.status = "finished";
+  r.status = hl::RunStatus::Finished;
   r.name = model;
   r.model = model;
   r.dataset = dataset;
@@ -154,6 +154,38 @@ class TestStore : public QObject {
   void initTestCase() { QVERIFY(tmp_.isValid()); }
 
   // ---- identity, WAL, migrations -----------------------------------------------------------------
+
+  // Statuses and checkpoint kinds are parsed when read: a value this build does not know (another
+  // program wrote it) is refused naming the database, the table and the run, not passed on.
+  void unknownStatusOrCheckpointKindIsRefusedNamingTheRun() {
+    const std::string path = (tmp_.path() + "/unknown-kinds.db").toStdString();
+    int64_t id = 0;
+    {
+      auto s = RunStore::open(path);
+      id = s->createRun(sampleRun());
+      RunWriter w(path, id);
+      w.checkpoint({hl::CheckpointKind::Last, "/x/last.pt", 4, 0, 0.5});
+    }
+    {
+      Raw raw(path);
+      raw.exec("UPDATE runs SET status='exploded' WHERE id=" + std::to_string(id));
+      raw.exec("UPDATE checkpoints SET kind='newest' WHERE run_id=" + std::to_string(id));
+    }
+    auto s = RunStore::open(path);
+    const std::string e1 = storeErrorOf([&] { s->getRun(id); });
+    QVERIFY2(e1.find(path) != std::string::npos && e1.find("runs of run " + std::to_string(id)) != std::string::npos &&
+                 e1.find("\"exploded\"") != std::string::npos,
+             e1.c_str());
+    const std::string e2 = storeErrorOf([&] { s->checkpoints(id); });
+    QVERIFY2(e2.find("checkpoints of run " + std::to_string(id)) != std::string::npos &&
+                 e2.find("\"newest\"") != std::string::npos,
+             e2.c_str());
+    {
+      Raw raw(path);
+      raw.exec("UPDATE runs SET status='paused' WHERE id=" + std::to_string(id));  // live only, never stored
+    }
+    QVERIFY(!storeErrorOf([&] { s->getRun(id); }).empty());
+  }
 
   void newDatabaseHasWalApplicationIdAndSchemaVersion() {
     const std::string path = freshPath();
@@ -341,7 +373,7 @@ class TestStore : public QObject {
   void roundTripsEveryRunField() {
     auto s = RunStore::open(freshPath());
     RunRecord r;
-    r.status = "running";
+    r.status = hl::RunStatus::Running;
     r.name = "hope-levels-3";
     r.spec_json = R"({"model":{"type":"hope"},"seed":7})";
     r.config_hash = "c0ffee";
@@ -374,7 +406,7 @@ class TestStore : public QObject {
     auto got = s->getRun(id);
     QVERIFY(got.has_value());
     QCOMPARE(got->id, id);
-    for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{{got->status, r.status},
+    for (auto [a, b] : std::vector<std::pair<std::string, std::string>>{{hl::name(got->status), hl::name(r.status)},
                                                                         {got->name, r.name},
                                                                         {got->spec_json, r.spec_json},
                                                                         {got->config_hash, r.config_hash},
@@ -435,7 +467,7 @@ class TestStore : public QObject {
     std::vector<int64_t> ids;
     for (size_t i = 0; i < specs.size(); ++i) {
       RunRecord r = sampleRun(specs[i].dataset, specs[i].model, 1000.0 + double(i));
-      r.status = specs[i].status;
+      r.status = hl::parse<hl::RunStatus>(specs[i].status, "test");
       r.host = "other-host";
       r.tags = specs[i].tags;
       ids.push_back(s->createRun(r));
@@ -453,7 +485,7 @@ class TestStore : public QObject {
     f.model = "hope";
     QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[2], ids[0]}));
     f = {};
-    f.status = "finished";
+    f.status = hl::RunStatus::Finished;
     f.strategy = "finetune";
     QCOMPARE(idsOf(s->listRuns(f)), (std::vector<int64_t>{ids[2], ids[0]}));
     f = {};
@@ -470,16 +502,16 @@ class TestStore : public QObject {
   void updatesRunFieldsAndRejectsMissingRun() {
     auto s = RunStore::open(freshPath());
     RunRecord r = sampleRun();
-    r.status = "running";
+    r.status = hl::RunStatus::Running;
     const int64_t id = s->createRun(r);
-    s->setStatus(id, "diverged", "loss is NaN at step 12", 12);
+    s->setStatus(id, hl::RunStatus::Diverged, "loss is NaN at step 12", 12);
     s->setSummary(id, R"({"bwt":-0.1})");
     s->setTags(id, {"a", "b"});
     s->setNotes(id, "note");
     const double before = QDateTime::currentMSecsSinceEpoch() / 1000.0;
-    s->finish(id, "diverged");
+    s->finish(id, hl::RunStatus::Diverged);
     auto got = s->getRun(id);
-    QCOMPARE(got->status, std::string("diverged"));
+    QCOMPARE(hl::name(got->status), std::string("diverged"));
     QCOMPARE(got->error, std::string("loss is NaN at step 12"));
     QCOMPARE(got->diverged_step, int64_t(12));
     QCOMPARE(got->summary_json, std::string(R"({"bwt":-0.1})"));
@@ -513,12 +545,12 @@ class TestStore : public QObject {
       w.accuracy({1, 1, 0.86, 0.91});  // re-evaluation replaces
       w.eval({100, 0, 0, 0.7});
       w.eval({200, 1, 0, 0.6});
-      w.checkpoint({"last", "/ckpt/last.pt", 100, 0, 0.7});
-      w.checkpoint({"best", "/ckpt/best.pt", 100, 0, 0.7});
-      w.checkpoint({"last", "/ckpt/last.pt", 200, 1, 0.6});  // same file saved again: updated
+      w.checkpoint({hl::CheckpointKind::Last, "/ckpt/last.pt", 100, 0, 0.7});
+      w.checkpoint({hl::CheckpointKind::Best, "/ckpt/best.pt", 100, 0, 0.7});
+      w.checkpoint({hl::CheckpointKind::Last, "/ckpt/last.pt", 200, 1, 0.6});  // same file saved again: updated
       w.summary(R"({"final_avg_acc":0.675})");
-      w.status("running");
-      w.finish("finished");
+      w.status(hl::RunStatus::Running);
+      w.finish(hl::RunStatus::Finished);
     }
     auto series = s->series(id);
     QCOMPARE(series.size(), size_t(4));
@@ -550,11 +582,11 @@ class TestStore : public QObject {
     QCOMPARE(ev[1].acc, 0.6);
     auto ck = s->checkpoints(id);
     QCOMPARE(ck.size(), size_t(2));
-    QCOMPARE(ck[1].kind, std::string("last"));
+    QCOMPARE(hl::name(ck[1].kind), std::string("last"));
     QCOMPARE(ck[1].step, int64_t(200));
     QCOMPARE(ck[1].metric, 0.6);
     auto run = s->getRun(id);
-    QCOMPARE(run->status, std::string("finished"));
+    QCOMPARE(hl::name(run->status), std::string("finished"));
     QVERIFY(run->finished_at > 0);
     QCOMPARE(run->summary_json, std::string(R"({"final_avg_acc":0.675})"));
   }
@@ -715,7 +747,7 @@ class TestStore : public QObject {
     const std::string err = storeErrorOf([&] { w.flush(); });
     qInfo("%s", err.c_str());
     QVERIFY2(err.find("run " + std::to_string(id)) != std::string::npos, err.c_str());
-    const std::string again = storeErrorOf([&] { w.finish("finished"); });
+    const std::string again = storeErrorOf([&] { w.finish(hl::RunStatus::Finished); });
     QCOMPARE(again, err);  // the first error stays
   }
 
@@ -737,7 +769,7 @@ class TestStore : public QObject {
       w.point("drift", "cms1", 0, 4, 4, 0.1);
       w.accuracy({0, 0, 0.9, 0.9});
       w.eval({10, 0, 0, 0.8});
-      w.checkpoint({"last", "/x.pt", 10, 0, 0.8});
+      w.checkpoint({hl::CheckpointKind::Last, "/x.pt", 10, 0, 0.8});
     }
     s->deleteRun(gone);
     QVERIFY(!s->getRun(gone).has_value());
@@ -788,7 +820,7 @@ class TestStore : public QObject {
       auto s = RunStore::open(path);
       for (const Case& c : cases) {
         RunRecord r = sampleRun();
-        r.status = c.status;
+        r.status = hl::parse<hl::RunStatus>(c.status, "test");
         r.host = c.host;
         r.pid = c.pid;
         r.process_start = c.start;
@@ -799,7 +831,7 @@ class TestStore : public QObject {
     auto s = RunStore::open(path);
     for (size_t i = 0; i < cases.size(); ++i) {
       auto r = s->getRun(ids[i]);
-      QCOMPARE(r->status, std::string(cases[i].expected));
+      QCOMPARE(hl::name(r->status), std::string(cases[i].expected));
       if (std::string(cases[i].expected) == "interrupted")
         QVERIFY(std::fabs(r->finished_at - before) < 5.0);  // seconds
       else
@@ -807,12 +839,12 @@ class TestStore : public QObject {
     }
     QCOMPARE(s->markInterrupted(), 0);  // already applied by open()
     RunRecord late = sampleRun();       // a run whose process dies while the store is open
-    late.status = "running";
+    late.status = hl::RunStatus::Running;
     late.pid = deadPid();
     late.process_start = 1;
     const int64_t lateId = s->createRun(late);
     QCOMPARE(s->markInterrupted(), 1);
-    QCOMPARE(s->getRun(lateId)->status, std::string("interrupted"));
+    QCOMPARE(hl::name(s->getRun(lateId)->status), std::string("interrupted"));
   }
 
   // ---- concurrency ---------------------------------------------------------------------------------
@@ -860,13 +892,13 @@ class TestStore : public QObject {
         int64_t last = 0;
         for (int i = 0; i < kRuns; ++i) {
           RunRecord r = sampleRun("clinc150", model);
-          r.status = "running";
+          r.status = hl::RunStatus::Running;
           last = s->createRun(r);
           s->setTags(last, {model, "t" + std::to_string(i)});
         }
         RunWriter w(path, last);
         for (int k = 0; k < kPoints; ++k) w.point("loss", "outer", -1, 1, k, double(k));
-        w.finish("finished");
+        w.finish(hl::RunStatus::Finished);
       });
     };
     std::thread reader([&] {
@@ -885,7 +917,7 @@ class TestStore : public QObject {
     QVERIFY2(failures == 0, firstFailure.c_str());
     auto s = RunStore::open(path);
     RunFilter f;
-    f.status = "finished";
+    f.status = hl::RunStatus::Finished;
     auto finished = s->listRuns(f);
     QCOMPARE(finished.size(), size_t(2));
     for (const auto& r : finished) QCOMPARE(s->series(r.id).at(0).points.size(), size_t(kPoints));
@@ -903,7 +935,7 @@ class TestStore : public QObject {
           s->setNotes(id, "from pid " + std::to_string(getpid()));
           RunWriter w(path, id);
           for (int k = 0; k < kPoints / kRuns; ++k) w.point("loss", "outer", -1, 1, k, 1.0);
-          w.finish("finished");
+          w.finish(hl::RunStatus::Finished);
         }
         return 0;
       });
@@ -928,7 +960,7 @@ class TestStore : public QObject {
     QCOMPARE(exitCode[children[1]], 0);
     if (!s) s = RunStore::open(path);
     RunFilter f;
-    f.status = "finished";
+    f.status = hl::RunStatus::Finished;
     auto runs = s->listRuns(f);
     QCOMPARE(runs.size(), size_t(2 * kRuns));
     for (const auto& r : runs) QCOMPARE(s->series(r.id).at(0).points.size(), size_t(kPoints / kRuns));
@@ -946,7 +978,7 @@ class TestStore : public QObject {
       close(fds[0]);
       auto s = RunStore::open(path);
       RunRecord r = sampleRun();
-      r.status = "running";
+      r.status = hl::RunStatus::Running;
       int64_t id = s->createRun(r);
       if (write(fds[1], &id, sizeof id) != sizeof id) return 1;
       RunWriter w(path, id);
@@ -976,7 +1008,7 @@ class TestStore : public QObject {
 
     auto s = RunStore::open(path);
     auto run = s->getRun(id);
-    QCOMPARE(run->status, std::string("interrupted"));
+    QCOMPARE(hl::name(run->status), std::string("interrupted"));
     QVERIFY(run->finished_at > 0);
     {
       Raw raw(path);
@@ -1006,7 +1038,7 @@ int main(int argc, char** argv) {
       const int64_t id = s->createRun(r);
       RunWriter w(peer, id);
       for (int k = 0; k < 10; ++k) w.point("peer", "outer", -1, 1, k, 1.0);
-      w.finish("finished");
+      w.finish(hl::RunStatus::Finished);
       return 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "peer: %s\n", e.what());

@@ -135,7 +135,8 @@ class TestGoldenRuns : public QObject {
     RunOptions o = opt_;
     if (name != "resume-cms-window") {
       auto r = run_experiment(s, o, {&t});
-      if (r.status != "finished") qFatal("%s: %s %s", qPrintable(name), r.status.c_str(), r.error.c_str());
+      if (r.status != hl::RunStatus::Finished)
+        qFatal("%s: %s %s", qPrintable(name), hl::name(r.status).c_str(), r.error.c_str());
       return t.lines;
     }
     // Cancelled at the 10th step (task 2 of 7 has steps 4..7 at 4 steps per task: inside the
@@ -146,11 +147,12 @@ class TestGoldenRuns : public QObject {
     c.c = &control;
     c.after = 10;
     auto cut = run_experiment(s, o, {&c}, &control);
-    if (cut.status != "cancelled") qFatal("resume scenario: the cut run %s", cut.status.c_str());
+    if (cut.status != hl::RunStatus::Cancelled) qFatal("resume scenario: the cut run %s", hl::name(cut.status).c_str());
     RunOptions ro = o;
     ro.resume_run = cut.run_id;
     auto r = run_experiment(json::object(), ro, {&t});
-    if (r.status != "finished") qFatal("resume scenario: %s %s", r.status.c_str(), r.error.c_str());
+    if (r.status != hl::RunStatus::Finished)
+      qFatal("resume scenario: %s %s", hl::name(r.status).c_str(), r.error.c_str());
     // The resumed part, and the whole run as stored (the committed prefix + the resumed part).
     auto db = hl::store::RunStore::open(o.db_path);
     t.lines.push_back("# stored");

@@ -167,7 +167,7 @@ class TestLevels : public QObject {
     cfg.max_len = 8;
     cfg.d_model = 8;
     cfg.num_classes = 4;
-    cfg.head = "memory";
+    cfg.head = hl::HeadType::Memory;
     cfg.memory_inner_lr = 0.5;
     cfg.memory_momentum = 0.0;
     cfg.memory_scale = 10.0;
@@ -187,10 +187,10 @@ class TestLevels : public QObject {
     auto m2 = hl::models::build(cfg);
     m2->memoryWrite(m2->memoryKeys(pooled), labels, &clamped);
     QCOMPARE(clamped, int64_t(4));
-    cfg.head = "softmax";
+    cfg.head = hl::HeadType::Softmax;
     auto soft = hl::models::build(cfg);
     QCOMPARE(soft->memoryWrite(pooled, labels, &clamped), 0.0);
-    cfg.head = "memory";
+    cfg.head = hl::HeadType::Memory;
     cfg.memory_retain = 1.5;
     bool named = false;
     try {
@@ -212,7 +212,7 @@ class TestLevels : public QObject {
     RunOptions o = opt_;
     o.level_probe = std::ref(pr);
     auto r = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const int64_t steps = r.summary["steps"].get<int64_t>();
     QCOMPARE(steps, int64_t(56));  // 7 tasks x 100 rows / 32 -> 4 batches x 2 epochs
     const std::map<std::string, int> clock = {{"cms1", 1}, {"cms2", 4}, {"cms3", 16}};
@@ -248,7 +248,7 @@ class TestLevels : public QObject {
     RunOptions o = opt_;
     o.level_probe = std::ref(pr);
     auto r = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const auto& v = pr.by_level.at("cms1");
     const auto& init = v.front();
     QCOMPARE(init.step, int64_t(-1));
@@ -284,7 +284,7 @@ class TestLevels : public QObject {
     RunOptions o = opt_;
     o.level_probe = std::ref(pr);
     auto r = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     std::map<std::string, json> cad;
     for (const auto& c : r.summary["cadence"]) cad[c["level"].get<std::string>()] = c;
     QCOMPARE(cad["cms1"]["expected"].get<int64_t>(), int64_t(7));
@@ -354,7 +354,7 @@ class TestLevels : public QObject {
     o.db_path = tmp_.filePath("stack.db").toStdString();
     o.level_probe = std::ref(src);
     auto r = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const std::string ckpt = o.db_path + ".checkpoints/run-" + std::to_string(r.run_id) + "/last.pt";
     QVERIFY(QFile::exists(QString::fromStdString(ckpt)));
 
@@ -365,7 +365,7 @@ class TestLevels : public QObject {
     RunOptions o2 = opt_;
     o2.level_probe = std::ref(dst);
     auto r2 = run_experiment(t, o2, {});
-    QCOMPARE(QString::fromStdString(r2.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r2.status)), QString("finished"));
     QVERIFY(same_bytes(dst.by_level.at("cms1").front().params, src.by_level.at("cms2").back().params));
     QVERIFY(!same_bytes(dst.by_level.at("cms2").front().params, src.by_level.at("cms2").front().params));
 
@@ -400,7 +400,7 @@ class TestLevels : public QObject {
     o.db_path = tmp_.filePath("stack-hope.db").toStdString();
     o.level_probe = std::ref(src);
     auto r = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const std::string ckpt = o.db_path + ".checkpoints/run-" + std::to_string(r.run_id) + "/last.pt";
 
     json t = cms_spec(5, 1, clocks({1, 4}));
@@ -415,7 +415,7 @@ class TestLevels : public QObject {
     RunOptions o2 = opt_;
     o2.level_probe = std::ref(dst);
     auto r2 = run_experiment(t, o2, {});
-    QCOMPARE(QString::fromStdString(r2.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r2.status)), QString("finished"));
     const auto& v = dst.by_level.at("cms1");
     QVERIFY(same_bytes(v.front().params, src.by_level.at("cms2").back().params));
     int resets = 0;
@@ -438,7 +438,7 @@ class TestLevels : public QObject {
     RunOptions o = opt_;
     o.level_probe = std::ref(pr);
     auto r = run_experiment(s, o, {&cnt});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const int64_t steps = r.summary["steps"].get<int64_t>();
     bool found = false;
     for (const auto& c : r.summary["cadence"])
@@ -481,17 +481,17 @@ class TestLevels : public QObject {
     RunOptions o = opt_;
     o.db_path = tmp_.filePath("memhead-resume.db").toStdString();
     auto full = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(full.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(full.status)), QString("finished"));
     Control control;
     Counter c;
     c.c = &control;
     c.after = 14;
     auto cut = run_experiment(s, o, {&c}, &control);
-    QCOMPARE(QString::fromStdString(cut.status), QString("cancelled"));
+    QCOMPARE(QString::fromStdString(hl::name(cut.status)), QString("cancelled"));
     RunOptions ro = o;
     ro.resume_run = cut.run_id;
     auto resumed = run_experiment(json::object(), ro, {});
-    QCOMPARE(QString::fromStdString(resumed.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(resumed.status)), QString("finished"));
     QCOMPARE(resumed.summary["accuracy_matrix"].dump(), full.summary["accuracy_matrix"].dump());
     QCOMPARE(resumed.summary["cadence"].dump(), full.summary["cadence"].dump());
     bool context = false;

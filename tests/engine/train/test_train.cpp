@@ -16,6 +16,7 @@
 #include "engine/train/checkpoint_format.h"
 #include "engine/train/experiment.h"
 #include "engine/train/inference.h"
+#include "engine/train/model_config.h"
 
 using json = nlohmann::json;
 using namespace hl::train;
@@ -81,6 +82,31 @@ class TestTrain : public QObject {
   }
 
  private slots:
+  // The spec -> model-config boundary parses every kind once; a value no enum knows (a spec that
+  // skipped validation, e.g. an old checkpoint's) is refused there, naming the field.
+  void modelConfigRefusesAnUnknownKindNamingTheField() {
+    struct Case {
+      const char* path;
+      const char* value;
+      const char* message;
+    };
+    for (const Case& c : {Case{"/model/blocks/0/type", "gru", "model.blocks[0].type: unknown block type \"gru\""},
+                          Case{"/model/positions", "sinusoidal", "model.positions: unknown positions \"sinusoidal\""},
+                          Case{"/model/head/type", "knn", "model.head.type: unknown head type \"knn\""}}) {
+      json spec = hl::spec::complete(hl::spec::preset("transformer"));
+      spec[json::json_pointer(c.path)] = c.value;
+      try {
+        hl::train::model_config(spec, 100, 16, 4, 0);
+        QFAIL(c.path);
+      } catch (const hl::SpecError& e) {
+        QVERIFY2(std::string(e.what()).rfind(c.message, 0) == 0, e.what());
+      }
+    }
+    json spec = hl::spec::complete(hl::spec::preset("hope"));
+    auto cfg = hl::train::model_config(spec, 100, 16, 4, 0);
+    QVERIFY(cfg.blocks.at(0).type == hl::BlockType::Hope && cfg.blocks.at(0).mixer == hl::Mixer::Selfmod);
+  }
+
   void initTestCase() {
     torch::set_num_threads(1);
     opt_.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
@@ -100,7 +126,7 @@ class TestTrain : public QObject {
     RunOptions o = opt_;
     o.db_path = tmp_.filePath("ci.db").toStdString();
     auto r = run_experiment(small_spec(dataset.toStdString(), 30, 5), o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     checkLowerTriangular(r.summary["accuracy_matrix"], tasks);
     // Sanity: right after training a task, that task is well above chance among the seen classes
     // (fine-tuning favours the newest classes): the mean diagonal R[i][i] exceeds 0.25, 2.5x the
@@ -116,7 +142,7 @@ class TestTrain : public QObject {
     auto db = hl::store::RunStore::open(o.db_path);
     auto rec = db->getRun(r.run_id);
     QVERIFY(rec);
-    QCOMPARE(QString::fromStdString(rec->status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(rec->status)), QString("finished"));
     QVERIFY(rec->finished_at > 0);
     QCOMPARE(int(db->accuracy(r.run_id).size()), tasks * (tasks + 1) / 2);
     bool found = false;
@@ -149,12 +175,12 @@ class TestTrain : public QObject {
     o.db_path = tmp_.filePath("div.db").toStdString();
     o.poison_loss = [](int64_t step) { return step == 5; };
     auto r = run_experiment(small_spec("banking77", 6, 1), o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("diverged"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("diverged"));
     QCOMPARE(r.diverged_step, int64_t(5));
     QVERIFY(r.error.find("step 5") != std::string::npos);
     auto db = hl::store::RunStore::open(o.db_path);
     auto rec = db->getRun(r.run_id);
-    QCOMPARE(QString::fromStdString(rec->status), QString("diverged"));
+    QCOMPARE(QString::fromStdString(hl::name(rec->status)), QString("diverged"));
     QCOMPARE(rec->diverged_step, int64_t(5));
     for (const auto& s : db->series(r.run_id))
       if (s.name == "loss") QCOMPARE(int(s.points.size()), 5);  // steps 0..4 were committed
@@ -168,9 +194,9 @@ class TestTrain : public QObject {
     RunOptions o = opt_;
     o.db_path = tmp_.filePath("cancel.db").toStdString();
     auto r = run_experiment(small_spec("banking77", 6, 1), o, {&c}, &control);
-    QCOMPARE(QString::fromStdString(r.status), QString("cancelled"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("cancelled"));
     auto db = hl::store::RunStore::open(o.db_path);
-    QCOMPARE(QString::fromStdString(db->getRun(r.run_id)->status), QString("cancelled"));
+    QCOMPARE(QString::fromStdString(hl::name(db->getRun(r.run_id)->status)), QString("cancelled"));
   }
 
   // Checkpoints carry model, optimizer, strategy state and every random generator: a run cancelled
@@ -197,26 +223,26 @@ class TestTrain : public QObject {
     RunOptions o = opt_;
     o.db_path = tmp_.filePath("resume-" + strategy + (cms ? "-cms" : "") + ".db").toStdString();
     auto full = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(full.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(full.status)), QString("finished"));
 
     Control control;
     Canceller c;
     c.c = &control;
     c.after = 14;  // 4 steps per task (60 rows: 2 batches x 2 epochs): step 14 is inside task 4
     auto cut = run_experiment(s, o, {&c}, &control);
-    QCOMPARE(QString::fromStdString(cut.status), QString("cancelled"));
+    QCOMPARE(QString::fromStdString(hl::name(cut.status)), QString("cancelled"));
     QVERIFY(cut.summary["tasks_completed"].get<int>() >= 1);
 
     RunOptions ro = o;
     ro.resume_run = cut.run_id;
     Recorder rec;
     auto resumed = run_experiment(json::object(), ro, {&rec});
-    QCOMPARE(QString::fromStdString(resumed.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(resumed.status)), QString("finished"));
     QCOMPARE(resumed.run_id, cut.run_id);
     QCOMPARE(resumed.summary["accuracy_matrix"].dump(), full.summary["accuracy_matrix"].dump());
     QCOMPARE(resumed.summary["steps"].get<int64_t>(), full.summary["steps"].get<int64_t>());
     auto db = hl::store::RunStore::open(o.db_path);
-    QCOMPARE(QString::fromStdString(db->getRun(cut.run_id)->status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(db->getRun(cut.run_id)->status)), QString("finished"));
     auto loss_of = [&](int64_t id) {
       for (const auto& se : db->series(id))
         if (se.name == "loss") return se.points;
@@ -246,7 +272,7 @@ class TestTrain : public QObject {
     auto db = hl::store::RunStore::open(o.db_path);
     std::string last;
     for (const auto& c : db->checkpoints(r.run_id))
-      if (c.kind == "last") last = c.path;
+      if (c.kind == hl::CheckpointKind::Last) last = c.path;
     QVERIFY(!last.empty());
     torch::serialize::InputArchive current;
     current.load_from(last);
@@ -273,12 +299,12 @@ class TestTrain : public QObject {
     QVERIFY2(m.find(future) != std::string::npos && m.find(versions) != std::string::npos, m.c_str());
     // Resume: an interrupted run whose last checkpoint is that file.
     hl::store::RunRecord rec;
-    rec.status = "interrupted";
+    rec.status = hl::RunStatus::Interrupted;
     rec.spec_json = s.dump();
     const int64_t id = db->createRun(rec);
     {
       hl::store::RunWriter w(o.db_path, id);
-      w.checkpoint({"last", future, 4, 0, 0.0});
+      w.checkpoint({hl::CheckpointKind::Last, future, 4, 0, 0.0});
       w.flush();
     }
     RunOptions ro = o;
@@ -297,14 +323,14 @@ class TestTrain : public QObject {
     o.checkpoint_dir = tmp_.filePath("dev-ckpt").toStdString();
     Recorder rec;
     auto r = run_experiment(s, o, {&rec});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     QCOMPARE(r.summary["dev_rows"].get<int64_t>(), int64_t(7 * 10 * 2));  // 2 of 10 rows, 70 classes
     QCOMPARE(r.summary["steps"].get<int64_t>(), int64_t(7 * 3));          // 80 train rows per task: 3 batches
     auto dev = rec.values("dev_avg_acc");
     QCOMPARE(int(dev.size()), 7);
     std::vector<double> best;
     for (const auto& e : rec.events)
-      if (e.kind == EventKind::Checkpoint && e.message == "best") best.push_back(e.value);
+      if (e.kind == EventKind::Checkpoint && e.checkpoint == hl::CheckpointKind::Best) best.push_back(e.value);
     std::vector<double> want;
     double top = -1;
     for (double d : dev)
@@ -319,7 +345,7 @@ class TestTrain : public QObject {
     json s = small_spec("banking77", 30, 3);
     s["experiment"]["protocol"] = "joint";
     auto r = run_experiment(s, opt_, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const auto& M = r.summary["accuracy_matrix"];
     for (int j = 0; j < 7; ++j) {
       QVERIFY(M[6][j].is_number());
@@ -334,7 +360,7 @@ class TestTrain : public QObject {
     s["model"]["head"]["type"] = "ncm";
     Recorder rec;
     auto r = run_experiment(s, opt_, {&rec});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     QVERIFY(rec.values("loss").empty());
     QVERIFY(r.summary["final_avg_acc"].get<double>() > 1.5 / 70);
   }
@@ -344,7 +370,7 @@ class TestTrain : public QObject {
       json s = small_spec("banking77", 6, 1);
       s["experiment"]["strategy"]["type"] = strat;
       auto r = run_experiment(s, opt_, {});
-      QVERIFY2(r.status == "finished", strat);
+      QVERIFY2(r.status == hl::RunStatus::Finished, strat);
       checkLowerTriangular(r.summary["accuracy_matrix"], 7);
     }
   }
@@ -374,7 +400,7 @@ class TestTrain : public QObject {
     QVERIFY(hl::spec::validate(s).ok());
     Recorder rec;
     auto r = run_experiment(s, opt_, {&rec});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     const int64_t steps = r.summary["steps"].get<int64_t>();
     QVERIFY(steps > 40);
     std::map<std::string, std::vector<int64_t>> ticks;
@@ -405,7 +431,7 @@ class TestTrain : public QObject {
     RunOptions o = opt_;
     o.db_path = tmp_.filePath("levels.db").toStdString();
     auto r = run_experiment(s, o, {});
-    QCOMPARE(QString::fromStdString(r.status), QString("finished"));
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
     auto db = hl::store::RunStore::open(o.db_path);
     std::set<std::string> loss, drift;
     for (const auto& se : db->series(r.run_id)) {
