@@ -7,7 +7,8 @@
 #   <datadir>/icons/hicolor/*/apps/<id>.*   icon: scalable SVG and PNGs rendered from it
 #   <datadir>/hopelab/presets/*.json        the built-in presets as files (the programs have them
 #                                           compiled in; these are to read, copy and edit)
-#   <docdir>/README.md, LICENSE, copyright, docs/
+#   <docdir>/README.md, LICENSE, copyright, changelog.gz, docs/
+#   <mandir>/man1/hopelab.1.gz, hopelab-cli.1.gz
 #
 # LibTorch is not installed or packaged: the launchers look for it at run time.
 
@@ -47,6 +48,25 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/resources/presets/ DESTINATION ${CMAKE_I
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/LICENSE
   ${PROJECT_SOURCE_DIR}/resources/linux/copyright DESTINATION ${HOPELAB_INSTALL_DOCDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${HOPELAB_INSTALL_DOCDIR}/docs)
+# The man pages and a Debian changelog entry, gzipped at build time (cmake/pkg_docs.cmake).
+set(HL_PACKAGE_MAINTAINER "Hope Lab maintainers <maintainers@users.noreply.r-seed-98d50a1d.example>")
+find_program(HL_GZIP gzip REQUIRED)
+set(HL_PKGDOCS ${PROJECT_BINARY_DIR}/pkgdocs)
+add_custom_command(OUTPUT ${HL_PKGDOCS}/changelog.gz ${HL_PKGDOCS}/hopelab.1.gz ${HL_PKGDOCS}/hopelab-cli.1.gz
+  COMMAND ${CMAKE_COMMAND} -DVERSION_CPP=${HOPELAB_VERSION_CPP} -DPROJECT_VERSION=${PROJECT_VERSION}
+          -DMAINTAINER=${HL_PACKAGE_MAINTAINER} -DSRC=${PROJECT_SOURCE_DIR} -DOUT=${HL_PKGDOCS} -DGZIP=${HL_GZIP}
+          -P ${PROJECT_SOURCE_DIR}/cmake/pkg_docs.cmake
+  DEPENDS ${HOPELAB_VERSION_CPP} ${PROJECT_SOURCE_DIR}/cmake/pkg_docs.cmake ${PROJECT_SOURCE_DIR}/cmake/deb_version.cmake
+          ${PROJECT_SOURCE_DIR}/resources/linux/hopelab.1 ${PROJECT_SOURCE_DIR}/resources/linux/hopelab-cli.1
+  COMMENT "Man pages and changelog for the package" VERBATIM)
+add_custom_target(hopelab_pkgdocs ALL DEPENDS ${HL_PKGDOCS}/changelog.gz ${HL_PKGDOCS}/hopelab.1.gz
+  ${HL_PKGDOCS}/hopelab-cli.1.gz)
+add_dependencies(hopelab_pkgdocs hopelab_version)
+install(FILES ${HL_PKGDOCS}/changelog.gz DESTINATION ${HOPELAB_INSTALL_DOCDIR})
+install(FILES ${HL_PKGDOCS}/hopelab-cli.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+if(HOPELAB_GUI)
+  install(FILES ${HL_PKGDOCS}/hopelab.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+endif()
 
 if(HOPELAB_GUI)
   configure_file(${PROJECT_SOURCE_DIR}/resources/linux/hopelab.desktop.in
@@ -79,7 +99,7 @@ endif()
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME hopelab)
 set(CPACK_PACKAGE_VENDOR "Hope Lab")
-set(CPACK_PACKAGE_CONTACT "Hope Lab maintainers <maintainers@users.noreply.r-seed-98d50a1d.example>")
+set(CPACK_PACKAGE_CONTACT "${HL_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "workbench for Nested Learning research")
 # (Debian wants description lines under 80 characters: they are broken here.)
 set(CPACK_PACKAGE_DESCRIPTION "Hope Lab trains Hope variants (self-modifying Titans with Continuum

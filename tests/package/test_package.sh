@@ -122,6 +122,12 @@ doc=$root/usr/share/doc/hopelab
 for f in README.md LICENSE copyright docs/APP.md docs/SPEC.md; do
   [[ -s $doc/$f ]] && ok "doc $f" || fail "no /usr/share/doc/hopelab/$f"
 done
+cl=$(gzip -dc "$doc/changelog.gz" 2>/dev/null | head -n 1)
+[[ $cl == "hopelab ($version) "* ]] && ok "changelog.gz: $cl" || fail "changelog.gz starts '$cl', not hopelab ($version)"
+for p in "${programs[@]}"; do
+  man=$root/usr/share/man/man1/$p.1.gz
+  gzip -dc "$man" 2>/dev/null | grep -q "^\.TH ${p^^} 1" && ok "man page $p(1)" || fail "no man page $man"
+done
 for f in "$src"/docs/screenshots/*.png; do
   cmp -s "$f" "$doc/docs/screenshots/$(basename "$f")" || fail "screenshot $(basename "$f") missing"
 done
