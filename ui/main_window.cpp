@@ -53,6 +53,14 @@ int MainWindow::tabIndex(const QString& name) {
   return int(tabNames().indexOf(n));
 }
 
+QString MainWindow::docsDir() {
+  // Installed (cmake --install, the .deb): HL_DOCS_REL, relative to the executable's folder;
+  // in a build tree: the source tree's docs/.
+  const QString installed = QDir::cleanPath(QCoreApplication::applicationDirPath() + QStringLiteral("/" HL_DOCS_REL));
+  if (QFileInfo::exists(installed + "/APP.md")) return installed;
+  return QStringLiteral(HL_DOCS_DIR);
+}
+
 QString MainWindow::defaultDbPath() {
   std::string d = hl::data::user_data_dir();
   std::error_code ec;
@@ -289,12 +297,12 @@ void MainWindow::buildMenus() {
   help->addAction(tr("&Keyboard shortcuts"), QKeySequence::HelpContents, this,
                   [this] { QMessageBox::information(this, tr("Keyboard shortcuts"), shortcutsText()); });
   help->addAction(tr("&Documentation"), this, [this] {
-    const QString app = QStringLiteral(HL_DOCS_DIR "/APP.md");
+    const QString dir = docsDir(), app = dir + "/APP.md";
     if (!QFileInfo::exists(app) || !QDesktopServices::openUrl(QUrl::fromLocalFile(app)))
       QMessageBox::information(this, tr("Documentation"),
-                               tr("The app's documentation is docs/APP.md in the Hope Lab source tree (%1), "
-                                  "with the spec fields in docs/SPEC.md and the models in docs/MODELS.md.")
-                                   .arg(QStringLiteral(HL_DOCS_DIR)));
+                               tr("The app's documentation is APP.md in %1, "
+                                  "with the spec fields in SPEC.md and the models in MODELS.md.")
+                                   .arg(dir));
   });
   help->addAction(tr("&About Hope Lab"), this, [this] {
     QMessageBox::about(this, tr("About Hope Lab"),

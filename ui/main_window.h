@@ -36,6 +36,7 @@ class MainWindow : public QMainWindow {
 
   static int tabIndex(const QString& name);  // -1 if unknown; "editor" = architecture
   static QStringList tabNames();
+  static QString docsDir();        // the docs/ folder: the installed one, else the source tree's
   static QString defaultDbPath();  // the CLI's default (<user data dir>/runs.db)
   static QString lastDatabase();   // the most recent database that still exists, else the default
   QString shortcutsText() const;   // Help › Keyboard shortcuts (from the menus)

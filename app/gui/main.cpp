@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
   QApplication::setWindowIcon(QIcon(":/hopelab/icons/hopelab.svg"));
 
   QCommandLineParser p;
-  p.setApplicationDescription("Hope Lab: design, train, watch, compare and export Nested Learning experiments.");
+  p.setApplicationDescription(
+      "Hope Lab: design, train, watch, compare and export Nested Learning experiments.\n"
+      "Documentation: " +
+      hl::ui::MainWindow::docsDir() + "/APP.md");
   p.addHelpOption();
   p.addVersionOption();
   QCommandLineOption db("db", "Run database (default: the one used last, else the CLI's, <user data dir>/runs.db).",
