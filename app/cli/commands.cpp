@@ -16,6 +16,7 @@
 #include "engine/metrics/metrics.h"
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
+#include "engine/train/diagnose.h"
 #include "engine/train/experiment.h"
 #include "progress.h"
 
@@ -134,6 +135,25 @@ Commands::Commands(CLI::App& app) : app_(app) {
   validate_ = app.add_subcommand("validate", "Validate a spec: every error and warning with its JSON path");
   validate_->add_option("spec", validate_file_, "Spec JSON file or preset name")->required();
 
+  diagnose_ = app.add_subcommand(
+      "diagnose",
+      "The in-context memory of every self-modifying Titans block on a real batch, at initialisation or from a "
+      "checkpoint: cos(k, v), inner loss, DGD erase / association, memory share, context effect at token 8, η, α, "
+      "clamp rate (docs/MEMORY.md \"Diagnostics\")");
+  {
+    auto* dsrc = diagnose_->add_option_group("source");
+    dsrc->add_option("--preset", preset_, "Built-in preset (see `presets`)");
+    dsrc->add_option("--spec", spec_file_, "Spec JSON file")->check(CLI::ExistingFile);
+    dsrc->add_option("--checkpoint", diag_checkpoint_, "A run's checkpoint (.pt): its spec, tokenizer and weights")
+        ->check(CLI::ExistingFile);
+    dsrc->require_option(0, 1);
+  }
+  diagnose_->add_option("--dataset", dataset_, "clinc150 | banking77 | dbpedia70 | dbpedia14 | a folder path");
+  diagnose_->add_option("--set", sets_, "Override a spec field: --set model.blocks.0.inner_lr=0.2 (repeatable)");
+  diagnose_->add_option("--seed", seeds_, "Seed of the initialisation and of the batch's rows")->expected(1);
+  diagnose_->add_option("--batch", diag_batch_, "Rows in the batch (1 to 4096)")->check(CLI::Range(1, 4096));
+  diagnose_->add_flag("--json", json_, "Print JSON");
+
   presets_ = app.add_subcommand("presets", "List the built-in presets");
   presets_->add_option("--show", preset_show_, "Print this preset's full spec JSON");
 
@@ -176,6 +196,7 @@ std::string Commands::dataDir() const {
 
 int Commands::run() {
   if (train_->parsed()) return train();
+  if (diagnose_->parsed()) return diagnose();
   if (runs_->parsed()) return runs();
   if (show_->parsed()) return show();
   if (export_->parsed()) return exportTables();
@@ -200,6 +221,58 @@ int Commands::run() {
     return sweep();
   }
   return 2;
+}
+
+int Commands::diagnose() {
+  json spec;
+  if (diag_checkpoint_.empty()) {
+    spec = spec::complete(!spec_file_.empty() ? spec::load_file(spec_file_)
+                                              : spec::preset(preset_.empty() ? "hope" : preset_));
+    if (!dataset_.empty()) {
+      std::error_code ec;
+      spec["experiment"]["dataset"] =
+          fs::is_directory(dataset_, ec) ? fs::absolute(dataset_).lexically_normal().string() : dataset_;
+    }
+    if (!seeds_.empty()) spec["experiment"]["seed"] = seeds_.front();
+    for (const auto& s : sets_) {
+      auto eq = s.find('=');
+      if (eq == std::string::npos) throw SpecError("--set " + s + ": expected PATH=VALUE");
+      spec::set_path(spec, s.substr(0, eq), s.substr(eq + 1));
+    }
+  } else if (!dataset_.empty() || !seeds_.empty() || !sets_.empty()) {
+    throw SpecError("--checkpoint diagnoses the run as it was saved: --dataset, --seed and --set do not go with it");
+  }
+  train::RunOptions opt;
+  opt.data_dir = dataDir();
+  train::DiagnoseOptions d;
+  d.checkpoint = diag_checkpoint_;
+  d.batch = diag_batch_;
+  const json r = train::diagnose(spec, opt, d);
+  if (json_) {
+    std::cout << r.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%s on %s: %lld rows, %lld tokens, %s\n", r["spec_name"].get<std::string>().c_str(),
+              r["dataset"].get<std::string>().c_str(), (long long)r["rows"].get<int64_t>(),
+              (long long)r["tokens"].get<int64_t>(),
+              diag_checkpoint_.empty() ? "at initialisation" : ("from " + diag_checkpoint_).c_str());
+  if (r["blocks"].empty()) {
+    std::printf("no self-modifying Titans block in this model: nothing to diagnose\n");
+    return 0;
+  }
+  std::printf("%-6s %7s %9s %9s %9s %9s %9s %15s %15s %8s\n", "block", "cos_kv", "in_loss", "erase/as", "mem_share",
+              "ctx_t8", "in_loss4", "eta p05/50/95", "alpha p05/50/95", "clamped");
+  for (const auto& b : r["blocks"]) {
+    const double ctx = b["context_effect_t8"].get<double>();
+    std::printf("%-6d %7.3f %9.4f %9.3f %9.3f %9s %9.4f %4.3f/%4.3f/%4.3f %4.3f/%4.3f/%4.3f %8.4f\n",
+                b["block"].get<int>(), b["cos_kv"].get<double>(), b["inner_loss"].get<double>(),
+                b["erase_over_assoc"].get<double>(), b["memory_share"].get<double>(),
+                ctx < 0 ? "-" : std::to_string(ctx).substr(0, 5).c_str(), b["inner_loss_other"].get<double>(),
+                b["eta"]["p05"].get<double>(), b["eta"]["p50"].get<double>(), b["eta"]["p95"].get<double>(),
+                b["alpha"]["p05"].get<double>(), b["alpha"]["p50"].get<double>(), b["alpha"]["p95"].get<double>(),
+                b["clamp_rate"].get<double>());
+  }
+  return 0;
 }
 
 int Commands::train() {

@@ -27,6 +27,7 @@ class Commands {
   int dataFetch();
   int dataImport();
   int sweep();
+  int diagnose();
   int sweepInProcesses(int n);
   std::string dbPath() const;
   std::string dataDir() const;
@@ -34,7 +35,7 @@ class Commands {
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_;
+      *data_import_, *sweep_, *diagnose_;
   // global
   std::string db_, data_dir_;
   // train
@@ -61,6 +62,9 @@ class Commands {
   std::string sweep_file_, shard_spec_;
   int jobs_ = 1, sweep_index_ = -1, shard_ = 0, shard_count_ = 1;
   bool sweep_list_ = false;
+  // diagnose
+  std::string diag_checkpoint_;
+  int diag_batch_ = 32;
 };
 
 }  // namespace hl::cli

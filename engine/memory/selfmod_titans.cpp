@@ -333,7 +333,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
 //   G1 = e aᵀ;  G2 = ((W1ᵀ e) ⊙ σ'(h)) kᵀ
 //   W (α I − η u uᵀ) = α W − η (W u) uᵀ
 SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0, const Tensor& q0,
-                      const Tensor& mask) {
+                      const Tensor& mask, SmtTrace* trace) {
   Prep p = prepare(cfg, par, x0, q0, mask);
   const bool outerGrad = torch::GradMode::is_enabled();
   const bool cut = cfg.stop_grad_writes || !outerGrad;
@@ -378,6 +378,15 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       const Tensor eta2 = clampEta(cfg, eta.expand({p.B, M, p.H, n}),
                                    k1.pow(2).sum(-1) * torch::clamp_min((1.0 + 2.0 * gain2) / 3.0, 1.0), v4, clamped);
       const Tensor eta1 = clampEta(cfg, eta.expand({p.B, M, p.H, n}), a.pow(2).sum(-1), v4, clamped);
+      if (trace) {  // W1 a = pred − k (the residual MLP), e = err: the write's erase and association sizes
+        torch::NoGradGuard tg;
+        trace->cos_kv.push_back((r.k * r.v).sum(-1).detach());
+        trace->eta.push_back(r.eta.detach());
+        trace->alpha.push_back(r.alpha.detach());
+        const Tensor wa = (pred - k1).select(1, kSmtOut).detach(), eo = err.select(1, kSmtOut).detach();
+        trace->erase_over_assoc.push_back(wa.norm(2, -1) / eo.norm(2, -1).clamp_min(1e-12));
+        trace->valid.push_back(valid.detach());
+      }
       // Flatten (batch, memory, head) into one contiguous batch for the writes.
       const int64_t N = p.B * M * p.H;
       auto flat = [&](const Tensor& t) {  // [B, 5|1, H, ...] -> [N, ...]

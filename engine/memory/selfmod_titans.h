@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "engine/common/kinds.h"
 
@@ -71,12 +72,21 @@ struct SmtResult {
   torch::Tensor W1, W2, S1, S2;  // final state per sequence [B, 5, H, ...]
 };
 
+// Per-token quantities of one smt_chunked pass for `hopelab-cli diagnose` (detached; one entry per
+// segment between chunk boundaries, read states of that segment; docs/MEMORY.md "Diagnostics").
+struct SmtTrace {
+  std::vector<torch::Tensor> cos_kv;            // [B, H, n]: cos(k_t, v_t)
+  std::vector<torch::Tensor> eta, alpha;        // [B, H, n]
+  std::vector<torch::Tensor> erase_over_assoc;  // [B, H, n]: output memory, layer W1: ‖W1 a‖ / ‖e‖
+  std::vector<torch::Tensor> valid;             // [B, n]
+};
+
 // x: the memories' input per head [B, H, L, D]; q: queries [B, H, L, D] (L2-normalised by the
 // caller); mask [B, L] (bool or 0/1; undefined = all valid). Padded tokens never write and read 0.
 SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x, const torch::Tensor& q,
                         const torch::Tensor& mask = {});
 SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x, const torch::Tensor& q,
-                      const torch::Tensor& mask = {});
+                      const torch::Tensor& mask = {}, SmtTrace* trace = nullptr);
 
 // Fresh outer parameters: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), w_η, w_α ~ N(0, 0.01/D),
 // b_η = softplus⁻¹(1) (η_t ≈ eta_scale at start), b_α = logit(retain).

@@ -277,17 +277,79 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   b_alpha_ = register_parameter("b_alpha", p.b_alpha);
 }
 
-torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
+SelfModMixerImpl::Inputs SelfModMixerImpl::inputs(const torch::Tensor& h, const torch::Tensor& mask) {
   namespace F = torch::nn::functional;
   const auto pad = mask.logical_not().unsqueeze(-1);
   auto xq = torch::cat({wx_(h), wq_(h)}, -1).masked_fill(pad, 0.0);  // [B, L, 2d]
   auto parts = torch::silu(causalConv(conv_, xq)).chunk(2, -1);
   const auto nopts = F::NormalizeFuncOptions().dim(-1).eps(1e-6);
-  auto x = F::normalize(splitHeads(parts[0], mc_.heads), nopts);
-  auto q = F::normalize(splitHeads(parts[1], mc_.heads), nopts);
   const auto dt = h.scalar_type();
-  hl::memory::SmtParams p{w1_.to(dt), w2_.to(dt), w_eta_.to(dt), b_eta_.to(dt), w_alpha_.to(dt), b_alpha_.to(dt)};
-  auto r = hl::memory::smt_chunked(mc_, p, x, q, mask);
+  return {F::normalize(splitHeads(parts[0], mc_.heads), nopts),
+          F::normalize(splitHeads(parts[1], mc_.heads), nopts),
+          {w1_.to(dt), w2_.to(dt), w_eta_.to(dt), b_eta_.to(dt), w_alpha_.to(dt), b_alpha_.to(dt)}};
+}
+
+MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch::Tensor& mask) {
+  torch::NoGradGuard ng;
+  namespace I = torch::indexing;
+  const auto in = inputs(h, mask);
+  hl::memory::SmtTrace tr;
+  const auto r = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, mask, &tr);
+  MemoryDiagnostics d;
+  const auto valid = mask.to(torch::kBool);
+  const double tokens = valid.sum().item<double>();
+  if (tokens == 0) return d;
+  auto realMean = [](const std::vector<torch::Tensor>& per_seg, const std::vector<torch::Tensor>& valid_seg) {
+    auto v = torch::cat(per_seg, -1), m = torch::cat(valid_seg, -1).unsqueeze(1).expand_as(v);  // [B, H, L]
+    return v.masked_select(m).to(torch::kFloat64);
+  };
+  d.cos_kv = realMean(tr.cos_kv, tr.valid).mean().item<double>();
+  d.erase_over_assoc = realMean(tr.erase_over_assoc, tr.valid).mean().item<double>();
+  auto quantiles = [](const torch::Tensor& v, double& mean, double& p05, double& p50, double& p95) {
+    mean = v.mean().item<double>();
+    auto q = torch::quantile(v, torch::tensor({0.05, 0.5, 0.95}, torch::kFloat64));
+    p05 = q[0].item<double>(), p50 = q[1].item<double>(), p95 = q[2].item<double>();
+  };
+  quantiles(realMean(tr.eta, tr.valid), d.eta_mean, d.eta_p05, d.eta_p50, d.eta_p95);
+  quantiles(realMean(tr.alpha, tr.valid), d.alpha_mean, d.alpha_p05, d.alpha_p50, d.alpha_p95);
+  const auto v4 = valid.view({valid.size(0), 1, 1, valid.size(1)}).expand_as(r.loss_tokens);  // [B, 5, H, L]
+  d.inner_loss = r.loss_tokens.select(1, hl::memory::kSmtOut)
+                     .masked_select(v4.select(1, hl::memory::kSmtOut))
+                     .to(torch::kFloat64)
+                     .mean()
+                     .item<double>();
+  d.inner_loss_other = r.loss_tokens.narrow(1, 0, hl::memory::kSmtOut)
+                           .masked_select(v4.narrow(1, 0, hl::memory::kSmtOut))
+                           .to(torch::kFloat64)
+                           .mean()
+                           .item<double>();
+  const auto vm = valid.unsqueeze(1).expand({valid.size(0), mc_.heads, valid.size(1)});  // [B, H, L]
+  d.memory_share = ((r.y - in.q).norm(2, -1) / r.y.norm(2, -1).clamp_min(1e-12))
+                       .masked_select(vm)
+                       .to(torch::kFloat64)
+                       .mean()
+                       .item<double>();
+  d.clamp_rate = double(r.clamped) / (tokens * hl::memory::kSmtMemories * double(mc_.heads) * 2.0);
+  // Context: the read at token 8 with and without tokens 0–7 (masked out: they never write).
+  constexpr int64_t t = 8;
+  if (valid.size(1) > t) {
+    const auto rows = valid.index({I::Slice(), t});
+    d.context_rows = int(rows.sum().item<int64_t>());
+    if (d.context_rows > 0) {
+      auto cut = valid.clone();
+      cut.index_put_({I::Slice(), I::Slice(0, t)}, false);
+      const auto r2 = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, cut);
+      const auto y8 = r.y.index({I::Slice(), I::Slice(), t}), y8c = r2.y.index({I::Slice(), I::Slice(), t});  // [B,H,D]
+      const auto rel = (y8 - y8c).flatten(1).norm(2, -1) / y8.flatten(1).norm(2, -1).clamp_min(1e-12);        // [B]
+      d.context_effect_t8 = rel.masked_select(rows).to(torch::kFloat64).mean().item<double>();
+    }
+  }
+  return d;
+}
+
+torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
+  const auto in = inputs(h, mask);
+  auto r = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, mask);
   ContextStats mem, other;
   mem.level = "context.memory";
   mem.chunk = int(mc_.chunk_memory);
@@ -322,6 +384,11 @@ torch::Tensor HopeBlockImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto h = norm_(x);
   auto m = smt_ ? smt_(h, mask) : lmm_ ? lmm_(h, mask) : attn_(h, mask);
   return cms_->forward(x + drop_(m), mask);
+}
+
+std::vector<MemoryDiagnostics> HopeBlockImpl::diagnose(const torch::Tensor& x, const torch::Tensor& mask) {
+  if (!smt_) return {};
+  return {smt_->diagnose(norm_(x), mask)};
 }
 
 std::vector<ContextStats> HopeBlockImpl::contextStats() const {

@@ -168,8 +168,14 @@ class SelfModMixerImpl : public torch::nn::Module {
   // context.memory and context.other statistics of the last forward (block index left at -1).
   std::vector<ContextStats> stats() const { return stats_; }
   const hl::memory::SmtConfig& memoryConfig() const { return mc_; }
+  MemoryDiagnostics diagnose(const torch::Tensor& h, const torch::Tensor& mask);
 
  private:
+  struct Inputs {
+    torch::Tensor x, q;  // [B, H, L, D], L2-normalised
+    hl::memory::SmtParams p;
+  };
+  Inputs inputs(const torch::Tensor& h, const torch::Tensor& mask);
   hl::memory::SmtConfig mc_;
   torch::nn::Linear wx_{nullptr}, wq_{nullptr}, wg_{nullptr}, wo_{nullptr};
   torch::nn::Conv1d conv_{nullptr};  // depthwise over 2·d channels (x_m, q), window 4
@@ -216,6 +222,7 @@ class HopeBlockImpl : public BlockImpl {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
   CmsBlockImpl* cmsPart() override { return cms_.get(); }
   std::vector<ContextStats> contextStats() const override;
+  std::vector<MemoryDiagnostics> diagnose(const torch::Tensor& x, const torch::Tensor& mask) override;
 
  private:
   Mixer mixer_;

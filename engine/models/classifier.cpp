@@ -94,6 +94,22 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
   return sum / count;
 }
 
+std::vector<MemoryDiagnostics> ClassifierImpl::diagnose(const torch::Tensor& tokens) {
+  torch::NoGradGuard ng;
+  auto mask = tokens.ne(cfg_.pad_id);
+  auto x = tok_(tokens);
+  if (pos_) x = x + pos_->weight.narrow(0, 0, tokens.size(1)).unsqueeze(0);
+  std::vector<MemoryDiagnostics> out;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    for (auto d : blocks_[i]->diagnose(x, mask)) {
+      d.block = int(i);
+      out.push_back(d);
+    }
+    x = blocks_[i]->forward(x, mask);
+  }
+  return out;
+}
+
 torch::Tensor ClassifierImpl::logits(const torch::Tensor& pooled) {
   if (head_) return head_(pooled);
   namespace F = torch::nn::functional;

@@ -65,6 +65,22 @@ struct ContextStats {
   int64_t writes = 0;   // (sequence, chunk) pairs that wrote
 };
 
+// Diagnostics of one block's self-modifying Titans memory on a batch, at the model's current
+// weights (docs/MEMORY.md "Diagnostics"); means over real tokens and heads.
+struct MemoryDiagnostics {
+  int block = -1;
+  double cos_kv = 0;              // cos(k_t, v_t)
+  double inner_loss = 0;          // output memory: ‖M(k_t) − v̂_t‖² at the read state, before the write
+  double inner_loss_other = 0;    // the same, over the k, v, η, α memories
+  double erase_over_assoc = 0;    // output memory, layer W1: ‖W1 a‖ / ‖e‖ (DGD erase ÷ association)
+  double memory_share = 0;        // ‖o_t − q_t‖ / ‖o_t‖: the part of the read o = M(q) the weights make
+  double context_effect_t8 = -1;  // ‖o_8 − o_8 with tokens 0–7 removed‖ / ‖o_8‖ (-1: no row has 9 tokens)
+  int context_rows = 0;           // rows with a real token 8
+  double eta_mean = 0, eta_p05 = 0, eta_p50 = 0, eta_p95 = 0;
+  double alpha_mean = 0, alpha_p05 = 0, alpha_p50 = 0, alpha_p95 = 0;
+  double clamp_rate = 0;  // clamped writes ÷ writes (real tokens × 5 memories × heads × 2 layers)
+};
+
 // The parameters of one CMS level: the trainer gives each level its own optimizer and clock.
 struct LevelGroup {
   std::string name;  // "cms1", "cms2", ... (numbered within the block, fastest first)
@@ -108,6 +124,10 @@ class BlockImpl : public torch::nn::Module {
   virtual CmsBlockImpl* cmsPart() { return nullptr; }
   // Its in-context memory levels' statistics from the last forward (block index left at -1).
   virtual std::vector<ContextStats> contextStats() const { return {}; }
+  // Its self-modifying Titans memory's diagnostics for input x (no gradient; block left at -1).
+  virtual std::vector<MemoryDiagnostics> diagnose(const torch::Tensor& /*x*/, const torch::Tensor& /*mask*/) {
+    return {};
+  }
 };
 
 // One DGD write (DECISIONS.md) of a linear associative memory W [C, d] with momentum S [C, d],
@@ -130,6 +150,8 @@ class ClassifierImpl : public torch::nn::Module {
   // pooled [B, d] -> logits [B, num_classes]. softmax head: linear; ncm head: scale * cosine to
   // class means (classes with no observed sample get kNcmUnseenLogit).
   torch::Tensor logits(const torch::Tensor& pooled);
+  // Every self-modifying Titans block's memory diagnostics on tokens (call under eval()).
+  std::vector<MemoryDiagnostics> diagnose(const torch::Tensor& tokens);
   torch::Tensor forward(const torch::Tensor& tokens) { return logits(features(tokens)); }
 
   // NCM head: accumulate running class means from pooled features (no gradient).

@@ -282,6 +282,29 @@ void open_record(const RunOptions& opt, RunSetup& s, Emitter& emit) {
 
 }  // namespace
 
+RunSetup set_up_model(const json& user_spec, const RunOptions& opt, Emitter& emit, const std::string& checkpoint) {
+  RunSetup s;
+  json spec = user_spec;
+  if (!checkpoint.empty()) {
+    if (!fs::is_regular_file(checkpoint)) throw RunError("checkpoint " + checkpoint + " does not exist");
+    s.resume_ar = std::make_unique<torch::serialize::InputArchive>();
+    try {
+      s.resume_ar->load_from(checkpoint);
+    } catch (const std::exception& e) {
+      throw RunError("cannot read checkpoint " + checkpoint + " (" + e.what() + ")");
+    }
+    check_checkpoint_format(*s.resume_ar, checkpoint);
+    spec = json::parse(checkpoint_string(*s.resume_ar, "hopelab.spec"));
+  }
+  RunOptions o = opt;
+  o.resume_run = 0;
+  resolve_spec(spec, o, s);
+  load_data(o, s, emit);
+  build_model(s);
+  if (s.resume_ar) s.model->load(*s.resume_ar);
+  return s;
+}
+
 RunSetup set_up_run(const json& user_spec, const RunOptions& opt, Emitter& emit) {
   RunSetup s;
   resolve_spec(user_spec, opt, s);

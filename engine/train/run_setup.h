@@ -63,5 +63,9 @@ struct RunSetup {
 // Steps 1-5 of a run. Throws SpecError / DataError before anything is stored; once the record
 // exists nothing here throws.
 RunSetup set_up_run(const nlohmann::json& user_spec, const RunOptions& opt, Emitter& emit);
+// Steps 1-3 only (spec, data and tokenizer, model; nothing stored), for diagnostics. A checkpoint
+// (path, "" = none) supplies the spec, the tokenizer and the weights; its format is checked.
+RunSetup set_up_model(const nlohmann::json& user_spec, const RunOptions& opt, Emitter& emit,
+                      const std::string& checkpoint);
 
 }  // namespace hl::train

@@ -6,6 +6,7 @@
 #include "engine/models/blocks.h"
 #include "engine/models/classifier.h"
 #include "engine/spec/spec.h"
+#include "engine/train/diagnose.h"
 #include "engine/train/experiment.h"
 
 #include <QFile>
@@ -61,6 +62,40 @@ class TestHope : public QObject {
   RunOptions opt_;
 
  private slots:
+  // `diagnose` on a real Banking77 batch: one entry per self-modifying Titans block, quantities in
+  // their ranges, and the context effect comes from the writes: with η → 0 (inner_lr 1e-6) and no
+  // decay (retain 1) earlier tokens cannot change the read at token 8; with the preset's they do.
+  void diagnoseMeasuresTheMemoryOnARealBatch() {
+    hl::train::RunOptions opt;
+    opt.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR").toStdString();
+    hl::train::DiagnoseOptions d;
+    d.batch = 16;
+    auto spec = hl::spec::complete(hl::spec::preset("hope"));
+    spec["experiment"]["dataset"] = "banking77";
+    nlohmann::json r;
+    try {
+      r = hl::train::diagnose(spec, opt, d);
+    } catch (const std::exception& e) {
+      QFAIL(e.what());
+    }
+    QCOMPARE(int(r["blocks"].size()), 2);
+    QCOMPARE(r["rows"].get<int>(), 16);
+    for (const auto& b : r["blocks"]) {
+      QVERIFY(std::fabs(b["cos_kv"].get<double>()) <= 1.0 + 1e-6);
+      QVERIFY(b["inner_loss"].get<double>() >= 0 && b["erase_over_assoc"].get<double>() >= 0);
+      QVERIFY(b["memory_share"].get<double>() > 0 && b["memory_share"].get<double>() < 1);
+      QVERIFY(b["clamp_rate"].get<double>() >= 0 && b["clamp_rate"].get<double>() <= 1);
+      QVERIFY(b["eta"]["p05"].get<double>() <= b["eta"]["p50"].get<double>() &&
+              b["eta"]["p50"].get<double>() <= b["eta"]["p95"].get<double>());
+      QVERIFY(b["context_rows"].get<int>() > 0);
+      QVERIFY2(b["context_effect_t8"].get<double>() > 1e-3, b.dump().c_str());
+    }
+    for (auto& b : spec["model"]["blocks"]) b["inner_lr"] = 1e-6, b["retain"] = 1.0;
+    const auto still = hl::train::diagnose(spec, opt, d);
+    for (const auto& b : still["blocks"]) QVERIFY2(b["context_effect_t8"].get<double>() < 1e-4, b.dump().c_str());
+    QVERIFY(hl::train::diagnose(hl::spec::complete(hl::spec::preset("transformer")), opt, d)["blocks"].empty());
+  }
+
   void initTestCase() {
     torch::set_num_threads(1);
     opt_.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
