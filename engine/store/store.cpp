@@ -330,9 +330,17 @@ std::vector<AccuracyCell> RunStore::accuracy(int64_t id) {
             "SELECT after_task, task, acc, task_il_acc FROM accuracy WHERE run_id=? "
             "ORDER BY after_task, task");
     st.bind(1, id);
-    while (st.step())
-      out.push_back(
-          {static_cast<int>(st.col_int(0)), static_cast<int>(st.col_int(1)), st.col_double(2), st.col_double(3)});
+    while (st.step()) {
+      const int64_t after = st.col_int(0), task = st.col_int(1);
+      // Readers size a T x T matrix from these indices: a damaged file must not make T huge.
+      if (after < 0 || task < 0 || after >= kMaxTasks || task >= kMaxTasks)
+        throw hl::StoreError("run database " + d_->db.path() + ": run " + std::to_string(id) +
+                             " has an accuracy cell for after_task " + std::to_string(after) + ", task " +
+                             std::to_string(task) + ", outside 0.." + std::to_string(kMaxTasks - 1) +
+                             ": the database is damaged or was not written by Hope Lab. Delete the run "
+                             "(hopelab-cli delete) or restore the database from a backup.");
+      out.push_back({static_cast<int>(after), static_cast<int>(task), st.col_double(2), st.col_double(3)});
+    }
   });
   return out;
 }

@@ -752,6 +752,42 @@ class TestStore : public QObject {
     QCOMPARE(raw.text("PRAGMA foreign_key_check"), std::string());
   }
 
+  // A damaged file's accuracy indices would size a huge T x T matrix in every reader (found by
+  // fuzz_store; docs/RELIABILITY.md): refused with the path and the run, like any damage.
+  void refusesAccuracyCellsBeyondTheTaskLimit_data() {
+    QTest::addColumn<qint64>("after_task");
+    QTest::addColumn<qint64>("task");
+    QTest::newRow("int max") << qint64(2147483647) << qint64(0);
+    QTest::newRow("beyond int") << qint64(1) << qint64(int64_t(1) << 40);
+    QTest::newRow("negative") << qint64(-1) << qint64(0);
+    QTest::newRow("limit") << qint64(hl::store::kMaxTasks) << qint64(0);
+  }
+
+  void refusesAccuracyCellsBeyondTheTaskLimit() {
+    QFETCH(qint64, after_task);
+    QFETCH(qint64, task);
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    {
+      RunWriter w(path, id);
+      w.accuracy({0, 0, 0.9, 0.9});
+      w.accuracy({hl::store::kMaxTasks - 1, 0, 0.5, 0.5});  // the largest index allowed
+    }
+    QCOMPARE(s->accuracy(id).size(), size_t(2));
+    Raw(path).exec("INSERT INTO accuracy(run_id, after_task, task, acc) VALUES (" + std::to_string(id) + ", " +
+                   std::to_string(after_task) + ", " + std::to_string(task) + ", 0.5)");
+    try {
+      s->accuracy(id);
+      QFAIL("no error");
+    } catch (const hl::StoreError& e) {
+      const std::string msg = e.what();
+      QVERIFY2(msg.find(path) != std::string::npos && msg.find("run " + std::to_string(id)) != std::string::npos &&
+                   msg.find("damaged") != std::string::npos,
+               e.what());
+    }
+  }
+
   // ---- the interrupted rule --------------------------------------------------------------------
 
   void processIdentityReadsProcStat() {
