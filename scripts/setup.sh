@@ -18,7 +18,8 @@ APT_PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv pytho
   qt6-base-dev qt6-base-dev-tools qt6-svg-dev libqt6svg6 libgl-dev
   libqcustomplot-dev libqcustomplot2.1-qt6
   libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libsentencepiece-dev sentencepiece
-  libbenchmark-dev libcurl4-openssl-dev xvfb xauth xdotool fonts-dejavu-core x11-apps imagemagick clang-format)
+  libbenchmark-dev libcurl4-openssl-dev xvfb xauth xdotool fonts-dejavu-core x11-apps imagemagick clang-format
+  clang libclang-rt-dev)  # clang + libFuzzer's runtime: scripts/fuzz.sh and the CTest label fuzz
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
   missing=()
