@@ -752,8 +752,8 @@ class TestStore : public QObject {
     QCOMPARE(raw.text("PRAGMA foreign_key_check"), std::string());
   }
 
-  // A damaged file's accuracy indices would size a huge T x T matrix in every reader (found by
-  // fuzz_store; docs/RELIABILITY.md): refused with the path and the run, like any damage.
+  // A damaged file's task indices would size a huge T x T matrix or array in every reader (found
+  // while writing fuzz_store; docs/RELIABILITY.md): refused with the path and the run, like any damage.
   void refusesAccuracyCellsBeyondTheTaskLimit_data() {
     QTest::addColumn<qint64>("after_task");
     QTest::addColumn<qint64>("task");
@@ -775,16 +775,24 @@ class TestStore : public QObject {
       w.accuracy({hl::store::kMaxTasks - 1, 0, 0.5, 0.5});  // the largest index allowed
     }
     QCOMPARE(s->accuracy(id).size(), size_t(2));
-    Raw(path).exec("INSERT INTO accuracy(run_id, after_task, task, acc) VALUES (" + std::to_string(id) + ", " +
-                   std::to_string(after_task) + ", " + std::to_string(task) + ", 0.5)");
-    try {
-      s->accuracy(id);
-      QFAIL("no error");
-    } catch (const hl::StoreError& e) {
-      const std::string msg = e.what();
-      QVERIFY2(msg.find(path) != std::string::npos && msg.find("run " + std::to_string(id)) != std::string::npos &&
-                   msg.find("damaged") != std::string::npos,
-               e.what());
+    QCOMPARE(s->evals(id).size(), size_t(0));
+    const std::string run = std::to_string(id), a = std::to_string(after_task), t = std::to_string(task);
+    Raw(path).exec("INSERT INTO accuracy(run_id, after_task, task, acc) VALUES (" + run + ", " + a + ", " + t +
+                   ", 0.5); INSERT INTO evals(run_id, step, current_task, task, acc) VALUES (" + run + ", 1, " + a +
+                   ", " + t + ", 0.5)");
+    for (const char* what : {"accuracy", "evals"}) {
+      try {
+        if (std::string(what) == "accuracy")
+          s->accuracy(id);
+        else
+          s->evals(id);
+        QFAIL((std::string("no error from ") + what).c_str());
+      } catch (const hl::StoreError& e) {
+        const std::string msg = e.what();
+        QVERIFY2(msg.find(path) != std::string::npos && msg.find("run " + run) != std::string::npos &&
+                     msg.find("damaged") != std::string::npos,
+                 e.what());
+      }
     }
   }
 
