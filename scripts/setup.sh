@@ -7,6 +7,7 @@
 #   HOPELAB_TORCH_VENV   venv location (default: ${XDG_CACHE_HOME:-$HOME/.cache}/hopelab/torch-<ver>)
 #   HOPELAB_TORCH_PREFIX use an existing LibTorch (>= 2.7, C++11 ABI) instead of the venv: its cmake prefix
 #   BUILD_DIR            build folder (default: build)
+#   SKIP_BUILD=1         configure only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${HOPELAB_TORCH_VERSION:-2.14.1}"
@@ -60,6 +61,7 @@ if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" ${HOPELAB_CMAKE_ARGS:-}
 fi
+[[ "${SKIP_BUILD:-0}" == 1 ]] && { log "configured (SKIP_BUILD=1: not building)"; exit 0; }
 log "building"
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 log "done"
