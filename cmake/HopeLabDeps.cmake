@@ -8,6 +8,7 @@ find_package(CURL REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 
+if(NOT HOPELAB_FUZZ)  # the fuzzing build is torch-free
 # LibTorch. A CUDA build's TorchConfig.cmake needs a CUDA toolkit (nvcc) at configure time, which
 # a CPU laptop lacks. Then the library is imported by hand (hl_import_torch_without_toolkit): the
 # wheel's libtorch_cuda finds its CUDA runtime libraries in site-packages/nvidia through its own
@@ -76,6 +77,8 @@ foreach(d IN LISTS HL_NVIDIA_LIB_DIRS)
 endforeach()
 # Position-independent code everywhere, so the shared torch PCH also serves Qt test targets.
 set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+
+endif()
 
 find_package(benchmark QUIET)
 

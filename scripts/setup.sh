@@ -7,6 +7,7 @@
 #   HOPELAB_TORCH_VENV   venv location (default: ${XDG_CACHE_HOME:-$HOME/.cache}/hopelab/torch-<ver>)
 #   HOPELAB_TORCH_PREFIX use an existing LibTorch (>= 2.7, C++11 ABI) instead of the venv: its cmake prefix
 #   BUILD_DIR            build folder (default: build)
+#   SKIP_BUILD=1         configure only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION="${HOPELAB_TORCH_VERSION:-2.14.1}"
@@ -19,7 +20,11 @@ APT_PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv pytho
   libqcustomplot-dev libqcustomplot2.1-qt6
   libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libsentencepiece-dev sentencepiece
   libbenchmark-dev libcurl4-openssl-dev xvfb xauth xdotool fonts-dejavu-core x11-apps imagemagick clang-format
+<<<<<<< HEAD
   desktop-file-utils appstream)  # the last two: test_package validates the .desktop and AppStream files
+=======
+  clang libclang-rt-dev)  # clang + libFuzzer's runtime: scripts/fuzz.sh and the CTest label fuzz
+>>>>>>> hardening
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
   missing=()
@@ -60,6 +65,7 @@ if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" ${HOPELAB_CMAKE_ARGS:-}
 fi
+[[ "${SKIP_BUILD:-0}" == 1 ]] && { log "configured (SKIP_BUILD=1: not building)"; exit 0; }
 log "building"
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 log "done"

@@ -440,7 +440,12 @@ int Commands::show() {
   if (!r) throw SpecError("run " + std::to_string(run_id_) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
   json s = parse_summary(*r);
   auto cells = db->accuracy(run_id_);
-  int T = s.value("num_tasks", 0);
+  const json& nt = s.contains("num_tasks") ? s["num_tasks"] : json(0);
+  if (!nt.is_number_integer() || nt.get<int64_t>() < 0 || nt.get<int64_t>() > store::kMaxTasks)
+    throw StoreError("run database " + dbPath() + ": run " + std::to_string(run_id_) + " has num_tasks " + nt.dump() +
+                     " in its summary, not 0.." + std::to_string(store::kMaxTasks) +
+                     ": the database is damaged or was not written by Hope Lab");
+  int T = nt.get<int>();
   for (const auto& c : cells) T = std::max({T, c.after_task + 1, c.task + 1});
   json M = json::array(), MT = json::array();
   for (int i = 0; i < T; ++i) {

@@ -76,9 +76,13 @@ TextFile read_text_file(const std::string& path, const std::string& missing_hint
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw DataError(path + ": read error — check the disk and the file's permissions");
+  return text_file(path, std::move(ss).str(), missing_hint);
+}
+
+TextFile text_file(const std::string& path, std::string bytes, const std::string& missing_hint) {
   TextFile f;
   f.path = path;
-  f.text = std::move(ss).str();
+  f.text = std::move(bytes);
   f.sha256 = sha256_hex(f.text);
   size_t bom = 0;
   if (f.text.compare(0, 3, "\xEF\xBB\xBF") == 0) bom = 3;
@@ -121,7 +125,8 @@ bool CsvReader::next(CsvRecord* rec) {
         const size_t q = s_.find('"', pos_);
         const size_t stop = q == npos ? n : q;
         if (stop - start > kMaxRecordBytes) record_too_long(file_, rec->line);
-        line_ += size_t(std::count(s_.begin() + pos_, s_.begin() + stop, '\n'));
+        for (size_t i = pos_; i < stop; ++i)  // LF, CRLF and a lone CR each end a line, as between records
+          if (s_[i] == '\n' || (s_[i] == '\r' && (i + 1 >= n || s_[i + 1] != '\n'))) ++line_;
         field.append(s_.substr(pos_, stop - pos_));
         if (q == npos)
           throw DataError(at(file_, qline) +
@@ -261,6 +266,9 @@ LabeledFile read_labeled_jsonl(const TextFile& f, const std::string& text_col, c
     } catch (const nlohmann::json::parse_error& e) {
       throw DataError(where + ": malformed JSON at column " + std::to_string(e.byte) + " (" + e.what() +
                       ") — each line must be one JSON object like " + example);
+    } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double (1e999)
+      throw DataError(where + ": unreadable JSON (" + e.what() + ") — each line must be one JSON object like " +
+                      example);
     }
     if (!j.is_object()) throw DataError(where + ": expected a JSON object — each line must look like " + example);
     const auto t = j.find(text_col);
@@ -293,6 +301,8 @@ nlohmann::json parse_json(const TextFile& f, const std::string& fix) {
   } catch (const nlohmann::json::parse_error& e) {
     const size_t off = e.byte ? e.byte - 1 : 0;
     throw DataError(at(f.path, line_of(f.text, off)) + ": malformed JSON (" + e.what() + ") — " + fix);
+  } catch (const nlohmann::json::exception& e) {  // no position: e.g. a number too large for a double
+    throw DataError(f.path + ": unreadable JSON (" + e.what() + ") — " + fix);
   }
 }
 

@@ -24,6 +24,9 @@ struct TextFile {
 // Reads a whole file. DataError when it is missing (message ends with `missing_hint`), unreadable,
 // empty, or not valid UTF-8 (names line and byte offset).
 TextFile read_text_file(const std::string& path, const std::string& missing_hint);
+// The checks of read_text_file on bytes already read (`path` only names them in messages): empty,
+// invalid UTF-8; removes the BOM.
+TextFile text_file(const std::string& path, std::string bytes, const std::string& missing_hint);
 
 // Byte offset of the first invalid UTF-8 sequence, or npos when `s` is valid (no overlongs,
 // surrogates or code points above U+10FFFF).

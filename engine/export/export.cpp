@@ -338,8 +338,11 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
 }
 
 hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells, bool task_il) {
-  int T = 0;
-  for (const auto& c : cells) T = std::max(T, std::max(c.after_task, c.task) + 1);
+  int64_t T = 0;  // RunStore::accuracy keeps indices below kMaxTasks; 64 bits so that no input overflows
+  for (const auto& c : cells) T = std::max(T, int64_t(std::max(c.after_task, c.task)) + 1);
+  if (T > hl::store::kMaxTasks)
+    throw std::length_error("accuracy matrix of " + std::to_string(T) + " tasks (at most " +
+                            std::to_string(hl::store::kMaxTasks) + ")");
   hl::metrics::Matrix R(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(T), hl::metrics::nan()));
   for (const auto& c : cells)
     if (c.after_task >= 0 && c.task >= 0) R[c.after_task][c.task] = task_il ? c.task_il_acc : c.acc;

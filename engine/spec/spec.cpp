@@ -392,12 +392,15 @@ json load_file(const std::string& path) {
   if (!in) throw SpecError(path + ": cannot open spec file (check the path)");
   std::stringstream ss;
   ss << in.rdbuf();
+  return parse_text(ss.str(), path);
+}
+
+json parse_text(const std::string& text, const std::string& path) {
   try {
-    return json::parse(ss.str());
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     // Translate the byte offset into line:column.
     size_t off = e.byte > 0 ? e.byte - 1 : 0;
-    const std::string text = ss.str();
     size_t line = 1, col = 1;
     for (size_t i = 0; i < off && i < text.size(); ++i) {
       if (text[i] == '\n') {
@@ -408,6 +411,8 @@ json load_file(const std::string& path) {
     }
     throw SpecError(path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON (" + e.what() +
                     ")");
+  } catch (const json::exception& e) {  // no position: e.g. a number too large for a double (1e999)
+    throw SpecError(path + ": invalid JSON (" + e.what() + ") — write numbers within ±1.7e308");
   }
 }
 

@@ -37,6 +37,8 @@ std::string run_hash(const nlohmann::json& spec);     // sha256 of canonical spe
 
 // Reads a spec file; throws hl::SpecError naming the file and the parse position.
 nlohmann::json load_file(const std::string& path);
+// The parse of load_file on text already read (`path` only names it in messages).
+nlohmann::json parse_text(const std::string& text, const std::string& path);
 // --set path=value: path "a.b[2].c" or "a.b.2.c"; value parsed as JSON when it parses, else a string.
 // Throws hl::SpecError naming the path when it does not exist in the spec.
 void set_path(nlohmann::json& spec, const std::string& path, const std::string& value);

@@ -1,5 +1,9 @@
 #include "engine/store/schema.h"
 
+#include <strings.h>
+
+#include <map>
+
 #include "engine/store/sqlite_db.h"
 
 namespace hl::store::schema {
@@ -101,6 +105,81 @@ const std::vector<Migration>& migrations() {
 const std::vector<std::string>& required_tables() {
   static const std::vector<std::string> t = {"runs", "series", "points", "accuracy", "evals", "checkpoints"};
   return t;
+}
+
+namespace {
+
+struct Column {
+  std::string name;
+  std::string type;  // as declared (PRAGMA table_info's `type`)
+  int64_t pk = 0;    // 1-based position in the primary key, 0 if not part of it
+};
+
+std::vector<Column> table_info(detail::Db& db, const std::string& table) {
+  std::vector<Column> cols;
+  detail::Stmt st(db, ("PRAGMA table_info(\"" + table + "\")").c_str());
+  while (st.step()) cols.push_back({st.col_text(1), st.col_text(2), st.col_int(5)});
+  return cols;
+}
+
+bool same(const std::string& a, const std::string& b) {  // SQLite names and types ignore case
+  return a.size() == b.size() && strcasecmp(a.c_str(), b.c_str()) == 0;
+}
+
+// What this build's migrations create: every required table's columns, read once per process
+// from an in-memory database.
+const std::map<std::string, std::vector<Column>>& expected_layout() {
+  static const std::map<std::string, std::vector<Column>> layout = [] {
+    sqlite3* mem = nullptr;
+    if (sqlite3_open(":memory:", &mem) != SQLITE_OK) {
+      sqlite3_close(mem);
+      throw hl::StoreError("cannot open an in-memory SQLite database to check the run-database schema");
+    }
+    std::map<std::string, std::vector<Column>> out;
+    try {
+      detail::Db db = detail::Db::borrow(mem, ":memory:");
+      for (const Migration& m : migrations()) db.exec(m.sql);
+      for (const std::string& t : required_tables()) out[t] = table_info(db, t);
+    } catch (...) {
+      sqlite3_close(mem);
+      throw;
+    }
+    sqlite3_close(mem);
+    return out;
+  }();
+  return layout;
+}
+
+}  // namespace
+
+void check_tables(sqlite3* raw, const std::string& path) {
+  const std::string head = path + " is marked as a Hope Lab run database but ";
+  const std::string tail =
+      " (damaged or edited by hand). Restore it from a backup or choose another run database path.";
+  detail::Db db = detail::Db::borrow(raw, path);
+  for (const std::string& table : required_tables()) {
+    const std::vector<Column>& want = expected_layout().at(table);
+    std::vector<Column> have;
+    db.read([&] { have = table_info(db, table); });
+    if (have.empty()) throw hl::StoreError(head + "lacks the table '" + table + "'" + tail);
+    int key_columns = 0;
+    for (const Column& w : want) key_columns += w.pk > 0;
+    for (const Column& w : want) {
+      const Column* h = nullptr;
+      for (const Column& c : have)
+        if (same(c.name, w.name)) h = &c;
+      if (!h) throw hl::StoreError(head + "its table '" + table + "' lacks the column '" + w.name + "'" + tail);
+      if (same(h->type, w.type) && h->pk == w.pk) continue;
+      const std::string col = table + "." + w.name;
+      if (key_columns == 1 && w.pk == 1 && same(w.type, "INTEGER"))  // the row id (INTEGER PRIMARY KEY)
+        throw hl::StoreError(
+            head + "its column " + col + " is not the table's INTEGER PRIMARY KEY (declared type '" + h->type + "', " +
+            (h->pk ? "primary-key position " + std::to_string(h->pk) : "not in the primary key") + ")" + tail);
+      throw hl::StoreError(head + "its column " + col + " is declared '" + h->type + "' (primary-key position " +
+                           std::to_string(h->pk) + "), where this build's schema has '" + w.type + "' (position " +
+                           std::to_string(w.pk) + ")" + tail);
+    }
+  }
 }
 
 int migrate(sqlite3* raw, const std::string& path, const std::vector<Migration>& steps) {

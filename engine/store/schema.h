@@ -28,6 +28,13 @@ constexpr int kVersion = 1;
 // Tables a migrated database must have (checked on open).
 const std::vector<std::string>& required_tables();
 
+// Checks, after migrating, that each required table exists and has every column this build's
+// schema gives it (the layout that migrations() produces in an empty database) with the same
+// declared type and primary-key position, so that e.g. `runs.id` is still the table's INTEGER
+// PRIMARY KEY. Extra columns are allowed. One PRAGMA table_info per table. Throws hl::StoreError
+// naming `path`, the table and what is wrong.
+void check_tables(sqlite3* db, const std::string& path);
+
 // Applies every step of `steps` whose version is above the database's user_version. Re-reads the
 // version inside each transaction, so concurrent openers migrate once. Returns the resulting
 // version. Throws hl::StoreError naming `path` (the failed step is rolled back).

@@ -341,18 +341,7 @@ Db Db::open(const std::string& path, bool migrate) {
 
   if (migrate) {
     schema::migrate(db.db_, path, schema::migrations());
-    for (const std::string& t : schema::required_tables()) {
-      bool found = false;
-      db.read([&] {
-        Stmt st(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?");
-        st.bind(1, t);
-        found = st.step();
-      });
-      if (!found)
-        throw hl::StoreError(path + " is marked as a Hope Lab run database but lacks the table '" + t +
-                             "' (damaged or edited by hand). Restore it from a backup or "
-                             "choose another run database path.");
-    }
+    schema::check_tables(db.db_, path);  // tables, columns, primary keys
   }
   db.registerOpenFile();  // a new file exists only once something was written
   return db;

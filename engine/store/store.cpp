@@ -342,9 +342,17 @@ std::vector<AccuracyCell> RunStore::accuracy(int64_t id) {
             "SELECT after_task, task, acc, task_il_acc FROM accuracy WHERE run_id=? "
             "ORDER BY after_task, task");
     st.bind(1, id);
-    while (st.step())
-      out.push_back(
-          {static_cast<int>(st.col_int(0)), static_cast<int>(st.col_int(1)), st.col_double(2), st.col_double(3)});
+    while (st.step()) {
+      const int64_t after = st.col_int(0), task = st.col_int(1);
+      // Readers size a T x T matrix from these indices: a damaged file must not make T huge.
+      if (after < 0 || task < 0 || after >= kMaxTasks || task >= kMaxTasks)
+        throw hl::StoreError("run database " + d_->db.path() + ": run " + std::to_string(id) +
+                             " has an accuracy cell for after_task " + std::to_string(after) + ", task " +
+                             std::to_string(task) + ", outside 0.." + std::to_string(kMaxTasks - 1) +
+                             ": the database is damaged or was not written by Hope Lab. Delete the run "
+                             "(hopelab-cli delete) or restore the database from a backup.");
+      out.push_back({static_cast<int>(after), static_cast<int>(task), st.col_double(2), st.col_double(3)});
+    }
   });
   return out;
 }
@@ -356,9 +364,16 @@ std::vector<EvalResult> RunStore::evals(int64_t id) {
     out.clear();
     Stmt st(d_->db, "SELECT step, current_task, task, acc FROM evals WHERE run_id=? ORDER BY step, task, id");
     st.bind(1, id);
-    while (st.step())
-      out.push_back(
-          {st.col_int(0), static_cast<int>(st.col_int(1)), static_cast<int>(st.col_int(2)), st.col_double(3)});
+    while (st.step()) {
+      const int64_t current = st.col_int(1), task = st.col_int(2);
+      if (current < 0 || task < 0 || current >= kMaxTasks || task >= kMaxTasks)  // as accuracy(): sizes arrays
+        throw hl::StoreError("run database " + d_->db.path() + ": run " + std::to_string(id) +
+                             " has an evaluation of task " + std::to_string(task) + " during task " +
+                             std::to_string(current) + ", outside 0.." + std::to_string(kMaxTasks - 1) +
+                             ": the database is damaged or was not written by Hope Lab. Delete the run "
+                             "(hopelab-cli delete) or restore the database from a backup.");
+      out.push_back({st.col_int(0), static_cast<int>(current), static_cast<int>(task), st.col_double(3)});
+    }
   });
   return out;
 }

@@ -52,6 +52,10 @@ struct Series {
   std::vector<std::pair<int64_t, double>> points;  // (step, value), step ascending
 };
 
+// Task indices a stored accuracy cell may have (0 .. kMaxTasks-1); RunStore::accuracy refuses a
+// database with others as damaged, since readers size a T x T matrix from them.
+constexpr int kMaxTasks = 10000;
+
 struct AccuracyCell {
   int after_task = 0;  // 0-based i: evaluated after training task i
   int task = 0;        // 0-based j

@@ -478,6 +478,9 @@ class TestData : public QObject {
     // LF-only, the line numbers count the embedded newline
     writeFile(dir / "train.csv", "text,label\n\"two\nlines\",a\nbad,a,extra\n");
     expectDataError([&] { load(dir.string(), opts()); }, {"train.csv:4", "found 3"});
+    // CR-only line ends (classic Mac): a CR inside quotes ends a line as one between records does
+    writeFile(dir / "train.csv", "text,label\r\"two\rlines\",a\rbad,a,extra\r");
+    expectDataError([&] { load(dir.string(), opts()); }, {"train.csv:4", "found 3"});
   }
 
   void genericTasksInFirstAppearanceOrder() {

@@ -359,6 +359,63 @@ class TestStore : public QObject {
     QCOMPARE(hl::sha256_file(path), before);
   }
 
+  // A schema text damaged in place (fuzz_store: tests/fuzz/regressions/store/
+  // runs_id_not_a_primary_key.sqlite) still parses, so the tables exist, but `runs.id` became an
+  // ordinary column holding NULL: runs were listed with id 0 that getRun could not find. Open checks
+  // each required table's columns and primary key (docs/RELIABILITY.md).
+  void refusesDamagedTableLayout_data() {
+    QTest::addColumn<QString>("table");
+    QTest::addColumn<QString>("from");
+    QTest::addColumn<QString>("to");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("runs.id not the primary key (the fuzz input)")
+        << "runs"
+        << "PRIMARY KEY AUTOINCREMENT"
+        << "PRIMARYEUT  AKYOINCREMENT"
+        << "its column runs.id is not the table's INTEGER PRIMARY KEY (declared type 'INTEGER PRIMARYEUT  "
+           "AKYOINCREMENT', not in the primary key)";
+    QTest::newRow("series.id typed otherwise") << "series"
+                                               << "id     INTEGER PRIMARY KEY"
+                                               << "id     INTEGEX PRIMARY KEY"
+                                               << "its column series.id is not the table's INTEGER PRIMARY KEY "
+                                                  "(declared type 'INTEGEX', primary-key position 1)";
+    QTest::newRow("a column renamed") << "runs"
+                                      << "notes         TEXT"
+                                      << "notez         TEXT"
+                                      << "its table 'runs' lacks the column 'notes'";
+    QTest::newRow("a column retyped") << "evals"
+                                      << "step         INTEGER"
+                                      << "step         INTEGEX"
+                                      << "its column evals.step is declared 'INTEGEX' (primary-key position 0), where "
+                                         "this build's schema has 'INTEGER' (position 0)";
+  }
+  void refusesDamagedTableLayout() {
+    QFETCH(QString, table);
+    QFETCH(QString, from);
+    QFETCH(QString, to);
+    QFETCH(QString, expected);
+    const std::string path = freshPath();
+    makeStore(path, 2);
+    {
+      Raw raw(path);
+      const std::string before = raw.text("SELECT sql FROM sqlite_master WHERE name='" + table.toStdString() + "'");
+      QVERIFY2(before.find(from.toStdString()) != std::string::npos, before.c_str());
+      raw.exec("PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = replace(sql, '" + from.toStdString() +
+               "', '" + to.toStdString() + "') WHERE name = '" + table.toStdString() +
+               "'; PRAGMA writable_schema = OFF;");
+    }
+    QCOMPARE(Raw(path).integer("SELECT count(*) FROM runs"), int64_t(2));  // SQLite itself still reads it
+    const std::string sha = hl::sha256_file(path);
+    const std::string err = storeErrorOf([&] { RunStore::open(path); });
+    qInfo("%s", err.c_str());
+    QVERIFY2(err.find(path + " is marked as a Hope Lab run database but ") == 0, err.c_str());
+    QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
+    QVERIFY2(err.find("Restore it from a backup") != std::string::npos, err.c_str());
+    const std::string werr = storeErrorOf([&] { RunWriter w(path, 1); });
+    QVERIFY2(werr.find(expected.toStdString()) != std::string::npos, werr.c_str());
+    QCOMPARE(hl::sha256_file(path), sha);
+  }
+
   void refusesDirectoryAndMissingParent() {
     const std::string dir = tmp_.path().toStdString();
     std::string err = storeErrorOf([&] { RunStore::open(dir); });
@@ -782,6 +839,50 @@ class TestStore : public QObject {
     QCOMPARE(raw.integer("SELECT count(*) FROM points"), int64_t(2));  // kept run's only
     QCOMPARE(s->series(kept).size(), size_t(2));
     QCOMPARE(raw.text("PRAGMA foreign_key_check"), std::string());
+  }
+
+  // A damaged file's task indices would size a huge T x T matrix or array in every reader (found
+  // while writing fuzz_store; docs/RELIABILITY.md): refused with the path and the run, like any damage.
+  void refusesAccuracyCellsBeyondTheTaskLimit_data() {
+    QTest::addColumn<qint64>("after_task");
+    QTest::addColumn<qint64>("task");
+    QTest::newRow("int max") << qint64(2147483647) << qint64(0);
+    QTest::newRow("beyond int") << qint64(1) << qint64(int64_t(1) << 40);
+    QTest::newRow("negative") << qint64(-1) << qint64(0);
+    QTest::newRow("limit") << qint64(hl::store::kMaxTasks) << qint64(0);
+  }
+
+  void refusesAccuracyCellsBeyondTheTaskLimit() {
+    QFETCH(qint64, after_task);
+    QFETCH(qint64, task);
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    {
+      RunWriter w(path, id);
+      w.accuracy({0, 0, 0.9, 0.9});
+      w.accuracy({hl::store::kMaxTasks - 1, 0, 0.5, 0.5});  // the largest index allowed
+    }
+    QCOMPARE(s->accuracy(id).size(), size_t(2));
+    QCOMPARE(s->evals(id).size(), size_t(0));
+    const std::string run = std::to_string(id), a = std::to_string(after_task), t = std::to_string(task);
+    Raw(path).exec("INSERT INTO accuracy(run_id, after_task, task, acc) VALUES (" + run + ", " + a + ", " + t +
+                   ", 0.5); INSERT INTO evals(run_id, step, current_task, task, acc) VALUES (" + run + ", 1, " + a +
+                   ", " + t + ", 0.5)");
+    for (const char* what : {"accuracy", "evals"}) {
+      try {
+        if (std::string(what) == "accuracy")
+          s->accuracy(id);
+        else
+          s->evals(id);
+        QFAIL((std::string("no error from ") + what).c_str());
+      } catch (const hl::StoreError& e) {
+        const std::string msg = e.what();
+        QVERIFY2(msg.find(path) != std::string::npos && msg.find("run " + run) != std::string::npos &&
+                     msg.find("damaged") != std::string::npos,
+                 e.what());
+      }
+    }
   }
 
   // ---- the interrupted rule --------------------------------------------------------------------
