@@ -20,11 +20,9 @@ APT_PKGS=(build-essential cmake ninja-build ccache pkg-config python3-venv pytho
   libqcustomplot-dev libqcustomplot2.1-qt6
   libsqlite3-dev sqlite3 nlohmann-json3-dev libcli11-dev libsentencepiece-dev sentencepiece
   libbenchmark-dev libcurl4-openssl-dev xvfb xauth xdotool fonts-dejavu-core x11-apps imagemagick clang-format
-<<<<<<< HEAD
-  desktop-file-utils appstream)  # the last two: test_package validates the .desktop and AppStream files
-=======
-  clang libclang-rt-dev)  # clang + libFuzzer's runtime: scripts/fuzz.sh and the CTest label fuzz
->>>>>>> hardening
+  clang libclang-rt-dev  # clang + libFuzzer's runtime: scripts/fuzz.sh and the CTest label fuzz
+  desktop-file-utils appstream  # these two: test_package validates the .desktop and AppStream files
+  slurmctld slurmd slurm-client munge)  # test_slurm runs sweep --slurm on a private single-node Slurm
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
   missing=()

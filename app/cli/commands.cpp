@@ -120,6 +120,13 @@ Commands::Commands(CLI::App& app) : app_(app) {
   runs_->add_option("--status", f_status_, "Only this status");
   runs_->add_option("--tag", f_tag_, "Only runs with this tag");
   runs_->add_option("--limit", limit_, "At most N runs");
+  runs_merge_ = runs_->add_subcommand(
+      "merge",
+      "Merge run databases (e.g. the shards of a `sweep --slurm` array) into one, matched by run UUID: runs new to "
+      "it are copied with their series, accuracy matrix, evaluations and checkpoint index; merging again adds "
+      "nothing; a finished copy replaces an unfinished one (docs/STORE.md, docs/SCALING.md)");
+  runs_merge_->add_option("shards", merge_shards_, "Run databases to merge from")->required()->expected(1, -1);
+  runs_merge_->add_option("--into", merge_into_, "The database to merge into (default: --db, else the user's runs.db)");
 
   show_ = app.add_subcommand("show", "Show one run");
   show_->add_option("run", run_id_, "Run id")->required();
@@ -169,6 +176,34 @@ Commands::Commands(CLI::App& app) : app_(app) {
   sweep_->add_flag("--list", sweep_list_, "List the runs with their state in the database; run nothing");
   sweep_->add_flag("--quiet", quiet_, "No progress bar");
   sweep_->add_option("--tag", tags_, "Extra tags for every run (each run also gets sweep:NAME)");
+  sweep_->add_flag("--sole-writer", sole_writer_,
+                   "This process is the database's only writer (a Slurm array task's own shard): a run stored as "
+                   "running was left by a process that is gone, on whatever host, and is resumed");
+  auto* sl = sweep_->add_option_group("Slurm",
+                                      "With --slurm: write an sbatch job-array script, one task per run "
+                                      "(docs/SCALING.md)");
+  sl->add_flag("--slurm", slurm_,
+               "Write an sbatch job-array script (one array task per run, each into its own database shard) "
+               "instead of running; print how to submit it");
+  sl->add_flag("--submit", slurm_submit_, "With --slurm: also submit the script with sbatch");
+  sl->add_option("--shard-dir", slurm_dir_,
+                 "Folder of the script, the shards (shard-I.db) and the logs (default: ./slurm-NAME; on a file "
+                 "system the compute nodes share)");
+  sl->add_option("--partition", slurm_partition_, "sbatch --partition (default: the cluster's default)");
+  sl->add_option("--time", slurm_time_, "sbatch --time per run (default 04:00:00)");
+  sl->add_option("--cpus-per-task", slurm_cpus_, "sbatch --cpus-per-task, also OMP_NUM_THREADS (default 2)")
+      ->check(CLI::Range(1, 1024));
+  sl->add_option("--mem", slurm_mem_, "sbatch --mem per run (default 8G)");
+  sl->add_option("--gpus", slurm_gpus_, "GPUs per run: sbatch --gres=gpu:N (default 0; set experiment.device cuda)")
+      ->check(CLI::Range(0, 64));
+  sl->add_option("--account", slurm_account_, "sbatch --account");
+  sl->add_option("--max-parallel", slurm_max_parallel_,
+                 "At most this many array tasks at once: --array=...%N (default 16)")
+      ->check(CLI::Range(1, 100000));
+  sl->add_option("--job-name", slurm_job_name_, "sbatch --job-name (default hopelab-NAME)");
+  sl->add_option("--sbatch", slurm_extra_,
+                 "Another sbatch option for the script, e.g. --sbatch=--qos=long (repeatable)")
+      ->allow_extra_args(false);
 
   data_ = app.add_subcommand("data", "Datasets: list, verify, fetch, import");
   data_->require_subcommand(1);
@@ -197,6 +232,7 @@ std::string Commands::dataDir() const {
 int Commands::run() {
   if (train_->parsed()) return train();
   if (diagnose_->parsed()) return diagnose();
+  if (runs_merge_->parsed()) return runsMerge();
   if (runs_->parsed()) return runs();
   if (show_->parsed()) return show();
   if (export_->parsed()) return exportTables();
@@ -431,6 +467,32 @@ int Commands::runs() {
   line(std::vector<std::string>(std::begin(cols), std::end(cols)));
   for (const auto& row : rows) line(row);
   if (rows.empty()) std::printf("(no runs in %s)\n", dbPath().c_str());
+  return 0;
+}
+
+// runs merge SHARD... --into DB: every shard in its turn (docs/STORE.md, "Merging databases"). A
+// shard that is refused stops the merge with its message; the shards before it stay merged.
+int Commands::runsMerge() {
+  const std::string into = merge_into_.empty() ? dbPath() : merge_into_;
+  auto db = store::RunStore::open(into);
+  store::MergeReport total;
+  for (const auto& shard : merge_shards_) {
+    const store::MergeReport r = db->merge(shard);
+    std::printf(
+        "%s: %d added, %d updated, %d unchanged, %d kept (%lld points, %lld accuracy cells, %lld evals, "
+        "%lld checkpoint rows copied)\n",
+        shard.c_str(), r.added, r.updated, r.unchanged, r.kept, (long long)r.points, (long long)r.accuracy_cells,
+        (long long)r.evals, (long long)r.checkpoints);
+    for (const auto& why : r.kept_why) std::printf("  %s\n", why.c_str());
+    total.added += r.added;
+    total.updated += r.updated;
+    total.unchanged += r.unchanged;
+    total.kept += r.kept;
+    total.points += r.points;
+  }
+  std::printf("merged %zu database(s) into %s: %d added, %d updated, %d unchanged, %d kept; %lld points copied\n",
+              merge_shards_.size(), into.c_str(), total.added, total.updated, total.unchanged, total.kept,
+              (long long)total.points);
   return 0;
 }
 

@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+namespace hl::spec {
+struct Sweep;
+}
+
 namespace hl::cli {
 
 class Commands {
@@ -29,13 +33,15 @@ class Commands {
   int sweep();
   int diagnose();
   int sweepInProcesses(int n);
+  int sweepSlurm(const spec::Sweep& sw);
+  int runsMerge();
   std::string dbPath() const;
   std::string dataDir() const;
   std::string dataDestination() const;  // dataDir(), created, and said on stderr
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_, *diagnose_;
+      *data_import_, *sweep_, *runs_merge_, *diagnose_;
   // global
   std::string db_, data_dir_;
   // train
@@ -61,7 +67,16 @@ class Commands {
   // sweep
   std::string sweep_file_, shard_spec_;
   int jobs_ = 1, sweep_index_ = -1, shard_ = 0, shard_count_ = 1;
-  bool sweep_list_ = false;
+  bool sweep_list_ = false, sole_writer_ = false;
+  // sweep --slurm
+  bool slurm_ = false, slurm_submit_ = false;
+  std::string slurm_partition_, slurm_time_ = "04:00:00", slurm_mem_ = "8G", slurm_account_, slurm_dir_,
+                                slurm_job_name_;
+  int slurm_cpus_ = 2, slurm_gpus_ = 0, slurm_max_parallel_ = 16;
+  std::vector<std::string> slurm_extra_;
+  // runs merge
+  std::vector<std::string> merge_shards_;
+  std::string merge_into_;
   // diagnose
   std::string diag_checkpoint_;
   int diag_batch_ = 32;

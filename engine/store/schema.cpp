@@ -95,10 +95,22 @@ CREATE TABLE checkpoints (
 );
 )sql";
 
+// v2: a stable identity for every run (its UUID), so that a run copied between databases (`runs
+// merge` of Slurm shards) is recognised as the same run. Existing rows get a random version-4 UUID.
+const char* kV2 = R"sql(
+ALTER TABLE runs ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
+UPDATE runs SET uuid =
+  lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
+  substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + abs(random() % 4), 1) ||
+  substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))
+WHERE uuid = '';
+CREATE UNIQUE INDEX runs_uuid ON runs(uuid);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
-  static const std::vector<Migration> steps = {{1, kV1}};
+  static const std::vector<Migration> steps = {{1, kV1}, {2, kV2}};
   return steps;
 }
 

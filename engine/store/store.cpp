@@ -1,25 +1,26 @@
 #include "engine/store/store.h"
 
+#include <sys/random.h>
+
+#include <cstdio>
 #include <mutex>
-#include <type_traits>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <type_traits>
 
 #include "engine/store/schema.h"
 #include "engine/store/sqlite_db.h"
+#include "engine/store/store_impl.h"
 
 namespace hl::store {
 
-using detail::Db;
-using detail::Stmt;
-
-namespace {
+namespace detail {
 
 // Column order shared by INSERT and SELECT (id is selected first, never inserted).
-const char* kRunColumns =
+const char* const kRunColumns =
     "status, name, spec_json, config_hash, run_hash, dataset, protocol, strategy, model, head, "
     "data_hash, split_hash, seed, params, app_version, torch_version, cuda_version, device, pid, "
-    "host, process_start, created_at, finished_at, tags, notes, error, diverged_step, summary_json";
-constexpr int kRunColumnCount = 28;
+    "host, process_start, created_at, finished_at, tags, notes, error, diverged_step, summary_json, uuid";
 
 std::string tags_to_json(const std::vector<std::string>& tags) {
   return nlohmann::json(tags).dump();
@@ -65,6 +66,7 @@ void bind_run(Stmt& st, const RunRecord& r) {
   b(r.error);
   b(r.diverged_step);
   b(r.summary_json.empty() ? std::string("{}") : r.summary_json);
+  b(r.uuid);
 }
 
 // A stored kind (status, checkpoint kind); a value this build does not know is refused.
@@ -110,6 +112,7 @@ RunRecord read_run(const Stmt& st, const std::string& path) {  // row = id, kRun
   r.error = st.col_text(c++);
   r.diverged_step = st.col_int(c++);
   r.summary_json = st.col_text(c++);
+  r.uuid = st.col_text(c++);
   return r;
 }
 
@@ -117,56 +120,35 @@ std::string select_runs_sql(const std::string& where_order) {
   return std::string("SELECT id, ") + kRunColumns + " FROM runs " + where_order;
 }
 
-}  // namespace
+std::string insert_run_sql() {
+  std::string q = std::string("INSERT INTO runs (") + kRunColumns + ") VALUES (?";
+  for (int i = 1; i < kRunColumnCount; ++i) q += ",?";
+  return q + ")";
+}
 
-struct RunStore::Impl {
-  Db db;
-  int version = 0;
-  std::mutex mu;  // one connection: serialise calls from several threads
-
-  // UPDATE ... WHERE id = ?N with a check that the run exists.
-  void update_run(int64_t id, const char* sql, const std::function<void(Stmt&)>& bind) {
-    std::lock_guard<std::mutex> lock(mu);
-    db.transaction([&] {
-      Stmt st(db, sql);
-      bind(st);
-      st.run();
-      if (sqlite3_changes(db.get()) == 0)
-        throw hl::StoreError("run database " + db.path() + ": run " + std::to_string(id) +
-                             " does not exist (deleted?).");
-    });
+std::string new_uuid() {
+  // From the kernel each time: no generator state in the process, so forked processes (sweep
+  // workers) never repeat each other's UUIDs.
+  uint64_t w[2] = {0, 0};
+  if (getrandom(w, sizeof w, 0) != ssize_t(sizeof w)) {
+    std::random_device rd;
+    w[0] = (uint64_t(rd()) << 32) ^ rd();
+    w[1] = (uint64_t(rd()) << 32) ^ rd();
   }
+  uint64_t hi = w[0], lo = w[1];
+  hi = (hi & ~0xF000ull) | 0x4000ull;                  // version 4
+  lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48);  // variant 10
+  char b[40];
+  std::snprintf(b, sizeof b, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
+                (unsigned long long)((hi >> 16) & 0xFFFF), (unsigned long long)(hi & 0xFFFF),
+                (unsigned long long)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFull));
+  return b;
+}
 
-  int mark_interrupted() {
-    const std::string host = current_host();
-    std::vector<int64_t> gone;
-    db.read([&] {
-      gone.clear();
-      Stmt st(db, "SELECT id, pid, process_start FROM runs WHERE status='running' AND host=?");
-      st.bind(1, host);
-      while (st.step()) {
-        int64_t start_now = process_start_time(st.col_int(1));
-        int64_t recorded = st.col_int(2);
-        bool alive = start_now != 0 && (recorded == 0 || recorded == start_now);
-        if (!alive) gone.push_back(st.col_int(0));
-      }
-    });
-    if (gone.empty()) return 0;
-    int changed = 0;
-    const double now = detail::now_seconds();
-    db.transaction([&] {
-      Stmt st(db,
-              "UPDATE runs SET status='interrupted', finished_at=? WHERE id=? AND "
-              "status='running'");
-      changed = 0;
-      for (int64_t id : gone) {
-        st.bind(1, now).bind(2, id).run();
-        changed += sqlite3_changes(db.get());
-      }
-    });
-    return changed;
-  }
-};
+}  // namespace detail
+
+using detail::stored_kind;
+using detail::tags_to_json;
 
 RunStore::RunStore() : d_(std::make_unique<Impl>()) {}
 RunStore::~RunStore() = default;
@@ -203,16 +185,13 @@ int64_t RunStore::createRun(const RunRecord& in) {
     if (r.process_start == 0) r.process_start = process_start_time(r.pid);
   }
   if (r.created_at == 0) r.created_at = detail::now_seconds();
+  if (r.uuid.empty()) r.uuid = detail::new_uuid();
   std::lock_guard<std::mutex> lock(d_->mu);
   int64_t id = 0;
-  const std::string sql = std::string("INSERT INTO runs (") + kRunColumns + ") VALUES (?" + [] {
-    std::string q;
-    for (int i = 1; i < kRunColumnCount; ++i) q += ",?";
-    return q;
-  }() + ")";
+  const std::string sql = detail::insert_run_sql();
   d_->db.transaction([&] {
     Stmt st(d_->db, sql.c_str());
-    bind_run(st, r);
+    detail::bind_run(st, r);
     st.run();
     id = sqlite3_last_insert_rowid(d_->db.get());
   });
@@ -280,7 +259,7 @@ std::vector<RunRecord> RunStore::listRuns(const RunFilter& f) {
   add(f.strategy, "strategy=?");
   if (f.status) add(name(*f.status), "status=?");
   add(f.tag, "EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value=?)");
-  std::string sql = select_runs_sql(where + " ORDER BY created_at DESC, id DESC");
+  std::string sql = detail::select_runs_sql(where + " ORDER BY created_at DESC, id DESC");
   if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
 
   std::lock_guard<std::mutex> lock(d_->mu);
@@ -289,7 +268,7 @@ std::vector<RunRecord> RunStore::listRuns(const RunFilter& f) {
     out.clear();
     Stmt st(d_->db, sql.c_str());
     for (size_t i = 0; i < args.size(); ++i) st.bind(static_cast<int>(i + 1), args[i]);
-    while (st.step()) out.push_back(read_run(st, d_->db.path()));
+    while (st.step()) out.push_back(detail::read_run(st, d_->db.path()));
   });
   return out;
 }
@@ -297,12 +276,25 @@ std::vector<RunRecord> RunStore::listRuns(const RunFilter& f) {
 std::optional<RunRecord> RunStore::getRun(int64_t id) {
   std::lock_guard<std::mutex> lock(d_->mu);
   std::optional<RunRecord> out;
-  const std::string sql = select_runs_sql("WHERE id=?");
+  const std::string sql = detail::select_runs_sql("WHERE id=?");
   d_->db.read([&] {
     out.reset();
     Stmt st(d_->db, sql.c_str());
     st.bind(1, id);
-    if (st.step()) out = read_run(st, d_->db.path());
+    if (st.step()) out = detail::read_run(st, d_->db.path());
+  });
+  return out;
+}
+
+std::optional<RunRecord> RunStore::getRunByUuid(const std::string& uuid) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::optional<RunRecord> out;
+  const std::string sql = detail::select_runs_sql("WHERE uuid=?");
+  d_->db.read([&] {
+    out.reset();
+    Stmt st(d_->db, sql.c_str());
+    st.bind(1, uuid);
+    if (st.step()) out = detail::read_run(st, d_->db.path());
   });
   return out;
 }

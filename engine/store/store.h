@@ -15,7 +15,8 @@ namespace hl::store {
 // Statuses: running, finished, failed, diverged, interrupted, cancelled (never paused). Reading a
 // row whose status is none of these throws hl::StoreError naming the database and the run.
 struct RunRecord {
-  int64_t id = 0;
+  int64_t id = 0;    // this database's id (a copy in another database has another id)
+  std::string uuid;  // the run's identity in every database: a version-4 UUID made by createRun
   RunStatus status = RunStatus::Running;
   std::string name;         // preset or spec name, e.g. "transformer"
   std::string spec_json;    // canonical spec (with seed)
@@ -78,6 +79,16 @@ struct CheckpointEntry {
   double metric = 0;
 };
 
+// What `RunStore::merge` did with the runs of one shard (docs/STORE.md, "Merging databases").
+struct MergeReport {
+  int added = 0;      // runs new to this database, copied with all their rows
+  int updated = 0;    // runs whose copy here was replaced by the shard's (see the rule)
+  int unchanged = 0;  // runs already here exactly as in the shard
+  int kept = 0;       // runs whose copy here differs from the shard's and was kept (see the rule)
+  int64_t points = 0, accuracy_cells = 0, evals = 0, checkpoints = 0;  // rows copied
+  std::vector<std::string> kept_why;  // one line per kept run: which ids, which statuses
+};
+
 class RunStore {
  public:
   // Opens or creates the DB: WAL, busy timeout, schema migrations. Refuses (hl::StoreError naming
@@ -92,7 +103,9 @@ class RunStore {
   int markInterrupted();
   const std::string& path() const;
 
-  int64_t createRun(const RunRecord& r);  // returns the new id (status as given)
+  // Returns the new id (status as given). An empty uuid gets a new random one; a given one is kept
+  // (a copy of a run from another database), and must not be in this database yet.
+  int64_t createRun(const RunRecord& r);
   void setStatus(int64_t id, RunStatus status, const std::string& error = "", int64_t diverged_step = -1);
   void setSummary(int64_t id, const std::string& summary_json);
   // A resumed run: status back to running, error and finish time cleared, and the identity of the
@@ -105,10 +118,21 @@ class RunStore {
 
   std::vector<RunRecord> listRuns(const RunFilter& f = {});  // newest first
   std::optional<RunRecord> getRun(int64_t id);
+  std::optional<RunRecord> getRunByUuid(const std::string& uuid);
   std::vector<Series> series(int64_t id);
   std::vector<AccuracyCell> accuracy(int64_t id);
   std::vector<EvalResult> evals(int64_t id);
   std::vector<CheckpointEntry> checkpoints(int64_t id);
+
+  // Copies the runs of another run database (a Slurm array task's shard) into this one, matched
+  // by uuid, each run in its own transaction; merging the same shard again changes nothing. A run
+  // already here is replaced by the shard's copy when the shard's copy has finished, failed or
+  // diverged and this one has not, or when neither has and the shard's holds at least as many rows;
+  // otherwise this copy is kept. Tags and notes of a run already here stay as they are here.
+  // Refuses (hl::StoreError naming the file) a missing file, this database itself, a file that is
+  // not a Hope Lab run database (an empty one included) and a newer schema. A shard of an older
+  // schema is migrated in place first (which gives its runs their UUIDs).
+  MergeReport merge(const std::string& shard_path);
 
  private:
   RunStore();

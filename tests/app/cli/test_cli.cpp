@@ -243,6 +243,121 @@ class TestCli : public QObject {
     QCOMPARE(int(runs().size()), 4);
   }
 
+  // Issue 11 (scale-out): --slurm writes a job-array script whose task I runs `sweep --index I` into
+  // its own shard; the tasks are run here by hand as the script runs them (the `slurm` CTest runs
+  // them under a real Slurm); `runs merge` copies the shards once; a stale `running` run in a
+  // task's own shard is resumed with --sole-writer.
+  void slurmScriptShardsAndMerge() {
+    const QString dir = tmp_.filePath("slurm"), file = tmp_.filePath("slurm_sweep.json");
+    {
+      QFile f(file);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(R"({"name": "tiny slurm", "preset": "transformer",
+        "set": {"model.d_model": 32, "model.vocab_size": 300, "training.epochs": 1,
+                "training.limit_per_class": 3, "training.eval_limit_per_class": 3, "training.threads": 1},
+        "grid": {"experiment.strategy.type": ["finetune", "replay"]}, "seeds": [0, 1]})");
+    }
+    auto readAll = [](const QString& path) {
+      QFile f(path);
+      return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.readAll()) : QString();
+    };
+    const QString script = dir + "/tiny_slurm.sbatch";
+    auto w = cli({"sweep",   file,
+                  "--slurm", "--shard-dir",
+                  dir,       "--partition",
+                  "gpu",     "--gpus",
+                  "1",       "--cpus-per-task",
+                  "3",       "--mem",
+                  "2G",      "--time",
+                  "0:10:00", "--account",
+                  "lab",     "--max-parallel",
+                  "2",       "--sbatch=--qos=short",
+                  "--tag",   "it's"});
+    QVERIFY2(w.code == 0, qPrintable(w.err));
+    QVERIFY2(w.out.contains("wrote " + script) && w.out.contains("sbatch '" + script + "'") &&
+                 w.out.contains("runs merge '" + dir + "'/shard-*.db --into "),
+             qPrintable(w.out));
+    QVERIFY2(w.err.contains("no run of the sweep has experiment.device cuda"), qPrintable(w.err));
+    QString text = readAll(script);
+    for (const QString& line :
+         {QString("#SBATCH --array=0-3%2\n"), QString("#SBATCH --cpus-per-task=3\n"), QString("#SBATCH --mem=2G\n"),
+          QString("#SBATCH --time=0:10:00\n"), QString("#SBATCH --partition=gpu\n"), QString("#SBATCH --account=lab\n"),
+          QString("#SBATCH --gres=gpu:1\n"), QString("#SBATCH --qos=short\n"),
+          QString("#SBATCH --job-name=hopelab-tiny_slurm\n"),
+          QString("export OMP_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-3}\"\n"),
+          QString("--db '" + dir + "'\"/shard-${SLURM_ARRAY_TASK_ID}.db\""),
+          QString("sweep '" + QFileInfo(file).canonicalFilePath() + "' --index \"$SLURM_ARRAY_TASK_ID\" --sole-writer"),
+          QString("--tag 'it'\\''s'")})
+      QVERIFY2(text.contains(line), qPrintable(line + " not in:\n" + text));
+    QVERIFY(QFileInfo(script).isExecutable());
+    QCOMPARE(cli({"sweep", file, "--slurm", "--index", "1"}).code, 2);  // a whole-sweep option only
+
+    // Tasks 0 and 1, each into its own shard, as the script runs them.
+    auto shard = [&](int i) { return dir + QString("/shard-%1.db").arg(i); };
+    for (int i : {0, 1}) {
+      auto t = cli({"--db", shard(i), "sweep", file, "--index", QString::number(i), "--sole-writer", "--quiet"});
+      QVERIFY2(t.code == 0, qPrintable(t.err));
+    }
+    // Written again, the script's array has only the runs not finished in their shard.
+    auto again = cli({"sweep", file, "--slurm", "--shard-dir", dir});
+    QVERIFY2(again.code == 0, qPrintable(again.err));
+    QVERIFY2(again.out.contains("2 array task(s) of 4 run(s) (2-3)") && again.out.contains("2 already finished"),
+             qPrintable(again.out));
+    QVERIFY(readAll(script).contains("#SBATCH --array=2-3%16\n"));
+    QVERIFY(!readAll(script).contains("--gres"));
+
+    // A task killed on a node that is gone leaves its run `running` under that host: a plain sweep
+    // takes it for running elsewhere; the task's own --sole-writer resumes it.
+    QProcess sql;
+    sql.start("sqlite3", {shard(1), "UPDATE runs SET status='running', host='node-gone' WHERE id=1"});
+    QVERIFY(sql.waitForFinished(30000) && sql.exitCode() == 0);
+    auto plain = cli({"--db", shard(1), "sweep", file, "--index", "1", "--quiet"});
+    QVERIFY2(plain.out.contains("running as run 1, skipped"), qPrintable(plain.out));
+    auto sole = cli({"--db", shard(1), "sweep", file, "--index", "1", "--sole-writer", "--quiet"});
+    QVERIFY2(sole.code == 0, qPrintable(sole.err));
+    QVERIFY2(sole.out.contains("run 1 was left running by a process that is gone (host node-gone)") &&
+                 sole.out.contains("(resuming run 1)"),
+             qPrintable(sole.out));
+
+    // Merge: the two shards' runs once, with their points; again: nothing added.
+    const QString merged = tmp_.filePath("merged.db");
+    auto m = cli({"runs", "merge", shard(0), shard(1), "--into", merged});
+    QVERIFY2(m.code == 0, qPrintable(m.err));
+    QVERIFY2(m.out.contains(shard(0) + ": 1 added, 0 updated, 0 unchanged, 0 kept") &&
+                 m.out.contains(shard(1) + ": 1 added, 0 updated, 0 unchanged, 0 kept") &&
+                 m.out.contains("2 added, 0 updated, 0 unchanged, 0 kept"),
+             qPrintable(m.out));
+    auto m2 = cli({"runs", "merge", shard(0), shard(1), "--into", merged});
+    QVERIFY2(m2.code == 0 && m2.out.contains("0 added, 0 updated, 2 unchanged, 0 kept; 0 points copied"),
+             qPrintable(m2.out));
+    auto runsOf = [&](const QString& db) {
+      return json::parse(cli({"--db", db, "runs", "--format", "json"}).out.toStdString());
+    };
+    const json all = runsOf(merged);
+    QCOMPARE(int(all.size()), 2);
+    for (int i : {0, 1}) {
+      const json one = runsOf(shard(i));
+      QCOMPARE(int(one.size()), 1);
+      bool found = false;
+      for (const auto& r : all)
+        if (r["config_hash"] == one[0]["config_hash"] && r["seed"] == one[0]["seed"]) {
+          found = true;
+          QCOMPARE(r["status"].get<std::string>(), std::string("finished"));
+          QCOMPARE(r["final_avg_acc"].dump(), one[0]["final_avg_acc"].dump());
+        }
+      QVERIFY(found);
+    }
+    // The series came along: `show --json` of a merged run has the shard's points.
+    const json shown = json::parse(
+        cli({"--db", merged, "show", QString::number(all[0]["id"].get<int>()), "--json"}).out.toStdString());
+    QVERIFY(!shown["series"].empty() && !shown["series"][0]["points"].empty());
+    // A shard that is not there: exit 5, named.
+    auto missing = cli({"runs", "merge", dir + "/shard-3.db", "--into", merged});
+    QCOMPARE(missing.code, 5);
+    QVERIFY2(missing.err.contains(dir + "/shard-3.db: no such file"), qPrintable(missing.err));
+    QVERIFY(!QFile::exists(dir + "/shard-3.db"));
+  }
+
   void truncatedTrainCsvExitsThreeNamingTheFile() {
     QDir d(tmp_.filePath("trunc"));
     QVERIFY(d.mkpath("banking77") && d.mkpath("cl_splits"));

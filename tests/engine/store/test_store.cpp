@@ -219,7 +219,7 @@ class TestStore : public QObject {
       raw.exec("PRAGMA application_id = " + std::to_string(applicationId) + "; PRAGMA user_version = 0; VACUUM;");
     }
     auto s = RunStore::open(path);
-    QCOMPARE(s->schemaVersion(), 1);
+    QCOMPARE(s->schemaVersion(), schema::kVersion);
     QVERIFY(s->createRun(sampleRun()) > 0);
     Raw raw(path);
     QCOMPARE(raw.integer("PRAGMA application_id"), int64_t(schema::kApplicationId));
@@ -232,11 +232,19 @@ class TestStore : public QObject {
       raw.exec(schema::migrations().at(0).sql);
       raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) + "; PRAGMA user_version = 1;");
       raw.exec("INSERT INTO runs (status, name, tags) VALUES ('finished', 'by-hand', '[\"x\"]')");
+      raw.exec("INSERT INTO runs (status, name) VALUES ('interrupted', 'second')");
     }
     auto s = RunStore::open(path);
-    QCOMPARE(s->schemaVersion(), 1);
+    QCOMPARE(s->schemaVersion(), schema::kVersion);
     auto runs = s->listRuns();
-    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(runs.size(), size_t(2));
+    // v2 gave each old run its own random version-4 UUID.
+    const QRegularExpression v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+    QVERIFY2(v4.match(QString::fromStdString(runs[0].uuid)).hasMatch(), runs[0].uuid.c_str());
+    QVERIFY2(v4.match(QString::fromStdString(runs[1].uuid)).hasMatch(), runs[1].uuid.c_str());
+    QVERIFY(runs[0].uuid != runs[1].uuid);
+    QCOMPARE(s->getRunByUuid(runs[1].uuid)->id, runs[1].id);
+    runs.erase(runs.begin());  // the newest ("second", same created_at 0, higher id)
     QCOMPARE(runs[0].name, std::string("by-hand"));
     QCOMPARE(runs[0].tags, std::vector<std::string>{"x"});
     QCOMPARE(runs[0].summary_json, std::string("{}"));
@@ -247,15 +255,16 @@ class TestStore : public QObject {
     const std::string path = freshPath();
     makeStore(path, 2);
     std::vector<schema::Migration> steps = schema::migrations();
-    steps.push_back({2,
+    const int next = schema::kVersion + 1;
+    steps.push_back({next,
                      "ALTER TABLE runs ADD COLUMN cadence_json TEXT NOT NULL DEFAULT '{}';"
                      "CREATE TABLE cadence (run_id INTEGER, level TEXT, expected INTEGER);"});
     Raw raw(path);
-    QCOMPARE(schema::migrate(raw.get(), path, steps), 2);
-    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(2));
+    QCOMPARE(schema::migrate(raw.get(), path, steps), next);
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(next));
     QCOMPARE(raw.integer("SELECT count(*) FROM runs WHERE cadence_json = '{}'"), int64_t(2));
-    QCOMPARE(schema::migrate(raw.get(), path, steps), 2);  // idempotent
-    // This build knows only v1, so it now refuses the file as newer.
+    QCOMPARE(schema::migrate(raw.get(), path, steps), next);  // idempotent
+    // This build knows only up to kVersion, so it now refuses the file as newer.
     const std::string err = storeErrorOf([&] { RunStore::open(path); });
     QVERIFY2(err.find("newer") != std::string::npos, err.c_str());
   }
@@ -264,11 +273,12 @@ class TestStore : public QObject {
     const std::string path = freshPath();
     makeStore(path, 1);
     std::vector<schema::Migration> steps = schema::migrations();
-    steps.push_back({2, "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
+    steps.push_back(
+        {schema::kVersion + 1, "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"});
     Raw raw(path);
     const std::string err = storeErrorOf([&] { schema::migrate(raw.get(), path, steps); });
     QVERIFY2(err.find(path) != std::string::npos && err.find("rolled back") != std::string::npos, err.c_str());
-    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(1));
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(schema::kVersion));
     QCOMPARE(raw.integer("SELECT count(*) FROM sqlite_master WHERE name='half_done'"), int64_t(0));
   }
 
@@ -507,6 +517,14 @@ class TestStore : public QObject {
     QCOMPARE(got->process_start, process_start_time(current_pid()));
     QVERIFY(std::fabs(got->created_at - before) < 5.0);  // seconds
     QCOMPARE(got->summary_json, std::string("{}"));
+    // Every run gets its own version-4 UUID; a given one (a copy from another database) is kept
+    // and may not be there twice.
+    const QRegularExpression v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+    QVERIFY2(v4.match(QString::fromStdString(got->uuid)).hasMatch(), got->uuid.c_str());
+    QVERIFY(s->getRun(s->createRun(r))->uuid != got->uuid);
+    r.uuid = "00000000-0000-4000-8000-000000000001";
+    QCOMPARE(s->getRun(s->createRun(r))->uuid, r.uuid);
+    QVERIFY(storeErrorOf([&] { s->createRun(r); }).find("UNIQUE") != std::string::npos);
   }
 
   void listRunsIsNewestFirstAndFilters() {
@@ -886,6 +904,220 @@ class TestStore : public QObject {
   }
 
   // ---- the interrupted rule --------------------------------------------------------------------
+
+  // ---- merging databases (runs merge: the shards of a Slurm job array) -------------------------
+
+  // A run with every kind of row: `n` loss points, a 2x2 accuracy matrix, evals, two checkpoints.
+  int64_t fullRun(const std::string& path, const std::string& model, hl::RunStatus status, int n) {
+    auto s = RunStore::open(path);
+    RunRecord r = sampleRun("banking77", model);
+    r.status = hl::RunStatus::Running;
+    r.tags = {"sweep:t", model};
+    r.notes = "from " + model;
+    const int64_t id = s->createRun(r);
+    RunWriter w(path, id);
+    for (int step = 0; step < n; ++step) w.point("loss", "outer", -1, 1, step, 1.0 / (step + 1));
+    w.point("drift", "cms1", 0, 4, 4, std::nan(""));
+    w.accuracy({0, 0, 0.9, 0.9});
+    w.accuracy({1, 0, 0.4, 0.8});
+    w.accuracy({1, 1, 0.7, 0.75});
+    w.eval({10, 0, 0, 0.8});
+    w.eval({20, 1, 0, 0.5});
+    w.checkpoint({hl::CheckpointKind::Last, path + ".checkpoints/run-" + std::to_string(id) + "/last.pt", 20, 1, 0.5});
+    w.checkpoint({hl::CheckpointKind::Best, path + ".checkpoints/run-" + std::to_string(id) + "/best.pt", 10, 0, 0.8});
+    w.summary("{\"final_avg_acc\":0.55,\"model\":\"" + model + "\"}");
+    w.finish(status);
+    return id;
+  }
+
+  static int64_t count(const std::string& path, const std::string& table) {
+    Raw raw(path);
+    return raw.integer("SELECT count(*) FROM " + table);
+  }
+
+  void mergeCopiesShardsOnceMatchedByUuid() {
+    const std::string a = freshPath(), b = freshPath(), into = freshPath();
+    fullRun(a, "lstm", hl::RunStatus::Finished, 30);
+    fullRun(a, "transformer", hl::RunStatus::Finished, 20);
+    fullRun(b, "hope", hl::RunStatus::Finished, 25);
+    const int64_t unfinished = fullRun(b, "titans", hl::RunStatus::Interrupted, 5);
+    auto target = RunStore::open(into);
+    const int64_t local = target->createRun(sampleRun());  // a run of the target's own stays as it is
+
+    MergeReport ra = target->merge(a);
+    QCOMPARE(ra.added, 2);
+    QCOMPARE(ra.updated + ra.unchanged + ra.kept, 0);
+    QCOMPARE(ra.points, int64_t(30 + 1 + 20 + 1));
+    QCOMPARE(ra.accuracy_cells, int64_t(6));
+    QCOMPARE(ra.evals, int64_t(4));
+    QCOMPARE(ra.checkpoints, int64_t(4));
+    MergeReport rb = target->merge(b);
+    QCOMPARE(rb.added, 2);
+    QCOMPARE(rb.points, int64_t(25 + 1 + 5 + 1));
+    QCOMPARE(int(target->listRuns().size()), 5);
+    QCOMPARE(count(into, "points"), int64_t(52 + 32));
+    QCOMPARE(count(into, "series"), int64_t(8));
+    QCOMPARE(count(into, "accuracy"), int64_t(12));
+    QCOMPARE(count(into, "evals"), int64_t(8));
+    QCOMPARE(count(into, "checkpoints"), int64_t(8));
+
+    // Every run's copy equals the shard's: record (but its id), series, matrix, evals, checkpoints.
+    for (const std::string& shard : {a, b}) {
+      auto src = RunStore::open(shard);
+      for (const RunRecord& r : src->listRuns()) {
+        auto got = target->getRunByUuid(r.uuid);
+        QVERIFY(got.has_value());
+        QVERIFY(got->id != local);
+        QCOMPARE(hl::name(got->status), hl::name(r.status));
+        QCOMPARE(got->name, r.name);
+        QCOMPARE(got->tags, r.tags);
+        QCOMPARE(got->notes, r.notes);
+        QCOMPARE(got->summary_json, r.summary_json);
+        QCOMPARE(got->created_at, r.created_at);
+        QCOMPARE(got->finished_at, r.finished_at);
+        QCOMPARE(got->host, r.host);
+        QCOMPARE(got->pid, r.pid);
+        const auto ss = src->series(r.id), gs = target->series(got->id);
+        QCOMPARE(gs.size(), ss.size());
+        for (size_t i = 0; i < ss.size(); ++i) {
+          QCOMPARE(gs[i].name, ss[i].name);
+          QCOMPARE(gs[i].level, ss[i].level);
+          QCOMPARE(gs[i].clock, ss[i].clock);
+          QCOMPARE(gs[i].points.size(), ss[i].points.size());
+          for (size_t k = 0; k < ss[i].points.size(); ++k) {
+            QCOMPARE(gs[i].points[k].first, ss[i].points[k].first);
+            const double x = gs[i].points[k].second, y = ss[i].points[k].second;
+            QVERIFY(x == y || (std::isnan(x) && std::isnan(y)));
+          }
+        }
+        const auto sa = src->accuracy(r.id), ga = target->accuracy(got->id);
+        QCOMPARE(ga.size(), sa.size());
+        for (size_t i = 0; i < sa.size(); ++i) QCOMPARE(ga[i].acc, sa[i].acc);
+        QCOMPARE(target->evals(got->id).size(), src->evals(r.id).size());
+        const auto sc = src->checkpoints(r.id), gc = target->checkpoints(got->id);
+        QCOMPARE(gc.size(), sc.size());
+        for (size_t i = 0; i < sc.size(); ++i) QCOMPARE(gc[i].path, sc[i].path);  // the shard's files
+      }
+    }
+
+    // A second merge adds nothing.
+    for (const std::string& shard : {a, b}) {
+      MergeReport again = target->merge(shard);
+      QCOMPARE(again.added, 0);
+      QCOMPARE(again.updated, 0);
+      QCOMPARE(again.kept, 0);
+      QCOMPARE(again.unchanged, 2);
+      QCOMPARE(again.points, int64_t(0));
+    }
+    QCOMPARE(int(target->listRuns().size()), 5);
+    QCOMPARE(count(into, "points"), int64_t(84));
+
+    // The unfinished run goes on in its shard and finishes: its finished copy replaces the target's
+    // interrupted one (same id here), and the notes edited here stay.
+    const std::string uuid = RunStore::open(b)->getRun(unfinished)->uuid;
+    const int64_t here = target->getRunByUuid(uuid)->id;
+    target->setNotes(here, "edited in the GUI");
+    {
+      auto sb = RunStore::open(b);
+      sb->resumeRun(unfinished, current_pid(), current_host(), process_start_time(current_pid()));
+      RunWriter w(b, unfinished);
+      for (int step = 5; step < 40; ++step) w.point("loss", "outer", -1, 1, step, 0.01 * step);
+      w.summary(R"({"final_avg_acc":0.61})");
+      w.finish(hl::RunStatus::Finished);
+    }
+    MergeReport upd = target->merge(b);
+    QCOMPARE(upd.updated, 1);
+    QCOMPARE(upd.unchanged, 1);
+    QCOMPARE(upd.added, 0);
+    auto now = target->getRunByUuid(uuid);
+    QCOMPARE(now->id, here);
+    QCOMPARE(hl::name(now->status), std::string("finished"));
+    QCOMPARE(now->summary_json, std::string(R"({"final_avg_acc":0.61})"));
+    QCOMPARE(now->notes, std::string("edited in the GUI"));
+    QCOMPARE(target->series(here).at(0).points.size(), size_t(40));
+    QCOMPARE(count(into, "points"), int64_t(84 + 35));
+    QCOMPARE(target->merge(b).unchanged, 2);
+
+    // A finished copy here is never replaced by an unfinished one (an older shard, say): kept, said.
+    RunStore::open(b)->setStatus(unfinished, hl::RunStatus::Interrupted);
+    MergeReport kept = target->merge(b);
+    QCOMPARE(kept.kept, 1);
+    QCOMPARE(kept.updated, 0);
+    QCOMPARE(int(kept.kept_why.size()), 1);
+    QVERIFY2(kept.kept_why[0].find(uuid) != std::string::npos, kept.kept_why[0].c_str());
+    QCOMPARE(hl::name(target->getRunByUuid(uuid)->status), std::string("finished"));
+    QCOMPARE(int(target->listRuns().size()), 5);
+  }
+
+  // An old shard (schema 1, no UUIDs) is migrated in place on the first merge, so the UUIDs its
+  // runs get then are theirs in every later merge: merging it again adds nothing.
+  void mergeOfAnOldShardIsIdempotent() {
+    const std::string old = freshPath(), into = freshPath();
+    {
+      Raw raw(old);
+      raw.exec(schema::migrations().at(0).sql);
+      raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) + "; PRAGMA user_version = 1;");
+      raw.exec("INSERT INTO runs (status, name) VALUES ('finished', 'v1-a'), ('finished', 'v1-b')");
+      raw.exec(
+          "INSERT INTO series (id, run_id, name) VALUES (1, 1, 'loss');"
+          "INSERT INTO points VALUES (1, 0, 0.5), (1, 1, 0.25)");
+    }
+    auto target = RunStore::open(into);
+    MergeReport first = target->merge(old);
+    QCOMPARE(first.added, 2);
+    QCOMPARE(first.points, int64_t(2));
+    MergeReport second = target->merge(old);
+    QCOMPARE(second.added, 0);
+    QCOMPARE(second.unchanged, 2);
+    QCOMPARE(int(target->listRuns().size()), 2);
+    Raw raw(old);
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(schema::kVersion));
+  }
+
+  void mergeRefusesWhatIsNotAShardNamingIt_data() {
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("missing") << "missing"
+                             << "no such file";
+    QTest::newRow("empty file") << "empty-file"
+                                << "empty file";
+    QTest::newRow("empty SQLite database") << "empty-db"
+                                           << "empty SQLite database";
+    QTest::newRow("text file") << "text"
+                               << "not a SQLite file";
+    QTest::newRow("another application's") << "foreign"
+                                           << "another application";
+    QTest::newRow("newer schema") << "newer"
+                                  << "newer than this Hope Lab build";
+    QTest::newRow("the target itself") << "self"
+                                       << "the database being merged into";
+  }
+  void mergeRefusesWhatIsNotAShardNamingIt() {
+    QFETCH(QString, kind);
+    QFETCH(QString, expected);
+    const std::string into = freshPath();
+    std::string shard = freshPath();
+    auto target = RunStore::open(into);
+    target->createRun(sampleRun());
+    if (kind == "empty-file") writeFile(shard, "");
+    if (kind == "empty-db") Raw(shard).exec("CREATE TABLE x (a INTEGER); DROP TABLE x;");  // pages, no tables
+    if (kind == "text") writeFile(shard, "id,acc\n1,0.5\n");
+    if (kind == "foreign") Raw(shard).exec("CREATE TABLE customers (id INTEGER);");
+    if (kind == "newer") {
+      makeStore(shard, 1);
+      Raw(shard).exec("PRAGMA user_version = " + std::to_string(schema::kVersion + 1));
+    }
+    if (kind == "self") shard = into;
+    const bool existed = QFile::exists(QString::fromStdString(shard));
+    const std::string before = existed ? hl::sha256_file(shard) : "";
+    const std::string err = storeErrorOf([&] { target->merge(shard); });
+    qInfo("%s", err.c_str());
+    QVERIFY2(err.find(shard) != std::string::npos, err.c_str());
+    QVERIFY2(err.find(expected.toStdString()) != std::string::npos, err.c_str());
+    QCOMPARE(int(target->listRuns().size()), 1);
+    QCOMPARE(QFile::exists(QString::fromStdString(shard)), existed);  // a missing shard is not created
+    if (existed && kind != "self") QCOMPARE(hl::sha256_file(shard), before);
+  }
 
   void processIdentityReadsProcStat() {
     QCOMPARE(current_pid(), int64_t(getpid()));
