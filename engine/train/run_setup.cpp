@@ -35,6 +35,19 @@ double unix_now() {
 }
 
 // 1. The spec: a resumed run's own (with its checkpoint), else the user's completed.
+// A checkpoint opened and its format checked; RunError (prefixed by `context`) naming the file.
+std::unique_ptr<torch::serialize::InputArchive> open_checkpoint(const std::string& path, const std::string& context) {
+  auto ar = std::make_unique<torch::serialize::InputArchive>();
+  try {
+    ar->load_from(path);
+  } catch (const std::exception& e) {
+    const std::string what = e.what();  // LibTorch appends a backtrace: its first line says it
+    throw RunError(context + "cannot read checkpoint " + path + " (" + what.substr(0, what.find('\n')) + ")");
+  }
+  check_checkpoint_format(*ar, path);
+  return ar;
+}
+
 void resolve_spec(const json& user_spec, const RunOptions& opt, RunSetup& s) {
   if (opt.resume_run > 0) {
     if (opt.db_path.empty()) throw SpecError("resume: a run database is needed (--db)");
@@ -57,13 +70,7 @@ void resolve_spec(const json& user_spec, const RunOptions& opt, RunSetup& s) {
     s.spec = json::parse(rec->spec_json);
     s.resume_data_hash = rec->data_hash;
     s.resume_split_hash = rec->split_hash;
-    s.resume_ar = std::make_unique<torch::serialize::InputArchive>();
-    try {
-      s.resume_ar->load_from(path);
-    } catch (const std::exception& e) {
-      throw RunError("resume: cannot read checkpoint " + path + " (" + e.what() + ")");
-    }
-    check_checkpoint_format(*s.resume_ar, path);
+    s.resume_ar = open_checkpoint(path, "resume: ");
   } else {
     s.spec = spec::complete(user_spec);
   }
@@ -95,7 +102,8 @@ void load_data(const RunOptions& opt, RunSetup& s, Emitter& emit) {
   lo.classes_per_task = s.ex().at("data").at("classes_per_task").get<int>();
   s.ds = data::load(s.dataset_name, lo);
   const auto& ds = s.ds;
-  if (s.resume_ar && (ds.data_hash != s.resume_data_hash || ds.split_hash != s.resume_split_hash))
+  if (s.resume_ar && !s.resume_data_hash.empty() &&
+      (ds.data_hash != s.resume_data_hash || ds.split_hash != s.resume_split_hash))
     throw DataError("resume: the data of " + s.dataset_name + " in " + opt.data_dir + " differs from what run " +
                     std::to_string(opt.resume_run) +
                     " trained on (data or split hash changed); resume with the original data");
@@ -287,13 +295,7 @@ RunSetup set_up_model(const json& user_spec, const RunOptions& opt, Emitter& emi
   json spec = user_spec;
   if (!checkpoint.empty()) {
     if (!fs::is_regular_file(checkpoint)) throw RunError("checkpoint " + checkpoint + " does not exist");
-    s.resume_ar = std::make_unique<torch::serialize::InputArchive>();
-    try {
-      s.resume_ar->load_from(checkpoint);
-    } catch (const std::exception& e) {
-      throw RunError("cannot read checkpoint " + checkpoint + " (" + e.what() + ")");
-    }
-    check_checkpoint_format(*s.resume_ar, checkpoint);
+    s.resume_ar = open_checkpoint(checkpoint, "");
     spec = json::parse(checkpoint_string(*s.resume_ar, "hopelab.spec"));
   }
   RunOptions o = opt;
