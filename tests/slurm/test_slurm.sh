@@ -62,7 +62,8 @@ pids+=($!)
 for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
 [[ -S $sock ]] || fail "munged did not start"
 
-# Slurm: one node (this host, its CPUs), one default partition, ports of our own.
+# Slurm: one node (this host, its CPUs, reached at 127.0.0.1 whatever its name resolves to), one
+# default partition, ports of our own.
 host=$(hostname -s)
 cpus=$(nproc)
 mem_mb=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2))
@@ -70,7 +71,7 @@ port=$((20000 + ($$ % 5000) * 2))
 export SLURM_CONF="$T/slurm.conf"
 cat >"$SLURM_CONF" <<EOF
 ClusterName=hltest
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 SlurmUser=root
@@ -94,7 +95,7 @@ SlurmctldPidFile=$T/slurmctld.pid
 SlurmdPidFile=$T/slurmd.pid
 SlurmctldLogFile=$T/slurmctld.log
 SlurmdLogFile=$T/slurmd.log
-NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 slurmctld -D -i -f "$SLURM_CONF" >"$T/slurmctld.out" 2>&1 &
