@@ -199,7 +199,7 @@ void store_seeds() {
   {
     auto st = hl::store::RunStore::open(tmp.string());
     hl::store::RunRecord r;
-    r.status = "finished";
+    r.status = hl::RunStatus::Finished;
     r.name = "transformer";
     r.spec_json = hl::spec::canonical(hl::spec::defaults());
     r.config_hash = hl::spec::config_hash(hl::spec::defaults());
@@ -218,11 +218,11 @@ void store_seeds() {
       w.accuracy({1, 0, 0.5, 0.8});
       w.accuracy({1, 1, 0.85, 0.9});
       w.eval({2, 0, 0, 0.7});
-      w.checkpoint({"best", "/nonexistent/best.pt", 3, 1, 0.8});
+      w.checkpoint({hl::CheckpointKind::Best, "/nonexistent/best.pt", 3, 1, 0.8});
       w.summary(R"({"final_avg_acc": 0.675, "forgetting": 0.4, "bwt": -0.4})");
-      w.finish("finished");
+      w.finish(hl::RunStatus::Finished);
     }
-    r.status = "running";
+    r.status = hl::RunStatus::Running;
     r.pid = 999999999;  // no such process: open() marks it interrupted
     r.seed = 1;
     st->createRun(r);
