@@ -20,6 +20,7 @@ enum class ClockUnit { Steps, Tasks };
 enum class Transfer { Gradient, Consolidate };
 enum class DgdLayers { PerLayer, First, None };
 enum class InnerObjective { L2, Dot };
+enum class MemoryInputs { Shared, Separate };  // self-modifying Titans: inputs of the k, v, η, α memories
 enum class HeadType { Softmax, Ncm, Memory };
 enum class Positions { Learned, None };
 enum class StrategyType { Finetune, Ewc, Replay };
@@ -80,6 +81,7 @@ HL_KIND(ClockUnit, "clock unit", "steps", "tasks")
 HL_KIND(Transfer, "transfer", "gradient", "consolidate")
 HL_KIND(DgdLayers, "dgd_layers", "per_layer", "first", "none")
 HL_KIND(InnerObjective, "inner objective", "l2", "dot")
+HL_KIND(MemoryInputs, "memory inputs", "shared", "separate")
 HL_KIND(HeadType, "head type", "softmax", "ncm", "memory")
 HL_KIND(Positions, "positions", "learned", "none")
 HL_KIND(StrategyType, "strategy", "finetune", "ewc", "replay")

@@ -20,20 +20,24 @@ constexpr int64_t M = kSmtMemories;
 
 struct Prep {
   int64_t B = 0, H = 0, L = 0, D = 0, F = 0;
-  Tensor x, q;    // [B, H, L, D], padded positions zeroed
+  int64_t X = 1;  // memory inputs: 1 (shared by k, v, η, α) or 4 (one each)
+  Tensor x, q;    // [B, X, H, L, D], [B, H, L, D], padded positions zeroed
   Tensor valid;   // [B, L] bool
   Tensor W1, W2;  // [B, 5, H, D, F], [B, 5, H, F, D] initial state per sequence
 };
 
 Prep prepare(const SmtConfig& cfg, const SmtParams& p, const Tensor& x, const Tensor& q, const Tensor& mask) {
-  TORCH_CHECK(x.dim() == 4, "smt: x must be [B, H, L, D]");
-  TORCH_CHECK(q.sizes() == x.sizes(), "smt: q and x shapes differ");
+  TORCH_CHECK(x.dim() == 4 || (x.dim() == 5 && x.size(1) == kSmtOut), "smt: x must be [B, H, L, D] or [B, 4, H, L, D]");
+  const Tensor x5 = x.dim() == 4 ? x.unsqueeze(1) : x;
+  TORCH_CHECK(q.dim() == 4 && q.sizes() == x5.select(1, 0).sizes(), "smt: q and x shapes differ");
   TORCH_CHECK(cfg.chunk_memory >= 1 && cfg.chunk_other >= 1, "smt: chunks must be >= 1");
+  TORCH_CHECK(cfg.eta_max == 0 || cfg.eta_max > cfg.eta_scale, "smt: eta_max must be 0 or above eta_scale");
   Prep r;
-  r.B = x.size(0);
-  r.H = x.size(1);
-  r.L = x.size(2);
-  r.D = x.size(3);
+  r.B = q.size(0);
+  r.X = x5.size(1);
+  r.H = q.size(1);
+  r.L = q.size(2);
+  r.D = q.size(3);
   r.F = cfg.hiddenWidth();
   TORCH_CHECK(r.L >= 1, "smt: empty sequence");
   TORCH_CHECK(r.H == cfg.heads && r.D == cfg.head_dim, "smt: x shape does not match config");
@@ -43,7 +47,7 @@ Prep prepare(const SmtConfig& cfg, const SmtParams& p, const Tensor& x, const Te
                            : torch::ones({r.B, r.L}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
   TORCH_CHECK(r.valid.sizes() == torch::IntArrayRef({r.B, r.L}), "smt: mask must be [B, L]");
   auto pad = r.valid.logical_not().view({r.B, 1, r.L, 1});
-  r.x = x.masked_fill(pad, 0.0);
+  r.x = x5.masked_fill(pad.unsqueeze(1), 0.0);
   r.q = q.masked_fill(pad, 0.0);
   r.W1 = p.W1.to(x.scalar_type()).unsqueeze(0).expand({r.B, M, r.H, r.D, r.F});
   r.W2 = p.W2.to(x.scalar_type()).unsqueeze(0).expand({r.B, M, r.H, r.F, r.D});
@@ -69,7 +73,8 @@ Reads readouts(const SmtConfig& cfg, const SmtParams& p, const Tensor& outs) {
   auto dot = [&](const Tensor& o, const Tensor& w, const Tensor& b) {
     return (o * w.to(o.scalar_type()).view({1, H, 1, -1})).sum(-1) + b.to(o.scalar_type()).view({1, H, 1});
   };
-  r.eta = cfg.eta_scale * Fn::softplus(dot(outs.select(1, kSmtEta), p.w_eta, p.b_eta));
+  const Tensor ze = dot(outs.select(1, kSmtEta), p.w_eta, p.b_eta);
+  r.eta = cfg.eta_max > 0 ? cfg.eta_max * torch::sigmoid(ze) : cfg.eta_scale * Fn::softplus(ze);
   r.alpha = torch::sigmoid(dot(outs.select(1, kSmtAlpha), p.w_alpha, p.b_alpha));
   return r;
 }
@@ -197,8 +202,8 @@ void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, cons
 
 // The writes of one segment (n tokens between chunk boundaries) to one linear map W [N, O, I]
 // (N = batch · memories · heads, contiguous) with momentum S, in closed form. Per token t
-// (m_t = 1 for a real token, 0 for a pad):
-//   S_t = β_t S_{t−1} − η_t g_t u_tᵀ;   W_t = W_{t−1}(α_t I − η_t u_t u_tᵀ) + m_t S_t
+// (m_t = 1 for a real token, 0 for a pad; d = 1, or 1 − β with momentum dampening):
+//   S_t = β_t S_{t−1} − d η_t g_t u_tᵀ;   W_t = W_{t−1}(α_t I − η_t u_t u_tᵀ) + m_t S_t
 // with β_t, α_t = 1 and η_t = 0 at pads (so a pad changes nothing) and the u uᵀ term only with the
 // DGD factor. Unrolled: W_t = a_t W_0 + b_t S_0 + Σ_r h_{t,r} u_rᵀ and S_t = B_t S_0 + Σ_r
 // s_{t,r} g_r u_rᵀ: only O-vectors h and scalars are carried from token to token, and the
@@ -206,7 +211,7 @@ void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, cons
 // (g_t as rows), eta, alpha, valid [N, n] (valid 0/1).
 std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const Tensor& U, const Tensor& G,
                                        const Tensor& eta, const Tensor& alpha, const Tensor& valid, double beta,
-                                       bool dgdFactor) {
+                                       double damp, bool dgdFactor) {
   const int64_t n = valid.size(1);
   const auto gs = G.unbind(1);                                    // g_t [N, O]
   const auto ms = valid.unbind(1), es = (eta * valid).unbind(1);  // [N]
@@ -229,7 +234,7 @@ std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const
     }
     Bc = t == 0 ? bt : bt * Bc;
     for (auto& c : sc) c = bt * c;
-    sc.push_back(-et);
+    sc.push_back(damp == 1.0 ? -et : -damp * et);
     for (int64_t r = 0; r < t; ++r) h[r] = at.unsqueeze(1) * h[r] + (m * sc[r]).unsqueeze(1) * gs[r];
     Tensor ht = (m * sc[t]).unsqueeze(1) * gs[t];
     if (dgdFactor) ht = ht - et.unsqueeze(1) * Wu;
@@ -271,7 +276,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     R2 = refresh(cfg, t, W2, R2);
     ys.push_back(readOutput(p, R1, R2, cut && outerGrad, I::Slice(t, t + 1)));
 
-    const Tensor xt = x.index({I::Slice(), I::Slice(), I::Slice(t, t + 1)}).unsqueeze(1);  // [B,1,H,1,D]
+    const Tensor xt = x.index({I::Slice(), I::Slice(), I::Slice(), I::Slice(t, t + 1)});  // [B,X,H,1,D]
     const Tensor sl4 = torch::arange(0, kSmtOut, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
     Reads rd = readouts(cfg, par, mlp(R1.index_select(1, sl4), R2.index_select(1, sl4), xt));
     Reads r{wd(rd.k), wd(rd.v), wd(rd.eta), wd(rd.alpha)};
@@ -312,8 +317,9 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     if (cfg.dgd != DgdLayers::None) A2 = A2 - e4(eta2) * (u2.unsqueeze(-1) * u2.unsqueeze(-2));
     Tensor A1 = e4(alpha) * eyeF;
     if (cfg.dgd == DgdLayers::PerLayer) A1 = A1 - e4(eta1) * (u1.unsqueeze(-1) * u1.unsqueeze(-2));
-    const Tensor S2n = cfg.momentum * S2 - e4(eta2) * G2;
-    const Tensor S1n = cfg.momentum * S1 - e4(eta1) * G1;
+    const double damp = cfg.dampen ? 1.0 - cfg.momentum : 1.0;
+    const Tensor S2n = cfg.momentum * S2 - damp * e4(eta2) * G2;
+    const Tensor S1n = cfg.momentum * S1 - damp * e4(eta1) * G1;
     const Tensor W2n = W2.matmul(A2) + S2n, W1n = W1.matmul(A1) + S1n;
     const Tensor v5 = valid.view({p.B, 1, 1, 1, 1});
     log.mark(cfg, t, valid.view({p.B}));
@@ -356,9 +362,11 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     {
       std::optional<torch::NoGradGuard> ng;
       if (cut) ng.emplace();
-      const Tensor xs = x.index({I::Slice(), I::Slice(), seg}).unsqueeze(1);  // [B,1,H,n,D]
-      // All five memories read x (the output memory's read of x is unused): cheaper than a copy of four.
-      Reads r = readouts(cfg, par, mlp(R1, R2, xs));
+      const Tensor xs = x.index({I::Slice(), I::Slice(), I::Slice(), seg});  // [B,X,H,n,D]
+      // A shared input: all five memories read it (the output memory's read is unused), cheaper than
+      // a copy of four; separate inputs: the k, v, η, α memories read one each.
+      Reads r =
+          readouts(cfg, par, p.X == 1 ? mlp(R1, R2, xs) : mlp(R1.narrow(1, 0, kSmtOut), R2.narrow(1, 0, kSmtOut), xs));
       const Tensor k1 = r.k.unsqueeze(1);                 // [B,1,H,n,D]
       const Tensor vhat = mlp(R1, R2, r.v.unsqueeze(1));  // [B,5,H,n,D]
       const Tensor h = k1.matmul(R2.transpose(-1, -2));   // [B,5,H,n,F]
@@ -399,11 +407,12 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       log.mark(cfg, s, valid.any(1));
       const Tensor vf = flat(valid.to(x.scalar_type()).view({p.B, 1, 1, n}));
       const Tensor af = flat(alpha);
+      const double damp = cfg.dampen ? 1.0 - cfg.momentum : 1.0;
       Tensor W2f, S2f, W1f, S1f;
       std::tie(W2f, S2f) = segmentWrite(flat(W2), flat(S2), flat(k1.transpose(-1, -2)), flat(delta), flat(eta2), af, vf,
-                                        cfg.momentum, cfg.dgd != DgdLayers::None);
+                                        cfg.momentum, damp, cfg.dgd != DgdLayers::None);
       std::tie(W1f, S1f) = segmentWrite(flat(W1), flat(S1), flat(a.transpose(-1, -2)), flat(err), flat(eta1), af, vf,
-                                        cfg.momentum, cfg.dgd == DgdLayers::PerLayer);
+                                        cfg.momentum, damp, cfg.dgd == DgdLayers::PerLayer);
       W2 = W2f.view({p.B, M, p.H, p.F, p.D});
       S2 = S2f.view({p.B, M, p.H, p.F, p.D});
       W1 = W1f.view({p.B, M, p.H, p.D, p.F});
@@ -421,7 +430,8 @@ SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::Tens
   p.W2 = torch::randn({M, H, F, D}, opts) / std::sqrt(double(D));
   p.w_eta = torch::randn({H, D}, opts) * (0.1 / std::sqrt(double(D)));
   p.w_alpha = torch::randn({H, D}, opts) * (0.1 / std::sqrt(double(D)));
-  p.b_eta = torch::full({H}, std::log(std::expm1(1.0)), opts);
+  const double e0 = cfg.eta_max > 0 ? std::min(cfg.eta_scale / cfg.eta_max, 1.0 - 1e-6) : 0.0;
+  p.b_eta = torch::full({H}, cfg.eta_max > 0 ? std::log(e0 / (1.0 - e0)) : std::log(std::expm1(1.0)), opts);
   const double r = std::min(std::max(retain, 1e-6), 1.0 - 1e-6);
   p.b_alpha = torch::full({H}, std::log(r / (1.0 - r)), opts);
   return p;

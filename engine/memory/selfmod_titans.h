@@ -37,7 +37,14 @@ struct SmtConfig {
   int64_t chunk_memory = 4;  // output memory: tokens per frozen read state
   int64_t chunk_other = 8;   // k, v, η, α memories
   double momentum = 0.9;     // β of the DGD momentum (spec `momentum`)
-  double eta_scale = 0.1;    // η_t = eta_scale · softplus(·) (spec `inner_lr`)
+  double eta_scale = 0.1;  // η at initialisation (spec `inner_lr`); with eta_max = 0: η_t = eta_scale · softplus(·)
+  // η link (spec `eta_max`): 0 = eta_scale · softplus(·), unbounded (schema 1); > 0 = eta_max · σ(·),
+  // bounded, with b_η = logit(eta_scale / eta_max) so η ≈ eta_scale at initialisation.
+  double eta_max = 0;
+  // Momentum form (spec `momentum_dampening`): false: S_t = β S_{t−1} − η_t G_t (heavy ball, schema 1);
+  // true: S_t = β S_{t−1} − (1 − β) η_t G_t, so the accumulated step is a convex combination of single
+  // (clamped) writes and never larger than the largest of them (docs/MEMORY.md "Bounded writes").
+  bool dampen = false;
   DgdLayers dgd = DgdLayers::PerLayer;
   InnerObjective objective = InnerObjective::L2;
   bool stop_grad_writes = false;  // writes are constants for the outer loss (straight-through)
@@ -50,7 +57,7 @@ struct SmtConfig {
 struct SmtParams {
   torch::Tensor W1;       // [5, H, D, F]: initial states, second layer
   torch::Tensor W2;       // [5, H, F, D]: initial states, first layer
-  torch::Tensor w_eta;    // [H, D]: η_t = eta_scale · softplus(⟨w_eta, M_η(x_t)⟩ + b_eta)
+  torch::Tensor w_eta;    // [H, D]: η_t = link(⟨w_eta, M_η(x_t)⟩ + b_eta), link per SmtConfig::eta_max
   torch::Tensor b_eta;    // [H]
   torch::Tensor w_alpha;  // [H, D]: α_t = sigmoid(⟨w_alpha, M_α(x_t)⟩ + b_alpha)
   torch::Tensor b_alpha;  // [H]
@@ -81,7 +88,8 @@ struct SmtTrace {
   std::vector<torch::Tensor> valid;             // [B, n]
 };
 
-// x: the memories' input per head [B, H, L, D]; q: queries [B, H, L, D] (L2-normalised by the
+// x: the memories' input per head, shared by the k, v, η, α memories [B, H, L, D] or one per memory
+// [B, 4, H, L, D] (k, v, η, α: spec `memory_inputs`); q: queries [B, H, L, D] (L2-normalised by the
 // caller); mask [B, L] (bool or 0/1; undefined = all valid). Padded tokens never write and read 0.
 SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x, const torch::Tensor& q,
                         const torch::Tensor& mask = {});
@@ -89,7 +97,8 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& p, const torch::Ten
                       const torch::Tensor& mask = {}, SmtTrace* trace = nullptr);
 
 // Fresh outer parameters: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), w_η, w_α ~ N(0, 0.01/D),
-// b_η = softplus⁻¹(1) (η_t ≈ eta_scale at start), b_α = logit(retain).
+// b_η so that η_t ≈ eta_scale at start (softplus⁻¹(1), or logit(eta_scale / eta_max) when bounded),
+// b_α = logit(retain).
 SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts, double w1_scale = 0.1);
 
 }  // namespace hl::memory

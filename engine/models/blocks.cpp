@@ -29,15 +29,18 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = true) {
 
 // Multi-head softmax attention over the real tokens: a query sees the real keys; a row without
 // any real token attends to all of its (padded) keys instead, so it stays finite (never pooled).
+// attn_dropout > 0: dropout on the attention probabilities while training (transformer blocks).
 torch::Tensor attend(torch::nn::Linear& qkv, torch::nn::Linear& out, int heads, const torch::Tensor& h,
-                     const torch::Tensor& mask) {
+                     const torch::Tensor& mask, double attn_dropout = 0, bool training = false) {
   const auto B = h.size(0), L = h.size(1);
   auto parts = qkv(h).chunk(3, -1);
   auto q = splitHeads(parts[0], heads), k = splitHeads(parts[1], heads), v = splitHeads(parts[2], heads);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
   auto keys = mask | mask.any(1, /*keepdim=*/true).logical_not();
   scores = scores.masked_fill(keys.logical_not().view({B, 1, 1, L}), -std::numeric_limits<double>::infinity());
-  return out(mergeHeads(torch::matmul(torch::softmax(scores, -1), v)));
+  auto probs = torch::softmax(scores, -1);
+  if (attn_dropout > 0 && training) probs = torch::dropout(probs, attn_dropout, true);
+  return out(mergeHeads(torch::matmul(probs, v)));
 }
 
 // Causal depthwise conv (window 4, left zero padding of 3) over channels-last [B, L, C]:
@@ -50,20 +53,22 @@ torch::Tensor causalConv(torch::nn::Conv1d& conv, const torch::Tensor& x) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-FeedForwardImpl::FeedForwardImpl(int d_model, int ffn_mult) {
+FeedForwardImpl::FeedForwardImpl(int d_model, int ffn_mult, double hidden_dropout) : hidden_dropout_(hidden_dropout) {
   fc1_ = register_module("fc1", linear(d_model, int64_t(ffn_mult) * d_model));
   fc2_ = register_module("fc2", linear(int64_t(ffn_mult) * d_model, d_model));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return fc2_(torch::gelu(fc1_(x)));
+  auto a = torch::gelu(fc1_(x));
+  if (hidden_dropout_ > 0 && is_training()) a = torch::dropout(a, hidden_dropout_, true);
+  return fc2_(a);
 }
 
 // ---------------------------------------------------------------------------------------------
-PreNormBlockImpl::PreNormBlockImpl(int d_model, int ffn_mult, double dropout) {
+PreNormBlockImpl::PreNormBlockImpl(int d_model, int ffn_mult, double dropout, double ffn_dropout) {
   norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
-  ffn_ = register_module("ffn", FeedForward(d_model, ffn_mult));
+  ffn_ = register_module("ffn", FeedForward(d_model, ffn_mult, ffn_dropout));
   drop_ = register_module("drop", torch::nn::Dropout(dropout));
 }
 
@@ -73,14 +78,15 @@ torch::Tensor PreNormBlockImpl::forward(const torch::Tensor& x, const torch::Ten
 }
 
 // ---------------------------------------------------------------------------------------------
-TransformerBlockImpl::TransformerBlockImpl(int d_model, int heads, int ffn_mult, double dropout)
-    : PreNormBlockImpl(d_model, ffn_mult, dropout), heads_(heads) {
+TransformerBlockImpl::TransformerBlockImpl(int d_model, int heads, int ffn_mult, double dropout,
+                                           double attention_dropout, double ffn_dropout)
+    : PreNormBlockImpl(d_model, ffn_mult, dropout, ffn_dropout), heads_(heads), attention_dropout_(attention_dropout) {
   qkv_ = register_module("qkv", linear(d_model, 3 * int64_t(d_model)));
   out_ = register_module("out", linear(d_model, d_model));
 }
 
 torch::Tensor TransformerBlockImpl::mix(const torch::Tensor& h, const torch::Tensor& mask) {
-  return attend(qkv_, out_, heads_, h, mask);
+  return attend(qkv_, out_, heads_, h, mask, attention_dropout_, is_training());
 }
 
 AttentionMixerImpl::AttentionMixerImpl(int d_model, int heads) : heads_(heads) {
@@ -263,12 +269,17 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   mc_.dgd = cfg.dgd_layers;
   mc_.objective = cfg.inner_objective;
   mc_.stop_grad_writes = cfg.stop_grad_writes;
-  wx_ = register_module("wx", linear(d, d, false));
+  mc_.eta_max = cfg.eta_max;
+  mc_.dampen = cfg.momentum_dampening;
+  inputs_ = cfg.memory_inputs == MemoryInputs::Separate ? 3 : 1;
+  wx_ = register_module("wx", linear(d, inputs_ * d, false));
   wq_ = register_module("wq", linear(d, d, false));
-  conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(2 * d, 2 * d, 4).groups(2 * d)));
+  const int64_t ch = (inputs_ + 1) * d;
+  conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(ch, ch, 4).groups(ch)));
   wg_ = register_module("wg", linear(d, d));
   wo_ = register_module("wo", linear(d, d, false));
-  auto p = hl::memory::smt_init_params(mc_, cfg.retain, torch::TensorOptions().dtype(torch::kFloat32));
+  auto p = hl::memory::smt_init_params(mc_, cfg.retain, torch::TensorOptions().dtype(torch::kFloat32),
+                                       cfg.memory_init_scale);
   w1_ = register_parameter("mem_w1", p.W1);
   w2_ = register_parameter("mem_w2", p.W2);
   w_eta_ = register_parameter("w_eta", p.w_eta);
@@ -281,12 +292,18 @@ SelfModMixerImpl::Inputs SelfModMixerImpl::inputs(const torch::Tensor& h, const 
   namespace F = torch::nn::functional;
   const auto pad = mask.logical_not().unsqueeze(-1);
   auto xq = torch::cat({wx_(h), wq_(h)}, -1).masked_fill(pad, 0.0);  // [B, L, 2d]
-  auto parts = torch::silu(causalConv(conv_, xq)).chunk(2, -1);
+  auto parts = torch::silu(causalConv(conv_, xq)).chunk(inputs_ + 1, -1);
   const auto nopts = F::NormalizeFuncOptions().dim(-1).eps(1e-6);
   const auto dt = h.scalar_type();
-  return {F::normalize(splitHeads(parts[0], mc_.heads), nopts),
-          F::normalize(splitHeads(parts[1], mc_.heads), nopts),
-          {w1_.to(dt), w2_.to(dt), w_eta_.to(dt), b_eta_.to(dt), w_alpha_.to(dt), b_alpha_.to(dt)}};
+  auto in = [&](int64_t i) { return F::normalize(splitHeads(parts[i], mc_.heads), nopts); };
+  torch::Tensor x;
+  if (inputs_ == 1) {
+    x = in(0);  // [B, H, L, D], shared by the k, v, η, α memories
+  } else {
+    auto g = in(2);                             // the η and α memories share one input
+    x = torch::stack({in(0), in(1), g, g}, 1);  // [B, 4, H, L, D]
+  }
+  return {x, in(inputs_), {w1_.to(dt), w2_.to(dt), w_eta_.to(dt), b_eta_.to(dt), w_alpha_.to(dt), b_alpha_.to(dt)}};
 }
 
 MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch::Tensor& mask) {
@@ -462,11 +479,13 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     if (d_model % b.heads != 0)
       fail("heads", std::to_string(b.heads) + " does not divide d_model " + std::to_string(d_model));
     if (b.ffn_mult < 1) fail("ffn_mult", "must be at least 1, got " + std::to_string(b.ffn_mult));
-    if (!(b.dropout >= 0.0 && b.dropout < 1.0)) {
-      std::ostringstream s;
-      s << "must be in [0, 1), got " << b.dropout;
-      fail("dropout", s.str());
-    }
+    for (auto [name, p] : {std::pair{"dropout", b.dropout}, std::pair{"attention_dropout", b.attention_dropout},
+                           std::pair{"ffn_dropout", b.ffn_dropout}})
+      if (!(p >= 0.0 && p < 1.0)) {
+        std::ostringstream s;
+        s << "must be in [0, 1), got " << p;
+        fail(name, s.str());
+      }
   };
   if (b.type == BlockType::Transformer || b.type == BlockType::Retnet) {
     widths();
@@ -495,6 +514,13 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
       if (b.type == BlockType::Hope && b.mixer == Mixer::Attention)
         fail("mixer", "must be selfmod or titans, got attention (use type hope_attention)");
       if (b.chunk_other < 1) fail("chunk_other", "must be at least 1, got " + std::to_string(b.chunk_other));
+      num("memory_init_scale", b.memory_init_scale, 0.0, 10.0, false);
+      if (b.eta_max != 0) {
+        num("eta_max", b.eta_max, 0.0, 100.0, true);
+        if (b.eta_max <= b.inner_lr)
+          fail("eta_max", "must be 0 (unbounded) or above inner_lr (η starts at inner_lr), got " +
+                              std::to_string(b.eta_max) + " with inner_lr " + std::to_string(b.inner_lr));
+      }
     }
   }
 }
@@ -502,7 +528,8 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
 std::shared_ptr<BlockImpl> make_block(const BlockConfig& b, int d_model, const std::string& field) {
   validate_block(b, d_model, field);
   if (b.type == BlockType::Transformer)
-    return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
+    return std::make_shared<TransformerBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout, b.attention_dropout,
+                                                  b.ffn_dropout);
   if (b.type == BlockType::Retnet) return std::make_shared<RetNetBlockImpl>(d_model, b.heads, b.ffn_mult, b.dropout);
   if (b.type == BlockType::Cms) return std::make_shared<CmsBlockImpl>(d_model, b);
   if (b.type == BlockType::Titans) return std::make_shared<TitansBlockImpl>(d_model, b);
@@ -535,12 +562,14 @@ double block_flops(const BlockConfig& b, int d_model, int seq_len) {
     } else if (b.mixer == Mixer::Titans) {
       mixer = 5 * L * d * d + 3 * b.heads * L * d + 12 * L * d + 10 * L * d * D;  // as titans
     } else {
-      // Projections x_m, q, gate, out (4 L d²), conv (4 · 2 L d); per token and head, with
+      // Projections x_m (X of them), q, gate, out ((3 + X) L d²), conv (4 · (1 + X) L d); per token and head, with
       // F = D: reads of the k, v, η, α memories (4 · 2 D²) and the output memory (2 D²), targets
       // M(v) for 5 memories (10 D²), M(k) with its hidden layer (10 D²), backprop e through W1
       // (5 D²), gain and clamp terms (5 D²), and the write of two maps per memory with momentum
       // and the DGD factor (5 · 2 · 3 D²): 70 D² per token and head, so 70 L d D.
-      mixer = 4 * L * d * d + 8 * L * d + 70 * L * d * D;
+      // Separate memory inputs (k, v, η/α) add 2 projections and their conv channels.
+      const double X = b.memory_inputs == MemoryInputs::Separate ? 3 : 1;
+      mixer = (3 + X) * L * d * d + 4 * (1 + X) * L * d + 70 * L * d * D;
     }
     macs = mixer + K * 2 * f * L * d * d;  // + one FFN per CMS level
   } else if (b.type == BlockType::Lstm) {

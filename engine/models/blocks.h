@@ -15,11 +15,13 @@ namespace hl::models {
 // Position-wise MLP: Linear(d, f*d) -> GELU -> Linear(f*d, d).
 class FeedForwardImpl : public torch::nn::Module {
  public:
-  FeedForwardImpl(int d_model, int ffn_mult);
+  // hidden_dropout > 0: dropout on the hidden layer (after GELU) while training.
+  FeedForwardImpl(int d_model, int ffn_mult, double hidden_dropout = 0);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+  double hidden_dropout_ = 0;
 };
 TORCH_MODULE(FeedForward);
 
@@ -31,7 +33,7 @@ class PreNormBlockImpl : public BlockImpl {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) override;
 
  protected:
-  PreNormBlockImpl(int d_model, int ffn_mult, double dropout);
+  PreNormBlockImpl(int d_model, int ffn_mult, double dropout, double ffn_dropout = 0);
   // h = LN1(x) [B, L, d], mask [B, L] -> [B, L, d]
   virtual torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) = 0;
 
@@ -46,13 +48,17 @@ class PreNormBlockImpl : public BlockImpl {
 // stays finite; its outputs are never pooled.
 class TransformerBlockImpl : public PreNormBlockImpl {
  public:
-  TransformerBlockImpl(int d_model, int heads, int ffn_mult, double dropout);
+  // dropout: the residual branches; attention_dropout: the attention probabilities; ffn_dropout:
+  // the FFN's hidden layer (0 = none: no random numbers drawn).
+  TransformerBlockImpl(int d_model, int heads, int ffn_mult, double dropout, double attention_dropout = 0,
+                       double ffn_dropout = 0);
 
  protected:
   torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask) override;
 
  private:
   int heads_;
+  double attention_dropout_ = 0;
   torch::nn::Linear qkv_{nullptr}, out_{nullptr};
 };
 
@@ -158,8 +164,9 @@ TORCH_MODULE(TitansMixer);
 
 // Self-modifying Titans as a token mixer (engine/memory/selfmod_titans.h, smt_chunked;
 // docs/MODELS.md "Self-modifying Titans"), h = LN(x) [B, L, d] -> [B, L, d]:
-//   x_m, q = L2-normalise(SiLU(causal depthwise conv4(Linear(h)))) per head (q: the only fixed
-//   projection; x_m: the input of the k, v, η, α memories)
+//   x_m, q = L2-normalise(SiLU(causal depthwise conv4(Linear(h)))) per head (q: the output
+//   memory's query; x_m: the input of the k, v, η, α memories, one shared or, `memory_inputs:
+//   separate`, one for k, one for v and one for the η/α pair)
 //   o = self-modifying memory read; out(sigmoid(g(h)) ⊙ o)
 class SelfModMixerImpl : public torch::nn::Module {
  public:
@@ -177,8 +184,9 @@ class SelfModMixerImpl : public torch::nn::Module {
   };
   Inputs inputs(const torch::Tensor& h, const torch::Tensor& mask);
   hl::memory::SmtConfig mc_;
+  int64_t inputs_ = 1;  // memory inputs: 1 shared, or 3 (k, v, and the η/α pair)
   torch::nn::Linear wx_{nullptr}, wq_{nullptr}, wg_{nullptr}, wo_{nullptr};
-  torch::nn::Conv1d conv_{nullptr};  // depthwise over 2·d channels (x_m, q), window 4
+  torch::nn::Conv1d conv_{nullptr};  // depthwise over (inputs_ + 1)·d channels (memory inputs, q), window 4
   torch::Tensor w1_, w2_, w_eta_, b_eta_, w_alpha_, b_alpha_;
   std::vector<ContextStats> stats_;
 };

@@ -84,6 +84,7 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
   auto mask = tokens.ne(cfg_.pad_id);  // [B, L] true = real token
   auto x = tok_(tokens);
   if (pos_) x = x + pos_->weight.narrow(0, 0, L).unsqueeze(0);
+  if (cfg_.embedding_dropout > 0 && is_training()) x = torch::dropout(x, cfg_.embedding_dropout, true);
   for (auto& b : blocks_) x = b->forward(x, mask);
   x = norm_(x);
   // Masked mean; where() rather than a product so nothing at a padded position can leak in
@@ -188,6 +189,15 @@ double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tenso
 
 std::vector<torch::Tensor> ClassifierImpl::headParameters() {
   return head_ ? head_->parameters() : std::vector<torch::Tensor>{};
+}
+
+std::vector<torch::Tensor> ClassifierImpl::memoryParameters() {
+  std::vector<torch::Tensor> out;
+  for (const auto& item : named_parameters()) {  // names: blocks.<i>.<module>.<...>
+    const std::string& n = item.key();
+    if (n.find(".smt.") != std::string::npos || n.find(".lmm.") != std::string::npos) out.push_back(item.value());
+  }
+  return out;
 }
 
 std::vector<LevelGroup> ClassifierImpl::levels() {

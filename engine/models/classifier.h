@@ -22,10 +22,12 @@ struct LevelInit {
 // One block of the pipeline as the spec describes it ({"type": "...", fields...}).
 struct BlockConfig {
   BlockType type = BlockType::Transformer;
-  int heads = 4;         // transformer, retnet
-  int ffn_mult = 2;      // transformer, retnet: FFN width = ffn_mult * d_model
-  double dropout = 0.1;  // transformer, retnet
-  int hidden = 0;        // lstm: hidden size (0 = d_model); output projected back to d_model
+  int heads = 4;                 // transformer, retnet
+  int ffn_mult = 2;              // transformer, retnet: FFN width = ffn_mult * d_model
+  double dropout = 0.1;          // transformer, retnet
+  double attention_dropout = 0;  // transformer: on the attention probabilities
+  double ffn_dropout = 0;        // transformer: on the FFN hidden layer
+  int hidden = 0;                // lstm: hidden size (0 = d_model); output projected back to d_model
   // cms (Continuum Memory System): one MLP per level (FFN width ffn_mult * d_model), each level
   // updated by the trainer every `clock` steps with its own learning rate (0 = the base lr).
   std::vector<int> cms_clocks;  // one entry per level, fastest first
@@ -51,6 +53,11 @@ struct BlockConfig {
   int chunk_other = 8;           // the k, v, η, α memories' chunk
   DgdLayers dgd_layers = DgdLayers::PerLayer;
   InnerObjective inner_objective = InnerObjective::L2;
+  // Self-modifying Titans, schema 2 (docs/MEMORY.md "Active memory"); the values here are schema 1's.
+  MemoryInputs memory_inputs = MemoryInputs::Shared;  // one projection for k, v, η, α, or one each
+  double memory_init_scale = 0.1;                     // scale of the memories' initial second layer W1
+  double eta_max = 0;                                 // η = eta_max · σ(·); 0 = inner_lr · softplus(·)
+  bool momentum_dampening = false;                    // S ← β S − (1 − β) η G instead of β S − η G
 };
 
 // Per-forward statistics of one in-context memory level of a block (the last forward; detached
@@ -100,6 +107,7 @@ struct ModelConfig {
   int max_len = 64;
   int d_model = 128;
   Positions positions = Positions::Learned;
+  double embedding_dropout = 0;  // on token + position embeddings while training (0 = none)
   std::vector<BlockConfig> blocks;
   HeadType head = HeadType::Softmax;
   double ncm_scale = 16.0;  // cosine logits are multiplied by this (ncm head)
@@ -176,6 +184,9 @@ class ClassifierImpl : public torch::nn::Module {
   std::vector<torch::Tensor> headParameters();
   // Every CMS level of every block; parameters in none of them belong to the outer level.
   std::vector<LevelGroup> levels();
+  // The in-context memories' outer parameters: every parameter of a memory mixer (titans blocks'
+  // and hope blocks' `lmm` / `smt` modules: projections, gates, initial states, η/α weights).
+  std::vector<torch::Tensor> memoryParameters();
   // The blocks in pipeline order (registered as submodules "blocks.0", "blocks.1", ...).
   const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
   // One entry per titans block (pipeline order): its memory statistics from the last forward.

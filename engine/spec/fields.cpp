@@ -60,6 +60,7 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       integer("vocab_size", 0, 0, 1000000, "tokens", "Vocabulary size (0 = the dataset's default, else >= 16)"),
       integer("max_len", 0, 0, 4096, "tokens", "Longest input (0 = the dataset's default)"),
       choice("positions", "learned", names<Positions>(), "Position embedding"),
+      number("embedding_dropout", 0.0, 0.0, 0.9, 2, "", "Dropout on the token + position embeddings while training"),
   };
   t["model.head"] = {
       choice("type", "softmax", names<HeadType>(),
@@ -93,6 +94,12 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       integer("limit_per_class", 0, 0, kLargeCount, "rows", "Train rows per class (0 = all)"),
       integer("eval_limit_per_class", 0, 0, kLargeCount, "rows", "Test rows per class (0 = all)"),
       number("grad_clip", 0.0, 0.0, 1e6, 2, "", "Global gradient-norm clip of the outer level (0 = off)"),
+      number("grad_clip_memory", 0.0, 0.0, 1e6, 2, "",
+             "Gradient-norm clip of the in-context memories' outer parameters, applied before grad_clip (0 = off)"),
+      number("grad_clip_rest", 0.0, 0.0, 1e6, 2, "",
+             "Gradient-norm clip of the other outer parameters, applied before grad_clip (0 = off)"),
+      number("grad_clip_cms", 0.0, 0.0, 1e6, 2, "",
+             "Gradient-norm clip of each CMS level's window-mean gradient at its tick (0 = off)"),
       number("dev_fraction", 0.0, 0.0, 0.5, 2, "", "Train rows per class held out to pick best.pt"),
       integer("threads", 0, 0, 256, "", "CPU threads (0 = LibTorch's default)"),
       boolean("checkpoints", true, "Save last.pt and best.pt at task ends"),
@@ -136,10 +143,26 @@ std::map<std::string, std::vector<FieldInfo>> build() {
                 "Inner objective of the memory writes: L2 regression ‖M(k) − v̂‖² or the dot product (gated delta "
                 "rule)"),
          kHope),
+      in(choice("memory_inputs", "separate", names<MemoryInputs>(),
+                "Self-modifying Titans: the k, v, η, α memories read one shared projection of the input, or "
+                "one projection each (k, v and the η/α pair; schema 1: shared)"),
+         kHope),
+      in(number("memory_init_scale", 0.6, 0.0, 10.0, 3, "",
+                "Self-modifying Titans: scale of the memories' initial second layer W1 ~ N(0, s²/F) (schema 1: "
+                "0.1)"),
+         kHope),
+      in(number("eta_max", 1.0, 0.0, 100.0, 3, "",
+                "Self-modifying Titans: η bound, η_t = eta_max · σ(·) starting at inner_lr; 0 = unbounded "
+                "inner_lr · softplus(·) (schema 1)"),
+         kHope),
+      in(boolean("momentum_dampening", true,
+                 "Self-modifying Titans: momentum S ← β S − (1 − β) η G, so the accumulated write is never "
+                 "larger than the largest single write (schema 1: off, S ← β S − η G)"),
+         kHope),
       in(integer("hidden", 0, 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"), types({BT::Lstm})),
       in(choice("variant", "sequential", names<CmsVariant>(),
                 "sequential: levels applied in turn; independent: outputs mixed by learned weights; nested: "
-                "sequential, and each tick of a level resets the next faster level to its start"),
+                "sequential, and each tick of a level restarts the next faster level from this level's parameters"),
          kLevels),
       in(choice("clock_unit", "steps", names<ClockUnit>(), "What a level's clock counts: optimizer steps or tasks"),
          kLevels),
@@ -151,18 +174,24 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       in(integer("ffn_mult", 2, 1, 16, "× d_model", "MLP width as a multiple of model.d_model"),
          types({BT::Transformer, BT::Retnet, BT::Titans, BT::Hope, BT::HopeAttention, BT::Cms})),
       in(number("inner_lr", 0.1, 0.0, 10.0, 3, "",
-                "Memory step size (must be > 0): Titans: upper scale of θ_t; self-modifying Titans: η scale "
-                "(η_t = inner_lr · softplus(·); above 0.3 warns)",
+                "Memory step size (must be > 0): Titans: upper scale of θ_t; self-modifying Titans: η at "
+                "initialisation (hope blocks default to 0.5; η_t = eta_max · σ(·), or inner_lr · softplus(·) when "
+                "eta_max is 0)",
                 true),
          kMemory),
       in(number("momentum", 0.9, 0.0, 1.0, 3, "",
-                "Titans: upper bound of the surprise momentum η_t; self-modifying Titans: the DGD momentum β"),
+                "Titans: upper bound of the surprise momentum η_t; self-modifying Titans: the DGD momentum β "
+                "(hope blocks default to 0.5)"),
          kMemory),
       in(number("retain", 0.99, 0.0, 1.0, 3, "",
                 "Titans: lower bound of the per-token retention (1 = no forgetting); self-modifying Titans: the "
                 "retention gate α_t at initialisation"),
          kMemory),
       in(number("dropout", 0.1, 0.0, 0.9, 2, "", "Dropout on the block's residual branches"), kAttention),
+      in(number("attention_dropout", 0.0, 0.0, 0.9, 2, "", "Transformer: dropout on the attention probabilities"),
+         types({BT::Transformer})),
+      in(number("ffn_dropout", 0.0, 0.0, 0.9, 2, "", "Transformer: dropout on the FFN hidden layer (after GELU)"),
+         types({BT::Transformer})),
       in(boolean("stop_grad_writes", false, "Stop gradients through the memory writes"), kMemory),
       in(integer("persistent_tokens", 0, 0, 64, "tokens",
                  "Titans memory: learnable tokens prepended to every sequence (Titans eq. 19); 0 = none"),
@@ -199,6 +228,14 @@ const FieldInfo* find_field(const std::string& section, const std::string& name)
   for (const auto& f : section_fields(section))
     if (f.name == name) return &f;
   return nullptr;
+}
+
+nlohmann::json block_field_default(const std::string& type, const FieldInfo& f) {
+  // A hope block's mixer is self-modifying Titans by default: its η at initialisation and DGD
+  // momentum (docs/MEMORY.md "Active memory"); the table's 0.1 and 0.9 are the Titans memory's.
+  if (type == name(BlockType::Hope) && f.name == "inner_lr") return 0.5;
+  if (type == name(BlockType::Hope) && f.name == "momentum") return 0.5;
+  return f.def;
 }
 
 }  // namespace hl::spec

@@ -35,6 +35,9 @@ const std::vector<std::string>& field_sections();
 const std::vector<FieldInfo>& section_fields(const std::string& section);
 // nullptr when the section has no such field.
 const FieldInfo* find_field(const std::string& section, const std::string& name);
+// The default of block field f in a block of `type`: f.def, except where a block type has its own
+// (a hope block's inner_lr and momentum, 0.5 and 0.5: docs/SPEC.md "Hope blocks").
+nlohmann::json block_field_default(const std::string& type, const FieldInfo& f);
 
 // The upper bound of counts and step clocks that have no natural limit.
 constexpr double kLargeCount = 100000000;

@@ -60,7 +60,7 @@ json block_defaults(const std::string& type) {
   if (!t) return json::object();
   json b = {{"type", type}};
   for (const auto& f : section_fields("block"))
-    if (std::find(f.blocks.begin(), f.blocks.end(), type) != f.blocks.end()) b[f.name] = f.def;
+    if (std::find(f.blocks.begin(), f.blocks.end(), type) != f.blocks.end()) b[f.name] = block_field_default(type, f);
   // DECISIONS.md: 3 levels, clocks 1, 4, 16 steps, each at the base lr (cms, hope, hope_attention)
   if (has_cms_levels(*t))
     b["levels"] = json::array({{{"clock", 1}, {"lr", 0.0}}, {{"clock", 4}, {"lr", 0.0}}, {{"clock", 16}, {"lr", 0.0}}});
@@ -84,14 +84,31 @@ json defaults() {
           {"experiment", experiment}};
 }
 
+// Fields whose default changed with a schema version: a spec written for an older schema means the
+// old value where it leaves the field out (docs/SPEC.md "Schema versions").
+const json& legacy_block_defaults(int version) {
+  // Schema 2 made the self-modifying Titans memory active and bounded (docs/MEMORY.md "Active memory").
+  static const json v1 = {{"memory_inputs", "shared"},   {"memory_init_scale", 0.1}, {"eta_max", 0.0},
+                          {"momentum_dampening", false}, {"inner_lr", 0.1},          {"momentum", 0.9}};
+  static const json none = json::object();
+  return version < 2 ? v1 : none;
+}
+
 json complete(const json& user) {
   if (!user.is_object()) throw SpecError("spec: the top level must be a JSON object");
   json out = merge(defaults(), user);
+  const int version = user.contains("schema_version") && user["schema_version"].is_number_integer()
+                          ? user["schema_version"].get<int>()
+                          : kSchemaVersion;
   // Blocks replace the default array as a whole; complete each with its type's defaults.
   if (out["model"].is_object() && out["model"]["blocks"].is_array()) {
     for (auto& b : out["model"]["blocks"]) {
-      if (b.is_object() && b.contains("type") && b["type"].is_string())
-        b = merge(block_defaults(b["type"].get<std::string>()), b);
+      if (b.is_object() && b.contains("type") && b["type"].is_string()) {
+        json d = block_defaults(b["type"].get<std::string>());
+        for (const auto& [k, v] : legacy_block_defaults(version).items())
+          if (d.contains(k)) d[k] = v;
+        b = merge(d, b);
+      }
     }
   }
   return out;
@@ -260,10 +277,17 @@ void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
              "a memory chunk longer than a typical short text never writes (" + b[chunk].dump() + " > 16 tokens)");
   const bool selfmod = try_parse<BlockType>(t) == BlockType::Hope &&
                        (!b.contains("mixer") || try_parse<Mixer>(str_or(b, "mixer")) == Mixer::Selfmod);
-  if (selfmod && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
+  const bool dampened = !b.contains("momentum_dampening") || b["momentum_dampening"] == true;
+  if (selfmod && !dampened && b.contains("inner_lr") && b["inner_lr"].is_number() && b["inner_lr"].get<double>() > 0.3)
     c.warn(p + ".inner_lr", "η scale " + b["inner_lr"].dump() +
                                 " > 0.3: writes will often be clamped, and with momentum the "
                                 "self-modifying memories can still diverge (docs/MEMORY.md)");
+  if (bd.contains("eta_max") && b.contains("eta_max") && b["eta_max"].is_number() && b["eta_max"].get<double>() > 0 &&
+      b.contains("inner_lr") && b["inner_lr"].is_number() && b["eta_max"].get<double>() <= b["inner_lr"].get<double>())
+    c.err(p + ".eta_max",
+          "must be above inner_lr (η starts at inner_lr and stays below eta_max), or 0 for the "
+          "unbounded link; got " +
+              b["eta_max"].dump() + " with inner_lr " + b["inner_lr"].dump());
   if (bd.contains("levels")) check_levels(c, b, p);
 }
 

@@ -8,7 +8,7 @@
 
 namespace hl::spec {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: the active self-modifying Titans defaults (docs/SPEC.md)
 
 struct Issue {
   std::string path;  // JSON path, e.g. "model.blocks[1].heads"

@@ -45,6 +45,7 @@ struct Loop {
   const RunOptions& opt;
   Control* control;
   double grad_clip = 0;
+  int64_t global_steps = 0, global_clipped = 0;  // since the last clip_rate point
   RunStatus status = RunStatus::Finished;
   std::string error;
   int64_t diverged_step = -1;
@@ -73,6 +74,55 @@ void ncm_step(Loop& L, const std::vector<int64_t>& idx) {
   L.s.model->ncmObserve(feats, batch_labels(L.s.train, idx).to(L.s.device));
 }
 
+// clip_rate points: the fraction of steps (CMS levels: ticks) since the last point whose gradient
+// norm was clipped, for each clip that is on; counters restart.
+void emit_clip_rates(Loop& L) {
+  auto& st = L.st;
+  const int64_t at = st.step - 1;
+  auto rate = [](int64_t clipped, int64_t n) { return double(clipped) / double(n); };
+  for (auto& g : st.clip_groups) {
+    if (g.clip > 0 && g.steps > 0) L.emit.point("clip_rate", g.name, at, rate(g.clipped, g.steps));
+    g.steps = g.clipped = 0;
+  }
+  if (L.grad_clip > 0 && L.global_steps > 0)
+    L.emit.point("clip_rate", "outer", at, rate(L.global_clipped, L.global_steps));
+  L.global_steps = L.global_clipped = 0;
+  for (auto& lv : st.levels) {
+    if (lv.clip > 0 && lv.clip_ticks > 0)
+      L.emit.point("clip_rate", lv.g.name, at, rate(lv.clipped, lv.clip_ticks), lv.g.block, lv.g.clock);
+    lv.clip_ticks = lv.clipped = 0;
+  }
+}
+
+// At every evaluation, the self-modifying Titans memories' diagnostics (docs/MEMORY.md
+// "Diagnostics") on a fixed batch: 32 test rows spread evenly over the split, the model in eval
+// mode (no dropout, so no random numbers drawn). Series mem.<quantity>, level context.memory.
+void emit_memory_diagnostics(Loop& L) {
+  auto& s = L.s;
+  bool selfmod = false;
+  for (const auto& b : s.mcfg.blocks) selfmod |= b.type == BlockType::Hope && b.mixer == Mixer::Selfmod;
+  const int64_t n = int64_t(s.test.ids.size());
+  if (!selfmod || n == 0) return;
+  std::vector<int64_t> rows;
+  const int64_t k = std::min<int64_t>(32, n);
+  for (int64_t i = 0; i < k; ++i) rows.push_back(i * n / k);
+  const bool was_training = s.model->is_training();
+  s.model->eval();
+  const auto diags = s.model->diagnose(batch_tokens(s.test, rows, s.pad).to(s.device));
+  if (was_training) s.model->train();
+  const int64_t at = L.st.step - 1;
+  for (const auto& d : diags) {
+    auto put = [&](const char* name, double v) { L.emit.point(name, "context.memory", at, v, d.block); };
+    put("mem.cos_kv", d.cos_kv);
+    put("mem.inner_loss", d.inner_loss);
+    put("mem.erase_over_assoc", d.erase_over_assoc);
+    put("mem.share", d.memory_share);
+    if (d.context_effect_t8 >= 0) put("mem.context_t8", d.context_effect_t8);
+    put("mem.eta", d.eta_mean);
+    put("mem.clamp_rate", d.clamp_rate);
+  }
+}
+
 // One outer step on rows idx (the strategy may add rows); false when the loss is not finite.
 bool train_step(Loop& L, int phase, std::vector<int64_t>& idx, const torch::Tensor& seen) {
   auto& s = L.s;
@@ -97,7 +147,18 @@ bool train_step(Loop& L, int phase, std::vector<int64_t>& idx, const torch::Tens
   }
   st.optimizer->zero_grad();  // the outer level only: CMS levels keep accumulating
   total.backward();
-  if (L.grad_clip > 0) torch::nn::utils::clip_grad_norm_(st.outer_params, L.grad_clip);
+  for (auto& g : st.clip_groups) {  // per group first (pre-clip norms logged), then the global clip
+    bool clipped = false;
+    L.emit.point("grad_norm", g.name, st.step, clip_gradients(g.params, g.clip, &clipped));
+    ++g.steps;
+    g.clipped += clipped;
+  }
+  if (L.grad_clip > 0) {
+    bool clipped = false;
+    clip_gradients(st.outer_params, L.grad_clip, &clipped);
+    ++L.global_steps;
+    L.global_clipped += clipped;
+  }
   st.optimizer->step();
   ++st.outer_steps;
   L.emit.point("loss", "outer", st.step, lv);
@@ -139,8 +200,11 @@ void train_phase(Loop& L, int phase, const torch::Tensor& seen) {
       pe.num_tasks = int(s.phases.size());
       pe.epoch = ep;
       L.emit(pe);
-      if (s.trainable && phase_step % eval_every == 0 && phase_step < s.steps_of_phase[phase])
+      if (s.trainable && phase_step % eval_every == 0 && phase_step < s.steps_of_phase[phase]) {
         periodic_eval(st, s, phase, L.emit);
+        emit_clip_rates(L);
+        emit_memory_diagnostics(L);
+      }
     }
   }
 }
@@ -157,6 +221,10 @@ void end_phase(Loop& L, int phase, const torch::Tensor& seen, EvalRow& last) {
   if (s.trainable && task_boundary(st, L.emit)) probe_levels(st, s, L.opt, st.step - 1, true);
   L.strategy.task_end(st, s, phase, seen);
   last = task_end_eval(st, s, phase, seen, L.emit);
+  if (s.trainable) {
+    emit_clip_rates(L);
+    emit_memory_diagnostics(L);
+  }
   const double avg = mean_acc(last);
   emit_drift(st, s, L.emit);
   save_checkpoint(st, s, CheckpointKind::Last, phase, avg, L.emit);

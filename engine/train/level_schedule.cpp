@@ -7,9 +7,11 @@ using json = nlohmann::json;
 namespace hl::train {
 namespace {
 
-// A tick of CMS level i (docs/MODELS.md): a gradient step on the window's mean gradient, or for
-// a consolidating level θ ← θ + β(θ_faster − θ); then, nested, the next faster level is reset to
-// its run-start parameters with a fresh optimizer. `at` is the step the series point is logged at.
+// A tick of CMS level i (docs/MODELS.md): a gradient step on the window's mean gradient (its norm
+// logged as grad_norm before training.grad_clip_cms clips it), or for
+// a consolidating level θ ← θ + β(θ_faster − θ); then, nested, the next faster level restarts
+// from this level's parameters (the paper's meta-learned initial state, eqs. 72–74; docs/MEMORY.md
+// "Nested CMS") with a fresh optimizer. `at` is the step the series point is logged at.
 void tick_level(TrainerState& st, size_t i, int64_t at, Emitter& emit) {
   auto& L = st.levels[i];
   torch::NoGradGuard ng;
@@ -23,6 +25,11 @@ void tick_level(TrainerState& st, size_t i, int64_t at, Emitter& emit) {
     const double n = L.g.clock_unit == ClockUnit::Tasks ? double(std::max<int64_t>(L.loss_n, 1)) : double(L.g.clock);
     for (auto& p : L.g.params)
       if (p.grad().defined()) p.mutable_grad().div_(n);  // window mean
+    bool clipped = false;
+    const double norm = clip_gradients(L.g.params, L.clip, &clipped);
+    emit.point("grad_norm", L.g.name, at, norm, L.g.block, L.g.clock);
+    ++L.clip_ticks;
+    L.clipped += clipped;
     L.opt->step();
     L.opt->zero_grad();
   }
@@ -30,9 +37,9 @@ void tick_level(TrainerState& st, size_t i, int64_t at, Emitter& emit) {
   if (L.loss_n > 0) emit.point("loss", L.g.name, at, L.loss_sum / double(L.loss_n), L.g.block, L.g.clock);
   L.loss_sum = 0;
   L.loss_n = 0;
-  if (L.g.nested && L.g.index > 0) {
+  if (L.g.nested && L.g.index > 0) {  // the faster level restarts from the state this level now holds
     auto& F = st.levels[i - 1];
-    unflat_into(F.theta_run, F.g.params);
+    unflat_into(flat(L.g.params), F.g.params);
     F.opt = make_optimizer(F.ocfg, F.g.params);
   }
 }

@@ -21,7 +21,9 @@ namespace {
 // config struct has every field; only the block's own ones matter for its type).
 template <class T>
 T block_field(const json& b, const char* key) {
-  return b.contains(key) ? b.at(key).get<T>() : spec::find_field("block", key)->def.get<T>();
+  return b.contains(key)
+             ? b.at(key).get<T>()
+             : spec::block_field_default(b.value("type", std::string()), *spec::find_field("block", key)).get<T>();
 }
 
 // A block's choice field parsed into its enum; an unknown value throws SpecError naming
@@ -63,6 +65,7 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
   c.max_len = max_len;
   c.d_model = m.at("d_model").get<int>();
   c.positions = parse<Positions>(m.at("positions").get<std::string>(), "model.positions");
+  c.embedding_dropout = m.at("embedding_dropout").get<double>();
   for (size_t i = 0; i < m.at("blocks").size(); ++i) {
     const json& b = m.at("blocks")[i];
     const std::string where = "model.blocks[" + std::to_string(i) + "]";
@@ -72,6 +75,10 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
     bc.ffn_mult = block_field<int>(b, "ffn_mult");
     bc.dropout = block_field<double>(b, "dropout");
     bc.hidden = block_field<int>(b, "hidden");
+    if (bc.type == BlockType::Transformer) {
+      bc.attention_dropout = block_field<double>(b, "attention_dropout");
+      bc.ffn_dropout = block_field<double>(b, "ffn_dropout");
+    }
     const bool hope = is_hope(bc.type);
     if (bc.type == BlockType::Titans || hope) {
       bc.inner_lr = block_field<double>(b, "inner_lr");
@@ -86,6 +93,10 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
       bc.chunk_other = block_field<int>(b, "chunk_other");
       bc.dgd_layers = block_kind<DgdLayers>(b, "dgd_layers", where);
       bc.inner_objective = block_kind<InnerObjective>(b, "inner_objective", where);
+      bc.memory_inputs = block_kind<MemoryInputs>(b, "memory_inputs", where);
+      bc.memory_init_scale = block_field<double>(b, "memory_init_scale");
+      bc.eta_max = block_field<double>(b, "eta_max");
+      bc.momentum_dampening = block_field<bool>(b, "momentum_dampening");
     }
     if (has_cms_levels(bc.type)) parse_cms_levels(b, bc, where);
     c.blocks.push_back(bc);

@@ -88,6 +88,22 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const json& o, std::vect
   return optim::make_optimizer(o.at("type").get<std::string>(), std::move(params), c);
 }
 
+double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm, bool* clipped) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2).to(torch::kFloat64));
+  const double n = norms.empty() ? 0.0 : torch::stack(norms).norm(2).item<double>();
+  const bool clip = max_norm > 0 && n > max_norm;
+  if (clip) {
+    const double f = max_norm / (n + 1e-6);
+    for (const auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(f);
+  }
+  if (clipped) *clipped = clip;
+  return n;
+}
+
 TrainerState initial_state(RunSetup& s) {
   TrainerState st;
   for (auto& p : s.model->parameters())
@@ -102,7 +118,17 @@ TrainerState initial_state(RunSetup& s) {
   for (auto& p : st.params)
     if (!in_level.count(p.unsafeGetTensorImpl())) st.outer_params.push_back(p);
   st.optimizer = make_optimizer(s.spec.at("optimizer"), st.outer_params);
+  {
+    std::set<const void*> memory;
+    for (auto& p : s.model->memoryParameters()) memory.insert(p.unsafeGetTensorImpl());
+    ClipGroup mem{"memory", {}, s.tr().at("grad_clip_memory").get<double>()};
+    ClipGroup rest{"rest", {}, s.tr().at("grad_clip_rest").get<double>()};
+    for (auto& p : st.outer_params) (memory.count(p.unsafeGetTensorImpl()) ? mem : rest).params.push_back(p);
+    if (!mem.params.empty()) st.clip_groups.push_back(std::move(mem));
+    if (!rest.params.empty()) st.clip_groups.push_back(std::move(rest));
+  }
   for (auto& L : st.levels) {
+    L.clip = s.tr().at("grad_clip_cms").get<double>();
     json o = s.spec.at("optimizer");
     if (L.g.lr > 0) o["lr"] = L.g.lr;
     L.ocfg = o;

@@ -35,7 +35,25 @@ struct Level {
   double loss_sum = 0;
   int64_t loss_n = 0;
   torch::Tensor theta_task, theta_run;
+  // training.grad_clip_cms: the window-mean gradient's norm clip at a tick (0 = off); gradient
+  // ticks and clipped ticks since the last clip_rate point.
+  double clip = 0;
+  int64_t clip_ticks = 0, clipped = 0;
 };
+
+// A group of outer parameters with its own gradient-norm clip (training.grad_clip_memory /
+// grad_clip_rest; docs/TRAINING.md "Gradient clipping"): steps and clipped steps since the last
+// clip_rate point.
+struct ClipGroup {
+  std::string name;  // memory | rest
+  std::vector<torch::Tensor> params;
+  double clip = 0;  // 0 = off
+  int64_t steps = 0, clipped = 0;
+};
+
+// The gradient norm of params (0 when none has a gradient); scaled to max_norm when above it and
+// max_norm > 0 (as torch::nn::utils::clip_grad_norm_). Returns the norm before clipping.
+double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm, bool* clipped = nullptr);
 
 // The memory head as its own level `head`: the (key, label) rows of its window wait until its
 // tick, then are DGD-written in order (docs/MODELS.md "Memory head").
@@ -56,6 +74,7 @@ struct ContextAudit {
 struct TrainerState {
   std::vector<torch::Tensor> params;        // every trainable parameter (EWC's)
   std::vector<torch::Tensor> outer_params;  // the outer level: everything not in a CMS level
+  std::vector<ClipGroup> clip_groups;       // outer_params split: in-context memories, the rest
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::vector<Level> levels;
   HeadLevel head;

@@ -88,6 +88,8 @@ class TestSelfMod : public QObject {
   void clampingKeepsTheStateFiniteAndIsCounted();
   void writeCountsFollowTheChunkSizes();
   void theOutputMemoryLearnsInContext();
+  void separateInputsBoundedEtaAndDampingAgreeWithTheReference();
+  void boundedEtaAndDampedMomentumFollowTheirFormulas();
 };
 
 void TestSelfMod::chunkOneEqualsTheReference() {
@@ -358,6 +360,94 @@ void TestSelfMod::theOutputMemoryLearnsInContext() {
   const double first = lm.index({I::Slice(0, 4)}).mean().item<double>();
   const double last = lm.index({I::Slice(28, 32)}).mean().item<double>();
   QVERIFY2(last < 0.5 * first, qPrintable(QString("first %1 last %2").arg(first).arg(last)));
+}
+
+// Schema 2's options (docs/MEMORY.md "Active memory"): one input per memory [B, 4, H, L, D], the
+// bounded η link and the damped momentum keep both paths equal (values, states, gradients).
+void TestSelfMod::separateInputsBoundedEtaAndDampingAgreeWithTheReference() {
+  int cases = 0;
+  for (auto [cm, co] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {4, 8}, {3, 5}})
+    for (bool separate : {false, true})
+      for (bool damp : {false, true}) {
+        auto c = config(cm, co);
+        c.eta_max = 1.0;
+        c.dampen = damp;
+        auto in = makeInputs(c, 2, 11, 300 + cases);
+        if (separate) {
+          torch::manual_seed(900 + cases);
+          in.x = torch::nn::functional::normalize(torch::randn({2, kSmtOut, c.heads, 11, c.head_dim}, kF64),
+                                                  torch::nn::functional::NormalizeFuncOptions().dim(-1));
+        }
+        in.mask = torch::ones({2, 11}, torch::kBool);
+        in.mask.index_put_({1, I::Slice(6, I::None)}, false);
+        std::vector<std::vector<Tensor>> grads;
+        std::vector<SmtResult> rs;
+        for (int path = 0; path < 2; ++path) {
+          std::vector<Tensor> leaves = {in.p.W1.clone().requires_grad_(), in.p.W2.clone().requires_grad_(),
+                                        in.p.w_eta.clone().requires_grad_(), in.p.b_eta.clone().requires_grad_(),
+                                        in.x.clone().requires_grad_()};
+          SmtParams p{leaves[0], leaves[1], leaves[2], leaves[3], in.p.w_alpha, in.p.b_alpha};
+          auto r =
+              path == 0 ? smt_reference(c, p, leaves[4], in.q, in.mask) : smt_chunked(c, p, leaves[4], in.q, in.mask);
+          grads.push_back(torch::autograd::grad({probe(r, 5)}, leaves));
+          rs.push_back(r);
+        }
+        const QString what = QString("chunks %1/%2 separate %3 damp %4").arg(cm).arg(co).arg(separate).arg(damp);
+        QVERIFY2(resultErr(rs[1], rs[0]) < 1e-10, qPrintable(what));
+        for (size_t i = 0; i < grads[0].size(); ++i) {
+          QVERIFY2(grads[0][i].abs().sum().item<double>() > 0, qPrintable(what + QString(" grad %1 is zero").arg(i)));
+          QVERIFY2(relErr(grads[1][i], grads[0][i]) < 1e-9, qPrintable(what + QString(" grad %1").arg(i)));
+        }
+        ++cases;
+      }
+  QCOMPARE(cases, 12);
+  // A separate input changes what the memories read: k and v differ from the shared case.
+  auto c = config(1, 1);
+  auto in = makeInputs(c, 1, 4, 5);
+  auto shared = smt_chunked(c, in.p, in.x, in.q);
+  auto x4 = in.x.unsqueeze(1).repeat({1, kSmtOut, 1, 1, 1});
+  QVERIFY(resultErr(smt_chunked(c, in.p, x4, in.q), shared) < 1e-14);  // 4 copies of one input = shared
+  x4.select(1, kSmtValue).copy_(in.q);
+  QVERIFY(resultErr(smt_chunked(c, in.p, x4, in.q), shared) > 1e-3);
+}
+
+// Two tokens at chunk 1, by hand: η = η_max σ(⟨w_η, M_η(x)⟩ + b_η) with b_η = logit(η₀/η_max), and
+// the damped momentum S₂ = β S₁ − (1 − β) η₂ G₂ (the second write's gradient at the first write's
+// state), checked on the output memory's W1, whose input a = σ(W2 k) and error e come from the
+// library's own first state (the one-write test checks that state by hand).
+void TestSelfMod::boundedEtaAndDampedMomentumFollowTheirFormulas() {
+  auto c = config(1, 1);
+  c.heads = 1;
+  c.clamp = false;
+  c.eta_max = 0.8;
+  c.eta_scale = 0.2;
+  c.dampen = true;
+  c.momentum = 0.7;
+  auto in = makeInputs(c, 1, 2, 13);
+  // Initial η: exactly η₀ when the data term is 0.
+  auto p0 = smt_init_params(c, 0.9, kF64);
+  QVERIFY(std::abs(c.eta_max * torch::sigmoid(p0.b_eta[0]).item<double>() - c.eta_scale) < 1e-12);
+  auto r1 = smt_chunked(c, in.p, in.x.narrow(2, 0, 1), in.q.narrow(2, 0, 1));
+  auto r2 = smt_chunked(c, in.p, in.x, in.q);
+  auto silu = [](const Tensor& t) { return t * torch::sigmoid(t); };
+  const int64_t m = kSmtOut;
+  auto W1a = r1.W1[0][m][0], W2a = r1.W2[0][m][0], S1a = r1.S1[0][m][0];
+  // Token 1's reads at the state after token 0 (chunk 1: every memory refreshes).
+  auto Mx = [&](int64_t mm, const Tensor& v) { return v + r1.W1[0][mm][0].mv(silu(r1.W2[0][mm][0].mv(v))); };
+  auto xv = in.x[0][0][1];
+  auto k = Mx(kSmtKey, xv);
+  k = k / k.norm();
+  auto v = Mx(kSmtValue, xv);
+  v = v / v.norm();
+  const double eta = c.eta_max * torch::sigmoid(in.p.w_eta[0].dot(Mx(kSmtEta, xv)) + in.p.b_eta[0]).item<double>();
+  QVERIFY(eta > 0 && eta < c.eta_max);
+  const double alpha = torch::sigmoid(in.p.w_alpha[0].dot(Mx(kSmtAlpha, xv)) + in.p.b_alpha[0]).item<double>();
+  auto a = silu(W2a.mv(k));
+  auto e = 2.0 * (Mx(m, k) - Mx(m, v));
+  auto S1 = c.momentum * S1a - (1 - c.momentum) * eta * torch::outer(e, a);
+  auto W1 = W1a.mm(alpha * torch::eye(a.size(0), kF64) - eta * torch::outer(a, a)) + S1;
+  QVERIFY2(relErr(r2.S1[0][m][0], S1) < 1e-12, qPrintable(QString::number(relErr(r2.S1[0][m][0], S1))));
+  QVERIFY2(relErr(r2.W1[0][m][0], W1) < 1e-12, qPrintable(QString::number(relErr(r2.W1[0][m][0], W1))));
 }
 
 QTEST_APPLESS_MAIN(TestSelfMod)

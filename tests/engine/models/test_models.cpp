@@ -296,6 +296,40 @@ class TestModels : public QObject {
     QCOMPARE(flops_per_sample(cfg("titans", 0), 4), 8368.0);
   }
 
+  // The transformer's dropout sites (docs/MODELS.md "Dropout sites"): each one, alone (residual
+  // dropout 0), makes two training-mode forwards differ and leaves eval mode equal to the model
+  // without it (same weights: the sites add no parameters); at 0 the forward draws no random numbers.
+  void transformerDropoutSitesActOnlyWhileTraining() {
+    for (int site = 0; site < 3; ++site) {
+      auto base = smallConfig("transformer");
+      for (auto& b : base.blocks) b.dropout = 0;
+      auto cfg = base;
+      if (site == 0) cfg.embedding_dropout = 0.3;
+      for (auto& b : cfg.blocks) {
+        if (site == 1) b.attention_dropout = 0.3;
+        if (site == 2) b.ffn_dropout = 0.3;
+      }
+      torch::manual_seed(5);
+      auto m = build(cfg);
+      torch::manual_seed(5);
+      auto ref = build(base);
+      QCOMPARE(count_params(*m), count_params(*ref));
+      auto tok = randomTokens({10, 7, 12}, 12, 50);
+      m->train();
+      auto a = m->features(tok), b = m->features(tok);
+      QVERIFY2((a - b).abs().max().item<double>() > 1e-4, qPrintable(QString("site %1 inactive").arg(site)));
+      m->eval();
+      ref->eval();
+      QVERIFY((m->features(tok) - ref->features(tok)).abs().max().item<double>() < 1e-6);
+      ref->train();  // every site 0: no random numbers drawn
+      torch::manual_seed(11);
+      ref->features(tok);
+      const auto after = torch::rand({1}).item<double>();
+      torch::manual_seed(11);
+      QCOMPARE(torch::rand({1}).item<double>(), after);
+    }
+  }
+
   // Each model drives the loss on a fixed batch (16 sequences, 4 classes) below 0.1.
   void overfitsSmallBatch_data() {
     QTest::addColumn<QString>("type");

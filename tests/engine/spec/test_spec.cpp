@@ -215,6 +215,34 @@ class TestSpec : public QObject {
     QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::load_file(dir.filePath("missing.json").toStdString()));
   }
 
+  // Schema 2 changed four self-modifying Titans defaults: a schema-1 spec that leaves them out
+  // keeps schema 1's values (so a stored run means what it meant); a schema-2 spec gets the new ones;
+  // a value the spec sets wins either way.
+  void schemaOneSpecsKeepTheirOldMemoryDefaults() {
+    json user = {{"schema_version", 1}, {"model", {{"blocks", json::array({{{"type", "hope"}, {"eta_max", 2.0}}})}}}};
+    json v1 = hl::spec::complete(user)["model"]["blocks"][0];
+    QCOMPARE(QString::fromStdString(v1["memory_inputs"].get<std::string>()), QString("shared"));
+    QCOMPARE(v1["memory_init_scale"].get<double>(), 0.1);
+    QCOMPARE(v1["momentum_dampening"].get<bool>(), false);
+    QCOMPARE(v1["eta_max"].get<double>(), 2.0);  // set by the spec
+    user["schema_version"] = 2;
+    json v2 = hl::spec::complete(user)["model"]["blocks"][0];
+    QCOMPARE(QString::fromStdString(v2["memory_inputs"].get<std::string>()), QString("separate"));
+    QCOMPARE(v2["momentum_dampening"].get<bool>(), true);
+    QCOMPARE(v2["memory_init_scale"].get<double>(),
+             hl::spec::find_field("block", "memory_init_scale")->def.get<double>());
+    user.erase("schema_version");  // no version: the current one
+    QCOMPARE(hl::spec::complete(user)["model"]["blocks"][0], v2);
+  }
+
+  void etaMaxMustExceedInnerLr() {
+    json s = hl::spec::preset("hope");
+    s["model"]["blocks"][0]["eta_max"] = 0.05;  // inner_lr 0.1 would start above the bound
+    QVERIFY(hasIssue(hl::spec::validate(s), "model.blocks[0].eta_max", true));
+    s["model"]["blocks"][0]["eta_max"] = 0.0;  // the unbounded link
+    QVERIFY(hl::spec::validate(s).ok());
+  }
+
   void topLevelMustBeAnObject() { QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::complete(json::array())); }
 };
 

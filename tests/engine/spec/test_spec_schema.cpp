@@ -229,7 +229,8 @@ class TestSpecSchema : public QObject {
           QVERIFY2(!f.blocks.empty(), f.name.c_str());
           for (const auto& type : f.blocks) {
             const json d = hl::spec::block_defaults(type);
-            QVERIFY2(d.contains(f.name) && d[f.name] == f.def, (type + "." + f.name).c_str());
+            QVERIFY2(d.contains(f.name) && d[f.name] == hl::spec::block_field_default(type, f),
+                     (type + "." + f.name).c_str());
             json s = base;
             s["model"]["blocks"] = json::array({d});
             homes.push_back({s, "model.blocks[0]." + f.name});

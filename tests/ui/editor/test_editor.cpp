@@ -814,6 +814,7 @@ class TestEditor : public QObject {
     json expected = hl::spec::block_defaults("titans");
     expected["heads"] = 8;
     expected["dropout"] = 0.2;
+    expected["ffn_mult"] = s["model"]["blocks"][0]["ffn_mult"];  // shared too (the preset's 4)
     QCOMPARE(blocksOf(ed)[0], expected);
     QVERIFY(ed.model()->changeBlockType(0, "lstm"));  // nothing shared but the type
     QCOMPARE(blocksOf(ed)[0], hl::spec::block_defaults("lstm"));
