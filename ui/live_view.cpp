@@ -70,6 +70,13 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   log_ = new QCheckBox(tr("Log y"), this);
   xaxis_ = new QComboBox(this);
   xaxis_->addItems({tr("x: step"), tr("x: task"), tr("x: samples seen")});
+  panel_box_ = new QComboBox(this);
+  panel_box_->setObjectName("livePanel");
+  panel_box_->addItems({tr("Drift"), tr("Memory diagnostics"), tr("Gradient norms")});
+  panel_box_->setToolTip(
+      tr("What the upper-right plot shows: memory drift per level; the self-modifying Titans "
+         "memories' diagnostics at each evaluation (docs/MEMORY.md); or the gradient norm of "
+         "each parameter group before clipping"));
   auto* follow = new QPushButton(tr("Follow live run"), this);
   auto* bar = new QHBoxLayout;
   bar->addWidget(title_, 1);
@@ -77,6 +84,7 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   bar->addWidget(smooth_);
   bar->addWidget(log_);
   bar->addWidget(xaxis_);
+  bar->addWidget(panel_box_);
   bar->addWidget(follow);
 
   loss_ = newPlot(this, tr("Loss per level"), tr("Loss per level: lanes ordered by clock; dots = level updates"));
@@ -164,6 +172,7 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   connect(smooth_, &QSlider::valueChanged, this, [this](int v) { setSmoothing(v / 100.0); });
   connect(log_, &QCheckBox::toggled, this, &LiveView::setLogY);
   connect(xaxis_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) { setXAxis(XAxis(i)); });
+  connect(panel_box_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) { setPanel(Panel(i)); });
   connect(follow, &QPushButton::clicked, this, &LiveView::followLive);
 
   timer_ = new QTimer(this);
@@ -249,6 +258,29 @@ void LiveView::setXAxis(XAxis x) {
   if (xaxis_->currentIndex() != int(x)) xaxis_->setCurrentIndex(int(x));
   bands_tasks_ = -1;
   redraw(true);
+}
+
+void LiveView::setPanel(Panel p) {
+  if (panel_box_->currentIndex() != int(p)) panel_box_->setCurrentIndex(int(p));  // re-enters once
+  if (panel_ == p) return;
+  panel_ = p;
+  updatePanelTitle();
+  rebuildAll();
+  redraw(true);
+}
+
+void LiveView::updatePanelTitle() {
+  auto* t = qobject_cast<QCPTextElement*>(drift_->plotLayout()->element(0, 0));
+  if (panel_ == Panel::Memory) {
+    if (t) t->setText(tr("Memory diagnostics per block"));
+    drift_->yAxis->setLabel(tr("value (fixed batch of 32 test rows)"));
+  } else if (panel_ == Panel::Gradients) {
+    if (t) t->setText(tr("Gradient norm per group (before clipping)"));
+    drift_->yAxis->setLabel(tr("‖g‖"));
+  } else {
+    if (t) t->setText(tr("Memory drift per level"));
+    drift_->yAxis->setLabel(tr("‖θ − θ₀‖ / ‖θ₀‖"));
+  }
 }
 
 void LiveView::setDark(bool dark) {
@@ -423,7 +455,40 @@ QCPGraph* LiveView::graphFor(const SeriesData& s) {
     g->setName(levelLabel(s));
     return g;
   }
-  if (s.name.rfind("drift", 0) == 0) {
+  if (panel_ == Panel::Memory && s.name.rfind("mem.", 0) == 0) {
+    // One colour per quantity, one dash style per block; erase ÷ association and the clamp rate
+    // stay in the store (other scales; `hopelab-cli diagnose` prints them).
+    static const std::vector<std::pair<std::string, QString>> shown = {{"mem.cos_kv", tr("cos(k, v)")},
+                                                                       {"mem.inner_loss", tr("inner loss")},
+                                                                       {"mem.share", tr("memory share")},
+                                                                       {"mem.context_t8", tr("context effect t8")},
+                                                                       {"mem.eta", tr("mean η")}};
+    auto it = std::find_if(shown.begin(), shown.end(), [&](const auto& q) { return q.first == s.name; });
+    if (it == shown.end()) return nullptr;
+    auto* g = drift_->addGraph();
+    QPen pen(levelColor(int(it - shown.begin())), 1.4);
+    pen.setStyle(s.block <= 0 ? Qt::SolidLine : s.block == 1 ? Qt::DashLine : Qt::DotLine);
+    g->setPen(pen);
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, pen.color(), 3.5));
+    g->setName(it->second + (s.block >= 0 ? QString(" · b%1").arg(s.block) : QString()));
+    drift_->yAxis->setScaleType(QCPAxis::stLinear);
+    return g;
+  }
+  if (panel_ == Panel::Gradients && s.name == "grad_norm") {
+    int idx = 0;
+    for (const auto& o : shown().series())
+      if (o.name == "grad_norm") {
+        if (o.level == s.level && o.block == s.block) break;
+        ++idx;
+      }
+    auto* g = drift_->addGraph();
+    g->setPen(QPen(levelColor(idx), 1.2));
+    if (s.level.rfind("cms", 0) == 0) g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, levelColor(idx), 3));
+    g->setName(levelLabel(s));
+    drift_->yAxis->setScaleType(QCPAxis::stLogarithmic);  // norms span decades
+    return g;
+  }
+  if (panel_ == Panel::Drift && s.name.rfind("drift", 0) == 0) {
     int idx = 0;
     for (const auto& o : shown().series())
       if (o.name == "drift_task" || o.name == "drift") {

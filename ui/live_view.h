@@ -37,6 +37,9 @@ class LiveView : public QWidget {
   Q_OBJECT
  public:
   enum class XAxis { Step, Task, Samples };
+  // What the upper-right plot shows: memory drift per level, the self-modifying Titans memory
+  // diagnostics (mem.* series, docs/MEMORY.md "Diagnostics") or the pre-clip gradient norms per group.
+  enum class Panel { Drift, Memory, Gradients };
   explicit LiveView(QWidget* parent = nullptr);
   ~LiveView() override;
 
@@ -52,6 +55,8 @@ class LiveView : public QWidget {
   void setLogY(bool on);
   void setXAxis(XAxis x);
   void setDark(bool dark);
+  void setPanel(Panel p);
+  Panel panel() const { return panel_; }
 
   // Drain the feed and redraw what changed (the timer calls this).
   void flush();
@@ -107,6 +112,9 @@ class LiveView : public QWidget {
   QSlider* smooth_ = nullptr;
   QCheckBox* log_ = nullptr;
   QComboBox* xaxis_ = nullptr;
+  QComboBox* panel_box_ = nullptr;
+  Panel panel_ = Panel::Drift;
+  void updatePanelTitle();
   std::map<std::string, Binding> bind_;  // key: name|level|block
   std::map<std::string, QCPAxisRect*> lanes_;
   std::vector<std::string> lane_order_;
