@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "commit_log.h"
 #include "engine/common/error.h"
 #include "engine/common/version.h"
 #include "engine/spec/spec.h"
@@ -151,6 +152,7 @@ int Commands::sweep() {
   train::Control control;
   CancelOnSignal guard(&control);
   ProgressBar bar(quiet_);
+  const auto commit_log = commit_log_from_env();
   for (int i : mine) {
     const auto& r = sw.runs[i];
     Stored st = stored_state(*db, db->listRuns(), r);  // again per run: other processes finish runs too
@@ -169,6 +171,7 @@ int Commands::sweep() {
     opt.db_path = dbPath();
     opt.tags = tags_;
     opt.tags.push_back("sweep:" + sw.name);
+    opt.on_commit = commit_log;
     if (st.state == SweepState::Resume) opt.resume_run = st.run_id;
     train::RunResult res;
     try {
