@@ -205,6 +205,7 @@ class TestFaults : public QObject {
     QCOMPARE(::prlimit(pid_t(p->processId()), RLIMIT_FSIZE, &limit, nullptr), 0);
     QVERIFY(p->waitForFinished(180000));
     const QString err = QString::fromUtf8(p->readAllStandardError());
+    qInfo("%s", qPrintable(err.trimmed()));
     QVERIFY2(p->exitStatus() == QProcess::NormalExit && p->exitCode() == 4, qPrintable(err));
     QVERIFY2(err.contains("cannot write the checkpoint " + dir) && err.contains("File too large"), qPrintable(err));
     QVERIFY(!QFileInfo::exists(dir + "/last.pt.tmp") && !QFileInfo::exists(dir + "/best.pt.tmp"));
@@ -241,6 +242,7 @@ class TestFaults : public QObject {
     QVERIFY(p->waitForFinished(180000));
     keep.reset();
     const QString err = QString::fromUtf8(p->readAllStandardError());
+    qInfo("%s", qPrintable(err.trimmed()));
     QVERIFY2(p->exitStatus() == QProcess::NormalExit && p->exitCode() == 4, qPrintable(err));
     QVERIFY2(err.contains("run database " + db) && err.contains("File too large"), qPrintable(err));
     checkFailedThenResume(db, "run database " + db, err, 2);
@@ -261,6 +263,7 @@ class TestFaults : public QObject {
     QVERIFY(p->waitForFinished(180000));
     QCOMPARE(make_read_only(dir, false), QString());
     const QString err = QString::fromUtf8(p->readAllStandardError());
+    qInfo("%s", qPrintable(err.trimmed()));
     QVERIFY2(p->exitStatus() == QProcess::NormalExit && p->exitCode() == 4, qPrintable(err));
     QVERIFY2(err.contains("cannot write the checkpoint " + dir), qPrintable(err));
     checkFailedThenResume(db, "cannot write the checkpoint " + dir, err);
@@ -287,6 +290,8 @@ class TestFaults : public QObject {
       QCOMPARE(make_read_only(db + "-wal", false), QString());
       QCOMPARE(make_read_only(db, false), QString());
       const QString err = QString::fromUtf8(p->readAllStandardError());
+      qInfo("%s", qPrintable(err.trimmed()));
+      qInfo("%s", qPrintable(err.trimmed()));
       QVERIFY2(p->exitCode() == 4, qPrintable(err));
       QVERIFY2(err.contains("run database " + db) && err.contains("could not record"), qPrintable(err));
       QCOMPARE(integrity(db), QString("ok"));
@@ -305,6 +310,7 @@ class TestFaults : public QObject {
     if (!no_wal.isEmpty()) QSKIP(qPrintable("cannot make a file read-only here (" + no_wal + ")"));
     auto r = cli(trainArgs(ro, 16, 1));
     QCOMPARE(make_read_only(ro, false), QString());
+    qInfo("%s", qPrintable(r.err.trimmed()));
     QVERIFY2(r.code == 5 && r.err.contains(ro), qPrintable(r.err));
     QCOMPARE(integrity(ro), QString("ok"));
     QVERIFY(hl::store::RunStore::open(ro.toStdString())->listRuns().empty());
@@ -380,6 +386,7 @@ class TestFaults : public QObject {
       thrown = QString::fromUtf8(e.what());
     }
     QVERIFY2(thrown.contains("Too many open files"), qPrintable(thrown));
+    qInfo("%s", qPrintable(thrown));
     auto store = hl::store::RunStore::open(db.toStdString());
     auto r = store->getRun(1);
     QVERIFY(r.has_value());
