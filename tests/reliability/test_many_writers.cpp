@@ -233,7 +233,23 @@ class TestManyWriters : public QObject {
       kill_log << QString("%1 ms: %2 (pid %3)").arg(clock.elapsed()).arg(what).arg(pid);
     }
 
-    // The end: every CLI writer killed (the sweep parent first: its workers go with it).
+    // The end: once a CLI process is training a run (so that the last kill interrupts one whatever
+    // the schedule did), every CLI writer is killed, the sweep parent first: its workers go with it.
+    auto cli_mid_run = [&] {
+      try {
+        for (const auto& r : store->listRuns())
+          if (r.status == hl::RunStatus::Running && r.pid != hl::store::current_pid() && alive(r.pid)) return true;
+      } catch (const std::exception&) {
+      }
+      return false;
+    };
+    for (QElapsedTimer wait; !cli_mid_run();) {
+      if (!wait.isValid()) wait.start();
+      QVERIFY2(wait.elapsed() < 120000, "no CLI writer got to train a run");
+      for (auto& s : writers)
+        if (s.proc->state() == QProcess::NotRunning) start(s, db);
+      QTest::qWait(150);
+    }
     QList<qint64> workers;
     for (auto& s : writers)
       if (s.proc->state() == QProcess::Running) {
@@ -242,7 +258,8 @@ class TestManyWriters : public QObject {
         ++kills;
         kill_log << QString("end: %1 (pid %2)").arg(s.name).arg(s.proc->processId());
       }
-    for (auto& s : writers) QVERIFY(s.proc->waitForFinished(20000));
+    for (auto& s : writers)  // (waitForFinished is false for a process that had already ended)
+      QVERIFY(s.proc->state() == QProcess::NotRunning || s.proc->waitForFinished(20000));
     for (qint64 w : workers)
       QTRY_VERIFY2_WITH_TIMEOUT(!alive(w), qPrintable(QString("sweep worker %1 outlived its parent").arg(w)), 10000);
     // The app's own runs finish (nobody kills the app).
@@ -300,9 +317,9 @@ class TestManyWriters : public QObject {
     std::vector<PointKey> reported = app_points;
     int logs = 0, cut_lines = 0;
     for (const auto& fi : QDir(tmp_.filePath("commits")).entryInfoList({"commits-*.tsv"}, QDir::Files)) {
-      ++logs;
       std::ifstream in(fi.filePath().toStdString(), std::ios::binary);
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      logs += text.find('\n') != std::string::npos;  // a process that reported a committed point
       std::istringstream lines(text);
       std::string line;
       while (std::getline(lines, line)) {
