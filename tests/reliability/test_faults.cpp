@@ -291,7 +291,6 @@ class TestFaults : public QObject {
       QCOMPARE(make_read_only(db, false), QString());
       const QString err = QString::fromUtf8(p->readAllStandardError());
       qInfo("%s", qPrintable(err.trimmed()));
-      qInfo("%s", qPrintable(err.trimmed()));
       QVERIFY2(p->exitCode() == 4, qPrintable(err));
       QVERIFY2(err.contains("run database " + db) && err.contains("could not record"), qPrintable(err));
       QCOMPARE(integrity(db), QString("ok"));
