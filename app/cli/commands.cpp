@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "commit_log.h"
 
 #include <unistd.h>
 
@@ -324,6 +325,7 @@ int Commands::train() {
     opt.data_dir = dataDir();
     opt.db_path = dbPath();
     opt.resume_run = resume_;
+    opt.on_commit = commit_log_from_env();
     train::Control control;
     CancelOnSignal guard(&control);
     ProgressBar bar(quiet_);
@@ -363,6 +365,7 @@ int Commands::train() {
   opt.db_path = no_store_ ? "" : dbPath();
   opt.tags = tags_;
   opt.notes = notes_;
+  opt.on_commit = commit_log_from_env();
   train::Control control;
   CancelOnSignal guard(&control);
   ProgressBar bar(quiet_);

@@ -3,12 +3,15 @@
 // from their last checkpoint; --jobs N splits the list over N processes of this program on this
 // machine, --index I runs one run of the list (a scheduler's array task), --slurm writes (and with
 // --submit submits) an sbatch job-array script whose task I runs `--index I` into shard-I.db.
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "commit_log.h"
 #include "engine/common/error.h"
 #include "engine/common/version.h"
 #include "engine/spec/spec.h"
@@ -32,6 +36,11 @@ using json = nlohmann::json;
 
 namespace hl::cli {
 namespace {
+
+volatile std::sig_atomic_t g_stop_requested = 0;  // SIGTERM or SIGINT reached the sweep --jobs parent
+extern "C" void on_stop_signal(int) {
+  g_stop_requested = 1;
+}
 
 // What the database holds for one run of the sweep.
 // Todo: no run yet; Resume: an interrupted or cancelled run whose last checkpoint is on disk;
@@ -132,7 +141,8 @@ int Commands::sweep() {
     }
     return 0;
   }
-  // Ctrl-C in a terminal reaches every worker of the process group: each cancels its run.
+  // Ctrl-C in a terminal reaches every worker of the process group: each cancels its run; a SIGTERM
+  // to the parent alone is passed on (sweepInProcesses).
   if (jobs_ > 1 && sweep_index_ < 0) return sweepInProcesses(n);
 
   std::vector<int> mine;
@@ -142,6 +152,7 @@ int Commands::sweep() {
   train::Control control;
   CancelOnSignal guard(&control);
   ProgressBar bar(quiet_);
+  const auto commit_log = commit_log_from_env();
   for (int i : mine) {
     const auto& r = sw.runs[i];
     Stored st = stored_state(*db, db->listRuns(), r);  // again per run: other processes finish runs too
@@ -160,6 +171,7 @@ int Commands::sweep() {
     opt.db_path = dbPath();
     opt.tags = tags_;
     opt.tags.push_back("sweep:" + sw.name);
+    opt.on_commit = commit_log;
     if (st.state == SweepState::Resume) opt.resume_run = st.run_id;
     train::RunResult res;
     try {
@@ -301,6 +313,10 @@ int Commands::sweepSlurm(const spec::Sweep& sw) {
 
 // --jobs N: N processes of this program, process k running the runs i with i % N == k, each with
 // its share of the CPU threads (OMP_NUM_THREADS; the spec's training.threads, when set, wins).
+// The workers die with this process: killed (even by SIGKILL), it takes them along (the kernel's
+// parent-death signal, SIGKILL: their runs are `running` until the next open of the database marks
+// them interrupted); SIGTERM or SIGINT to it alone is passed on, so each worker cancels its run
+// cleanly (`cancelled`, as `train` does) and the sweep exits 130 once they are done.
 int Commands::sweepInProcesses(int n) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const std::string threads = std::to_string(std::max(1u, cores / unsigned(jobs_)));
@@ -311,9 +327,16 @@ int Commands::sweepInProcesses(int n) {
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
+  // Until the workers are known, SIGTERM and SIGINT wait (blocked; a worker unblocks them itself).
+  sigset_t stop_signals, old_mask;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
   std::vector<pid_t> children;
   // With --shard K/M as well (several machines, each with --jobs N): worker k takes K + M·k of M·N.
   const int outer = std::max(1, shard_count_), base = shard_count_ > 1 ? shard_ : 0;
+  const pid_t parent = ::getpid();
   for (int k = 0; k < jobs_ && k < n; ++k) {
     const std::string shard = std::to_string(base + outer * k) + "/" + std::to_string(outer * jobs_);
     std::vector<std::string> args{"/proc/self/exe", "--db",      dbPath(),  "--data-dir", dataDir(),
@@ -323,22 +346,49 @@ int Commands::sweepInProcesses(int n) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) {
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {  // only async-signal-safe calls until exec
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(4);  // the sweep died before the line above
+      ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+      ::execve("/proc/self/exe", argv.data(), envp.data());
+      ::_exit(127);
+    }
+    if (pid < 0) {
       for (pid_t started : children) waitpid(started, nullptr, 0);  // they finish their runs first
+      sigprocmask(SIG_SETMASK, &old_mask, nullptr);
       throw RunError("sweep --jobs: cannot start a worker process");
     }
     children.push_back(pid);
   }
+  struct sigaction on_stop {
+  }, old_term{}, old_int{};
+  on_stop.sa_handler = on_stop_signal;
+  sigemptyset(&on_stop.sa_mask);
+  sigaction(SIGTERM, &on_stop, &old_term);
+  sigaction(SIGINT, &on_stop, &old_int);
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   int rc = 0;
+  bool passed_on = false;
   for (pid_t pid : children) {
     int status = 0;
-    waitpid(pid, &status, 0);
+    for (;;) {  // polled, so that a signal between a check and a blocking wait is never missed
+      if (g_stop_requested && !passed_on) {
+        passed_on = true;
+        for (pid_t c : children) ::kill(c, SIGTERM);
+      }
+      const pid_t r = waitpid(pid, &status, WNOHANG);
+      if (r == pid || (r < 0 && errno != EINTR)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 4;
     rc = std::max(rc, code == 130 ? 130 : code);
   }
+  sigaction(SIGTERM, &old_term, nullptr);
+  sigaction(SIGINT, &old_int, nullptr);
   std::printf("sweep: %d worker process(es) done (%s thread(s) each)\n", int(children.size()), threads.c_str());
-  return rc;
+  return g_stop_requested ? 130 : rc;
 }
 
 }  // namespace hl::cli

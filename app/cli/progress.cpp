@@ -46,8 +46,10 @@ ProgressBar::ProgressBar(bool quiet) : tty_(isatty(STDERR_FILENO)), quiet_(quiet
 
 void ProgressBar::onEvent(const train::Event& e) {
   using K = train::EventKind;
-  if (quiet_) {  // quiet hides progress, never warnings
+  if (quiet_) {  // quiet hides progress, never warnings, nor why a run failed
     if (e.kind == K::Log && e.message.rfind("warning:", 0) == 0) std::fprintf(stderr, "%s\n", e.message.c_str());
+    if (e.kind == K::Status && is_failure(e.status) && !e.message.empty())
+      std::fprintf(stderr, "run %lld %s: %s\n", (long long)e.run_id, name(e.status).c_str(), e.message.c_str());
     return;
   }
   switch (e.kind) {

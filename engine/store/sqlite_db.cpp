@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "engine/store/process_locks.h"
 #include "engine/store/schema.h"
+#include "engine/store/write_errors.h"
 
 namespace hl::store::detail {
 
@@ -181,8 +183,15 @@ void Db::fail(int rc, const std::string& what) const {
                               path_ + " .recover`, or choose another run database path.");
   int primary = rc & 0xff;
   std::string hint;
-  if (primary == SQLITE_FULL) hint = " The disk is full; free some space.";
-  if (primary == SQLITE_READONLY || primary == SQLITE_PERM || primary == SQLITE_CANTOPEN)
+  // An I/O error says which only through errno: "disk I/O error (File too large)".
+  int os_error = 0;
+  if (db_ && (primary == SQLITE_IOERR || primary == SQLITE_FULL))
+    os_error = sqlite3_system_errno(db_) ? sqlite3_system_errno(db_) : last_write_error();
+  if (os_error) msg += std::string(" (") + std::strerror(os_error) + ")";
+  if (primary == SQLITE_FULL || os_error == ENOSPC || os_error == EFBIG || os_error == EDQUOT)
+    hint = " The disk is full (or a file-size limit or quota was reached); free some space.";
+  if (primary == SQLITE_READONLY || primary == SQLITE_PERM || primary == SQLITE_CANTOPEN || os_error == EROFS ||
+      os_error == EPERM || os_error == EACCES)
     hint = " Check that the file and its directory exist and are writable.";
   throw SqliteError(rc, "run database " + path_ + ": " + what + " failed: " + msg + "." + hint);
 }
@@ -200,6 +209,7 @@ void Db::transaction(const std::function<void()>& body, const std::function<void
     if (on_rollback) on_rollback();
   };
   for (int attempt = 0;; ++attempt) {
+    clear_last_write_error();  // what a failure below reports is this transaction's
     try {
       exec("BEGIN IMMEDIATE");
       body();
@@ -230,6 +240,7 @@ void Db::read(const std::function<void()>& body) {
 
 Db Db::open(const std::string& path, bool migrate) {
   use_process_safe_locks();  // normally done before main(); this also links it in
+  record_write_errors();     // likewise
   const bool already_open = open_in_this_process(path);
   RawHeader h;
   if (already_open) {  // validated when first opened; reading it now would drop our locks

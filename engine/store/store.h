@@ -2,6 +2,7 @@
 // Schema and migrations: docs/STORE.md. No Qt, no torch.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -141,6 +142,13 @@ class RunStore {
   friend class RunWriter;
 };
 
+// One point a RunWriter committed (RunWriter::setCommitHook).
+struct CommittedPoint {
+  std::string name, level;
+  int block = -1, clock = 1;
+  int64_t step = 0;
+};
+
 // Batched writer with its own thread and connection: calls only enqueue (never block on I/O);
 // the thread commits one transaction per batch (every ~200 ms or 5,000 rows). flush() waits until
 // everything enqueued so far is committed. The destructor flushes and joins.
@@ -160,6 +168,17 @@ class RunWriter {
   void finish(RunStatus status);
   void flush();
   int64_t runId() const;
+  // The first error of the writer's thread ("" while everything was committed), without waiting:
+  // the trainer stops a run whose records can no longer be written (a full disk, a read-only file).
+  std::string error() const;
+  // Whether a finish() was committed: true after finish() returned, and also after finish() threw
+  // an earlier batch's error when the end (status, finish time) itself could still be stored.
+  bool endStored() const;
+  // Called on the writer's thread after each committed transaction, with the points it held, in
+  // the order they were given (an exception it throws is ignored). The points are in the database
+  // when it is called: `hopelab-cli`'s HOPELAB_COMMIT_LOG and the stress test count them.
+  using CommitHook = std::function<void(int64_t run_id, const std::vector<CommittedPoint>& points)>;
+  void setCommitHook(CommitHook hook);
 
  private:
   struct Impl;

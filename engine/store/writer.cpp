@@ -1,6 +1,7 @@
 // RunWriter: producers append to a mutex-protected queue; one thread owns a connection and commits
 // the queue in batches, one transaction each (every ~200 ms, or at once when 5,000 rows wait or a
-// flush() asks). SQLite errors are caught on the thread; the first is rethrown by flush()/finish().
+// flush() asks). SQLite errors are caught on the thread; the first is rethrown by flush()/finish()
+// and shown by error(); a batch that failed is followed by an attempt to save the run's end alone.
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -44,6 +45,13 @@ using Op = std::variant<PointOp, AccuracyCell, EvalResult, CheckpointEntry, Stat
 
 using SeriesKey = std::tuple<std::string, std::string, int, int>;  // name, level, block, clock
 
+template <typename T>
+bool holds(const std::vector<Op>& batch) {
+  for (const Op& op : batch)
+    if (std::holds_alternative<T>(op)) return true;
+  return false;
+}
+
 }  // namespace
 
 struct RunWriter::Impl {
@@ -59,10 +67,50 @@ struct RunWriter::Impl {
   uint64_t flush_target = 0;
   bool stop = false;
   std::string first_error;
+  bool end_stored = false;  // a finish() was committed
   std::thread thread;
+
+  CommitHook hook;  // guarded by mu
 
   // Thread-only state.
   std::map<SeriesKey, int64_t> series_ids;
+
+  void report(const CommitHook& on_commit, const std::vector<Op>& batch) {
+    std::vector<CommittedPoint> points;
+    for (const Op& op : batch)
+      if (auto* p = std::get_if<PointOp>(&op)) points.push_back({p->name, p->level, p->block, p->clock, p->step});
+    if (points.empty()) return;
+    try {
+      on_commit(run_id, points);
+    } catch (...) {
+    }
+  }
+
+  // A batch could not be committed (a full disk, a read-only or vanished file): the run's end, if
+  // the batch holds it, matters most. Make room first (a full checkpoint moves the WAL into the
+  // database and truncates it, so a small transaction fits again where only the WAL's growth was
+  // refused), then commit the status and finish time alone, then the summary. Best effort: what
+  // still fails is left, and the first error stays the one reported.
+  // Returns whether a finish time was stored.
+  bool save_the_end(const std::vector<Op>& batch) {
+    std::vector<Op> end, summary;
+    for (const Op& op : batch) {
+      if (std::holds_alternative<StatusOp>(op) || std::holds_alternative<FinishOp>(op)) end.push_back(op);
+      if (std::holds_alternative<SummaryOp>(op)) summary.push_back(op);
+    }
+    if (end.empty() && summary.empty()) return false;
+    sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    bool ended = false;
+    for (const auto* part : {&end, &summary}) {
+      if (part->empty()) continue;
+      try {
+        commit(*part);
+        ended = ended || holds<FinishOp>(*part);
+      } catch (const std::exception&) {
+      }
+    }
+    return ended;
+  }
 
   void push(Op op) {
     std::lock_guard<std::mutex> lock(mu);
@@ -93,14 +141,20 @@ struct RunWriter::Impl {
       std::vector<Op> batch;
       batch.swap(queue);
       const uint64_t last = enqueued;
+      const CommitHook on_commit = hook;
       lock.unlock();
       std::string error;
+      bool ended = false;
       try {
         commit(batch);
+        ended = holds<FinishOp>(batch);
+        if (on_commit) report(on_commit, batch);
       } catch (const std::exception& e) {
         error = e.what();
+        ended = save_the_end(batch);
       }
       lock.lock();
+      if (ended) end_stored = true;
       if (!error.empty() && first_error.empty())
         first_error = "run " + std::to_string(run_id) + ": writing to the run database failed: " + error;
       processed = last;
@@ -234,6 +288,21 @@ void RunWriter::flush() {
 
 int64_t RunWriter::runId() const {
   return d_->run_id;
+}
+
+std::string RunWriter::error() const {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  return d_->first_error;
+}
+
+bool RunWriter::endStored() const {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  return d_->end_stored;
+}
+
+void RunWriter::setCommitHook(CommitHook hook) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  d_->hook = std::move(hook);
 }
 
 }  // namespace hl::store

@@ -1,5 +1,7 @@
 #include "engine/train/emitter.h"
 
+#include "engine/common/error.h"
+
 namespace hl::train {
 
 void Emitter::operator()(Event e) {
@@ -36,6 +38,13 @@ void Emitter::status(RunStatus status, int64_t step, const std::string& message)
 }
 
 void StoreObserver::onEvent(const Event& e) {
+  if (e.kind == EventKind::Progress && !stopped_) {
+    std::string failed = w_.error();
+    if (!failed.empty()) {
+      stopped_ = true;
+      throw StoreError(failed);
+    }
+  }
   switch (e.kind) {
     case EventKind::Point:
       w_.point(e.name, e.level, e.block, e.clock, e.step, e.value);
@@ -51,6 +60,30 @@ void StoreObserver::onEvent(const Event& e) {
       break;
     default:
       break;
+  }
+}
+
+void StoreObserver::end(RunStatus& status, std::string& error, int64_t diverged_step, const std::string& summary_json) {
+  try {
+    w_.flush();  // was everything before the end committed?
+  } catch (const std::exception& e) {
+    if (status != RunStatus::Failed || error.empty()) {
+      status = RunStatus::Failed;  // trained, maybe to the end, but its records are incomplete
+      error = e.what();
+    }
+  }
+  if (status != RunStatus::Finished) w_.status(status, error, diverged_step);
+  w_.summary(summary_json);
+  try {
+    w_.finish(status);
+  } catch (const std::exception&) {  // the error is already in `error`
+  }
+  if (!w_.endStored()) {
+    if (status != RunStatus::Failed || error.empty()) error = w_.error();
+    status = RunStatus::Failed;
+    error +=
+        " (the run database could not record the run's end either: it stays `running` there until the "
+        "next open marks it interrupted)";
   }
 }
 

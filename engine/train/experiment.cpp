@@ -349,14 +349,9 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
   result.error = L.error;
   result.diverged_step = L.diverged_step;
   result.summary = run_summary(st, s, last_eval, seconds);
-  emit.status(L.status, st.step, L.error);
-  if (s.store_obs) {
-    auto& w = s.store_obs->writer();
-    if (L.status != RunStatus::Finished) w.status(L.status, L.error, result.diverged_step);
-    w.summary(result.summary.dump());
-    w.finish(L.status);
-    w.flush();
-  }
+  // Stored before it is told: a run whose records could not all be written ends failed.
+  if (s.store_obs) s.store_obs->end(result.status, result.error, result.diverged_step, result.summary.dump());
+  emit.status(result.status, st.step, result.error);
   return result;
 }
 

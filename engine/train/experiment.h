@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/store/store.h"
 #include "engine/train/events.h"
 
 namespace hl::train {
@@ -42,6 +43,14 @@ struct RunOptions {
   // Test-only fault injection: the loss of every step for which it returns true is NaN (the
   // divergence tests). Shipped binaries never set it; nothing reads the environment for it.
   std::function<bool(int64_t step)> poison_loss;
+  // Called on the run writer's thread after each transaction it committed, with the points it held
+  // (they are in the database when it is called). hopelab-cli's HOPELAB_COMMIT_LOG writes them to a
+  // file; the stress test counts them. Empty = off.
+  store::RunWriter::CommitHook on_commit;
+  // Test-only fault injection: called after the run record is created, just before its writer opens
+  // its own connection; what it throws stands for a writer that cannot open (no file descriptors
+  // left, a database locked for minutes). Shipped binaries never set it.
+  std::function<void()> writer_open_fault;
 };
 
 // Thread-safe controls for a running experiment (GUI buttons, Ctrl-C).
@@ -68,7 +77,9 @@ struct RunResult {
 
 // Completes and validates the spec (SpecError listing every error), loads the data (DataError),
 // then trains. Failures after the run was created mark it failed/diverged and are returned in
-// RunResult, not thrown.
+// RunResult, not thrown; so are records that could not be written (a full or read-only disk: the
+// run stops at its next step and ends failed naming the file). One exception: a run whose writer
+// cannot open is marked failed with the reason and that StoreError is thrown.
 RunResult run_experiment(const nlohmann::json& spec, const RunOptions& opt, const std::vector<Observer*>& observers,
                          Control* control = nullptr);
 

@@ -265,7 +265,20 @@ void open_record(const RunOptions& opt, RunSetup& s, Emitter& emit) {
   }
   if (s.run_id) {
     emit.run_id = s.run_id;
-    s.store_obs = std::make_unique<StoreObserver>(opt.db_path, s.run_id);
+    try {
+      if (opt.writer_open_fault) opt.writer_open_fault();
+      s.store_obs = std::make_unique<StoreObserver>(opt.db_path, s.run_id);
+    } catch (const std::exception& e) {
+      // The run exists but nothing can be written to it: say why there rather than leave it
+      // `running` for as long as this process lives (a GUI's), then report the error as it came.
+      try {
+        s.db->setStatus(s.run_id, RunStatus::Failed, std::string("the run's writer could not open: ") + e.what());
+        s.db->finish(s.run_id, RunStatus::Failed);
+      } catch (const std::exception&) {
+      }
+      throw;
+    }
+    if (opt.on_commit) s.store_obs->writer().setCommitHook(opt.on_commit);
     emit.obs.insert(emit.obs.begin(), s.store_obs.get());
   }
   Event e;

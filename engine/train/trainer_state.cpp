@@ -1,8 +1,12 @@
 #include "engine/train/trainer_state.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -146,10 +150,59 @@ TrainerState initial_state(RunSetup& s) {
   return st;
 }
 
+namespace {
+
+// The archive to `path` through `path.tmp`, fsync and a rename, so that the previous checkpoint
+// stays whole until the new one is. The archive is serialised in memory first: LibTorch's file
+// writer cannot fail cleanly (a failed write inside it ends in std::terminate from its destructor),
+// so the file is written here, where a full disk or a read-only folder is an error like any other:
+// the partial file is removed and a RunError names the file and the system's reason.
+void write_checkpoint_file(torch::serialize::OutputArchive& ar, const std::string& path, int64_t run_id) {
+  std::string bytes;
+  ar.save_to([&bytes](const void* data, size_t n) -> size_t {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  const std::string tmp = path + ".tmp";
+  auto fail = [&](const std::string& why) {
+    ::unlink(tmp.c_str());
+    throw RunError("cannot write the checkpoint " + path + ": " + why +
+                   ". The previous checkpoint, if any, is kept: free some space or make the folder writable, then "
+                   "continue with `hopelab-cli train --resume " +
+                   std::to_string(run_id) + "`.");
+  };
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec) fail(ec.message());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(std::strerror(errno));
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      fail(std::strerror(err));
+    }
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    fail(std::strerror(err));
+  }
+  if (::close(fd) != 0) fail(std::strerror(errno));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail(std::strerror(errno));
+}
+
+}  // namespace
+
 void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, int phase, double metric,
                      Emitter& emit) {
   if (!s.save_ckpt) return;
-  fs::create_directories(s.ckpt_dir);
+  // A checkpoint only once every record before it is in the run database (flush throws the
+  // writer's error): a run resumed from it then has no hole in its series.
+  if (s.store_obs) s.store_obs->writer().flush();
   std::string path = s.ckpt_dir + "/" + name(kind) + ".pt";
   torch::serialize::OutputArchive ar;
   s.model->save(ar);
@@ -211,8 +264,7 @@ void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, i
   ar.write("hopelab.rng.replay", generator_state(st.replay_gen));
   ar.write("hopelab.rng.global", generator_state(at::detail::getDefaultCPUGenerator()));
   ar.write("hopelab.theta_run", st.theta_run);
-  ar.save_to(path + ".tmp");
-  fs::rename(path + ".tmp", path);
+  write_checkpoint_file(ar, path, s.run_id);
   Event e;
   e.kind = EventKind::Checkpoint;
   e.checkpoint = kind;
