@@ -4,6 +4,7 @@
 #include <QFile>
 #include <QFileDialog>
 #include <QHBoxLayout>
+#include <QHelpEvent>
 #include <QLabel>
 #include <QMessageBox>
 #include <QPointer>
@@ -52,11 +53,12 @@ AttributionView::AttributionView(QWidget* parent) : QWidget(parent) {
   plot_ = new QCustomPlot(this);
   plot_->setObjectName("attributionPlot");
   plot_->setMinimumSize(260, 180);
-  plot_->setToolTip(
-      tr("Forgetting attribution: gain in accuracy points on task j when the level is put back to its "
-         "state at the end of task j (red: the level's drift cost task j that much). Gains of "
-         "different levels do not add up.\nWheel: zoom; drag: pan; double-click: reset; right-click: "
-         "save as PNG, SVG or PDF."));
+  help_ =
+      (tr("Forgetting attribution: gain in accuracy points on task j when the level is put back to its "
+          "state at the end of task j (red: the level's drift cost task j that much). Gains of "
+          "different levels do not add up.\nWheel: zoom; drag: pan; double-click: reset; right-click: "
+          "save as PNG, SVG or PDF."));
+  plot_->installEventFilter(this);
   addPlotExportMenu(plot_);
   map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
   map_->setInterpolate(false);
@@ -66,7 +68,12 @@ AttributionView::AttributionView(QWidget* parent) : QWidget(parent) {
   auto* group = new QCPMarginGroup(plot_);
   plot_->axisRect()->setMarginGroup(QCP::msTop | QCP::msBottom, group);
   scale_->setMarginGroup(QCP::msTop | QCP::msBottom, group);
-  QCPColorGradient g(QCPColorGradient::gpPolar);  // blue (restoring hurts) – white – red (it recovers)
+  // Diverging, white at 0: red where putting the level back recovers task j, blue where it hurts.
+  QCPColorGradient g;
+  g.clearColorStops();
+  g.setColorStopAt(0, QColor(59, 76, 192));
+  g.setColorStopAt(0.5, QColor(242, 242, 242));
+  g.setColorStopAt(1, QColor(180, 4, 38));
   g.setNanHandling(QCPColorGradient::nhTransparent);
   map_->setGradient(g);
   scale_->setGradient(g);
@@ -76,10 +83,8 @@ AttributionView::AttributionView(QWidget* parent) : QWidget(parent) {
   plot_->setMouseTracking(true);
   zoom_ = new PlotZoom(plot_, [this] { draw(); });
   connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* ev) {
-    if (!result_ || (ev->buttons() & Qt::LeftButton)) return;
-    const int j = int(std::lround(plot_->xAxis->pixelToCoord(ev->position().x())));
-    const int r = int(std::lround(plot_->yAxis->pixelToCoord(ev->position().y())));
-    const QString tip = plot_->axisRect()->rect().contains(ev->position().toPoint()) ? cellToolTip(r, j) : QString();
+    if (ev->buttons() & Qt::LeftButton) return;
+    const QString tip = tipAt(ev->position());
     if (tip.isEmpty())
       QToolTip::hideText();
     else
@@ -109,6 +114,24 @@ AttributionView::~AttributionView() {
     cancel();
     watcher_->waitForFinished();
   }
+}
+
+QString AttributionView::tipAt(const QPointF& pos) const {
+  if (!result_ || !plot_->axisRect()->rect().contains(pos.toPoint())) return {};
+  const int j = int(std::lround(plot_->xAxis->pixelToCoord(pos.x())));
+  const int r = int(std::lround(plot_->yAxis->pixelToCoord(pos.y())));
+  return cellToolTip(r, j);
+}
+
+bool AttributionView::eventFilter(QObject* watched, QEvent* event) {
+  // Qt's delayed tooltip over the plot: the cell under the pointer, else what the plot shows.
+  if (watched == plot_ && event->type() == QEvent::ToolTip) {
+    auto* help = static_cast<QHelpEvent*>(event);
+    const QString tip = tipAt(help->pos());
+    QToolTip::showText(help->globalPos(), tip.isEmpty() ? help_ : tip, plot_);
+    return true;
+  }
+  return QWidget::eventFilter(watched, event);
 }
 
 void AttributionView::setRuns(const QList<QPair<qint64, QString>>& runs) {

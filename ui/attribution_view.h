@@ -54,6 +54,9 @@ class AttributionView : public QWidget {
  Q_SIGNALS:
   void finished(bool ok);  // after a computation ended (ok: a result is shown)
 
+ protected:
+  bool eventFilter(QObject* watched, QEvent* event) override;
+
  private:
   struct Outcome {
     std::optional<hl::train::Attribution> result;
@@ -61,7 +64,9 @@ class AttributionView : public QWidget {
   };
   void draw();
   void onFinished();
+  QString tipAt(const QPointF& pos) const;  // the cell's tooltip at a plot position, "" outside
 
+  QString help_;  // what the plot shows (its tooltip away from the cells)
   QString db_path_;
   std::function<QString()> data_dir_;
   QComboBox* run_ = nullptr;

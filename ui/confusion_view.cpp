@@ -5,6 +5,7 @@
 #include <QFile>
 #include <QFileDialog>
 #include <QHBoxLayout>
+#include <QHelpEvent>
 #include <QLabel>
 #include <QMessageBox>
 #include <QPushButton>
@@ -47,10 +48,11 @@ ConfusionView::ConfusionView(QWidget* parent) : QWidget(parent) {
   plot_ = new QCustomPlot(this);
   plot_->setObjectName("confusionPlot");
   plot_->setMinimumSize(260, 200);
-  plot_->setToolTip(
-      tr("Confusion matrix: rows = true class, columns = predicted class, classes grouped by task "
-         "(T1, T2, …). Hover a cell for the class names.\nWheel: zoom; drag: pan; double-click: "
-         "reset; right-click: save as PNG, SVG or PDF."));
+  help_ =
+      (tr("Confusion matrix: rows = true class, columns = predicted class, classes grouped by task "
+          "(T1, T2, …). Hover a cell for the class names.\nWheel: zoom; drag: pan; double-click: "
+          "reset; right-click: save as PNG, SVG or PDF."));
+  plot_->installEventFilter(this);
   addPlotExportMenu(plot_);
   map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
   map_->setInterpolate(false);
@@ -74,15 +76,12 @@ ConfusionView::ConfusionView(QWidget* parent) : QWidget(parent) {
     plot_->yAxis->setRange(-0.5, n - 0.5);
   });
   connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* ev) {
-    const auto* m = current();
-    if (!m || (ev->buttons() & Qt::LeftButton)) return;
-    const int c = int(std::lround(plot_->xAxis->pixelToCoord(ev->position().x())));
-    const int r = int(std::lround(plot_->yAxis->pixelToCoord(ev->position().y())));
-    if (r >= 0 && c >= 0 && r < int(m->size()) && c < int(m->size()) &&
-        plot_->axisRect()->rect().contains(ev->position().toPoint()))
-      QToolTip::showText(ev->globalPosition().toPoint(), cellToolTip(r, c), plot_);
-    else
+    if (ev->buttons() & Qt::LeftButton) return;
+    const QString tip = tipAt(ev->position());
+    if (tip.isEmpty())
       QToolTip::hideText();
+    else
+      QToolTip::showText(ev->globalPosition().toPoint(), tip, plot_);
   });
 
   auto* lay = new QVBoxLayout(this);
@@ -108,6 +107,25 @@ ConfusionView::ConfusionView(QWidget* parent) : QWidget(parent) {
   });
   setDark(darkPalette());
   draw();
+}
+
+QString ConfusionView::tipAt(const QPointF& pos) const {
+  const auto* m = current();
+  if (!m || !plot_->axisRect()->rect().contains(pos.toPoint())) return {};
+  const int c = int(std::lround(plot_->xAxis->pixelToCoord(pos.x())));
+  const int r = int(std::lround(plot_->yAxis->pixelToCoord(pos.y())));
+  return cellToolTip(r, c);
+}
+
+bool ConfusionView::eventFilter(QObject* watched, QEvent* event) {
+  // Qt's delayed tooltip over the plot: the cell under the pointer, else what the plot is.
+  if (watched == plot_ && event->type() == QEvent::ToolTip) {
+    auto* help = static_cast<QHelpEvent*>(event);
+    const QString tip = tipAt(help->pos());
+    QToolTip::showText(help->globalPos(), tip.isEmpty() ? help_ : tip, plot_);
+    return true;
+  }
+  return QWidget::eventFilter(watched, event);
 }
 
 void ConfusionView::setMatrices(std::vector<hl::metrics::ConfusionMatrix> matrices, const QString& run_label) {

@@ -47,9 +47,14 @@ class ConfusionView : public QWidget {
   QComboBox* taskSelector() const { return task_; }
   void setDark(bool dark);
 
+ protected:
+  bool eventFilter(QObject* watched, QEvent* event) override;
+
  private:
   void draw();
+  QString tipAt(const QPointF& pos) const;  // the cell's tooltip at a plot position, "" outside
   std::vector<hl::metrics::ConfusionMatrix> matrices_;
+  QString help_;  // what the plot is (its tooltip away from the cells)
   QString run_label_;
   bool follow_latest_ = false;
   bool dark_ = false;

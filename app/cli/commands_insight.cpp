@@ -174,13 +174,19 @@ int Commands::attribute() {
   std::printf(
       "  gain in accuracy points on task j when the level is put back to its state at the end of task j (the rest\n"
       "  final), over the final model; gains of different levels do not add up (levels interact)\n");
-  size_t w = std::string("R[j][j] (end of task j)").size();
-  for (const auto& l : a.levels) w = std::max(w, l.label.size());
-  std::printf("  %-*s", int(w), "level");
+  // Columns by characters, not bytes (labels hold "·").
+  auto width = [](const std::string& s) {
+    return size_t(
+        std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  };
+  auto padded = [&](const std::string& s, size_t w) { return s + std::string(w - std::min(w, width(s)), ' '); };
+  size_t w = width("R[j][j] (end of task j)");
+  for (const auto& l : a.levels) w = std::max(w, width(l.label));
+  std::printf("  %s", padded("level", w).c_str());
   for (int j = 0; j + 1 < T; ++j) std::printf(" %7s", ("task " + std::to_string(j + 1)).c_str());
   std::printf("\n");
   auto line = [&](const std::string& name, const std::vector<double>& v, bool signed_points) {
-    std::printf("  %-*s", int(w), name.c_str());
+    std::printf("  %s", padded(name, w).c_str());
     for (int j = 0; j + 1 < T; ++j) {
       char b[32];
       if (std::isnan(v[j]))
