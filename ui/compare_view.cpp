@@ -6,12 +6,15 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QSplitter>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <QVBoxLayout>
 #include <map>
 #include <qcustomplot.h>
 #include <set>
 
+#include "ui/attribution_view.h"
+#include "ui/confusion_view.h"
 #include "ui/plot_export.h"
 #include "ui/plot_util.h"
 #include "ui/plot_zoom.h"
@@ -96,9 +99,28 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   bar->addWidget(new QLabel(tr("Curve:"), this));
   bar->addWidget(metric_);
   bar->addWidget(info_, 1);
+  confusion_run_ = new QComboBox(this);
+  confusion_run_->setObjectName("compareConfusionRun");
+  confusion_ = new ConfusionView(this);
+  auto* conf_page = new QWidget(this);
+  auto* conf_lay = new QVBoxLayout(conf_page);
+  conf_lay->setContentsMargins(0, 0, 0, 0);
+  auto* conf_bar = new QHBoxLayout;
+  conf_bar->addWidget(new QLabel(tr("Run"), conf_page));
+  conf_bar->addWidget(confusion_run_, 1);
+  conf_lay->addLayout(conf_bar);
+  conf_lay->addWidget(confusion_, 1);
+  attribution_ = new AttributionView(this);
+  side_ = new QTabWidget(this);
+  side_->setObjectName("compareSideTabs");
+  side_->setDocumentMode(true);
+  side_->addTab(matrices_, tr("Accuracy matrices"));
+  side_->addTab(conf_page, tr("Confusion"));
+  side_->addTab(attribution_, tr("Forgetting attribution"));
+  connect(confusion_run_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { rebuildConfusion(); });
   auto* bottom = new QSplitter(this);
   bottom->addWidget(diff_);
-  bottom->addWidget(matrices_);
+  bottom->addWidget(side_);
   bottom->setStretchFactor(0, 1);
   bottom->setStretchFactor(1, 1);
   auto* split = new QSplitter(Qt::Vertical, this);
@@ -112,6 +134,28 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   connect(metric_, &QComboBox::currentIndexChanged, this, [this] { rebuild(); });
   stylePlot(curves_, darkPalette());
   stylePlot(matrices_, darkPalette());
+}
+
+void CompareView::setStore(hl::store::RunStore* db) {
+  db_ = db;
+  attribution_->setDbPath(db ? QString::fromStdString(db->path()) : QString());
+}
+
+void CompareView::setDataDirSource(std::function<QString()> f) {
+  attribution_->setDataDirSource(std::move(f));
+}
+
+void CompareView::showConfusionOf(qint64 run_id) {
+  const int i = confusion_run_->findData(run_id);
+  if (i >= 0) confusion_run_->setCurrentIndex(i);
+  side_->setCurrentIndex(1);
+}
+
+void CompareView::rebuildConfusion() {
+  const qint64 id = confusion_run_->currentData().toLongLong();
+  for (const auto& r : runs_)
+    if (r.id == id) return confusion_->setMatrices(r.confusion, QString("run%1").arg(r.id));
+  confusion_->clear();
 }
 
 QString CompareView::setRuns(const QList<qint64>& ids) {
@@ -131,6 +175,7 @@ QString CompareView::setRuns(const QList<qint64>& ids) {
     }
     c.series = db_->series(id);
     c.cells = db_->accuracy(id);
+    c.confusion = db_->confusion(id);
     runs.push_back(std::move(c));
   }
   setData(std::move(runs));
@@ -160,6 +205,19 @@ void CompareView::setData(std::vector<CompareRun> runs) {
   metric_->blockSignals(false);
   rebuildDiff();
   rebuildMatrices();
+  const qint64 shown = confusion_run_->currentData().toLongLong();
+  QList<QPair<qint64, QString>> offered;
+  confusion_run_->blockSignals(true);
+  confusion_run_->clear();
+  for (const auto& r : runs_) {
+    confusion_run_->addItem(r.label, r.id);
+    offered.append({r.id, r.label});
+  }
+  const int i = confusion_run_->findData(shown);
+  confusion_run_->setCurrentIndex(i >= 0 ? i : 0);
+  confusion_run_->blockSignals(false);
+  rebuildConfusion();
+  attribution_->setRuns(offered);
   rebuild();
 }
 

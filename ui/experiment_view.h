@@ -28,6 +28,7 @@ class ExperimentView : public QWidget {
   void setSpecSource(std::function<nlohmann::json()> f) { source_ = std::move(f); }
   void setDbPath(const QString& p) { db_path_ = p; }
   void setDataDir(const QString& d) { data_dir_ = d; }
+  QString dataDir() const { return data_dir_; }
   // Fill the form from a spec's experiment/training/optimizer sections, and write them back.
   void setSpec(const nlohmann::json& spec);
   // Only the fields of the form a preset owns (head, optimizer, learning rate), after a preset

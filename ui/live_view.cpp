@@ -7,6 +7,7 @@
 #include <QLabel>
 #include <QPushButton>
 #include <QSlider>
+#include <QTabWidget>
 #include <QTimer>
 #include <QToolTip>
 #include <cmath>
@@ -14,6 +15,7 @@
 
 #include "engine/common/error.h"
 #include "engine/store/store.h"
+#include "ui/confusion_view.h"
 #include "ui/plot_export.h"
 #include "ui/plot_zoom.h"
 #include "ui/run_worker.h"
@@ -151,7 +153,16 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   grid->addWidget(loss_, 0, 0);
   grid->addWidget(drift_, 0, 1);
   grid->addWidget(forget_, 1, 0);
-  grid->addWidget(matrix_, 1, 1);
+  confusion_ = new ConfusionView(this);
+  confusion_->setFollowLatest(true);
+  matrix_tabs_ = new QTabWidget(this);
+  matrix_tabs_->setObjectName("liveMatrixTabs");
+  matrix_tabs_->setDocumentMode(true);
+  matrix_tabs_->addTab(matrix_, tr("Accuracy matrix"));
+  matrix_tabs_->addTab(confusion_, tr("Confusion"));
+  matrix_tabs_->setTabToolTip(1, tr("After each task: the class-IL predictions on the evaluation split over the "
+                                    "classes seen so far (true × predicted)"));
+  grid->addWidget(matrix_tabs_, 1, 1);
   grid->setRowStretch(0, 3);
   grid->setRowStretch(1, 2);
   auto* lay = new QVBoxLayout(this);
@@ -194,6 +205,7 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
     // Same lanes and graphs (a zoomed range stays); every series, band and matrix cell again.
     bands_tasks_ = -1;
     cells_seen_ = ~0ull;
+    confusion_seen_ = ~0ull;
     redraw(true);
     if (replay_.status() != hl::RunStatus::Running) follow_stored_->stop();
   });
@@ -294,6 +306,7 @@ void LiveView::setDark(bool dark) {
         if (t->property("hlTaskLabel").toBool()) t->setColor(taskLabelColor(dark_));
       }
   for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
+  confusion_->setDark(dark_);
 }
 
 QList<QCustomPlot*> LiveView::plots() const {
@@ -363,6 +376,7 @@ void LiveView::rebuildAll() {
   lanes_.clear();
   bands_tasks_ = -1;
   cells_seen_ = ~0ull;
+  confusion_seen_ = ~0ull;
   rebuildLanes();
 }
 
@@ -581,6 +595,11 @@ void LiveView::redraw(bool force) {
   if (d.cellsVersion() != cells_seen_) {
     drawMatrix();
     changed = true;
+  }
+  if (d.confusionVersion() != confusion_seen_ || d.runId() != confusion_run_) {
+    confusion_seen_ = d.confusionVersion();
+    confusion_run_ = d.runId();
+    confusion_->setMatrices(d.confusion(), QString("run%1").arg(d.runId()));
   }
 
   const QString xl = x_ == XAxis::Step ? tr("step") : x_ == XAxis::Task ? tr("task") : tr("samples seen");

@@ -1,5 +1,6 @@
 // The Live view: per-level loss lanes (ordered by clock, with each level's update ticks), memory
-// drift per level, forgetting curves with task bands, and the accuracy-matrix heatmap. Trainer
+// drift per level, forgetting curves with task bands, and the accuracy-matrix heatmap beside the
+// task-end confusion matrix (a tab each). Trainer
 // events are drained from an EventFeed by a 40 ms timer (≤ 25 fps), appended with addData (or
 // rebuilt, decimated, when long or when the view settings change) and drawn with a queued replot.
 // A stored run is replayed from the run store through the same path.
@@ -20,10 +21,12 @@ class QCheckBox;
 class QComboBox;
 class QLabel;
 class QSlider;
+class QTabWidget;
 class QTimer;
 namespace hl::ui {
+class ConfusionView;
 class PlotZoom;
-}
+}  // namespace hl::ui
 
 namespace hl::store {
 class RunStore;
@@ -70,6 +73,8 @@ class LiveView : public QWidget {
   QCustomPlot* driftPlot() const { return drift_; }
   QCustomPlot* forgettingPlot() const { return forget_; }
   QCustomPlot* matrixPlot() const { return matrix_; }
+  ConfusionView* confusionView() const { return confusion_; }
+  QTabWidget* matrixTabs() const { return matrix_tabs_; }
   // Tooltip text for the heatmap cell (after_task, task), with the metric formulas.
   QString cellToolTip(int after_task, int task) const;
 
@@ -106,6 +111,10 @@ class LiveView : public QWidget {
   // Zoom and pan (plot_zoom.h); while the user holds a range, redraw leaves that plot's ranges.
   PlotZoom *zoom_loss_ = nullptr, *zoom_drift_ = nullptr, *zoom_forget_ = nullptr, *zoom_matrix_ = nullptr;
   QCPColorMap* cmap_ = nullptr;
+  ConfusionView* confusion_ = nullptr;
+  QTabWidget* matrix_tabs_ = nullptr;  // the accuracy matrix | the confusion matrix
+  uint64_t confusion_seen_ = ~0ull;
+  int64_t confusion_run_ = -1;
   QLabel* title_ = nullptr;
   QWidget* plots_ = nullptr;  // the four plots
   QLabel* empty_ = nullptr;   // shown instead while there is no run

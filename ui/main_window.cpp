@@ -28,7 +28,9 @@
 #include "engine/data/dataset.h"
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
+#include "ui/attribution_view.h"
 #include "ui/compare_view.h"
+#include "ui/confusion_view.h"
 #include "ui/editor/architecture_editor.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
@@ -79,6 +81,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   export_ = new ExportView(this);
   inference_ = new InferenceView(this);
   live_->setFeed(worker_->feed());
+  compare_->setDataDirSource([this] { return experiment_->dataDir(); });
   experiment_->setSpecSource([this] { return editor_->spec(); });
   if (!editor_->spec().is_object() || !editor_->spec().contains("model"))
     editor_->setSpec(hl::spec::preset("transformer"));  // an editor that starts empty gets the default
@@ -475,6 +478,8 @@ void MainWindow::setDark(bool dark) {
   }
   qApp->setPalette(p);
   live_->setDark(dark);
+  compare_->confusionView()->setDark(dark);
+  compare_->attributionView()->setDark(dark);
   for (auto* a : findChildren<QAction*>("darkAction"))
     if (a->isChecked() != dark) a->setChecked(dark);
 }

@@ -99,6 +99,17 @@ void RunData::apply(const hl::train::Event& e) {
       ++cells_version_;
       break;
     }
+    case EventKind::Confusion: {
+      if (!e.confusion) break;
+      auto it = std::find_if(confusion_.begin(), confusion_.end(),
+                             [&](const auto& m) { return m.after_task >= e.confusion->after_task; });
+      if (it != confusion_.end() && it->after_task == e.confusion->after_task)
+        *it = *e.confusion;
+      else
+        confusion_.insert(it, *e.confusion);
+      ++confusion_version_;
+      break;
+    }
     case EventKind::Status:
       status_ = e.status;
       break;
@@ -133,6 +144,8 @@ void RunData::load(hl::store::RunStore& db, int64_t run_id) {
   }
   cells_ = db.accuracy(run_id);
   ++cells_version_;
+  confusion_ = db.confusion(run_id);
+  ++confusion_version_;
   // Task boundaries: each task ends with an evaluation at its last step; the next one starts there.
   auto evals = db.evals(run_id);
   std::map<int, int64_t> task_end;

@@ -41,6 +41,9 @@ class RunData {
   std::vector<const SeriesData*> lossLanes() const;
   const std::vector<hl::store::AccuracyCell>& cells() const { return cells_; }
   uint64_t cellsVersion() const { return cells_version_; }
+  // The task-end confusion matrices so far, by after_task.
+  const std::vector<hl::metrics::ConfusionMatrix>& confusion() const { return confusion_; }
+  uint64_t confusionVersion() const { return confusion_version_; }
   // Steps at which each task started (index = task).
   const std::vector<int64_t>& taskStarts() const { return task_starts_; }
   // x-axis maps from step.
@@ -59,6 +62,8 @@ class RunData {
   std::map<std::string, size_t> index_;
   std::vector<hl::store::AccuracyCell> cells_;
   uint64_t cells_version_ = 0;
+  std::vector<hl::metrics::ConfusionMatrix> confusion_;
+  uint64_t confusion_version_ = 0;
   std::vector<int64_t> task_starts_;
   AxisMap samples_map_;
 };

@@ -129,6 +129,39 @@ Commands::Commands(CLI::App& app) : app_(app) {
   runs_merge_->add_option("shards", merge_shards_, "Run databases to merge from")->required()->expected(1, -1);
   runs_merge_->add_option("--into", merge_into_, "The database to merge into (default: --db, else the user's runs.db)");
 
+  runs_confusion_ = runs_->add_subcommand(
+      "confusion",
+      "A run's confusion matrix after a task: the class-IL predictions on the evaluation split over the classes "
+      "seen so far (true class x predicted class), classes grouped by task; a summary, or the matrix as CSV/JSON");
+  runs_confusion_->add_option("run", run_id_, "Run id")->required();
+  runs_confusion_->add_option("--task", confusion_task_, "After task J, 1-based (default: the last task evaluated)")
+      ->check(CLI::PositiveNumber);
+  {
+    auto* fmt = runs_confusion_->add_option_group("format");
+    fmt->add_flag("--csv", csv_, "The matrix as CSV: one row per true class, one column per predicted class");
+    fmt->add_flag("--json", json_, "The matrix as JSON (classes with their tasks and names, counts row by row)");
+    fmt->require_option(0, 1);
+  }
+  runs_confusion_->add_flag(
+      "--normalise", normalise_,
+      "Each row divided by its sum (the share of the true class's rows), in --csv and the summary");
+  runs_confusion_->add_option("--out", out_, "Write to this file instead of stdout");
+
+  attribute_ = app.add_subcommand(
+      "attribute",
+      "Per-level forgetting attribution of a finished run: for each level (outer, each in-context memory, each CMS "
+      "level, the memory head) and each task j, that level is put back to its state at the end of task j, the rest "
+      "stays final, and task j's accuracy is measured; the gain over the final model is the level's share of task "
+      "j's forgetting (needs the run's task-end snapshots, training.snapshots; docs/MODELS.md)");
+  attribute_->add_option("run", run_id_, "Run id")->required();
+  {
+    auto* fmt = attribute_->add_option_group("format");
+    fmt->add_flag("--json", json_, "Machine-readable JSON (gains as fractions)");
+    fmt->add_flag("--csv", csv_, "The level x task table of gains (accuracy points) as CSV");
+    fmt->require_option(0, 1);
+  }
+  attribute_->add_flag("--quiet", quiet_, "No progress on stderr");
+
   show_ = app.add_subcommand("show", "Show one run");
   show_->add_option("run", run_id_, "Run id")->required();
   show_->add_flag("--json", json_, "Machine-readable JSON (metrics, accuracy matrix, series)");
@@ -234,6 +267,8 @@ int Commands::run() {
   if (train_->parsed()) return train();
   if (diagnose_->parsed()) return diagnose();
   if (runs_merge_->parsed()) return runsMerge();
+  if (runs_confusion_->parsed()) return runsConfusion();
+  if (attribute_->parsed()) return attribute();
   if (runs_->parsed()) return runs();
   if (show_->parsed()) return show();
   if (export_->parsed()) return exportTables();
@@ -483,9 +518,9 @@ int Commands::runsMerge() {
     const store::MergeReport r = db->merge(shard);
     std::printf(
         "%s: %d added, %d updated, %d unchanged, %d kept (%lld points, %lld accuracy cells, %lld evals, "
-        "%lld checkpoint rows copied)\n",
+        "%lld checkpoint rows, %lld confusion matrices copied)\n",
         shard.c_str(), r.added, r.updated, r.unchanged, r.kept, (long long)r.points, (long long)r.accuracy_cells,
-        (long long)r.evals, (long long)r.checkpoints);
+        (long long)r.evals, (long long)r.checkpoints, (long long)r.confusion_matrices);
     for (const auto& why : r.kept_why) std::printf("  %s\n", why.c_str());
     total.added += r.added;
     total.updated += r.updated;

@@ -35,13 +35,15 @@ class Commands {
   int sweepInProcesses(int n);
   int sweepSlurm(const spec::Sweep& sw);
   int runsMerge();
+  int runsConfusion();
+  int attribute();
   std::string dbPath() const;
   std::string dataDir() const;
   std::string dataDestination() const;  // dataDir(), created, and said on stderr
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_, *runs_merge_, *diagnose_;
+      *data_import_, *sweep_, *runs_merge_, *diagnose_, *runs_confusion_, *attribute_;
   // global
   std::string db_, data_dir_;
   // train
@@ -77,6 +79,9 @@ class Commands {
   // runs merge
   std::vector<std::string> merge_shards_;
   std::string merge_into_;
+  // runs confusion / attribute
+  int confusion_task_ = 0;  // 1-based; 0 = the last
+  bool csv_ = false, normalise_ = false;
   // diagnose
   std::string diag_checkpoint_;
   int diag_batch_ = 32;

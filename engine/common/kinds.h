@@ -27,7 +27,8 @@ enum class StrategyType { Finetune, Ewc, Replay };
 enum class Protocol { ClassIncremental, Joint };
 // A run's state. Paused is a live state only (trainer events); the store never holds it.
 enum class RunStatus { Running, Paused, Finished, Failed, Diverged, Cancelled, Interrupted };
-enum class CheckpointKind { Best, Last };
+// snapshot: the model alone (weights and buffers) at one task end, for forgetting attribution.
+enum class CheckpointKind { Best, Last, Snapshot };
 
 template <class E>
 struct KindNames;  // names[i] is the spelling of enumerator i; what names the vocabulary in messages
@@ -87,7 +88,7 @@ HL_KIND(Positions, "positions", "learned", "none")
 HL_KIND(StrategyType, "strategy", "finetune", "ewc", "replay")
 HL_KIND(Protocol, "protocol", "class-incremental", "joint")
 HL_KIND(RunStatus, "run status", "running", "paused", "finished", "failed", "diverged", "cancelled", "interrupted")
-HL_KIND(CheckpointKind, "checkpoint kind", "best", "last")
+HL_KIND(CheckpointKind, "checkpoint kind", "best", "last", "snapshot")
 #undef HL_KIND
 
 // Block types by what they contain.

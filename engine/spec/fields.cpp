@@ -103,6 +103,9 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       number("dev_fraction", 0.0, 0.0, 0.5, 2, "", "Train rows per class held out to pick best.pt"),
       integer("threads", 0, 0, 256, "", "CPU threads (0 = LibTorch's default)"),
       boolean("checkpoints", true, "Save last.pt and best.pt at task ends"),
+      boolean("snapshots", true,
+              "Save the model's weights at every task end (for forgetting attribution; left out of the "
+              "config hash)"),
   };
   t["experiment"] = {
       text("dataset", "banking77", true, "A dataset name (clinc150, banking77, dbpedia70, dbpedia14) or a folder path"),

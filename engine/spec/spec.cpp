@@ -398,17 +398,26 @@ std::string canonical(const json& spec) {
   return spec.dump();
 }
 
-std::string config_hash(const json& spec) {
+namespace {
+// What a hash leaves out besides the seed: the description, and training.snapshots, which changes
+// what a run saves, not what it trains (runs recorded before the field existed keep their hashes,
+// so sweeps still find them finished and exports still group them with new seeds).
+json hashed_part(const json& spec) {
   json s = spec;
-  if (s.contains("experiment") && s["experiment"].is_object()) s["experiment"].erase("seed");
   s.erase("description");
+  if (s.contains("training") && s["training"].is_object()) s["training"].erase("snapshots");
+  return s;
+}
+}  // namespace
+
+std::string config_hash(const json& spec) {
+  json s = hashed_part(spec);
+  if (s.contains("experiment") && s["experiment"].is_object()) s["experiment"].erase("seed");
   return sha256_hex(canonical(s));
 }
 
 std::string run_hash(const json& spec) {
-  json s = spec;
-  s.erase("description");
-  return sha256_hex(canonical(s));
+  return sha256_hex(canonical(hashed_part(spec)));
 }
 
 json load_file(const std::string& path) {

@@ -18,11 +18,11 @@ namespace fs = std::filesystem;
 // How much a run holds: compared to tell an identical copy from a different one, and (for two
 // unfinished copies) which one got further.
 struct Content {
-  int64_t series = 0, points = 0, accuracy = 0, evals = 0, checkpoints = 0;
-  int64_t rows() const { return series + points + accuracy + evals + checkpoints; }
+  int64_t series = 0, points = 0, accuracy = 0, evals = 0, checkpoints = 0, confusion = 0;
+  int64_t rows() const { return series + points + accuracy + evals + checkpoints + confusion; }
   bool operator==(const Content& o) const {
-    return std::tie(series, points, accuracy, evals, checkpoints) ==
-           std::tie(o.series, o.points, o.accuracy, o.evals, o.checkpoints);
+    return std::tie(series, points, accuracy, evals, checkpoints, confusion) ==
+           std::tie(o.series, o.points, o.accuracy, o.evals, o.checkpoints, o.confusion);
   }
 };
 
@@ -34,10 +34,12 @@ Content content_of(Db& db, std::mutex& mu, int64_t run_id) {
             "SELECT (SELECT count(*) FROM series WHERE run_id=?1), "
             "(SELECT count(*) FROM points WHERE series_id IN (SELECT id FROM series WHERE run_id=?1)), "
             "(SELECT count(*) FROM accuracy WHERE run_id=?1), (SELECT count(*) FROM evals WHERE run_id=?1), "
-            "(SELECT count(*) FROM checkpoints WHERE run_id=?1)");
+            "(SELECT count(*) FROM checkpoints WHERE run_id=?1), "
+            "(SELECT count(*) FROM confusion WHERE run_id=?1) + (SELECT count(*) FROM confusion_classes WHERE "
+            "run_id=?1)");
     st.bind(1, run_id);
     st.step();
-    c = {st.col_int(0), st.col_int(1), st.col_int(2), st.col_int(3), st.col_int(4)};
+    c = {st.col_int(0), st.col_int(1), st.col_int(2), st.col_int(3), st.col_int(4), st.col_int(5)};
   });
   return c;
 }
@@ -74,6 +76,7 @@ struct Bundle {
   std::vector<AccuracyCell> accuracy;
   std::vector<EvalResult> evals;
   std::vector<CheckpointEntry> checkpoints;
+  std::vector<ConfusionMatrix> confusion;
 };
 
 }  // namespace
@@ -119,7 +122,8 @@ MergeReport RunStore::merge(const std::string& shard_path) {
         continue;
       }
     }
-    Bundle b{shard->series(src.id), shard->accuracy(src.id), shard->evals(src.id), shard->checkpoints(src.id)};
+    Bundle b{shard->series(src.id), shard->accuracy(src.id), shard->evals(src.id), shard->checkpoints(src.id),
+             shard->confusion(src.id)};
     RunRecord r = src;
     if (dst) {  // this database's annotations of the run stay
       r.tags = dst->tags;
@@ -136,6 +140,8 @@ MergeReport RunStore::merge(const std::string& shard_path) {
             "DELETE FROM accuracy WHERE run_id=?",
             "DELETE FROM evals WHERE run_id=?",
             "DELETE FROM checkpoints WHERE run_id=?",
+            "DELETE FROM confusion WHERE run_id=?",
+            "DELETE FROM confusion_classes WHERE run_id=?",
         };
         for (const char* sql : kClear) Stmt(d_->db, sql).bind(1, id).run();
         std::string sql = std::string("UPDATE runs SET (") + detail::kRunColumns + ") = (?";
@@ -167,12 +173,14 @@ MergeReport RunStore::merge(const std::string& shard_path) {
       Stmt ck(d_->db, "INSERT INTO checkpoints (run_id, kind, path, step, task, metric) VALUES (?, ?, ?, ?, ?, ?)");
       for (const CheckpointEntry& c : b.checkpoints)
         ck.bind(1, id).bind(2, name(c.kind)).bind(3, c.path).bind(4, c.step).bind(5, c.task).bind(6, c.metric).run();
+      for (const ConfusionMatrix& m : b.confusion) detail::write_confusion(d_->db, id, m);
     });
     ++(dst ? rep.updated : rep.added);
     for (const Series& s : b.series) rep.points += int64_t(s.points.size());
     rep.accuracy_cells += int64_t(b.accuracy.size());
     rep.evals += int64_t(b.evals.size());
     rep.checkpoints += int64_t(b.checkpoints.size());
+    rep.confusion_matrices += int64_t(b.confusion.size());
   }
   return rep;
 }

@@ -107,15 +107,39 @@ WHERE uuid = '';
 CREATE UNIQUE INDEX runs_uuid ON runs(uuid);
 )sql";
 
+// v3: a confusion matrix per task end (class-IL predictions on the evaluation split over the
+// classes seen so far): its classes in display order, and its non-zero cells.
+const char* kV3 = R"sql(
+CREATE TABLE confusion_classes (
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  after_task INTEGER NOT NULL,
+  position   INTEGER NOT NULL,
+  class      INTEGER NOT NULL,
+  task       INTEGER NOT NULL,
+  name       TEXT    NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, after_task, position)
+) WITHOUT ROWID;
+
+CREATE TABLE confusion (
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  after_task INTEGER NOT NULL,
+  true_class INTEGER NOT NULL,
+  pred_class INTEGER NOT NULL,
+  count      INTEGER NOT NULL,
+  PRIMARY KEY (run_id, after_task, true_class, pred_class)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
-  static const std::vector<Migration> steps = {{1, kV1}, {2, kV2}};
+  static const std::vector<Migration> steps = {{1, kV1}, {2, kV2}, {3, kV3}};
   return steps;
 }
 
 const std::vector<std::string>& required_tables() {
-  static const std::vector<std::string> t = {"runs", "series", "points", "accuracy", "evals", "checkpoints"};
+  static const std::vector<std::string> t = {
+      "runs", "series", "points", "accuracy", "evals", "checkpoints", "confusion_classes", "confusion"};
   return t;
 }
 

@@ -21,10 +21,10 @@ struct Migration {
   std::string sql;
 };
 
-// This build's steps, v1 ... kVersion (v2: runs.uuid). To add v3: append {3, "ALTER TABLE ..."} and
-// bump kVersion.
+// This build's steps, v1 ... kVersion (v2: runs.uuid; v3: the confusion and confusion_classes
+// tables). To add v4: append {4, "ALTER TABLE ..."} and bump kVersion.
 const std::vector<Migration>& migrations();
-constexpr int kVersion = 2;
+constexpr int kVersion = 3;
 
 // Tables a migrated database must have (checked on open).
 const std::vector<std::string>& required_tables();

@@ -145,6 +145,92 @@ std::string new_uuid() {
   return b;
 }
 
+void write_confusion(Db& db, int64_t run_id, const ConfusionMatrix& m) {
+  for (const char* sql : {"DELETE FROM confusion WHERE run_id=? AND after_task=?",
+                          "DELETE FROM confusion_classes WHERE run_id=? AND after_task=?"})
+    Stmt(db, sql).bind(1, run_id).bind(2, m.after_task).run();
+  Stmt cls(db, "INSERT INTO confusion_classes (run_id, after_task, position, class, task, name) VALUES (?,?,?,?,?,?)");
+  for (size_t k = 0; k < m.size(); ++k)
+    cls.bind(1, run_id)
+        .bind(2, m.after_task)
+        .bind(3, int64_t(k))
+        .bind(4, m.classes[k])
+        .bind(5, k < m.tasks.size() ? m.tasks[k] : -1)
+        .bind(6, k < m.names.size() ? m.names[k] : std::string())
+        .run();
+  Stmt cell(db, "INSERT INTO confusion (run_id, after_task, true_class, pred_class, count) VALUES (?,?,?,?,?)");
+  for (size_t r = 0; r < m.size(); ++r)
+    for (size_t c = 0; c < m.size(); ++c)
+      if (m.at(r, c) != 0)
+        cell.bind(1, run_id)
+            .bind(2, m.after_task)
+            .bind(3, m.classes[r])
+            .bind(4, m.classes[c])
+            .bind(5, m.at(r, c))
+            .run();
+}
+
+std::vector<ConfusionMatrix> read_confusion(Db& db, int64_t run_id, int after_task) {
+  std::vector<ConfusionMatrix> out;
+  const std::string where = after_task >= 0 ? " AND after_task=?2" : "";
+  auto damaged = [&](const std::string& what) {
+    return hl::StoreError("run database " + db.path() + ": run " + std::to_string(run_id) + " has " + what +
+                          ": the database is damaged or was not written by Hope Lab. Delete the run "
+                          "(hopelab-cli delete) or restore the database from a backup.");
+  };
+  {
+    Stmt st(db, ("SELECT after_task, position, class, task, name FROM confusion_classes WHERE run_id=?1" + where +
+                 " ORDER BY after_task, position")
+                    .c_str());
+    st.bind(1, run_id);
+    if (after_task >= 0) st.bind(2, after_task);
+    while (st.step()) {
+      const int64_t after = st.col_int(0), pos = st.col_int(1), task = st.col_int(3);
+      if (after < 0 || after >= kMaxTasks || task < -1 || task >= kMaxTasks)
+        throw damaged("a confusion matrix after task " + std::to_string(after) + " with a class of task " +
+                      std::to_string(task) + ", outside 0.." + std::to_string(kMaxTasks - 1));
+      if (out.empty() || out.back().after_task != int(after)) {
+        out.emplace_back();
+        out.back().after_task = int(after);
+      }
+      ConfusionMatrix& m = out.back();
+      if (m.classes.size() >= metrics::kMaxConfusionClasses)
+        throw damaged("a confusion matrix after task " + std::to_string(after) + " with more than " +
+                      std::to_string(metrics::kMaxConfusionClasses) + " classes");
+      if (pos != int64_t(m.classes.size()))
+        throw damaged("a confusion matrix after task " + std::to_string(after) + " whose class positions skip " +
+                      std::to_string(m.classes.size()));
+      m.classes.push_back(int(st.col_int(2)));
+      m.tasks.push_back(int(task));
+      m.names.push_back(st.col_text(4));
+    }
+  }
+  for (auto& m : out) m.counts.assign(m.size() * m.size(), 0);
+  Stmt st(db, ("SELECT after_task, true_class, pred_class, count FROM confusion WHERE run_id=?1" + where).c_str());
+  st.bind(1, run_id);
+  if (after_task >= 0) st.bind(2, after_task);
+  size_t k = 0;
+  while (st.step()) {
+    const int after = int(st.col_int(0));
+    if (k >= out.size() || out[k].after_task != after) {  // rows come grouped by after_task (primary key)
+      k = 0;
+      while (k < out.size() && out[k].after_task != after) ++k;
+    }
+    if (k >= out.size())
+      throw damaged("confusion cells after task " + std::to_string(after) + " without the matrix's classes");
+    ConfusionMatrix& m = out[k];
+    const int r = m.indexOf(int(st.col_int(1))), c = m.indexOf(int(st.col_int(2)));
+    if (r < 0 || c < 0)
+      throw damaged("a confusion cell after task " + std::to_string(after) + " for a class outside its matrix");
+    const int64_t count = st.col_int(3);
+    if (count < 0 || count > (int64_t(1) << 40))  // sums of a matrix must not overflow
+      throw damaged("a confusion cell after task " + std::to_string(after) + " counting " + std::to_string(count) +
+                    " rows");
+    m.counts[size_t(r) * m.size() + size_t(c)] = count;
+  }
+  return out;
+}
+
 }  // namespace detail
 
 using detail::stored_kind;
@@ -238,6 +324,8 @@ void RunStore::deleteRun(int64_t id) {
       "DELETE FROM accuracy WHERE run_id=?",
       "DELETE FROM evals WHERE run_id=?",
       "DELETE FROM checkpoints WHERE run_id=?",
+      "DELETE FROM confusion WHERE run_id=?",
+      "DELETE FROM confusion_classes WHERE run_id=?",
       "DELETE FROM runs WHERE id=?",
   };
   d_->db.transaction([&] {
@@ -381,6 +469,13 @@ std::vector<CheckpointEntry> RunStore::checkpoints(int64_t id) {
       out.push_back({stored_kind<CheckpointKind>(st.col_text(0), d_->db.path(), "checkpoints", id), st.col_text(1),
                      st.col_int(2), static_cast<int>(st.col_int(3)), st.col_double(4)});
   });
+  return out;
+}
+
+std::vector<ConfusionMatrix> RunStore::confusion(int64_t id, int after_task) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<ConfusionMatrix> out;
+  d_->db.read([&] { out = detail::read_confusion(d_->db, id, after_task); });
   return out;
 }
 

@@ -10,8 +10,11 @@
 #include <vector>
 
 #include "engine/common/kinds.h"
+#include "engine/metrics/confusion.h"
 
 namespace hl::store {
+
+using metrics::ConfusionMatrix;
 
 // Statuses: running, finished, failed, diverged, interrupted, cancelled (never paused). Reading a
 // row whose status is none of these throws hl::StoreError naming the database and the run.
@@ -87,6 +90,7 @@ struct MergeReport {
   int unchanged = 0;  // runs already here exactly as in the shard
   int kept = 0;       // runs whose copy here differs from the shard's and was kept (see the rule)
   int64_t points = 0, accuracy_cells = 0, evals = 0, checkpoints = 0;  // rows copied
+  int64_t confusion_matrices = 0;                                      // task-end confusion matrices copied
   std::vector<std::string> kept_why;  // one line per kept run: which ids, which statuses
 };
 
@@ -124,6 +128,11 @@ class RunStore {
   std::vector<AccuracyCell> accuracy(int64_t id);
   std::vector<EvalResult> evals(int64_t id);
   std::vector<CheckpointEntry> checkpoints(int64_t id);
+  // The task-end confusion matrices (docs/STORE.md "confusion"), ordered by after_task; only the
+  // one after task `after_task` when it is >= 0 (empty when there is none). A matrix whose cells
+  // name a class outside its class list, or with a task index outside 0 .. kMaxTasks-1, is refused
+  // as damage (hl::StoreError naming the file and the run).
+  std::vector<ConfusionMatrix> confusion(int64_t id, int after_task = -1);
 
   // Copies the runs of another run database (a Slurm array task's shard) into this one, matched
   // by uuid, each run in its own transaction; merging the same shard again changes nothing. A run
@@ -163,6 +172,8 @@ class RunWriter {
   void accuracy(const AccuracyCell& c);
   void eval(const EvalResult& e);
   void checkpoint(const CheckpointEntry& c);
+  // Replaces the matrix after task m.after_task (a resumed run evaluates a task end again).
+  void confusion(const ConfusionMatrix& m);
   void status(RunStatus status, const std::string& error = "", int64_t diverged_step = -1);
   void summary(const std::string& summary_json);
   void finish(RunStatus status);

@@ -24,6 +24,13 @@ std::string select_runs_sql(const std::string& where_order);  // SELECT id, kRun
 std::string insert_run_sql();                                 // INSERT INTO runs (kRunColumns) VALUES (?...)
 std::string new_uuid();                                       // a random version-4 UUID, lower-case
 
+// Inside a transaction: replaces run `run_id`'s confusion matrix after task m.after_task (its
+// classes, and its non-zero cells).
+void write_confusion(Db& db, int64_t run_id, const ConfusionMatrix& m);
+// Inside a read: the run's confusion matrices (all, or the one after `after_task` >= 0); throws
+// hl::StoreError naming db.path() and the run for a damaged matrix.
+std::vector<ConfusionMatrix> read_confusion(Db& db, int64_t run_id, int after_task);
+
 }  // namespace detail
 
 using detail::Db;

@@ -12,6 +12,7 @@
 
 #include "engine/store/sqlite_db.h"
 #include "engine/store/store.h"
+#include "engine/store/store_impl.h"
 
 namespace hl::store {
 
@@ -41,7 +42,8 @@ struct FinishOp {
   RunStatus status;
   double at;
 };
-using Op = std::variant<PointOp, AccuracyCell, EvalResult, CheckpointEntry, StatusOp, SummaryOp, FinishOp>;
+using Op =
+    std::variant<PointOp, AccuracyCell, EvalResult, CheckpointEntry, ConfusionMatrix, StatusOp, SummaryOp, FinishOp>;
 
 using SeriesKey = std::tuple<std::string, std::string, int, int>;  // name, level, block, clock
 
@@ -208,6 +210,8 @@ struct RunWriter::Impl {
                       "step=excluded.step, task=excluded.task, metric=excluded.metric");
               st.bind(1, run_id).bind(2, name(c->kind)).bind(3, c->path).bind(4, c->step);
               st.bind(5, c->task).bind(6, c->metric).run();
+            } else if (auto* m = std::get_if<ConfusionMatrix>(&op)) {
+              detail::write_confusion(db, run_id, *m);
             } else if (auto* s = std::get_if<StatusOp>(&op)) {
               Stmt st(db, "UPDATE runs SET status=?, error=?, diverged_step=? WHERE id=?");
               st.bind(1, name(s->status)).bind(2, s->error).bind(3, s->diverged_step).bind(4, run_id);
@@ -263,6 +267,9 @@ void RunWriter::eval(const EvalResult& e) {
 }
 void RunWriter::checkpoint(const CheckpointEntry& c) {
   d_->push(c);
+}
+void RunWriter::confusion(const ConfusionMatrix& m) {
+  d_->push(m);
 }
 void RunWriter::status(RunStatus status, const std::string& error, int64_t diverged_step) {
   d_->push(StatusOp{status, error, diverged_step});

@@ -55,6 +55,9 @@ void StoreObserver::onEvent(const Event& e) {
     case EventKind::Accuracy:
       w_.accuracy({e.task, e.eval_task, e.acc, e.task_il_acc});
       break;
+    case EventKind::Confusion:
+      if (e.confusion) w_.confusion(*e.confusion);
+      break;
     case EventKind::Checkpoint:
       w_.checkpoint({e.checkpoint, e.path, e.step, e.task, e.value});
       break;

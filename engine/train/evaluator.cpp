@@ -103,7 +103,29 @@ EvalRow task_end_eval(TrainerState& st, RunSetup& s, int phase, const torch::Ten
     emit.point("acc.task" + std::to_string(ts[k]), "eval", st.step, row.acc[k], ts[k]);
   }
   emit.point("avg_acc", "eval", st.step, mean_acc(row));
+  emit_confusion(s, row_i, ts, row, emit);
   return row;
+}
+
+void emit_confusion(const RunSetup& s, int after_task, const std::vector<int>& eval_tasks, const EvalRow& row,
+                    Emitter& emit) {
+  // The same predictions as the accuracy cells: nothing is evaluated again.
+  std::vector<int> classes, task_of(s.C, -1);
+  for (size_t t = 0; t < s.ds.tasks.size(); ++t)
+    for (int c : s.ds.tasks[t]) task_of[c] = int(t);
+  for (int t : eval_tasks) classes.insert(classes.end(), s.ds.tasks[t].begin(), s.ds.tasks[t].end());
+  if (classes.size() > metrics::kMaxConfusionClasses) {
+    emit.log("no confusion matrix after task " + std::to_string(after_task + 1) + ": " +
+             std::to_string(classes.size()) + " classes seen, more than the " +
+             std::to_string(metrics::kMaxConfusionClasses) + " a matrix holds");
+    return;
+  }
+  Event e;
+  e.kind = EventKind::Confusion;
+  e.task = after_task;
+  e.confusion = std::make_shared<const metrics::ConfusionMatrix>(
+      metrics::count_confusion(after_task, classes, row.y_true, row.y_pred, task_of, s.ds.class_names));
+  emit(e);
 }
 
 double mean_acc(const EvalRow& row) {

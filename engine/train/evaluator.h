@@ -26,6 +26,10 @@ std::vector<int> eval_tasks_for(const RunSetup& s, int phase);
 void periodic_eval(TrainerState& st, RunSetup& s, int phase, Emitter& emit);
 // At a task end: the matrix row, its events and points, avg_acc; returns the row.
 EvalRow task_end_eval(TrainerState& st, RunSetup& s, int phase, const torch::Tensor& seen, Emitter& emit);
+// The Confusion event of a task-end row: its class-IL predictions counted over the classes of
+// `eval_tasks` (task by task), as the matrix after task `after_task`.
+void emit_confusion(const RunSetup& s, int after_task, const std::vector<int>& eval_tasks, const EvalRow& row,
+                    Emitter& emit);
 // The mean of the row's class-IL accuracies (the avg_acc point).
 double mean_acc(const EvalRow& row);
 // The score that picks best.pt: the dev rows' mean accuracy (dev_avg_acc point) when there are

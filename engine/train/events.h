@@ -3,9 +3,11 @@
 // quickly (enqueue, don't block).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "engine/common/kinds.h"
+#include "engine/metrics/confusion.h"
 
 namespace hl::train {
 
@@ -17,6 +19,7 @@ enum class EventKind {
   TaskFinished,  // task
   Eval,          // periodic evaluation: step, task (current), eval_task, acc, task_il_acc
   Accuracy,      // accuracy-matrix cell after a task: task (after), eval_task, acc, task_il_acc
+  Confusion,     // after a task: task (after), confusion (class-IL predictions over the seen classes)
   Checkpoint,    // path, checkpoint (best | last), step, task, value = metric
   Status,        // status (running/finished/failed/diverged/cancelled/paused), message
   Log,           // message
@@ -43,6 +46,8 @@ struct Event {
   std::string message;
   std::string path;
   CheckpointKind checkpoint = CheckpointKind::Last;  // Checkpoint events
+  // Confusion events: the matrix (immutable, shared by every copy of the event).
+  std::shared_ptr<const metrics::ConfusionMatrix> confusion;
 };
 
 class Observer {

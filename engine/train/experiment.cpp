@@ -228,6 +228,7 @@ void end_phase(Loop& L, int phase, const torch::Tensor& seen, EvalRow& last) {
   const double avg = mean_acc(last);
   emit_drift(st, s, L.emit);
   save_checkpoint(st, s, CheckpointKind::Last, phase, avg, L.emit);
+  save_snapshot(s, phase, st.step, L.emit);  // training.snapshots: the model as just evaluated
   const double select = best_score(st, s, phase, seen, avg, L.emit);
   if (select >= st.best_avg) {
     st.best_avg = select;
@@ -288,6 +289,9 @@ json describe(const json& user_spec, int num_classes) {
 
 RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std::vector<Observer*>& observers,
                          Control* control) {
+  // The whole run draws from LibTorch's one global generator (initialisation, dropout): nothing
+  // else in this process may build a model meanwhile (attribute_forgetting waits here).
+  std::lock_guard<std::mutex> generator_lock(global_generator_mutex());
   Emitter emit{observers, 0};
   RunSetup s = set_up_run(user_spec, opt, emit);  // throws SpecError / DataError before storing
   RunResult result;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,12 @@ struct RunResult {
 // cannot open is marked failed with the reason and that StoreError is thrown.
 RunResult run_experiment(const nlohmann::json& spec, const RunOptions& opt, const std::vector<Observer*>& observers,
                          Control* control = nullptr);
+
+// LibTorch has one global random generator per process, and a training run draws from it from
+// start to end (initialisation, dropout). run_experiment holds this mutex for its whole run, and
+// code that builds a model in a process that may be training (attribute_forgetting in the app)
+// holds it while it builds, so that it never changes a run's random numbers.
+std::mutex& global_generator_mutex();
 
 // Parameter count and FLOP estimate for a spec without loading data: vocabulary and length
 // default to the dataset's defaults, classes to the dataset's class count (or `num_classes`).

@@ -275,6 +275,31 @@ void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, i
   emit(e);
 }
 
+void save_snapshot(RunSetup& s, int phase, int64_t step, Emitter& emit) {
+  // A spec resumed from a run recorded before the field existed has none: no snapshots.
+  if (s.ckpt_dir.empty() || !s.tr().value("snapshots", false)) return;
+  fs::create_directories(s.ckpt_dir);
+  const std::string path = s.ckpt_dir + "/snapshot-task" + std::to_string(phase) + ".pt";
+  torch::serialize::OutputArchive ar;
+  s.model->save(ar);
+  write_checkpoint_format(ar);
+  ar.write("hopelab.kind", c10::IValue(name(CheckpointKind::Snapshot)));
+  ar.write("hopelab.spec", c10::IValue(s.spec.dump()));
+  ar.write("hopelab.tokenizer", c10::IValue(s.tok.proto()));
+  ar.write("hopelab.labels", c10::IValue(json(s.ds.class_names).dump()));
+  ar.write("hopelab.phase", c10::IValue(int64_t(phase)));
+  ar.write("hopelab.step", c10::IValue(step));
+  ar.save_to(path + ".tmp");
+  fs::rename(path + ".tmp", path);
+  Event e;
+  e.kind = EventKind::Checkpoint;
+  e.checkpoint = CheckpointKind::Snapshot;
+  e.path = path;
+  e.step = step;
+  e.task = phase;
+  emit(e);
+}
+
 int load_checkpoint(TrainerState& st, RunSetup& s) {
   auto& ar = *s.resume_ar;
   if (checkpoint_string(ar, "hopelab.spec") != s.spec.dump())

@@ -98,6 +98,11 @@ TrainerState initial_state(RunSetup& s);
 // Writes <ckpt_dir>/<kind>.pt (via a temporary file) and emits the Checkpoint event. `phase` is
 // the task just finished.
 void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, int phase, double metric, Emitter& emit);
+// training.snapshots: writes <ckpt_dir>/snapshot-task<phase>.pt, the model alone (every parameter
+// and buffer, float as trained) with the spec, tokenizer, labels, phase and step (readable like a
+// checkpoint by inference), and emits its Checkpoint event (kind snapshot). Nothing is drawn from
+// a random generator.
+void save_snapshot(RunSetup& s, int phase, int64_t step, Emitter& emit);
 // Restores the state (and the model) from s.resume_ar; returns the first phase still to train.
 // Throws RunError when the checkpoint does not belong to this run.
 int load_checkpoint(TrainerState& st, RunSetup& s);

@@ -313,6 +313,11 @@ void store(std::string_view bytes) {
       (void)st->series(r.id);
       (void)st->evals(r.id);
       (void)st->checkpoints(r.id);
+      for (const auto& m : st->confusion(r.id)) {
+        if (m.counts.size() != m.size() * m.size() || m.tasks.size() != m.size() || m.names.size() != m.size())
+          broken("a confusion matrix of run " + std::to_string(r.id) + " whose parts differ in size");
+        (void)metrics::confusion_csv(m, true);
+      }
       const auto cells = st->accuracy(r.id);
       opt.format = exporter::Format::Latex;
       (void)exporter::accuracy_matrix_table(r, cells, opt);

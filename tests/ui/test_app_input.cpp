@@ -6,6 +6,7 @@
 // the form cannot show is said, not clamped. Offscreen; the real-mouse palette drag is in
 // test_editor_drag (Xvfb + xdotool).
 #include <QAction>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QApplication>
 #include <QLabel>
@@ -18,7 +19,9 @@
 #include <QSettings>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QTabBar>
 #include <QTabWidget>
+#include <QToolTip>
 #include <QWheelEvent>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -27,9 +30,14 @@
 #include <memory>
 #include <qcustomplot.h>
 
+#include "engine/metrics/confusion.h"
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
+#include "engine/train/experiment.h"
 #include "tiny_spec.h"
+#include "ui/attribution_view.h"
+#include "ui/compare_view.h"
+#include "ui/confusion_view.h"
 #include "ui/editor/architecture_editor.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
@@ -412,6 +420,91 @@ class TestAppInput : public QObject {
       QCOMPARE(QString::fromStdString(w.experiment()->applyTo(spec)["model"]["head"]["type"].get<std::string>()),
                QString::fromStdString(head));
     }
+  }
+
+  // Issue 12, "What to add": a real run's task-end confusion matrices in the Live view (tab, task
+  // selector, row normalisation, class names on hover, CSV) and its forgetting attribution in
+  // Compare (Compute clicked, computed off the GUI thread, the heatmap and its hover), with
+  // synthesized mouse input.
+  void confusionAndAttributionViewsWithTheMouse() {
+    const QString db = tmp_.filePath("insight.db");
+    hl::train::RunOptions o;
+    o.data_dir = qEnvironmentVariable("HOPELAB_DATA_DIR", HL_TEST_DATA_DEFAULT).toStdString();
+    o.db_path = db.toStdString();  // the default tokenizer cache, as the app's own runs here
+    const auto run = hl::train::run_experiment(tiny_spec(), o, {});
+    QVERIFY2(run.status == hl::RunStatus::Finished, run.error.c_str());
+    MainWindow w;
+    QCOMPARE(w.openDatabase(db), QString());
+    QCOMPARE(w.openRun(run.run_id), QString());
+    w.showTab(MainWindow::Live);
+    w.resize(1280, 900);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* tabs = w.live()->matrixTabs();
+    QTest::mouseClick(tabs->tabBar(), Qt::LeftButton, {}, tabs->tabBar()->tabRect(1).center());
+    QCOMPARE(tabs->currentIndex(), 1);
+    auto* cv = w.live()->confusionView();
+    QCOMPARE(cv->matrixCount(), 7);
+    QCOMPARE(cv->current()->after_task, 6);  // the latest
+    QVERIFY(cv->selectTask(1));
+    const auto& m = *cv->current();
+    QCOMPARE(int(m.size()), 20);
+    QVERIFY(cv->normalised());
+    auto* cmap = qobject_cast<QCPColorMap*>(cv->plot()->plottable(0));
+    QVERIFY(cmap);
+    QCOMPARE(cmap->data()->cell(0, 0), m.rowShare(0, 0));
+    auto* box = cv->findChild<QCheckBox*>("confusionNormalise");
+    QTest::mouseClick(box, Qt::LeftButton, {}, QPoint(5, box->height() / 2));
+    QVERIFY(!cv->normalised());
+    QCOMPARE(cmap->data()->cell(3, 2), double(m.at(2, 3)));
+    QApplication::processEvents();
+    cv->plot()->replot();
+    // Hover the cell (row 2, column 3): the true and predicted class names.
+    const QPoint cell(int(cv->plot()->xAxis->coordToPixel(3)), int(cv->plot()->yAxis->coordToPixel(2)));
+    QTest::mouseMove(cv->plot(), cell);
+    QTRY_VERIFY(QToolTip::isVisible());
+    QVERIFY2(QToolTip::text().contains(QString::fromStdString(m.names[2]).toHtmlEscaped()) &&
+                 QToolTip::text().contains(QString::fromStdString(m.names[3]).toHtmlEscaped()),
+             qPrintable(QToolTip::text()));
+    QCOMPARE(QToolTip::text(), cv->cellToolTip(2, 3));
+    const QString csv = tmp_.filePath("confusion.csv");
+    QCOMPARE(cv->exportCsv(csv), QString());
+    QFile f(csv);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    QCOMPARE(f.readAll().toStdString(), hl::metrics::confusion_csv(m, false));
+
+    // Compare › Forgetting attribution: Compute with the mouse; the GUI thread stays free.
+    QCOMPARE(w.compareRuns({run.run_id}), QString());
+    w.showTab(MainWindow::Compare);
+    auto* side = w.compare()->sideTabs();
+    QTest::mouseClick(side->tabBar(), Qt::LeftButton, {}, side->tabBar()->tabRect(2).center());
+    QCOMPARE(side->currentIndex(), 2);
+    auto* av = w.compare()->attributionView();
+    QCOMPARE(av->selectedRun(), run.run_id);
+    QSignalSpy done(av, &hl::ui::AttributionView::finished);
+    QTest::mouseClick(av->computeButton(), Qt::LeftButton);
+    QVERIFY(av->busy());
+    QVERIFY(!av->computeButton()->isEnabled());
+    QVERIFY(done.wait(120000));
+    QVERIFY2(done.at(0).at(0).toBool(), qPrintable(av->statusText()));
+    const auto* a = av->result();
+    QVERIFY(a && a->exact);
+    QCOMPARE(a->levels.size(), size_t(5));  // outer, b0 · context.memory, b1 · cms1..3
+    auto* amap = qobject_cast<QCPColorMap*>(av->plot()->plottable(0));
+    QCOMPARE(amap->data()->cell(0, 1), 100 * a->gain[1][0]);
+    QCOMPARE(amap->data()->cell(2, int(a->levels.size())), 100 * a->gain_all[2]);
+    QApplication::processEvents();
+    av->plot()->replot();
+    const QPoint acell(int(av->plot()->xAxis->coordToPixel(0)), int(av->plot()->yAxis->coordToPixel(1)));
+    QTest::mouseMove(av->plot(), acell);
+    QTRY_VERIFY(QToolTip::text().contains("back at the end of task 1"));
+    QVERIFY2(QToolTip::text().contains("context.memory"), qPrintable(QToolTip::text()));
+    const QString acsv = tmp_.filePath("attribution.csv");
+    QCOMPARE(av->exportCsv(acsv), QString());
+    QFile af(acsv);
+    QVERIFY(af.open(QIODevice::ReadOnly));
+    const QStringList lines = QString::fromUtf8(af.readAll()).split('\n', Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), int(a->levels.size()) + 3);  // header, levels, every level, forgetting
   }
 
   void formSaysWhatItCannotShow() {

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/store/store.h"
+
 using json = nlohmann::json;
 
 namespace {
@@ -148,6 +150,73 @@ class TestCli : public QObject {
     } else {
       qWarning("not a git checkout: app_version not compared");
     }
+  }
+
+  // Issue 12: `runs confusion` (summary, CSV matrix, JSON, errors) and `attribute` (the table; a
+  // run recorded without snapshots: exit 4 naming training.snapshots), on trainShowRunsExport's
+  // run (trained here when this test runs alone).
+  void confusionAndAttributeCommands() {
+    const QString db = tmp_.filePath("runs.db");
+    if (cli({"--db", db, "show", "1"}).code != 0) {
+      auto t = cli(tiny(db));
+      QVERIFY2(t.code == 0, qPrintable(t.err));
+    }
+    auto sum = cli({"--db", db, "runs", "confusion", "1"});
+    QVERIFY2(sum.code == 0, qPrintable(sum.err));
+    QVERIFY2(sum.out.contains("confusion after task 7") && sum.out.contains("most frequent confusions"),
+             qPrintable(sum.out));
+    auto js = cli({"--db", db, "runs", "confusion", "1", "--task", "2", "--json"});
+    QVERIFY2(js.code == 0, qPrintable(js.err));
+    const json m = json::parse(js.out.toStdString());
+    QCOMPARE(m["after_task"].get<int>(), 1);
+    QCOMPARE(int(m["classes"].size()), 20);  // two tasks of 10 classes
+    int64_t rows = 0;
+    for (const auto& row : m["counts"]) {
+      int64_t n = 0;
+      for (const auto& v : row) n += v.get<int64_t>();
+      QCOMPARE(n, int64_t(5));  // --eval-limit-per-class 5
+      rows += n;
+    }
+    QCOMPARE(m["rows"].get<int64_t>(), rows);
+    const QString csv_path = tmp_.filePath("c.csv");
+    auto csv = cli({"--db", db, "runs", "confusion", "1", "--task", "2", "--csv", "--out", csv_path});
+    QCOMPARE(csv.code, 0);
+    QFile f(csv_path);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QStringList lines = QString::fromUtf8(f.readAll()).split('\n', Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), 21);  // header + 20 classes
+    QVERIFY2(lines[0].startsWith("true \\ predicted,"), qPrintable(lines[0]));
+    QCOMPARE(lines[1].count(','), 20);
+    auto later = cli({"--db", db, "runs", "confusion", "1", "--task", "9"});
+    QCOMPARE(later.code, 2);
+    QVERIFY2(later.err.contains("no confusion matrix after task 9"), qPrintable(later.err));
+    QCOMPARE(cli({"--db", db, "runs", "confusion", "1", "--csv", "--json"}).code, 2);
+
+    auto table = cli({"--db", db, "attribute", "1"});
+    QVERIFY2(table.code == 0, qPrintable(table.err));
+    QVERIFY2(table.out.contains("outer (the rest)") && table.out.contains("every level at once") &&
+                 table.out.contains("forgetting F_j") && table.out.contains("exactly (bit for bit)"),
+             qPrintable(table.out));
+    // A finished run recorded without snapshots (an older build, or training.snapshots false).
+    {
+      auto store = hl::store::RunStore::open(db.toStdString());
+      hl::store::RunRecord r;
+      r.status = hl::RunStatus::Finished;
+      r.name = "no-snapshots";
+      r.protocol = "class-incremental";
+      const int64_t id = store->createRun(r);
+      hl::store::RunWriter w(db.toStdString(), id);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j <= i; ++j) w.accuracy({i, j, 0.5, 0.5});
+      w.flush();
+      auto none = cli({"--db", db, "attribute", QString::number(id)});
+      QCOMPARE(none.code, 4);
+      QVERIFY2(none.err.contains("without task-end snapshots") && none.err.contains("training.snapshots"),
+               qPrintable(none.err));
+    }
+    QCOMPARE(cli({"--db", db, "attribute", "99"}).code, 2);
+    auto help = cli({"attribute", "--help"});
+    QVERIFY(help.out.contains("--json") && help.out.contains("snapshots"));
   }
 
   // Issue 8: `data import` (and fetch) wrote to the user data dir even when $HOPELAB_DATA_DIR or

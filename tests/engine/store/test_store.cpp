@@ -140,6 +140,24 @@ void makeStore(const std::string& path, int runs, size_t notes_bytes = 0) {
   }
 }
 
+// A task-end confusion matrix over `classes` (task t = position / 2) with the given counts.
+hl::metrics::ConfusionMatrix confusionOf(int after_task, std::vector<int> classes, std::vector<int64_t> counts) {
+  hl::metrics::ConfusionMatrix m;
+  m.after_task = after_task;
+  for (size_t k = 0; k < classes.size(); ++k) {
+    m.tasks.push_back(int(k / 2));
+    m.names.push_back("intent_" + std::to_string(classes[k]));
+  }
+  m.classes = std::move(classes);
+  m.counts = std::move(counts);
+  return m;
+}
+
+bool sameMatrix(const hl::metrics::ConfusionMatrix& a, const hl::metrics::ConfusionMatrix& b) {
+  return a.after_task == b.after_task && a.classes == b.classes && a.tasks == b.tasks && a.names == b.names &&
+         a.counts == b.counts;
+}
+
 }  // namespace
 
 class TestStore : public QObject {
@@ -831,6 +849,119 @@ class TestStore : public QObject {
     makeStore(path, 1);
     const std::string err = storeErrorOf([&] { RunWriter w(path, 999); });
     QVERIFY2(err.find("999") != std::string::npos && err.find(path) != std::string::npos, err.c_str());
+  }
+
+  // Confusion matrices (schema 3): written through the writer, read back whole (zeros included,
+  // only non-zero cells stored), a task end written again replaces its matrix, deleteRun removes them.
+  void confusionMatricesRoundTrip() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    const auto m0 = confusionOf(0, {7, 3}, {4, 0, 1, 3});
+    const auto m1 = confusionOf(1, {7, 3, 9, 1}, {2, 0, 2, 0, 0, 3, 1, 0, 0, 0, 4, 0, 1, 0, 0, 3});
+    auto m1b = m1;
+    m1b.counts[0] = 1;
+    m1b.counts[1] = 1;
+    {
+      RunWriter w(path, id);
+      w.confusion(m0);
+      w.confusion(m1);
+      w.confusion(m1b);  // the same task end again (a resumed run): replaces it
+    }
+    const auto got = s->confusion(id);
+    QCOMPARE(got.size(), size_t(2));
+    QVERIFY(sameMatrix(got[0], m0));
+    QVERIFY(sameMatrix(got[1], m1b));
+    QCOMPARE(got[1].rowSum(0), int64_t(4));
+    QCOMPARE(got[1].taskAccuracy(0), 4.0 / 8.0);  // (1 + 3) of (4 + 4)
+    QCOMPARE(s->confusion(id, 1).size(), size_t(1));
+    QVERIFY(s->confusion(id, 5).empty());
+    Raw raw(path);
+    QCOMPARE(raw.integer("SELECT count(*) FROM confusion WHERE run_id=" + std::to_string(id) + " AND after_task=1"),
+             int64_t(8));  // the non-zero cells of m1b
+    QCOMPARE(raw.integer("SELECT count(*) FROM confusion_classes WHERE run_id=" + std::to_string(id)), int64_t(6));
+    QCOMPARE(raw.text("SELECT name FROM confusion_classes WHERE after_task=1 AND position=2"), std::string("intent_9"));
+    s->deleteRun(id);
+    QCOMPARE(raw.integer("SELECT count(*) FROM confusion"), int64_t(0));
+    QCOMPARE(raw.integer("SELECT count(*) FROM confusion_classes"), int64_t(0));
+  }
+
+  void refusesDamagedConfusionCells() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    {
+      RunWriter w(path, id);
+      w.confusion(confusionOf(0, {1, 2}, {1, 0, 0, 1}));
+    }
+    Raw(path).exec("INSERT INTO confusion VALUES (" + std::to_string(id) + ", 0, 1, 55, 3)");  // class 55: not listed
+    const std::string err = storeErrorOf([&] { s->confusion(id); });
+    QVERIFY2(err.find(path) != std::string::npos && err.find("run " + std::to_string(id)) != std::string::npos &&
+                 err.find("outside its matrix") != std::string::npos,
+             err.c_str());
+  }
+
+  // A database written by the previous schema (2, before confusion matrices) opens: migrated to 3
+  // in place, its runs and rows kept, the new tables there and empty; `check_tables` is satisfied.
+  void opensVersion2DatabaseAddingConfusionTables() {
+    const std::string path = freshPath();
+    {
+      Raw raw(path);
+      raw.exec(schema::migrations().at(0).sql);
+      raw.exec(schema::migrations().at(1).sql);
+      raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) + "; PRAGMA user_version = 2;");
+      raw.exec("INSERT INTO runs (status, name, uuid) VALUES ('finished', 'v2-run', 'u-v2')");
+      raw.exec("INSERT INTO accuracy VALUES (1, 0, 0, 0.75, 0.8)");
+    }
+    auto s = RunStore::open(path);
+    QCOMPARE(s->schemaVersion(), 3);
+    QCOMPARE(schema::kVersion, 3);
+    const auto r = s->getRunByUuid("u-v2");
+    QVERIFY(r.has_value());
+    QCOMPARE(s->accuracy(r->id).size(), size_t(1));
+    QVERIFY(s->confusion(r->id).empty());
+    Raw raw(path);
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(3));
+    for (const char* t : {"confusion", "confusion_classes"})
+      QCOMPARE(raw.integer(std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") + t + "'"),
+               int64_t(1));
+    RunWriter w(path, r->id);  // and takes new matrices
+    w.confusion(confusionOf(0, {4, 5}, {2, 0, 0, 2}));
+    w.flush();
+    QCOMPARE(s->confusion(r->id).size(), size_t(1));
+  }
+
+  // `runs merge` carries a run's confusion matrices with it, once: merging again copies nothing.
+  void mergeCarriesConfusionMatricesOnce() {
+    const std::string shard = freshPath(), into = freshPath();
+    std::string uuid;
+    {
+      auto s = RunStore::open(shard);
+      const int64_t id = s->createRun(sampleRun());
+      uuid = s->getRun(id)->uuid;
+      RunWriter w(shard, id);
+      w.accuracy({0, 0, 0.5, 0.5});
+      w.confusion(confusionOf(0, {2, 8}, {1, 1, 0, 2}));
+      w.confusion(confusionOf(1, {2, 8, 6, 4}, {1, 0, 1, 0, 0, 2, 0, 0, 0, 0, 2, 0, 1, 0, 0, 1}));
+      w.finish(hl::RunStatus::Finished);
+    }
+    auto target = RunStore::open(into);
+    const MergeReport first = target->merge(shard);
+    QCOMPARE(first.added, 1);
+    QCOMPARE(first.confusion_matrices, int64_t(2));
+    const MergeReport second = target->merge(shard);
+    QCOMPARE(second.added, 0);
+    QCOMPARE(second.unchanged, 1);
+    QCOMPARE(second.confusion_matrices, int64_t(0));
+    const auto here = target->getRunByUuid(uuid);
+    QVERIFY(here.has_value());
+    auto src = RunStore::open(shard);
+    const auto a = target->confusion(here->id), b = src->confusion(src->getRunByUuid(uuid)->id);
+    QCOMPARE(a.size(), size_t(2));
+    for (size_t k = 0; k < a.size(); ++k) QVERIFY(sameMatrix(a[k], b[k]));
+    Raw raw(into);
+    QCOMPARE(raw.integer("SELECT count(*) FROM confusion"), int64_t(9));  // 3 + 6 non-zero cells, once
+    QCOMPARE(raw.integer("SELECT count(*) FROM confusion_classes"), int64_t(6));
   }
 
   void deleteRunRemovesEveryRow() {

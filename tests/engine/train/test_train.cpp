@@ -455,7 +455,15 @@ class TestTrain : public QObject {
     auto r = run_experiment(s, o, {});
     auto db = hl::store::RunStore::open(o.db_path);
     auto cks = db->checkpoints(r.run_id);
-    QCOMPARE(int(cks.size()), 2);  // best and last
+    int best_last = 0;
+    std::set<int> snapshots;  // training.snapshots (default): the model at each of the 7 task ends
+    for (const auto& c : cks)
+      if (c.kind == hl::CheckpointKind::Snapshot)
+        snapshots.insert(c.task);
+      else
+        ++best_last;
+    QCOMPARE(best_last, 2);  // best and last
+    QCOMPARE(snapshots, (std::set<int>{0, 1, 2, 3, 4, 5, 6}));
     for (const auto& c : cks) {
       QVERIFY2(c.path.rfind(o.db_path + ".checkpoints/run-" + std::to_string(r.run_id) + "/", 0) == 0, c.path.c_str());
       QVERIFY(QFile::exists(QString::fromStdString(c.path)));
