@@ -195,6 +195,16 @@ Commands::Commands(CLI::App& app) : app_(app) {
   diagnose_->add_option("--batch", diag_batch_, "Rows in the batch (1 to 4096)")->check(CLI::Range(1, 4096));
   diagnose_->add_flag("--json", json_, "Print JSON");
 
+  bench_ = app.add_subcommand("bench", "Benchmarks measured in one run (docs/KERNELS.md)");
+  bench_->require_subcommand(1);
+  bench_kernels_ = bench_->add_subcommand(
+      "kernels",
+      "Each fused kernel vs the LibTorch path it replaces, forward + backward, float32 on CPU, with this run's "
+      "torch::mm peak on the same threads");
+  bench_kernels_->add_option("--repeats", bench_repeats_, "Timed repetitions per side (interleaved)")
+      ->check(CLI::Range(1, 1000));
+  bench_kernels_->add_flag("--json", json_, "Print one JSON array, an object per case");
+
   presets_ = app.add_subcommand("presets", "List the built-in presets");
   presets_->add_option("--show", preset_show_, "Print this preset's full spec JSON");
 
@@ -266,6 +276,7 @@ std::string Commands::dataDir() const {
 int Commands::run() {
   if (train_->parsed()) return train();
   if (diagnose_->parsed()) return diagnose();
+  if (bench_kernels_->parsed()) return benchKernels();
   if (runs_merge_->parsed()) return runsMerge();
   if (runs_confusion_->parsed()) return runsConfusion();
   if (attribute_->parsed()) return attribute();
@@ -612,6 +623,7 @@ int Commands::show() {
               {"steps", s.value("steps", json())},
               {"cadence", s.value("cadence", json::array())},
               {"train_seconds", s.value("train_seconds", json())},
+              {"kernels", s.value("kernels", json())},  // fused-cpu | reference | mixed | none (docs/KERNELS.md)
               {"checkpoints", ck},
               {"series", series},
               {"spec", spec}};
@@ -625,6 +637,8 @@ int Commands::show() {
   std::printf("  config %s  run %s\n", r->config_hash.substr(0, 12).c_str(), r->run_hash.substr(0, 12).c_str());
   std::printf("  created %s  finished %s  on %s (%s, LibTorch %s)\n", time_str(r->created_at).c_str(),
               time_str(r->finished_at).c_str(), r->host.c_str(), r->device.c_str(), r->torch_version.c_str());
+  if (out["kernels"].is_string() && out["kernels"] != "none")
+    std::printf("  memory recurrences: %s path\n", out["kernels"].get<std::string>().c_str());
   if (!r->error.empty()) std::printf("  error: %s\n", r->error.c_str());
   std::printf("  final avg acc %s  forgetting %s  BWT %s  macro-F1 %s  task-IL acc %s\n",
               fmt(out["final_avg_acc"]).c_str(), fmt(out["forgetting"]).c_str(), fmt(out["bwt"]).c_str(),

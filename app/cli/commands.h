@@ -37,13 +37,15 @@ class Commands {
   int runsMerge();
   int runsConfusion();
   int attribute();
+  int benchKernels();
   std::string dbPath() const;
   std::string dataDir() const;
   std::string dataDestination() const;  // dataDir(), created, and said on stderr
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_, *runs_merge_, *diagnose_, *runs_confusion_, *attribute_;
+      *data_import_, *sweep_, *runs_merge_, *diagnose_, *runs_confusion_, *attribute_, *bench_, *bench_kernels_;
+  int bench_repeats_ = 5;
   // global
   std::string db_, data_dir_;
   // train

@@ -1,6 +1,8 @@
 // Self-modifying Titans: reference and fast paths. Equations and conventions: docs/MEMORY.md.
 #include "engine/memory/selfmod_titans.h"
 
+#include "engine/memory/fused.h"
+
 #include <cmath>
 #include <optional>
 #include <tuple>
@@ -200,6 +202,8 @@ void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, cons
   r.clamped = clamped.defined() ? clamped.item<int64_t>() : 0;
 }
 
+}  // namespace
+
 // The writes of one segment (n tokens between chunk boundaries) to one linear map W [N, O, I]
 // (N = batch · memories · heads, contiguous) with momentum S, in closed form. Per token t
 // (m_t = 1 for a real token, 0 for a pad; d = 1, or 1 − β with momentum dampening):
@@ -209,9 +213,9 @@ void levelStats(const SmtConfig& cfg, const Prep& p, const Tensor& lossTok, cons
 // s_{t,r} g_r u_rᵀ: only O-vectors h and scalars are carried from token to token, and the
 // full-size maps are formed once per segment. Inputs: U [N, I, n] (u_t as columns), G [N, n, O]
 // (g_t as rows), eta, alpha, valid [N, n] (valid 0/1).
-std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const Tensor& U, const Tensor& G,
-                                       const Tensor& eta, const Tensor& alpha, const Tensor& valid, double beta,
-                                       double damp, bool dgdFactor) {
+std::pair<Tensor, Tensor> segment_write_torch(const Tensor& W0, const Tensor& S0, const Tensor& U, const Tensor& G,
+                                              const Tensor& eta, const Tensor& alpha, const Tensor& valid, double beta,
+                                              double damp, bool dgdFactor) {
   const int64_t n = valid.size(1);
   const auto gs = G.unbind(1);                                    // g_t [N, O]
   const auto ms = valid.unbind(1), es = (eta * valid).unbind(1);  // [N]
@@ -250,8 +254,6 @@ std::pair<Tensor, Tensor> segmentWrite(const Tensor& W0, const Tensor& S0, const
   const Tensor S = torch::baddbmm(e2(Bc) * S0, torch::stack(sg, 2), Ut);
   return {W, S};
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Reference: token by token. At token t every memory reads with its state at the start of its
@@ -350,6 +352,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   std::vector<Tensor> ys, losses;
   Tensor clamped;
   WriteLog log(cfg, p);
+  const bool fused = cfg.fused && segment_write_fused_applies(W1);
   int64_t s = 0;
   while (s < p.L) {
     int64_t e = s + 1;
@@ -409,10 +412,17 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       const Tensor af = flat(alpha);
       const double damp = cfg.dampen ? 1.0 - cfg.momentum : 1.0;
       Tensor W2f, S2f, W1f, S1f;
-      std::tie(W2f, S2f) = segmentWrite(flat(W2), flat(S2), flat(k1.transpose(-1, -2)), flat(delta), flat(eta2), af, vf,
-                                        cfg.momentum, damp, cfg.dgd != DgdLayers::None);
-      std::tie(W1f, S1f) = segmentWrite(flat(W1), flat(S1), flat(a.transpose(-1, -2)), flat(err), flat(eta1), af, vf,
-                                        cfg.momentum, damp, cfg.dgd == DgdLayers::PerLayer);
+      if (fused) {  // the kernels take u_t as rows [N, n, I]
+        std::tie(W2f, S2f) = segment_write_fused(flat(W2), flat(S2), flat(k1), flat(delta), flat(eta2), af, vf,
+                                                 cfg.momentum, damp, cfg.dgd != DgdLayers::None);
+        std::tie(W1f, S1f) = segment_write_fused(flat(W1), flat(S1), flat(a), flat(err), flat(eta1), af, vf,
+                                                 cfg.momentum, damp, cfg.dgd == DgdLayers::PerLayer);
+      } else {
+        std::tie(W2f, S2f) = segment_write_torch(flat(W2), flat(S2), flat(k1.transpose(-1, -2)), flat(delta),
+                                                 flat(eta2), af, vf, cfg.momentum, damp, cfg.dgd != DgdLayers::None);
+        std::tie(W1f, S1f) = segment_write_torch(flat(W1), flat(S1), flat(a.transpose(-1, -2)), flat(err), flat(eta1),
+                                                 af, vf, cfg.momentum, damp, cfg.dgd == DgdLayers::PerLayer);
+      }
       W2 = W2f.view({p.B, M, p.H, p.F, p.D});
       S2 = S2f.view({p.B, M, p.H, p.F, p.D});
       W1 = W1f.view({p.B, M, p.H, p.D, p.F});
@@ -420,7 +430,9 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     }
     s = e;
   }
-  return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
+  SmtResult r = finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
+  r.fused = fused;
+  return r;
 }
 
 SmtParams smt_init_params(const SmtConfig& cfg, double retain, const torch::TensorOptions& opts, double w1_scale) {

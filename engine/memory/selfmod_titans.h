@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/common/kinds.h"
@@ -50,6 +51,9 @@ struct SmtConfig {
   bool stop_grad_writes = false;  // writes are constants for the outer loss (straight-through)
   bool clamp = true;              // per write: η ← min(η, clamp_bound / (3‖u‖²)), W2 also by the gain above it
   double clamp_bound = 1.8;
+  // smt_chunked's segment writes through the fused kernel (engine/memory/fused.h) where it applies
+  // (CPU, float32/float64); false, or any other device or dtype: the LibTorch segment write.
+  bool fused = true;
   int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
 };
 
@@ -77,6 +81,7 @@ struct SmtResult {
   int64_t writes_other = 0;
   int64_t clamped = 0;           // clamped (token, memory, head, layer) writes, real tokens only
   torch::Tensor W1, W2, S1, S2;  // final state per sequence [B, 5, H, ...]
+  bool fused = false;            // smt_chunked wrote through the fused kernel (smt_reference: never)
 };
 
 // Per-token quantities of one smt_chunked pass for `hopelab-cli diagnose` (detached; one entry per
@@ -95,6 +100,16 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& p, const torch::T
                         const torch::Tensor& mask = {});
 SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& p, const torch::Tensor& x, const torch::Tensor& q,
                       const torch::Tensor& mask = {}, SmtTrace* trace = nullptr);
+
+// The LibTorch segment write of smt_chunked (the path the fused kernel replaces, engine/memory/fused.h):
+// n tokens written into N maps W0 [N, O, I] with momentum S0 in closed form (docs/MEMORY.md "Fast
+// path"). U [N, I, n] holds u_t as columns, G [N, n, O] g_t as rows; eta, alpha, valid [N, n].
+// Returns {W, S}.
+std::pair<torch::Tensor, torch::Tensor> segment_write_torch(const torch::Tensor& W0, const torch::Tensor& S0,
+                                                            const torch::Tensor& U, const torch::Tensor& G,
+                                                            const torch::Tensor& eta, const torch::Tensor& alpha,
+                                                            const torch::Tensor& valid, double beta, double damp,
+                                                            bool dgdFactor);
 
 // Fresh outer parameters: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), w_η, w_α ~ N(0, 0.01/D),
 // b_η so that η_t ≈ eta_scale at start (softplus⁻¹(1), or logit(eta_scale / eta_max) when bounded),

@@ -367,6 +367,7 @@ MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch
 torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
   const auto in = inputs(h, mask);
   auto r = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, mask);
+  ++(r.fused ? fused_forwards_ : reference_forwards_);
   ContextStats mem, other;
   mem.level = "context.memory";
   mem.chunk = int(mc_.chunk_memory);

@@ -176,6 +176,11 @@ class SelfModMixerImpl : public torch::nn::Module {
   std::vector<ContextStats> stats() const { return stats_; }
   const hl::memory::SmtConfig& memoryConfig() const { return mc_; }
   MemoryDiagnostics diagnose(const torch::Tensor& h, const torch::Tensor& mask);
+  // training.kernels: whether the memory's segment writes may take the fused kernel.
+  void setFused(bool on) { mc_.fused = on; }
+  // Forwards since construction that wrote through the fused kernel, and through the LibTorch path.
+  int64_t fusedForwards() const { return fused_forwards_; }
+  int64_t referenceForwards() const { return reference_forwards_; }
 
  private:
   struct Inputs {
@@ -189,6 +194,7 @@ class SelfModMixerImpl : public torch::nn::Module {
   torch::nn::Conv1d conv_{nullptr};  // depthwise over (inputs_ + 1)·d channels (memory inputs, q), window 4
   torch::Tensor w1_, w2_, w_eta_, b_eta_, w_alpha_, b_alpha_;
   std::vector<ContextStats> stats_;
+  int64_t fused_forwards_ = 0, reference_forwards_ = 0;
 };
 TORCH_MODULE(SelfModMixer);
 

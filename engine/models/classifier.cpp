@@ -224,6 +224,22 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
   return out;
 }
 
+void ClassifierImpl::setFusedKernels(bool on) {
+  for (const auto& m : modules(/*include_self=*/false))
+    if (auto* s = m->as<SelfModMixerImpl>()) s->setFused(on);
+}
+
+std::string ClassifierImpl::kernelPath() const {
+  int64_t fused = 0, ref = 0;
+  for (const auto& m : modules(/*include_self=*/false))
+    if (const auto* s = m->as<SelfModMixerImpl>()) {
+      fused += s->fusedForwards();
+      ref += s->referenceForwards();
+    }
+  if (fused + ref == 0) return "none";
+  return ref == 0 ? "fused-cpu" : fused == 0 ? "reference" : "mixed";
+}
+
 std::vector<ContextStats> ClassifierImpl::contextStats() const {
   std::vector<ContextStats> out;
   for (size_t i = 0; i < blocks_.size(); ++i)

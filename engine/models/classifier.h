@@ -191,6 +191,13 @@ class ClassifierImpl : public torch::nn::Module {
   const std::vector<std::shared_ptr<BlockImpl>>& blocks() const { return blocks_; }
   // One entry per titans block (pipeline order): its memory statistics from the last forward.
   std::vector<ContextStats> contextStats() const;
+  // training.kernels (docs/KERNELS.md): false sends every self-modifying Titans memory through the
+  // LibTorch path; true lets it take the fused kernels where they apply.
+  void setFusedKernels(bool on);
+  // Which path the memory recurrences took in the forwards so far: "fused-cpu" (every
+  // self-modifying Titans forward through the CPU kernel), "reference" (none), "mixed", or "none"
+  // (no self-modifying Titans memory ran). Titans blocks' memory has no kernel yet (reference).
+  std::string kernelPath() const;
 
  private:
   ModelConfig cfg_;

@@ -103,6 +103,9 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       number("dev_fraction", 0.0, 0.0, 0.5, 2, "", "Train rows per class held out to pick best.pt"),
       integer("threads", 0, 0, 256, "", "CPU threads (0 = LibTorch's default)"),
       boolean("checkpoints", true, "Save last.pt and best.pt at task ends"),
+      choice("kernels", "auto", {"auto", "reference"},
+             "Memory recurrences: auto = the fused kernels where they apply (CPU float32/float64), reference = "
+             "the LibTorch path (docs/KERNELS.md; left out of the config hash)"),
       boolean("snapshots", true,
               "Save the model's weights at every task end (for forgetting attribution; left out of the "
               "config hash)"),

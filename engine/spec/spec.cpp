@@ -399,13 +399,17 @@ std::string canonical(const json& spec) {
 }
 
 namespace {
-// What a hash leaves out besides the seed: the description, and training.snapshots, which changes
-// what a run saves, not what it trains (runs recorded before the field existed keep their hashes,
-// so sweeps still find them finished and exports still group them with new seeds).
+// What a hash leaves out besides the seed: the description, training.kernels (the same maths by
+// other code, docs/KERNELS.md), and training.snapshots, which changes what a run saves, not what it trains (runs
+// recorded before the field existed keep their hashes, so sweeps still find them finished and exports still group them
+// with new seeds).
 json hashed_part(const json& spec) {
   json s = spec;
   s.erase("description");
-  if (s.contains("training") && s["training"].is_object()) s["training"].erase("snapshots");
+  if (s.contains("training") && s["training"].is_object()) {
+    s["training"].erase("snapshots");
+    s["training"].erase("kernels");  // which code computes the same maths, not what is trained
+  }
   return s;
 }
 }  // namespace

@@ -32,7 +32,8 @@ Validation validate(const nlohmann::json& spec);
 
 // Canonical text: keys sorted, no whitespace, numbers as nlohmann dumps them. Equal specs -> equal text.
 std::string canonical(const nlohmann::json& spec);
-// Hashes leave out `description` and `training.snapshots` (what a run saves, not what it trains).
+// Hashes leave out `description`, `training.kernels` (which code computes the same maths) and
+// `training.snapshots` (what a run saves, not what it trains).
 std::string config_hash(const nlohmann::json& spec);  // sha256 of canonical spec without experiment.seed
 std::string run_hash(const nlohmann::json& spec);     // sha256 of canonical spec with the seed
 

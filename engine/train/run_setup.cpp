@@ -152,6 +152,8 @@ void build_model(RunSetup& s) {
   torch::manual_seed(s.seed);
   s.C = int(s.ds.class_names.size());
   s.model = models::build(s.mcfg);
+  // training.kernels; a spec recorded before the field existed has none: auto.
+  s.model->setFusedKernels(s.tr().value("kernels", std::string("auto")) != "reference");
   auto gs = s.model->levels();
   for (size_t i = 0; i < gs.size(); ++i) {
     if (gs[i].transfer != Transfer::Consolidate || gs[i].index == 0) continue;

@@ -67,6 +67,7 @@ json run_summary(const TrainerState& st, const RunSetup& s, const EvalRow& last_
     summary["clamped_writes"] = clamped;
   }
   if (!s.dev.labels.empty()) summary["dev_rows"] = int64_t(s.dev.labels.size());
+  summary["kernels"] = s.model->kernelPath();  // which code ran the memory recurrences (docs/KERNELS.md)
   summary["samples_seen"] = st.samples;
   summary["params"] = s.n_params;
   summary["train_seconds"] = train_seconds;

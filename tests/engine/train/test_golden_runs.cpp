@@ -104,7 +104,7 @@ json scenario(const QString& name) {
     st["replay_per_class"] = 2;
   } else if (name == "joint") {
     s["experiment"]["protocol"] = "joint";
-  } else if (name == "hope-taskclock") {
+  } else if (name == "hope-taskclock" || name == "hope-taskclock-reference") {
     json h = hl::spec::preset("hope-taskclock");
     s["name"] = h["name"];
     s["model"] = h["model"];
@@ -115,6 +115,9 @@ json scenario(const QString& name) {
     s["model"]["blocks"][0]["heads"] = 2;
     s["training"]["grad_clip"] = h["training"]["grad_clip"];
     s["training"]["limit_per_class"] = 3;
+    // The LibTorch path: its transcript is the one recorded before the fused kernels existed
+    // (docs/KERNELS.md), so the reference path is proven unchanged bit for bit.
+    if (name == "hope-taskclock-reference") s["training"]["kernels"] = "reference";
   } else if (name == "resume-cms-window") {
     s["model"]["blocks"].push_back({{"type", "cms"}, {"levels", json::array({{{"clock", 3}}, {{"clock", 5}}})}});
     s["training"]["checkpoints"] = true;
@@ -176,7 +179,8 @@ class TestGoldenRuns : public QObject {
 
   void runsAreBitIdenticalToTheRecordedOnes_data() {
     QTest::addColumn<QString>("name");
-    for (const char* n : {"finetune", "ewc", "replay", "joint", "hope-taskclock", "resume-cms-window"})
+    for (const char* n :
+         {"finetune", "ewc", "replay", "joint", "hope-taskclock", "hope-taskclock-reference", "resume-cms-window"})
       QTest::newRow(n) << QString(n);
   }
   void runsAreBitIdenticalToTheRecordedOnes() {
@@ -211,6 +215,41 @@ class TestGoldenRuns : public QObject {
                              .arg(i + 3)
                              .arg(QString::fromStdString(golden[i]), QString::fromStdString(lines[i]))));
     QCOMPARE(lines.size(), golden.size());
+  }
+
+  // The fused kernels and the LibTorch path on the same short Hope run: the same events in the same
+  // order; every reported number within 1e-4 relative (float32 rounding differs in the last bits
+  // and grows a little over the run), accuracies within two evaluation rows of a task (4 rows per
+  // class × 10 classes: 0.05).
+  void fusedAndReferenceHopeRunsAgree() {
+    const auto fused = transcriptOf("hope-taskclock"), ref = transcriptOf("hope-taskclock-reference");
+    QCOMPARE(fused.size(), ref.size());
+    auto value = [](const std::string& hex) {
+      const uint64_t u = std::stoull(hex, nullptr, 16);
+      double v;
+      std::memcpy(&v, &u, sizeof v);
+      return v;
+    };
+    double worst = 0, worstAcc = 0;
+    for (size_t i = 0; i < fused.size(); ++i) {
+      std::istringstream a(fused[i]), b(ref[i]);
+      std::vector<std::string> fa, fb;
+      for (std::string w; a >> w;) fa.push_back(w);
+      for (std::string w; b >> w;) fb.push_back(w);
+      QCOMPARE(fa.size(), fb.size());
+      const size_t nums = fa[0] == "A" ? 2 : 1;                              // the trailing fields holding values
+      for (size_t k = 0; k + nums < fa.size(); ++k) QCOMPARE(fa[k], fb[k]);  // same event, key and step
+      for (size_t k = fa.size() - nums; k < fa.size(); ++k) {
+        const double x = value(fa[k]), y = value(fb[k]);
+        if (fa[0] == "P" || fa[0] == "T")
+          worst = std::max(worst, std::abs(x - y) / std::max(std::abs(y), 1e-3));
+        else
+          worstAcc = std::max(worstAcc, std::abs(x - y));
+      }
+    }
+    qInfo("fused vs reference: worst relative difference %.3g, worst accuracy difference %.3g", worst, worstAcc);
+    QVERIFY2(worst < 1e-4, qPrintable(QString::number(worst)));
+    QVERIFY2(worstAcc <= 0.05 + 1e-12, qPrintable(QString::number(worstAcc)));
   }
 };
 

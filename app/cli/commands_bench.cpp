@@ -1,0 +1,49 @@
+// hopelab-cli bench kernels (docs/KERNELS.md "Benchmark").
+#include "engine/torch_wrap.h"  // first: the engine's single torch include
+
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "engine/memory/kernel_bench.h"
+
+namespace hl::cli {
+
+int Commands::benchKernels() {
+  memory::KernelBenchOptions opt;
+  opt.repeats = bench_repeats_;
+  if (!json_)
+    std::fprintf(stderr, "timing %zu shapes x 2 kernels, %d repeats each...\n", opt.shapes.size(), opt.repeats);
+  const auto cases = memory::bench_kernels(opt);
+  if (json_) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& c : cases)
+      a.push_back({{"kernel", c.kernel},
+                   {"device", c.device},
+                   {"batch", c.batch},
+                   {"length", c.length},
+                   {"heads", c.heads},
+                   {"head_dim", c.head_dim},
+                   {"reference_ms", c.reference_ms},
+                   {"fused_ms", c.fused_ms},
+                   {"speedup", c.speedup},
+                   {"gflops", c.gflops},
+                   {"peak_gflops", c.peak_gflops},
+                   {"threads", torch::get_num_threads()}});
+    std::cout << a.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%-14s %-6s %6s %6s %6s %9s %13s %10s %8s %8s %10s\n", "kernel", "device", "batch", "length", "heads",
+              "head_dim", "reference_ms", "fused_ms", "speedup", "GFLOP/s", "mm GFLOP/s");
+  for (const auto& c : cases)
+    std::printf("%-14s %-6s %6lld %6lld %6lld %9lld %13.3f %10.3f %8.2f %8.2f %10.1f\n", c.kernel.c_str(),
+                c.device.c_str(), (long long)c.batch, (long long)c.length, (long long)c.heads, (long long)c.head_dim,
+                c.reference_ms, c.fused_ms, c.speedup, c.gflops, c.peak_gflops);
+  std::printf(
+      "(forward + backward, float32, CPU threads %d, median of %d interleaved repeats; smt: the whole "
+      "self-modifying Titans memory, segment_write: one 4-token segment of one layer)\n",
+      torch::get_num_threads(), opt.repeats);
+  return 0;
+}
+
+}  // namespace hl::cli

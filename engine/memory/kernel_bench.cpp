@@ -1,0 +1,129 @@
+// Kernel benchmark (engine/memory/kernel_bench.h).
+#include "engine/memory/kernel_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+
+#include "engine/memory/fused.h"
+#include "engine/memory/selfmod_titans.h"
+
+namespace hl::memory {
+
+namespace {
+
+using torch::Tensor;
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+double millis(const std::function<void()>& f) {
+  const auto t0 = Clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Median ms of `a` and `b`, interleaved so that drift hits both alike.
+std::pair<double, double> timePair(const std::function<void()>& a, const std::function<void()>& b, int repeats) {
+  a();
+  b();
+  std::vector<double> ta, tb;
+  for (int r = 0; r < repeats; ++r) {
+    ta.push_back(millis(a));
+    tb.push_back(millis(b));
+  }
+  return {median(ta), median(tb)};
+}
+
+double mmPeakGflops(int repeats) {
+  const int64_t n = 512;
+  const Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
+  Tensor c = torch::mm(a, b);
+  std::vector<double> t;
+  for (int r = 0; r < std::max(repeats, 3); ++r) t.push_back(millis([&] { c = torch::mm(a, b); }));
+  return 2.0 * n * n * n / (median(t) * 1e6);
+}
+
+}  // namespace
+
+std::vector<KernelBenchCase> bench_kernels(const KernelBenchOptions& opt) {
+  std::vector<KernelBenchCase> out;
+  const double peak = mmPeakGflops(opt.repeats);
+  const int64_t H = 4, D = 32;
+  for (auto [B, L] : opt.shapes) {
+    // The whole memory: smt_chunked forward + backward of every input, as a Hope block runs it.
+    SmtConfig cfg;
+    cfg.heads = H;
+    cfg.head_dim = D;
+    cfg.chunk_memory = 4;
+    cfg.chunk_other = 8;
+    cfg.momentum = 0.5;
+    cfg.eta_scale = 0.5;
+    cfg.eta_max = 1.0;
+    cfg.dampen = true;
+    torch::manual_seed(0);
+    SmtParams p = smt_init_params(cfg, 0.95, torch::dtype(torch::kFloat32), 0.6);
+    for (Tensor* t : {&p.W1, &p.W2, &p.w_eta, &p.b_eta, &p.w_alpha, &p.b_alpha}) t->requires_grad_(true);
+    auto nrm = [](const Tensor& t) {
+      return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    };
+    const Tensor x = nrm(torch::randn({B, 4, H, L, D})).requires_grad_(true);
+    const Tensor q = nrm(torch::randn({B, H, L, D})).requires_grad_(true);
+    auto step = [&](bool fused) {
+      return [&, fused] {
+        SmtConfig c = cfg;
+        c.fused = fused;
+        const SmtResult r = smt_chunked(c, p, x, q);
+        r.y.sum().backward();
+      };
+    };
+    KernelBenchCase k;
+    k.kernel = "smt";
+    k.batch = B;
+    k.length = L;
+    k.heads = H;
+    k.head_dim = D;
+    std::tie(k.reference_ms, k.fused_ms) = timePair(step(false), step(true), opt.repeats);
+    k.speedup = k.reference_ms / k.fused_ms;
+    // ≈ 600·D² flops per token and head for forward + backward (docs/KERNELS.md "Benchmark").
+    k.gflops = 600.0 * D * D * B * L * H / (k.fused_ms * 1e6);
+    k.peak_gflops = peak;
+    out.push_back(k);
+
+    // The segment write alone: one 4-token segment of one layer, all rows of the batch (its shape
+    // does not depend on the length, so once per batch size).
+    bool seen = false;
+    for (const auto& c : out) seen = seen || (c.kernel == "segment_write" && c.batch == B);
+    if (seen) continue;
+    const int64_t N = B * kSmtMemories * H, n = 4;
+    const auto o = torch::dtype(torch::kFloat32);
+    std::vector<Tensor> in = {torch::randn({N, D, D}, o) * 0.3, torch::randn({N, D, D}, o) * 0.05,
+                              nrm(torch::randn({N, n, D}, o)),  torch::randn({N, n, D}, o),
+                              torch::rand({N, n}, o) * 0.5,     0.9 + 0.1 * torch::rand({N, n}, o)};
+    for (auto& t : in) t.requires_grad_(true);
+    const Tensor valid = torch::ones({N, n}, o);
+    auto torchWrite = [&] {  // today's LibTorch segment write (u_t as columns)
+      auto [W, S] =
+          segment_write_torch(in[0], in[1], in[2].transpose(1, 2), in[3], in[4], in[5], valid, 0.5, 0.5, true);
+      (W.sum() + S.sum()).backward();
+    };
+    auto fusedWrite = [&] {
+      auto [W, S] = segment_write_fused(in[0], in[1], in[2], in[3], in[4], in[5], valid, 0.5, 0.5, true);
+      (W.sum() + S.sum()).backward();
+    };
+    KernelBenchCase s = k;
+    s.kernel = "segment_write";
+    s.length = n;
+    std::tie(s.reference_ms, s.fused_ms) = timePair(torchWrite, fusedWrite, opt.repeats);
+    s.speedup = s.reference_ms / s.fused_ms;
+    s.gflops = 40.0 * D * D * n * N / (s.fused_ms * 1e6);  // 10 O·I forward, 30 O·I backward per token
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace hl::memory

@@ -1,0 +1,336 @@
+// Kernel tests (label kernels): the fused segment write of kernels/ against the literal recurrence
+// in LibTorch ops (values and autograd gradients, float64 1e-10 / 1e-9, float32 1e-5 / 1e-4
+// relative), its hand-written reverse pass against central differences, determinism across
+// thread counts, and the whole self-modifying Titans fast path with and without the kernel over
+// head dims 16-128, odd lengths, chunks that do not divide the length, ragged padded batches, η
+// and α at their extremes, an active clamp and stop-grad writes on and off.
+#include "engine/torch_wrap.h"  // before any Qt header (TOOLCHAIN.md §4.1)
+
+#include "engine/memory/fused.h"
+#include "engine/memory/selfmod_titans.h"
+
+#include <QtTest>
+
+#include <tuple>
+#include <vector>
+
+using namespace hl::memory;
+using torch::Tensor;
+namespace I = torch::indexing;
+
+namespace {
+
+const auto kF64 = torch::dtype(torch::kFloat64);
+
+struct Seg {
+  Tensor W0, S0, U, G, eta, alpha, valid;
+};
+
+// Random inputs of one segment write: N rows, n tokens, maps O × I; about one token in four a pad.
+Seg makeSeg(int64_t N, int64_t n, int64_t O, int64_t I, torch::Dtype dt, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto o = torch::dtype(dt);
+  Seg s;
+  s.W0 = torch::randn({N, O, I}, o) * 0.3;
+  s.S0 = torch::randn({N, O, I}, o) * 0.05;
+  s.U = torch::nn::functional::normalize(torch::randn({N, n, I}, o),
+                                         torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  s.G = torch::randn({N, n, O}, o);
+  s.eta = torch::rand({N, n}, o) * 0.8;
+  s.alpha = 0.8 + 0.2 * torch::rand({N, n}, o);
+  s.valid = (torch::rand({N, n}) > 0.25).to(dt);
+  return s;
+}
+
+// The recurrence as docs/KERNELS.md writes it, one token at a time in LibTorch ops.
+std::pair<Tensor, Tensor> literal(const Seg& s, double beta, double damp, bool dgd) {
+  Tensor W = s.W0, S = s.S0;
+  auto e3 = [](const Tensor& v) { return v.view({-1, 1, 1}); };
+  for (int64_t t = 0; t < s.U.size(1); ++t) {
+    const Tensor u = s.U.select(1, t), g = s.G.select(1, t), m = s.valid.select(1, t);
+    const Tensor et = s.eta.select(1, t) * m, a = s.alpha.select(1, t) * m + (1 - m), b = beta * m + (1 - m);
+    const Tensor Wu = torch::bmm(W, u.unsqueeze(2)).squeeze(2);
+    S = e3(b) * S - e3(damp * et) * (g.unsqueeze(2) * u.unsqueeze(1));
+    Tensor Wn = e3(a) * W + e3(m) * S;
+    if (dgd) Wn = Wn - e3(et) * (Wu.unsqueeze(2) * u.unsqueeze(1));
+    W = Wn;
+  }
+  return {W, S};
+}
+
+double relErr(const Tensor& a, const Tensor& b) {
+  const double scale = std::max(b.abs().max().item<double>(), 1e-300);
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+// Gradients of a fixed random projection of (W, S) with respect to the differentiable inputs.
+std::vector<Tensor> gradsOf(Seg s, bool fused, double beta, double damp, bool dgd, uint64_t seed) {
+  for (Tensor* t : {&s.W0, &s.S0, &s.U, &s.G, &s.eta, &s.alpha}) *t = t->detach().clone().requires_grad_(true);
+  auto [W, S] = fused ? segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, beta, damp, dgd)
+                      : literal(s, beta, damp, dgd);
+  torch::manual_seed(seed);
+  // drawn in float64 whatever the dtype, so that float32 and float64 runs project alike
+  const Tensor rw = torch::randn(W.sizes(), kF64).to(W.scalar_type()),
+               rs = torch::randn(S.sizes(), kF64).to(S.scalar_type());
+  const Tensor loss = (W * rw).sum() + (S * rs).sum();
+  return torch::autograd::grad({loss}, {s.W0, s.S0, s.U, s.G, s.eta, s.alpha});
+}
+
+struct SmtCase {
+  int64_t heads, head_dim, B, L, chunk_memory, chunk_other;
+  bool ragged, stop_grad;
+  double eta_bias, alpha_bias;  // added to b_eta, b_alpha (extremes)
+  DgdLayers dgd;
+  bool separate;
+};
+
+}  // namespace
+
+class TestKernels : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void segmentWriteMatchesTheLiteralRecurrenceInFloat64() {
+    for (auto [N, n, O, I] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+             {3, 1, 4, 4}, {5, 4, 16, 16}, {4, 7, 32, 32}, {2, 8, 128, 128}, {6, 3, 17, 9}}) {
+      for (auto [beta, damp, dgd] : std::vector<std::tuple<double, double, bool>>{
+               {0.5, 0.5, true}, {0.9, 1.0, true}, {0.0, 1.0, false}, {0.99, 0.01, true}}) {
+        const Seg s = makeSeg(N, n, O, I, torch::kFloat64, 11 + n);
+        auto [Wf, Sf] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, beta, damp, dgd);
+        auto [Wl, Sl] = literal(s, beta, damp, dgd);
+        QVERIFY2(relErr(Wf, Wl) < 1e-10 && relErr(Sf, Sl) < 1e-10,
+                 qPrintable(QString("N %1 n %2 O %3 I %4 beta %5 dgd %6: W %7 S %8")
+                                .arg(N)
+                                .arg(n)
+                                .arg(O)
+                                .arg(I)
+                                .arg(beta)
+                                .arg(dgd)
+                                .arg(relErr(Wf, Wl))
+                                .arg(relErr(Sf, Sl))));
+        const auto gf = gradsOf(s, true, beta, damp, dgd, 5), gl = gradsOf(s, false, beta, damp, dgd, 5);
+        for (size_t i = 0; i < gf.size(); ++i)
+          QVERIFY2(relErr(gf[i], gl[i]) < 1e-9, qPrintable(QString("gradient %1 (N %2 n %3 O %4 I %5 dgd %6): %7")
+                                                               .arg(i)
+                                                               .arg(N)
+                                                               .arg(n)
+                                                               .arg(O)
+                                                               .arg(I)
+                                                               .arg(dgd)
+                                                               .arg(relErr(gf[i], gl[i]))));
+      }
+    }
+  }
+
+  // The kernel against the closed-form LibTorch segment write it replaces (values and gradients).
+  void segmentWriteMatchesTheLibTorchClosedForm() {
+    for (auto [n, dgd] : std::vector<std::pair<int64_t, bool>>{{1, true}, {4, true}, {8, false}, {5, true}}) {
+      const Seg s = makeSeg(6, n, 16, 24, torch::kFloat64, 40 + n);
+      auto [Wf, Sf] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, 0.5, 0.5, dgd);
+      auto [Wt, St] = segment_write_torch(s.W0, s.S0, s.U.transpose(1, 2), s.G, s.eta, s.alpha, s.valid, 0.5, 0.5, dgd);
+      QVERIFY2(relErr(Wf, Wt) < 1e-10 && relErr(Sf, St) < 1e-10, qPrintable(QString("n %1").arg(n)));
+    }
+  }
+
+  void aPaddedTokenChangesNothingAndGetsNoGradient() {
+    Seg s = makeSeg(4, 5, 8, 8, torch::kFloat64, 3);
+    s.valid.zero_();
+    auto [W, S] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, 0.9, 1.0, true);
+    QVERIFY(torch::equal(W, s.W0) && torch::equal(S, s.S0));
+    const auto g = gradsOf(s, true, 0.9, 1.0, true, 1);
+    for (int i : {2, 3, 4, 5}) QCOMPARE(g[i].abs().max().item<double>(), 0.0);  // U, G, eta, alpha
+  }
+
+  void segmentWriteAgreesInFloat32() {
+    const Seg s64 = makeSeg(8, 6, 32, 32, torch::kFloat64, 21);
+    Seg s32;
+    for (auto [d, src] : std::vector<std::pair<Tensor*, const Tensor*>>{{&s32.W0, &s64.W0},
+                                                                        {&s32.S0, &s64.S0},
+                                                                        {&s32.U, &s64.U},
+                                                                        {&s32.G, &s64.G},
+                                                                        {&s32.eta, &s64.eta},
+                                                                        {&s32.alpha, &s64.alpha},
+                                                                        {&s32.valid, &s64.valid}})
+      *d = src->to(torch::kFloat32);
+    auto [W32, S32] = segment_write_fused(s32.W0, s32.S0, s32.U, s32.G, s32.eta, s32.alpha, s32.valid, 0.5, 0.5, true);
+    auto [W64, S64] = literal(s64, 0.5, 0.5, true);
+    QVERIFY2(relErr(W32.to(torch::kFloat64), W64) < 1e-5,
+             qPrintable(QString::number(relErr(W32.to(torch::kFloat64), W64))));
+    QVERIFY(relErr(S32.to(torch::kFloat64), S64) < 1e-5);
+    const auto g32 = gradsOf(s32, true, 0.5, 0.5, true, 2), g64 = gradsOf(s64, false, 0.5, 0.5, true, 2);
+    for (size_t i = 0; i < g32.size(); ++i)
+      QVERIFY2(relErr(g32[i].to(torch::kFloat64), g64[i]) < 1e-4,
+               qPrintable(QString("gradient %1: %2").arg(i).arg(relErr(g32[i].to(torch::kFloat64), g64[i]))));
+  }
+
+  // The hand-written reverse pass against central differences of the forward (float64, step 1e-6,
+  // agreement 1e-6 relative to the largest gradient).
+  void reversePassMatchesCentralDifferences() {
+    const Seg s = makeSeg(2, 3, 3, 4, torch::kFloat64, 8);
+    const auto g = gradsOf(s, true, 0.7, 0.3, true, 9);
+    torch::manual_seed(9);
+    auto [W, S] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, 0.7, 0.3, true);
+    const Tensor rw = torch::randn_like(W), rs = torch::randn_like(S);
+    auto f = [&](const Seg& q) {
+      auto [w, st] = segment_write_fused(q.W0, q.S0, q.U, q.G, q.eta, q.alpha, q.valid, 0.7, 0.3, true);
+      return ((w * rw).sum() + (st * rs).sum()).item<double>();
+    };
+    const double h = 1e-6;
+    std::vector<Tensor Seg::*> fields = {&Seg::W0, &Seg::S0, &Seg::U, &Seg::G, &Seg::eta, &Seg::alpha};
+    for (size_t fi = 0; fi < fields.size(); ++fi) {
+      const Tensor base = s.*fields[fi];
+      Tensor num = torch::zeros_like(base);
+      auto flat = num.view({-1});
+      for (int64_t j = 0; j < base.numel(); ++j) {
+        Seg p = s, m = s;
+        p.*fields[fi] = base.clone();
+        m.*fields[fi] = base.clone();
+        (p.*fields[fi]).view({-1})[j] += h;
+        (m.*fields[fi]).view({-1})[j] -= h;
+        flat[j] = (f(p) - f(m)) / (2 * h);
+      }
+      const double err = (num - g[fi]).abs().max().item<double>() / std::max(1.0, g[fi].abs().max().item<double>());
+      QVERIFY2(err < 1e-6, qPrintable(QString("input %1: %2").arg(fi).arg(err)));
+    }
+  }
+
+  void fusedWriteIsDeterministicAcrossThreadCounts() {
+    const Seg s = makeSeg(64, 4, 32, 32, torch::kFloat32, 4);
+    const int threads = torch::get_num_threads();
+    std::vector<std::vector<Tensor>> runs;
+    for (int t : {1, 2, 1}) {
+      torch::set_num_threads(t);
+      auto [W, S] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, 0.5, 0.5, true);
+      auto g = gradsOf(s, true, 0.5, 0.5, true, 3);
+      g.push_back(W);
+      g.push_back(S);
+      runs.push_back(g);
+    }
+    torch::set_num_threads(threads);
+    for (size_t r = 1; r < runs.size(); ++r)
+      for (size_t i = 0; i < runs[0].size(); ++i) QVERIFY(torch::equal(runs[0][i], runs[r][i]));
+  }
+
+  void aSecondDerivativeThrowsAndNamesTheReferencePath() {
+    Seg s = makeSeg(2, 2, 4, 4, torch::kFloat64, 1);
+    s.W0.requires_grad_(true);
+    auto [W, S] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, 0.5, 0.5, true);
+    bool threw = false;
+    try {
+      torch::autograd::grad({W.pow(2).sum()}, {s.W0}, {}, true, /*create_graph=*/true);
+    } catch (const std::exception& e) {
+      threw = QString(e.what()).contains("reference");
+    }
+    QVERIFY(threw);
+  }
+
+  void badShapesAreRefused() {
+    Seg s = makeSeg(2, 3, 4, 5, torch::kFloat64, 1);
+    QVERIFY_THROWS_EXCEPTION(c10::Error, segment_write_fused(s.W0, s.S0, s.U.transpose(1, 2).contiguous(), s.G, s.eta,
+                                                             s.alpha, s.valid, 0.5, 1.0, true));
+    QVERIFY_THROWS_EXCEPTION(c10::Error, segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta.to(torch::kFloat32), s.alpha,
+                                                             s.valid, 0.5, 1.0, true));
+    QVERIFY(!segment_write_fused_applies(s.W0.to(torch::kBFloat16)));
+  }
+
+  // The whole fast path: fused segment writes against the LibTorch segment writes (float64: values
+  // and final states 1e-10, gradients of x, q and every outer parameter 1e-9).
+  void smtFastPathWithTheKernelEqualsTheLibTorchPath() {
+    const std::vector<SmtCase> cases = {
+        {1, 16, 2, 5, 2, 4, false, false, 0, 0, DgdLayers::PerLayer, false},
+        {2, 32, 3, 13, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true},
+        {1, 64, 2, 9, 3, 5, true, false, 0, 0, DgdLayers::First, false},
+        {1, 128, 1, 7, 4, 4, false, false, 0, 0, DgdLayers::None, false},
+        {2, 16, 3, 11, 4, 8, true, true, 0, 0, DgdLayers::PerLayer, false},    // stop-grad writes
+        {2, 16, 2, 10, 4, 8, true, false, 8, 6, DgdLayers::PerLayer, true},    // η → η_max, α → 1
+        {2, 16, 2, 10, 4, 8, true, false, -8, -6, DgdLayers::PerLayer, false}  // η → 0, α → 0
+    };
+    for (const SmtCase& c : cases) {
+      SmtConfig cfg;
+      cfg.heads = c.heads;
+      cfg.head_dim = c.head_dim;
+      cfg.chunk_memory = c.chunk_memory;
+      cfg.chunk_other = c.chunk_other;
+      cfg.momentum = 0.5;
+      cfg.eta_scale = 0.5;
+      cfg.eta_max = 1.0;
+      cfg.dampen = true;
+      cfg.dgd = c.dgd;
+      cfg.stop_grad_writes = c.stop_grad;
+      cfg.clamp_bound = c.eta_bias > 0 ? 0.05 : 1.8;  // the extreme-η case also clamps
+      torch::manual_seed(c.head_dim + c.L);
+      SmtParams p = smt_init_params(cfg, 0.9, kF64, 0.6);
+      p.w_eta = torch::randn_like(p.w_eta) * 0.5;
+      p.w_alpha = torch::randn_like(p.w_alpha) * 0.5;
+      p.b_eta = p.b_eta + c.eta_bias;
+      p.b_alpha = p.b_alpha + c.alpha_bias;
+      auto nrm = [](const Tensor& t) {
+        return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+      };
+      const Tensor x = c.separate ? nrm(torch::randn({c.B, 4, c.heads, c.L, c.head_dim}, kF64))
+                                  : nrm(torch::randn({c.B, c.heads, c.L, c.head_dim}, kF64));
+      const Tensor q = nrm(torch::randn({c.B, c.heads, c.L, c.head_dim}, kF64));
+      Tensor mask = torch::ones({c.B, c.L}, torch::kBool);
+      if (c.ragged)
+        for (int64_t b = 1; b < c.B; ++b) mask.index_put_({b, I::Slice(c.L - 2 * b, I::None)}, false);
+      std::vector<SmtResult> res;
+      std::vector<std::vector<Tensor>> grads;
+      for (bool fused : {true, false}) {
+        cfg.fused = fused;
+        std::vector<Tensor> leaves = {x.clone().requires_grad_(true),         q.clone().requires_grad_(true),
+                                      p.W1.clone().requires_grad_(true),      p.W2.clone().requires_grad_(true),
+                                      p.w_eta.clone().requires_grad_(true),   p.b_eta.clone().requires_grad_(true),
+                                      p.w_alpha.clone().requires_grad_(true), p.b_alpha.clone().requires_grad_(true)};
+        SmtParams lp{leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], leaves[7]};
+        SmtResult r = smt_chunked(cfg, lp, leaves[0], leaves[1], mask);
+        QCOMPARE(r.fused, fused);
+        torch::manual_seed(99);
+        const Tensor loss = (r.y * torch::randn_like(r.y)).sum() + (r.W1 * torch::randn_like(r.W1)).sum() +
+                            (r.W2 * torch::randn_like(r.W2)).sum();
+        grads.push_back(torch::autograd::grad({loss}, leaves, {}, false, false, /*allow_unused=*/true));
+        res.push_back(std::move(r));
+      }
+      const QString what = QString("heads %1 D %2 L %3 chunks %4/%5 ragged %6 stop-grad %7 eta bias %8 dgd %9")
+                               .arg(c.heads)
+                               .arg(c.head_dim)
+                               .arg(c.L)
+                               .arg(c.chunk_memory)
+                               .arg(c.chunk_other)
+                               .arg(c.ragged)
+                               .arg(c.stop_grad)
+                               .arg(c.eta_bias)
+                               .arg(int(c.dgd));
+      for (auto [a, b] : std::vector<std::pair<Tensor, Tensor>>{{res[0].y, res[1].y},
+                                                                {res[0].W1, res[1].W1},
+                                                                {res[0].W2, res[1].W2},
+                                                                {res[0].S1, res[1].S1},
+                                                                {res[0].loss_tokens, res[1].loss_tokens}})
+        QVERIFY2(relErr(a, b) < 1e-10, qPrintable(what + QString(": value %1").arg(relErr(a, b))));
+      QCOMPARE(res[0].clamped, res[1].clamped);
+      if (c.eta_bias > 0) QVERIFY2(res[0].clamped > 0, qPrintable(what + ": the clamp never acted"));
+      for (size_t i = 0; i < grads[0].size(); ++i) {
+        QCOMPARE(grads[0][i].defined(), grads[1][i].defined());
+        if (grads[0][i].defined())
+          QVERIFY2(relErr(grads[0][i], grads[1][i]) < 1e-9,
+                   qPrintable(what + QString(": gradient %1: %2").arg(i).arg(relErr(grads[0][i], grads[1][i]))));
+      }
+    }
+  }
+
+  void otherDtypesAndTheReferenceSwitchTakeTheLibTorchPath() {
+    SmtConfig cfg;
+    cfg.heads = 1;
+    cfg.head_dim = 8;
+    const SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(torch::kBFloat16), 0.5);
+    const Tensor x = torch::randn({1, 1, 5, 8}).to(torch::kBFloat16), q = x.clone();
+    QVERIFY(!smt_chunked(cfg, p, x, q).fused);
+    cfg.fused = false;
+    const SmtParams p32 = smt_init_params(cfg, 0.9, torch::dtype(torch::kFloat32), 0.5);
+    QVERIFY(!smt_chunked(cfg, p32, x.to(torch::kFloat32), q.to(torch::kFloat32)).fused);
+    cfg.fused = true;
+    QVERIFY(smt_chunked(cfg, p32, x.to(torch::kFloat32), q.to(torch::kFloat32)).fused);
+  }
+};
+
+QTEST_APPLESS_MAIN(TestKernels)
+#include "test_kernels.moc"
