@@ -34,6 +34,7 @@ Prep prepare(const SmtConfig& cfg, const SmtParams& p, const Tensor& x, const Te
   TORCH_CHECK(q.dim() == 4 && q.sizes() == x5.select(1, 0).sizes(), "smt: q and x shapes differ");
   TORCH_CHECK(cfg.chunk_memory >= 1 && cfg.chunk_other >= 1, "smt: chunks must be >= 1");
   TORCH_CHECK(cfg.eta_max == 0 || cfg.eta_max > cfg.eta_scale, "smt: eta_max must be 0 or above eta_scale");
+  TORCH_CHECK(cfg.state_bound == 0 || cfg.state_bound >= 1, "smt: state_bound must be 0 or at least 1");
   Prep r;
   r.B = q.size(0);
   r.X = x5.size(1);
@@ -107,6 +108,22 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
   for (int64_t i = 0; i < M; ++i)
     if (sel[i]) m.index_put_({0, i}, true);
   return torch::where(m, running, read);
+}
+
+// Projects every map [..., O, I] of W onto ‖W‖_F ≤ state_bound · ‖W0‖_F (SmtConfig::state_bound;
+// the identity when 0). Differentiable, also through ‖W0‖_F.
+Tensor boundState(const SmtConfig& cfg, const Tensor& W, const Tensor& W0) {
+  if (cfg.state_bound <= 0) return W;
+  const Tensor norm = W.pow(2).sum({-2, -1}, true).sqrt().clamp_min(1e-12);
+  const Tensor radius = cfg.state_bound * W0.pow(2).sum({-2, -1}, true).sqrt();
+  return W * torch::clamp_max(radius / norm, 1.0);
+}
+
+// Whether a segment ends after token t: a chunk boundary of either size, or the sequence end. The
+// state bound acts there in both paths.
+bool segmentEndsAfter(const SmtConfig& cfg, int64_t t, int64_t L) {
+  const int64_t e = t + 1;
+  return e == L || e % cfg.chunk_memory == 0 || e % cfg.chunk_other == 0;
 }
 
 Tensor straightThrough(const Tensor& start, const Tensor& now) {
@@ -267,6 +284,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
   auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
   const Tensor x = wd(p.x);
   Tensor W1 = wd(p.W1), W2 = wd(p.W2);
+  const Tensor W1i = W1, W2i = W2;  // the state bound's centre-to-radius reference
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;  // read states
   const auto eyeD = torch::eye(p.D, x.options()), eyeF = torch::eye(p.F, x.options());
@@ -329,6 +347,10 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     S1 = torch::where(v5, S1n, S1);
     W2 = torch::where(v5, W2n, W2);
     W1 = torch::where(v5, W1n, W1);
+    if (segmentEndsAfter(cfg, t, p.L)) {
+      W1 = boundState(cfg, W1, W1i);
+      W2 = boundState(cfg, W2, W2i);
+    }
   }
   return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
 }
@@ -347,6 +369,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   const bool cut = cfg.stop_grad_writes || !outerGrad;
   const Tensor x = cut ? p.x.detach() : p.x;
   Tensor W1 = cut ? p.W1.detach() : p.W1, W2 = cut ? p.W2.detach() : p.W2;
+  const Tensor W1i = W1, W2i = W2;  // the state bound's reference
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;
   std::vector<Tensor> ys, losses;
@@ -427,6 +450,8 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       S2 = S2f.view({p.B, M, p.H, p.F, p.D});
       W1 = W1f.view({p.B, M, p.H, p.D, p.F});
       S1 = S1f.view({p.B, M, p.H, p.D, p.F});
+      W1 = boundState(cfg, W1, W1i);  // every segment ends at a chunk boundary or the sequence end
+      W2 = boundState(cfg, W2, W2i);
     }
     s = e;
   }

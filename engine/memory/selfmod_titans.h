@@ -46,6 +46,11 @@ struct SmtConfig {
   // true: S_t = β S_{t−1} − (1 − β) η_t G_t, so the accumulated step is a convex combination of single
   // (clamped) writes and never larger than the largest of them (docs/MEMORY.md "Bounded writes").
   bool dampen = false;
+  // State bound (spec `state_bound`): 0 = none (schema 1); > 0: at the end of every segment (every
+  // chunk boundary of either size, and the sequence end) each map of each memory and head is
+  // projected onto the ball ‖W‖_F ≤ state_bound · ‖W_0‖_F, W_0 its initial state:
+  // W ← W · min(1, state_bound · ‖W_0‖_F / ‖W‖_F) (docs/MEMORY.md "State bound"). Must be 0 or ≥ 1.
+  double state_bound = 0;
   DgdLayers dgd = DgdLayers::PerLayer;
   InnerObjective objective = InnerObjective::L2;
   bool stop_grad_writes = false;  // writes are constants for the outer loss (straight-through)

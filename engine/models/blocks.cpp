@@ -271,6 +271,7 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   mc_.stop_grad_writes = cfg.stop_grad_writes;
   mc_.eta_max = cfg.eta_max;
   mc_.dampen = cfg.momentum_dampening;
+  mc_.state_bound = cfg.state_bound;
   inputs_ = cfg.memory_inputs == MemoryInputs::Separate ? 3 : 1;
   wx_ = register_module("wx", linear(d, inputs_ * d, false));
   wq_ = register_module("wq", linear(d, d, false));
@@ -516,6 +517,9 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
         fail("mixer", "must be selfmod or titans, got attention (use type hope_attention)");
       if (b.chunk_other < 1) fail("chunk_other", "must be at least 1, got " + std::to_string(b.chunk_other));
       num("memory_init_scale", b.memory_init_scale, 0.0, 10.0, false);
+      if (b.state_bound != 0 && !(b.state_bound >= 1 && b.state_bound <= 1000))
+        fail("state_bound", "must be 0 (no bound) or in [1, 1000] (times the initial state's norm), got " +
+                                std::to_string(b.state_bound));
       if (b.eta_max != 0) {
         num("eta_max", b.eta_max, 0.0, 100.0, true);
         if (b.eta_max <= b.inner_lr)

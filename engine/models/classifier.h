@@ -58,6 +58,7 @@ struct BlockConfig {
   double memory_init_scale = 0.1;                     // scale of the memories' initial second layer W1
   double eta_max = 0;                                 // η = eta_max · σ(·); 0 = inner_lr · softplus(·)
   bool momentum_dampening = false;                    // S ← β S − (1 − β) η G instead of β S − η G
+  double state_bound = 0;  // ‖W‖_F ≤ state_bound · ‖W_0‖_F at segment ends (0 = none)
 };
 
 // Per-forward statistics of one in-context memory level of a block (the last forward; detached

@@ -89,7 +89,8 @@ json defaults() {
 const json& legacy_block_defaults(int version) {
   // Schema 2 made the self-modifying Titans memory active and bounded (docs/MEMORY.md "Active memory").
   static const json v1 = {{"memory_inputs", "shared"},   {"memory_init_scale", 0.1}, {"eta_max", 0.0},
-                          {"momentum_dampening", false}, {"inner_lr", 0.1},          {"momentum", 0.9}};
+                          {"momentum_dampening", false}, {"inner_lr", 0.1},          {"momentum", 0.9},
+                          {"state_bound", 0.0}};
   static const json none = json::object();
   return version < 2 ? v1 : none;
 }
@@ -288,6 +289,14 @@ void check_block(Checker& c, const json& b, const std::string& p, int d_model) {
           "must be above inner_lr (η starts at inner_lr and stays below eta_max), or 0 for the "
           "unbounded link; got " +
               b["eta_max"].dump() + " with inner_lr " + b["inner_lr"].dump());
+  if (bd.contains("state_bound") && b.contains("state_bound") && b["state_bound"].is_number()) {
+    const double sb = b["state_bound"].get<double>();
+    if (sb != 0 && sb < 1)
+      c.err(p + ".state_bound",
+            "must be 0 (no bound) or at least 1 (the radius is state_bound times the initial "
+            "state's norm, which must lie inside); got " +
+                b["state_bound"].dump());
+  }
   if (bd.contains("levels")) check_levels(c, b, p);
 }
 

@@ -97,6 +97,7 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
       bc.memory_init_scale = block_field<double>(b, "memory_init_scale");
       bc.eta_max = block_field<double>(b, "eta_max");
       bc.momentum_dampening = block_field<bool>(b, "momentum_dampening");
+      bc.state_bound = block_field<double>(b, "state_bound");
     }
     if (has_cms_levels(bc.type)) parse_cms_levels(b, bc, where);
     c.blocks.push_back(bc);

@@ -90,6 +90,7 @@ class TestSelfMod : public QObject {
   void theOutputMemoryLearnsInContext();
   void separateInputsBoundedEtaAndDampingAgreeWithTheReference();
   void boundedEtaAndDampedMomentumFollowTheirFormulas();
+  void theStateBoundHoldsAtEveryChunkBoundaryAndBothPathsAgree();
 };
 
 void TestSelfMod::chunkOneEqualsTheReference() {
@@ -448,6 +449,59 @@ void TestSelfMod::boundedEtaAndDampedMomentumFollowTheirFormulas() {
   auto W1 = W1a.mm(alpha * torch::eye(a.size(0), kF64) - eta * torch::outer(a, a)) + S1;
   QVERIFY2(relErr(r2.S1[0][m][0], S1) < 1e-12, qPrintable(QString::number(relErr(r2.S1[0][m][0], S1))));
   QVERIFY2(relErr(r2.W1[0][m][0], W1) < 1e-12, qPrintable(QString::number(relErr(r2.W1[0][m][0], W1))));
+}
+
+// state_bound: a memory driven to grow (η scale 5, no clamp, heavy-ball momentum) stays within
+// state_bound · ‖W_0‖_F per map at the end (1e-9), where without the bound it grows past it or
+// diverges; the
+// reference, the fast path with the kernel and the fast path without it agree in values (1e-10)
+// and gradients (1e-9) with the bound active; a bound that never binds changes nothing bit for bit.
+void TestSelfMod::theStateBoundHoldsAtEveryChunkBoundaryAndBothPathsAgree() {
+  auto c = config(4, 8);
+  c.eta_scale = 5.0;
+  c.clamp = false;
+  c.momentum = 0.9;
+  auto in = makeInputs(c, 3, 19, 77);
+  in.mask = torch::ones({3, 19}, torch::kBool);
+  in.mask.index_put_({2, I::Slice(6, I::None)}, false);
+  auto maxRatio = [&](const SmtResult& r) {
+    auto ratio = [&](const Tensor& W, const Tensor& W0) {
+      return (W.pow(2).sum({-2, -1}).sqrt() / W0.pow(2).sum({-2, -1}).sqrt()).max().item<double>();
+    };
+    return std::max(ratio(r.W1, in.p.W1.unsqueeze(0)), ratio(r.W2, in.p.W2.unsqueeze(0)));
+  };
+  const SmtResult free = smt_chunked(c, in.p, in.x, in.q, in.mask);
+  QVERIFY2(!(maxRatio(free) <= 2.5), qPrintable(QString::number(maxRatio(free))));  // grows past it, or diverges
+  c.state_bound = 2.0;
+  const SmtResult ref = smt_reference(c, in.p, in.x, in.q, in.mask);
+  QVERIFY2(maxRatio(ref) <= 2.0 + 1e-9, qPrintable(QString::number(maxRatio(ref))));
+  std::vector<std::vector<Tensor>> grads;
+  for (int path = 0; path < 3; ++path) {  // reference, fast + kernel, fast without
+    SmtConfig cp = c;
+    cp.fused = path == 1;
+    std::vector<Tensor> leaves = {in.p.W1.clone().requires_grad_(true), in.p.W2.clone().requires_grad_(true),
+                                  in.p.w_eta.clone().requires_grad_(true), in.x.clone().requires_grad_(true)};
+    SmtParams p = in.p;
+    p.W1 = leaves[0];
+    p.W2 = leaves[1];
+    p.w_eta = leaves[2];
+    const SmtResult r =
+        path == 0 ? smt_reference(cp, p, leaves[3], in.q, in.mask) : smt_chunked(cp, p, leaves[3], in.q, in.mask);
+    if (path > 0) QVERIFY2(resultErr(r, ref) < 1e-10, qPrintable(QString::number(resultErr(r, ref))));
+    grads.push_back(torch::autograd::grad({probe(r, 5)}, leaves));
+  }
+  for (int path = 1; path < 3; ++path)
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      QVERIFY2(
+          relErr(grads[path][i], grads[0][i]) < 1e-9,
+          qPrintable(QString("path %1 gradient %2: %3").arg(path).arg(i).arg(relErr(grads[path][i], grads[0][i]))));
+  // A bound far above what the state reaches is the identity, bit for bit (a tame memory: the
+  // fixture's η scale 0.3 with the clamp).
+  c = config(4, 8);
+  c.state_bound = 1000;
+  const SmtResult loose = smt_chunked(c, in.p, in.x, in.q, in.mask);
+  c.state_bound = 0;
+  QVERIFY(torch::equal(loose.y, smt_chunked(c, in.p, in.x, in.q, in.mask).y));
 }
 
 QTEST_APPLESS_MAIN(TestSelfMod)

@@ -243,6 +243,19 @@ class TestSpec : public QObject {
     QVERIFY(hl::spec::validate(s).ok());
   }
 
+  void stateBoundMustBeZeroOrAtLeastOne() {
+    json s = hl::spec::preset("hope");
+    QCOMPARE(hl::spec::complete(s)["model"]["blocks"][0]["state_bound"].get<double>(), 2.0);
+    s["model"]["blocks"][0]["state_bound"] = 0.5;  // the initial state would lie outside the ball
+    QVERIFY(hasIssue(hl::spec::validate(s), "model.blocks[0].state_bound", true));
+    s["model"]["blocks"][0]["state_bound"] = 0.0;  // no bound
+    QVERIFY(hl::spec::validate(s).ok());
+    json old = s;
+    old["schema_version"] = 1;
+    old["model"]["blocks"][0].erase("state_bound");
+    QCOMPARE(hl::spec::complete(old)["model"]["blocks"][0]["state_bound"].get<double>(), 0.0);
+  }
+
   void topLevelMustBeAnObject() { QVERIFY_THROWS_EXCEPTION(hl::SpecError, hl::spec::complete(json::array())); }
 };
 
