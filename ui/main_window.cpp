@@ -174,6 +174,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
       }
       ++i;
     }
+    // The confusion matrix shown in Live (its selected task-end), when the run has one; its CSV too.
+    if (auto* cv = live_->confusionView(); cv && cv->current()) {
+      for (const char* ext : {"png", "svg", "pdf"}) {
+        QString err = savePlot(cv->plot(), QDir(dir).filePath(QString("confusion_matrix.%1").arg(ext)), 900, 800);
+        if (!err.isEmpty()) failed << err;
+      }
+      QString err = cv->exportCsv(QDir(dir).filePath("confusion_matrix.csv"));
+      if (!err.isEmpty()) failed << err;
+    }
     if (!failed.isEmpty()) QMessageBox::warning(this, tr("Save plots"), failed.join("\n"));
   });
   connect(editor_, &ArchitectureEditor::validationChanged, this, [this](int e, int w) {

@@ -3,6 +3,7 @@
 // byte-identical to `hopelab-cli export`; Compare groups seeds into a band; Inference loads a
 // checkpoint; `hopelab --screenshot` writes a PNG and refuses bad input.
 #include <QApplication>
+#include <QDir>
 #include <QFile>
 #include <QImage>
 #include <QLineEdit>
@@ -20,6 +21,7 @@
 #include "engine/train/inference.h"
 #include "tiny_spec.h"
 #include "ui/compare_view.h"
+#include "ui/confusion_view.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
 #include "ui/editor/architecture_editor.h"
@@ -308,6 +310,14 @@ class TestApp : public QObject {
     QCOMPARE(w.openRun(1), QString());
     QCOMPARE(w.live()->shown().runId(), qint64(1));
     QVERIFY(w.live()->plottedPoints() > 0);
+    // Export › Save Live plots: the four Live plots and the run's confusion matrix (image + CSV).
+    const QString plots = tmp_.filePath("plots");
+    QVERIFY(QDir().mkpath(plots));
+    QVERIFY(w.live()->confusionView()->current() != nullptr);
+    Q_EMIT w.exporter()->exportPlotsRequested(plots);
+    for (const char* f : {"loss_lanes.png", "drift.svg", "forgetting.pdf", "accuracy_matrix.png",
+                          "confusion_matrix.png", "confusion_matrix.pdf", "confusion_matrix.csv"})
+      QVERIFY2(QFileInfo(QDir(plots).filePath(f)).size() > 0, f);
     QVERIFY(w.openRun(777).contains("run 777"));
     // The spec of run 1 is now in the editor; saving and reopening gives the same spec.
     const QString f = tmp_.filePath("saved.json");
