@@ -82,14 +82,7 @@ AttributionView::AttributionView(QWidget* parent) : QWidget(parent) {
   plot_->yAxis->setRangeReversed(true);
   plot_->setMouseTracking(true);
   zoom_ = new PlotZoom(plot_, [this] { draw(); });
-  connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* ev) {
-    if (ev->buttons() & Qt::LeftButton) return;
-    const QString tip = tipAt(ev->position());
-    if (tip.isEmpty())
-      QToolTip::hideText();
-    else
-      QToolTip::showText(ev->globalPosition().toPoint(), tip, plot_);
-  });
+  followHeatmapCells(plot_, this, [this](const QPointF& p) { return tipAt(p); });
 
   auto* lay = new QVBoxLayout(this);
   lay->setContentsMargins(0, 0, 0, 0);
@@ -117,20 +110,15 @@ AttributionView::~AttributionView() {
 }
 
 QString AttributionView::tipAt(const QPointF& pos) const {
-  if (!result_ || !plot_->axisRect()->rect().contains(pos.toPoint())) return {};
-  const int j = int(std::lround(plot_->xAxis->pixelToCoord(pos.x())));
-  const int r = int(std::lround(plot_->yAxis->pixelToCoord(pos.y())));
-  return cellToolTip(r, j);
+  int r = 0, j = 0;
+  return result_ && heatmapCellAt(plot_, pos, &r, &j) ? cellToolTip(r, j) : QString();
 }
 
 bool AttributionView::eventFilter(QObject* watched, QEvent* event) {
   // Qt's delayed tooltip over the plot: the cell under the pointer, else what the plot shows.
-  if (watched == plot_ && event->type() == QEvent::ToolTip) {
-    auto* help = static_cast<QHelpEvent*>(event);
-    const QString tip = tipAt(help->pos());
-    QToolTip::showText(help->globalPos(), tip.isEmpty() ? help_ : tip, plot_);
+  if (watched == plot_ && showHeatmapToolTip(
+                              plot_, event, [this](const QPointF& p) { return tipAt(p); }, help_))
     return true;
-  }
   return QWidget::eventFilter(watched, event);
 }
 

@@ -75,14 +75,7 @@ ConfusionView::ConfusionView(QWidget* parent) : QWidget(parent) {
     plot_->xAxis->setRange(-0.5, n - 0.5);
     plot_->yAxis->setRange(-0.5, n - 0.5);
   });
-  connect(plot_, &QCustomPlot::mouseMove, this, [this](QMouseEvent* ev) {
-    if (ev->buttons() & Qt::LeftButton) return;
-    const QString tip = tipAt(ev->position());
-    if (tip.isEmpty())
-      QToolTip::hideText();
-    else
-      QToolTip::showText(ev->globalPosition().toPoint(), tip, plot_);
-  });
+  followHeatmapCells(plot_, this, [this](const QPointF& p) { return tipAt(p); });
 
   auto* lay = new QVBoxLayout(this);
   lay->setContentsMargins(0, 0, 0, 0);
@@ -110,21 +103,15 @@ ConfusionView::ConfusionView(QWidget* parent) : QWidget(parent) {
 }
 
 QString ConfusionView::tipAt(const QPointF& pos) const {
-  const auto* m = current();
-  if (!m || !plot_->axisRect()->rect().contains(pos.toPoint())) return {};
-  const int c = int(std::lround(plot_->xAxis->pixelToCoord(pos.x())));
-  const int r = int(std::lround(plot_->yAxis->pixelToCoord(pos.y())));
-  return cellToolTip(r, c);
+  int r = 0, c = 0;
+  return current() && heatmapCellAt(plot_, pos, &r, &c) ? cellToolTip(r, c) : QString();
 }
 
 bool ConfusionView::eventFilter(QObject* watched, QEvent* event) {
   // Qt's delayed tooltip over the plot: the cell under the pointer, else what the plot is.
-  if (watched == plot_ && event->type() == QEvent::ToolTip) {
-    auto* help = static_cast<QHelpEvent*>(event);
-    const QString tip = tipAt(help->pos());
-    QToolTip::showText(help->globalPos(), tip.isEmpty() ? help_ : tip, plot_);
+  if (watched == plot_ && showHeatmapToolTip(
+                              plot_, event, [this](const QPointF& p) { return tipAt(p); }, help_))
     return true;
-  }
   return QWidget::eventFilter(watched, event);
 }
 

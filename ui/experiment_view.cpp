@@ -200,12 +200,16 @@ void ExperimentView::refreshSummary() {
       if (b.contains("levels")) t += QString("(%1 levels)").arg(b["levels"].size());
       blocks << t;
     }
-    arch_->setText(tr("%1: %2 · d_model %3 · %4 parameters · %5 FLOPs/sample (from the Architecture tab)")
-                       .arg(QString::fromStdString(spec.value("name", "")), blocks.join(" → "))
-                       .arg(spec["model"].value("d_model", 0))
-                       .arg(d.contains("params") ? QLocale().toString(qlonglong(d.value("params", 0LL)))
-                                                 : tr("(computed when no run trains)"))
-                       .arg(d.value("flops_per_sample", 0.0), 0, 'g', 3));
+    const QString head = tr("%1: %2 · d_model %3")
+                             .arg(QString::fromStdString(spec.value("name", "")), blocks.join(" → "))
+                             .arg(spec["model"].value("d_model", 0));
+    if (d.contains("params"))
+      arch_->setText(tr("%1 · %2 parameters · %3 FLOPs/sample (from the Architecture tab)")
+                         .arg(head, QLocale().toString(qlonglong(d.value("params", 0LL))))
+                         .arg(d.value("flops_per_sample", 0.0), 0, 'g', 3));
+    else
+      arch_->setText(
+          tr("%1 (from the Architecture tab; parameters and FLOPs are counted when no run trains)").arg(head));
   } catch (const std::exception& e) {
     arch_->setText(tr("the architecture has errors: %1").arg(QString::fromUtf8(e.what()).left(300)));
   }

@@ -261,6 +261,10 @@ void MainWindow::buildMenus() {
   undo->setShortcut(QKeySequence::Undo);
   auto* redo = editor_->undoStack()->createRedoAction(this, tr("&Redo"));
   redo->setShortcut(QKeySequence::Redo);
+  // Their text follows the undo stack ("Redo Set model.blocks[0].heads = 5"); the shortcut list
+  // names them plainly.
+  undo->setProperty("hlShortcutName", tr("Undo (Architecture editor)"));
+  redo->setProperty("hlShortcutName", tr("Redo (Architecture editor)"));
   edit->addAction(undo);
   edit->addAction(redo);
   auto* presets = edit->addMenu(tr("Load &preset"));
@@ -329,10 +333,12 @@ QString MainWindow::shortcutsText() const {
     QMenu* m = top->menu();
     if (!m) continue;
     for (QAction* a : m->actions())
-      if (!a->shortcut().isEmpty())
+      if (!a->shortcut().isEmpty()) {
+        const QString name = a->property("hlShortcutName").toString();
         out += QStringLiteral("<tr><td><b>%1</b>&nbsp;&nbsp;</td><td>%2 › %3</td></tr>")
                    .arg(a->shortcut().toString(QKeySequence::NativeText).toHtmlEscaped(), top->text().remove('&'),
-                        a->text().remove('&'));
+                        QString(name.isEmpty() ? a->text() : name).remove('&').toHtmlEscaped());
+      }
   }
   out +=
       tr("<tr><td><b>Del</b>, <b>Ctrl+D</b>, <b>Ctrl+C/V</b>, <b>Up/Down</b></td><td>Architecture canvas: delete, "

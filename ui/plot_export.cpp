@@ -3,11 +3,14 @@
 #include <QApplication>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QHelpEvent>
 #include <QMenu>
 #include <QMessageBox>
 #include <QPainter>
 #include <QPalette>
 #include <QSvgGenerator>
+#include <QToolTip>
+#include <cmath>
 #include <qcustomplot.h>
 
 namespace hl::ui {
@@ -83,6 +86,34 @@ void stylePlot(QCustomPlot* plot, bool dark) {
   }
   for (int i = 0; i < plot->plotLayout()->elementCount(); ++i)
     if (auto* t = qobject_cast<QCPTextElement*>(plot->plotLayout()->elementAt(i))) t->setTextColor(fg);
+}
+
+bool heatmapCellAt(const QCustomPlot* plot, const QPointF& pos, int* row, int* col) {
+  if (!plot->axisRect()->rect().contains(pos.toPoint())) return false;
+  *col = int(std::lround(plot->xAxis->pixelToCoord(pos.x())));
+  *row = int(std::lround(plot->yAxis->pixelToCoord(pos.y())));
+  return true;
+}
+
+bool showHeatmapToolTip(QCustomPlot* plot, QEvent* event, const std::function<QString(const QPointF&)>& tipAt,
+                        const QString& fallback) {
+  if (event->type() != QEvent::ToolTip) return false;
+  auto* help = static_cast<QHelpEvent*>(event);
+  const QString tip = tipAt(help->pos());
+  QToolTip::showText(help->globalPos(), tip.isEmpty() ? fallback : tip, plot);
+  return true;
+}
+
+void followHeatmapCells(QCustomPlot* plot, QObject* context, const std::function<QString(const QPointF&)>& tipAt) {
+  plot->setMouseTracking(true);
+  QObject::connect(plot, &QCustomPlot::mouseMove, context, [plot, tipAt](QMouseEvent* ev) {
+    if (ev->buttons() & Qt::LeftButton) return;
+    const QString tip = tipAt(ev->position());
+    if (tip.isEmpty())
+      QToolTip::hideText();
+    else
+      QToolTip::showText(ev->globalPosition().toPoint(), tip, plot);
+  });
 }
 
 }  // namespace hl::ui

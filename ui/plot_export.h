@@ -1,9 +1,13 @@
 // Saving a QCustomPlot as PNG, SVG or PDF (by the file's extension) and the right-click menu that
 // offers it on every plot.
 #pragma once
+#include <QPointF>
 #include <QString>
+#include <functional>
 
 class QCustomPlot;
+class QEvent;
+class QObject;
 
 namespace hl::ui {
 
@@ -14,5 +18,16 @@ void addPlotExportMenu(QCustomPlot* plot);
 // Light or dark colours for a plot (axes, grid, text, background).
 void stylePlot(QCustomPlot* plot, bool dark);
 bool darkPalette();
+
+// Heatmaps (cells centred on integer coordinates, x = column, y = row): the cell under a position
+// in the plot widget; false outside the axis rect.
+bool heatmapCellAt(const QCustomPlot* plot, const QPointF& pos, int* row, int* col);
+// While the pointer moves over a heatmap (no button held), shows the text `tipAt` gives for its
+// position at once, and hides it where that is empty; `context` owns the connection.
+void followHeatmapCells(QCustomPlot* plot, QObject* context, const std::function<QString(const QPointF&)>& tipAt);
+// Qt's delayed tooltip over a heatmap: the text `tipAt` gives for the pointer's position, or
+// `fallback` (what the plot shows) when that is empty. True when `event` was a tooltip event.
+bool showHeatmapToolTip(QCustomPlot* plot, QEvent* event, const std::function<QString(const QPointF&)>& tipAt,
+                        const QString& fallback);
 
 }  // namespace hl::ui

@@ -39,6 +39,7 @@
 #include "ui/compare_view.h"
 #include "ui/confusion_view.h"
 #include "ui/editor/architecture_editor.h"
+#include "ui/editor/editor_model.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
 #include "ui/inference_view.h"
@@ -361,6 +362,15 @@ class TestAppInput : public QObject {
     const QString t = w.shortcutsText();
     for (const char* k : {"Ctrl+R", "Launch", "Ctrl+P", "Pause", "Ctrl+Shift+P", "Resume", "F1"})
       QVERIFY2(t.contains(k), k);
+    // A fresh editor holds the CLI's transformer preset (same config hash as `train --preset
+    // transformer`), and the shortcut list names Undo/Redo, not the undo stack's last command.
+    QCOMPARE(hl::spec::config_hash(w.editor()->spec()),
+             hl::spec::config_hash(hl::spec::complete(hl::spec::preset("transformer"))));
+    QVERIFY(w.editor()->model()->setValue("/model/d_model", 96));
+    QVERIFY(w.editor()->undoStack()->canUndo());
+    QVERIFY(w.shortcutsText().contains("Undo (Architecture editor)"));
+    QVERIFY(!w.shortcutsText().contains("d_model"));
+    w.editor()->undoStack()->undo();
     auto* empty = w.live()->findChild<QLabel*>("liveEmpty");
     QVERIFY(empty && !empty->isHidden());
     QVERIFY(empty->text().contains("Experiment"));

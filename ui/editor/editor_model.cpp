@@ -61,7 +61,10 @@ IssueTarget issueTarget(const std::string& path) {
 }
 
 EditorModel::EditorModel(QObject* parent) : QObject(parent), undo_(new QUndoStack(this)) {
-  setSpec(hl::spec::defaults());
+  // The built-in `transformer` preset, so a run launched from a fresh editor has the same spec
+  // (and config hash) as `hopelab-cli train --preset transformer` (the field table's transformer
+  // block is narrower: ffn_mult 2).
+  setSpec(hl::spec::complete(hl::spec::preset("transformer")));
 }
 
 int EditorModel::maxLevels() {
