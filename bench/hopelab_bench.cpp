@@ -2,8 +2,9 @@
 // against a baseline measured in the same process, interleaved so drift hits both sides alike.
 //   hopelab-bench train [--repeats N]   samples/s per preset, ratio to transformer
 //   hopelab-bench store [--repeats N]   the same run with and without the store (goal <= 1.02)
-//   hopelab-bench steptime              forward + backward time of one Hope block vs one
-//                                       Transformer block at equal width, sequence lengths 64..2048
+//   hopelab-bench steptime              forward + backward time of one Hope block (fused kernels and
+//                                       LibTorch path) vs one Transformer block at equal width,
+//                                       sequence lengths 64..2048
 // Data: $HOPELAB_DATA_DIR (or --data-dir). Timings are the trainer's own train_seconds (the
 // training loop with its evaluations; data loading and tokenizer training excluded).
 #include <CLI/CLI.hpp>
@@ -58,7 +59,7 @@ Timing run(const json& spec, hl::train::RunOptions opt) {
 }
 
 // Median seconds of forward + backward of a 1-block classifier on random tokens [batch, L].
-double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int repeats) {
+double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int repeats, bool fused = true) {
   hl::models::ModelConfig cfg;
   cfg.vocab_size = 2000;
   cfg.max_len = L;
@@ -66,6 +67,7 @@ double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int r
   cfg.blocks = {block};
   cfg.num_classes = 70;
   auto model = hl::models::build(cfg);
+  model->setFusedKernels(fused);  // training.kernels
   model->train();
   auto tokens = torch::randint(1, cfg.vocab_size, {batch, L}, torch::kLong);
   auto labels = torch::randint(0, cfg.num_classes, {batch}, torch::kLong);
@@ -112,29 +114,40 @@ int main(int argc, char** argv) {
     hope.ffn_mult = 1;
     hope.cms_clocks = {1, 4, 16};
     hope.cms_lrs = {0, 0, 0};
+    // the hope preset's memory (spec schema 2, docs/MEMORY.md "Active memory" and "State bound")
+    hope.memory_inputs = hl::MemoryInputs::Separate;
+    hope.memory_init_scale = 0.6;
+    hope.eta_max = 1.0;
+    hope.momentum_dampening = true;
+    hope.inner_lr = 0.5;
+    hope.momentum = 0.5;
+    hope.state_bound = 2.0;
     tr.type = hl::BlockType::Transformer;
     torch::manual_seed(0);
-    std::printf("%6s %14s %14s %10s\n", "L", "hope s/step", "transf. s/step", "hope/transf.");
+    std::printf("%6s %14s %14s %14s %10s %10s\n", "L", "hope s/step", "hope ref s/st", "transf. s/step", "hope/tr.",
+                "ref/tr.");
     double h64 = 0, t64 = 0;
     for (int L = 64; L <= max_len; L *= 2) {
-      double th = 0, tt = 0;
-      std::vector<double> hs, ts;
+      std::vector<double> hs, rs, ts;
       for (int r = 0; r < repeats; ++r) {  // interleaved
         hs.push_back(stepSeconds(hope, L, batch, 1));
+        rs.push_back(stepSeconds(hope, L, batch, 1, /*fused=*/false));
         ts.push_back(stepSeconds(tr, L, batch, 1));
       }
-      th = median(hs);
-      tt = median(ts);
+      const double th = median(hs), thr = median(rs), tt = median(ts);
       if (L == 64) {
         h64 = th;
         t64 = tt;
       }
-      std::printf("%6d %14.4f %14.4f %10.2f   (growth vs L=64: hope %.1fx, transformer %.1fx, length %dx)\n", L, th, tt,
-                  th / tt, th / h64, tt / t64, L / 64);
+      std::printf(
+          "%6d %14.4f %14.4f %14.4f %10.2f %10.2f   (growth vs L=64: hope %.1fx, transformer %.1fx, length %dx)\n", L,
+          th, thr, tt, th / tt, thr / tt, th / h64, tt / t64, L / 64);
       std::fflush(stdout);
     }
-    std::printf("(batch %d, d_model 128, one block each, CPU threads %d, median of %d interleaved runs)\n", batch,
-                torch::get_num_threads(), repeats);
+    std::printf(
+        "(batch %d, d_model 128, one block each, CPU threads %d, median of %d interleaved runs; hope: the "
+        "preset's block with the fused kernels, hope ref: the same on the LibTorch path)\n",
+        batch, torch::get_num_threads(), repeats);
     return 0;
   }
 

@@ -65,6 +65,7 @@ std::vector<KernelBenchCase> bench_kernels(const KernelBenchOptions& opt) {
     cfg.eta_scale = 0.5;
     cfg.eta_max = 1.0;
     cfg.dampen = true;
+    cfg.state_bound = 2.0;  // the hope preset's memory (docs/MEMORY.md)
     torch::manual_seed(0);
     SmtParams p = smt_init_params(cfg, 0.95, torch::dtype(torch::kFloat32), 0.6);
     for (Tensor* t : {&p.W1, &p.W2, &p.w_eta, &p.b_eta, &p.w_alpha, &p.b_alpha}) t->requires_grad_(true);
