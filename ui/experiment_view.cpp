@@ -64,7 +64,7 @@ ExperimentView::ExperimentView(RunWorker* worker, QWidget* parent) : QWidget(par
   device_->setToolTip(hl::train::cuda_available() ? tr("CUDA %1").arg(QString::fromStdString(hl::train::cuda_version()))
                                                   : tr("No CUDA device in this build/machine"));
   task_order_ = spin(0, 1000, 0);
-  epochs_ = spin(1, 1000, 5);
+  epochs_ = spin(0, 10000, 5);  // the field table's range (0: an NCM head needs no training)
   limit_ = spin(0, 100000, 0, tr("all"));
   eval_limit_ = spin(0, 100000, 0, tr("all"));
   batch_ = spin(1, 4096, 32);

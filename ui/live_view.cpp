@@ -165,6 +165,10 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   grid->addWidget(matrix_tabs_, 1, 1);
   grid->setRowStretch(0, 3);
   grid->setRowStretch(1, 2);
+  // Equal columns: left to their size hints, the loss lanes got a quarter of the width and a
+  // many-level run's lanes (11 for a 2-block Hope) were squashed, their labels on the axis.
+  grid->setColumnStretch(0, 1);
+  grid->setColumnStretch(1, 1);
   auto* lay = new QVBoxLayout(this);
   lay->addLayout(bar);
   lay->addWidget(plots_, 1);

@@ -10,6 +10,7 @@
 #include <QDesktopServices>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QRegularExpression>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
@@ -32,6 +33,7 @@
 #include "ui/compare_view.h"
 #include "ui/confusion_view.h"
 #include "ui/editor/architecture_editor.h"
+#include "ui/editor/editor_model.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
 #include "ui/inference_view.h"
@@ -417,6 +419,9 @@ QString MainWindow::openSpec(const QString& path) {
 }
 
 QString MainWindow::saveSpec(const QString& path) {
+  // A pattern typed into the file dialog (Qt's dialog takes "*" as a name) is not a file name.
+  if (QFileInfo(path).fileName().contains(QRegularExpression("[*?]")))
+    return tr("%1: the name holds a wildcard (* or ?); type a file name, e.g. spec.json").arg(path);
   json spec = experiment_->applyTo(editor_->spec());
   std::ofstream out(path.toStdString(), std::ios::binary);
   if (!out) return tr("%1: cannot write this file").arg(path);
@@ -447,8 +452,10 @@ QString MainWindow::openRun(qint64 run_id) {
   export_->setRequest(req);
   inference_->setRun(run_id);
   try {
+    // One undoable step: Edit › Undo brings the architecture back (the Experiment form takes the
+    // run's settings).
     json spec = json::parse(r->spec_json);
-    editor_->setSpec(spec);
+    editor_->model()->replaceSpec(spec, tr("Open run %1's spec").arg(run_id));
     experiment_->setSpec(spec);
   } catch (...) {
   }

@@ -11,6 +11,7 @@
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QUndoStack>
 #include <QtTest>
 #include <fstream>
 #include <qcustomplot.h>
@@ -309,6 +310,9 @@ class TestApp : public QObject {
     QVERIFY(w.runs()->rowCount() >= 3);
     QCOMPARE(w.openRun(1), QString());
     QCOMPARE(w.live()->shown().runId(), qint64(1));
+    // Opening a run replaces the editor's spec as one undoable step (unsaved edits come back).
+    QVERIFY(w.editor()->undoStack()->canUndo());
+    QVERIFY2(w.editor()->undoStack()->undoText().contains("run 1"), qPrintable(w.editor()->undoStack()->undoText()));
     QVERIFY(w.live()->plottedPoints() > 0);
     // Export › Save Live plots: the four Live plots and the run's confusion matrix (image + CSV).
     const QString plots = tmp_.filePath("plots");
@@ -321,6 +325,8 @@ class TestApp : public QObject {
     QVERIFY(w.openRun(777).contains("run 777"));
     // The spec of run 1 is now in the editor; saving and reopening gives the same spec.
     const QString f = tmp_.filePath("saved.json");
+    QVERIFY(w.saveSpec(tmp_.filePath("*")).contains("wildcard"));  // a pattern typed into the dialog
+    QVERIFY(!QFileInfo::exists(tmp_.filePath("*")));
     QCOMPARE(w.saveSpec(f), QString());
     auto saved = hl::spec::load_file(f.toStdString());
     QCOMPARE(w.openSpec(f), QString());

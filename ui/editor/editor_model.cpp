@@ -89,6 +89,11 @@ void EditorModel::setSpec(const json& spec) {
   apply(spec);
 }
 
+bool EditorModel::replaceSpec(const json& spec, const QString& text) {
+  if (!spec.is_object()) return refuse(tr("The spec must be a JSON object; the editor keeps the current one"));
+  return push(spec, text);
+}
+
 void EditorModel::apply(const json& spec) {
   spec_ = spec;
   analyse();

@@ -43,6 +43,8 @@ class EditorModel : public QObject {
 
   // Replaces the whole document and clears the undo history (File > Open).
   void setSpec(const nlohmann::json& spec);
+  // Replaces the whole document as one undoable step named `text` (opening a stored run's spec).
+  bool replaceSpec(const nlohmann::json& spec, const QString& text);
   const nlohmann::json& spec() const { return spec_; }
   // The spec completed with the defaults (what validate() and the inspector see).
   const nlohmann::json& completed() const { return completed_; }
