@@ -14,6 +14,7 @@
 #include <QtConcurrent>
 #include <cmath>
 #include <qcustomplot.h>
+#include <tuple>
 
 #include "engine/data/dataset.h"
 #include "ui/plot_export.h"
@@ -60,14 +61,7 @@ AttributionView::AttributionView(QWidget* parent) : QWidget(parent) {
           "save as PNG, SVG or PDF."));
   plot_->installEventFilter(this);
   addPlotExportMenu(plot_);
-  map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
-  map_->setInterpolate(false);
-  scale_ = new QCPColorScale(plot_);
-  plot_->plotLayout()->addElement(0, 1, scale_);
-  map_->setColorScale(scale_);
-  auto* group = new QCPMarginGroup(plot_);
-  plot_->axisRect()->setMarginGroup(QCP::msTop | QCP::msBottom, group);
-  scale_->setMarginGroup(QCP::msTop | QCP::msBottom, group);
+  std::tie(map_, scale_) = addHeatmap(plot_);
   // Diverging, white at 0: red where putting the level back recovers task j, blue where it hurts.
   QCPColorGradient g;
   g.clearColorStops();

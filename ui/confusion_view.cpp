@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <qcustomplot.h>
+#include <tuple>
 
 #include "ui/plot_export.h"
 #include "ui/plot_zoom.h"
@@ -54,14 +55,7 @@ ConfusionView::ConfusionView(QWidget* parent) : QWidget(parent) {
           "reset; right-click: save as PNG, SVG or PDF."));
   plot_->installEventFilter(this);
   addPlotExportMenu(plot_);
-  map_ = new QCPColorMap(plot_->xAxis, plot_->yAxis);
-  map_->setInterpolate(false);
-  scale_ = new QCPColorScale(plot_);
-  plot_->plotLayout()->addElement(0, 1, scale_);
-  map_->setColorScale(scale_);
-  auto* group = new QCPMarginGroup(plot_);
-  plot_->axisRect()->setMarginGroup(QCP::msTop | QCP::msBottom, group);
-  scale_->setMarginGroup(QCP::msTop | QCP::msBottom, group);
+  std::tie(map_, scale_) = addHeatmap(plot_);
   QCPColorGradient g(QCPColorGradient::gpThermal);
   g.setNanHandling(QCPColorGradient::nhTransparent);
   map_->setGradient(g);

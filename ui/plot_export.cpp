@@ -116,4 +116,16 @@ void followHeatmapCells(QCustomPlot* plot, QObject* context, const std::function
   });
 }
 
+std::pair<QCPColorMap*, QCPColorScale*> addHeatmap(QCustomPlot* plot) {
+  auto* map = new QCPColorMap(plot->xAxis, plot->yAxis);
+  map->setInterpolate(false);
+  auto* scale = new QCPColorScale(plot);
+  plot->plotLayout()->addElement(0, 1, scale);
+  map->setColorScale(scale);
+  auto* group = new QCPMarginGroup(plot);
+  plot->axisRect()->setMarginGroup(QCP::msTop | QCP::msBottom, group);
+  scale->setMarginGroup(QCP::msTop | QCP::msBottom, group);
+  return {map, scale};
+}
+
 }  // namespace hl::ui

@@ -4,8 +4,11 @@
 #include <QPointF>
 #include <QString>
 #include <functional>
+#include <utility>
 
 class QCustomPlot;
+class QCPColorMap;
+class QCPColorScale;
 class QEvent;
 class QObject;
 
@@ -19,6 +22,9 @@ void addPlotExportMenu(QCustomPlot* plot);
 void stylePlot(QCustomPlot* plot, bool dark);
 bool darkPalette();
 
+// A heatmap on the plot: a colour map on its axes (no interpolation) and a colour scale to its right,
+// their top and bottom margins aligned. The caller sets the gradient.
+std::pair<QCPColorMap*, QCPColorScale*> addHeatmap(QCustomPlot* plot);
 // Heatmaps (cells centred on integer coordinates, x = column, y = row): the cell under a position
 // in the plot widget; false outside the axis rect.
 bool heatmapCellAt(const QCustomPlot* plot, const QPointF& pos, int* row, int* col);
