@@ -110,12 +110,17 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
   return torch::where(m, running, read);
 }
 
-// Projects every map [..., O, I] of W onto ‖W‖_F ≤ state_bound · ‖W0‖_F (SmtConfig::state_bound;
-// the identity when 0). Differentiable, also through ‖W0‖_F.
-Tensor boundState(const SmtConfig& cfg, const Tensor& W, const Tensor& W0) {
-  if (cfg.state_bound <= 0) return W;
+// The state bound's radius per map: state_bound · ‖W0‖_F [..., 1, 1] (undefined when there is no
+// bound). Computed once per call, so its gradient reaches W0 through one node.
+Tensor boundRadius(const SmtConfig& cfg, const Tensor& W0) {
+  return cfg.state_bound > 0 ? cfg.state_bound * W0.pow(2).sum({-2, -1}, true).sqrt() : Tensor();
+}
+
+// Projects every map [..., O, I] of W onto ‖W‖_F ≤ radius (SmtConfig::state_bound; the identity
+// without a radius). Differentiable, also through the radius.
+Tensor boundState(const Tensor& W, const Tensor& radius) {
+  if (!radius.defined()) return W;
   const Tensor norm = W.pow(2).sum({-2, -1}, true).sqrt().clamp_min(1e-12);
-  const Tensor radius = cfg.state_bound * W0.pow(2).sum({-2, -1}, true).sqrt();
   return W * torch::clamp_max(radius / norm, 1.0);
 }
 
@@ -284,7 +289,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
   auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
   const Tensor x = wd(p.x);
   Tensor W1 = wd(p.W1), W2 = wd(p.W2);
-  const Tensor W1i = W1, W2i = W2;  // the state bound's centre-to-radius reference
+  const Tensor rad1 = boundRadius(cfg, W1), rad2 = boundRadius(cfg, W2);  // the state bound
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;  // read states
   const auto eyeD = torch::eye(p.D, x.options()), eyeF = torch::eye(p.F, x.options());
@@ -348,8 +353,8 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
     W2 = torch::where(v5, W2n, W2);
     W1 = torch::where(v5, W1n, W1);
     if (segmentEndsAfter(cfg, t, p.L)) {
-      W1 = boundState(cfg, W1, W1i);
-      W2 = boundState(cfg, W2, W2i);
+      W1 = boundState(W1, rad1);
+      W2 = boundState(W2, rad2);
     }
   }
   return finish(cfg, p, ys, losses, {W1, W2, S1, S2}, clamped, log, outerGrad);
@@ -369,7 +374,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   const bool cut = cfg.stop_grad_writes || !outerGrad;
   const Tensor x = cut ? p.x.detach() : p.x;
   Tensor W1 = cut ? p.W1.detach() : p.W1, W2 = cut ? p.W2.detach() : p.W2;
-  const Tensor W1i = W1, W2i = W2;  // the state bound's reference
+  const Tensor rad1 = boundRadius(cfg, W1), rad2 = boundRadius(cfg, W2);  // the state bound
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;
   std::vector<Tensor> ys, losses;
@@ -450,8 +455,8 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       S2 = S2f.view({p.B, M, p.H, p.F, p.D});
       W1 = W1f.view({p.B, M, p.H, p.D, p.F});
       S1 = S1f.view({p.B, M, p.H, p.D, p.F});
-      W1 = boundState(cfg, W1, W1i);  // every segment ends at a chunk boundary or the sequence end
-      W2 = boundState(cfg, W2, W2i);
+      W1 = boundState(W1, rad1);  // every segment ends at a chunk boundary or the sequence end
+      W2 = boundState(W2, rad2);
     }
     s = e;
   }
