@@ -23,15 +23,13 @@
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
 #include "engine/train/experiment.h"
+#include "tests/cli_process.h"
 
 using json = nlohmann::json;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  QString out, err;
-};
+using Result = CliResult;
 
 qint64 size_of(const QString& path) {
   return QFileInfo(path).exists() ? QFileInfo(path).size() : 0;
@@ -91,17 +89,7 @@ class TestFaults : public QObject {
     return e;
   }
 
-  Result cli(const QStringList& args, int timeout_ms = 240000) {
-    QProcess p;
-    p.setProcessEnvironment(env());
-    p.start(HL_CLI_PATH, args);
-    if (!p.waitForFinished(timeout_ms)) {
-      p.kill();
-      p.waitForFinished();
-    }
-    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, QString::fromUtf8(p.readAllStandardOutput()),
-            QString::fromUtf8(p.readAllStandardError())};
-  }
+  Result cli(const QStringList& args, int timeout_ms = 240000) { return runCli(HL_CLI_PATH, args, env(), timeout_ms); }
 
   // A run of 7 tasks, long enough that a fault set after its first checkpoint meets it mid-run.
   QStringList trainArgs(const QString& db, int d_model, int epochs) const {

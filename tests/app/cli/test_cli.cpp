@@ -7,15 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/store/store.h"
+#include "tests/cli_process.h"
 
 using json = nlohmann::json;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  QString out, err;
-};
+using Result = CliResult;
 
 }  // namespace
 
@@ -32,18 +30,7 @@ class TestCli : public QObject {
   }
 
   Result cli(const QStringList& args, int timeout_ms = 600000, QProcessEnvironment e = {}) {
-    QProcess p;
-    p.setProcessEnvironment(e.isEmpty() ? env() : e);
-    p.start(HL_CLI_PATH, args);
-    if (!p.waitForFinished(timeout_ms)) {
-      p.kill();
-      p.waitForFinished();
-    }
-    Result r;
-    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
-    r.out = QString::fromUtf8(p.readAllStandardOutput());
-    r.err = QString::fromUtf8(p.readAllStandardError());
-    return r;
+    return runCli(HL_CLI_PATH, args, e.isEmpty() ? env() : e, timeout_ms);
   }
 
   QStringList tiny(const QString& db, const QString& epochs = "1") const {
