@@ -267,6 +267,7 @@ void AttributionView::draw() {
   plot_->clearItems();
   if (!result_ || result_->num_tasks < 2) {
     map_->data()->clear();
+    scale_->setVisible(false);  // no colour scale beside an empty plot
     plot_->replot(QCustomPlot::rpQueuedReplot);
     return;
   }
@@ -283,6 +284,7 @@ void AttributionView::draw() {
     }
   const QCPRange range(-100 * top, 100 * top);  // symmetric: white is "no effect"
   map_->setDataRange(range);
+  scale_->setVisible(true);
   scale_->setDataRange(range);
   QSharedPointer<QCPAxisTickerText> yt(new QCPAxisTickerText), xt(new QCPAxisTickerText);
   for (int r = 0; r < L; ++r) yt->addTick(r, QString::fromStdString(a.levels[r].label));

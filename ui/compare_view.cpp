@@ -16,6 +16,7 @@
 #include "ui/attribution_view.h"
 #include "ui/confusion_view.h"
 #include "ui/plot_export.h"
+#include "ui/plural.h"
 #include "ui/plot_util.h"
 #include "ui/plot_zoom.h"
 
@@ -95,6 +96,8 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   diff_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   diff_->verticalHeader()->hide();
   diff_->setWordWrap(false);
+  diff_->setTextElideMode(Qt::ElideMiddle);  // "model.bl…inner_lr": both ends of a field path stay
+  diff_->viewport()->installEventFilter(this);
   auto* bar = new QHBoxLayout;
   bar->addWidget(new QLabel(tr("Curve:"), this));
   bar->addWidget(metric_);
@@ -123,6 +126,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   bottom->addWidget(side_);
   bottom->setStretchFactor(0, 1);
   bottom->setStretchFactor(1, 1);
+  bottom->setSizes({450, 550});  // the diff table ≈ 45 %: room for three runs' columns at 1024 px
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(curves_);
   split->addWidget(bottom);
@@ -323,10 +327,13 @@ void CompareView::prepare() {
     }
   }
   curves_->yAxis->setLabel(QString::fromStdString(name + (level.empty() ? "" : " (" + level + ")")));
-  if (!zoom_curves_->userRange()) curves_->rescaleAxes(true);
-  info_->setText(tr("%1 run(s) in %2 configuration(s); same config_hash = seeds of one configuration")
-                     .arg(runs_.size())
-                     .arg(groups_));
+  if (!zoom_curves_->userRange()) {
+    curves_->rescaleAxes(true);
+    padValueRange(curves_->yAxis);
+  }
+  info_->setText(tr("%1 in %2; same config_hash = seeds of one configuration")
+                     .arg(countOf(int(runs_.size()), tr("run"), tr("runs")),
+                          countOf(groups_, tr("configuration"), tr("configurations"))));
 }
 
 void CompareView::rebuildDiff() {
@@ -340,7 +347,9 @@ void CompareView::rebuildDiff() {
   diff_->setHorizontalHeaderLabels(head);
   diff_->setRowCount(int(rows.size()));
   for (int i = 0; i < int(rows.size()); ++i) {
-    diff_->setItem(i, 0, new QTableWidgetItem(QString::fromStdString(rows[i].first)));
+    auto* field = new QTableWidgetItem(QString::fromStdString(rows[i].first));
+    field->setToolTip(field->text());
+    diff_->setItem(i, 0, field);
     for (int j = 0; j < int(rows[i].second.size()); ++j) {
       QString v = QString::fromStdString(rows[i].second[j]);
       auto* it = new QTableWidgetItem(v.size() > 40 ? v.left(39) + "…" : v);
@@ -348,9 +357,29 @@ void CompareView::rebuildDiff() {
       diff_->setItem(i, j + 1, it);
     }
   }
-  diff_->resizeColumnsToContents();
-  for (int c = 0; c < diff_->columnCount(); ++c)
-    diff_->setColumnWidth(c, std::min(diff_->columnWidth(c), c == 0 ? 260 : 150));
+  fitDiffColumns();
+}
+
+// Every run's column in view at once where the width allows it (the values are what the table is
+// for; with the field column at its full 260 px only the first run showed at the default size): the
+// field column takes at most 45 % of the width, the runs share the rest, each between 56 and 150 px
+// and no wider than its content. Below 56 px a run's column the table scrolls sideways.
+void CompareView::fitDiffColumns() {
+  const int n = diff_->columnCount();
+  if (n == 0) return;
+  const int avail = diff_->viewport()->width();
+  diff_->resizeColumnsToContents();  // each column at its content's width: the most it gets
+  std::vector<int> content;
+  for (int c = 0; c < n; ++c) content.push_back(diff_->columnWidth(c));
+  const int field = std::min({content[0], 260, std::max(120, int(0.45 * avail))});
+  diff_->setColumnWidth(0, field);
+  const int share = n > 1 ? (avail - field) / (n - 1) : 0;
+  for (int c = 1; c < n; ++c) diff_->setColumnWidth(c, std::clamp(std::min(content[size_t(c)], share), 56, 150));
+}
+
+bool CompareView::eventFilter(QObject* o, QEvent* e) {
+  if (o == diff_->viewport() && e->type() == QEvent::Resize) fitDiffColumns();
+  return QWidget::eventFilter(o, e);
 }
 
 void CompareView::rebuildMatrices() {

@@ -63,6 +63,8 @@ class CompareView : public QWidget {
  private:
   void prepare();
   void rebuildDiff();
+  void fitDiffColumns();  // the field column and every run's column inside the table's width
+  bool eventFilter(QObject* o, QEvent* e) override;
   void rebuildMatrices();
   void rebuildConfusion();
 

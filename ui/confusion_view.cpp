@@ -192,6 +192,7 @@ void ConfusionView::draw() {
   export_->setEnabled(m != nullptr);
   if (!m || m->size() == 0) {
     map_->data()->clear();
+    scale_->setVisible(false);  // no colour scale beside an empty plot
     info_->setText(matrices_.empty() ? tr("no confusion matrix yet (one per task end)") : QString());
     plot_->replot(QCustomPlot::rpQueuedReplot);
     return;
@@ -208,6 +209,7 @@ void ConfusionView::draw() {
     }
   const QCPRange range(0, norm ? 1.0 : double(top));
   map_->setDataRange(range);
+  scale_->setVisible(true);
   scale_->setDataRange(range);
   scale_->axis()->setLabel(norm ? tr("share of the true class's rows") : tr("rows"));
   // Task blocks: a line at each boundary, the task's name at the middle of its block.

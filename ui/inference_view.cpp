@@ -1,6 +1,7 @@
 #include "ui/inference_view.h"
 
 #include <QComboBox>
+#include <algorithm>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -21,6 +22,7 @@ InferenceView::InferenceView(QWidget* parent) : QWidget(parent) {
   run_ = new QComboBox(this);
   run_->setMinimumContentsLength(30);
   kind_ = new QComboBox(this);
+  kind_->setObjectName("checkpointKind");
   kind_->addItems({"best", "last"});
   k_ = new QSpinBox(this);
   k_->setRange(1, 50);
@@ -55,7 +57,9 @@ InferenceView::InferenceView(QWidget* parent) : QWidget(parent) {
   kind_->setToolTip(
       tr("last: the model after the final task (the default for class-incremental runs, where "
          "'best' is usually the model after an early task, which knows only its classes); "
-         "best: the checkpoint with the best mean dev accuracy (the default for joint runs)"));
+         "best: the checkpoint with the best mean dev accuracy (the default for joint runs); "
+         "after task j: the model as it was at the end of task j (the run's task-end snapshots, "
+         "training.snapshots), trained on the classes of tasks 1 to j only"));
   // A new run selection picks its default checkpoint; a choice the user made stays until then.
   connect(run_, &QComboBox::currentIndexChanged, this, [this] {
     if (!filling_) applyDefaultKind();
@@ -82,6 +86,36 @@ QString InferenceView::checkpointKind() const {
   return kind_->currentText();
 }
 
+QStringList InferenceView::checkpointChoices() const {
+  QStringList out;
+  for (int i = 0; i < kind_->count(); ++i) out << kind_->itemText(i);
+  return out;
+}
+
+// Item data: -1 for best and last, else the snapshot's task index (0-based, as stored).
+void InferenceView::fillKinds() {
+  const QString cur = kind_->currentText();
+  const qint64 id = run_->currentData().toLongLong();
+  std::vector<int> tasks;
+  if (db_ && id > 0) {
+    try {
+      for (const auto& c : db_->checkpoints(id))
+        if (c.kind == hl::CheckpointKind::Snapshot) tasks.push_back(c.task);
+    } catch (const std::exception&) {  // the store's error shows when the user loads
+    }
+  }
+  std::sort(tasks.begin(), tasks.end());
+  const bool filling = filling_;
+  filling_ = true;
+  kind_->clear();
+  kind_->addItem(kindText(hl::CheckpointKind::Best), -1);
+  kind_->addItem(kindText(hl::CheckpointKind::Last), -1);
+  for (int t : tasks) kind_->addItem(tr("after task %1").arg(t + 1), t);
+  const int i = kind_->findText(cur);
+  kind_->setCurrentIndex(i >= 0 ? i : 1);
+  filling_ = filling;
+}
+
 void InferenceView::refreshRuns() {
   qint64 cur = run_->currentData().toLongLong();
   filling_ = true;
@@ -101,6 +135,7 @@ void InferenceView::refreshRuns() {
   filling_ = false;
   int i = run_->findData(qlonglong(cur));
   if (i >= 0) run_->setCurrentIndex(i);
+  fillKinds();         // a running run's new snapshots; the user's choice stays
   applyDefaultKind();  // a no-op for the run that was selected before
 }
 
@@ -108,6 +143,7 @@ void InferenceView::applyDefaultKind() {
   const qint64 id = run_->currentData().toLongLong();
   if (!db_ || id <= 0 || id == kind_for_) return;
   kind_for_ = id;
+  fillKinds();
   std::optional<hl::Protocol> protocol;
   try {
     if (auto r = db_->getRun(id)) protocol = hl::try_parse<hl::Protocol>(r->protocol);
@@ -135,8 +171,11 @@ QString InferenceView::load() {
   qint64 id = run_->currentData().toLongLong();
   if (id <= 0) return tr("no run with a checkpoint in this database");
   std::string path;
+  const int snapshot_task = kind_->currentData().isValid() ? kind_->currentData().toInt() : -1;
   for (const auto& c : db_->checkpoints(id))
-    if (kindText(c.kind) == kind_->currentText()) path = c.path;
+    if (snapshot_task >= 0 ? c.kind == hl::CheckpointKind::Snapshot && c.task == snapshot_task
+                           : kindText(c.kind) == kind_->currentText())
+      path = c.path;
   if (path.empty()) return tr("run %1 has no '%2' checkpoint").arg(id).arg(kind_->currentText());
   QString key = QString::fromStdString(path);
   if (pred_ && loaded_ == key) return {};

@@ -1,5 +1,5 @@
-// The Inference tab: pick a stored run and its checkpoint (best or last), type a sentence, see the
-// top-k classes with probabilities.
+// The Inference tab: pick a stored run and its checkpoint (best, last, or the model after task j
+// from the run's task-end snapshots), type a sentence, see the top-k classes with probabilities.
 #pragma once
 #include <QWidget>
 #include <memory>
@@ -35,10 +35,13 @@ class InferenceView : public QWidget {
   void setTrainingActive(bool on) { training_ = on; }
   // The run list again (statuses, new runs with checkpoints); keeps the selection.
   void refreshRuns();
-  QString checkpointKind() const;  // "best" or "last", as chosen for the selected run
+  // "best", "last" or "after task j" (a task-end snapshot, j from 1), as chosen for the selected run.
+  QString checkpointKind() const;
+  QStringList checkpointChoices() const;  // what the Checkpoint box offers for the selected run
 
  private:
   void applyDefaultKind();  // "last" for class-incremental runs, "best" for joint ones
+  void fillKinds();         // best, last and the selected run's snapshots; keeps the choice if offered
   bool training_ = false;
   bool filling_ = false;  // refreshRuns is refilling the run list
   qint64 kind_for_ = -1;  // the run whose default checkpoint kind was last applied

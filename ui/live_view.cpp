@@ -6,6 +6,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
+#include <QScrollArea>
 #include <QSlider>
 #include <QTabWidget>
 #include <QTimer>
@@ -16,6 +17,7 @@
 #include "engine/common/error.h"
 #include "engine/store/store.h"
 #include "ui/confusion_view.h"
+#include "ui/elided_label.h"
 #include "ui/plot_export.h"
 #include "ui/plot_zoom.h"
 #include "ui/run_worker.h"
@@ -23,6 +25,8 @@
 
 namespace hl::ui {
 namespace {
+// A loss lane's least height in pixels (curve, name, two tick labels).
+constexpr int kMinLanePx = 36;
 QColor laneLabelColor(bool dark) {
   return dark ? QColor(230, 230, 230) : QColor(40, 40, 40);
 }
@@ -63,7 +67,7 @@ QCustomPlot* newPlot(QWidget* parent, const QString& title, const QString& readi
 }  // namespace
 
 LiveView::LiveView(QWidget* parent) : QWidget(parent) {
-  title_ = new QLabel(tr("No run yet: launch one in the Experiment tab or open one from the Runs tab."), this);
+  title_ = new ElidedLabel(tr("No run yet: launch one in the Experiment tab or open one from the Runs tab."), this);
   title_->setObjectName("liveTitle");
   smooth_ = new QSlider(Qt::Horizontal, this);
   smooth_->setRange(0, 99);
@@ -150,7 +154,15 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
   plots_ = new QWidget(this);
   auto* grid = new QGridLayout(plots_);
   grid->setContentsMargins(0, 0, 0, 0);
-  grid->addWidget(loss_, 0, 0);
+  // The loss lanes scroll when the window is too small for them: QCustomPlot gives each lane a
+  // minimum height and otherwise lets the lowest lanes overflow the plot (and clips its title).
+  loss_scroll_ = new QScrollArea(this);
+  loss_scroll_->setObjectName("liveLossScroll");
+  loss_scroll_->setWidget(loss_);
+  loss_scroll_->setWidgetResizable(true);
+  loss_scroll_->setFrameShape(QFrame::NoFrame);
+  loss_scroll_->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  grid->addWidget(loss_scroll_, 0, 0);
   grid->addWidget(drift_, 0, 1);
   grid->addWidget(forget_, 1, 0);
   confusion_ = new ConfusionView(this);
@@ -415,6 +427,7 @@ void LiveView::rebuildLanes() {
     r->axis(QCPAxis::atBottom)->setLabel(tr("step"));
     lanes_[""] = r;
   }
+  layout->setRowSpacing(0);  // lanes have their own 3 px margins; 5 px more per lane was wasted
   auto* group = new QCPMarginGroup(loss_);
   int row = 1;
   for (const auto* s : lanes) {
@@ -446,17 +459,36 @@ void LiveView::rebuildLanes() {
     lanes_[laneKey(*s)] = r;
     lane_order_.push_back(laneKey(*s));
   }
+  // Room for each lane's curve, its name and two tick labels; below that the lanes scroll.
+  const QFontMetrics fm(loss_->font());
+  loss_->setMinimumHeight(lanes.empty() ? 0 : int(lanes.size()) * kMinLanePx + 3 * fm.height() + 30);
+  x_row_ = nullptr;
   if (!lanes.empty()) {
-    // Lanes share the x axis: only the last shows its tick labels; the others give their height
-    // to the curves (fixed thin top/bottom margins).
+    // Lanes share the x axis, drawn once in a row of its own below them (no curve area): every
+    // lane keeps the same thin margins and so the same height for its curve. (With the tick labels
+    // on the lowest lane, that lane's curve area was half the others'.)
     for (auto& [lv, r] : lanes_) {
+      r->setMinimumSize(0, 0);  // QCPAxisRect's default 50 × 50 overfilled the rows (loss_'s height bounds them)
       r->axis(QCPAxis::atBottom)->setTickLabels(false);
       r->setAutoMargins(QCP::msLeft | QCP::msRight);
       r->setMargins(QMargins(0, 3, 0, 3));
     }
-    auto* last = lanes_[lane_order_.back()];
-    last->axis(QCPAxis::atBottom)->setTickLabels(true);
-    last->setAutoMargins(QCP::msLeft | QCP::msRight | QCP::msBottom);
+    x_row_ = new QCPAxisRect(loss_);
+    layout->addElement(row, 0, x_row_);
+    x_row_->setMarginGroup(QCP::msLeft | QCP::msRight, group);
+    x_row_->setAutoMargins(QCP::msLeft | QCP::msRight | QCP::msBottom);
+    x_row_->setMargins(QMargins(0, 0, 0, 0));
+    x_row_->setSizeConstraintRect(QCPLayoutElement::scrInnerRect);
+    x_row_->setMinimumSize(0, 0);
+    x_row_->setMaximumSize(QWIDGETSIZE_MAX, 1);
+    layout->setRowStretchFactor(row, 0.001);
+    x_row_->axis(QCPAxis::atLeft)->setTickLabels(false);
+    x_row_->axis(QCPAxis::atLeft)->setTicks(false);
+    x_row_->axis(QCPAxis::atLeft)->setBasePen(Qt::NoPen);
+    x_row_->axis(QCPAxis::atLeft)->grid()->setVisible(false);
+    x_row_->axis(QCPAxis::atBottom)->grid()->setVisible(false);
+    x_row_->setRangeZoom(Qt::Horizontal);
+    x_row_->setRangeDrag(Qt::Horizontal);
   }
   stylePlot(loss_, dark_);
   if (zoom_loss_) zoom_loss_->attach();
@@ -611,7 +643,7 @@ void LiveView::redraw(bool force) {
     for (auto* g : r->graphs()) (void)g;
     r->axis(QCPAxis::atBottom)->setLabel(QString());
   }
-  if (!lane_order_.empty()) lanes_[lane_order_.back()]->axis(QCPAxis::atBottom)->setLabel(xl);
+  if (x_row_) x_row_->axis(QCPAxis::atBottom)->setLabel(xl);
   drift_->xAxis->setLabel(xl);
   forget_->xAxis->setLabel(xl);
   // Shared x range over the lanes, each lane's own y range.
@@ -625,7 +657,8 @@ void LiveView::redraw(bool force) {
     }
   if (have) {  // a plot the user zoomed or panned keeps its ranges until a double-click
     if (xr.size() <= 0) xr.upper = xr.lower + 1;
-    if (!zoom_loss_->userRange())
+    if (!zoom_loss_->userRange()) {
+      if (x_row_) x_row_->axis(QCPAxis::atBottom)->setRange(xr);
       for (auto& [lv, r] : lanes_) {
         r->axis(QCPAxis::atBottom)->setRange(xr);
         bool any = false;
@@ -633,10 +666,20 @@ void LiveView::redraw(bool force) {
           g->rescaleValueAxis(any, true);
           any = true;
         }
+        if (any) padValueRange(r->axis(QCPAxis::atLeft));
       }
+    }
     if (!zoom_drift_->userRange()) {
       drift_->xAxis->setRange(xr);
-      if (drift_->graphCount()) drift_->yAxis->rescale(true);
+      // Nothing drawn yet (a new run, another panel): the default range, not the last run's.
+      bool drawn = false;
+      for (int i = 0; i < drift_->graphCount() && !drawn; ++i) drawn = !drift_->graph(i)->data()->isEmpty();
+      if (drawn) {
+        drift_->yAxis->rescale(true);
+        padValueRange(drift_->yAxis);
+      } else {
+        drift_->yAxis->setRange(0, 1);
+      }
     }
     if (!zoom_forget_->userRange()) forget_->xAxis->setRange(xr);
   }

@@ -14,6 +14,7 @@
 #include "ui/run_data.h"
 
 class QCustomPlot;
+class QScrollArea;
 class QCPGraph;
 class QCPColorMap;
 class QCPAxisRect;
@@ -117,7 +118,9 @@ class LiveView : public QWidget {
   int64_t confusion_run_ = -1;
   QLabel* title_ = nullptr;
   QWidget* plots_ = nullptr;  // the four plots
-  QLabel* empty_ = nullptr;   // shown instead while there is no run
+  QScrollArea* loss_scroll_ = nullptr;
+  QCPAxisRect* x_row_ = nullptr;  // the lanes' shared x axis, a row of its own below them
+  QLabel* empty_ = nullptr;       // shown instead while there is no run
   QSlider* smooth_ = nullptr;
   QCheckBox* log_ = nullptr;
   QComboBox* xaxis_ = nullptr;

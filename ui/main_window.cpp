@@ -34,6 +34,7 @@
 #include "ui/confusion_view.h"
 #include "ui/editor/architecture_editor.h"
 #include "ui/editor/editor_model.h"
+#include "ui/elided_label.h"
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
 #include "ui/inference_view.h"
@@ -100,7 +101,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   tabs_->addTab(inference_, tr("&Inference"));
   setCentralWidget(tabs_);
 
-  status_run_ = new QLabel(tr("idle"), this);
+  status_run_ = new ElidedLabel(tr("idle"), this);
   status_run_->setObjectName("runStatus");
   status_db_ = new QLabel(this);
   progress_ = new QProgressBar(this);

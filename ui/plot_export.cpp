@@ -1,4 +1,5 @@
 #include "ui/plot_export.h"
+#include "ui/plot_util.h"
 
 #include <QApplication>
 #include <QFileDialog>
@@ -114,6 +115,12 @@ void followHeatmapCells(QCustomPlot* plot, QObject* context, const std::function
     else
       QToolTip::showText(ev->globalPosition().toPoint(), tip, plot);
   });
+}
+
+void padValueRange(QCPAxis* axis) {
+  const QCPRange r = axis->range();
+  const auto [lo, hi] = padded_range(r.lower, r.upper, axis->scaleType() == QCPAxis::stLogarithmic);
+  axis->setRange(lo, hi);
 }
 
 std::pair<QCPColorMap*, QCPColorScale*> addHeatmap(QCustomPlot* plot) {

@@ -9,6 +9,7 @@
 class QCustomPlot;
 class QCPColorMap;
 class QCPColorScale;
+class QCPAxis;
 class QEvent;
 class QObject;
 
@@ -20,6 +21,8 @@ QString savePlot(QCustomPlot* plot, const QString& path, int width = 0, int heig
 void addPlotExportMenu(QCustomPlot* plot);
 // Light or dark colours for a plot (axes, grid, text, background).
 void stylePlot(QCustomPlot* plot, bool dark);
+// Widens an axis's range by padded_range (ui/plot_util.h) after an automatic rescale.
+void padValueRange(QCPAxis* axis);
 bool darkPalette();
 
 // A heatmap on the plot: a colour map on its axes (no interpolation) and a colour scale to its right,

@@ -117,6 +117,15 @@ void clip_band(Band& b, std::pair<double, double> range) {
     for (double& y : *v) y = std::clamp(y, range.first, range.second);
 }
 
+std::pair<double, double> padded_range(double lo, double hi, bool log_scale, double pad) {
+  if (log_scale) {
+    if (lo <= 0 || hi <= 0) return {lo, hi};
+    return {lo / (1 + 2 * pad), hi * (1 + 2 * pad)};
+  }
+  const double d = hi > lo ? pad * (hi - lo) : std::max(1e-3, pad * std::abs(hi));
+  return {lo - d, hi + d};
+}
+
 void AxisMap::add(double step, double value) {
   if (!s_.empty() && step <= s_.back()) {
     if (step == s_.back()) v_.back() = value;

@@ -40,6 +40,11 @@ Band mean_ci(const std::vector<XY>& runs, size_t max_points = 0);
 std::pair<double, double> metric_range(const std::string& name);
 void clip_band(Band& b, std::pair<double, double> range);
 
+// An axis range with room around the data: `pad` of the span above and below (a curve at its
+// maximum is not drawn on the frame, its dots not cut in half). A log axis is widened by a factor
+// (1 + 2·pad) each way; a flat range (lo == hi) gets ±pad·|hi| (at least 1e-3).
+std::pair<double, double> padded_range(double lo, double hi, bool log_scale, double pad = 0.1);
+
 // Piecewise-linear map from step to another axis (task position, samples seen), given knots
 // (step ascending). Beyond the last knot the last slope continues; with one knot it is an offset.
 class AxisMap {

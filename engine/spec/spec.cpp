@@ -517,6 +517,8 @@ void set_path(json& spec, const std::string& path, const std::string& value) {
 std::vector<std::string> preset_names() {
   std::vector<std::string> out;
   for (const auto& p : presets_data()) out.push_back(p.first);
+  // By name ("hope" before "hope-attention"; the resource files sort "hope-*.json" first).
+  std::sort(out.begin(), out.end());
   return out;
 }
 

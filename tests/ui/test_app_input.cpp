@@ -16,6 +16,8 @@
 #include <QMenuBar>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -235,6 +237,52 @@ class TestAppInput : public QObject {
     w.setDark(false);
   }
 
+  // Issue 12 item 8 (remnant after the first fix): a 2-block Hope run has 11 loss lanes; in a
+  // 1130×640 window QCustomPlot squeezed them below their minimum, the title was clipped and the
+  // lowest lanes were drawn outside the plot. Now every lane keeps its height and the lanes scroll.
+  void manyLossLanesScrollInsteadOfOverflowing() {
+    auto run = storedRun(tmp_.filePath("many-lanes.db").toStdString(), "many-lanes");
+    for (int k = 0; k < 12; ++k) {
+      run.writer->point("loss", "outer", -1, 1, k, 3.0 - 0.1 * k);
+      for (int b = 0; b < 2; ++b)
+        for (const char* lv : {"cms1", "cms2", "cms3", "context.memory", "context.other"})
+          run.writer->point("loss", lv, b, 4, k, 2.0 + 0.05 * k + b);
+    }
+    run.writer->flush();
+    run.writer->finish(hl::RunStatus::Finished);
+    MainWindow w;
+    QCOMPARE(w.openDatabase(tmp_.filePath("many-lanes.db")), QString());
+    QCOMPARE(w.live()->showStoredRun(*run.db, run.id), QString());
+    QCOMPARE(w.live()->laneCount(), 11);
+    auto* tabs = w.findChild<QTabWidget*>();
+    tabs->setCurrentIndex(MainWindow::Live);
+    auto* scroll = w.live()->findChild<QScrollArea*>("liveLossScroll");
+    QVERIFY(scroll);
+    auto check = [&](QSize size, bool scrolls) {
+      w.resize(size);
+      w.show();
+      QVERIFY(QTest::qWaitForWindowExposed(&w));
+      QCoreApplication::processEvents();
+      QCustomPlot* loss = w.live()->lossPlot();
+      loss->replot();
+      QCOMPARE(scroll->verticalScrollBar()->isVisible(), scrolls);
+      const auto rects = loss->axisRects();
+      QCOMPARE(int(rects.size()), 12);  // 11 lanes and the shared x axis's row
+      QVERIFY(rects.back()->axis(QCPAxis::atBottom)->tickLabels());
+      QVERIFY2(rects.back()->outerRect().bottom() <= loss->height(), "the x axis drawn below the plot");
+      for (int i = 0; i + 1 < int(rects.size()); ++i) {
+        auto* r = rects[i];
+        QCOMPARE(r->rect().height(), rects[0]->rect().height());  // every lane's curve area alike
+        QVERIFY2(r->rect().height() >= 20, qPrintable(QString("lane %1 px").arg(r->rect().height())));
+        QVERIFY2(r->outerRect().bottom() <= loss->height(), "a lane drawn below the plot");
+      }
+      for (int i = 1; i < int(rects.size()); ++i)
+        QVERIFY(rects[i]->outerRect().top() >= rects[i - 1]->outerRect().bottom() - 1);
+    };
+    check(QSize(1130, 640), true);
+    check(QSize(1400, 1000), false);
+  }
+
   // Issue 12 item 8: "1 errors" in the tab title and the editor's footer.
   void countsSayOneErrorNotOneErrors() {
     MainWindow w;
@@ -296,6 +344,37 @@ class TestAppInput : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(!exportSays(QString("run %1 is running").arg(ci)), 10000);
     QVERIFY2(w.exporter()->text().contains("elsewhere"), qPrintable(w.exporter()->text()));
     QCOMPARE(w.inference()->checkpointKind(), QString("best"));  // a refresh keeps the user's run and kind
+
+    // Task-end snapshots are offered as "after task j" (the new-user retry found only best and
+    // last); one written while the tab is open appears on the next refresh, the choice stays,
+    // and choosing it loads that snapshot's file (here a missing one: the error names it).
+    {
+      hl::store::RunWriter wr(path, joint);
+      wr.checkpoint({hl::CheckpointKind::Snapshot, "/nonexistent/snapshot-task0.pt", 10, 0, 0});
+      wr.flush();
+    }
+    w.inference()->refreshRuns();
+    QCOMPARE(w.inference()->checkpointChoices(), QStringList({"best", "last", "after task 1"}));
+    QCOMPARE(w.inference()->checkpointKind(), QString("best"));
+    auto* kind = w.inference()->findChild<QComboBox*>("checkpointKind");
+    QVERIFY(kind);
+    kind->setCurrentText("after task 1");
+    {
+      hl::store::RunWriter wr(path, joint);
+      wr.checkpoint({hl::CheckpointKind::Snapshot, "/nonexistent/snapshot-task1.pt", 20, 1, 0});
+      wr.flush();
+    }
+    w.inference()->refreshRuns();
+    QCOMPARE(w.inference()->checkpointChoices(), QStringList({"best", "last", "after task 1", "after task 2"}));
+    QCOMPARE(w.inference()->checkpointKind(), QString("after task 1"));
+    QString err = w.inference()->load();
+    QVERIFY2(err.contains("/nonexistent/snapshot-task0.pt"), qPrintable(err));
+    kind->setCurrentText("after task 2");
+    err = w.inference()->load();
+    QVERIFY2(err.contains("/nonexistent/snapshot-task1.pt"), qPrintable(err));
+    w.inference()->setRun(ci);  // a run without snapshots: only best and last
+    QCOMPARE(w.inference()->checkpointChoices(), QStringList({"best", "last"}));
+    QCOMPARE(w.inference()->checkpointKind(), QString("last"));
   }
 
   // Issue 12 item 8: Live on a run a CLI process was writing showed a frozen snapshot labelled

@@ -83,6 +83,24 @@ class TestPlotUtil : public QObject {
     QVERIFY(std::isinf(metric_range("lr").first));
   }
 
+  // Automatic ranges leave room around the data (a Live loss line at its maximum was drawn on the
+  // lane's frame): 10 % of the span each side, a factor on a log axis, a flat series still visible.
+  void paddedRangeLeavesRoomAroundTheData() {
+    auto [lo, hi] = padded_range(2.0, 4.0, false);
+    QCOMPARE(lo, 1.8);
+    QCOMPARE(hi, 4.2);
+    std::tie(lo, hi) = padded_range(0.1, 10.0, true);
+    QVERIFY(std::abs(lo - 0.1 / 1.2) < 1e-12 && std::abs(hi - 12.0) < 1e-12);
+    std::tie(lo, hi) = padded_range(3.0, 3.0, false);  // flat
+    QVERIFY(lo < 3.0 && hi > 3.0);
+    QVERIFY(std::abs(hi - 3.3) < 1e-12);
+    std::tie(lo, hi) = padded_range(0.0, 0.0, false);
+    QVERIFY(lo < 0 && hi > 0);
+    std::tie(lo, hi) = padded_range(-1.0, 5.0, true);  // not a log range: unchanged
+    QCOMPARE(lo, -1.0);
+    QCOMPARE(hi, 5.0);
+  }
+
   void axisMapInterpolates() {
     AxisMap m;
     QCOMPARE(m(7), 7.0);  // empty: identity

@@ -67,6 +67,17 @@ class TestSpec : public QObject {
     }
   }
 
+  // Lists (CLI `presets`, the editor's and the Experiment tab's boxes) show the presets by name:
+  // "hope" before its variants "hope-*" (the resource files' order put it after them).
+  void presetNamesAreSortedWithHopeBeforeItsVariants() {
+    auto names = hl::spec::preset_names();
+    QVERIFY(std::is_sorted(names.begin(), names.end()));
+    auto hope = std::find(names.begin(), names.end(), "hope");
+    auto attn = std::find(names.begin(), names.end(), "hope-attention");
+    QVERIFY(hope != names.end() && attn != names.end());
+    QVERIFY(hope < attn);
+  }
+
   // A preset sets training fields only among those it owns; otherwise the app's Load preset
   // (with_preset, which keeps the user's protocol) and the CLI's --preset would train differently.
   void presetsSetOnlyTheTrainingFieldsTheyOwn() {
