@@ -205,6 +205,16 @@ Commands::Commands(CLI::App& app) : app_(app) {
       ->check(CLI::Range(1, 1000));
   bench_kernels_->add_flag("--json", json_, "Print one JSON array, an object per case");
 
+  report_ = app.add_subcommand("report",
+                               "The results report (Markdown, docs/RESULTS.md) of one or more sweep files: each "
+                               "sweep's finished runs in the database as a seed-grouped table, what did not run, the "
+                               "sweep's budget, and the measured numbers beside the seed document's claims");
+  report_->add_option("sweeps", report_files_, "Sweep files (JSON), e.g. sweeps/laptop/*.json")
+      ->required()
+      ->check(CLI::ExistingFile);
+  report_->add_option("--out", out_, "Write to this file (e.g. docs/RESULTS.md) instead of stdout");
+  report_->add_option("--decimals", decimals_, "Decimals (default 3)")->check(CLI::Range(0, 10));
+
   presets_ = app.add_subcommand("presets", "List the built-in presets");
   presets_->add_option("--show", preset_show_, "Print this preset's full spec JSON");
 
@@ -283,6 +293,7 @@ int Commands::run() {
   if (runs_->parsed()) return runs();
   if (show_->parsed()) return show();
   if (export_->parsed()) return exportTables();
+  if (report_->parsed()) return reportResults();
   if (validate_->parsed()) return validate();
   if (presets_->parsed()) return presets();
   if (data_list_->parsed()) return dataList();

@@ -24,6 +24,7 @@ class Commands {
   int runs();
   int show();
   int exportTables();
+  int reportResults();
   int validate();
   int presets();
   int dataList();
@@ -44,7 +45,8 @@ class Commands {
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_, *runs_merge_, *diagnose_, *runs_confusion_, *attribute_, *bench_, *bench_kernels_;
+      *data_import_, *sweep_, *runs_merge_, *diagnose_, *runs_confusion_, *attribute_, *bench_, *bench_kernels_,
+      *report_;
   int bench_repeats_ = 5;
   // global
   std::string db_, data_dir_;
@@ -64,6 +66,7 @@ class Commands {
   std::string export_runs_, export_format_ = "md", out_;
   long long matrix_run_ = 0;
   int decimals_ = 3;
+  std::vector<std::string> report_files_;
   // validate / presets
   std::string validate_file_, preset_show_;
   // data

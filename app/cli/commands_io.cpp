@@ -11,6 +11,9 @@
 #include "engine/data/dataset.h"
 #include "engine/data/fetch.h"
 #include "engine/export/export.h"
+#include "engine/common/version.h"
+#include "engine/export/report.h"
+#include "engine/spec/sweep.h"
 #include "engine/store/store.h"
 
 namespace fs = std::filesystem;
@@ -66,6 +69,33 @@ int Commands::exportTables() {
   }
   if (runs.empty()) std::fprintf(stderr, "warning: no finished runs to export in %s\n", dbPath().c_str());
   emit(exporter::results_table(runs, t), out_);
+  return 0;
+}
+
+int Commands::reportResults() {
+  auto db = store::RunStore::open(dbPath());
+  const auto all = db->listRuns();
+  std::vector<exporter::ReportSection> sections;
+  std::string command = "hopelab-cli report";
+  for (const auto& file : report_files_) {
+    const auto sw = spec::load_sweep(file);  // a bad file: SpecError naming it (exit 2)
+    auto section = exporter::match_sweep(sw, all);
+    section.file = file;
+    std::ifstream in(file);
+    const auto raw = nlohmann::json::parse(in, nullptr, false);
+    if (raw.is_object() && raw.contains("set") && raw["set"].is_object()) section.set = raw["set"];
+    std::fprintf(stderr, "%s: %zu of %d runs finished in %s\n", file.c_str(), section.runs.size(), section.planned,
+                 dbPath().c_str());
+    sections.push_back(std::move(section));
+    command += " " + file;
+  }
+  if (!out_.empty()) command += " --out " + out_;
+  exporter::ReportOptions opt;
+  opt.decimals = decimals_;
+  opt.command = command;
+  opt.db = dbPath();
+  opt.version = app_version();
+  emit(exporter::results_report(sections, opt), out_);
   return 0;
 }
 

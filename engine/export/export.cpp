@@ -314,6 +314,7 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
                text_column("Protocol", "protocol"), number_column("n", "$n$", "n")};
   for (const MetricKey& m : kMetrics) t.columns.push_back(number_column(m.title, m.latex, m.key, true));
   t.columns.push_back(number_column("Params", "Params", "params"));
+  if (opt.train_time) t.columns.push_back(number_column("Train s", "Train s", "train_seconds", true));
 
   for (const auto& [key, members] : sorted) {
     (void)key;
@@ -332,6 +333,13 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
       row.push_back(stat(xs));
     }
     row.push_back(text(std::to_string(first.params)));
+    if (opt.train_time) {
+      std::vector<double> xs;
+      for (const auto& s : summaries)
+        if (s.is_object() && s.contains("train_seconds") && s["train_seconds"].is_number())
+          xs.push_back(s["train_seconds"].get<double>());
+      row.push_back(stat(xs));
+    }
     t.rows.push_back(std::move(row));
   }
   return render(t, opt);

@@ -15,7 +15,8 @@ enum class Format { Csv, Markdown, Latex };
 struct TableOptions {
   Format format = Format::Markdown;
   int decimals = 3;
-  bool task_il = false;  // accuracy_matrix_table: the task-IL matrix instead of class-IL
+  bool task_il = false;     // accuracy_matrix_table: the task-IL matrix instead of class-IL
+  bool train_time = false;  // results_table: a last column, train seconds (summary train_seconds)
 };
 
 // One row per config_hash (runs that differ only in seed; a run with an empty config_hash is its

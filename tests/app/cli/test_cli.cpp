@@ -1,5 +1,6 @@
 // hopelab-cli as a user runs it: exit codes, messages that name the file, the stored run and its
 // JSON, export, Ctrl-C, and a SIGKILL mid-run leaving an intact database marked interrupted.
+#include <QRegularExpression>
 #include <QtTest>
 
 #include <signal.h>
@@ -297,6 +298,24 @@ class TestCli : public QObject {
     QVERIFY2(skipsDiverged.out.contains("diverged as run 3, skipped (delete that run to try again)"),
              qPrintable(skipsDiverged.out));
     QCOMPARE(int(runs().size()), 4);
+    // `report`: the sweep's finished runs as a table in a Markdown file (the diverged run is not
+    // one of them), what did not run, and an exit code 2 for a sweep file it cannot read.
+    const QString md = tmp_.filePath("RESULTS.md");
+    auto rep = cli({"--db", db, "report", file, "--out", md});
+    QVERIFY2(rep.code == 0, qPrintable(rep.err));
+    QVERIFY2(rep.err.contains("3 of 4 runs finished"), qPrintable(rep.err));
+    QFile mdf(md);
+    QVERIFY(mdf.open(QIODevice::ReadOnly));
+    const QString text = QString::fromUtf8(mdf.readAll()).replace(QRegularExpression(" +"), " ");
+    QVERIFY2(text.contains("## tiny") && text.contains("3 of 4 runs finished") && text.contains("Not run yet (1)"),
+             qPrintable(text));
+    for (const char* strategy : {"finetune", "replay"})  // which one lost its diverged run depends on --jobs
+      QVERIFY2(text.contains(QString("| banking77 | transformer | %1 | softmax | class-incremental |").arg(strategy)),
+               qPrintable(text));
+    QVERIFY2(text.contains("| transformer | banking77 | 78.2 |"), qPrintable(text));
+    auto badRep = cli({"--db", db, "report", bad.fileName()});
+    QCOMPARE(badRep.code, 2);
+    QVERIFY2(badRep.err.contains("bad_sweep.json"), qPrintable(badRep.err));
   }
 
   // Issue 11 (scale-out): --slurm writes a job-array script whose task I runs `sweep --index I` into

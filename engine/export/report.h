@@ -1,0 +1,51 @@
+// The results report (`hopelab-cli report`, docs/RESULTS.md): for each sweep file, the runs of its
+// grid found finished in a run database, as the seed-grouped results table, with what did not run
+// and the budget the sweep set; then the measured numbers beside the seed document's claimed ones.
+// Everything in it comes from the database; nothing is typed in but the seed's claims, which are
+// labelled as such. No Qt, no torch.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "engine/spec/sweep.h"
+#include "engine/store/store.h"
+
+namespace hl::exporter {
+
+struct ReportSection {
+  std::string file;                               // the sweep file as given on the command line
+  std::string name;                               // the sweep's name
+  nlohmann::json set = nlohmann::json::object();  // the sweep's fixed overrides (its budget)
+  int planned = 0;                                // runs the sweep lists
+  std::vector<std::string> missing;               // labels of listed runs with no finished run
+  std::vector<hl::store::RunRecord> runs;         // the finished runs found, one per listed run
+};
+
+// Each listed run of `sw` matched to the newest finished run in `all` with its config hash and
+// seed (what `sweep` skips as done); the others are `missing`, by label.
+ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store::RunRecord>& all);
+
+struct ReportOptions {
+  int decimals = 3;
+  std::string command;  // the command line that generated it (quoted in the header)
+  std::string db;       // the database read
+  std::string version;  // Hope Lab's version stamp
+};
+
+// The seed document's claimed final accuracies (../shared/seed, "주요 결과"), in percent: not the
+// paper's (docs/HOPE.md), not measured here. Dataset names as Hope Lab spells them.
+struct SeedClaim {
+  const char* model;
+  const char* dataset;
+  double percent;
+};
+const std::vector<SeedClaim>& seed_claims();
+
+// Markdown: a header saying how it was generated, a section per sweep (results table with train
+// seconds, coverage, budget), and "Against the seed document's claims" (fine-tuned, class-
+// incremental, softmax-head rows of hope / transformer / lstm beside the claimed numbers).
+std::string results_report(const std::vector<ReportSection>& sections, const ReportOptions& opt);
+
+}  // namespace hl::exporter
