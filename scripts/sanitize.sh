@@ -26,7 +26,7 @@ TORCH_FREE_TESTS=(test_data test_store test_metrics test_export test_spec test_s
 start=$(date +%s)
 # CMake takes CXXFLAGS/LDFLAGS as the initial flags when it first configures $B.
 CXXFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" SKIP_APT=1 SKIP_BUILD=1 BUILD_DIR="$B" \
-  HOPELAB_CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DHOPELAB_GUI=OFF -DHOPELAB_BENCH=OFF" scripts/setup.sh
+  HOPELAB_CMAKE_ARGS="-DCMAKE_BUILD_TYPE=Debug -DHOPELAB_GUI=OFF -DHOPELAB_BENCH=OFF -DHL_TEST_TIMEOUT_SCALE=6" scripts/setup.sh
 if ((torch_free)); then
   cmake --build "$B" -j "$(nproc)" --target "${TORCH_FREE_TESTS[@]}"
 else

@@ -1,5 +1,6 @@
 #include "ui/inference_view.h"
 
+#include <QApplication>
 #include <QComboBox>
 #include <algorithm>
 #include <QHBoxLayout>
@@ -64,8 +65,23 @@ InferenceView::InferenceView(QWidget* parent) : QWidget(parent) {
   connect(run_, &QComboBox::currentIndexChanged, this, [this] {
     if (!filling_) applyDefaultKind();
   });
+  // Another run or checkpoint: the predictions shown were another model's; they go.
+  auto clearResults = [this] {
+    if (filling_) return;
+    table_->setRowCount(0);
+    msg_->clear();
+  };
+  connect(run_, &QComboBox::currentIndexChanged, this, clearResults);
+  connect(kind_, &QComboBox::currentIndexChanged, this, clearResults);
   auto run = [this] {
+    // The first prediction loads the checkpoint (seconds for a Hope run): say so while it works.
+    if (!pred_) {
+      msg_->setText(tr("loading the checkpoint…"));
+      msg_->repaint();
+    }
+    QApplication::setOverrideCursor(Qt::WaitCursor);
     QString err = predict(text_->text());
+    QApplication::restoreOverrideCursor();
     if (!err.isEmpty()) msg_->setText(err);
   };
   connect(go, &QPushButton::clicked, this, run);
@@ -201,6 +217,7 @@ QString InferenceView::load() {
 }
 
 QString InferenceView::predict(const QString& text) {
+  if (text.trimmed().isEmpty()) return tr("type a sentence to classify first");
   QString err = load();
   if (!err.isEmpty()) return err;
   std::vector<hl::train::Prediction> ps;

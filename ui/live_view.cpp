@@ -447,10 +447,7 @@ void LiveView::rebuildLanes() {
     QFont f = name->font();
     f.setPointSizeF(f.pointSizeF() * 0.85);
     name->setFont(f);
-    r->axis(QCPAxis::atLeft)
-        ->setTicker(QSharedPointer<QCPAxisTicker>(logy_ ? static_cast<QCPAxisTicker*>(new QCPAxisTickerLog)
-                                                        : new QCPAxisTicker));
-    r->axis(QCPAxis::atLeft)->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    setLogScale(r->axis(QCPAxis::atLeft), logy_);
     r->axis(QCPAxis::atLeft)->ticker()->setTickCount(lanes.size() > 6 ? 2 : 3);
     QFont tf = r->axis(QCPAxis::atLeft)->tickLabelFont();
     if (lanes.size() > 6) tf.setPointSizeF(tf.pointSizeF() * 0.8);
@@ -521,7 +518,7 @@ QCPGraph* LiveView::graphFor(const SeriesData& s) {
     g->setPen(pen);
     g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, pen.color(), 3.5));
     g->setName(it->second + (s.block >= 0 ? QString(" · b%1").arg(s.block) : QString()));
-    drift_->yAxis->setScaleType(QCPAxis::stLinear);
+    setLogScale(drift_->yAxis, false);
     return g;
   }
   if (panel_ == Panel::Gradients && s.name == "grad_norm") {
@@ -535,7 +532,7 @@ QCPGraph* LiveView::graphFor(const SeriesData& s) {
     g->setPen(QPen(levelColor(idx), 1.2));
     if (s.level.rfind("cms", 0) == 0) g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, levelColor(idx), 3));
     g->setName(levelLabel(s));
-    drift_->yAxis->setScaleType(QCPAxis::stLogarithmic);  // norms span decades
+    setLogScale(drift_->yAxis, true);  // norms span decades
     return g;
   }
   if (panel_ == Panel::Drift && s.name.rfind("drift", 0) == 0) {
@@ -553,7 +550,7 @@ QCPGraph* LiveView::graphFor(const SeriesData& s) {
                                 : s.name == "drift_task" ? tr(" (task)")
                                                          : QString()));
     if (s.name == "drift_run") g->removeFromLegend();
-    drift_->yAxis->setScaleType(logy_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    setLogScale(drift_->yAxis, logy_);
     return g;
   }
   if (s.level == "eval" && s.name.rfind("acc.task", 0) == 0) {

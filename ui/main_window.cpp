@@ -20,6 +20,7 @@
 #include <QStyle>
 #include <QStyleFactory>
 #include <QTabWidget>
+#include <QTimer>
 #include <QUndoStack>
 #include <QUrl>
 #include <filesystem>
@@ -129,8 +130,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   connect(worker_, &RunWorker::requestFinished, this, [this](const RunOutcome& o) {
     progress_->setVisible(false);
-    status_text_ = o.run_id ? tr("run %1 %2").arg(o.run_id).arg(kindText(o.status))
-                            : tr("launch %1: %2").arg(kindText(o.status), o.error.section('\n', 0, 0).left(120));
+    status_text_ = o.run_id
+                       ? tr("run %1 %2").arg(o.run_id).arg(kindText(o.status))
+                       : tr("launch %1: %2").arg(kindText(o.status), o.error.section('\n', 0, 0));  // elided to fit
     showRunStatus();
     runs_->refresh();
     export_->updatePreview();
@@ -430,7 +432,7 @@ QString MainWindow::saveSpec(const QString& path) {
   if (!out) return tr("%1: write failed").arg(path);
   spec_path_ = path;
   addRecent("recent/specs", QFileInfo(path).absoluteFilePath());
-  statusBar()->showMessage(tr("saved %1").arg(path), 3000);
+  flashStatus(tr("saved %1").arg(path), 3000);
   return {};
 }
 
@@ -458,6 +460,10 @@ QString MainWindow::openRun(qint64 run_id) {
     json spec = json::parse(r->spec_json);
     editor_->model()->replaceSpec(spec, tr("Open run %1's spec").arg(run_id));
     experiment_->setSpec(spec);
+    // Said, not silent: the spec being edited was replaced (a new user missed it).
+    flashStatus(
+        tr("Architecture and Experiment now hold run %1's spec (Edit › Undo brings the previous one back)").arg(run_id),
+        8000);
   } catch (...) {
   }
   return {};
@@ -523,14 +529,22 @@ void MainWindow::onProgress(qint64 run_id, qint64 step, qint64 total, int task, 
     qint64 left = qint64(per * double(total - step));
     eta = tr("ETA %1:%2").arg(left / 60).arg(left % 60, 2, 10, QChar('0'));
   }
-  status_text_ = tr("run %1 · task %2/%3 · step %4/%5 · %6")
+  status_text_ = tr("run %1 · step %2/%3 · task %4/%5 · %6")  // the Live header's order
                      .arg(run_id)
-                     .arg(task + 1)
-                     .arg(num_tasks)
                      .arg(step)
                      .arg(total)
+                     .arg(task + 1)
+                     .arg(num_tasks)
                      .arg(eta);
   showRunStatus();
+}
+
+void MainWindow::flashStatus(const QString& text, int ms) {
+  status_run_->setText(text);
+  const int serial = ++flash_serial_;
+  QTimer::singleShot(ms, this, [this, serial] {
+    if (serial == flash_serial_) showRunStatus();  // a later message keeps its own time
+  });
 }
 
 void MainWindow::showRunStatus() {

@@ -69,7 +69,10 @@ class MainWindow : public QMainWindow {
   void fillRecent(QMenu* m, const QString& key, bool spec);
   void onProgress(qint64 run_id, qint64 step, qint64 total, int task, int num_tasks);
   void updateRunActions();  // Pause/Resume/Stop enabled by the worker's state
-  void showRunStatus();     // status_text_ plus " · paused" while paused
+  void showRunStatus();
+  // A message in the status label for a few seconds, then the run status again (QStatusBar's own
+  // temporary messages were drawn over the label, not instead of it).
+  void flashStatus(const QString& text, int ms = 6000);  // status_text_ plus " · paused" while paused
 
   std::unique_ptr<hl::store::RunStore> db_;
   QString db_path_, spec_path_;
@@ -83,7 +86,8 @@ class MainWindow : public QMainWindow {
   ExportView* export_ = nullptr;
   InferenceView* inference_ = nullptr;
   QLabel* status_run_ = nullptr;
-  QString status_text_;  // the run part of the status bar, without the paused mark
+  int flash_serial_ = 0;  // flashStatus
+  QString status_text_;   // the run part of the status bar, without the paused mark
   QAction *pause_act_ = nullptr, *resume_act_ = nullptr, *stop_act_ = nullptr, *stop_all_act_ = nullptr;
   QLabel* status_db_ = nullptr;
   QProgressBar* progress_ = nullptr;

@@ -123,6 +123,20 @@ void padValueRange(QCPAxis* axis) {
   axis->setRange(lo, hi);
 }
 
+void setLogScale(QCPAxis* axis, bool log) {
+  const bool is_log = axis->scaleType() == QCPAxis::stLogarithmic;
+  const bool log_ticker = !axis->ticker().dynamicCast<QCPAxisTickerLog>().isNull();
+  if (is_log == log && log_ticker == log) return;
+  axis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+  if (log) {
+    QSharedPointer<QCPAxisTickerLog> t(new QCPAxisTickerLog);
+    t->setSubTickCount(8);
+    axis->setTicker(t);
+  } else {
+    axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+  }
+}
+
 std::pair<QCPColorMap*, QCPColorScale*> addHeatmap(QCustomPlot* plot) {
   auto* map = new QCPColorMap(plot->xAxis, plot->yAxis);
   map->setInterpolate(false);

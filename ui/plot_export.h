@@ -23,6 +23,9 @@ void addPlotExportMenu(QCustomPlot* plot);
 void stylePlot(QCustomPlot* plot, bool dark);
 // Widens an axis's range by padded_range (ui/plot_util.h) after an automatic rescale.
 void padValueRange(QCPAxis* axis);
+// A logarithmic axis with decade ticks (QCPAxisTickerLog), or a linear one with the default ticker:
+// the scale type alone left a linear ticker's labels crowded into the top decade.
+void setLogScale(QCPAxis* axis, bool log);
 bool darkPalette();
 
 // A heatmap on the plot: a colour map on its axes (no interpolation) and a colour scale to its right,

@@ -312,6 +312,8 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
   t.columns = {text_column("Dataset", "dataset"),   text_column("Model", "model"),
                text_column("Strategy", "strategy"), text_column("Head", "head"),
                text_column("Protocol", "protocol"), number_column("n", "$n$", "n")};
+  const bool labelled = !opt.config_labels.empty();
+  if (labelled) t.columns.insert(t.columns.begin() + 2, text_column("Config", "config"));
   for (const MetricKey& m : kMetrics) t.columns.push_back(number_column(m.title, m.latex, m.key, true));
   t.columns.push_back(number_column("Params", "Params", "params"));
   if (opt.train_time) t.columns.push_back(number_column("Train s", "Train s", "train_seconds", true));
@@ -321,6 +323,10 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
     const auto& first = *members.front();
     std::vector<Value> row = {text(first.dataset), text(first.name),     text(first.strategy),
                               text(first.head),    text(first.protocol), text(std::to_string(members.size()))};
+    if (labelled) {
+      const auto it = opt.config_labels.find(first.config_hash);
+      row.insert(row.begin() + 2, text(it == opt.config_labels.end() ? std::string() : it->second));
+    }
     std::vector<nlohmann::json> summaries;
     for (const auto* r : members) summaries.push_back(nlohmann::json::parse(r->summary_json, nullptr, false));
     for (const MetricKey& m : kMetrics) {

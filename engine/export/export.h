@@ -2,6 +2,7 @@
 // matrix, as CSV, Markdown or LaTeX (booktabs). No Qt, no torch.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct TableOptions {
   int decimals = 3;
   bool task_il = false;     // accuracy_matrix_table: the task-IL matrix instead of class-IL
   bool train_time = false;  // results_table: a last column, train seconds (summary train_seconds)
+  // results_table: when not empty, a "Config" column after Model naming each row's configuration
+  // (config_hash -> label, e.g. a sweep's grid point); rows of the same model otherwise look alike.
+  std::map<std::string, std::string> config_labels;
 };
 
 // One row per config_hash (runs that differ only in seed; a run with an empty config_hash is its

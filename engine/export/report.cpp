@@ -44,7 +44,11 @@ ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store
   out.name = sw.name;
   out.planned = int(sw.runs.size());
   for (const auto& run : sw.runs) {
-    const auto it = newest.find({hl::spec::config_hash(run.spec), run.spec["experiment"]["seed"].get<int64_t>()});
+    const std::string hash = hl::spec::config_hash(run.spec);
+    std::string label = run.label.substr(0, run.label.rfind("seed="));
+    while (!label.empty() && label.back() == ' ') label.pop_back();
+    out.labels[hash] = label.empty() ? "(base)" : label;
+    const auto it = newest.find({hash, run.spec["experiment"]["seed"].get<int64_t>()});
     if (it == newest.end())
       out.missing.push_back(run.label);
     else
@@ -76,6 +80,7 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     o << "Sweep `" << s.file << "`: " << s.runs.size() << " of " << s.planned << " runs finished";
     if (!s.set.empty()) o << "; every run with `" << s.set.dump() << "`";
     o << ".\n\n";
+    t.config_labels = s.labels;
     if (!s.runs.empty()) o << results_table(s.runs, t);
     if (!s.missing.empty()) {
       o << "\nNot run yet (" << s.missing.size() << "):";

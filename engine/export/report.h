@@ -6,6 +6,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ struct ReportSection {
   int planned = 0;                                // runs the sweep lists
   std::vector<std::string> missing;               // labels of listed runs with no finished run
   std::vector<hl::store::RunRecord> runs;         // the finished runs found, one per listed run
+  std::map<std::string, std::string> labels;      // config hash -> grid point label without the seed
 };
 
 // Each listed run of `sw` matched to the newest finished run in `all` with its config hash and

@@ -1,6 +1,7 @@
 #include "engine/models/classifier.h"
 
 #include "engine/models/blocks.h"
+#include "hl_kernels/memory_head.h"
 
 #include <cmath>
 #include <sstream>
@@ -161,6 +162,29 @@ double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, con
   return loss;
 }
 
+double dgd_write_rows(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& keys, const torch::Tensor& labels,
+                      double eta, double alpha, double beta, int64_t* clamped) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = keys.size(0), C = W.size(0);
+  auto Y = torch::one_hot(labels.to(W.device(), torch::kLong).reshape({-1}), C).to(W.scalar_type());  // [n, C]
+  auto loss = torch::zeros({}, W.options());
+  auto count = torch::zeros({}, W.options().dtype(torch::kLong));
+  for (int64_t i = 0; i < n; ++i) {
+    auto u = keys[i];
+    auto uu = u.dot(u);
+    auto clamp = (3.0 * eta) * uu > 1.8;
+    auto e = torch::where(clamp, 1.8 / (3.0 * uu), torch::full({}, eta, W.options()));
+    count += clamp.to(torch::kLong);
+    auto Wu = torch::mv(W, u);
+    auto err = Wu - Y[i];
+    loss += err.dot(err);
+    S.mul_(beta).sub_(2.0 * e * torch::outer(err, u));
+    W.mul_(alpha).sub_(e * torch::outer(Wu, u)).add_(S);
+  }
+  if (clamped) *clamped += count.item<int64_t>();
+  return loss.item<double>();
+}
+
 torch::Tensor ClassifierImpl::memoryKeys(const torch::Tensor& pooled) const {
   namespace F = torch::nn::functional;
   return F::normalize(pooled.detach(), F::NormalizeFuncOptions().dim(-1).eps(1e-12));
@@ -173,6 +197,32 @@ double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tenso
   if (keys.dim() != 2 || keys.size(0) != lab.size(0) || keys.size(1) != cfg_.d_model)
     throw std::invalid_argument("Classifier::memoryWrite: keys must be [N, d_model] with N labels");
   auto k = keys.to(mem_w_.device(), mem_w_.scalar_type());
+  const int64_t n = lab.size(0);
+  if (fused_ && n > 0) {
+    if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= cfg_.num_classes)
+      throw std::invalid_argument("Classifier::memoryWrite: label outside [0, num_classes)");
+    const auto st = mem_w_.scalar_type();
+    if (mem_w_.is_cpu() && mem_w_.is_contiguous() && mem_s_.is_contiguous() &&
+        (st == torch::kFloat32 || st == torch::kFloat64)) {
+      k = k.contiguous();
+      lab = lab.contiguous();
+      int64_t cl = 0;
+      const int64_t C = mem_w_.size(0), D = mem_w_.size(1);
+      const double eta = cfg_.memory_inner_lr, alpha = cfg_.memory_retain, beta = cfg_.memory_momentum;
+      const double loss = st == torch::kFloat32
+                              ? kernels::memory_head_write<float>(mem_w_.data_ptr<float>(), mem_s_.data_ptr<float>(),
+                                                                  k.data_ptr<float>(), lab.data_ptr<int64_t>(), n, C, D,
+                                                                  eta, alpha, beta, &cl)
+                              : kernels::memory_head_write<double>(mem_w_.data_ptr<double>(), mem_s_.data_ptr<double>(),
+                                                                   k.data_ptr<double>(), lab.data_ptr<int64_t>(), n, C,
+                                                                   D, eta, alpha, beta, &cl);
+      if (clamped) *clamped += cl;
+      return loss;
+    }
+    return dgd_write_rows(mem_w_, mem_s_, k, lab, cfg_.memory_inner_lr, cfg_.memory_retain, cfg_.memory_momentum,
+                          clamped);
+  }
+  // training.kernels = reference: the literal loop, one dgd_write per key.
   double loss = 0;
   for (int64_t i = 0; i < lab.size(0); ++i) {
     const int64_t c = lab[i].item<int64_t>();
@@ -225,6 +275,7 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
 }
 
 void ClassifierImpl::setFusedKernels(bool on) {
+  fused_ = on;
   for (const auto& m : modules(/*include_self=*/false))
     if (auto* s = m->as<SelfModMixerImpl>()) s->setFused(on);
 }

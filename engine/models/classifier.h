@@ -146,6 +146,12 @@ class BlockImpl : public torch::nn::Module {
 // write; *clamped (if given) is set to whether η was clamped.
 double dgd_write(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& u, const torch::Tensor& y, double eta,
                  double alpha, double beta, bool* clamped = nullptr);
+// The memory head's writes of n labelled keys [n, D] one after the other, each exactly dgd_write
+// with y the one-hot row of its label, without a host sync per key: the clamp is chosen on the
+// device (torch::where) and the loss and clamp count are read once at the end. For devices the CPU
+// kernel (kernels/include/hl_kernels/memory_head.h) does not cover; labels must be in [0, C).
+double dgd_write_rows(torch::Tensor& W, torch::Tensor& S, const torch::Tensor& keys, const torch::Tensor& labels,
+                      double eta, double alpha, double beta, int64_t* clamped);
 
 // NCM head: logit of a class that has no observed sample yet (finite, so no NaN in a softmax).
 constexpr double kNcmUnseenLogit = -1e4;
@@ -194,6 +200,8 @@ class ClassifierImpl : public torch::nn::Module {
   std::vector<ContextStats> contextStats() const;
   // training.kernels (docs/KERNELS.md): false sends every self-modifying Titans memory through the
   // LibTorch path; true lets it take the fused kernels where they apply.
+  // The memory head's write takes the CPU kernel (or, off the CPU, dgd_write_rows) when on, the
+  // per-key dgd_write loop when off.
   void setFusedKernels(bool on);
   // Which path the memory recurrences took in the forwards so far: "fused-cpu" (every
   // self-modifying Titans forward through the CPU kernel), "reference" (none), "mixed", or "none"
@@ -201,6 +209,7 @@ class ClassifierImpl : public torch::nn::Module {
   std::string kernelPath() const;
 
  private:
+  bool fused_ = true;  // setFusedKernels
   ModelConfig cfg_;
   torch::nn::Embedding tok_{nullptr};
   torch::nn::Embedding pos_{nullptr};

@@ -3,11 +3,14 @@
 // relative), its hand-written reverse pass against central differences, determinism across
 // thread counts, and the whole self-modifying Titans fast path with and without the kernel over
 // head dims 16-128, odd lengths, chunks that do not divide the length, ragged padded batches, η
-// and α at their extremes, an active clamp and stop-grad writes on and off.
+// and α at their extremes, an active clamp and stop-grad writes on and off. The memory head's
+// write: the CPU kernel and the sync-free LibTorch rows against the per-key dgd_write loop.
 #include "engine/torch_wrap.h"  // before any Qt header (TOOLCHAIN.md §4.1)
 
 #include "engine/memory/fused.h"
 #include "engine/memory/selfmod_titans.h"
+#include "engine/models/classifier.h"
+#include "hl_kernels/memory_head.h"
 
 #include <QtTest>
 
@@ -83,6 +86,35 @@ struct SmtCase {
   DgdLayers dgd;
   bool separate;
 };
+
+// The memory head's write (issue 10 item 3): n keys written one after the other. Keys of
+// norm 0.5–2.5 so that the clamp (3 η ‖u‖² > 1.8 at η 0.5) binds for some and not others.
+struct HeadCase {
+  Tensor W, S, keys, labels;
+};
+HeadCase headCase(torch::Dtype dt, int64_t n, int64_t C, int64_t D, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto o = torch::dtype(dt);
+  HeadCase h;
+  h.W = torch::randn({C, D}, o) * 0.2;
+  h.S = torch::randn({C, D}, o) * 0.02;
+  auto dir =
+      torch::nn::functional::normalize(torch::randn({n, D}, o), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  h.keys = dir * (0.5 + 2.0 * torch::rand({n, 1}, o));
+  h.labels = torch::randint(0, C, {n}, torch::kLong);
+  return h;
+}
+double headLoop(HeadCase& h, double eta, double alpha, double beta, int64_t* clamped) {
+  double loss = 0;
+  for (int64_t i = 0; i < h.keys.size(0); ++i) {
+    auto y = torch::zeros({h.W.size(0)}, h.W.options());
+    y[h.labels[i].item<int64_t>()] = 1.0;
+    bool cl = false;
+    loss += hl::models::dgd_write(h.W, h.S, h.keys[i], y, eta, alpha, beta, &cl);
+    *clamped += cl;
+  }
+  return loss;
+}
 
 }  // namespace
 
@@ -329,6 +361,47 @@ class TestKernels : public QObject {
     QVERIFY(!smt_chunked(cfg, p32, x.to(torch::kFloat32), q.to(torch::kFloat32)).fused);
     cfg.fused = true;
     QVERIFY(smt_chunked(cfg, p32, x.to(torch::kFloat32), q.to(torch::kFloat32)).fused);
+  }
+
+  void memoryHeadWriteMatchesThePerKeyLoop() {
+    for (auto [dt, tol] : {std::pair{torch::kFloat64, 1e-11}, std::pair{torch::kFloat32, 2e-5}}) {
+      HeadCase ref = headCase(dt, 48, 7, 24, 5), ker = headCase(dt, 48, 7, 24, 5), rows = headCase(dt, 48, 7, 24, 5);
+      int64_t c_ref = 0, c_ker = 0, c_rows = 0;
+      const double l_ref = headLoop(ref, 0.5, 0.99, 0.9, &c_ref);
+      double l_ker = 0;
+      if (dt == torch::kFloat64)
+        l_ker = hl::kernels::memory_head_write<double>(ker.W.data_ptr<double>(), ker.S.data_ptr<double>(),
+                                                       ker.keys.data_ptr<double>(), ker.labels.data_ptr<int64_t>(), 48,
+                                                       7, 24, 0.5, 0.99, 0.9, &c_ker);
+      else
+        l_ker = hl::kernels::memory_head_write<float>(ker.W.data_ptr<float>(), ker.S.data_ptr<float>(),
+                                                      ker.keys.data_ptr<float>(), ker.labels.data_ptr<int64_t>(), 48, 7,
+                                                      24, 0.5, 0.99, 0.9, &c_ker);
+      const double l_rows = hl::models::dgd_write_rows(rows.W, rows.S, rows.keys, rows.labels, 0.5, 0.99, 0.9, &c_rows);
+      QVERIFY2(c_ref > 0 && c_ref < 48, "the clamp binds for some keys, not all");
+      QCOMPARE(c_ker, c_ref);
+      QCOMPARE(c_rows, c_ref);
+      for (const auto* h : {&ker, &rows}) {
+        const double scale = ref.W.abs().max().item<double>();
+        QVERIFY2((h->W - ref.W).abs().max().item<double>() <= tol * scale, "W differs from the loop");
+        QVERIFY2((h->S - ref.S).abs().max().item<double>() <= tol * scale, "S differs from the loop");
+      }
+      QVERIFY(std::abs(l_ker - l_ref) <= tol * std::abs(l_ref));
+      QVERIFY(std::abs(l_rows - l_ref) <= tol * std::abs(l_ref));
+    }
+  }
+
+  void memoryHeadWriteRefusesALabelOutOfRangeBeforeWriting() {
+    HeadCase h = headCase(torch::kFloat64, 6, 5, 8, 2);
+    h.labels[4] = 5;  // C = 5: out of range
+    const Tensor W0 = h.W.clone();
+    int64_t cl = 0;
+    QCOMPARE(hl::kernels::memory_head_write<double>(h.W.data_ptr<double>(), h.S.data_ptr<double>(),
+                                                    h.keys.data_ptr<double>(), h.labels.data_ptr<int64_t>(), 6, 5, 8,
+                                                    0.5, 1.0, 0.9, &cl),
+             -1.0);
+    QVERIFY(torch::equal(h.W, W0));  // nothing written, not even the keys before the bad one
+    QCOMPARE(cl, int64_t(0));
   }
 };
 

@@ -310,8 +310,11 @@ class TestCli : public QObject {
     QVERIFY2(text.contains("## tiny") && text.contains("3 of 4 runs finished") && text.contains("Not run yet (1)"),
              qPrintable(text));
     for (const char* strategy : {"finetune", "replay"})  // which one lost its diverged run depends on --jobs
-      QVERIFY2(text.contains(QString("| banking77 | transformer | %1 | softmax | class-incremental |").arg(strategy)),
-               qPrintable(text));
+      QVERIFY2(
+          text.contains(
+              QString("| banking77 | transformer | experiment.strategy.type=%1 | %1 | softmax | class-incremental |")
+                  .arg(strategy)),
+          qPrintable(text));
     QVERIFY2(text.contains("| transformer | banking77 | 78.2 |"), qPrintable(text));
     auto badRep = cli({"--db", db, "report", bad.fileName()});
     QCOMPARE(badRep.code, 2);

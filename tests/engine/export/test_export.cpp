@@ -185,7 +185,10 @@ class TestExport : public QObject {
              md.c_str());
     QVERIFY2(has("| Train s |"), md.c_str());
     // transformer finetune: seeds 0 (run 3: 0.30) and 1 (run 2: 0.20) -> 0.250 ± 0.071, 12.500 ± 2.121 s
-    QVERIFY2(has("| banking77 | transformer | finetune | softmax | class-incremental | 2 | 0.250 ± 0.071 |"),
+    QVERIFY2(has("| banking77 | transformer | preset=transformer | finetune | softmax | class-incremental | 2 | "
+                 "0.250 ± 0.071 |"),
+             md.c_str());
+    QVERIFY2(has("| banking77 | transformer | preset=transformer experiment.strategy.type=replay | replay |"),
              md.c_str());
     QVERIFY2(has("| 12.500 ± 2.121 |"), md.c_str());
     QVERIFY2(has("Not run yet (3): `preset=lstm seed=0`; `preset=lstm seed=1`; `preset=transformer "
