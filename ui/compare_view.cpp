@@ -295,6 +295,8 @@ void CompareView::prepare() {
       if (band) fc.setAlpha(70);
       gr->setPen(QPen(fc, band ? 1 : 1.6));
       gr->setData(qv(d.x), qv(d.y), true);
+      // A run with one point (stopped after its first evaluation) has no line to draw: a dot.
+      if (!band && d.size() == 1) gr->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, fc, 6));
       if (band)
         gr->removeFromLegend();
       else

@@ -1,4 +1,5 @@
 #include "ui/confusion_view.h"
+#include "ui/plural.h"
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -239,9 +240,8 @@ void ConfusionView::draw() {
   for (int t : m->tasks) tasks = std::max(tasks, t + 1);
   int64_t correct = 0;
   for (int r = 0; r < n; ++r) correct += m->at(size_t(r), size_t(r));
-  info_->setText(tr("%1 classes of %2 tasks · %3 rows · diagonal %4")
-                     .arg(n)
-                     .arg(tasks)
+  info_->setText(tr("%1 of %2 · %3 rows · diagonal %4")
+                     .arg(countOf(n, tr("class"), tr("classes")), countOf(tasks, tr("task"), tr("tasks")))
                      .arg(m->total())
                      .arg(m->total() ? double(correct) / double(m->total()) : 0.0, 0, 'f', 3));
   plot_->replot(QCustomPlot::rpQueuedReplot);

@@ -680,7 +680,8 @@ void LiveView::redraw(bool force) {
     }
     if (!zoom_forget_->userRange()) forget_->xAxis->setRange(xr);
   }
-  if (!zoom_forget_->userRange()) forget_->yAxis->setRange(0, 1.02);
+  // A little below 0: a task at accuracy 0 is a visible line, not hidden in the x axis.
+  if (!zoom_forget_->userRange()) forget_->yAxis->setRange(-0.03, 1.03);
 
   const bool has_run = d.runId() || !d.series().empty();
   if (plots_->isHidden() == has_run) {
