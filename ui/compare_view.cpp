@@ -77,6 +77,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   curves_ = new QCustomPlot(this);
   zoom_curves_ = new PlotZoom(curves_, [this] {
     curves_->rescaleAxes(true);
+    padValueRange(curves_->yAxis);  // as the automatic range of rebuild()
     curves_->replot();
   });
   curves_->setObjectName("compareCurves");

@@ -351,6 +351,10 @@ std::string results_table(const std::vector<hl::store::RunRecord>& runs, const T
   return render(t, opt);
 }
 
+std::string mean_std_markdown(const std::vector<double>& xs, int decimals) {
+  return cell_text(stat(xs), Format::Markdown, decimals);
+}
+
 hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells, bool task_il) {
   int64_t T = 0;  // RunStore::accuracy keeps indices below kMaxTasks; 64 bits so that no input overflows
   for (const auto& c : cells) T = std::max(T, int64_t(std::max(c.after_task, c.task)) + 1);

@@ -40,6 +40,10 @@ std::string accuracy_matrix_table(const hl::store::RunRecord& run, const std::ve
 // R (or the task-IL matrix) from stored cells: T = 1 + the largest task index; missing cells NaN.
 hl::metrics::Matrix accuracy_matrix(const std::vector<hl::store::AccuracyCell>& cells, bool task_il = false);
 
+// "mean ± sample std" of xs as a Markdown cell of results_table ("–" when empty, no std below two
+// values): the one formatting of a seed group's statistic, for the report's own tables too.
+std::string mean_std_markdown(const std::vector<double>& xs, int decimals);
+
 // Run ids as `hopelab-cli export --runs` takes them: "3,5,7-9" (spaces around parts allowed).
 // Throws hl::SpecError "<what>: 'PART' is not a run id or range (e.g. 3,5,7-9)".
 std::vector<int64_t> parse_run_ids(const std::string& s, const std::string& what = "--runs");

@@ -1,7 +1,5 @@
 #include "engine/export/report.h"
 
-#include <cmath>
-#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -12,24 +10,6 @@ namespace hl::exporter {
 namespace {
 
 using json = nlohmann::json;
-
-std::string fixed(double x, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
-  return buf;
-}
-
-// mean ± sample std (the std left out below two values), or "–".
-std::string mean_std(const std::vector<double>& xs, int decimals) {
-  if (xs.empty()) return "–";
-  double m = 0;
-  for (double x : xs) m += x;
-  m /= double(xs.size());
-  if (xs.size() < 2) return fixed(m, decimals);
-  double v = 0;
-  for (double x : xs) v += (x - m) * (x - m);
-  return fixed(m, decimals) + " ± " + fixed(std::sqrt(v / double(xs.size() - 1)), decimals);
-}
 
 }  // namespace
 
@@ -108,8 +88,8 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     << "| Model | Dataset | Seed's claim (%) | Measured (%) | n |\n| --- | --- | --: | --: | --: |\n";
   for (const auto& c : seed_claims()) {
     const auto it = measured.find({c.model, c.dataset});
-    o << "| " << c.model << " | " << c.dataset << " | " << fixed(c.percent, 1) << " | "
-      << (it == measured.end() ? "–" : mean_std(it->second, 1)) << " | "
+    o << "| " << c.model << " | " << c.dataset << " | " << mean_std_markdown({c.percent}, 1) << " | "
+      << mean_std_markdown(it == measured.end() ? std::vector<double>{} : it->second, 1) << " | "
       << (it == measured.end() ? 0 : it->second.size()) << " |\n";
   }
   return o.str();

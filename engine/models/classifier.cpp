@@ -199,8 +199,7 @@ double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tenso
   auto k = keys.to(mem_w_.device(), mem_w_.scalar_type());
   const int64_t n = lab.size(0);
   if (fused_ && n > 0) {
-    if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= cfg_.num_classes)
-      throw std::invalid_argument("Classifier::memoryWrite: label outside [0, num_classes)");
+    const char* bad_label = "Classifier::memoryWrite: label outside [0, num_classes)";
     const auto st = mem_w_.scalar_type();
     if (mem_w_.is_cpu() && mem_w_.is_contiguous() && mem_s_.is_contiguous() &&
         (st == torch::kFloat32 || st == torch::kFloat64)) {
@@ -216,9 +215,12 @@ double ClassifierImpl::memoryWrite(const torch::Tensor& keys, const torch::Tenso
                               : kernels::memory_head_write<double>(mem_w_.data_ptr<double>(), mem_s_.data_ptr<double>(),
                                                                    k.data_ptr<double>(), lab.data_ptr<int64_t>(), n, C,
                                                                    D, eta, alpha, beta, &cl);
+      if (loss < 0) throw std::invalid_argument(bad_label);  // the kernel checked before writing
       if (clamped) *clamped += cl;
       return loss;
     }
+    if (lab.min().item<int64_t>() < 0 || lab.max().item<int64_t>() >= cfg_.num_classes)
+      throw std::invalid_argument(bad_label);
     return dgd_write_rows(mem_w_, mem_s_, k, lab, cfg_.memory_inner_lr, cfg_.memory_retain, cfg_.memory_momentum,
                           clamped);
   }
