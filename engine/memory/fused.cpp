@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "hl_kernels/segment_write.h"
+#include "hl_kernels/smt_segment.h"
 
 namespace hl::memory {
 
@@ -100,6 +101,131 @@ class SegmentWriteFunction : public torch::autograd::Function<SegmentWriteFuncti
   }
 };
 
+// Coefficients travel through saved_data as doubles and bools.
+void saveCoeffs(AutogradContext* ctx, const kernels::SmtSegmentCoeffs& c) {
+  ctx->saved_data["beta"] = c.beta;
+  ctx->saved_data["damp"] = c.damp;
+  ctx->saved_data["dgd2"] = c.dgd2;
+  ctx->saved_data["dgd1"] = c.dgd1;
+  ctx->saved_data["l2"] = c.l2;
+  ctx->saved_data["clamp"] = c.clamp;
+  ctx->saved_data["clamp_bound"] = c.clamp_bound;
+  ctx->saved_data["eta_scale"] = c.eta_scale;
+  ctx->saved_data["eta_max"] = c.eta_max;
+}
+kernels::SmtSegmentCoeffs loadCoeffs(AutogradContext* ctx) {
+  kernels::SmtSegmentCoeffs c;
+  c.beta = ctx->saved_data["beta"].toDouble();
+  c.damp = ctx->saved_data["damp"].toDouble();
+  c.dgd2 = ctx->saved_data["dgd2"].toBool();
+  c.dgd1 = ctx->saved_data["dgd1"].toBool();
+  c.l2 = ctx->saved_data["l2"].toBool();
+  c.clamp = ctx->saved_data["clamp"].toBool();
+  c.clamp_bound = ctx->saved_data["clamp_bound"].toDouble();
+  c.eta_scale = ctx->saved_data["eta_scale"].toDouble();
+  c.eta_max = ctx->saved_data["eta_max"].toDouble();
+  return c;
+}
+
+kernels::SmtSegmentDims segDims(const Tensor& R1, const Tensor& x) {
+  kernels::SmtSegmentDims d;
+  d.B = x.size(0);
+  d.X = x.size(1);
+  d.H = x.size(2);
+  d.n = x.size(3);
+  d.D = x.size(4);
+  d.F = R1.size(4);
+  return d;
+}
+
+template <typename T>
+kernels::SmtSegmentArgs<T> segArgs(const variable_list& v) {  // R1, R2, W1, W2, S1, S2, x, we, be, wa, ba, valid
+  kernels::SmtSegmentArgs<T> a;
+  a.R1 = v[0].data_ptr<T>();
+  a.R2 = v[1].data_ptr<T>();
+  a.W1 = v[2].data_ptr<T>();
+  a.W2 = v[3].data_ptr<T>();
+  a.S1 = v[4].data_ptr<T>();
+  a.S2 = v[5].data_ptr<T>();
+  a.x = v[6].data_ptr<T>();
+  a.w_eta = v[7].data_ptr<T>();
+  a.b_eta = v[8].data_ptr<T>();
+  a.w_alpha = v[9].data_ptr<T>();
+  a.b_alpha = v[10].data_ptr<T>();
+  a.valid = v[11].data_ptr<T>();
+  return a;
+}
+
+class SmtSegmentFunction : public torch::autograd::Function<SmtSegmentFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, Tensor R1, Tensor R2, Tensor W1, Tensor W2, Tensor S1, Tensor S2,
+                               Tensor x, Tensor w_eta, Tensor b_eta, Tensor w_alpha, Tensor b_alpha, Tensor valid,
+                               const kernels::SmtSegmentCoeffs& c) {
+    variable_list in = {R1, R2, W1, W2, S1, S2, x, w_eta, b_eta, w_alpha, b_alpha, valid};
+    for (auto& t : in) t = t.contiguous();
+    const auto d = segDims(in[0], in[6]);
+    Tensor W1o = torch::empty_like(in[2]), W2o = torch::empty_like(in[3]), S1o = torch::empty_like(in[4]),
+           S2o = torch::empty_like(in[5]);
+    Tensor loss = torch::empty({d.B, 5, d.H, d.n}, in[6].options());
+    Tensor clamped = torch::zeros({d.B, d.H}, in[6].options().dtype(torch::kLong));
+    AT_DISPATCH_FLOATING_TYPES(in[6].scalar_type(), "smt_segment_forward", [&] {
+      const auto a = segArgs<scalar_t>(in);
+      kernels::SmtSegmentOut<scalar_t> o;
+      o.W1 = W1o.data_ptr<scalar_t>();
+      o.W2 = W2o.data_ptr<scalar_t>();
+      o.S1 = S1o.data_ptr<scalar_t>();
+      o.S2 = S2o.data_ptr<scalar_t>();
+      o.loss = loss.data_ptr<scalar_t>();
+      o.clamped = clamped.data_ptr<int64_t>();
+      at::parallel_for(0, d.B * d.H, 1,
+                       [&](int64_t p0, int64_t p1) { kernels::smt_segment_forward<scalar_t>(d, c, a, o, p0, p1); });
+    });
+    ctx->save_for_backward(in);
+    saveCoeffs(ctx, c);
+    Tensor csum = clamped.sum();
+    ctx->mark_non_differentiable({loss, csum});
+    return {W1o, W2o, S1o, S2o, loss, csum};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (torch::GradMode::is_enabled())
+      throw std::runtime_error(
+          "smt_segment_fused: a second derivative through the fused segment is not implemented; "
+          "set training.kernels to \"reference\" (docs/KERNELS.md)");
+    const variable_list in = ctx->get_saved_variables();
+    const auto c = loadCoeffs(ctx);
+    const auto d = segDims(in[0], in[6]);
+    auto gr = [&](int i) { return grads[i].defined() ? grads[i].contiguous() : Tensor(); };
+    const Tensor dW1o = gr(0), dW2o = gr(1), dS1o = gr(2), dS2o = gr(3);
+    Tensor dR1 = torch::empty_like(in[0]), dR2 = torch::empty_like(in[1]), dW1 = torch::empty_like(in[2]),
+           dW2 = torch::empty_like(in[3]), dS1 = torch::empty_like(in[4]), dS2 = torch::empty_like(in[5]),
+           dx = torch::empty_like(in[6]);
+    Tensor dwe = torch::empty({d.B, d.H, d.D}, in[6].options()), dwa = torch::empty_like(dwe);
+    Tensor dbe = torch::empty({d.B, d.H}, in[6].options()), dba = torch::empty_like(dbe);
+    AT_DISPATCH_FLOATING_TYPES(in[6].scalar_type(), "smt_segment_backward", [&] {
+      const auto a = segArgs<scalar_t>(in);
+      kernels::SmtSegmentGrads<scalar_t> g;
+      g.dR1 = dR1.data_ptr<scalar_t>();
+      g.dR2 = dR2.data_ptr<scalar_t>();
+      g.dW1 = dW1.data_ptr<scalar_t>();
+      g.dW2 = dW2.data_ptr<scalar_t>();
+      g.dS1 = dS1.data_ptr<scalar_t>();
+      g.dS2 = dS2.data_ptr<scalar_t>();
+      g.dx = dx.data_ptr<scalar_t>();
+      g.dw_eta = dwe.data_ptr<scalar_t>();
+      g.db_eta = dbe.data_ptr<scalar_t>();
+      g.dw_alpha = dwa.data_ptr<scalar_t>();
+      g.db_alpha = dba.data_ptr<scalar_t>();
+      auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
+      const scalar_t *gw1 = ptr(dW1o), *gw2 = ptr(dW2o), *gs1 = ptr(dS1o), *gs2 = ptr(dS2o);
+      at::parallel_for(0, d.B * d.H, 1, [&](int64_t p0, int64_t p1) {
+        kernels::smt_segment_backward<scalar_t>(d, c, a, gw1, gs1, gw2, gs2, g, p0, p1);
+      });
+    });
+    return {dR1, dR2, dW1, dW2, dS1, dS2, dx, dwe.sum(0), dbe.sum(0), dwa.sum(0), dba.sum(0), Tensor(), Tensor()};
+  }
+};
+
 }  // namespace
 
 bool segment_write_fused_applies(const torch::Tensor& W0) {
@@ -124,6 +250,33 @@ std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor&
     TORCH_CHECK(t->scalar_type() == dt && t->device() == W0.device(), "segment_write_fused: mixed dtypes or devices");
   auto out = SegmentWriteFunction::apply(W0, S0, U, G, eta, alpha, valid, beta, damp, dgd);
   return {out[0], out[1]};
+}
+
+}  // namespace hl::memory
+
+namespace hl::memory {
+
+SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const torch::Tensor& R1,
+                                  const torch::Tensor& R2, const torch::Tensor& W1, const torch::Tensor& W2,
+                                  const torch::Tensor& S1, const torch::Tensor& S2, const torch::Tensor& x,
+                                  const torch::Tensor& valid, const torch::Tensor& w_eta, const torch::Tensor& b_eta,
+                                  const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
+  TORCH_CHECK(segment_write_fused_applies(x), "smt_segment_fused: CPU float32/float64 only");
+  TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_segment_fused: x must be [B, 1|4, H, n, D]");
+  const int64_t B = x.size(0), H = x.size(2), n = x.size(3), D = x.size(4), F = R1.size(-1);
+  for (const torch::Tensor* t : {&R1, &W1, &S1})
+    TORCH_CHECK(t->sizes() == torch::IntArrayRef({B, 5, H, D, F}),
+                "smt_segment_fused: R1, W1, S1 must be [B, 5, H, D, F]");
+  for (const torch::Tensor* t : {&R2, &W2, &S2})
+    TORCH_CHECK(t->sizes() == torch::IntArrayRef({B, 5, H, F, D}),
+                "smt_segment_fused: R2, W2, S2 must be [B, 5, H, F, D]");
+  TORCH_CHECK(valid.sizes() == torch::IntArrayRef({B, n}), "smt_segment_fused: valid must be [B, n]");
+  const auto dt = x.scalar_type();
+  for (const torch::Tensor* t : {&R1, &R2, &W1, &W2, &S1, &S2, &valid})
+    TORCH_CHECK(t->scalar_type() == dt && t->device() == x.device(), "smt_segment_fused: mixed dtypes or devices");
+  auto out = SmtSegmentFunction::apply(R1, R2, W1, W2, S1, S2, x, w_eta.to(dt), b_eta.to(dt), w_alpha.to(dt),
+                                       b_alpha.to(dt), valid, c);
+  return {out[0], out[1], out[2], out[3], out[4], out[5]};
 }
 
 }  // namespace hl::memory

@@ -8,6 +8,8 @@
 
 #include <utility>
 
+#include "hl_kernels/smt_segment.h"
+
 namespace hl::memory {
 
 /// Whether the fused segment write covers tensors like W0: CPU, float32 or float64. (CUDA: see
@@ -24,5 +26,25 @@ std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor&
                                                             const torch::Tensor& eta, const torch::Tensor& alpha,
                                                             const torch::Tensor& valid, double beta, double damp,
                                                             bool dgd);
+
+/// The outputs of one fused self-modifying Titans segment (smt_segment_fused).
+struct SmtSegmentFused {
+  torch::Tensor W1, W2, S1, S2;  // states after the segment [B, 5, H, D, F] / [B, 5, H, F, D]
+  torch::Tensor loss;            // [B, 5, H, n] per-token associative loss at the read state (no gradient)
+  torch::Tensor clamped;         // [] int64: clamped real writes
+};
+
+/// The whole segment of smt_chunked between two chunk boundaries (reads of the k, v, η, α
+/// memories, links, targets, inner gradients, clamps and the writes of all five memories) through
+/// kernels/include/hl_kernels/smt_segment.h as one autograd function (the output memory's read of
+/// the queries and the state bound stay outside). R1, R2: read states; W1, W2, S1, S2: running
+/// states at the segment start; x [B, X, H, n, D]; valid [B, n] (0/1, x's dtype). w_eta, b_eta,
+/// w_alpha, b_alpha as SmtParams (converted to x's dtype). Applies where
+/// segment_write_fused_applies(x) holds; differentiable once.
+SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const torch::Tensor& R1,
+                                  const torch::Tensor& R2, const torch::Tensor& W1, const torch::Tensor& W2,
+                                  const torch::Tensor& S1, const torch::Tensor& S2, const torch::Tensor& x,
+                                  const torch::Tensor& valid, const torch::Tensor& w_eta, const torch::Tensor& b_eta,
+                                  const torch::Tensor& w_alpha, const torch::Tensor& b_alpha);
 
 }  // namespace hl::memory

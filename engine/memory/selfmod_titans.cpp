@@ -381,6 +381,18 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   Tensor clamped;
   WriteLog log(cfg, p);
   const bool fused = cfg.fused && segment_write_fused_applies(W1);
+  // The whole segment in one kernel where it applies; the diagnostics trace needs the per-op path.
+  const bool wholeSegment = fused && trace == nullptr;
+  hl::kernels::SmtSegmentCoeffs segCoeffs;
+  segCoeffs.beta = cfg.momentum;
+  segCoeffs.damp = cfg.dampen ? 1.0 - cfg.momentum : 1.0;
+  segCoeffs.dgd2 = cfg.dgd != DgdLayers::None;
+  segCoeffs.dgd1 = cfg.dgd == DgdLayers::PerLayer;
+  segCoeffs.l2 = cfg.objective == InnerObjective::L2;
+  segCoeffs.clamp = cfg.clamp;
+  segCoeffs.clamp_bound = cfg.clamp_bound;
+  segCoeffs.eta_scale = cfg.eta_scale;
+  segCoeffs.eta_max = cfg.eta_max;
   int64_t s = 0;
   while (s < p.L) {
     int64_t e = s + 1;
@@ -394,6 +406,20 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
       std::optional<torch::NoGradGuard> ng;
       if (cut) ng.emplace();
       const Tensor xs = x.index({I::Slice(), I::Slice(), I::Slice(), seg});  // [B,X,H,n,D]
+      if (wholeSegment) {  // everything below in one kernel (docs/KERNELS.md "Whole segment")
+        const Tensor valid = p.valid.index({I::Slice(), seg});
+        log.mark(cfg, s, valid.any(1));
+        auto o = smt_segment_fused(segCoeffs, R1, R2, W1, W2, S1, S2, xs, valid.to(x.scalar_type()), par.w_eta,
+                                   par.b_eta, par.w_alpha, par.b_alpha);
+        losses.push_back(o.loss);
+        if (cfg.clamp) clamped = clamped.defined() ? clamped + o.clamped : o.clamped;
+        W1 = boundState(o.W1, rad1);
+        W2 = boundState(o.W2, rad2);
+        S1 = o.S1;
+        S2 = o.S2;
+        s = e;
+        continue;
+      }
       // A shared input: all five memories read it (the output memory's read is unused), cheaper than
       // a copy of four; separate inputs: the k, v, η, α memories read one each.
       Reads r =

@@ -85,7 +85,43 @@ struct SmtCase {
   double eta_bias, alpha_bias;  // added to b_eta, b_alpha (extremes)
   DgdLayers dgd;
   bool separate;
+  double eta_max = 1.0;  // 0: the softplus link
+  bool dampen = true;
+  InnerObjective objective = InnerObjective::L2;
+  bool clamp = true;
+  double state_bound = 0;
+  int64_t hidden = 0;  // memory hidden width F (0: head_dim)
 };
+
+// Inputs of one whole fused segment (smt_segment_fused), random, F ≠ D so that a transposed map
+// cannot pass for the right one.
+struct WholeSeg {
+  std::vector<Tensor> v;  // R1, R2, W1, W2, S1, S2, x, w_eta, b_eta, w_alpha, b_alpha
+  Tensor valid;
+};
+WholeSeg makeWholeSeg(int64_t B, int64_t H, int64_t n, int64_t D, int64_t F, int64_t X, uint64_t seed) {
+  torch::manual_seed(seed);
+  WholeSeg w;
+  auto r = [](std::vector<int64_t> sz, double sc) { return torch::randn(sz, kF64) * sc; };
+  w.v = {r({B, 5, H, D, F}, 0.4),
+         r({B, 5, H, F, D}, 0.6),
+         r({B, 5, H, D, F}, 0.4),
+         r({B, 5, H, F, D}, 0.6),
+         r({B, 5, H, D, F}, 0.05),
+         r({B, 5, H, F, D}, 0.05),
+         r({B, X, H, n, D}, 0.7),
+         r({H, D}, 0.5),
+         r({H}, 0.3),
+         r({H, D}, 0.5),
+         r({H}, 0.3)};
+  w.valid = (torch::rand({B, n}) > 0.25).to(torch::kFloat64);
+  return w;
+}
+std::vector<Tensor> wholeOut(const hl::kernels::SmtSegmentCoeffs& c, const std::vector<Tensor>& v,
+                             const Tensor& valid) {
+  auto o = smt_segment_fused(c, v[0], v[1], v[2], v[3], v[4], v[5], v[6], valid, v[7], v[8], v[9], v[10]);
+  return {o.W1, o.W2, o.S1, o.S2, o.loss, o.clamped};
+}
 
 // The memory head's write (issue 10 item 3): n keys written one after the other. Keys of
 // norm 0.5–2.5 so that the clamp (3 η ‖u‖² > 1.8 at η 0.5) binds for some and not others.
@@ -273,20 +309,28 @@ class TestKernels : public QObject {
         {2, 32, 3, 13, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true},
         {1, 64, 2, 9, 3, 5, true, false, 0, 0, DgdLayers::First, false},
         {1, 128, 1, 7, 4, 4, false, false, 0, 0, DgdLayers::None, false},
-        {2, 16, 3, 11, 4, 8, true, true, 0, 0, DgdLayers::PerLayer, false},    // stop-grad writes
-        {2, 16, 2, 10, 4, 8, true, false, 8, 6, DgdLayers::PerLayer, true},    // η → η_max, α → 1
-        {2, 16, 2, 10, 4, 8, true, false, -8, -6, DgdLayers::PerLayer, false}  // η → 0, α → 0
-    };
+        {2, 16, 3, 11, 4, 8, true, true, 0, 0, DgdLayers::PerLayer, false},     // stop-grad writes
+        {2, 16, 2, 10, 4, 8, true, false, 8, 6, DgdLayers::PerLayer, true},     // η → η_max, α → 1
+        {2, 16, 2, 10, 4, 8, true, false, -8, -6, DgdLayers::PerLayer, false},  // η → 0, α → 0
+        // softplus η, heavy-ball momentum, the dot objective, the state bound
+        {1, 16, 2, 9, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, false, 0.0, false, InnerObjective::Dot, true, 1.5},
+        {2, 32, 2, 8, 2, 8, false, false, 0, 0, DgdLayers::First, true, 1.0, true, InnerObjective::L2, false, 2.0},
+        // a memory hidden width other than the head width
+        {2, 16, 2, 11, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 24}};
     for (const SmtCase& c : cases) {
       SmtConfig cfg;
       cfg.heads = c.heads;
       cfg.head_dim = c.head_dim;
+      cfg.hidden = c.hidden;
       cfg.chunk_memory = c.chunk_memory;
       cfg.chunk_other = c.chunk_other;
       cfg.momentum = 0.5;
       cfg.eta_scale = 0.5;
-      cfg.eta_max = 1.0;
-      cfg.dampen = true;
+      cfg.eta_max = c.eta_max;
+      cfg.dampen = c.dampen;
+      cfg.objective = c.objective;
+      cfg.clamp = c.clamp;
+      cfg.state_bound = c.state_bound;
       cfg.dgd = c.dgd;
       cfg.stop_grad_writes = c.stop_grad;
       cfg.clamp_bound = c.eta_bias > 0 ? 0.05 : 1.8;  // the extreme-η case also clamps
@@ -347,6 +391,145 @@ class TestKernels : public QObject {
                    qPrintable(what + QString(": gradient %1: %2").arg(i).arg(relErr(grads[0][i], grads[1][i]))));
       }
     }
+  }
+
+  // The whole-segment kernel's hand-written reverse pass against central differences of its forward
+  // (float64, step 1e-6, agreement 1e-6 relative to the largest gradient): every entry of every
+  // input, F ≠ D, a pad in the segment, both η links, both objectives, shared and separate inputs,
+  // the clamp binding for some writes.
+  void wholeSegmentReversePassMatchesCentralDifferences() {
+    struct Cfg {
+      int64_t X;
+      double eta_max;
+      bool l2, dgd1;
+      double bound;
+    };
+    for (const Cfg& k : {Cfg{4, 1.0, true, true, 0.4}, Cfg{1, 0.0, false, false, 1.8}}) {
+      hl::kernels::SmtSegmentCoeffs c;
+      c.beta = 0.6;
+      c.damp = 0.4;
+      c.dgd1 = k.dgd1;
+      c.l2 = k.l2;
+      c.clamp_bound = k.bound;
+      c.eta_scale = 0.3;
+      c.eta_max = k.eta_max;
+      const WholeSeg w = makeWholeSeg(2, 1, 3, 3, 4, k.X, 5);
+      torch::manual_seed(6);
+      std::vector<Tensor> rs;
+      for (int i = 0; i < 4; ++i) rs.push_back(torch::randn_like(i % 2 == 0 ? w.v[2] : w.v[3]));
+      auto f = [&](const std::vector<Tensor>& v) {
+        const auto o = wholeOut(c, v, w.valid);
+        Tensor l = torch::zeros({}, kF64);
+        for (int i = 0; i < 4; ++i) l = l + (o[i] * rs[i]).sum();
+        return l;
+      };
+      std::vector<Tensor> leaves;
+      for (const Tensor& t : w.v) leaves.push_back(t.clone().requires_grad_(true));
+      const auto g = torch::autograd::grad({f(leaves)}, leaves);
+      if (k.bound < 1) QVERIFY(wholeOut(c, w.v, w.valid)[5].item<int64_t>() > 0);  // the clamp binds
+      const double h = 1e-6;
+      for (size_t i = 0; i < w.v.size(); ++i) {
+        Tensor num = torch::zeros_like(w.v[i]);
+        for (int64_t j = 0; j < w.v[i].numel(); ++j) {
+          auto p = w.v, m = w.v;
+          p[i] = w.v[i].clone();
+          m[i] = w.v[i].clone();
+          p[i].view({-1})[j] += h;
+          m[i].view({-1})[j] -= h;
+          num.view({-1})[j] = (f(p).item<double>() - f(m).item<double>()) / (2 * h);
+        }
+        const double err = (num - g[i]).abs().max().item<double>() / std::max(1.0, g[i].abs().max().item<double>());
+        QVERIFY2(err < 1e-6, qPrintable(QString("X %1 input %2: %3").arg(k.X).arg(i).arg(err)));
+      }
+    }
+  }
+
+  // A whole Hope memory step (smt_chunked through the segment kernel) in float32 with 1, 2, 1
+  // threads: outputs, states and every gradient bit-identical.
+  void wholeSegmentIsDeterministicAcrossThreadCounts() {
+    SmtConfig cfg;
+    cfg.heads = 4;
+    cfg.head_dim = 32;
+    cfg.eta_max = 1.0;
+    cfg.dampen = true;
+    cfg.state_bound = 2;
+    torch::manual_seed(12);
+    const SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(torch::kFloat32), 0.6);
+    const Tensor x = torch::randn({6, 4, 4, 19, 32}), q = torch::randn({6, 4, 19, 32});
+    const int threads = torch::get_num_threads();
+    std::vector<std::vector<Tensor>> runs;
+    for (int t : {1, 2, 1}) {
+      torch::set_num_threads(t);
+      std::vector<Tensor> leaves = {x.clone().requires_grad_(true), p.W1.clone().requires_grad_(true),
+                                    p.W2.clone().requires_grad_(true), p.w_eta.clone().requires_grad_(true)};
+      SmtParams lp = p;
+      lp.W1 = leaves[1];
+      lp.W2 = leaves[2];
+      lp.w_eta = leaves[3];
+      SmtResult r = smt_chunked(cfg, lp, leaves[0], q);
+      QVERIFY(r.fused);
+      auto g = torch::autograd::grad({r.y.sum() + r.W1.pow(2).sum()}, leaves);
+      g.push_back(r.y.detach());
+      g.push_back(r.W2.detach());
+      runs.push_back(g);
+    }
+    torch::set_num_threads(threads);
+    for (size_t r = 1; r < runs.size(); ++r)
+      for (size_t i = 0; i < runs[0].size(); ++i)
+        QVERIFY2(torch::equal(runs[0][i], runs[r][i]), qPrintable(QString("run %1 tensor %2").arg(r).arg(i)));
+  }
+
+  // float32 through the kernel against the float64 LibTorch path: 1e-5 values, 1e-4 gradients.
+  void wholeSegmentAgreesInFloat32() {
+    SmtConfig cfg;
+    cfg.heads = 2;
+    cfg.head_dim = 32;
+    cfg.eta_max = 1.0;
+    cfg.eta_scale = 0.3;
+    cfg.dampen = true;
+    torch::manual_seed(21);
+    const SmtParams p = smt_init_params(cfg, 0.9, kF64, 0.6);
+    const Tensor x = torch::randn({3, 4, 2, 13, 32}, kF64) * 0.3, q = torch::randn({3, 2, 13, 32}, kF64) * 0.3;
+    std::vector<std::vector<Tensor>> out;
+    for (bool f32 : {true, false}) {
+      cfg.fused = f32;
+      auto dt = f32 ? torch::kFloat32 : torch::kFloat64;
+      std::vector<Tensor> leaves = {x.to(dt).requires_grad_(true), p.W1.to(dt).requires_grad_(true),
+                                    p.W2.to(dt).requires_grad_(true)};
+      SmtParams lp{leaves[1], leaves[2], p.w_eta.to(dt), p.b_eta.to(dt), p.w_alpha.to(dt), p.b_alpha.to(dt)};
+      SmtResult r = smt_chunked(cfg, lp, leaves[0], q.to(dt));
+      QCOMPARE(r.fused, f32);
+      torch::manual_seed(3);
+      auto g = torch::autograd::grad({(r.y * torch::randn(r.y.sizes(), kF64).to(dt)).sum()}, leaves);
+      g.insert(g.begin(), {r.y.detach(), r.W1.detach()});
+      for (auto& t : g) t = t.to(torch::kFloat64);
+      out.push_back(g);
+    }
+    QVERIFY2(relErr(out[0][0], out[1][0]) < 1e-5, qPrintable(QString::number(relErr(out[0][0], out[1][0]))));
+    QVERIFY2(relErr(out[0][1], out[1][1]) < 1e-5, qPrintable(QString::number(relErr(out[0][1], out[1][1]))));
+    for (size_t i = 2; i < out[0].size(); ++i)
+      QVERIFY2(relErr(out[0][i], out[1][i]) < 1e-4, qPrintable(QString::number(relErr(out[0][i], out[1][i]))));
+  }
+
+  void wholeSegmentSecondDerivativeThrowsAndBadShapesAreRefused() {
+    const WholeSeg w = makeWholeSeg(1, 1, 2, 4, 4, 1, 3);
+    hl::kernels::SmtSegmentCoeffs c;
+    std::vector<Tensor> v = w.v;
+    v[0] = v[0].clone().requires_grad_(true);
+    const auto o = wholeOut(c, v, w.valid);
+    bool threw = false;
+    try {
+      torch::autograd::grad({o[0].pow(2).sum()}, {v[0]}, {}, true, /*create_graph=*/true);
+    } catch (const std::exception& e) {
+      threw = QString(e.what()).contains("reference");
+    }
+    QVERIFY(threw);
+    std::vector<Tensor> bad = w.v;
+    bad[1] = bad[1].transpose(-1, -2).contiguous().narrow(-1, 0, 3);
+    QVERIFY_THROWS_EXCEPTION(c10::Error, wholeOut(c, bad, w.valid));
+    bad = w.v;
+    bad[6] = bad[6].to(torch::kFloat32);
+    QVERIFY_THROWS_EXCEPTION(c10::Error, wholeOut(c, bad, w.valid));
   }
 
   void otherDtypesAndTheReferenceSwitchTakeTheLibTorchPath() {

@@ -1,0 +1,535 @@
+// CPU whole-segment kernel of self-modifying Titans (kernels/include/hl_kernels/smt_segment.h).
+// One (sequence, head) pair at a time: its five memories' read states (and their transposes, so
+// that every matrix–vector product is a sum of contiguous rows scaled by scalars: no horizontal
+// reductions), the segment's per-token quantities and the write rows stay in one workspace of a
+// few tens of KB. The writes are the row building blocks of segment_write.cpp. The reverse pass
+// recomputes the reads from the inputs, runs the writes' reverse pass (which recomputes the
+// states), then the chain rule through targets, inner gradients, clamps, links and reads.
+// Derivation: docs/KERNELS.md "Whole segment".
+#include "hl_kernels/smt_segment.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "hl_kernels/segment_write.h"
+
+namespace hl::kernels {
+
+namespace {
+
+constexpr int64_t kMem = 5;        // k, v, η, α, output
+constexpr int64_t kReadMem = 4;    // the memories whose reads of x make k, v, η, α
+constexpr double kNormEps = 1e-6;  // F.normalize's eps in the LibTorch path
+constexpr double kCurvEps = 1e-12;
+
+template <typename T>
+inline T sigm(T z) {
+  return T(1) / (T(1) + std::exp(-z));
+}
+
+// y[0:O] (=|+=) Σ_i x[i] · A[i, 0:O] for A [I, O] row-major (A x for the map whose transpose A is).
+template <typename T, bool Acc>
+inline void rowsum(const T* __restrict A, const T* __restrict x, T* __restrict y, int64_t I, int64_t O) {
+  if (!Acc) std::fill(y, y + O, T(0));
+  for (int64_t i = 0; i < I; ++i) {
+    const T xi = x[i];
+    const T* __restrict r = A + i * O;
+#pragma omp simd
+    for (int64_t o = 0; o < O; ++o) y[o] += xi * r[o];
+  }
+}
+
+// dA[o, i] += a[o] · b[i] for dA [O, I].
+template <typename T>
+inline void outer(T* __restrict dA, const T* __restrict a, const T* __restrict b, int64_t O, int64_t I) {
+  for (int64_t o = 0; o < O; ++o) {
+    const T ao = a[o];
+    T* __restrict r = dA + o * I;
+#pragma omp simd
+    for (int64_t i = 0; i < I; ++i) r[i] += ao * b[i];
+  }
+}
+
+template <typename T>
+inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+template <typename T>
+void transpose(const T* __restrict A, T* __restrict At, int64_t O, int64_t I) {
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i) At[i * O + o] = A[o * I + i];
+}
+
+// The per-pair workspace: read states and their transposes, the segment's per-token quantities.
+template <typename T>
+struct Work {
+  int64_t n, D, F;
+  std::vector<T> buf;
+  // read states of the five memories: R1 [D, F], R1t [F, D], R2 [F, D], R2t [D, F] (copies)
+  T *R1, *R1t, *R2, *R2t, *colsq;  // colsq [5, F]: Σ_d R1[d, f]²
+  // reads (memories 0..3): z, sz [4, n, F], o [4, n, D]
+  T *z, *sz, *o;
+  T *kt, *vt;                                                 // normalised k, v [n, D]
+  T *kn, *vn, *ze, *eta, *za, *alpha;                         // [n]
+  T *zv, *svh, *vhat, *h, *a, *err, *re;                      // per memory [5, n, F|D]
+  T *ds, *delta;                                              // [5, n, F]
+  T *gain2, *eta2, *eta1, *cap2, *cap1, *curv2, *curv1, *g3;  // [5, n]
+  T* valid;                                                   // [n]
+  T* tmp;                                                     // [max(D, F)]
+
+  static int64_t size(int64_t n, int64_t D, int64_t F) {
+    const int64_t DF = D * F, nD = n * D, nF = n * F;
+    return kMem * 4 * DF + kMem * F + kReadMem * (2 * nF + nD) + 2 * nD + 6 * n + kMem * (7 * nF + 2 * nD) +
+           kMem * 8 * n + n + std::max(D, F);
+  }
+  // A buffer for segments of up to nmax tokens; layout(n) before each segment.
+  Work(int64_t nmax, int64_t D_, int64_t F_) : n(nmax), D(D_), F(F_) {
+    buf.assign(static_cast<size_t>(size(nmax, D, F)), T(0));
+    layout(nmax);
+  }
+  void layout(int64_t n_) {
+    n = n_;
+    const int64_t DF = D * F, nD = n * D, nF = n * F;
+    T* p = buf.data();
+    auto take = [&](int64_t k) {
+      T* r = p;
+      p += k;
+      return r;
+    };
+    R1 = take(kMem * DF);
+    R1t = take(kMem * DF);
+    R2 = take(kMem * DF);
+    R2t = take(kMem * DF);
+    colsq = take(kMem * F);
+    z = take(kReadMem * nF);
+    sz = take(kReadMem * nF);
+    o = take(kReadMem * nD);
+    kt = take(nD);
+    vt = take(nD);
+    kn = take(n);
+    vn = take(n);
+    ze = take(n);
+    eta = take(n);
+    za = take(n);
+    alpha = take(n);
+    zv = take(kMem * nF);
+    svh = take(kMem * nF);
+    h = take(kMem * nF);
+    a = take(kMem * nF);
+    vhat = take(kMem * nD);
+    err = take(kMem * nD);
+    re = take(kMem * nF);
+    ds = take(kMem * nF);
+    delta = take(kMem * nF);
+    gain2 = take(kMem * n);
+    eta2 = take(kMem * n);
+    eta1 = take(kMem * n);
+    cap2 = take(kMem * n);
+    cap1 = take(kMem * n);
+    curv2 = take(kMem * n);
+    curv1 = take(kMem * n);
+    g3 = take(kMem * n);
+    valid = take(n);
+    tmp = take(std::max(D, F));
+  }
+};
+
+// Offsets into the [B, 5, H, ...] state arrays and the [B, X, H, n, D] inputs.
+struct Index {
+  int64_t H, n, D, F, X;
+  int64_t state(int64_t b, int64_t m, int64_t h) const { return ((b * kMem + m) * H + h) * D * F; }
+  int64_t input(int64_t b, int64_t m, int64_t h) const {  // memory m's input rows [n, D]
+    return ((b * X + (X == 1 ? 0 : m)) * H + h) * n * D;
+  }
+  int64_t tok(int64_t b, int64_t m, int64_t h) const { return ((b * kMem + m) * H + h) * n; }  // loss [.., n]
+};
+
+// Fills w with the pair's per-token quantities (everything but the writes); returns the number of
+// clamped real writes and, when loss is given, stores the per-token losses.
+template <typename T>
+int64_t reads(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in, const Index& ix,
+              int64_t b, int64_t hd, Work<T>& w, T* loss) {
+  const int64_t n = d.n, D = d.D, F = d.F, DF = D * F;
+  for (int64_t m = 0; m < kMem; ++m) {
+    const int64_t off = ix.state(b, m, hd);
+    std::memcpy(w.R1 + m * DF, in.R1 + off, sizeof(T) * DF);
+    std::memcpy(w.R2 + m * DF, in.R2 + off, sizeof(T) * DF);
+    transpose(w.R1 + m * DF, w.R1t + m * DF, D, F);
+    transpose(w.R2 + m * DF, w.R2t + m * DF, F, D);
+    T* cs = w.colsq + m * F;
+    std::fill(cs, cs + F, T(0));
+    for (int64_t dd = 0; dd < D; ++dd) {
+      const T* r = w.R1 + m * DF + dd * F;
+#pragma omp simd
+      for (int64_t f = 0; f < F; ++f) cs[f] += r[f] * r[f];
+    }
+  }
+  for (int64_t t = 0; t < n; ++t) w.valid[t] = in.valid[b * n + t];
+  // Reads of the k, v, η, α memories: o = x + R1 silu(R2 x).
+  for (int64_t m = 0; m < kReadMem; ++m) {
+    const T* xm = in.x + ix.input(b, m, hd);
+    for (int64_t t = 0; t < n; ++t) {
+      T* z = w.z + (m * n + t) * F;
+      T* sz = w.sz + (m * n + t) * F;
+      T* o = w.o + (m * n + t) * D;
+      rowsum<T, false>(w.R2t + m * DF, xm + t * D, z, D, F);
+      for (int64_t f = 0; f < F; ++f) sz[f] = z[f] * sigm(z[f]);
+      std::memcpy(o, xm + t * D, sizeof(T) * D);
+      rowsum<T, true>(w.R1t + m * DF, sz, o, F, D);
+    }
+  }
+  const T* we = in.w_eta + hd * D;
+  const T* wa = in.w_alpha + hd * D;
+  for (int64_t t = 0; t < n; ++t) {
+    const T* ok = w.o + (0 * n + t) * D;
+    const T* ov = w.o + (1 * n + t) * D;
+    w.kn[t] = std::sqrt(dot(ok, ok, D));
+    w.vn[t] = std::sqrt(dot(ov, ov, D));
+    const T ik = T(1) / std::max(w.kn[t], T(kNormEps)), iv = T(1) / std::max(w.vn[t], T(kNormEps));
+    for (int64_t i = 0; i < D; ++i) {
+      w.kt[t * D + i] = ok[i] * ik;
+      w.vt[t * D + i] = ov[i] * iv;
+    }
+    w.ze[t] = dot(w.o + (2 * n + t) * D, we, D) + in.b_eta[hd];
+    if (c.eta_max > 0)
+      w.eta[t] = T(c.eta_max) * sigm(w.ze[t]);
+    else
+      w.eta[t] = T(c.eta_scale) * (w.ze[t] > T(20) ? w.ze[t] : std::log1p(std::exp(w.ze[t])));
+    w.za[t] = dot(w.o + (3 * n + t) * D, wa, D) + in.b_alpha[hd];
+    w.alpha[t] = sigm(w.za[t]);
+  }
+  // Targets, inner gradients and clamps of every memory.
+  int64_t clamped = 0;
+  for (int64_t m = 0; m < kMem; ++m) {
+    const T *R1 = w.R1 + m * DF, *R1t = w.R1t + m * DF, *R2t = w.R2t + m * DF, *cs = w.colsq + m * F;
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t i = m * n + t;
+      const T *k = w.kt + t * D, *v = w.vt + t * D;
+      T *zv = w.zv + i * F, *svh = w.svh + i * F, *vh = w.vhat + i * D;
+      T *h = w.h + i * F, *a = w.a + i * F, *e = w.err + i * D, *re = w.re + i * F;
+      T *ds = w.ds + i * F, *de = w.delta + i * F;
+      rowsum<T, false>(R2t, v, zv, D, F);
+      for (int64_t f = 0; f < F; ++f) svh[f] = zv[f] * sigm(zv[f]);
+      std::memcpy(vh, v, sizeof(T) * D);
+      rowsum<T, true>(R1t, svh, vh, F, D);
+      rowsum<T, false>(R2t, k, h, D, F);
+      T aa = 0, g2 = 0;
+      for (int64_t f = 0; f < F; ++f) {
+        const T s = sigm(h[f]);
+        a[f] = h[f] * s;
+        ds[f] = s * (T(1) + h[f] * (T(1) - s));
+        aa += a[f] * a[f];
+        g2 += ds[f] * ds[f] * cs[f];
+      }
+      // pred = k + R1 a; diff = pred − v̂
+      T* pred = w.tmp;
+      std::memcpy(pred, k, sizeof(T) * D);
+      rowsum<T, true>(R1t, a, pred, F, D);
+      T l = 0;
+      for (int64_t j = 0; j < D; ++j) {
+        const T df = pred[j] - vh[j];
+        l += df * df;
+        e[j] = c.l2 ? T(2) * df : -vh[j];
+      }
+      if (loss) loss[ix.tok(b, m, hd) + t] = l;
+      rowsum<T, false>(R1, e, re, D, F);  // R1ᵀ e
+      for (int64_t f = 0; f < F; ++f) de[f] = re[f] * ds[f];
+      const T kk = dot(k, k, D);
+      w.gain2[i] = g2;
+      w.g3[i] = (T(1) + T(2) * g2) / T(3);
+      w.curv2[i] = kk * std::max(w.g3[i], T(1));
+      w.curv1[i] = aa;
+      const T et = w.eta[t];
+      if (c.clamp) {
+        w.cap2[i] = T(c.clamp_bound) / (T(3) * std::max(w.curv2[i], T(kCurvEps)));
+        w.cap1[i] = T(c.clamp_bound) / (T(3) * std::max(w.curv1[i], T(kCurvEps)));
+        w.eta2[i] = std::min(et, w.cap2[i]);
+        w.eta1[i] = std::min(et, w.cap1[i]);
+        if (w.valid[t] != T(0)) clamped += (et > w.cap2[i]) + (et > w.cap1[i]);
+      } else {
+        w.eta2[i] = et;
+        w.eta1[i] = et;
+      }
+    }
+  }
+  return clamped;
+}
+
+template <typename T>
+inline T dsilu(T z) {
+  const T s = sigm(z);
+  return s * (T(1) + z * (T(1) - s));
+}
+template <typename T>
+inline T d2silu(T z) {
+  const T s = sigm(z);
+  return s * (T(1) - s) * (T(2) + z * (T(1) - T(2) * s));
+}
+
+// The gradient of min(e, cap) (torch::minimum: a tie splits it in halves).
+template <typename T>
+inline void minGrad(bool clamp, T e, T cap, T g, T& de, T& dcap) {
+  dcap = 0;
+  if (!clamp || e < cap) {
+    de += g;
+  } else if (e > cap) {
+    dcap = g;
+  } else {
+    de += g / T(2);
+    dcap = g / T(2);
+  }
+}
+
+// The forward of one pair: its output states (and loss, clamp count).
+template <typename T>
+int64_t forwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                    const SmtSegmentOut<T>& out, const Index& ix, int64_t b, int64_t hd, Work<T>& w, T* scratch) {
+  const int64_t n = d.n, D = d.D, F = d.F, DF = D * F;
+  const SegmentWriteCoeffs c2{c.beta, c.damp, c.dgd2}, c1{c.beta, c.damp, c.dgd1};
+  w.layout(n);
+  const int64_t clamped = reads(d, c, in, ix, b, hd, w, out.loss);
+  for (int64_t m = 0; m < kMem; ++m) {
+    const int64_t off = ix.state(b, m, hd);
+    std::memcpy(out.W2 + off, in.W2 + off, sizeof(T) * DF);
+    std::memcpy(out.S2 + off, in.S2 + off, sizeof(T) * DF);
+    std::memcpy(out.W1 + off, in.W1 + off, sizeof(T) * DF);
+    std::memcpy(out.S1 + off, in.S1 + off, sizeof(T) * DF);
+    segment_write_row_forward(n, F, D, c2, out.W2 + off, out.S2 + off, w.kt, w.delta + m * n * F, w.eta2 + m * n,
+                              w.alpha, w.valid, scratch);
+    segment_write_row_forward(n, D, F, c1, out.W1 + off, out.S1 + off, w.a + m * n * F, w.err + m * n * D,
+                              w.eta1 + m * n, w.alpha, w.valid, scratch);
+  }
+  return clamped;
+}
+
+// Buffers of the reverse pass of one pair, for segments of up to nmax tokens.
+template <typename T>
+struct Bwd {
+  std::vector<T> scratch, dk, dv, dU, deta, dalpha, dal, de2, de1, da, derr, ddelta;
+  std::vector<T> dre, dds, dh, dsv, dzv, dpred, dvh, dcol, dob, dsz, dz;
+  Bwd(int64_t nmax, int64_t D, int64_t F) {
+    const int64_t nD = nmax * D, nF = nmax * F, W = std::max(D, F);
+    scratch.resize(static_cast<size_t>(segment_write_row_scratch(nmax, W, W)));
+    for (auto* v : {&dk, &dv, &derr}) v->resize(nD);
+    for (auto* v : {&dU}) v->resize(std::max(nF, nD));
+    for (auto* v : {&da, &ddelta}) v->resize(nF);
+    for (auto* v : {&deta, &dalpha, &dal, &de2, &de1}) v->resize(nmax);
+    for (auto* v : {&dre, &dds, &dh, &dsv, &dzv, &dcol, &dsz, &dz}) v->resize(F);
+    for (auto* v : {&dpred, &dvh, &dob}) v->resize(D);
+  }
+};
+
+// The reverse pass of one pair.
+template <typename T>
+void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in, const T* dW1o,
+                  const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g, const Index& ix, int64_t b,
+                  int64_t hd, Work<T>& w, Bwd<T>& bw) {
+  const int64_t n = d.n, D = d.D, F = d.F, DF = D * F, nD = n * D, nF = n * F;
+  const SegmentWriteCoeffs c2{c.beta, c.damp, c.dgd2}, c1{c.beta, c.damp, c.dgd1};
+  auto& scratch = bw.scratch;
+  auto& dk = bw.dk;
+  auto& dv = bw.dv;
+  auto& dU = bw.dU;
+  auto& deta = bw.deta;
+  auto& dalpha = bw.dalpha;
+  auto& dal = bw.dal;
+  auto& de2 = bw.de2;
+  auto& de1 = bw.de1;
+  auto& da = bw.da;
+  auto& derr = bw.derr;
+  auto& ddelta = bw.ddelta;
+  auto& dre = bw.dre;
+  auto& dds = bw.dds;
+  auto& dh = bw.dh;
+  auto& dsv = bw.dsv;
+  auto& dzv = bw.dzv;
+  auto& dpred = bw.dpred;
+  auto& dvh = bw.dvh;
+  auto& dcol = bw.dcol;
+  auto& dob = bw.dob;
+  auto& dsz = bw.dsz;
+  auto& dz = bw.dz;
+  w.layout(n);
+  reads(d, c, in, ix, b, hd, w, static_cast<T*>(nullptr));
+  std::fill(dk.begin(), dk.end(), T(0));
+  std::fill(dv.begin(), dv.end(), T(0));
+  std::fill(deta.begin(), deta.end(), T(0));
+  std::fill(dalpha.begin(), dalpha.end(), T(0));
+  for (int64_t m = 0; m < kMem; ++m) {
+    const int64_t off = ix.state(b, m, hd);
+    T *dR1 = g.dR1 + off, *dR2 = g.dR2 + off;
+    std::fill(dR1, dR1 + DF, T(0));
+    std::fill(dR2, dR2 + DF, T(0));
+    // The writes' reverse pass: W2 (u = k, g = δ, η2), W1 (u = a, g = e, η1).
+    segment_write_row_backward(n, F, D, c2, in.W2 + off, in.S2 + off, w.kt, w.delta + m * nF, w.eta2 + m * n, w.alpha,
+                               w.valid, dW2o ? dW2o + off : nullptr, dS2o ? dS2o + off : nullptr, g.dW2 + off,
+                               g.dS2 + off, dU.data(), ddelta.data(), de2.data(), dal.data(), scratch.data());
+    for (int64_t j = 0; j < nD; ++j) dk[j] += dU[j];
+    for (int64_t t = 0; t < n; ++t) dalpha[t] += dal[t];
+    segment_write_row_backward(n, D, F, c1, in.W1 + off, in.S1 + off, w.a + m * nF, w.err + m * nD, w.eta1 + m * n,
+                               w.alpha, w.valid, dW1o ? dW1o + off : nullptr, dS1o ? dS1o + off : nullptr, g.dW1 + off,
+                               g.dS1 + off, da.data(), derr.data(), de1.data(), dal.data(), scratch.data());
+    for (int64_t t = 0; t < n; ++t) dalpha[t] += dal[t];
+    const T *R1 = w.R1 + m * DF, *R1t = w.R1t + m * DF, *R2 = w.R2 + m * DF, *cs = w.colsq + m * F;
+    std::fill(dcol.begin(), dcol.end(), T(0));
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t i = m * n + t;
+      const T *k = w.kt + t * D, *v = w.vt + t * D;
+      const T *zv = w.zv + i * F, *svh = w.svh + i * F, *h = w.h + i * F, *a = w.a + i * F;
+      const T *e = w.err + i * D, *re = w.re + i * F, *ds = w.ds + i * F;
+      T* dkt = dk.data() + t * D;
+      T* dat = da.data() + t * F;
+      T* det = derr.data() + t * D;
+      const T* ddt = ddelta.data() + t * F;
+      // η2 = min(η, cap2), cap2 = b / (3 max(curv2, ε)), curv2 = ‖k‖² max((1 + 2 g²) / 3, 1)
+      T dcap2, dcap1;
+      minGrad(c.clamp, w.eta[t], w.cap2[i], de2[t], deta[t], dcap2);
+      minGrad(c.clamp, w.eta[t], w.cap1[i], de1[t], deta[t], dcap1);
+      T dgain2 = 0;
+      if (dcap2 != T(0) && w.curv2[i] >= T(kCurvEps)) {
+        const T dcurv = -dcap2 * w.cap2[i] / w.curv2[i];
+        const T mx = std::max(w.g3[i], T(1)), kk = dot(k, k, D);
+        for (int64_t j = 0; j < D; ++j) dkt[j] += T(2) * k[j] * dcurv * mx;
+        if (w.g3[i] >= T(1)) dgain2 = dcurv * kk * T(2) / T(3);
+      }
+      if (dcap1 != T(0) && w.curv1[i] >= T(kCurvEps)) {
+        const T dcurv = -dcap1 * w.cap1[i] / w.curv1[i];
+        for (int64_t f = 0; f < F; ++f) dat[f] += T(2) * a[f] * dcurv;
+      }
+      // δ = (R1ᵀ e) ⊙ σ'(h); g² = Σ_f σ'(h_f)² colsq_f
+      for (int64_t f = 0; f < F; ++f) {
+        dre[f] = ddt[f] * ds[f];
+        dds[f] = ddt[f] * re[f] + T(2) * ds[f] * cs[f] * dgain2;
+        dcol[f] += ds[f] * ds[f] * dgain2;
+      }
+      rowsum<T, true>(R1t, dre.data(), det, F, D);  // de += R1 dre
+      outer(dR1, e, dre.data(), D, F);
+      // e = 2 (pred − v̂) (L2) or −v̂ (dot); pred = k + R1 a
+      for (int64_t j = 0; j < D; ++j) {
+        dpred[j] = c.l2 ? T(2) * det[j] : T(0);
+        dvh[j] = c.l2 ? -dpred[j] : -det[j];
+        dkt[j] += dpred[j];
+      }
+      rowsum<T, true>(R1, dpred.data(), dat, D, F);  // da += R1ᵀ dpred
+      outer(dR1, dpred.data(), a, D, F);
+      // a = silu(h), σ'(h) = ds; h = R2 k
+      for (int64_t f = 0; f < F; ++f) dh[f] = dat[f] * ds[f] + dds[f] * d2silu(h[f]);
+      outer(dR2, dh.data(), k, F, D);
+      rowsum<T, true>(R2, dh.data(), dkt, F, D);  // dk += R2ᵀ dh
+      // v̂ = v + R1 silu(R2 v)
+      T* dvt = dv.data() + t * D;
+      for (int64_t j = 0; j < D; ++j) dvt[j] += dvh[j];
+      rowsum<T, false>(R1, dvh.data(), dsv.data(), D, F);  // R1ᵀ dv̂
+      outer(dR1, dvh.data(), svh, D, F);
+      for (int64_t f = 0; f < F; ++f) dzv[f] = dsv[f] * dsilu(zv[f]);
+      outer(dR2, dzv.data(), v, F, D);
+      rowsum<T, true>(R2, dzv.data(), dvt, F, D);
+    }
+    for (int64_t dd = 0; dd < D; ++dd)
+      for (int64_t f = 0; f < F; ++f) dR1[dd * F + f] += T(2) * R1[dd * F + f] * dcol[f];
+  }
+  // k = k̃ / max(‖k̃‖, ε), v likewise; the links; the reads o = x + R1 silu(R2 x).
+  const int64_t xs = ix.input(b, 0, hd);
+  if (d.X == 1) std::fill(g.dx + xs, g.dx + xs + nD, T(0));
+  const T* we = in.w_eta + hd * D;
+  const T* wa = in.w_alpha + hd * D;
+  T* dwe = g.dw_eta + (b * d.H + hd) * D;
+  T* dwa = g.dw_alpha + (b * d.H + hd) * D;
+  std::fill(dwe, dwe + D, T(0));
+  std::fill(dwa, dwa + D, T(0));
+  T dbe = 0, dba = 0;
+  for (int64_t m = 0; m < kReadMem; ++m) {
+    const T* xm = in.x + ix.input(b, m, hd);
+    T* dxm = g.dx + ix.input(b, m, hd);
+    if (d.X != 1) std::fill(dxm, dxm + nD, T(0));
+    const T *R1 = w.R1 + m * DF, *R2 = w.R2 + m * DF;
+    T* dR1 = g.dR1 + ix.state(b, m, hd);
+    T* dR2 = g.dR2 + ix.state(b, m, hd);
+    for (int64_t t = 0; t < n; ++t) {
+      const T* o = w.o + (m * n + t) * D;
+      if (m == 0 || m == 1) {
+        const T nr = m == 0 ? w.kn[t] : w.vn[t];
+        const T* u = (m == 0 ? w.kt : w.vt) + t * D;
+        const T* du = (m == 0 ? dk.data() : dv.data()) + t * D;
+        if (nr >= T(kNormEps)) {
+          const T s = dot(u, du, D);
+          for (int64_t j = 0; j < D; ++j) dob[j] = (du[j] - u[j] * s) / nr;
+        } else {
+          for (int64_t j = 0; j < D; ++j) dob[j] = du[j] / T(kNormEps);
+        }
+      } else if (m == 2) {
+        T dze;
+        if (c.eta_max > 0) {
+          const T s = sigm(w.ze[t]);
+          dze = deta[t] * T(c.eta_max) * s * (T(1) - s);
+        } else {
+          dze = deta[t] * T(c.eta_scale) * (w.ze[t] > T(20) ? T(1) : sigm(w.ze[t]));
+        }
+        for (int64_t j = 0; j < D; ++j) {
+          dob[j] = dze * we[j];
+          dwe[j] += dze * o[j];
+        }
+        dbe += dze;
+      } else {
+        const T dza = dalpha[t] * w.alpha[t] * (T(1) - w.alpha[t]);
+        for (int64_t j = 0; j < D; ++j) {
+          dob[j] = dza * wa[j];
+          dwa[j] += dza * o[j];
+        }
+        dba += dza;
+      }
+      // o = x + R1 sz, sz = silu(z), z = R2 x
+      const T *z = w.z + (m * n + t) * F, *sz = w.sz + (m * n + t) * F, *x = xm + t * D;
+      T* dx = dxm + t * D;
+      for (int64_t j = 0; j < D; ++j) dx[j] += dob[j];
+      outer(dR1, dob.data(), sz, D, F);
+      rowsum<T, false>(R1, dob.data(), dsz.data(), D, F);
+      for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(z[f]);
+      outer(dR2, dz.data(), x, F, D);
+      rowsum<T, true>(R2, dz.data(), dx, F, D);
+    }
+  }
+  g.db_eta[b * d.H + hd] = dbe;
+  g.db_alpha[b * d.H + hd] = dba;
+}
+
+}  // namespace
+
+template <typename T>
+void smt_segment_forward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                         const SmtSegmentOut<T>& out, int64_t p0, int64_t p1) {
+  const Index ix{d.H, d.n, d.D, d.F, d.X};
+  Work<T> w(d.n, d.D, d.F);
+  std::vector<T> scratch(static_cast<size_t>(std::max(d.D, d.F)));
+  for (int64_t p = p0; p < p1; ++p)
+    out.clamped[p] = forwardPair(d, c, in, out, ix, p / d.H, p % d.H, w, scratch.data());
+}
+
+template <typename T>
+void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                          const T* dW1o, const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g,
+                          int64_t p0, int64_t p1) {
+  const Index ix{d.H, d.n, d.D, d.F, d.X};
+  Work<T> w(d.n, d.D, d.F);
+  Bwd<T> bw(d.n, d.D, d.F);
+  for (int64_t p = p0; p < p1; ++p) backwardPair(d, c, in, dW1o, dS1o, dW2o, dS2o, g, ix, p / d.H, p % d.H, w, bw);
+}
+
+template void smt_segment_forward<float>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<float>&,
+                                         const SmtSegmentOut<float>&, int64_t, int64_t);
+template void smt_segment_forward<double>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<double>&,
+                                          const SmtSegmentOut<double>&, int64_t, int64_t);
+template void smt_segment_backward<float>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<float>&,
+                                          const float*, const float*, const float*, const float*,
+                                          const SmtSegmentGrads<float>&, int64_t, int64_t);
+template void smt_segment_backward<double>(const SmtSegmentDims&, const SmtSegmentCoeffs&,
+                                           const SmtSegmentArgs<double>&, const double*, const double*, const double*,
+                                           const double*, const SmtSegmentGrads<double>&, int64_t, int64_t);
+
+}  // namespace hl::kernels

@@ -1,0 +1,82 @@
+// Fused segment of self-modifying Titans: everything the fast path (engine/memory/selfmod_titans.cpp,
+// smt_chunked) computes between two chunk boundaries for one (sequence, head) pair, except the
+// output memory's read of the queries and the state bound: the reads of the k, v, η, α memories,
+// k, v (L2-normalised), the η and α links, the self-generated targets of all five memories, the
+// closed-form inner gradients, the two write clamps and the DGD writes with momentum of both
+// layers of all five memories. Forward and a hand-written reverse pass that recomputes the
+// segment from its inputs (nothing else is saved). Torch-free: raw pointers to contiguous
+// row-major arrays. Maths: docs/MEMORY.md "Fast path"; the derivation of the reverse pass:
+// docs/KERNELS.md "Whole segment".
+#pragma once
+
+#include <cstdint>
+
+namespace hl::kernels {
+
+/// Shapes: B sequences, H heads, n tokens in the segment, head width D, memory hidden width F,
+/// X memory inputs (1: the k, v, η, α memories read one shared input; 4: one each).
+struct SmtSegmentDims {
+  int64_t B = 0, H = 0, n = 0, D = 0, F = 0, X = 1;
+};
+
+/// Constants (SmtConfig in engine/memory/selfmod_titans.h).
+struct SmtSegmentCoeffs {
+  double beta = 0.9;         ///< momentum β
+  double damp = 1;           ///< 1, or 1 − β with momentum dampening
+  bool dgd2 = true;          ///< the first layer W2 is written with the DGD factor
+  bool dgd1 = true;          ///< the second layer W1 is written with the DGD factor
+  bool l2 = true;            ///< inner objective: L2 (e = 2(M(k) − v̂)); false: dot (e = −v̂)
+  bool clamp = true;         ///< η ← min(η, clamp_bound / (3 c)) per write
+  double clamp_bound = 1.8;  ///< see clamp
+  double eta_scale = 0.1;    ///< η = eta_scale · softplus(z) when eta_max = 0
+  double eta_max = 0;        ///< > 0: η = eta_max · σ(z)
+};
+
+/// Inputs (contiguous). The five memories are stacked along the second dimension (k, v, η, α,
+/// output): R1, W1, S1 [B, 5, H, D, F]; R2, W2, S2 [B, 5, H, F, D]. R: the read states of the
+/// segment; W, S: the running states and momenta at its start. x [B, X, H, n, D] (the segment's
+/// memory inputs); w_eta, w_alpha [H, D]; b_eta, b_alpha [H]; valid [B, n] (0 or 1).
+template <typename T>
+struct SmtSegmentArgs {
+  const T *R1 = nullptr, *R2 = nullptr;
+  const T *W1 = nullptr, *W2 = nullptr, *S1 = nullptr, *S2 = nullptr;
+  const T* x = nullptr;
+  const T *w_eta = nullptr, *b_eta = nullptr, *w_alpha = nullptr, *b_alpha = nullptr;
+  const T* valid = nullptr;
+};
+
+/// Forward outputs: the states after the segment W1o, S1o [B, 5, H, D, F], W2o, S2o [B, 5, H, F, D]
+/// (may not alias the inputs); loss [B, 5, H, n]: ‖M(k_t) − v̂_t‖² per memory at the read state
+/// (also at pads: the caller masks); clamped [B, H]: clamped real writes of the pair (both layers,
+/// all memories).
+template <typename T>
+struct SmtSegmentOut {
+  T *W1 = nullptr, *S1 = nullptr, *W2 = nullptr, *S2 = nullptr;
+  T* loss = nullptr;
+  int64_t* clamped = nullptr;
+};
+
+/// Gradients of the inputs: dR1, dW1, dS1 [B, 5, H, D, F]; dR2, dW2, dS2 [B, 5, H, F, D];
+/// dx [B, X, H, n, D]; per sequence (the caller sums over B): dw_eta, dw_alpha [B, H, D], db_eta,
+/// db_alpha [B, H]. All overwritten for the pairs a call covers.
+template <typename T>
+struct SmtSegmentGrads {
+  T *dR1 = nullptr, *dR2 = nullptr, *dW1 = nullptr, *dW2 = nullptr, *dS1 = nullptr, *dS2 = nullptr;
+  T* dx = nullptr;
+  T *dw_eta = nullptr, *db_eta = nullptr, *dw_alpha = nullptr, *db_alpha = nullptr;
+};
+
+/// Forward over the (sequence, head) pairs [p0, p1) (pair = b · H + h). Thread-safe for disjoint
+/// ranges.
+template <typename T>
+void smt_segment_forward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                         const SmtSegmentOut<T>& out, int64_t p0, int64_t p1);
+
+/// Reverse pass over the pairs [p0, p1) given the gradients of the output states (nullptr: zero; the
+/// loss and the clamp count carry no gradient).
+template <typename T>
+void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                          const T* dW1o, const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g,
+                          int64_t p0, int64_t p1);
+
+}  // namespace hl::kernels
