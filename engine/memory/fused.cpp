@@ -226,6 +226,119 @@ class SmtSegmentFunction : public torch::autograd::Function<SmtSegmentFunction> 
   }
 };
 
+// The whole sequence: inputs W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid; the checkpoints
+// ride in saved_data.
+class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction> {
+ public:
+  static kernels::SmtSequenceDims dims(const Tensor& W1, const Tensor& x, int64_t cm, int64_t co) {
+    kernels::SmtSequenceDims d;
+    d.B = x.size(0);
+    d.X = x.size(1);
+    d.H = x.size(2);
+    d.L = x.size(3);
+    d.D = x.size(4);
+    d.F = W1.size(4);
+    d.chunk_memory = cm;
+    d.chunk_other = co;
+    return d;
+  }
+  template <typename T>
+  static kernels::SmtSequenceArgs<T> args(const variable_list& v, double bound) {
+    kernels::SmtSequenceArgs<T> a;
+    a.W1 = v[0].data_ptr<T>();
+    a.W2 = v[1].data_ptr<T>();
+    a.x = v[2].data_ptr<T>();
+    a.q = v[3].data_ptr<T>();
+    a.w_eta = v[4].data_ptr<T>();
+    a.b_eta = v[5].data_ptr<T>();
+    a.w_alpha = v[6].data_ptr<T>();
+    a.b_alpha = v[7].data_ptr<T>();
+    a.valid = v[8].data_ptr<T>();
+    a.state_bound = bound;
+    return a;
+  }
+
+  static variable_list forward(AutogradContext* ctx, Tensor W1, Tensor W2, Tensor x, Tensor q, Tensor w_eta,
+                               Tensor b_eta, Tensor w_alpha, Tensor b_alpha, Tensor valid,
+                               const kernels::SmtSegmentCoeffs& c, int64_t cm, int64_t co, double bound) {
+    variable_list in = {W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid};
+    for (auto& t : in) t = t.contiguous();
+    const auto d = dims(in[0], in[2], cm, co);
+    const int64_t CK = kernels::smt_sequence_checkpoint_size(d), nseg = kernels::smt_sequence_segments(d.L, cm, co);
+    const auto opt = in[2].options();
+    Tensor y = torch::empty({d.B, d.H, d.L, d.D}, opt);
+    Tensor ck = torch::empty({d.B * d.H, CK}, opt);
+    Tensor loss = torch::empty({d.B, 5, d.H, d.L}, opt);
+    Tensor clamped = torch::zeros({d.B, d.H}, opt.dtype(torch::kLong));
+    AT_DISPATCH_FLOATING_TYPES(in[2].scalar_type(), "smt_sequence_forward", [&] {
+      const auto a = args<scalar_t>(in, bound);
+      kernels::SmtSequenceOut<scalar_t> o;
+      o.y = y.data_ptr<scalar_t>();
+      o.ck = ck.data_ptr<scalar_t>();
+      o.loss = loss.data_ptr<scalar_t>();
+      o.clamped = clamped.data_ptr<int64_t>();
+      at::parallel_for(0, d.B * d.H, 1,
+                       [&](int64_t p0, int64_t p1) { kernels::smt_sequence_forward<scalar_t>(d, c, a, o, p0, p1); });
+    });
+    // The final states: the last checkpoint, [B, H, 4, 5, ...] -> four [B, 5, H, ...] tensors.
+    const Tensor last = ck.narrow(1, nseg * 20 * d.D * d.F, 20 * d.D * d.F).reshape({d.B, d.H, 4, 5, d.D * d.F});
+    auto state = [&](int64_t k, int64_t r, int64_t cdim) {
+      return last.select(2, k).reshape({d.B, d.H, 5, r, cdim}).permute({0, 2, 1, 3, 4}).contiguous();
+    };
+    Tensor W1e = state(0, d.D, d.F), W2e = state(1, d.F, d.D), S1e = state(2, d.D, d.F), S2e = state(3, d.F, d.D);
+    ctx->save_for_backward(in);
+    ctx->saved_data["ck"] = ck;
+    saveCoeffs(ctx, c);
+    ctx->saved_data["cm"] = cm;
+    ctx->saved_data["co"] = co;
+    ctx->saved_data["bound"] = bound;
+    Tensor csum = clamped.sum();
+    ctx->mark_non_differentiable({loss, csum});
+    return {y, W1e, W2e, S1e, S2e, loss, csum};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (torch::GradMode::is_enabled())
+      throw std::runtime_error(
+          "smt_sequence_fused: a second derivative through the fused sequence is not implemented; "
+          "set training.kernels to \"reference\" (docs/KERNELS.md)");
+    const variable_list in = ctx->get_saved_variables();
+    const Tensor ck = ctx->saved_data["ck"].toTensor();
+    const auto c = loadCoeffs(ctx);
+    const int64_t cm = ctx->saved_data["cm"].toInt(), co = ctx->saved_data["co"].toInt();
+    const double bound = ctx->saved_data["bound"].toDouble();
+    const auto d = dims(in[0], in[2], cm, co);
+    auto gr = [&](int i) { return grads[i].defined() ? grads[i].contiguous() : Tensor(); };
+    const Tensor dy = grads[0].defined() ? grads[0].contiguous() : torch::zeros({d.B, d.H, d.L, d.D}, in[2].options());
+    const Tensor dW1e = gr(1), dW2e = gr(2), dS1e = gr(3), dS2e = gr(4);
+    Tensor dW1 = torch::empty_like(in[0]), dW2 = torch::empty_like(in[1]), dx = torch::empty_like(in[2]),
+           dq = torch::empty_like(in[3]);
+    Tensor dwe = torch::empty({d.B, d.H, d.D}, in[2].options()), dwa = torch::empty_like(dwe);
+    Tensor dbe = torch::empty({d.B, d.H}, in[2].options()), dba = torch::empty_like(dbe);
+    AT_DISPATCH_FLOATING_TYPES(in[2].scalar_type(), "smt_sequence_backward", [&] {
+      const auto a = args<scalar_t>(in, bound);
+      kernels::SmtSequenceGrads<scalar_t> g;
+      g.dW1 = dW1.data_ptr<scalar_t>();
+      g.dW2 = dW2.data_ptr<scalar_t>();
+      g.dx = dx.data_ptr<scalar_t>();
+      g.dq = dq.data_ptr<scalar_t>();
+      g.dw_eta = dwe.data_ptr<scalar_t>();
+      g.db_eta = dbe.data_ptr<scalar_t>();
+      g.dw_alpha = dwa.data_ptr<scalar_t>();
+      g.db_alpha = dba.data_ptr<scalar_t>();
+      auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
+      const scalar_t* ckp = ck.data_ptr<scalar_t>();
+      const scalar_t* dyp = dy.data_ptr<scalar_t>();
+      at::parallel_for(0, d.B * d.H, 1, [&](int64_t p0, int64_t p1) {
+        kernels::smt_sequence_backward<scalar_t>(d, c, a, ckp, dyp, ptr(dW1e), ptr(dW2e), ptr(dS1e), ptr(dS2e), g, p0,
+                                                 p1);
+      });
+    });
+    return {dW1,        dW2,      dx,       dq,       dwe.sum(0), dbe.sum(0), dwa.sum(0),
+            dba.sum(0), Tensor(), Tensor(), Tensor(), Tensor(),   Tensor()};
+  }
+};
+
 }  // namespace
 
 bool segment_write_fused_applies(const torch::Tensor& W0) {
@@ -277,6 +390,31 @@ SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const 
   auto out = SmtSegmentFunction::apply(R1, R2, W1, W2, S1, S2, x, w_eta.to(dt), b_eta.to(dt), w_alpha.to(dt),
                                        b_alpha.to(dt), valid, c);
   return {out[0], out[1], out[2], out[3], out[4], out[5]};
+}
+
+}  // namespace hl::memory
+
+namespace hl::memory {
+
+SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int64_t chunk_memory, int64_t chunk_other,
+                                    double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
+                                    const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
+                                    const torch::Tensor& w_eta, const torch::Tensor& b_eta,
+                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
+  TORCH_CHECK(segment_write_fused_applies(x), "smt_sequence_fused: CPU float32/float64 only");
+  TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_sequence_fused: x must be [B, 1|4, H, L, D]");
+  const int64_t B = x.size(0), H = x.size(2), L = x.size(3), D = x.size(4), F = W1.size(-1);
+  TORCH_CHECK(chunk_memory >= 1 && chunk_other >= 1, "smt_sequence_fused: chunks must be >= 1");
+  TORCH_CHECK(W1.sizes() == torch::IntArrayRef({B, 5, H, D, F}), "smt_sequence_fused: W1 must be [B, 5, H, D, F]");
+  TORCH_CHECK(W2.sizes() == torch::IntArrayRef({B, 5, H, F, D}), "smt_sequence_fused: W2 must be [B, 5, H, F, D]");
+  TORCH_CHECK(q.sizes() == torch::IntArrayRef({B, H, L, D}), "smt_sequence_fused: q must be [B, H, L, D]");
+  TORCH_CHECK(valid.sizes() == torch::IntArrayRef({B, L}), "smt_sequence_fused: valid must be [B, L]");
+  const auto dt = x.scalar_type();
+  for (const torch::Tensor* t : {&W1, &W2, &q, &valid})
+    TORCH_CHECK(t->scalar_type() == dt && t->device() == x.device(), "smt_sequence_fused: mixed dtypes or devices");
+  auto o = SmtSequenceFunction::apply(W1, W2, x, q, w_eta.to(dt), b_eta.to(dt), w_alpha.to(dt), b_alpha.to(dt), valid,
+                                      c, chunk_memory, chunk_other, state_bound);
+  return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
 }
 
 }  // namespace hl::memory

@@ -47,4 +47,24 @@ SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const 
                                   const torch::Tensor& valid, const torch::Tensor& w_eta, const torch::Tensor& b_eta,
                                   const torch::Tensor& w_alpha, const torch::Tensor& b_alpha);
 
+/// The outputs of smt_sequence_fused.
+struct SmtSequenceFused {
+  torch::Tensor y;               // [B, H, L, D] the output memory's reads of q (not masked)
+  torch::Tensor W1, W2, S1, S2;  // final states
+  torch::Tensor loss;            // [B, 5, H, L] per-token associative loss (no gradient)
+  torch::Tensor clamped;         // [] int64
+};
+
+/// The whole sequence of smt_chunked (every segment, the read-state refreshes at chunk starts, the
+/// output memory's read of q and the state bound) through kernels/include/hl_kernels/smt_segment.h
+/// as one autograd function. W1, W2: the start states [B, 5, H, D, F] / [B, 5, H, F, D] (momenta
+/// start at 0); x [B, X, H, L, D]; q [B, H, L, D]; valid [B, L] (0/1, x's dtype). It keeps the
+/// states at every segment start for the reverse pass: (segments + 1) · B · H · 20 · D · F
+/// elements. Applies where segment_write_fused_applies(x) holds; differentiable once.
+SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int64_t chunk_memory, int64_t chunk_other,
+                                    double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
+                                    const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
+                                    const torch::Tensor& w_eta, const torch::Tensor& b_eta,
+                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha);
+
 }  // namespace hl::memory

@@ -393,6 +393,25 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   segCoeffs.clamp_bound = cfg.clamp_bound;
   segCoeffs.eta_scale = cfg.eta_scale;
   segCoeffs.eta_max = cfg.eta_max;
+  // The whole sequence in one kernel (docs/KERNELS.md "Whole sequence"): with differentiable
+  // writes or without any gradient. Stop-gradient writes under an outer gradient (their output read
+  // is re-attached straight through) take the per-segment kernel below.
+  if (wholeSegment && !(cut && outerGrad)) {
+    for (int64_t s = 0; s < p.L;) {
+      int64_t e = s + 1;
+      while (e < p.L && e % cfg.chunk_memory != 0 && e % cfg.chunk_other != 0) ++e;
+      log.mark(cfg, s, p.valid.index({I::Slice(), I::Slice(s, e)}).any(1));
+      s = e;
+    }
+    auto o = smt_sequence_fused(segCoeffs, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, W1, W2, x, p.q,
+                                p.valid.to(x.scalar_type()), par.w_eta, par.b_eta, par.w_alpha, par.b_alpha);
+    ys.push_back(o.y);
+    losses.push_back(o.loss);
+    if (cfg.clamp) clamped = o.clamped;
+    SmtResult r = finish(cfg, p, ys, losses, {o.W1, o.W2, o.S1, o.S2}, clamped, log, outerGrad);
+    r.fused = fused;
+    return r;
+  }
   int64_t s = 0;
   while (s < p.L) {
     int64_t e = s + 1;

@@ -521,6 +521,303 @@ void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, co
   for (int64_t p = p0; p < p1; ++p) backwardPair(d, c, in, dW1o, dS1o, dW2o, dS2o, g, ix, p / d.H, p % d.H, w, bw);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The whole sequence (smt_sequence_forward / _backward).
+
+namespace {
+
+// Segment starts of a sequence (the same rule as smt_chunked) and the segment a start token opens.
+struct Segs {
+  std::vector<int64_t> start;  // segments + 1 entries, the last = L
+  std::vector<int64_t> of;     // token -> index of the segment it starts (-1: not a start)
+  Segs(int64_t L, int64_t cm, int64_t co) : of(static_cast<size_t>(L), -1) {
+    int64_t s = 0;
+    while (s < L) {
+      of[s] = static_cast<int64_t>(start.size());
+      start.push_back(s);
+      int64_t e = s + 1;
+      while (e < L && e % cm != 0 && e % co != 0) ++e;
+      s = e;
+    }
+    start.push_back(L);
+  }
+  int64_t count() const { return static_cast<int64_t>(start.size()) - 1; }
+  int64_t nmax() const {
+    int64_t r = 1;
+    for (int64_t j = 0; j < count(); ++j) r = std::max(r, start[j + 1] - start[j]);
+    return r;
+  }
+};
+
+inline int64_t chunkOf(const SmtSequenceDims& d, int64_t m) {
+  return m == kMem - 1 ? d.chunk_memory : d.chunk_other;
+}
+
+template <typename T>
+T frob(const T* W, int64_t k) {
+  return std::sqrt(dot(W, W, k));
+}
+
+// One pair's view of a segment: a segment call with B = H = 1 on the pair's own buffers.
+template <typename T>
+struct SeqPair {
+  const SmtSequenceDims& d;
+  const SmtSequenceArgs<T>& in;
+  Segs segs;
+  int64_t DF, A, nmax;
+  Work<T> w;
+  std::vector<T> scratch, R1, R2, x, valid, loss, z, sz;
+  SeqPair(const SmtSequenceDims& d_, const SmtSequenceArgs<T>& in_)
+      : d(d_),
+        in(in_),
+        segs(d_.L, d_.chunk_memory, d_.chunk_other),
+        DF(d_.D * d_.F),
+        A(kMem * d_.D * d_.F),
+        nmax(segs.nmax()),
+        w(nmax, d_.D, d_.F),
+        scratch(static_cast<size_t>(std::max(d_.D, d_.F))),
+        R1(static_cast<size_t>(A)),
+        R2(static_cast<size_t>(A)),
+        x(static_cast<size_t>(d_.X * nmax * d_.D)),
+        valid(static_cast<size_t>(nmax)),
+        loss(static_cast<size_t>(kMem * nmax)),
+        z(static_cast<size_t>(d_.F)),
+        sz(static_cast<size_t>(d_.F)) {}
+
+  SmtSegmentDims dims(int64_t n) const { return SmtSegmentDims{1, 1, n, d.D, d.F, d.X}; }
+  Index index(int64_t n) const { return Index{1, n, d.D, d.F, d.X}; }
+
+  // Loads segment j's read states (each memory's state at the start of its chunk), inputs and mask.
+  void load(const T* ck, int64_t b, int64_t hd, int64_t j) {
+    const int64_t s = segs.start[j], n = segs.start[j + 1] - s;
+    for (int64_t m = 0; m < kMem; ++m) {
+      const T* c = ck + segs.of[(s / chunkOf(d, m)) * chunkOf(d, m)] * 4 * A;
+      std::memcpy(R1.data() + m * DF, c + m * DF, sizeof(T) * DF);
+      std::memcpy(R2.data() + m * DF, c + A + m * DF, sizeof(T) * DF);
+    }
+    for (int64_t mm = 0; mm < d.X; ++mm)
+      std::memcpy(x.data() + mm * n * d.D, in.x + (((b * d.X + mm) * d.H + hd) * d.L + s) * d.D, sizeof(T) * n * d.D);
+    for (int64_t t = 0; t < n; ++t) valid[t] = in.valid[b * d.L + s + t];
+  }
+  SmtSegmentArgs<T> args(const T* cj, int64_t hd) const {
+    SmtSegmentArgs<T> a;
+    a.R1 = R1.data();
+    a.R2 = R2.data();
+    a.W1 = cj;
+    a.W2 = cj + A;
+    a.S1 = cj + 2 * A;
+    a.S2 = cj + 3 * A;
+    a.x = x.data();
+    a.w_eta = in.w_eta + hd * d.D;
+    a.b_eta = in.b_eta + hd;
+    a.w_alpha = in.w_alpha + hd * d.D;
+    a.b_alpha = in.b_alpha + hd;
+    a.valid = valid.data();
+    return a;
+  }
+  // y = q + R1 silu(R2 q) with the output memory's read state, tokens [s, e).
+  void readOutput(const T* q, T* y, int64_t n) {
+    const int64_t D = d.D, F = d.F;
+    const T *O1 = R1.data() + (kMem - 1) * DF, *O2 = R2.data() + (kMem - 1) * DF;
+    for (int64_t t = 0; t < n; ++t) {
+      const T* qt = q + t * D;
+      for (int64_t f = 0; f < F; ++f) {
+        z[f] = dot(O2 + f * D, qt, D);
+        sz[f] = z[f] * sigm(z[f]);
+      }
+      for (int64_t i = 0; i < D; ++i) y[t * D + i] = qt[i] + dot(O1 + i * F, sz.data(), F);
+    }
+  }
+};
+
+}  // namespace
+
+int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_other) {
+  return Segs(L, chunk_memory, chunk_other).count();
+}
+
+int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d) {
+  const int64_t nseg = smt_sequence_segments(d.L, d.chunk_memory, d.chunk_other);
+  return (nseg + 1) * 4 * kMem * d.D * d.F + nseg * 2 * kMem;  // the states, then the bound's factors
+}
+
+template <typename T>
+void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
+                          const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {
+  SeqPair<T> sp(d, in);
+  const int64_t DF = sp.DF, A = sp.A, CK = smt_sequence_checkpoint_size(d), D = d.D;
+  const Index gix{d.H, d.L, d.D, d.F, d.X};
+  std::vector<T> rad(2 * kMem);
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t b = p / d.H, hd = p % d.H;
+    T* ck = out.ck + p * CK;
+    for (int64_t m = 0; m < kMem; ++m) {
+      std::memcpy(ck + m * DF, in.W1 + gix.state(b, m, hd), sizeof(T) * DF);
+      std::memcpy(ck + A + m * DF, in.W2 + gix.state(b, m, hd), sizeof(T) * DF);
+      rad[m] = T(in.state_bound) * frob(ck + m * DF, DF);
+      rad[kMem + m] = T(in.state_bound) * frob(ck + A + m * DF, DF);
+    }
+    std::fill(ck + 2 * A, ck + 4 * A, T(0));
+    T* factors = ck + (sp.segs.count() + 1) * 4 * A;
+    int64_t clamped = 0;
+    for (int64_t j = 0; j < sp.segs.count(); ++j) {
+      const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
+      const T* cj = ck + j * 4 * A;
+      T* cn = ck + (j + 1) * 4 * A;
+      sp.load(ck, b, hd, j);
+      const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
+      sp.readOutput(in.q + qo, out.y + qo, n);
+      SmtSegmentOut<T> o;
+      o.W1 = cn;
+      o.W2 = cn + A;
+      o.S1 = cn + 2 * A;
+      o.S2 = cn + 3 * A;
+      o.loss = sp.loss.data();
+      clamped += forwardPair(sp.dims(n), c, sp.args(cj, hd), o, sp.index(n), 0, 0, sp.w, sp.scratch.data());
+      for (int64_t m = 0; m < kMem; ++m)
+        for (int64_t t = 0; t < n; ++t) out.loss[((b * kMem + m) * d.H + hd) * d.L + s + t] = sp.loss[m * n + t];
+      if (in.state_bound > 0)  // W ← W · min(1, radius / max(‖W‖, 1e-12)) for every map
+        for (int64_t k = 0; k < 2 * kMem; ++k) {
+          T* W = cn + (k / kMem) * A + (k % kMem) * DF;
+          const T f = rad[k] / std::max(frob(W, DF), T(kCurvEps));
+          factors[j * 2 * kMem + k] = f;  // the reverse pass recovers the unbounded state as W / f
+          if (f < T(1))
+            for (int64_t i = 0; i < DF; ++i) W[i] *= f;
+        }
+    }
+    out.clamped[p] = clamped;
+  }
+}
+
+template <typename T>
+void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
+                           const T* ck0, const T* dy, const T* dW1e, const T* dW2e, const T* dS1e, const T* dS2e,
+                           const SmtSequenceGrads<T>& g, int64_t p0, int64_t p1) {
+  SeqPair<T> sp(d, in);
+  Bwd<T> bw(sp.nmax, d.D, d.F);
+  const int64_t DF = sp.DF, A = sp.A, CK = smt_sequence_checkpoint_size(d), D = d.D, F = d.F;
+  const Index gix{d.H, d.L, d.D, d.F, d.X};
+  std::vector<T> dWc(4 * A), dWs(4 * A), pre(4 * A), dpre(2 * A), dRacc(2 * A), dR(2 * A), rad(2 * kMem),
+      drad(2 * kMem), dx(d.X * sp.nmax * D), dwe(D), dwa(D), dsz(F), dz(F);
+  T dbe = 0, dba = 0;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t b = p / d.H, hd = p % d.H;
+    const T* ck = ck0 + p * CK;
+    for (int64_t k = 0; k < 2 * kMem; ++k) rad[k] = T(in.state_bound) * frob(ck + (k / kMem) * A + (k % kMem) * DF, DF);
+    // The gradients of the final state.
+    const T* ends[4] = {dW1e, dW2e, dS1e, dS2e};
+    for (int64_t a = 0; a < 4; ++a)
+      for (int64_t m = 0; m < kMem; ++m) {
+        T* dst = dWc.data() + a * A + m * DF;
+        if (ends[a])
+          std::memcpy(dst, ends[a] + gix.state(b, m, hd), sizeof(T) * DF);
+        else
+          std::fill(dst, dst + DF, T(0));
+      }
+    std::fill(dRacc.begin(), dRacc.end(), T(0));
+    std::fill(drad.begin(), drad.end(), T(0));
+    T* gwe = g.dw_eta + (b * d.H + hd) * D;
+    T* gwa = g.dw_alpha + (b * d.H + hd) * D;
+    std::fill(gwe, gwe + D, T(0));
+    std::fill(gwa, gwa + D, T(0));
+    g.db_eta[b * d.H + hd] = 0;
+    g.db_alpha[b * d.H + hd] = 0;
+    for (int64_t j = sp.segs.count() - 1; j >= 0; --j) {
+      const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
+      const T* cj = ck + j * 4 * A;
+      sp.load(ck, b, hd, j);
+      const SmtSegmentArgs<T> a = sp.args(cj, hd);
+      // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
+      // bounded one divided by f (exact up to rounding: no recomputation of the segment).
+      const T* gW = dWc.data();
+      if (in.state_bound > 0) {
+        const T* cn = ck + (j + 1) * 4 * A;
+        const T* fac = ck + (sp.segs.count() + 1) * 4 * A + j * 2 * kMem;
+        for (int64_t k = 0; k < 2 * kMem; ++k) {
+          const int64_t off = (k / kMem) * A + (k % kMem) * DF;
+          const T* G = dWc.data() + off;
+          T* out = dpre.data() + off;
+          const T ratio = fac[k];
+          if (ratio <= T(0)) {  // a zero radius (a zero start state): nothing to recover
+            std::fill(out, out + DF, T(0));
+          } else if (ratio <= T(1)) {  // torch::clamp_max passes the gradient at the tie
+            T* Wp = pre.data() + off;
+            for (int64_t i = 0; i < DF; ++i) Wp[i] = cn[off + i] / ratio;
+            const T nrm = frob(Wp, DF), nc = std::max(nrm, T(kCurvEps));
+            const T gw = dot(G, Wp, DF);
+            drad[k] += gw / nc;
+            const T coef = nrm >= T(kCurvEps) ? -gw * rad[k] / (nc * nc) / nrm : T(0);
+            for (int64_t i = 0; i < DF; ++i) out[i] = ratio * G[i] + coef * Wp[i];
+          } else {
+            std::memcpy(out, G, sizeof(T) * DF);
+          }
+        }
+        gW = dpre.data();
+      }
+      SmtSegmentGrads<T> lg;
+      lg.dR1 = dR.data();
+      lg.dR2 = dR.data() + A;
+      lg.dW1 = dWs.data();
+      lg.dW2 = dWs.data() + A;
+      lg.dS1 = dWs.data() + 2 * A;
+      lg.dS2 = dWs.data() + 3 * A;
+      lg.dx = dx.data();
+      lg.dw_eta = dwe.data();
+      lg.db_eta = &dbe;
+      lg.dw_alpha = dwa.data();
+      lg.db_alpha = &dba;
+      backwardPair(sp.dims(n), c, a, gW, dWc.data() + 2 * A, gW + A, dWc.data() + 3 * A, lg, sp.index(n), 0, 0, sp.w,
+                   bw);
+      for (int64_t i = 0; i < 2 * A; ++i) dRacc[i] += dR[i];
+      for (int64_t i = 0; i < D; ++i) {
+        gwe[i] += dwe[i];
+        gwa[i] += dwa[i];
+      }
+      g.db_eta[b * d.H + hd] += dbe;
+      g.db_alpha[b * d.H + hd] += dba;
+      for (int64_t mm = 0; mm < d.X; ++mm)
+        std::memcpy(g.dx + (((b * d.X + mm) * d.H + hd) * d.L + s) * D, dx.data() + mm * n * D, sizeof(T) * n * D);
+      // The output read's reverse pass: y = q + O1 silu(O2 q).
+      const T *O1 = sp.R1.data() + (kMem - 1) * DF, *O2 = sp.R2.data() + (kMem - 1) * DF;
+      T *dO1 = dRacc.data() + (kMem - 1) * DF, *dO2 = dRacc.data() + A + (kMem - 1) * DF;
+      const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
+      for (int64_t t = 0; t < n; ++t) {
+        const T *qt = in.q + qo + t * D, *dyt = dy + qo + t * D;
+        T* dqt = g.dq + qo + t * D;
+        for (int64_t f = 0; f < F; ++f) {
+          sp.z[f] = dot(O2 + f * D, qt, D);
+          sp.sz[f] = sp.z[f] * sigm(sp.z[f]);
+        }
+        rowsum<T, false>(O1, dyt, dsz.data(), D, F);  // O1ᵀ dy
+        outer(dO1, dyt, sp.sz.data(), D, F);
+        for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(sp.z[f]);
+        outer(dO2, dz.data(), qt, F, D);
+        std::memcpy(dqt, dyt, sizeof(T) * D);
+        rowsum<T, true>(O2, dz.data(), dqt, F, D);  // + O2ᵀ dz
+      }
+      // A memory whose chunk starts here read the state at this segment's start.
+      for (int64_t m = 0; m < kMem; ++m)
+        if (s % chunkOf(d, m) == 0)
+          for (int64_t l = 0; l < 2; ++l) {
+            T *dst = dWs.data() + l * A + m * DF, *acc = dRacc.data() + l * A + m * DF;
+            for (int64_t i = 0; i < DF; ++i) dst[i] += acc[i];
+            std::fill(acc, acc + DF, T(0));
+          }
+      std::swap(dWc, dWs);
+    }
+    // The start state, and the bound's radius state_bound · ‖W_start‖.
+    for (int64_t k = 0; k < 2 * kMem; ++k) {
+      const int64_t m = k % kMem;
+      const T* W0 = ck + (k / kMem) * A + m * DF;
+      T* dst = (k < kMem ? g.dW1 : g.dW2) + gix.state(b, m, hd);
+      const T* src = dWc.data() + (k / kMem) * A + m * DF;
+      const T n0 = frob(W0, DF);
+      const T coef = in.state_bound > 0 && n0 > T(0) ? drad[k] * T(in.state_bound) / n0 : T(0);
+      for (int64_t i = 0; i < DF; ++i) dst[i] = src[i] + coef * W0[i];
+    }
+  }
+}
+
 template void smt_segment_forward<float>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<float>&,
                                          const SmtSegmentOut<float>&, int64_t, int64_t);
 template void smt_segment_forward<double>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<double>&,
@@ -532,4 +829,16 @@ template void smt_segment_backward<double>(const SmtSegmentDims&, const SmtSegme
                                            const SmtSegmentArgs<double>&, const double*, const double*, const double*,
                                            const double*, const SmtSegmentGrads<double>&, int64_t, int64_t);
 
+}  // namespace hl::kernels
+
+namespace hl::kernels {
+#define HL_SEQ_INST(T)                                                                                               \
+  template void smt_sequence_forward<T>(const SmtSequenceDims&, const SmtSegmentCoeffs&, const SmtSequenceArgs<T>&,  \
+                                        const SmtSequenceOut<T>&, int64_t, int64_t);                                 \
+  template void smt_sequence_backward<T>(const SmtSequenceDims&, const SmtSegmentCoeffs&, const SmtSequenceArgs<T>&, \
+                                         const T*, const T*, const T*, const T*, const T*, const T*,                 \
+                                         const SmtSequenceGrads<T>&, int64_t, int64_t);
+HL_SEQ_INST(float)
+HL_SEQ_INST(double)
+#undef HL_SEQ_INST
 }  // namespace hl::kernels

@@ -90,7 +90,8 @@ struct SmtCase {
   InnerObjective objective = InnerObjective::L2;
   bool clamp = true;
   double state_bound = 0;
-  int64_t hidden = 0;  // memory hidden width F (0: head_dim)
+  int64_t hidden = 0;        // memory hidden width F (0: head_dim)
+  bool bound_binds = false;  // the case asserts that the state bound projects some final map
 };
 
 // Inputs of one whole fused segment (smt_segment_fused), random, F ≠ D so that a transposed map
@@ -316,7 +317,11 @@ class TestKernels : public QObject {
         {1, 16, 2, 9, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, false, 0.0, false, InnerObjective::Dot, true, 1.5},
         {2, 32, 2, 8, 2, 8, false, false, 0, 0, DgdLayers::First, true, 1.0, true, InnerObjective::L2, false, 2.0},
         // a memory hidden width other than the head width
-        {2, 16, 2, 11, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 24}};
+        {2, 16, 2, 11, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 24},
+        // large unclamped writes against the tightest bound: the bound binds (its reverse pass and
+        // the radius's gradient are exercised)
+        {2, 16, 2, 12, 4, 8, true, false, 2, 0, DgdLayers::PerLayer, true, 3.0, true, InnerObjective::L2, false, 1.0, 0,
+         true}};
     for (const SmtCase& c : cases) {
       SmtConfig cfg;
       cfg.heads = c.heads;
@@ -383,7 +388,12 @@ class TestKernels : public QObject {
                                                                 {res[0].loss_tokens, res[1].loss_tokens}})
         QVERIFY2(relErr(a, b) < 1e-10, qPrintable(what + QString(": value %1").arg(relErr(a, b))));
       QCOMPARE(res[0].clamped, res[1].clamped);
-      if (c.eta_bias > 0) QVERIFY2(res[0].clamped > 0, qPrintable(what + ": the clamp never acted"));
+      if (c.bound_binds) {  // some final map sits on its radius state_bound · ‖W0‖
+        const Tensor ratio = res[0].W1.detach().pow(2).sum({-2, -1}).sqrt() /
+                             (c.state_bound * p.W1.pow(2).sum({-2, -1}).sqrt().unsqueeze(0));
+        QVERIFY2((ratio - 1).abs().min().item<double>() < 1e-9, qPrintable(what + ": the state bound never bound"));
+      }
+      if (c.eta_bias > 0 && c.clamp) QVERIFY2(res[0].clamped > 0, qPrintable(what + ": the clamp never acted"));
       for (size_t i = 0; i < grads[0].size(); ++i) {
         QCOMPARE(grads[0][i].defined(), grads[1][i].defined());
         if (grads[0][i].defined())

@@ -79,4 +79,65 @@ void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, co
                           const T* dW1o, const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g,
                           int64_t p0, int64_t p1);
 
+// ---------------------------------------------------------------------------------------------
+// The whole sequence of one (sequence, head) pair in one call: every segment of smt_chunked in
+// order, with the read-state refreshes at chunk starts, the output memory's read of the queries
+// and the state bound in between, so that the pair's states (80 KB in float32 at D = F = 32) stay
+// in the core's cache for the whole sequence instead of streaming through memory once per segment.
+// The forward stores the states at every segment start (the checkpoints); the reverse pass walks
+// the segments backwards from them, recomputing each segment (docs/KERNELS.md "Whole sequence").
+
+/// Shapes: B sequences, H heads, L tokens, head width D, hidden width F, X memory inputs; the two
+/// chunk sizes (the output memory's and the other memories').
+struct SmtSequenceDims {
+  int64_t B = 0, H = 0, L = 0, D = 0, F = 0, X = 1;
+  int64_t chunk_memory = 1, chunk_other = 1;
+};
+
+/// The number of segments of a sequence (segments end at a multiple of either chunk size or at L).
+int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_other);
+
+/// Inputs (contiguous): W1 [B, 5, H, D, F], W2 [B, 5, H, F, D] the states at the sequence start
+/// (momenta start at 0); x [B, X, H, L, D]; q [B, H, L, D]; w_eta, w_alpha [H, D]; b_eta, b_alpha
+/// [H]; valid [B, L] (0 or 1). state_bound > 0: after every segment each map is projected onto
+/// ‖W‖_F ≤ state_bound · ‖W_start‖_F.
+template <typename T>
+struct SmtSequenceArgs {
+  const T *W1 = nullptr, *W2 = nullptr, *x = nullptr, *q = nullptr;
+  const T *w_eta = nullptr, *b_eta = nullptr, *w_alpha = nullptr, *b_alpha = nullptr;
+  const T* valid = nullptr;
+  double state_bound = 0;
+};
+
+/// Checkpoint elements per pair: (segments + 1) × {W1, W2, S1, S2} × 5 memories × D·F.
+int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d);
+
+/// Forward outputs: y [B, H, L, D] (q + the output memory's read of q at its read state, also at
+/// pads: the caller masks); ck [B·H, checkpoint size] (the states at every segment start, the last
+/// one the final state); loss [B, 5, H, L]; clamped [B, H].
+template <typename T>
+struct SmtSequenceOut {
+  T *y = nullptr, *ck = nullptr, *loss = nullptr;
+  int64_t* clamped = nullptr;
+};
+
+/// Gradients: dW1 [B, 5, H, D, F], dW2 [B, 5, H, F, D] (of the start states), dx, dq; per sequence
+/// dw_eta, dw_alpha [B, H, D], db_eta, db_alpha [B, H] (the caller sums over B).
+template <typename T>
+struct SmtSequenceGrads {
+  T *dW1 = nullptr, *dW2 = nullptr, *dx = nullptr, *dq = nullptr;
+  T *dw_eta = nullptr, *db_eta = nullptr, *dw_alpha = nullptr, *db_alpha = nullptr;
+};
+
+template <typename T>
+void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
+                          const SmtSequenceOut<T>& out, int64_t p0, int64_t p1);
+
+/// Reverse pass given the forward's checkpoints and the gradients of y and of the final states
+/// (dW1e .. dS2e may be nullptr: zero).
+template <typename T>
+void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
+                           const T* ck, const T* dy, const T* dW1e, const T* dW2e, const T* dS1e, const T* dS2e,
+                           const SmtSequenceGrads<T>& g, int64_t p0, int64_t p1);
+
 }  // namespace hl::kernels
