@@ -29,9 +29,27 @@ inline T sigm(T z) {
   return T(1) / (T(1) + std::exp(-z));
 }
 
+// rowsum for a width known at compile time: the accumulators stay in registers (the same
+// summation order as the generic loop, so the same bits).
+template <typename T, bool Acc, int64_t O>
+inline void rowsumFixed(const T* __restrict A, const T* __restrict x, T* __restrict y, int64_t I) {
+  T acc[O];
+  for (int64_t o = 0; o < O; ++o) acc[o] = Acc ? y[o] : T(0);
+  for (int64_t i = 0; i < I; ++i) {
+    const T xi = x[i];
+    const T* __restrict r = A + i * O;
+#pragma omp simd
+    for (int64_t o = 0; o < O; ++o) acc[o] += xi * r[o];
+  }
+  for (int64_t o = 0; o < O; ++o) y[o] = acc[o];
+}
+
 // y[0:O] (=|+=) Σ_i x[i] · A[i, 0:O] for A [I, O] row-major (A x for the map whose transpose A is).
 template <typename T, bool Acc>
 inline void rowsum(const T* __restrict A, const T* __restrict x, T* __restrict y, int64_t I, int64_t O) {
+  if (O == 16) return rowsumFixed<T, Acc, 16>(A, x, y, I);
+  if (O == 32) return rowsumFixed<T, Acc, 32>(A, x, y, I);
+  if (O == 64) return rowsumFixed<T, Acc, 64>(A, x, y, I);
   if (!Acc) std::fill(y, y + O, T(0));
   for (int64_t i = 0; i < I; ++i) {
     const T xi = x[i];
