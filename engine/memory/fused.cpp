@@ -6,6 +6,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <deque>
+#include <mutex>
 #include <stdexcept>
 
 #include "hl_kernels/segment_write.h"
@@ -226,6 +228,40 @@ class SmtSegmentFunction : public torch::autograd::Function<SmtSegmentFunction> 
   }
 };
 
+// The checkpoint buffers of the whole-sequence kernel are large (178 MB at batch 32, L = 64) and
+// live from a forward to its backward. A fresh one per call costs its page faults every time: a
+// quarter of a Hope training step's time on the 2-core machine (perf: exc_page_fault,
+// clear_page_erms). This pool keeps released buffers for reuse: a buffer is free when the pool
+// holds the only reference to its storage (the autograd node that saved it is gone). Free
+// buffers beyond kPoolBytes in all are released to the allocator, oldest first.
+constexpr int64_t kPoolBytes = int64_t(1) << 30;
+Tensor checkpointBuffer(int64_t rows, int64_t cols, const torch::TensorOptions& opt) {
+  static std::mutex mu;
+  static std::deque<Tensor> pool;  // 1-d buffers
+  const int64_t need = rows * cols;
+  std::lock_guard<std::mutex> lock(mu);
+  auto isFree = [](const Tensor& t) { return t.storage().use_count() == 1; };
+  Tensor buf;
+  for (auto& t : pool)
+    if (isFree(t) && t.dtype() == opt.dtype() && t.numel() >= need && (!buf.defined() || t.numel() < buf.numel()))
+      buf = t;  // the smallest free buffer that fits
+  if (!buf.defined()) {
+    buf = torch::empty({need}, opt);
+    pool.push_back(buf);
+  }
+  int64_t bytes = 0;
+  for (const auto& t : pool) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  for (auto it = pool.begin(); it != pool.end() && bytes > kPoolBytes;) {
+    if (isFree(*it) && !it->is_same(buf)) {
+      bytes -= it->numel() * static_cast<int64_t>(it->element_size());
+      it = pool.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return buf.narrow(0, 0, need).view({rows, cols});
+}
+
 // The whole sequence: inputs W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid; the checkpoints
 // ride in saved_data.
 class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction> {
@@ -267,7 +303,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     const int64_t CK = kernels::smt_sequence_checkpoint_size(d), nseg = kernels::smt_sequence_segments(d.L, cm, co);
     const auto opt = in[2].options();
     Tensor y = torch::empty({d.B, d.H, d.L, d.D}, opt);
-    Tensor ck = torch::empty({d.B * d.H, CK}, opt);
+    Tensor ck = checkpointBuffer(d.B * d.H, CK, opt);
     Tensor loss = torch::empty({d.B, 5, d.H, d.L}, opt);
     Tensor clamped = torch::zeros({d.B, d.H}, opt.dtype(torch::kLong));
     AT_DISPATCH_FLOATING_TYPES(in[2].scalar_type(), "smt_sequence_forward", [&] {
@@ -283,7 +319,10 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     // The final states: the last checkpoint, [B, H, 4, 5, ...] -> four [B, 5, H, ...] tensors.
     const Tensor last = ck.narrow(1, nseg * 20 * d.D * d.F, 20 * d.D * d.F).reshape({d.B, d.H, 4, 5, d.D * d.F});
     auto state = [&](int64_t k, int64_t r, int64_t cdim) {
-      return last.select(2, k).reshape({d.B, d.H, 5, r, cdim}).permute({0, 2, 1, 3, 4}).contiguous();
+      return last.select(2, k)
+          .reshape({d.B, d.H, 5, r, cdim})
+          .permute({0, 2, 1, 3, 4})
+          .clone(at::MemoryFormat::Contiguous);  // never a view of the pooled buffer
     };
     Tensor W1e = state(0, d.D, d.F), W2e = state(1, d.F, d.D), S1e = state(2, d.D, d.F), S2e = state(3, d.F, d.D);
     ctx->save_for_backward(in);

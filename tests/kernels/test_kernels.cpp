@@ -3,7 +3,10 @@
 // relative), its hand-written reverse pass against central differences, determinism across
 // thread counts, and the whole self-modifying Titans fast path with and without the kernel over
 // head dims 16-128, odd lengths, chunks that do not divide the length, ragged padded batches, η
-// and α at their extremes, an active clamp and stop-grad writes on and off. The memory head's
+// and α at their extremes, an active clamp, a binding state bound and stop-grad writes on and off
+// (with differentiable writes the fast path runs the whole-sequence kernel, with stop-grad writes
+// the whole-segment kernel); the whole-segment kernel's reverse pass against central
+// differences; the fused memory step's determinism across thread counts and float32. The memory head's
 // write: the CPU kernel and the sync-free LibTorch rows against the per-key dgd_write loop.
 #include "engine/torch_wrap.h"  // before any Qt header (TOOLCHAIN.md §4.1)
 
@@ -454,9 +457,10 @@ class TestKernels : public QObject {
     }
   }
 
-  // A whole Hope memory step (smt_chunked through the segment kernel) in float32 with 1, 2, 1
-  // threads: outputs, states and every gradient bit-identical.
-  void wholeSegmentIsDeterministicAcrossThreadCounts() {
+  // A whole Hope memory step (smt_chunked through the whole-sequence kernel, threaded over the
+  // (sequence, head) pairs) in float32 with 1, 2, 1 threads: outputs, states and every gradient
+  // bit-identical.
+  void fusedMemoryStepIsDeterministicAcrossThreadCounts() {
     SmtConfig cfg;
     cfg.heads = 4;
     cfg.head_dim = 32;
@@ -489,8 +493,9 @@ class TestKernels : public QObject {
         QVERIFY2(torch::equal(runs[0][i], runs[r][i]), qPrintable(QString("run %1 tensor %2").arg(r).arg(i)));
   }
 
-  // float32 through the kernel against the float64 LibTorch path: 1e-5 values, 1e-4 gradients.
-  void wholeSegmentAgreesInFloat32() {
+  // float32 through the whole-sequence kernel against the float64 LibTorch path: 1e-5 values, 1e-4
+  // gradients.
+  void fusedMemoryStepAgreesInFloat32() {
     SmtConfig cfg;
     cfg.heads = 2;
     cfg.head_dim = 32;
@@ -540,6 +545,43 @@ class TestKernels : public QObject {
     bad = w.v;
     bad[6] = bad[6].to(torch::kFloat32);
     QVERIFY_THROWS_EXCEPTION(c10::Error, wholeOut(c, bad, w.valid));
+  }
+
+  // The whole-sequence function: a second derivative throws and names the reference path; shapes
+  // that do not fit are refused with a message.
+  void wholeSequenceSecondDerivativeThrowsAndBadShapesAreRefused() {
+    torch::manual_seed(4);
+    const int64_t B = 2, H = 1, L = 6, D = 4, F = 4;
+    Tensor W1 = (torch::randn({B, 5, H, D, F}, kF64) * 0.4).requires_grad_(true);
+    const Tensor W2 = torch::randn({B, 5, H, F, D}, kF64) * 0.6, x = torch::randn({B, 4, H, L, D}, kF64),
+                 q = torch::randn({B, H, L, D}, kF64), valid = torch::ones({B, L}, kF64);
+    const Tensor we = torch::randn({H, D}, kF64), be = torch::zeros({H}, kF64);
+    hl::kernels::SmtSegmentCoeffs c;
+    const auto o = smt_sequence_fused(c, 2, 4, 1.5, W1, W2, x, q, valid, we, be, we, be);
+    QCOMPARE(o.y.sizes(), q.sizes());
+    bool threw = false;
+    try {
+      torch::autograd::grad({o.y.pow(2).sum()}, {W1}, {}, true, /*create_graph=*/true);
+    } catch (const std::exception& e) {
+      threw = QString(e.what()).contains("reference");
+    }
+    QVERIFY(threw);
+    {  // checkpoint buffers are pooled: a later call must not overwrite what an earlier one returned
+      torch::NoGradGuard ng;  // one sequence and one head: the case where a reshape could be a view
+      auto one = [](const Tensor& t) { return t.narrow(0, 0, 1).contiguous(); };
+      const auto a = smt_sequence_fused(c, 2, 4, 1.5, one(W1), one(W2), one(x), one(q), one(valid), we, be, we, be);
+      const std::vector<Tensor> keep = {a.y.clone(), a.W1.clone(), a.W2.clone(), a.S1.clone(), a.S2.clone()};
+      const auto b =
+          smt_sequence_fused(c, 2, 4, 1.5, one(W1) * 0.5, one(W2), one(x) * 2, one(q), one(valid), we, be, we, be);
+      const std::vector<Tensor> now = {a.y, a.W1, a.W2, a.S1, a.S2};
+      for (size_t i = 0; i < keep.size(); ++i) QVERIFY2(torch::equal(keep[i], now[i]), qPrintable(QString::number(i)));
+      QVERIFY(!torch::equal(a.W1, b.W1));
+    }
+    QVERIFY_THROWS_EXCEPTION(c10::Error,
+                             smt_sequence_fused(c, 2, 4, 0, W1, W2, x, q.narrow(2, 0, L - 1), valid, we, be, we, be));
+    QVERIFY_THROWS_EXCEPTION(c10::Error, smt_sequence_fused(c, 0, 4, 0, W1, W2, x, q, valid, we, be, we, be));
+    QVERIFY_THROWS_EXCEPTION(c10::Error,
+                             smt_sequence_fused(c, 2, 4, 0, W1, W2.to(torch::kFloat32), x, q, valid, we, be, we, be));
   }
 
   void otherDtypesAndTheReferenceSwitchTakeTheLibTorchPath() {
