@@ -168,26 +168,33 @@ struct Index {
   int64_t tok(int64_t b, int64_t m, int64_t h) const { return ((b * kMem + m) * H + h) * n; }  // loss [.., n]
 };
 
+// Memory m's read state into the workspace: copies of R1 [D, F] and R2 [F, D], their transposes
+// and R1's squared column norms.
+template <typename T>
+void prepareRead(Work<T>& w, int64_t m, const T* R1, const T* R2) {
+  const int64_t D = w.D, F = w.F, DF = D * F;
+  std::memcpy(w.R1 + m * DF, R1, sizeof(T) * DF);
+  std::memcpy(w.R2 + m * DF, R2, sizeof(T) * DF);
+  transpose(w.R1 + m * DF, w.R1t + m * DF, D, F);
+  transpose(w.R2 + m * DF, w.R2t + m * DF, F, D);
+  T* cs = w.colsq + m * F;
+  std::fill(cs, cs + F, T(0));
+  for (int64_t dd = 0; dd < D; ++dd) {
+    const T* r = w.R1 + m * DF + dd * F;
+#pragma omp simd
+    for (int64_t f = 0; f < F; ++f) cs[f] += r[f] * r[f];
+  }
+}
+
 // Fills w with the pair's per-token quantities (everything but the writes); returns the number of
-// clamped real writes and, when loss is given, stores the per-token losses.
+// clamped real writes and, when loss is given, stores the per-token losses. `prepared`: the read
+// states are already in w (prepareRead; the whole-sequence kernel keeps them across segments).
 template <typename T>
 int64_t reads(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in, const Index& ix,
-              int64_t b, int64_t hd, Work<T>& w, T* loss) {
+              int64_t b, int64_t hd, Work<T>& w, T* loss, bool prepared = false) {
   const int64_t n = d.n, D = d.D, F = d.F, DF = D * F;
-  for (int64_t m = 0; m < kMem; ++m) {
-    const int64_t off = ix.state(b, m, hd);
-    std::memcpy(w.R1 + m * DF, in.R1 + off, sizeof(T) * DF);
-    std::memcpy(w.R2 + m * DF, in.R2 + off, sizeof(T) * DF);
-    transpose(w.R1 + m * DF, w.R1t + m * DF, D, F);
-    transpose(w.R2 + m * DF, w.R2t + m * DF, F, D);
-    T* cs = w.colsq + m * F;
-    std::fill(cs, cs + F, T(0));
-    for (int64_t dd = 0; dd < D; ++dd) {
-      const T* r = w.R1 + m * DF + dd * F;
-#pragma omp simd
-      for (int64_t f = 0; f < F; ++f) cs[f] += r[f] * r[f];
-    }
-  }
+  if (!prepared)
+    for (int64_t m = 0; m < kMem; ++m) prepareRead(w, m, in.R1 + ix.state(b, m, hd), in.R2 + ix.state(b, m, hd));
   for (int64_t t = 0; t < n; ++t) w.valid[t] = in.valid[b * n + t];
   // Reads of the k, v, η, α memories: o = x + R1 silu(R2 x).
   for (int64_t m = 0; m < kReadMem; ++m) {
@@ -307,11 +314,12 @@ inline void minGrad(bool clamp, T e, T cap, T g, T& de, T& dcap) {
 // The forward of one pair: its output states (and loss, clamp count).
 template <typename T>
 int64_t forwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
-                    const SmtSegmentOut<T>& out, const Index& ix, int64_t b, int64_t hd, Work<T>& w, T* scratch) {
+                    const SmtSegmentOut<T>& out, const Index& ix, int64_t b, int64_t hd, Work<T>& w, T* scratch,
+                    bool prepared = false) {
   const int64_t n = d.n, D = d.D, F = d.F, DF = D * F;
   const SegmentWriteCoeffs c2{c.beta, c.damp, c.dgd2}, c1{c.beta, c.damp, c.dgd1};
   w.layout(n);
-  const int64_t clamped = reads(d, c, in, ix, b, hd, w, out.loss);
+  const int64_t clamped = reads(d, c, in, ix, b, hd, w, out.loss, prepared);
   for (int64_t m = 0; m < kMem; ++m) {
     const int64_t off = ix.state(b, m, hd);
     std::memcpy(out.W2 + off, in.W2 + off, sizeof(T) * DF);
@@ -347,7 +355,7 @@ struct Bwd {
 template <typename T>
 void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in, const T* dW1o,
                   const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g, const Index& ix, int64_t b,
-                  int64_t hd, Work<T>& w, Bwd<T>& bw) {
+                  int64_t hd, Work<T>& w, Bwd<T>& bw, bool prepared = false) {
   const int64_t n = d.n, D = d.D, F = d.F, DF = D * F, nD = n * D, nF = n * F;
   const SegmentWriteCoeffs c2{c.beta, c.damp, c.dgd2}, c1{c.beta, c.damp, c.dgd1};
   auto& scratch = bw.scratch;
@@ -374,7 +382,7 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
   auto& dsz = bw.dsz;
   auto& dz = bw.dz;
   w.layout(n);
-  reads(d, c, in, ix, b, hd, w, static_cast<T*>(nullptr));
+  reads(d, c, in, ix, b, hd, w, static_cast<T*>(nullptr), prepared);
   std::fill(dk.begin(), dk.end(), T(0));
   std::fill(dv.begin(), dv.end(), T(0));
   std::fill(deta.begin(), deta.end(), T(0));
@@ -584,7 +592,7 @@ struct SeqPair {
   Segs segs;
   int64_t DF, A, nmax;
   Work<T> w;
-  std::vector<T> scratch, R1, R2, x, valid, loss, z, sz;
+  std::vector<T> scratch, x, valid, loss, z, sz;
   SeqPair(const SmtSequenceDims& d_, const SmtSequenceArgs<T>& in_)
       : d(d_),
         in(in_),
@@ -594,8 +602,6 @@ struct SeqPair {
         nmax(segs.nmax()),
         w(nmax, d_.D, d_.F),
         scratch(static_cast<size_t>(std::max(d_.D, d_.F))),
-        R1(static_cast<size_t>(A)),
-        R2(static_cast<size_t>(A)),
         x(static_cast<size_t>(d_.X * nmax * d_.D)),
         valid(static_cast<size_t>(nmax)),
         loss(static_cast<size_t>(kMem * nmax)),
@@ -605,13 +611,16 @@ struct SeqPair {
   SmtSegmentDims dims(int64_t n) const { return SmtSegmentDims{1, 1, n, d.D, d.F, d.X}; }
   Index index(int64_t n) const { return Index{1, n, d.D, d.F, d.X}; }
 
-  // Loads segment j's read states (each memory's state at the start of its chunk), inputs and mask.
-  void load(const T* ck, int64_t b, int64_t hd, int64_t j) {
+  // Loads segment j's inputs and mask and its read states (each memory's state at the start of
+  // its chunk) into the workspace: all five (`all`), or only those whose chunk starts at the
+  // segment (the forward, which keeps the others from the previous segment).
+  void load(const T* ck, int64_t b, int64_t hd, int64_t j, bool all) {
     const int64_t s = segs.start[j], n = segs.start[j + 1] - s;
     for (int64_t m = 0; m < kMem; ++m) {
-      const T* c = ck + segs.of[(s / chunkOf(d, m)) * chunkOf(d, m)] * 4 * A;
-      std::memcpy(R1.data() + m * DF, c + m * DF, sizeof(T) * DF);
-      std::memcpy(R2.data() + m * DF, c + A + m * DF, sizeof(T) * DF);
+      const int64_t C = chunkOf(d, m);
+      if (!all && s % C != 0) continue;
+      const T* c = ck + segs.of[(s / C) * C] * 4 * A;
+      prepareRead(w, m, c + m * DF, c + A + m * DF);
     }
     for (int64_t mm = 0; mm < d.X; ++mm)
       std::memcpy(x.data() + mm * n * d.D, in.x + (((b * d.X + mm) * d.H + hd) * d.L + s) * d.D, sizeof(T) * n * d.D);
@@ -619,8 +628,8 @@ struct SeqPair {
   }
   SmtSegmentArgs<T> args(const T* cj, int64_t hd) const {
     SmtSegmentArgs<T> a;
-    a.R1 = R1.data();
-    a.R2 = R2.data();
+    a.R1 = w.R1;  // prepared: reads() does not copy them again
+    a.R2 = w.R2;
     a.W1 = cj;
     a.W2 = cj + A;
     a.S1 = cj + 2 * A;
@@ -636,7 +645,7 @@ struct SeqPair {
   // y = q + R1 silu(R2 q) with the output memory's read state, tokens [s, e).
   void readOutput(const T* q, T* y, int64_t n) {
     const int64_t D = d.D, F = d.F;
-    const T *O1 = R1.data() + (kMem - 1) * DF, *O2 = R2.data() + (kMem - 1) * DF;
+    const T *O1 = w.R1 + (kMem - 1) * DF, *O2 = w.R2 + (kMem - 1) * DF;
     for (int64_t t = 0; t < n; ++t) {
       const T* qt = q + t * D;
       for (int64_t f = 0; f < F; ++f) {
@@ -682,7 +691,7 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
       const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
       const T* cj = ck + j * 4 * A;
       T* cn = ck + (j + 1) * 4 * A;
-      sp.load(ck, b, hd, j);
+      sp.load(ck, b, hd, j, /*all=*/false);
       const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
       sp.readOutput(in.q + qo, out.y + qo, n);
       SmtSegmentOut<T> o;
@@ -691,7 +700,7 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
       o.S1 = cn + 2 * A;
       o.S2 = cn + 3 * A;
       o.loss = sp.loss.data();
-      clamped += forwardPair(sp.dims(n), c, sp.args(cj, hd), o, sp.index(n), 0, 0, sp.w, sp.scratch.data());
+      clamped += forwardPair(sp.dims(n), c, sp.args(cj, hd), o, sp.index(n), 0, 0, sp.w, sp.scratch.data(), true);
       for (int64_t m = 0; m < kMem; ++m)
         for (int64_t t = 0; t < n; ++t) out.loss[((b * kMem + m) * d.H + hd) * d.L + s + t] = sp.loss[m * n + t];
       if (in.state_bound > 0)  // W ← W · min(1, radius / max(‖W‖, 1e-12)) for every map
@@ -743,7 +752,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
     for (int64_t j = sp.segs.count() - 1; j >= 0; --j) {
       const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
       const T* cj = ck + j * 4 * A;
-      sp.load(ck, b, hd, j);
+      sp.load(ck, b, hd, j, /*all=*/true);
       const SmtSegmentArgs<T> a = sp.args(cj, hd);
       // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
       // bounded one divided by f (exact up to rounding: no recomputation of the segment).
@@ -785,7 +794,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
       lg.dw_alpha = dwa.data();
       lg.db_alpha = &dba;
       backwardPair(sp.dims(n), c, a, gW, dWc.data() + 2 * A, gW + A, dWc.data() + 3 * A, lg, sp.index(n), 0, 0, sp.w,
-                   bw);
+                   bw, true);
       for (int64_t i = 0; i < 2 * A; ++i) dRacc[i] += dR[i];
       for (int64_t i = 0; i < D; ++i) {
         gwe[i] += dwe[i];
@@ -796,7 +805,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
       for (int64_t mm = 0; mm < d.X; ++mm)
         std::memcpy(g.dx + (((b * d.X + mm) * d.H + hd) * d.L + s) * D, dx.data() + mm * n * D, sizeof(T) * n * D);
       // The output read's reverse pass: y = q + O1 silu(O2 q).
-      const T *O1 = sp.R1.data() + (kMem - 1) * DF, *O2 = sp.R2.data() + (kMem - 1) * DF;
+      const T *O1 = sp.w.R1 + (kMem - 1) * DF, *O2 = sp.w.R2 + (kMem - 1) * DF;
       T *dO1 = dRacc.data() + (kMem - 1) * DF, *dO2 = dRacc.data() + A + (kMem - 1) * DF;
       const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
       for (int64_t t = 0; t < n; ++t) {
