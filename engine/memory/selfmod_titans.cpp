@@ -131,6 +131,28 @@ bool segmentEndsAfter(const SmtConfig& cfg, int64_t t, int64_t L) {
   return e == L || e % cfg.chunk_memory == 0 || e % cfg.chunk_other == 0;
 }
 
+// The end (exclusive) of the segment that starts at token s.
+int64_t segmentEnd(const SmtConfig& cfg, int64_t s, int64_t L) {
+  int64_t e = s + 1;
+  while (!segmentEndsAfter(cfg, e - 1, L)) ++e;
+  return e;
+}
+
+// SmtConfig as the fused kernels' constants.
+hl::kernels::SmtSegmentCoeffs kernelCoeffs(const SmtConfig& cfg) {
+  hl::kernels::SmtSegmentCoeffs c;
+  c.beta = cfg.momentum;
+  c.damp = cfg.dampen ? 1.0 - cfg.momentum : 1.0;
+  c.dgd2 = cfg.dgd != DgdLayers::None;
+  c.dgd1 = cfg.dgd == DgdLayers::PerLayer;
+  c.l2 = cfg.objective == InnerObjective::L2;
+  c.clamp = cfg.clamp;
+  c.clamp_bound = cfg.clamp_bound;
+  c.eta_scale = cfg.eta_scale;
+  c.eta_max = cfg.eta_max;
+  return c;
+}
+
 Tensor straightThrough(const Tensor& start, const Tensor& now) {
   return start + (now - start.detach());
 }
@@ -374,34 +396,20 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   const bool cut = cfg.stop_grad_writes || !outerGrad;
   const Tensor x = cut ? p.x.detach() : p.x;
   Tensor W1 = cut ? p.W1.detach() : p.W1, W2 = cut ? p.W2.detach() : p.W2;
-  const Tensor rad1 = boundRadius(cfg, W1), rad2 = boundRadius(cfg, W2);  // the state bound
-  Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
-  Tensor R1 = W1, R2 = W2;
   std::vector<Tensor> ys, losses;
   Tensor clamped;
   WriteLog log(cfg, p);
   const bool fused = cfg.fused && segment_write_fused_applies(W1);
   // The whole segment in one kernel where it applies; the diagnostics trace needs the per-op path.
   const bool wholeSegment = fused && trace == nullptr;
-  hl::kernels::SmtSegmentCoeffs segCoeffs;
-  segCoeffs.beta = cfg.momentum;
-  segCoeffs.damp = cfg.dampen ? 1.0 - cfg.momentum : 1.0;
-  segCoeffs.dgd2 = cfg.dgd != DgdLayers::None;
-  segCoeffs.dgd1 = cfg.dgd == DgdLayers::PerLayer;
-  segCoeffs.l2 = cfg.objective == InnerObjective::L2;
-  segCoeffs.clamp = cfg.clamp;
-  segCoeffs.clamp_bound = cfg.clamp_bound;
-  segCoeffs.eta_scale = cfg.eta_scale;
-  segCoeffs.eta_max = cfg.eta_max;
+  const hl::kernels::SmtSegmentCoeffs segCoeffs = kernelCoeffs(cfg);
   // The whole sequence in one kernel (docs/KERNELS.md "Whole sequence"): with differentiable
   // writes or without any gradient. Stop-gradient writes under an outer gradient (their output read
   // is re-attached straight through) take the per-segment kernel below.
   if (wholeSegment && !(cut && outerGrad)) {
-    for (int64_t s = 0; s < p.L;) {
-      int64_t e = s + 1;
-      while (e < p.L && e % cfg.chunk_memory != 0 && e % cfg.chunk_other != 0) ++e;
+    for (int64_t s = 0, e = 0; s < p.L; s = e) {
+      e = segmentEnd(cfg, s, p.L);
       log.mark(cfg, s, p.valid.index({I::Slice(), I::Slice(s, e)}).any(1));
-      s = e;
     }
     auto o = smt_sequence_fused(segCoeffs, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, W1, W2, x, p.q,
                                 p.valid.to(x.scalar_type()), par.w_eta, par.b_eta, par.w_alpha, par.b_alpha);
@@ -412,10 +420,12 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     r.fused = fused;
     return r;
   }
+  const Tensor rad1 = boundRadius(cfg, W1), rad2 = boundRadius(cfg, W2);  // the state bound
+  Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
+  Tensor R1 = W1, R2 = W2;
   int64_t s = 0;
   while (s < p.L) {
-    int64_t e = s + 1;
-    while (e < p.L && e % cfg.chunk_memory != 0 && e % cfg.chunk_other != 0) ++e;
+    const int64_t e = segmentEnd(cfg, s, p.L);
     const int64_t n = e - s;
     const auto seg = I::Slice(s, e);
     R1 = refresh(cfg, s, W1, R1);

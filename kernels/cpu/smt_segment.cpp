@@ -724,7 +724,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
   Bwd<T> bw(sp.nmax, d.D, d.F);
   const int64_t DF = sp.DF, A = sp.A, CK = smt_sequence_checkpoint_size(d), D = d.D, F = d.F;
   const Index gix{d.H, d.L, d.D, d.F, d.X};
-  std::vector<T> dWc(4 * A), dWs(4 * A), pre(4 * A), dpre(2 * A), dRacc(2 * A), dR(2 * A), rad(2 * kMem),
+  std::vector<T> dWc(4 * A), dWs(4 * A), pre(2 * A), dpre(2 * A), dRacc(2 * A), dR(2 * A), rad(2 * kMem),
       drad(2 * kMem), dx(d.X * sp.nmax * D), dwe(D), dwa(D), dsz(F), dz(F);
   T dbe = 0, dba = 0;
   for (int64_t p = p0; p < p1; ++p) {
