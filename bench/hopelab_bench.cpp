@@ -5,6 +5,10 @@
 //   hopelab-bench steptime              forward + backward time of one Hope block (fused kernels and
 //                                       LibTorch path) vs one Transformer block at equal width,
 //                                       sequence lengths 64..2048
+//   hopelab-bench peers                 training samples/s of hope (differentiable and stop-gradient
+//                                       writes), hope-attention and transformer on random tokens in
+//                                       the configuration bench/peers/run.sh gives the nested-learning
+//                                       peer (2 blocks, 4 heads, batch 32, length 32, AdamW 1e-3)
 // Data: $HOPELAB_DATA_DIR (or --data-dir). Timings are the trainer's own train_seconds (the
 // training loop with its evaluations; data loading and tokenizer training excluded).
 #include <CLI/CLI.hpp>
@@ -24,6 +28,7 @@
 #include "engine/models/classifier.h"
 #include "engine/spec/spec.h"
 #include "engine/train/experiment.h"
+#include "engine/train/model_config.h"
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
@@ -83,6 +88,51 @@ double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int r
   return median(t);
 }
 
+// One training step as bench/peers/nested_learning_peer.py times the peer's: forward, loss,
+// backward, global gradient clip at 1, AdamW step (every parameter, every step: the trainer steps
+// a CMS level only on its clock, so this is an upper bound on our optimizer's share). Our models
+// classify (masked mean pooling, 70 classes) where the peer predicts the next token over the
+// vocabulary: the head differs, the blocks are what is compared.
+json peerStep(const std::string& preset, int dim, bool stop_grad, int batch, int length, int steps) {
+  json s = hl::spec::preset(preset);
+  s["model"]["d_model"] = dim;
+  for (auto& b : s["model"]["blocks"]) {
+    b["heads"] = 4;
+    if (b.value("type", std::string()) == "hope" && b.contains("stop_grad_writes")) b["stop_grad_writes"] = stop_grad;
+  }
+  s = hl::spec::complete(s);
+  const int vocab = 2000, classes = 70;
+  torch::manual_seed(0);
+  auto model = hl::models::build(hl::train::model_config(s, vocab, length, classes, 0));
+  model->train();
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  auto tokens = torch::randint(1, vocab, {batch, length}, torch::kLong);
+  auto labels = torch::randint(0, classes, {batch}, torch::kLong);
+  std::vector<double> t;
+  for (int r = 0; r <= steps; ++r) {  // the first is a warm-up
+    auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(tokens), labels);
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    opt.step();
+    double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) t.push_back(sec);
+  }
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  const double step = median(t);
+  return {{"peer", "hopelab"},
+          {"variant", preset + (preset == "hope" ? (stop_grad ? "/stop-grad" : "/differentiable") : "")},
+          {"dim", dim},
+          {"batch", batch},
+          {"length", length},
+          {"samples_per_s", batch / step},
+          {"step_ms", step * 1e3},
+          {"params", params},
+          {"threads", torch::get_num_threads()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,7 +155,25 @@ int main(int argc, char** argv) {
   int batch = 2, max_len = 2048;
   steptime->add_option("--batch", batch, "Sequences per step")->check(CLI::PositiveNumber);
   steptime->add_option("--max-len", max_len, "Longest sequence (powers of two from 64)")->check(CLI::Range(64, 8192));
+  auto* peers = app.add_subcommand(
+      "peers",
+      "Training samples/s of hope, hope-attention, transformer in the peer-matched configuration (JSON lines)");
+  std::vector<int> dims = {128, 256};
+  int peer_steps = 5;
+  peers->add_option("--dims", dims, "Model widths")->check(CLI::PositiveNumber);
+  peers->add_option("--steps", peer_steps, "Timed steps per model (median; one warm-up before)")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
+
+  if (peers->parsed()) {
+    for (int dim : dims) {
+      for (bool sg : {false, true}) std::printf("%s\n", peerStep("hope", dim, sg, 32, 32, peer_steps).dump().c_str());
+      std::printf("%s\n", peerStep("hope-attention", dim, false, 32, 32, peer_steps).dump().c_str());
+      std::printf("%s\n", peerStep("transformer", dim, false, 32, 32, peer_steps).dump().c_str());
+      std::fflush(stdout);
+    }
+    return 0;
+  }
 
   if (steptime->parsed()) {
     // The blocks of the hope and transformer presets (their defaults), one each, equal width.

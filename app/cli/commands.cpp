@@ -214,6 +214,10 @@ Commands::Commands(CLI::App& app) : app_(app) {
       ->check(CLI::ExistingFile);
   report_->add_option("--out", out_, "Write to this file (e.g. docs/RESULTS.md) instead of stdout");
   report_->add_option("--decimals", decimals_, "Decimals (default 3)")->check(CLI::Range(0, 10));
+  report_->add_option("--figures", report_figures_,
+                      "Link each sweep's heatmap and forgetting-curve PNGs from this folder (hope and transformer, "
+                      "fine-tuned, first seed) and write the run ids to draw into DIR/runs.txt; the GUI draws them: "
+                      "hopelab --db DB --figures DIR --runs IDS");
 
   presets_ = app.add_subcommand("presets", "List the built-in presets");
   presets_->add_option("--show", preset_show_, "Print this preset's full spec JSON");

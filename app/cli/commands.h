@@ -67,6 +67,7 @@ class Commands {
   long long matrix_run_ = 0;
   int decimals_ = 3;
   std::vector<std::string> report_files_;
+  std::string report_figures_;  // report --figures DIR
   // validate / presets
   std::string validate_file_, preset_show_;
   // data

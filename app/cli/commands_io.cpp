@@ -95,6 +95,26 @@ int Commands::reportResults() {
   opt.command = command;
   opt.db = dbPath();
   opt.version = app_version();
+  if (!report_figures_.empty()) {
+    // The Markdown links the figures relative to itself; the GUI draws them (no Qt here).
+    const fs::path dir = fs::absolute(report_figures_);
+    const fs::path base = out_.empty() ? fs::current_path() : fs::absolute(out_).parent_path();
+    opt.figures_link = dir.lexically_relative(base).generic_string();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    std::ofstream ids(dir / "runs.txt");
+    std::string list;
+    for (const auto& s : sections)
+      for (const auto& r : exporter::figure_runs(s)) {
+        ids << r.id << " " << r.uuid << " " << s.name << " " << r.name << " seed " << r.seed << "\n";
+        list += (list.empty() ? "" : ",") + std::to_string(r.id);
+      }
+    if (!ids) throw SpecError("--figures " + report_figures_ + ": cannot write runs.txt here");
+    command += " --figures " + report_figures_;
+    opt.command = command;
+    std::fprintf(stderr, "figures: QT_QPA_PLATFORM=offscreen hopelab --db %s --figures %s --runs %s\n",
+                 dbPath().c_str(), report_figures_.c_str(), list.empty() ? "(none)" : list.c_str());
+  }
   emit(exporter::results_report(sections, opt), out_);
   return 0;
 }

@@ -2,6 +2,10 @@
 //   hopelab [--db PATH] [--run ID] [--tab NAME] [--spec FILE] [--screenshot FILE]
 // With --screenshot it renders that tab (with that run loaded; a finished run replays its stored
 // series) into FILE and exits 0, or non-zero with a message on a bad db, run, tab or file.
+//   hopelab --db PATH --figures DIR --runs 3,7
+// draws each run's accuracy-matrix heatmap and forgetting curves with the Live view's own plots
+// into DIR/<run uuid>-matrix.png and DIR/<run uuid>-forgetting.png and exits (docs/RESULTS.md's
+// figures; run it with QT_QPA_PLATFORM=offscreen where there is no display).
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
@@ -15,6 +19,8 @@
 #include "ui/inference_view.h"
 #include "ui/live_view.h"
 #include "ui/main_window.h"
+#include "ui/plot_export.h"
+#include "engine/store/store.h"
 
 int main(int argc, char** argv) {
   Q_INIT_RESOURCE(hopelab);
@@ -48,7 +54,12 @@ int main(int argc, char** argv) {
   QCommandLineOption compare("compare", "Open these runs in the Compare tab, e.g. 1,2,5.", "IDS");
   QCommandLineOption sentence("sentence", "Classify this sentence in the Inference tab (with --run's checkpoint).",
                               "TEXT");
-  for (const auto& o : {db, run, tab, spec, shot, size, dark, compare, sentence}) p.addOption(o);
+  QCommandLineOption figures("figures",
+                             "Draw the --runs' accuracy-matrix heatmaps and forgetting curves into DIR "
+                             "(<run uuid>-matrix.png, <run uuid>-forgetting.png) and exit.",
+                             "DIR");
+  QCommandLineOption runs("runs", "The runs --figures draws, e.g. 3,7.", "IDS");
+  for (const auto& o : {db, run, tab, spec, shot, size, dark, compare, sentence, figures, runs}) p.addOption(o);
   p.process(app);
 
   auto fail = [](const QString& m, int code) {
@@ -101,6 +112,35 @@ int main(int argc, char** argv) {
     if (!err.isEmpty()) return fail("--sentence: " + err, 4);
   }
   if (tab_index >= 0) w.showTab(tab_index);
+
+  if (p.isSet(figures)) {
+    if (!p.isSet(runs)) return fail("--figures needs --runs IDS (e.g. --runs 3,7)", 2);
+    QList<qint64> ids;
+    for (const auto& part : p.value(runs).split(',', Qt::SkipEmptyParts)) {
+      bool ok = false;
+      ids << part.trimmed().toLongLong(&ok);
+      if (!ok || ids.back() <= 0) return fail(QString("--runs %1: '%2' is not a run id").arg(p.value(runs), part), 2);
+    }
+    const QString dir = p.value(figures);
+    if (!QDir().mkpath(dir)) return fail(QString("--figures %1: cannot create this folder").arg(dir), 1);
+    w.resize(1400, 900);
+    for (qint64 id : ids) {
+      err = w.openRun(id);
+      if (!err.isEmpty()) return fail(err, 4);
+      w.showTab(hl::ui::MainWindow::tabIndex("live"));
+      w.live()->flush();
+      QApplication::processEvents();
+      const QString base = QDir(dir).filePath(QString::fromStdString(w.store()->getRun(id)->uuid));
+      for (const auto& [plot, suffix, height] :
+           {std::tuple{w.live()->matrixPlot(), QString("-matrix.png"), 560},
+            std::tuple{w.live()->forgettingPlot(), QString("-forgetting.png"), 420}}) {
+        const QString e = hl::ui::savePlot(plot, base + suffix, 640, height);
+        if (!e.isEmpty()) return fail("--figures: " + e, 1);
+        std::fprintf(stderr, "wrote %s\n", qPrintable(base + suffix));
+      }
+    }
+    return 0;
+  }
 
   if (p.isSet(shot)) {
     const QString out = p.value(shot);

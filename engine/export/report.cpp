@@ -1,5 +1,7 @@
 #include "engine/export/report.h"
 
+#include <algorithm>
+#include <climits>
 #include <map>
 #include <sstream>
 
@@ -37,6 +39,20 @@ ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store
   return out;
 }
 
+std::vector<hl::store::RunRecord> figure_runs(const ReportSection& s) {
+  std::vector<hl::store::RunRecord> out;
+  int64_t seed = INT64_MAX;
+  for (const auto& r : s.runs) seed = std::min(seed, r.seed);
+  for (const char* model : {"hope", "transformer"})
+    for (const auto& r : s.runs)
+      if (r.name == model && r.seed == seed && r.strategy == "finetune" && r.protocol == "class-incremental" &&
+          r.head == "softmax") {
+        out.push_back(r);
+        break;
+      }
+  return out;
+}
+
 const std::vector<SeedClaim>& seed_claims() {
   static const std::vector<SeedClaim> claims = {
       {"transformer", "clinc150", 85.3}, {"transformer", "banking77", 78.2}, {"transformer", "dbpedia", 88.1},
@@ -67,6 +83,21 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       for (size_t i = 0; i < s.missing.size() && i < 20; ++i) o << (i ? ";" : "") << " `" << s.missing[i] << "`";
       if (s.missing.size() > 20) o << "; and " << s.missing.size() - 20 << " more";
       o << ".\n";
+    }
+    const auto figs = opt.figures_link.empty() ? std::vector<hl::store::RunRecord>{} : figure_runs(s);
+    if (!figs.empty()) {
+      o << "\nFine-tuned, seed " << figs.front().seed
+        << ": the accuracy matrix (row i: after training task i; column j: task j's class-IL accuracy) and the "
+           "forgetting curves (each task's accuracy at every evaluation), drawn by the app's Live view.\n\n|";
+      for (const auto& r : figs) o << " " << r.name << " |";
+      o << "\n|";
+      for (size_t i = 0; i < figs.size(); ++i) o << " --- |";
+      for (const char* kind : {"matrix", "forgetting"}) {
+        o << "\n|";
+        for (const auto& r : figs)
+          o << " ![" << r.name << ", " << kind << "](" << opt.figures_link << "/" << r.uuid << "-" << kind << ".png) |";
+      }
+      o << "\n";
     }
   }
 

@@ -34,7 +34,15 @@ struct ReportOptions {
   std::string command;  // the command line that generated it (quoted in the header)
   std::string db;       // the database read
   std::string version;  // Hope Lab's version stamp
+  // Non-empty: each section shows figure_runs()' accuracy-matrix heatmaps and forgetting curves,
+  // linked as FIGURES/<run uuid>-matrix.png and -forgetting.png (drawn by the GUI's
+  // `hopelab --figures DIR --runs IDS`; `report --figures DIR` writes the ids it needs).
+  std::string figures_link;
 };
+
+// The runs a section draws figures of: its fine-tuned, class-incremental, softmax-head hope and
+// transformer runs of its smallest seed (the seed document's comparison), hope first.
+std::vector<hl::store::RunRecord> figure_runs(const ReportSection& s);
 
 // The seed document's claimed final accuracies (../shared/seed, "주요 결과"), in percent: not the
 // paper's (docs/HOPE.md), not measured here. Dataset names as Hope Lab spells them.

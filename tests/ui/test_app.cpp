@@ -379,6 +379,21 @@ class TestApp : public QObject {
     QVERIFY(gui({"--db", junk.fileName(), "--screenshot", tmp_.filePath("x.png")}, &err) != 0);
     QVERIFY2(err.contains("junk.db"), err.constData());
     QVERIFY(!QFile::exists(tmp_.filePath("x.png")));
+    // --figures (docs/RESULTS.md): run 1's heatmap and forgetting curves, named by its UUID.
+    const QString figs = tmp_.filePath("figures");
+    QCOMPARE(gui({"--db", db_, "--figures", figs, "--runs", "1"}, &err), 0);
+    const QStringList drawn = QDir(figs).entryList({"*.png"}, QDir::Files, QDir::Name);
+    QCOMPARE(drawn.size(), 2);
+    QVERIFY2(drawn[0].endsWith("-forgetting.png") && drawn[1].endsWith("-matrix.png"), qPrintable(drawn.join(",")));
+    QCOMPARE(drawn[0].chopped(15), drawn[1].chopped(11));  // one UUID
+    for (const auto& f : drawn) {
+      QImage img(QDir(figs).filePath(f));
+      QVERIFY2(img.width() == 640 && img.height() >= 400, qPrintable(f));
+    }
+    QVERIFY(gui({"--db", db_, "--figures", figs, "--runs", "999"}, &err) != 0);
+    QVERIFY2(err.contains("run 999"), err.constData());
+    QVERIFY(gui({"--db", db_, "--figures", figs}, &err) != 0);
+    QVERIFY2(err.contains("--runs"), err.constData());
   }
 };
 

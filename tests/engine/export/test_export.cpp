@@ -143,6 +143,7 @@ class TestExport : public QObject {
     auto record = [&](int64_t id, int i, hl::RunStatus st, const char* summary) {
       RunRecord r;
       r.id = id;
+      r.uuid = "uuid-" + std::to_string(id);
       r.status = st;
       r.config_hash = hl::spec::config_hash(sw.runs[size_t(i)].spec);
       r.seed = sw.runs[size_t(i)].spec["experiment"]["seed"].get<int64_t>();
@@ -198,6 +199,16 @@ class TestExport : public QObject {
     QVERIFY2(has("| transformer | banking77 | 78.2 | 25.0 ± 7.1 | 2 |"), md.c_str());
     QVERIFY2(has("| hope | banking77 | 83.7 | – | 0 |"), md.c_str());
     QCOMPARE(int(hl::exporter::seed_claims().size()), 9);
+    QVERIFY2(!has("!["), md.c_str());  // no figures unless asked
+    // Figures: the fine-tuned transformer of the smallest seed (run 3); no hope run in this sweep.
+    const auto figs = hl::exporter::figure_runs(section);
+    QCOMPARE(int(figs.size()), 1);
+    QCOMPARE(figs[0].id, int64_t(3));
+    o.figures_link = "figures";
+    const std::string md2 = hl::exporter::results_report({section}, o);
+    QVERIFY2(md2.find("| ![transformer, matrix](figures/uuid-3-matrix.png) |") != std::string::npos, md2.c_str());
+    QVERIFY2(md2.find("| ![transformer, forgetting](figures/uuid-3-forgetting.png) |") != std::string::npos,
+             md2.c_str());
   }
 
   // A sweep whose grids list one run twice is refused (the runner would skip the second as done
