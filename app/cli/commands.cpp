@@ -129,6 +129,12 @@ Commands::Commands(CLI::App& app) : app_(app) {
   runs_merge_->add_option("shards", merge_shards_, "Run databases to merge from")->required()->expected(1, -1);
   runs_merge_->add_option("--into", merge_into_, "The database to merge into (default: --db, else the user's runs.db)");
 
+  runs_delete_ = runs_->add_subcommand(
+      "delete",
+      "Delete runs with all their rows (series, accuracy matrix, evaluations, checkpoint index, confusion "
+      "matrices), as the Runs tab's Delete does; a sweep then runs them again. A run stored as running is refused");
+  runs_delete_->add_option("ids", delete_ids_, "Run ids (see `hopelab-cli runs`)")->required()->expected(1, -1);
+
   runs_confusion_ = runs_->add_subcommand(
       "confusion",
       "A run's confusion matrix after a task: the class-IL predictions on the evaluation split over the classes "
@@ -292,6 +298,7 @@ int Commands::run() {
   if (diagnose_->parsed()) return diagnose();
   if (bench_kernels_->parsed()) return benchKernels();
   if (runs_merge_->parsed()) return runsMerge();
+  if (runs_delete_->parsed()) return runsDelete();
   if (runs_confusion_->parsed()) return runsConfusion();
   if (attribute_->parsed()) return attribute();
   if (runs_->parsed()) return runs();
@@ -531,6 +538,27 @@ int Commands::runs() {
   line(std::vector<std::string>(std::begin(cols), std::end(cols)));
   for (const auto& row : rows) line(row);
   if (rows.empty()) std::printf("(no runs in %s)\n", dbPath().c_str());
+  return 0;
+}
+
+// runs delete ID...: every id is checked before anything is deleted, so a typo deletes nothing.
+int Commands::runsDelete() {
+  auto db = store::RunStore::open(dbPath());
+  for (int64_t id : delete_ids_) {
+    const auto r = db->getRun(id);
+    if (!r)
+      throw SpecError("run " + std::to_string(id) + " is not in " + dbPath() +
+                      " (see `hopelab-cli runs`); nothing deleted");
+    if (r->status == RunStatus::Running)
+      throw SpecError("run " + std::to_string(id) + " is running (pid " + std::to_string(r->pid) + " on " + r->host +
+                      "); stop it first; nothing deleted");
+  }
+  for (int64_t id : delete_ids_) {
+    const auto r = db->getRun(id);
+    db->deleteRun(id);
+    std::printf("deleted run %lld (%s, %s, seed %lld, %s)\n", (long long)id, r->name.c_str(), r->dataset.c_str(),
+                (long long)r->seed, name(r->status).c_str());
+  }
   return 0;
 }
 

@@ -36,6 +36,7 @@ class Commands {
   int sweepInProcesses(int n);
   int sweepSlurm(const spec::Sweep& sw);
   int runsMerge();
+  int runsDelete();
   int runsConfusion();
   int attribute();
   int benchKernels();
@@ -45,8 +46,8 @@ class Commands {
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_, *runs_merge_, *diagnose_, *runs_confusion_, *attribute_, *bench_, *bench_kernels_,
-      *report_;
+      *data_import_, *sweep_, *runs_merge_, *runs_delete_, *diagnose_, *runs_confusion_, *attribute_, *bench_,
+      *bench_kernels_, *report_;
   int bench_repeats_ = 5;
   // global
   std::string db_, data_dir_;
@@ -84,6 +85,7 @@ class Commands {
   std::vector<std::string> slurm_extra_;
   // runs merge
   std::vector<std::string> merge_shards_;
+  std::vector<int64_t> delete_ids_;
   std::string merge_into_;
   // runs confusion / attribute
   int confusion_task_ = 0;  // 1-based; 0 = the last

@@ -434,6 +434,20 @@ class TestCli : public QObject {
     QCOMPARE(missing.code, 5);
     QVERIFY2(missing.err.contains(dir + "/shard-3.db: no such file"), qPrintable(missing.err));
     QVERIFY(!QFile::exists(dir + "/shard-3.db"));
+
+    // runs delete: an unknown id among good ones deletes nothing (exit 2, named); then the run and
+    // its rows go, the other stays.
+    const int first = all[0]["id"].get<int>(), second = all[1]["id"].get<int>();
+    auto bad = cli({"--db", merged, "runs", "delete", QString::number(first), "999"});
+    QCOMPARE(bad.code, 2);
+    QVERIFY2(bad.err.contains("run 999 is not in") && bad.err.contains("nothing deleted"), qPrintable(bad.err));
+    QCOMPARE(int(runsOf(merged).size()), 2);
+    auto del = cli({"--db", merged, "runs", "delete", QString::number(first)});
+    QVERIFY2(del.code == 0 && del.out.contains(QString("deleted run %1 (").arg(first)), qPrintable(del.out + del.err));
+    const json left = runsOf(merged);
+    QCOMPARE(int(left.size()), 1);
+    QCOMPARE(left[0]["id"].get<int>(), second);
+    QCOMPARE(cli({"--db", merged, "show", QString::number(first)}).code == 0, false);
   }
 
   void truncatedTrainCsvExitsThreeNamingTheFile() {
