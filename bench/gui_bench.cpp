@@ -4,9 +4,14 @@
 //     with the Live view open and drawing. Prints p50/p99/max of both. Goal: p99 ≤ 16 ms.
 //  2. Compare view with R runs × N points (synthetic, 4 seeds per configuration): ms per render
 //     (rebuild curves, bands, decimation, replot). Goal ≤ 100 ms for 20 × 100k.
+//  --plot-steptime FILE --out PNG: draws `hopelab-bench steptime`'s output (seconds per step vs
+//     sequence length, log-log) with the app's plotting library (scripts/benchmarks.sh).
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QElapsedTimer>
+#include <QFile>
+#include <QRegularExpression>
+#include <qcustomplot.h>
 #include <QTimer>
 #include <algorithm>
 #include <cmath>
@@ -17,6 +22,7 @@
 #include "engine/spec/spec.h"
 #include "ui/compare_view.h"
 #include "ui/live_view.h"
+#include "ui/plot_export.h"
 #include "ui/run_worker.h"
 
 namespace {
@@ -49,6 +55,68 @@ Lat measure(QApplication& app, double seconds, const std::function<bool()>& keep
 
 }  // namespace
 
+// The rows of `hopelab-bench steptime` (L, hope, hope ref, transformer seconds) as a log-log plot.
+int plotSteptime(const QString& in, const QString& out) {
+  QFile f(in);
+  if (!f.open(QIODevice::ReadOnly)) {
+    std::fprintf(stderr, "--plot-steptime %s: cannot read this file\n", qPrintable(in));
+    return 2;
+  }
+  QVector<double> L, hope, ref, tr;
+  const QRegularExpression row(R"(^\s*(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s)");
+  for (const auto& line : QString::fromUtf8(f.readAll()).split('\n')) {
+    const auto m = row.match(line);
+    if (!m.hasMatch()) continue;
+    L << m.captured(1).toDouble();
+    hope << m.captured(2).toDouble();
+    ref << m.captured(3).toDouble();
+    tr << m.captured(4).toDouble();
+  }
+  if (L.size() < 2) {
+    std::fprintf(stderr, "--plot-steptime %s: fewer than two rows of `hopelab-bench steptime` output\n",
+                 qPrintable(in));
+    return 2;
+  }
+  QCustomPlot plot;
+  plot.plotLayout()->insertRow(0);
+  plot.plotLayout()->addElement(0, 0, new QCPTextElement(&plot, "Forward + backward of one block (d 128, batch 2)"));
+  for (auto* axis : {plot.xAxis, plot.yAxis}) {
+    axis->setScaleType(QCPAxis::stLogarithmic);
+    axis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+  }
+  QSharedPointer<QCPAxisTickerText> lengths(new QCPAxisTickerText);  // the measured lengths
+  for (double l : L) lengths->addTick(l, QString::number(l));
+  plot.xAxis->setTicker(lengths);
+  plot.xAxis->setLabel("sequence length (tokens)");
+  plot.yAxis->setLabel("seconds per step");
+  const struct {
+    const QVector<double>& y;
+    const char* name;
+    QColor color;
+  } series[] = {{hope, "Hope (fused kernels)", QColor(0, 114, 178)},
+                {ref, "Hope (LibTorch path)", QColor(86, 180, 233)},
+                {tr, "Transformer", QColor(213, 94, 0)}};
+  for (const auto& s : series) {
+    auto* g = plot.addGraph();
+    g->setData(L, s.y, true);
+    g->setName(s.name);
+    g->setPen(QPen(s.color, 2));
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 6));
+  }
+  plot.legend->setVisible(true);
+  plot.axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  plot.rescaleAxes();
+  plot.xAxis->scaleRange(1.15, plot.xAxis->range().center());
+  plot.yAxis->scaleRange(1.3, plot.yAxis->range().center());
+  const QString err = hl::ui::savePlot(&plot, out, 720, 480);
+  if (!err.isEmpty()) {
+    std::fprintf(stderr, "%s\n", qPrintable(err));
+    return 1;
+  }
+  std::fprintf(stderr, "wrote %s\n", qPrintable(out));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
   QCommandLineParser p;
@@ -60,8 +128,17 @@ int main(int argc, char** argv) {
   QCommandLineOption runs("runs", "Compare: number of runs (default 20).", "N", "20");
   QCommandLineOption points("points", "Compare: points per run (default 100000).", "N", "100000");
   QCommandLineOption skip("skip-train", "Skip the training stall benchmark.");
-  for (const auto& o : {seconds, preset, dataset, runs, points, skip}) p.addOption(o);
+  QCommandLineOption plotStep("plot-steptime", "Only draw this `hopelab-bench steptime` output into --out.", "FILE");
+  QCommandLineOption out("out", "The PNG --plot-steptime writes.", "PNG");
+  for (const auto& o : {seconds, preset, dataset, runs, points, skip, plotStep, out}) p.addOption(o);
   p.process(app);
+  if (p.isSet(plotStep)) {
+    if (!p.isSet(out)) {
+      std::fprintf(stderr, "--plot-steptime needs --out PNG\n");
+      return 2;
+    }
+    return plotSteptime(p.value(plotStep), p.value(out));
+  }
   const double secs = p.value(seconds).toDouble();
 
   hl::ui::LiveView live;

@@ -34,6 +34,13 @@ step "kernels"
 "$CLI" bench kernels --repeats $((R + 2)) >"$TMP/kernels.txt"
 step "step time vs sequence length (batch 2)"
 "$B" steptime --batch 2 --max-len $LMAX --repeats $R >"$TMP/steptime.txt"
+FIG="$(dirname "$OUT")/figures/steptime.png"
+plotted=0
+if [ -x build/bench/hopelab-gui-bench ]; then
+  mkdir -p "$(dirname "$FIG")"
+  QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}" build/bench/hopelab-gui-bench --plot-steptime "$TMP/steptime.txt" \
+    --out "$FIG" && plotted=1
+fi
 step "run store overhead"
 "$B" store --repeats $R >"$TMP/store.txt"
 step "peers (nested-learning 0.2.0)"
@@ -70,6 +77,12 @@ bench/peers/run.sh --steps $PSTEPS >"$TMP/peers.md" 2>"$TMP/peers.err" || peers_
   echo "quadratic term taking over at long lengths."
   echo
   fence "$TMP/steptime.txt"
+  if [ $plotted = 1 ]; then
+    echo
+    echo "![Seconds per step vs sequence length, log-log](figures/steptime.png)"
+    echo
+    echo "(drawn by \`hopelab-gui-bench --plot-steptime\` with the app's plotting library)"
+  fi
   echo
   echo "## Run store overhead"
   echo
