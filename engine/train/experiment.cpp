@@ -316,7 +316,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     throw fail_run(std::string("optimizer: ") + e.what());
   }
   auto strategy = make_strategy(s);
-  const auto t_start = std::chrono::steady_clock::now();
+  st.started = std::chrono::steady_clock::now();
   int first_phase = 0;
   if (s.resume_ar) try {
       first_phase = load_checkpoint(st, s);
@@ -348,7 +348,7 @@ RunResult run_experiment(const json& user_spec, const RunOptions& opt, const std
     L.error = e.what();
   }
 
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  const double seconds = st.train_seconds();
   result.status = L.status;
   result.error = L.error;
   result.diverged_step = L.diverged_step;

@@ -7,6 +7,7 @@
 // Touches the model's parameters (loading) and the checkpoint folder (saving); owns no schedule
 // (level_schedule.h) and no strategy logic (strategies.h).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -87,6 +88,13 @@ struct TrainerState {
   int64_t boundaries = 0;  // task ends so far: the clock of task-clocked levels
   double best_avg = -1;
   torch::Tensor theta_run, theta_task;  // the outer level's snapshots (drift)
+  // Train seconds: those of the processes before this one (a resumed run: up to the checkpoint
+  // it resumed from) and this process's start, so the summary's train_seconds is the whole run's.
+  double seconds_before = 0;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  double train_seconds() const {
+    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
 };
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const nlohmann::json& o, std::vector<torch::Tensor> params);

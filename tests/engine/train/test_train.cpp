@@ -4,6 +4,7 @@
 
 #include <QtTest>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -259,6 +260,42 @@ class TestTrain : public QObject {
       refused = true;
     }
     QVERIFY(refused);
+  }
+
+  // A resumed run's train_seconds is the whole run's: the seconds saved in the checkpoint it
+  // resumed from plus its own (before, only its own: a run cut late reported a fraction).
+  void resumedRunCountsTheTrainSecondsBeforeTheCut() {
+    json s = hl::spec::complete(small_spec("banking77", 6, 2));
+    s["training"]["checkpoints"] = true;
+    RunOptions o = opt_;
+    o.db_path = tmp_.filePath("resume-seconds.db").toStdString();
+    Control control;
+    Canceller c;
+    c.c = &control;
+    c.after = 26;  // 4 steps per task, 7 tasks: inside the last task, 6 tasks checkpointed
+    auto cut = run_experiment(s, o, {&c}, &control);
+    QCOMPARE(QString::fromStdString(hl::name(cut.status)), QString("cancelled"));
+    QCOMPARE(cut.summary["tasks_completed"].get<int>(), 6);
+    double saved = -1;
+    for (const auto& ck : hl::store::RunStore::open(o.db_path)->checkpoints(cut.run_id))
+      if (ck.kind == hl::CheckpointKind::Last) {
+        torch::serialize::InputArchive ar;
+        ar.load_from(ck.path);
+        c10::IValue v;
+        QVERIFY(ar.try_read("hopelab.train_seconds", v) && v.isDouble());
+        saved = v.toDouble();
+      }
+    QVERIFY2(saved > 0 && saved <= cut.summary["train_seconds"].get<double>(), qPrintable(QString::number(saved)));
+    RunOptions ro = o;
+    ro.resume_run = cut.run_id;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto resumed = run_experiment(json::object(), ro, {});
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    QCOMPARE(QString::fromStdString(hl::name(resumed.status)), QString("finished"));
+    const double total = resumed.summary["train_seconds"].get<double>();
+    // saved ≤ total ≤ saved + this process's wall time.
+    QVERIFY2(total >= saved && total <= saved + wall,
+             qPrintable(QString("saved %1 total %2 wall %3").arg(saved).arg(total).arg(wall)));
   }
 
   // Issue 8: checkpoints carry a format version; one this build cannot read is refused by resume
