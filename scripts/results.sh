@@ -26,7 +26,8 @@ done
 "$CLI" --db "$DB" report "${SWEEPS[@]}" --out docs/RESULTS.md --figures docs/figures
 ids="$(cut -d' ' -f1 docs/figures/runs.txt | paste -sd, -)"
 if [ -n "$ids" ]; then
-  rm -f docs/figures/*.png
+  # Only the run figures: docs/figures also holds the benchmarks' (steptime.png).
+  rm -f docs/figures/*-matrix.png docs/figures/*-forgetting.png
   QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}" "$GUI" --db "$DB" --figures docs/figures --runs "$ids"
 fi
 exit $rc

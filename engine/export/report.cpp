@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <map>
 #include <sstream>
 
@@ -99,6 +100,64 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       }
       o << "\n";
     }
+  }
+
+  // Hope against the Transformer, per sweep and set-up, and each sweep's best row: generated from
+  // the runs, so "where Hope loses" is never typed by hand.
+  o << "\n## Hope against the Transformer\n\n"
+    << "For each sweep, every set-up (strategy, protocol, head) that ran both `hope` and `transformer`: final "
+       "average accuracy (mean ± std over seeds) and the difference. *Loses* / *wins*: the difference is "
+       "larger than the larger of the two standard deviations; otherwise *within seed noise* (with one seed "
+       "each, any difference counts). Then the sweep's best configuration by the same mean.\n";
+  for (const auto& s : sections) {
+    std::map<std::string, std::map<std::string, std::vector<double>>> by_setup;  // set-up -> model -> accs
+    std::map<std::string, std::vector<double>> by_config;                        // config label -> accs
+    for (const auto& r : s.runs) {
+      const json sum = json::parse(r.summary_json, nullptr, false);
+      if (!sum.is_object() || !sum.contains("final_avg_acc") || !sum["final_avg_acc"].is_number()) continue;
+      const double acc = sum["final_avg_acc"].get<double>();
+      const auto lab = s.labels.find(r.config_hash);
+      by_config[lab == s.labels.end() ? r.name : lab->second].push_back(acc);
+      if (r.name == "hope" || r.name == "transformer")
+        by_setup[r.strategy + ", " + r.protocol + ", " + r.head + " head"][r.name].push_back(acc);
+    }
+    o << "\n### " << s.name << "\n\n";
+    if (by_config.empty()) {
+      o << "No finished runs.\n";
+      continue;
+    }
+    const auto mean_sd = [](const std::vector<double>& xs) {
+      double m = 0, v = 0;
+      for (double x : xs) m += x;
+      m /= double(xs.size());
+      for (double x : xs) v += (x - m) * (x - m);
+      return std::pair<double, double>{m, xs.size() > 1 ? std::sqrt(v / double(xs.size() - 1)) : 0.0};
+    };
+    bool any = false;
+    for (const auto& [setup, models] : by_setup) {
+      const auto h = models.find("hope"), t = models.find("transformer");
+      if (h == models.end() || t == models.end()) continue;
+      if (!any) o << "| Set-up | hope | transformer | hope − transformer | |\n| --- | --: | --: | --: | --- |\n";
+      any = true;
+      const auto [hm, hs] = mean_sd(h->second);
+      const auto [tm, ts] = mean_sd(t->second);
+      const double d = hm - tm;
+      const char* verdict = std::abs(d) <= std::max(hs, ts) ? "within seed noise"
+                            : d < 0                         ? "**Hope loses**"
+                                                            : "**Hope wins**";
+      std::ostringstream diff;
+      diff.setf(std::ios::fixed);
+      diff.precision(opt.decimals);
+      diff << (d >= 0 ? "+" : "") << d;
+      o << "| " << setup << " | " << mean_std_markdown(h->second, opt.decimals) << " | "
+        << mean_std_markdown(t->second, opt.decimals) << " | " << diff.str() << " | " << verdict << " |\n";
+    }
+    if (!any) o << "No set-up ran both `hope` and `transformer`.\n";
+    const auto best = std::max_element(by_config.begin(), by_config.end(), [&](const auto& a, const auto& b) {
+      return mean_sd(a.second).first < mean_sd(b.second).first;
+    });
+    o << "\nBest configuration: `" << best->first << "`, " << mean_std_markdown(best->second, opt.decimals) << " ("
+      << best->second.size() << " seed" << (best->second.size() == 1 ? "" : "s") << ").\n";
   }
 
   // Fine-tuned, class-incremental, softmax head: the seed's protocol as far as it says one.

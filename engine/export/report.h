@@ -1,6 +1,7 @@
 // The results report (`hopelab-cli report`, docs/RESULTS.md): for each sweep file, the runs of its
 // grid found finished in a run database, as the seed-grouped results table, with what did not run
-// and the budget the sweep set; then the measured numbers beside the seed document's claimed ones.
+// and the budget the sweep set; then hope against the transformer per set-up (where Hope loses) and
+// each sweep's best configuration; then the measured numbers beside the seed document's claimed ones.
 // Everything in it comes from the database; nothing is typed in but the seed's claims, which are
 // labelled as such. No Qt, no torch.
 #pragma once
@@ -54,8 +55,10 @@ struct SeedClaim {
 const std::vector<SeedClaim>& seed_claims();
 
 // Markdown: a header saying how it was generated, a section per sweep (results table with train
-// seconds, coverage, budget), and "Against the seed document's claims" (fine-tuned, class-
-// incremental, softmax-head rows of hope / transformer / lstm beside the claimed numbers).
+// seconds, coverage, budget), "Hope against the Transformer" (per sweep and set-up: both means,
+// the difference, a verdict against the seeds' spread; the best configuration), and "Against the
+// seed document's claims" (fine-tuned, class-incremental, softmax-head rows of hope / transformer / lstm beside the
+// claimed numbers).
 std::string results_report(const std::vector<ReportSection>& sections, const ReportOptions& opt);
 
 }  // namespace hl::exporter

@@ -2,6 +2,7 @@
 // with mean ± sample std, missing values, escaping, and number formatting.
 // Regenerate the golden files after an intended change: HL_UPDATE_GOLDEN=1 ./test_export
 #include <QtTest>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -209,6 +210,60 @@ class TestExport : public QObject {
     QVERIFY2(md2.find("| ![transformer, matrix](figures/uuid-3-matrix.png) |") != std::string::npos, md2.c_str());
     QVERIFY2(md2.find("| ![transformer, forgetting](figures/uuid-3-forgetting.png) |") != std::string::npos,
              md2.c_str());
+  }
+
+  // The report's "Hope against the Transformer" section: per set-up both models' means, the
+  // difference and a verdict against the seeds' spread; then the sweep's best configuration.
+  void reportSaysWhereHopeLosesToTheTransformer() {
+    const auto sw = hl::spec::parse_sweep(
+        R"({"name": "duel", "grid": [{"preset": ["transformer", "hope"]},
+            {"preset": ["transformer", "hope"], "experiment.strategy.type": ["replay"]}], "seeds": [0, 1]})",
+        "duel.json", ".");
+    QCOMPARE(int(sw.runs.size()), 8);
+    // Grid order: transformer s0, s1, hope s0, s1; then the replay rows in the same order.
+    const double acc[8] = {0.30, 0.20, 0.10, 0.12, 0.50, 0.52, 0.51, 0.55};
+    std::vector<RunRecord> db;
+    for (int i = 0; i < 8; ++i) {
+      RunRecord r;
+      r.id = i + 1;
+      r.uuid = "u" + std::to_string(i);
+      r.status = hl::RunStatus::Finished;
+      r.config_hash = hl::spec::config_hash(sw.runs[size_t(i)].spec);
+      r.seed = sw.runs[size_t(i)].spec["experiment"]["seed"].get<int64_t>();
+      r.name = sw.runs[size_t(i)].spec["name"].get<std::string>();
+      r.dataset = "banking77";
+      r.strategy = sw.runs[size_t(i)].spec["experiment"]["strategy"]["type"].get<std::string>();
+      r.head = "softmax";
+      r.protocol = "class-incremental";
+      r.summary_json = nlohmann::json{{"final_avg_acc", acc[i]}}.dump();
+      db.push_back(r);
+    }
+    auto section = hl::exporter::match_sweep(sw, db);
+    QCOMPARE(int(section.runs.size()), 8);
+    hl::exporter::ReportOptions o;
+    const std::string md = QString::fromStdString(hl::exporter::results_report({section}, o))
+                               .replace(QRegularExpression(" +"), " ")
+                               .toStdString();
+    auto has = [&](const std::string& what) { return md.find(what) != std::string::npos; };
+    // finetune: hope 0.110 ± 0.014 vs 0.250 ± 0.071: -0.140, beyond both spreads.
+    QVERIFY2(has("### duel\n\n| Set-up | hope | transformer | hope − transformer | |"), md.c_str());
+    QVERIFY2(
+        has("| finetune, class-incremental, softmax head | 0.110 ± 0.014 | 0.250 ± 0.071 | -0.140 | **Hope loses** |"),
+        md.c_str());
+    // replay: 0.530 ± 0.028 vs 0.510 ± 0.014: +0.020 is within hope's spread.
+    QVERIFY2(
+        has("| replay, class-incremental, softmax head | 0.530 ± 0.028 | 0.510 ± 0.014 | +0.020 | within seed noise |"),
+        md.c_str());
+    QVERIFY2(has("Best configuration: `preset=hope experiment.strategy.type=replay`, 0.530 ± 0.028 (2 seeds)."),
+             md.c_str());
+    // Only one seed of hope replay: its spread is 0, and the transformer's alone decides.
+    section.runs.erase(
+        std::remove_if(section.runs.begin(), section.runs.end(), [](const RunRecord& r) { return r.id == 8; }),
+        section.runs.end());
+    const std::string md1 = QString::fromStdString(hl::exporter::results_report({section}, o))
+                                .replace(QRegularExpression(" +"), " ")
+                                .toStdString();
+    QVERIFY2(md1.find("| 0.510 | 0.510 ± 0.014 | +0.000 | within seed noise |") != std::string::npos, md1.c_str());
   }
 
   // A sweep whose grids list one run twice is refused (the runner would skip the second as done
