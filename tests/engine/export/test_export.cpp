@@ -39,6 +39,17 @@ RunRecord run(int64_t id, const std::string& config, const std::string& dataset,
   return r;
 }
 
+// A run record of one sweep run as the store would hold it (Banking77, class-incremental).
+RunRecord sweepRecord(const hl::spec::SweepRun& sr, int64_t id, hl::RunStatus st, const std::string& summary) {
+  RunRecord r = run(id, hl::spec::config_hash(sr.spec), "banking77", sr.spec["name"].get<std::string>(),
+                    sr.spec["experiment"]["strategy"]["type"].get<std::string>(),
+                    sr.spec["experiment"]["seed"].get<int64_t>(), summary, 100);
+  r.uuid = "uuid-" + std::to_string(id);
+  r.status = st;
+  r.protocol = "class-incremental";
+  return r;
+}
+
 // Two configurations × 3 seeds (given interleaved) and one single run whose dataset name needs
 // escaping in every format. Expected values (decimals 3):
 //   hope/finetune:      final 0.420 ± 0.020, forgetting 0.500 ± 0.020, bwt -0.500 ± 0.020,
@@ -142,20 +153,7 @@ class TestExport : public QObject {
     QCOMPARE(QString::fromStdString(sw.runs[4].label),
              QString("preset=transformer experiment.strategy.type=replay seed=0"));
     auto record = [&](int64_t id, int i, hl::RunStatus st, const char* summary) {
-      RunRecord r;
-      r.id = id;
-      r.uuid = "uuid-" + std::to_string(id);
-      r.status = st;
-      r.config_hash = hl::spec::config_hash(sw.runs[size_t(i)].spec);
-      r.seed = sw.runs[size_t(i)].spec["experiment"]["seed"].get<int64_t>();
-      r.name = sw.runs[size_t(i)].spec["name"].get<std::string>();
-      r.dataset = "banking77";
-      r.strategy = sw.runs[size_t(i)].spec["experiment"]["strategy"]["type"].get<std::string>();
-      r.head = "softmax";
-      r.protocol = "class-incremental";
-      r.params = 100;
-      r.summary_json = summary;
-      return r;
+      return sweepRecord(sw.runs[size_t(i)], id, st, summary);
     };
     const std::vector<RunRecord> db = {
         record(1, 0, hl::RunStatus::Finished, R"({"final_avg_acc":0.10,"train_seconds":10})"),
@@ -223,21 +221,9 @@ class TestExport : public QObject {
     // Grid order: transformer s0, s1, hope s0, s1; then the replay rows in the same order.
     const double acc[8] = {0.30, 0.20, 0.10, 0.12, 0.50, 0.52, 0.51, 0.55};
     std::vector<RunRecord> db;
-    for (int i = 0; i < 8; ++i) {
-      RunRecord r;
-      r.id = i + 1;
-      r.uuid = "u" + std::to_string(i);
-      r.status = hl::RunStatus::Finished;
-      r.config_hash = hl::spec::config_hash(sw.runs[size_t(i)].spec);
-      r.seed = sw.runs[size_t(i)].spec["experiment"]["seed"].get<int64_t>();
-      r.name = sw.runs[size_t(i)].spec["name"].get<std::string>();
-      r.dataset = "banking77";
-      r.strategy = sw.runs[size_t(i)].spec["experiment"]["strategy"]["type"].get<std::string>();
-      r.head = "softmax";
-      r.protocol = "class-incremental";
-      r.summary_json = nlohmann::json{{"final_avg_acc", acc[i]}}.dump();
-      db.push_back(r);
-    }
+    for (int i = 0; i < 8; ++i)
+      db.push_back(sweepRecord(sw.runs[size_t(i)], i + 1, hl::RunStatus::Finished,
+                               nlohmann::json{{"final_avg_acc", acc[i]}}.dump()));
     auto section = hl::exporter::match_sweep(sw, db);
     QCOMPARE(int(section.runs.size()), 8);
     hl::exporter::ReportOptions o;
