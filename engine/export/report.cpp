@@ -107,8 +107,9 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
   o << "\n## Hope against the Transformer\n\n"
     << "For each sweep, every set-up (strategy, protocol, head) that ran both `hope` and `transformer`: final "
        "average accuracy (mean ± std over seeds) and the difference. *Loses* / *wins*: the difference is "
-       "larger than the larger of the two standard deviations; otherwise *within seed noise* (with one seed "
-       "each, any difference counts). Then the sweep's best configuration by the same mean.\n";
+       "larger than the larger of the two standard deviations; otherwise *within seed noise*; with one seed on either "
+       "side there is no spread to judge by "
+       "(*not judged*). Then the sweep's best configuration by the same mean.\n";
   for (const auto& s : sections) {
     std::map<std::string, std::map<std::string, std::vector<double>>> by_setup;  // set-up -> model -> accs
     std::map<std::string, std::vector<double>> by_config;                        // config label -> accs
@@ -142,9 +143,10 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       const auto [hm, hs] = mean_sd(h->second);
       const auto [tm, ts] = mean_sd(t->second);
       const double d = hm - tm;
-      const char* verdict = std::abs(d) <= std::max(hs, ts) ? "within seed noise"
-                            : d < 0                         ? "**Hope loses**"
-                                                            : "**Hope wins**";
+      const char* verdict = h->second.size() < 2 || t->second.size() < 2 ? "not judged (1 seed)"
+                            : std::abs(d) <= std::max(hs, ts)            ? "within seed noise"
+                            : d < 0                                      ? "**Hope loses**"
+                                                                         : "**Hope wins**";
       std::ostringstream diff;
       diff.setf(std::ios::fixed);
       diff.precision(opt.decimals);

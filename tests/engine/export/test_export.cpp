@@ -242,14 +242,14 @@ class TestExport : public QObject {
         md.c_str());
     QVERIFY2(has("Best configuration: `preset=hope experiment.strategy.type=replay`, 0.530 ± 0.028 (2 seeds)."),
              md.c_str());
-    // Only one seed of hope replay: its spread is 0, and the transformer's alone decides.
+    // Only one seed of hope replay: no spread to judge by.
     section.runs.erase(
         std::remove_if(section.runs.begin(), section.runs.end(), [](const RunRecord& r) { return r.id == 8; }),
         section.runs.end());
     const std::string md1 = QString::fromStdString(hl::exporter::results_report({section}, o))
                                 .replace(QRegularExpression(" +"), " ")
                                 .toStdString();
-    QVERIFY2(md1.find("| 0.510 | 0.510 ± 0.014 | +0.000 | within seed noise |") != std::string::npos, md1.c_str());
+    QVERIFY2(md1.find("| 0.510 | 0.510 ± 0.014 | +0.000 | not judged (1 seed) |") != std::string::npos, md1.c_str());
   }
 
   // A sweep whose grids list one run twice is refused (the runner would skip the second as done
