@@ -14,6 +14,33 @@ namespace {
 
 using json = nlohmann::json;
 
+// What the "Hope against the Transformer" section needs to know of a configuration.
+struct RunKind {
+  std::string name, strategy, protocol;
+};
+
+// Which builds, LibTorch versions, devices and hosts made the runs (the store keeps them per run),
+// each with its run count: "Hope Lab `8954394` (30 runs), `0a8e4a9` (15 runs); LibTorch 2.14.1
+// (45 runs); device cpu (45 runs); host vm (45 runs)".
+std::string provenance(const std::vector<hl::store::RunRecord>& runs) {
+  const auto list = [&](const char* what, bool code, auto&& field) {
+    std::map<std::string, int> n;
+    for (const auto& r : runs) ++n[field(r).empty() ? std::string("unknown") : field(r)];
+    std::string out = what;
+    bool first = true;
+    for (const auto& [v, k] : n) {
+      out +=
+          (first ? " " : ", ") + (code ? "`" + v + "`" : v) + " (" + std::to_string(k) + (k == 1 ? " run)" : " runs)");
+      first = false;
+    }
+    return out;
+  };
+  return list("Hope Lab", true, [](const auto& r) { return r.app_version; }) + "; " +
+         list("LibTorch", false, [](const auto& r) { return r.torch_version; }) + "; " +
+         list("device", false, [](const auto& r) { return r.device; }) + "; " +
+         list("host", false, [](const auto& r) { return r.host; });
+}
+
 }  // namespace
 
 ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store::RunRecord>& all) {
@@ -78,7 +105,7 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     if (!s.set.empty()) o << "; every run with `" << s.set.dump() << "`";
     o << ".\n\n";
     t.config_labels = s.labels;
-    if (!s.runs.empty()) o << results_table(s.runs, t);
+    if (!s.runs.empty()) o << "Made by " << provenance(s.runs) << ".\n\n" << results_table(s.runs, t);
     if (!s.missing.empty()) {
       o << "\nNot run yet (" << s.missing.size() << "):";
       for (size_t i = 0; i < s.missing.size() && i < 20; ++i) o << (i ? ";" : "") << " `" << s.missing[i] << "`";
@@ -109,16 +136,21 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
        "average accuracy (mean ± std over seeds) and the difference. *Loses* / *wins*: the difference is "
        "larger than the larger of the two standard deviations; otherwise *within seed noise*; with one seed on either "
        "side there is no spread to judge by "
-       "(*not judged*). Then the sweep's best configuration by the same mean.\n";
+       "(*not judged*). Then the sweep's best configuration by the same mean, and the best class-incremental "
+       "Hope variant without replay (any `hope*` preset, any strategy but replay, any head) against the best "
+       "replay configuration, judged by the same rule.\n";
   for (const auto& s : sections) {
     std::map<std::string, std::map<std::string, std::vector<double>>> by_setup;  // set-up -> model -> accs
     std::map<std::string, std::vector<double>> by_config;                        // config label -> accs
+    std::map<std::string, RunKind> kind;                                         // config label -> kind
     for (const auto& r : s.runs) {
       const json sum = json::parse(r.summary_json, nullptr, false);
       if (!sum.is_object() || !sum.contains("final_avg_acc") || !sum["final_avg_acc"].is_number()) continue;
       const double acc = sum["final_avg_acc"].get<double>();
       const auto lab = s.labels.find(r.config_hash);
-      by_config[lab == s.labels.end() ? r.name : lab->second].push_back(acc);
+      const std::string label = lab == s.labels.end() ? r.name : lab->second;
+      by_config[label].push_back(acc);
+      kind[label] = {r.name, r.strategy, r.protocol};
       if (r.name == "hope" || r.name == "transformer")
         by_setup[r.strategy + ", " + r.protocol + ", " + r.head + " head"][r.name].push_back(acc);
     }
@@ -158,8 +190,40 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     const auto best = std::max_element(by_config.begin(), by_config.end(), [&](const auto& a, const auto& b) {
       return mean_sd(a.second).first < mean_sd(b.second).first;
     });
+    const auto seeds = [](size_t n) { return std::to_string(n) + (n == 1 ? " seed" : " seeds"); };
     o << "\nBest configuration: `" << best->first << "`, " << mean_std_markdown(best->second, opt.decimals) << " ("
-      << best->second.size() << " seed" << (best->second.size() == 1 ? "" : "s") << ").\n";
+      << seeds(best->second.size()) << ").\n";
+
+    // The project's question (docs/HOPE.md): does a Hope variant without replay beat replay? The
+    // best class-incremental Hope-family configuration (any preset named hope*, any strategy but
+    // replay, any head) against the best replay configuration, judged by the same rule.
+    const auto best_of = [&](auto&& pick) {
+      const std::pair<const std::string, std::vector<double>>* out = nullptr;
+      for (const auto& kv : by_config) {
+        const auto k = kind.find(kv.first);
+        if (k == kind.end() || !pick(k->second)) continue;
+        if (!out || mean_sd(kv.second).first > mean_sd(out->second).first) out = &kv;
+      }
+      return out;
+    };
+    const auto* no_replay = best_of([](const RunKind& k) {
+      return k.name.rfind("hope", 0) == 0 && k.strategy != "replay" && k.protocol == "class-incremental";
+    });
+    const auto* replay =
+        best_of([](const RunKind& k) { return k.strategy == "replay" && k.protocol == "class-incremental"; });
+    if (no_replay && replay) {
+      const auto [hm, hs] = mean_sd(no_replay->second);
+      const auto [rm, rs] = mean_sd(replay->second);
+      const double d = hm - rm;
+      const char* verdict = no_replay->second.size() < 2 || replay->second.size() < 2 ? "not judged (1 seed)"
+                            : std::abs(d) <= std::max(hs, rs)                         ? "within seed noise"
+                            : d < 0                                                   ? "**replay wins**"
+                                                                                      : "**Hope without replay wins**";
+      o << "\nBest Hope variant without replay: `" << no_replay->first << "`, "
+        << mean_std_markdown(no_replay->second, opt.decimals) << " (" << seeds(no_replay->second.size())
+        << "); best replay: `" << replay->first << "`, " << mean_std_markdown(replay->second, opt.decimals) << " ("
+        << seeds(replay->second.size()) << "): " << verdict << ".\n";
+    }
   }
 
   // Fine-tuned, class-incremental, softmax head: the seed's protocol as far as it says one.
