@@ -16,7 +16,7 @@ using json = nlohmann::json;
 
 // What the "Hope against the Transformer" section needs to know of a configuration.
 struct RunKind {
-  std::string name, strategy, protocol;
+  std::string name, strategy, protocol, head;
 };
 
 // Which builds, LibTorch versions, devices and hosts made the runs (the store keeps them per run),
@@ -136,9 +136,10 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
        "average accuracy (mean ± std over seeds) and the difference. *Loses* / *wins*: the difference is "
        "larger than the larger of the two standard deviations; otherwise *within seed noise*; with one seed on either "
        "side there is no spread to judge by "
-       "(*not judged*). Then the sweep's best configuration by the same mean, and the best class-incremental "
-       "Hope variant without replay (any `hope*` preset, any strategy but replay, any head) against the best "
-       "replay configuration, judged by the same rule.\n";
+       "(*not judged*). Then the sweep's best configuration by the same mean; the best class-incremental "
+       "Hope variant without replay that trains (any `hope*` preset, any strategy but replay, any head but "
+       "`ncm`) against the best replay configuration, judged by the same rule; and, apart, Hope's untrained "
+       "features with the NCM head against the same replay row.\n";
   for (const auto& s : sections) {
     std::map<std::string, std::map<std::string, std::vector<double>>> by_setup;  // set-up -> model -> accs
     std::map<std::string, std::vector<double>> by_config;                        // config label -> accs
@@ -150,7 +151,7 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       const auto lab = s.labels.find(r.config_hash);
       const std::string label = lab == s.labels.end() ? r.name : lab->second;
       by_config[label].push_back(acc);
-      kind[label] = {r.name, r.strategy, r.protocol};
+      kind[label] = {r.name, r.strategy, r.protocol, r.head};
       if (r.name == "hope" || r.name == "transformer")
         by_setup[r.strategy + ", " + r.protocol + ", " + r.head + " head"][r.name].push_back(acc);
     }
@@ -195,8 +196,10 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       << seeds(best->second.size()) << ").\n";
 
     // The project's question (docs/HOPE.md): does a Hope variant without replay beat replay? The
-    // best class-incremental Hope-family configuration (any preset named hope*, any strategy but
-    // replay, any head) against the best replay configuration, judged by the same rule.
+    // best class-incremental Hope-family configuration that trains (any preset named hope*, any
+    // strategy but replay, any head but ncm) against the best replay configuration, judged by the
+    // same rule; then, apart, Hope's untrained features with the NCM head (nothing trains there, so
+    // it answers a different question: how good are the features at initialisation?).
     const auto best_of = [&](auto&& pick) {
       const std::pair<const std::string, std::vector<double>>* out = nullptr;
       for (const auto& kv : by_config) {
@@ -206,24 +209,31 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       }
       return out;
     };
-    const auto* no_replay = best_of([](const RunKind& k) {
-      return k.name.rfind("hope", 0) == 0 && k.strategy != "replay" && k.protocol == "class-incremental";
-    });
+    const auto hope_no_replay = [](const RunKind& k, bool ncm) {
+      return k.name.rfind("hope", 0) == 0 && k.strategy != "replay" && k.protocol == "class-incremental" &&
+             (k.head == "ncm") == ncm;
+    };
+    const auto* trained = best_of([&](const RunKind& k) { return hope_no_replay(k, false); });
+    const auto* untrained = best_of([&](const RunKind& k) { return hope_no_replay(k, true); });
     const auto* replay =
         best_of([](const RunKind& k) { return k.strategy == "replay" && k.protocol == "class-incremental"; });
-    if (no_replay && replay) {
-      const auto [hm, hs] = mean_sd(no_replay->second);
+    const auto against_replay = [&](const char* what, const auto* cfg) {
+      if (!cfg || !replay) return;
+      const auto [hm, hs] = mean_sd(cfg->second);
       const auto [rm, rs] = mean_sd(replay->second);
       const double d = hm - rm;
-      const char* verdict = no_replay->second.size() < 2 || replay->second.size() < 2 ? "not judged (1 seed)"
-                            : std::abs(d) <= std::max(hs, rs)                         ? "within seed noise"
-                            : d < 0                                                   ? "**replay wins**"
-                                                                                      : "**Hope without replay wins**";
-      o << "\nBest Hope variant without replay: `" << no_replay->first << "`, "
-        << mean_std_markdown(no_replay->second, opt.decimals) << " (" << seeds(no_replay->second.size())
-        << "); best replay: `" << replay->first << "`, " << mean_std_markdown(replay->second, opt.decimals) << " ("
-        << seeds(replay->second.size()) << "): " << verdict << ".\n";
-    }
+      const char* verdict = cfg->second.size() < 2 || replay->second.size() < 2 ? "not judged (1 seed)"
+                            : std::abs(d) <= std::max(hs, rs)                   ? "within seed noise"
+                            : d < 0                                             ? "**replay wins**"
+                                                                                : "**Hope without replay wins**";
+      o << "\n"
+        << what << ": `" << cfg->first << "`, " << mean_std_markdown(cfg->second, opt.decimals) << " ("
+        << seeds(cfg->second.size()) << "); best replay: `" << replay->first << "`, "
+        << mean_std_markdown(replay->second, opt.decimals) << " (" << seeds(replay->second.size()) << "): " << verdict
+        << ".\n";
+    };
+    against_replay("Best trained Hope variant without replay", trained);
+    against_replay("Hope's untrained features with the NCM head (nothing trains)", untrained);
   }
 
   // Fine-tuned, class-incremental, softmax head: the seed's protocol as far as it says one.

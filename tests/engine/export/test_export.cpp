@@ -253,16 +253,19 @@ class TestExport : public QObject {
   }
 
   // The report answers the project's question per sweep: the best class-incremental Hope variant
-  // without replay (any hope* preset and head; replay and the joint upper bound excluded) against
-  // the best replay configuration, with the same verdict rule as the Hope-vs-Transformer table.
+  // without replay that trains (any hope* preset; replay, the joint upper bound and the untrained
+  // NCM head excluded) against the best replay configuration, with the same verdict rule as the
+  // Hope-vs-Transformer table; the untrained Hope + NCM row is judged apart.
   void reportComparesTheBestHopeWithoutReplayToReplay() {
     const auto sw = hl::spec::parse_sweep(
         R"({"name": "aim", "grid": [{"preset": ["hope", "hope-memhead"]},
             {"preset": ["transformer", "hope"], "experiment.strategy.type": ["replay"]},
-            {"preset": ["hope"], "experiment.protocol": ["joint"]}], "seeds": [0, 1]})",
+            {"preset": ["hope"], "experiment.protocol": ["joint"]},
+            {"preset": ["hope"], "model.head.type": ["ncm"]}], "seeds": [0, 1]})",
         "aim.json", ".");
-    QCOMPARE(int(sw.runs.size()), 10);
-    // Grid order, two seeds each: hope, hope-memhead, transformer replay, hope replay, hope joint.
+    QCOMPARE(int(sw.runs.size()), 12);
+    // Grid order, two seeds each: hope, hope-memhead, transformer replay, hope replay, hope joint,
+    // hope with the NCM head (untrained).
     auto report = [&](const std::vector<double>& acc) {
       std::vector<RunRecord> db;
       for (size_t i = 0; i < sw.runs.size(); ++i)
@@ -272,6 +275,7 @@ class TestExport : public QObject {
         db[i].app_version = i < 6 ? "abc1234" : "def5678";
         db[i].torch_version = "2.14.1";
         db[i].device = i < 6 ? "cpu" : "cuda";
+        db[i].head = sw.runs[i].spec.value(nlohmann::json::json_pointer("/model/head/type"), std::string("softmax"));
       }
       hl::exporter::ReportOptions o;
       return QString::fromStdString(hl::exporter::results_report({hl::exporter::match_sweep(sw, db)}, o))
@@ -280,26 +284,32 @@ class TestExport : public QObject {
     };
     // hope-memhead 0.320 ± 0.028 against hope replay 0.260 ± 0.014: +0.060 beyond both spreads. The
     // joint run (0.91) is the best configuration but is no answer to the question.
-    const std::string md = report({0.10, 0.12, 0.30, 0.34, 0.20, 0.22, 0.25, 0.27, 0.90, 0.92});
+    const std::string md = report({0.10, 0.12, 0.30, 0.34, 0.20, 0.22, 0.25, 0.27, 0.90, 0.92, 0.50, 0.60});
     // Each section says which builds, LibTorch, devices and hosts made its runs.
-    QVERIFY2(md.find("Made by Hope Lab `abc1234` (6 runs), `def5678` (4 runs); LibTorch 2.14.1 (10 runs); device "
-                     "cpu (6 runs), cuda (4 runs); host unknown (10 runs).") != std::string::npos,
+    QVERIFY2(md.find("Made by Hope Lab `abc1234` (6 runs), `def5678` (6 runs); LibTorch 2.14.1 (12 runs); device "
+                     "cpu (6 runs), cuda (6 runs); host unknown (12 runs).") != std::string::npos,
              md.c_str());
     QVERIFY2(md.find("Best configuration: `preset=hope experiment.protocol=joint`, 0.910 ± 0.014 (2 seeds).") !=
                  std::string::npos,
              md.c_str());
-    QVERIFY2(md.find("Best Hope variant without replay: `preset=hope-memhead`, 0.320 ± 0.028 (2 seeds); best "
+    QVERIFY2(md.find("Best trained Hope variant without replay: `preset=hope-memhead`, 0.320 ± 0.028 (2 seeds); best "
                      "replay: `preset=hope experiment.strategy.type=replay`, 0.260 ± 0.014 (2 seeds): **Hope "
                      "without replay wins**.") != std::string::npos,
              md.c_str());
     // Replay ahead by more than the spread: replay wins; plain hope now the best without replay.
-    const std::string md2 = report({0.15, 0.17, 0.10, 0.14, 0.40, 0.42, 0.25, 0.27, 0.90, 0.92});
-    QVERIFY2(md2.find("Best Hope variant without replay: `preset=hope`, 0.160 ± 0.014 (2 seeds); best replay: "
+    // The untrained NCM row (0.550 ± 0.071) is judged apart, against the same replay row.
+    QVERIFY2(md.find("Hope's untrained features with the NCM head (nothing trains): `preset=hope "
+                     "model.head.type=ncm`, 0.550 ± 0.071 (2 seeds); best replay: `preset=hope "
+                     "experiment.strategy.type=replay`, 0.260 ± 0.014 (2 seeds): **Hope without replay wins**.") !=
+                 std::string::npos,
+             md.c_str());
+    const std::string md2 = report({0.15, 0.17, 0.10, 0.14, 0.40, 0.42, 0.25, 0.27, 0.90, 0.92, 0.50, 0.60});
+    QVERIFY2(md2.find("Best trained Hope variant without replay: `preset=hope`, 0.160 ± 0.014 (2 seeds); best replay: "
                       "`preset=transformer experiment.strategy.type=replay`, 0.410 ± 0.014 (2 seeds): **replay "
                       "wins**.") != std::string::npos,
              md2.c_str());
     // Within the spread.
-    const std::string md3 = report({0.15, 0.17, 0.10, 0.14, 0.15, 0.19, 0.05, 0.07, 0.90, 0.92});
+    const std::string md3 = report({0.15, 0.17, 0.10, 0.14, 0.15, 0.19, 0.05, 0.07, 0.90, 0.92, 0.50, 0.60});
     QVERIFY2(md3.find("0.170 ± 0.028 (2 seeds): within seed noise.") != std::string::npos, md3.c_str());
   }
 
