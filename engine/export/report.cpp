@@ -167,19 +167,26 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       for (double x : xs) v += (x - m) * (x - m);
       return std::pair<double, double>{m, xs.size() > 1 ? std::sqrt(v / double(xs.size() - 1)) : 0.0};
     };
+    // a against b: a difference beyond the larger of the two spreads decides; one seed on either
+    // side leaves nothing to judge by.
+    const auto judge = [&](const std::vector<double>& a, const std::vector<double>& b, const char* loses,
+                           const char* wins) {
+      const auto [am, as] = mean_sd(a);
+      const auto [bm, bs] = mean_sd(b);
+      const double d = am - bm;
+      return a.size() < 2 || b.size() < 2      ? "not judged (1 seed)"
+             : std::abs(d) <= std::max(as, bs) ? "within seed noise"
+             : d < 0                           ? loses
+                                               : wins;
+    };
     bool any = false;
     for (const auto& [setup, models] : by_setup) {
       const auto h = models.find("hope"), t = models.find("transformer");
       if (h == models.end() || t == models.end()) continue;
       if (!any) o << "| Set-up | hope | transformer | hope − transformer | |\n| --- | --: | --: | --: | --- |\n";
       any = true;
-      const auto [hm, hs] = mean_sd(h->second);
-      const auto [tm, ts] = mean_sd(t->second);
-      const double d = hm - tm;
-      const char* verdict = h->second.size() < 2 || t->second.size() < 2 ? "not judged (1 seed)"
-                            : std::abs(d) <= std::max(hs, ts)            ? "within seed noise"
-                            : d < 0                                      ? "**Hope loses**"
-                                                                         : "**Hope wins**";
+      const double d = mean_sd(h->second).first - mean_sd(t->second).first;
+      const char* verdict = judge(h->second, t->second, "**Hope loses**", "**Hope wins**");
       std::ostringstream diff;
       diff.setf(std::ios::fixed);
       diff.precision(opt.decimals);
@@ -219,13 +226,7 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
         best_of([](const RunKind& k) { return k.strategy == "replay" && k.protocol == "class-incremental"; });
     const auto against_replay = [&](const char* what, const auto* cfg) {
       if (!cfg || !replay) return;
-      const auto [hm, hs] = mean_sd(cfg->second);
-      const auto [rm, rs] = mean_sd(replay->second);
-      const double d = hm - rm;
-      const char* verdict = cfg->second.size() < 2 || replay->second.size() < 2 ? "not judged (1 seed)"
-                            : std::abs(d) <= std::max(hs, rs)                   ? "within seed noise"
-                            : d < 0                                             ? "**replay wins**"
-                                                                                : "**Hope without replay wins**";
+      const char* verdict = judge(cfg->second, replay->second, "**replay wins**", "**Hope without replay wins**");
       o << "\n"
         << what << ": `" << cfg->first << "`, " << mean_std_markdown(cfg->second, opt.decimals) << " ("
         << seeds(cfg->second.size()) << "); best replay: `" << replay->first << "`, "
