@@ -14,9 +14,14 @@ namespace {
 
 using json = nlohmann::json;
 
-// What the "Hope against the Transformer" section needs to know of a configuration.
+// A configuration of a sweep as the "Hope against the Transformer" section sees it: what kind of
+// run it is and its seeds' final accuracies.
 struct RunKind {
   std::string name, strategy, protocol, head;
+};
+struct Config {
+  RunKind kind;
+  std::vector<double> accs;
 };
 
 // Which builds, LibTorch versions, devices and hosts made the runs (the store keeps them per run),
@@ -25,7 +30,10 @@ struct RunKind {
 std::string provenance(const std::vector<hl::store::RunRecord>& runs) {
   const auto list = [&](const char* what, bool code, auto&& field) {
     std::map<std::string, int> n;
-    for (const auto& r : runs) ++n[field(r).empty() ? std::string("unknown") : field(r)];
+    for (const auto& r : runs) {
+      const std::string& v = field(r);
+      ++n[v.empty() ? std::string("unknown") : v];
+    }
     std::string out = what;
     bool first = true;
     for (const auto& [v, k] : n) {
@@ -35,10 +43,11 @@ std::string provenance(const std::vector<hl::store::RunRecord>& runs) {
     }
     return out;
   };
-  return list("Hope Lab", true, [](const auto& r) { return r.app_version; }) + "; " +
-         list("LibTorch", false, [](const auto& r) { return r.torch_version; }) + "; " +
-         list("device", false, [](const auto& r) { return r.device; }) + "; " +
-         list("host", false, [](const auto& r) { return r.host; });
+  using R = hl::store::RunRecord;
+  return list("Hope Lab", true, [](const R& r) -> const std::string& { return r.app_version; }) + "; " +
+         list("LibTorch", false, [](const R& r) -> const std::string& { return r.torch_version; }) + "; " +
+         list("device", false, [](const R& r) -> const std::string& { return r.device; }) + "; " +
+         list("host", false, [](const R& r) -> const std::string& { return r.host; });
 }
 
 }  // namespace
@@ -142,16 +151,16 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
        "features with the NCM head against the same replay row.\n";
   for (const auto& s : sections) {
     std::map<std::string, std::map<std::string, std::vector<double>>> by_setup;  // set-up -> model -> accs
-    std::map<std::string, std::vector<double>> by_config;                        // config label -> accs
-    std::map<std::string, RunKind> kind;                                         // config label -> kind
+    std::map<std::string, Config> by_config;                                     // config label -> runs
     for (const auto& r : s.runs) {
       const json sum = json::parse(r.summary_json, nullptr, false);
       if (!sum.is_object() || !sum.contains("final_avg_acc") || !sum["final_avg_acc"].is_number()) continue;
       const double acc = sum["final_avg_acc"].get<double>();
       const auto lab = s.labels.find(r.config_hash);
       const std::string label = lab == s.labels.end() ? r.name : lab->second;
-      by_config[label].push_back(acc);
-      kind[label] = {r.name, r.strategy, r.protocol, r.head};
+      auto& cfg = by_config[label];
+      cfg.kind = {r.name, r.strategy, r.protocol, r.head};
+      cfg.accs.push_back(acc);
       if (r.name == "hope" || r.name == "transformer")
         by_setup[r.strategy + ", " + r.protocol + ", " + r.head + " head"][r.name].push_back(acc);
     }
@@ -196,11 +205,11 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     }
     if (!any) o << "No set-up ran both `hope` and `transformer`.\n";
     const auto best = std::max_element(by_config.begin(), by_config.end(), [&](const auto& a, const auto& b) {
-      return mean_sd(a.second).first < mean_sd(b.second).first;
+      return mean_sd(a.second.accs).first < mean_sd(b.second.accs).first;
     });
     const auto seeds = [](size_t n) { return std::to_string(n) + (n == 1 ? " seed" : " seeds"); };
-    o << "\nBest configuration: `" << best->first << "`, " << mean_std_markdown(best->second, opt.decimals) << " ("
-      << seeds(best->second.size()) << ").\n";
+    o << "\nBest configuration: `" << best->first << "`, " << mean_std_markdown(best->second.accs, opt.decimals) << " ("
+      << seeds(best->second.accs.size()) << ").\n";
 
     // The project's question (docs/HOPE.md): does a Hope variant without replay beat replay? The
     // best class-incremental Hope-family configuration that trains (any preset named hope*, any
@@ -208,12 +217,10 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     // same rule; then, apart, Hope's untrained features with the NCM head (nothing trains there, so
     // it answers a different question: how good are the features at initialisation?).
     const auto best_of = [&](auto&& pick) {
-      const std::pair<const std::string, std::vector<double>>* out = nullptr;
-      for (const auto& kv : by_config) {
-        const auto k = kind.find(kv.first);
-        if (k == kind.end() || !pick(k->second)) continue;
-        if (!out || mean_sd(kv.second).first > mean_sd(out->second).first) out = &kv;
-      }
+      const std::pair<const std::string, Config>* out = nullptr;
+      for (const auto& kv : by_config)
+        if (pick(kv.second.kind) && (!out || mean_sd(kv.second.accs).first > mean_sd(out->second.accs).first))
+          out = &kv;
       return out;
     };
     const auto hope_no_replay = [](const RunKind& k, bool ncm) {
@@ -226,12 +233,11 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
         best_of([](const RunKind& k) { return k.strategy == "replay" && k.protocol == "class-incremental"; });
     const auto against_replay = [&](const char* what, const auto* cfg) {
       if (!cfg || !replay) return;
-      const char* verdict = judge(cfg->second, replay->second, "**replay wins**", "**Hope without replay wins**");
+      const auto &a = cfg->second.accs, &r = replay->second.accs;
       o << "\n"
-        << what << ": `" << cfg->first << "`, " << mean_std_markdown(cfg->second, opt.decimals) << " ("
-        << seeds(cfg->second.size()) << "); best replay: `" << replay->first << "`, "
-        << mean_std_markdown(replay->second, opt.decimals) << " (" << seeds(replay->second.size()) << "): " << verdict
-        << ".\n";
+        << what << ": `" << cfg->first << "`, " << mean_std_markdown(a, opt.decimals) << " (" << seeds(a.size())
+        << "); best replay: `" << replay->first << "`, " << mean_std_markdown(r, opt.decimals) << " ("
+        << seeds(r.size()) << "): " << judge(a, r, "**replay wins**", "**Hope without replay wins**") << ".\n";
     };
     against_replay("Best trained Hope variant without replay", trained);
     against_replay("Hope's untrained features with the NCM head (nothing trains)", untrained);

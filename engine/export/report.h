@@ -54,10 +54,12 @@ struct SeedClaim {
 };
 const std::vector<SeedClaim>& seed_claims();
 
-// Markdown: a header saying how it was generated, a section per sweep (results table with train
-// seconds, coverage, budget), "Hope against the Transformer" (per sweep and set-up: both means,
-// the difference, a verdict against the seeds' spread; the best configuration; the best Hope variant
-// without replay against the best replay configuration), and "Against the
+// Markdown: a header saying how it was generated, a section per sweep (which builds, LibTorch
+// versions, devices and hosts made its runs; results table with train seconds, coverage, budget),
+// "Hope against the Transformer" (per sweep and set-up: both means,
+// the difference, a verdict against the seeds' spread; the best configuration; the best trained
+// Hope variant without replay, and apart Hope's untrained features with the NCM head, each against
+// the best replay configuration), and "Against the
 // seed document's claims" (fine-tuned, class-incremental, softmax-head rows of hope / transformer / lstm beside the
 // claimed numbers).
 std::string results_report(const std::vector<ReportSection>& sections, const ReportOptions& opt);

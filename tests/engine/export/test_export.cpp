@@ -47,6 +47,7 @@ RunRecord sweepRecord(const hl::spec::SweepRun& sr, int64_t id, hl::RunStatus st
   r.uuid = "uuid-" + std::to_string(id);
   r.status = st;
   r.protocol = sr.spec["experiment"].value("protocol", "class-incremental");
+  r.head = sr.spec.value(nlohmann::json::json_pointer("/model/head/type"), std::string("softmax"));
   return r;
 }
 
@@ -275,7 +276,6 @@ class TestExport : public QObject {
         db[i].app_version = i < 6 ? "abc1234" : "def5678";
         db[i].torch_version = "2.14.1";
         db[i].device = i < 6 ? "cpu" : "cuda";
-        db[i].head = sw.runs[i].spec.value(nlohmann::json::json_pointer("/model/head/type"), std::string("softmax"));
       }
       hl::exporter::ReportOptions o;
       return QString::fromStdString(hl::exporter::results_report({hl::exporter::match_sweep(sw, db)}, o))
@@ -296,13 +296,13 @@ class TestExport : public QObject {
                      "replay: `preset=hope experiment.strategy.type=replay`, 0.260 ± 0.014 (2 seeds): **Hope "
                      "without replay wins**.") != std::string::npos,
              md.c_str());
-    // Replay ahead by more than the spread: replay wins; plain hope now the best without replay.
     // The untrained NCM row (0.550 ± 0.071) is judged apart, against the same replay row.
     QVERIFY2(md.find("Hope's untrained features with the NCM head (nothing trains): `preset=hope "
                      "model.head.type=ncm`, 0.550 ± 0.071 (2 seeds); best replay: `preset=hope "
                      "experiment.strategy.type=replay`, 0.260 ± 0.014 (2 seeds): **Hope without replay wins**.") !=
                  std::string::npos,
              md.c_str());
+    // Replay ahead by more than the spread: replay wins; plain hope now the best without replay.
     const std::string md2 = report({0.15, 0.17, 0.10, 0.14, 0.40, 0.42, 0.25, 0.27, 0.90, 0.92, 0.50, 0.60});
     QVERIFY2(md2.find("Best trained Hope variant without replay: `preset=hope`, 0.160 ± 0.014 (2 seeds); best replay: "
                       "`preset=transformer experiment.strategy.type=replay`, 0.410 ± 0.014 (2 seeds): **replay "
