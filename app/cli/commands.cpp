@@ -214,7 +214,10 @@ Commands::Commands(CLI::App& app) : app_(app) {
   report_ = app.add_subcommand("report",
                                "The results report (Markdown, docs/RESULTS.md) of one or more sweep files: each "
                                "sweep's finished runs in the database as a seed-grouped table, what did not run, the "
-                               "sweep's budget, and the measured numbers beside the seed document's claims");
+                               "sweep's budget and which builds and devices made the runs; Hope against the "
+                               "Transformer per set-up with a verdict against the seeds' spread, the best "
+                               "configuration and the best Hope variant without replay against replay; and the "
+                               "measured numbers beside the seed document's claims");
   report_->add_option("sweeps", report_files_, "Sweep files (JSON), e.g. sweeps/laptop/*.json")
       ->required()
       ->check(CLI::ExistingFile);
