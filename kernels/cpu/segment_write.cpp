@@ -32,8 +32,9 @@ Token<T> token(const SegmentWriteCoeffs& c, T valid, T eta, T alpha) {
 }
 
 // y[o] = Σ_i A[o, i] x[i]
-template <typename T>
-void matvec(const T* __restrict A, const T* __restrict x, T* __restrict y, int64_t O, int64_t I) {
+template <typename T, int64_t IC>
+void matvec(const T* __restrict A, const T* __restrict x, T* __restrict y, int64_t O, int64_t Irt) {
+  const int64_t I = IC ? IC : Irt;
   for (int64_t o = 0; o < O; ++o) {
     const T* __restrict row = A + o * I;
     T acc = 0;
@@ -43,63 +44,69 @@ void matvec(const T* __restrict A, const T* __restrict x, T* __restrict y, int64
   }
 }
 
-// One token's step on a row's W, S (in place); wu is scratch of length O.
-template <typename T>
-void step(T* __restrict W, T* __restrict S, const T* __restrict u, const T* __restrict g, const Token<T>& k,
-          T* __restrict wu, int64_t O, int64_t I) {
-  if (k.e != T(0)) matvec(W, u, wu, O, I);  // W_{t−1} u_t, before the update
-  for (int64_t o = 0; o < O; ++o) {
-    const T go = k.c * g[o], wo = k.e != T(0) ? k.e * wu[o] : T(0);
-    T* __restrict Wr = W + o * I;
-    T* __restrict Sr = S + o * I;
-    for (int64_t i = 0; i < I; ++i) {
-      const T s = k.b * Sr[i] - go * u[i];
-      Sr[i] = s;
-      Wr[i] = k.a * Wr[i] - wo * u[i] + k.m * s;
+// The first `steps` tokens of a row, one pass over W and S per token. W_{t−1} u_t (the DGD term)
+// is computed in the pass of the token before, on the row it has just written, so no token reads
+// W twice. Wsave == nullptr: W is updated in place. Otherwise Wsave [n, O, I] receives the states
+// before each token (slot 0 must hold W_0 and W is not touched): token t reads slot t and writes
+// slot t + 1. wu: scratch of length O. IC: I when known at compile time (0: Irt).
+template <typename T, int64_t IC>
+void runRow(int64_t steps, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, T* __restrict W, T* __restrict S,
+            const T* U, const T* G, const T* eta, const T* alpha, const T* valid, T* __restrict wu, T* Wsave) {
+  const int64_t I = IC ? IC : Irt, OI = O * I;
+  if (steps <= 0) return;
+  Token<T> k = token(c, valid[0], eta[0], alpha[0]);
+  if (k.e != T(0)) matvec<T, IC>(Wsave ? Wsave : W, U, wu, O, I);
+  for (int64_t t = 0; t < steps; ++t) {
+    const T* __restrict u = U + t * I;
+    const T* __restrict g = G + t * O;
+    const bool more = t + 1 < steps;
+    const Token<T> kn = more ? token(c, valid[t + 1], eta[t + 1], alpha[t + 1]) : Token<T>{};
+    const bool next = more && kn.e != T(0);
+    const T* __restrict un = next ? U + (t + 1) * I : u;
+    const T* Wsrc = Wsave ? Wsave + t * OI : W;
+    T* Wdst = Wsave ? Wsave + (t + 1) * OI : W;
+    for (int64_t o = 0; o < O; ++o) {
+      const T go = k.c * g[o], wo = k.e != T(0) ? k.e * wu[o] : T(0);
+      const T* Ws = Wsrc + o * I;
+      T* Wd = Wdst + o * I;
+      T* __restrict Sr = S + o * I;
+      T acc = 0;
+      if (Wsave) {  // distinct source and destination rows
+        const T* __restrict a = Ws;
+        T* __restrict b = Wd;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < I; ++i) {
+          const T sv = k.b * Sr[i] - go * u[i];
+          Sr[i] = sv;
+          const T wv = k.a * a[i] - wo * u[i] + k.m * sv;
+          b[i] = wv;
+          acc += wv * un[i];
+        }
+      } else {
+        T* __restrict r = Wd;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < I; ++i) {
+          const T sv = k.b * Sr[i] - go * u[i];
+          Sr[i] = sv;
+          const T wv = k.a * r[i] - wo * u[i] + k.m * sv;
+          r[i] = wv;
+          acc += wv * un[i];
+        }
+      }
+      if (next) wu[o] = acc;
     }
+    k = kn;
   }
 }
 
-}  // namespace
-
-int64_t segment_write_row_scratch(int64_t n, int64_t O, int64_t I) {
-  return (n + 4) * O * I + 3 * O;
-}
-
-template <typename T>
-void segment_write_row_forward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, T* W, T* S, const T* U,
-                               const T* G, const T* eta, const T* alpha, const T* valid, T* scratch) {
-  for (int64_t t = 0; t < n; ++t) step(W, S, U + t * I, G + t * O, token(c, valid[t], eta[t], alpha[t]), scratch, O, I);
-}
-
-template <typename T>
-void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0,
-                                const T* U, const T* G, const T* eta, const T* alpha, const T* valid, const T* dWout,
-                                const T* dSout, T* dW0, T* dS0, T* dU, T* dG, T* deta, T* dalpha, T* scratch) {
-  const int64_t OI = O * I;
-  // The states W_{t−1} before each token (recomputed), the running gradients of W_t and S_t.
-  T* Wprev = scratch;
-  T* W = Wprev + n * OI;
-  T* S = W + OI;
-  T* dW = S + OI;
-  T* dS = dW + OI;
-  T* wu = dS + OI;
-  T* dwu = wu + O;
-  T* dsu = dwu + O;
-  std::memcpy(W, W0, sizeof(T) * OI);
-  std::memcpy(S, S0, sizeof(T) * OI);
-  for (int64_t t = 0; t < n; ++t) {
-    std::memcpy(Wprev + t * OI, W, sizeof(T) * OI);
-    step(W, S, U + t * I, G + t * O, token(c, valid[t], eta[t], alpha[t]), wu, O, I);
-  }
-  if (dWout)
-    std::memcpy(dW, dWout, sizeof(T) * OI);
-  else
-    std::fill(dW, dW + OI, T(0));
-  if (dSout)
-    std::memcpy(dS, dSout, sizeof(T) * OI);
-  else
-    std::fill(dS, dS + OI, T(0));
+// The reverse pass of one row, given the states before each token (Wprev [n, O, I]). dW, dS hold
+// the gradients of the last states on entry and of W_0, S_0 on return. Every token is one pass over
+// the rows; within a row, all the token's terms (docs/KERNELS.md "Segment write").
+template <typename T, int64_t IC>
+void reverseRow(int64_t n, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, const T* Wprev, T* __restrict dW,
+                T* __restrict dS, const T* U, const T* G, const T* eta, const T* alpha, const T* valid, T* dU, T* dG,
+                T* deta, T* dalpha) {
+  const int64_t I = IC ? IC : Irt, OI = O * I;
   for (int64_t t = n - 1; t >= 0; --t) {
     const Token<T> k = token(c, valid[t], eta[t], alpha[t]);
     const T* __restrict u = U + t * I;
@@ -108,51 +115,119 @@ void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWr
     T* __restrict du = dU + t * I;
     T* __restrict dg = dG + t * O;
     std::fill(du, du + I, T(0));
-    // W_t = a W_{t−1} − e (W_{t−1} u) uᵀ + m S_t
-    T da = 0, de = 0;
-#pragma omp simd reduction(+ : da)
-    for (int64_t j = 0; j < OI; ++j) da += dW[j] * Wp[j];
-    if (c.dgd) {
-      matvec(Wp, u, wu, O, I);
-      matvec(dW, u, dwu, O, I);
-      for (int64_t o = 0; o < O; ++o) de -= dwu[o] * wu[o];
-      if (k.e != T(0))  // du −= e (W_{t−1}ᵀ (dW u) + dWᵀ (W_{t−1} u))
-        for (int64_t o = 0; o < O; ++o) {
-          const T p = k.e * dwu[o], q = k.e * wu[o];
-          const T* __restrict wr = Wp + o * I;
-          const T* __restrict dr = dW + o * I;
-          for (int64_t i = 0; i < I; ++i) du[i] -= p * wr[i] + q * dr[i];
-        }
-    }
-    for (int64_t j = 0; j < OI; ++j) dS[j] += k.m * dW[j];
-    // S_t = b S_{t−1} − c g uᵀ
-    matvec(dS, u, dsu, O, I);
-    T dc = 0;
+    const bool withE = c.dgd && k.e != T(0), withC = k.c != T(0);
+    T da = 0, de = 0, dc = 0;
     for (int64_t o = 0; o < O; ++o) {
-      dc -= g[o] * dsu[o];
-      dg[o] = -k.c * dsu[o];
-    }
-    if (k.c != T(0))
-      for (int64_t o = 0; o < O; ++o) {
-        const T p = k.c * g[o];
-        const T* __restrict dr = dS + o * I;
-        for (int64_t i = 0; i < I; ++i) du[i] -= p * dr[i];
+      const T* __restrict wr = Wp + o * I;
+      T* __restrict dwr = dW + o * I;
+      T* __restrict dsr = dS + o * I;
+      // W_t = a W_{t−1} − e (W_{t−1} u) uᵀ + m S_t: ⟨dW_t, W_{t−1}⟩, W_{t−1} u, dW_t u
+      T sa = 0, wu = 0, dwu = 0;
+#pragma omp simd reduction(+ : sa, wu, dwu)
+      for (int64_t i = 0; i < I; ++i) {
+        sa += dwr[i] * wr[i];
+        wu += wr[i] * u[i];
+        dwu += dwr[i] * u[i];
       }
+      da += sa;
+      if (c.dgd) de -= dwu * wu;
+      // S_t = b S_{t−1} − c g uᵀ, with dS_t += m dW_t
+      T dsu = 0;
+#pragma omp simd reduction(+ : dsu)
+      for (int64_t i = 0; i < I; ++i) {
+        const T v = dsr[i] + k.m * dwr[i];
+        dsr[i] = v;
+        dsu += v * u[i];
+      }
+      dc -= g[o] * dsu;
+      dg[o] = -k.c * dsu;
+      // du −= e (W_{t−1}ᵀ (dW u) + dWᵀ (W_{t−1} u)) + c dSᵀ g; dW_{t−1} = a dW_t − e (dW_t u) uᵀ;
+      // dS_{t−1} = b dS_t
+      const T p = withE ? k.e * dwu : T(0), q = withE ? k.e * wu : T(0), pc = withC ? k.c * g[o] : T(0);
+#pragma omp simd
+      for (int64_t i = 0; i < I; ++i) {
+        du[i] -= p * wr[i] + q * dwr[i] + pc * dsr[i];
+        dwr[i] = k.a * dwr[i] - p * u[i];
+        dsr[i] *= k.b;
+      }
+    }
     deta[t] = k.m * (T(c.damp) * dc + (c.dgd ? de : T(0)));
     dalpha[t] = k.m * da;
-    // gradients of W_{t−1}, S_{t−1}
-    if (k.e != T(0))
-      for (int64_t o = 0; o < O; ++o) {
-        const T p = k.e * dwu[o];
-        T* __restrict dr = dW + o * I;
-        for (int64_t i = 0; i < I; ++i) dr[i] = k.a * dr[i] - p * u[i];
-      }
-    else
-      for (int64_t j = 0; j < OI; ++j) dW[j] *= k.a;
-    for (int64_t j = 0; j < OI; ++j) dS[j] *= k.b;
   }
-  std::memcpy(dW0, dW, sizeof(T) * OI);
-  std::memcpy(dS0, dS, sizeof(T) * OI);
+}
+
+template <typename T, int64_t IC>
+void backwardRow(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0, const T* U,
+                 const T* G, const T* eta, const T* alpha, const T* valid, const T* dWout, const T* dSout, T* dW0,
+                 T* dS0, T* dU, T* dG, T* deta, T* dalpha, T* scratch) {
+  const int64_t OI = O * I;
+  T* Wprev = scratch;  // W_0 … W_{n−1}, recomputed
+  T* S = Wprev + n * OI;
+  T* wu = S + OI;
+  std::memcpy(Wprev, W0, sizeof(T) * OI);
+  std::memcpy(S, S0, sizeof(T) * OI);
+  runRow<T, IC>(n - 1, O, I, c, nullptr, S, U, G, eta, alpha, valid, wu, Wprev);
+  if (dWout)
+    std::memcpy(dW0, dWout, sizeof(T) * OI);
+  else
+    std::fill(dW0, dW0 + OI, T(0));
+  if (dSout)
+    std::memcpy(dS0, dSout, sizeof(T) * OI);
+  else
+    std::fill(dS0, dS0 + OI, T(0));
+  reverseRow<T, IC>(n, O, I, c, Wprev, dW0, dS0, U, G, eta, alpha, valid, dU, dG, deta, dalpha);
+}
+
+}  // namespace
+
+int64_t segment_write_row_scratch(int64_t n, int64_t O, int64_t I) {
+  return (n + 1) * O * I + O;
+}
+
+template <typename T>
+void segment_write_row_forward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, T* W, T* S, const T* U,
+                               const T* G, const T* eta, const T* alpha, const T* valid, T* scratch) {
+  switch (I) {
+    case 16:
+      return runRow<T, 16>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr);
+    case 32:
+      return runRow<T, 32>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr);
+    case 64:
+      return runRow<T, 64>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr);
+    default:
+      return runRow<T, 0>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr);
+  }
+}
+
+template <typename T>
+void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0,
+                                const T* U, const T* G, const T* eta, const T* alpha, const T* valid, const T* dWout,
+                                const T* dSout, T* dW0, T* dS0, T* dU, T* dG, T* deta, T* dalpha, T* scratch) {
+  if (n <= 0) {
+    const int64_t OI = O * I;
+    if (dWout)
+      std::memcpy(dW0, dWout, sizeof(T) * OI);
+    else
+      std::fill(dW0, dW0 + OI, T(0));
+    if (dSout)
+      std::memcpy(dS0, dSout, sizeof(T) * OI);
+    else
+      std::fill(dS0, dS0 + OI, T(0));
+    return;
+  }
+#define HL_BWD_ROW(IC) \
+  backwardRow<T, IC>(n, O, I, c, W0, S0, U, G, eta, alpha, valid, dWout, dSout, dW0, dS0, dU, dG, deta, dalpha, scratch)
+  switch (I) {
+    case 16:
+      return HL_BWD_ROW(16);
+    case 32:
+      return HL_BWD_ROW(32);
+    case 64:
+      return HL_BWD_ROW(64);
+    default:
+      return HL_BWD_ROW(0);
+  }
+#undef HL_BWD_ROW
 }
 
 template <typename T>
