@@ -20,6 +20,7 @@ int Commands::benchKernels() {
     for (const auto& c : cases)
       a.push_back({{"kernel", c.kernel},
                    {"device", c.device},
+                   {"isa", c.isa},
                    {"batch", c.batch},
                    {"length", c.length},
                    {"heads", c.heads},
@@ -40,9 +41,10 @@ int Commands::benchKernels() {
                 c.device.c_str(), (long long)c.batch, (long long)c.length, (long long)c.heads, (long long)c.head_dim,
                 c.reference_ms, c.fused_ms, c.speedup, c.gflops, c.peak_gflops);
   std::printf(
-      "(forward + backward, float32, CPU threads %d, median of %d interleaved repeats; smt: the whole "
-      "self-modifying Titans memory, segment_write: one 4-token segment of one layer)\n",
-      torch::get_num_threads(), opt.repeats);
+      "(forward + backward, float32, CPU threads %d, kernels' instruction set %s (HOPELAB_KERNEL_ISA), median of %d "
+      "interleaved repeats; smt: the whole self-modifying Titans memory, segment_write: one 4-token segment of one "
+      "layer)\n",
+      torch::get_num_threads(), cases.empty() ? "-" : cases.front().isa.c_str(), opt.repeats);
   return 0;
 }
 

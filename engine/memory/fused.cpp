@@ -10,6 +10,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "hl_kernels/cpu_isa.h"
 #include "hl_kernels/segment_write.h"
 #include "hl_kernels/smt_segment.h"
 
@@ -20,6 +21,13 @@ namespace {
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+// A HOPELAB_KERNEL_ISA the kernels cannot honour stops the run with what to set, rather than
+// running with another instruction set than the one asked for.
+void checkIsaEnv() {
+  const std::string e = kernels::cpu_isa_env_error();
+  if (!e.empty()) throw std::runtime_error(e);
+}
 
 // Rows per parallel task: enough multiply-adds (≈ 32 K) that a task outweighs its scheduling.
 int64_t rowGrain(int64_t n, int64_t O, int64_t I) {
@@ -390,6 +398,7 @@ std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor&
                                                             const torch::Tensor& valid, double beta, double damp,
                                                             bool dgd) {
   TORCH_CHECK(segment_write_fused_applies(W0), "segment_write_fused: CPU float32/float64 only");
+  checkIsaEnv();
   TORCH_CHECK(W0.dim() == 3 && S0.sizes() == W0.sizes(), "segment_write_fused: W0, S0 must be [N, O, I]");
   const int64_t N = W0.size(0), O = W0.size(1), I = W0.size(2);
   TORCH_CHECK(U.dim() == 3 && U.size(0) == N && U.size(2) == I, "segment_write_fused: U must be [N, n, I]");
@@ -414,6 +423,7 @@ SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const 
                                   const torch::Tensor& valid, const torch::Tensor& w_eta, const torch::Tensor& b_eta,
                                   const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
   TORCH_CHECK(segment_write_fused_applies(x), "smt_segment_fused: CPU float32/float64 only");
+  checkIsaEnv();
   TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_segment_fused: x must be [B, 1|4, H, n, D]");
   const int64_t B = x.size(0), H = x.size(2), n = x.size(3), D = x.size(4), F = R1.size(-1);
   for (const torch::Tensor* t : {&R1, &W1, &S1})
@@ -441,6 +451,7 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
                                     const torch::Tensor& w_eta, const torch::Tensor& b_eta,
                                     const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
   TORCH_CHECK(segment_write_fused_applies(x), "smt_sequence_fused: CPU float32/float64 only");
+  checkIsaEnv();
   TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_sequence_fused: x must be [B, 1|4, H, L, D]");
   const int64_t B = x.size(0), H = x.size(2), L = x.size(3), D = x.size(4), F = W1.size(-1);
   TORCH_CHECK(chunk_memory >= 1 && chunk_other >= 1, "smt_sequence_fused: chunks must be >= 1");

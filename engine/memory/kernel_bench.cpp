@@ -7,6 +7,7 @@
 
 #include "engine/memory/fused.h"
 #include "engine/memory/selfmod_titans.h"
+#include "hl_kernels/cpu_isa.h"
 
 namespace hl::memory {
 
@@ -84,6 +85,7 @@ std::vector<KernelBenchCase> bench_kernels(const KernelBenchOptions& opt) {
     };
     KernelBenchCase k;
     k.kernel = "smt";
+    k.isa = kernels::cpu_isa_name(kernels::cpu_isa());
     k.batch = B;
     k.length = L;
     k.heads = H;

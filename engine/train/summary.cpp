@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/train/level_schedule.h"
+#include "hl_kernels/cpu_isa.h"
 
 using json = nlohmann::json;
 
@@ -68,6 +69,8 @@ json run_summary(const TrainerState& st, const RunSetup& s, const EvalRow& last_
   }
   if (!s.dev.labels.empty()) summary["dev_rows"] = int64_t(s.dev.labels.size());
   summary["kernels"] = s.model->kernelPath();  // which code ran the memory recurrences (docs/KERNELS.md)
+  if (summary["kernels"] != "reference" && summary["kernels"] != "none")  // and with which instruction set
+    summary["kernel_isa"] = hl::kernels::cpu_isa_name(hl::kernels::cpu_isa());
   summary["samples_seen"] = st.samples;
   summary["params"] = s.n_params;
   summary["train_seconds"] = train_seconds;

@@ -4,13 +4,14 @@
 // input dimension so the compiler vectorises them; the reductions are `omp simd` reductions
 // (-fopenmp-simd: vector lanes, no threads), so their summation order is fixed by the code and
 // the vector width, never by the thread count.
-#include "hl_kernels/segment_write.h"
+#include "isa.h"
+#include "isa_api.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-namespace hl::kernels {
+HL_KERNELS_ISA_BEGIN
 
 namespace {
 
@@ -282,4 +283,4 @@ template void segment_write_backward<double>(const SegmentWriteDims&, const Segm
                                              const SegmentWriteArgs<double>&, const double*, const double*,
                                              const SegmentWriteGrads<double>&, int64_t, int64_t);
 
-}  // namespace hl::kernels
+HL_KERNELS_ISA_END

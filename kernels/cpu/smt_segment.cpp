@@ -6,16 +6,15 @@
 // recomputes the reads from the inputs, runs the writes' reverse pass (which recomputes the
 // states), then the chain rule through targets, inner gradients, clamps, links and reads.
 // Derivation: docs/KERNELS.md "Whole segment".
-#include "hl_kernels/smt_segment.h"
+#include "isa.h"
+#include "isa_api.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-#include "hl_kernels/segment_write.h"
-
-namespace hl::kernels {
+HL_KERNELS_ISA_BEGIN
 
 namespace {
 
@@ -672,7 +671,7 @@ template <typename T>
 void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                           const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {
   SeqPair<T> sp(d, in);
-  const int64_t DF = sp.DF, A = sp.A, CK = smt_sequence_checkpoint_size(d), D = d.D;
+  const int64_t DF = sp.DF, A = sp.A, CK = HL_ISA_NS::smt_sequence_checkpoint_size(d), D = d.D;
   const Index gix{d.H, d.L, d.D, d.F, d.X};
   std::vector<T> rad(2 * kMem);
   for (int64_t p = p0; p < p1; ++p) {
@@ -722,7 +721,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
                            const SmtSequenceGrads<T>& g, int64_t p0, int64_t p1) {
   SeqPair<T> sp(d, in);
   Bwd<T> bw(sp.nmax, d.D, d.F);
-  const int64_t DF = sp.DF, A = sp.A, CK = smt_sequence_checkpoint_size(d), D = d.D, F = d.F;
+  const int64_t DF = sp.DF, A = sp.A, CK = HL_ISA_NS::smt_sequence_checkpoint_size(d), D = d.D, F = d.F;
   const Index gix{d.H, d.L, d.D, d.F, d.X};
   std::vector<T> dWc(4 * A), dWs(4 * A), pre(2 * A), dpre(2 * A), dRacc(2 * A), dR(2 * A), rad(2 * kMem),
       drad(2 * kMem), dx(d.X * sp.nmax * D), dwe(D), dwa(D), dsz(F), dz(F);
@@ -856,9 +855,9 @@ template void smt_segment_backward<double>(const SmtSegmentDims&, const SmtSegme
                                            const SmtSegmentArgs<double>&, const double*, const double*, const double*,
                                            const double*, const SmtSegmentGrads<double>&, int64_t, int64_t);
 
-}  // namespace hl::kernels
+HL_KERNELS_ISA_END
 
-namespace hl::kernels {
+HL_KERNELS_ISA_BEGIN
 #define HL_SEQ_INST(T)                                                                                               \
   template void smt_sequence_forward<T>(const SmtSequenceDims&, const SmtSegmentCoeffs&, const SmtSequenceArgs<T>&,  \
                                         const SmtSequenceOut<T>&, int64_t, int64_t);                                 \
@@ -868,4 +867,4 @@ namespace hl::kernels {
 HL_SEQ_INST(float)
 HL_SEQ_INST(double)
 #undef HL_SEQ_INST
-}  // namespace hl::kernels
+HL_KERNELS_ISA_END

@@ -13,6 +13,7 @@
 #include "engine/memory/fused.h"
 #include "engine/memory/selfmod_titans.h"
 #include "engine/models/classifier.h"
+#include "hl_kernels/cpu_isa.h"
 #include "hl_kernels/memory_head.h"
 
 #include <QtTest>
@@ -524,6 +525,84 @@ class TestKernels : public QObject {
     QVERIFY2(relErr(out[0][1], out[1][1]) < 1e-5, qPrintable(QString::number(relErr(out[0][1], out[1][1]))));
     for (size_t i = 2; i < out[0].size(); ++i)
       QVERIFY2(relErr(out[0][i], out[1][i]) < 1e-4, qPrintable(QString::number(relErr(out[0][i], out[1][i]))));
+  }
+
+  // The kernels exist in two instruction sets (docs/KERNELS.md "Instruction sets"). This binary
+  // runs twice under CTest: as test_kernels (the CPU's best ISA) and as test_kernels_baseline
+  // (HOPELAB_KERNEL_ISA=baseline), so every test above checks both builds against LibTorch. Here:
+  // the environment's choice is the one in force, set_cpu_isa switches and refuses what the CPU
+  // lacks, and the two builds agree on a whole-sequence forward + backward in float64 within
+  // 1e-10 relative (FMA rounds once where the baseline rounds twice) and in float32 within 1e-5.
+  void instructionSetsAgreeAndTheEnvironmentsChoiceIsHonoured() {
+    using hl::kernels::CpuIsa;
+    const QByteArray env = qgetenv("HOPELAB_KERNEL_ISA");
+    const CpuIsa start = hl::kernels::cpu_isa();
+    if (env == "baseline") QCOMPARE(start, CpuIsa::Baseline);
+    if (env.isEmpty() || env == "auto")
+      QCOMPARE(start, hl::kernels::cpu_isa_available(CpuIsa::Avx2Fma) ? CpuIsa::Avx2Fma : CpuIsa::Baseline);
+    QVERIFY(hl::kernels::cpu_isa_env_error().empty());
+    QVERIFY(hl::kernels::cpu_isa_available(CpuIsa::Baseline));
+    {  // a value the kernels cannot honour stops a fused call with what to set
+      qputenv("HOPELAB_KERNEL_ISA", "sse9");
+      const std::string e = hl::kernels::cpu_isa_env_error();
+      QVERIFY2(e.find("HOPELAB_KERNEL_ISA") != std::string::npos && e.find("baseline") != std::string::npos, e.c_str());
+      SmtConfig c0;
+      c0.heads = 1;
+      c0.head_dim = 8;
+      const SmtParams p0 = smt_init_params(c0, 0.9, torch::dtype(torch::kFloat32), 0.6);
+      bool threw = false;
+      try {
+        smt_chunked(c0, p0, torch::randn({1, 4, 1, 5, 8}), torch::randn({1, 1, 5, 8}));
+      } catch (const std::exception& ex) {
+        threw = std::string(ex.what()).find("HOPELAB_KERNEL_ISA") != std::string::npos;
+      }
+      if (env.isNull())
+        qunsetenv("HOPELAB_KERNEL_ISA");
+      else
+        qputenv("HOPELAB_KERNEL_ISA", env);
+      QVERIFY2(threw, "a bad HOPELAB_KERNEL_ISA did not stop the fused path");
+    }
+    if (!hl::kernels::cpu_isa_available(CpuIsa::Avx2Fma)) {
+      QVERIFY(!hl::kernels::set_cpu_isa(CpuIsa::Avx2Fma));
+      QCOMPARE(hl::kernels::cpu_isa(), start);
+      QSKIP("no AVX2 + FMA build or CPU here: only the baseline ISA exists");
+    }
+    SmtConfig cfg;
+    cfg.heads = 2;
+    cfg.head_dim = 32;
+    cfg.eta_max = 1.0;
+    cfg.dampen = true;
+    cfg.state_bound = 2;
+    for (auto dt : {torch::kFloat64, torch::kFloat32}) {
+      torch::manual_seed(31);
+      const SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(dt), 0.6);
+      const Tensor x = torch::randn({3, 4, 2, 21, 32}, dt) * 0.5, q = torch::randn({3, 2, 21, 32}, dt) * 0.5;
+      std::vector<std::vector<Tensor>> out;
+      for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2Fma}) {
+        QVERIFY(hl::kernels::set_cpu_isa(isa));
+        std::vector<Tensor> leaves = {x.clone().requires_grad_(true), p.W1.clone().requires_grad_(true),
+                                      p.W2.clone().requires_grad_(true), p.w_eta.clone().requires_grad_(true)};
+        SmtParams lp = p;
+        lp.W1 = leaves[1];
+        lp.W2 = leaves[2];
+        lp.w_eta = leaves[3];
+        SmtResult r = smt_chunked(cfg, lp, leaves[0], q);
+        QVERIFY(r.fused);
+        auto g = torch::autograd::grad({r.y.pow(2).sum() + r.W1.pow(2).sum()}, leaves);
+        g.insert(g.begin(), {r.y.detach(), r.W1.detach(), r.W2.detach()});
+        out.push_back(g);
+      }
+      QVERIFY(hl::kernels::set_cpu_isa(start));
+      const double tol = dt == torch::kFloat64 ? 1e-10 : 1e-5;
+      bool differ = false;
+      for (size_t i = 0; i < out[0].size(); ++i) {
+        const double e = relErr(out[0][i].to(torch::kFloat64), out[1][i].to(torch::kFloat64));
+        QVERIFY2(e < tol, qPrintable(QString("tensor %1: %2").arg(i).arg(e)));
+        differ = differ || !torch::equal(out[0][i], out[1][i]);
+      }
+      // Both really ran: FMA contraction changes some bits somewhere.
+      QVERIFY2(differ, "the baseline and AVX2 builds gave identical bits: did both run?");
+    }
   }
 
   void wholeSegmentSecondDerivativeThrowsAndBadShapesAreRefused() {

@@ -66,18 +66,4 @@ template <typename T>
 void segment_write_backward(const SegmentWriteDims& dims, const SegmentWriteCoeffs& c, const SegmentWriteArgs<T>& in,
                             const T* dW, const T* dS, const SegmentWriteGrads<T>& out, int64_t row0, int64_t row1);
 
-/// One row's building blocks, for kernels that fuse the write into a larger per-row computation
-/// (kernels/include/hl_kernels/smt_segment.h). Pointers are to the row's own data: W, S [O, I]
-/// updated in place by the forward; U [n, I]; G [n, O]; eta, alpha, valid [n]. `scratch` holds at
-/// least segment_write_row_scratch(n, O, I) elements. The backward writes dW0, dS0 [O, I], dU [n, I],
-/// dG [n, O], deta, dalpha [n] (overwriting); dW, dS may be nullptr (zero).
-int64_t segment_write_row_scratch(int64_t n, int64_t O, int64_t I);
-template <typename T>
-void segment_write_row_forward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, T* W, T* S, const T* U,
-                               const T* G, const T* eta, const T* alpha, const T* valid, T* scratch);
-template <typename T>
-void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0,
-                                const T* U, const T* G, const T* eta, const T* alpha, const T* valid, const T* dW,
-                                const T* dS, T* dW0, T* dS0, T* dU, T* dG, T* deta, T* dalpha, T* scratch);
-
 }  // namespace hl::kernels

@@ -1,0 +1,164 @@
+// The public kernel functions (hl_kernels/segment_write.h, smt_segment.h): each forwards to the
+// baseline or the AVX2 + FMA build of the same code (kernels/cpu/isa.h), chosen by cpu_isa().
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "hl_kernels/cpu_isa.h"
+#include "hl_kernels/segment_write.h"
+#include "hl_kernels/smt_segment.h"
+
+#define HL_ISA_NS baseline
+#include "isa_api.h"
+#undef HL_ISA_NS
+#if defined(HL_KERNELS_HAVE_AVX2)
+#define HL_ISA_NS avx2
+#include "isa_api.h"
+#undef HL_ISA_NS
+#endif
+
+namespace hl::kernels {
+
+namespace {
+
+bool cpuHasAvx2Fma() {
+#if defined(HL_KERNELS_HAVE_AVX2)
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+// The environment's choice: 0 unset/auto, 1 baseline, 2 avx2-fma, -1 not understood or unavailable.
+int envChoice() {
+  const char* v = std::getenv("HOPELAB_KERNEL_ISA");
+  if (!v || !*v || std::strcmp(v, "auto") == 0) return 0;
+  if (std::strcmp(v, "baseline") == 0) return 1;
+  if (std::strcmp(v, "avx2-fma") == 0) return cpuHasAvx2Fma() ? 2 : -1;
+  return -1;
+}
+
+CpuIsa best() {
+  return cpuHasAvx2Fma() ? CpuIsa::Avx2Fma : CpuIsa::Baseline;
+}
+
+std::atomic<int> g_isa{-1};  // -1: not chosen yet; else the CpuIsa
+
+CpuIsa current() {
+  int v = g_isa.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const int e = envChoice();
+    v = static_cast<int>(e == 1 ? CpuIsa::Baseline : e == 2 ? CpuIsa::Avx2Fma : best());
+    g_isa.store(v, std::memory_order_relaxed);
+  }
+  return static_cast<CpuIsa>(v);
+}
+
+}  // namespace
+
+const char* cpu_isa_name(CpuIsa isa) {
+  return isa == CpuIsa::Avx2Fma ? "avx2-fma" : "baseline";
+}
+
+bool cpu_isa_available(CpuIsa isa) {
+  return isa == CpuIsa::Baseline || cpuHasAvx2Fma();
+}
+
+CpuIsa cpu_isa() {
+  return current();
+}
+
+bool set_cpu_isa(CpuIsa isa) {
+  if (!cpu_isa_available(isa)) return false;
+  g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+  return true;
+}
+
+std::string cpu_isa_env_error() {
+  if (envChoice() >= 0) return "";
+  const std::string v = std::getenv("HOPELAB_KERNEL_ISA");
+  if (v == "avx2-fma")
+    return "HOPELAB_KERNEL_ISA is \"avx2-fma\" but this CPU or build has no AVX2 + FMA kernels; unset it or set "
+           "\"baseline\"";
+  return "HOPELAB_KERNEL_ISA is \"" + v + "\"; set \"auto\", \"baseline\" or \"avx2-fma\" (or unset it)";
+}
+
+#if defined(HL_KERNELS_HAVE_AVX2)
+#define HL_CALL(fn, ...) (current() == CpuIsa::Avx2Fma ? avx2::fn(__VA_ARGS__) : baseline::fn(__VA_ARGS__))
+#else
+#define HL_CALL(fn, ...) baseline::fn(__VA_ARGS__)
+#endif
+
+template <typename T>
+void segment_write_forward(const SegmentWriteDims& d, const SegmentWriteCoeffs& c, const SegmentWriteArgs<T>& in, T* W,
+                           T* S, int64_t row0, int64_t row1) {
+  HL_CALL(segment_write_forward<T>, d, c, in, W, S, row0, row1);
+}
+
+template <typename T>
+void segment_write_backward(const SegmentWriteDims& d, const SegmentWriteCoeffs& c, const SegmentWriteArgs<T>& in,
+                            const T* dW, const T* dS, const SegmentWriteGrads<T>& out, int64_t row0, int64_t row1) {
+  HL_CALL(segment_write_backward<T>, d, c, in, dW, dS, out, row0, row1);
+}
+
+template <typename T>
+void smt_segment_forward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                         const SmtSegmentOut<T>& out, int64_t p0, int64_t p1) {
+  HL_CALL(smt_segment_forward<T>, d, c, in, out, p0, p1);
+}
+
+template <typename T>
+void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
+                          const T* dW1o, const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g,
+                          int64_t p0, int64_t p1) {
+  HL_CALL(smt_segment_backward<T>, d, c, in, dW1o, dS1o, dW2o, dS2o, g, p0, p1);
+}
+
+int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_other) {
+  return baseline::smt_sequence_segments(L, chunk_memory, chunk_other);
+}
+
+int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d) {
+  return baseline::smt_sequence_checkpoint_size(d);
+}
+
+template <typename T>
+void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
+                          const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {
+  HL_CALL(smt_sequence_forward<T>, d, c, in, out, p0, p1);
+}
+
+template <typename T>
+void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
+                           const T* ck, const T* dy, const T* dW1e, const T* dW2e, const T* dS1e, const T* dS2e,
+                           const SmtSequenceGrads<T>& g, int64_t p0, int64_t p1) {
+  HL_CALL(smt_sequence_backward<T>, d, c, in, ck, dy, dW1e, dW2e, dS1e, dS2e, g, p0, p1);
+}
+
+#undef HL_CALL
+
+#define HL_DISPATCH_INST(T)                                                                                            \
+  template void segment_write_forward<T>(const SegmentWriteDims&, const SegmentWriteCoeffs&,                           \
+                                         const SegmentWriteArgs<T>&, T*, T*, int64_t, int64_t);                        \
+  template void segment_write_backward<T>(const SegmentWriteDims&, const SegmentWriteCoeffs&,                          \
+                                          const SegmentWriteArgs<T>&, const T*, const T*, const SegmentWriteGrads<T>&, \
+                                          int64_t, int64_t);                                                           \
+  template void smt_segment_forward<T>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<T>&,       \
+                                       const SmtSegmentOut<T>&, int64_t, int64_t);                                     \
+  template void smt_segment_backward<T>(const SmtSegmentDims&, const SmtSegmentCoeffs&, const SmtSegmentArgs<T>&,      \
+                                        const T*, const T*, const T*, const T*, const SmtSegmentGrads<T>&, int64_t,    \
+                                        int64_t);                                                                      \
+  template void smt_sequence_forward<T>(const SmtSequenceDims&, const SmtSegmentCoeffs&, const SmtSequenceArgs<T>&,    \
+                                        const SmtSequenceOut<T>&, int64_t, int64_t);                                   \
+  template void smt_sequence_backward<T>(const SmtSequenceDims&, const SmtSegmentCoeffs&, const SmtSequenceArgs<T>&,   \
+                                         const T*, const T*, const T*, const T*, const T*, const T*,                   \
+                                         const SmtSequenceGrads<T>&, int64_t, int64_t);
+HL_DISPATCH_INST(float)
+HL_DISPATCH_INST(double)
+#undef HL_DISPATCH_INST
+
+}  // namespace hl::kernels

@@ -1,0 +1,31 @@
+// Internal: the namespace (and, for AVX2, the target) a kernel translation unit compiles its code
+// in. A file is compiled once as itself (namespace hl::kernels::baseline, the build's ISA) and,
+// on x86-64, once more through kernels/cpu/avx2/<file>.cpp, which defines HL_KERNELS_AVX2 first
+// (namespace hl::kernels::avx2, everything between HL_KERNELS_ISA_BEGIN and _END compiled for
+// AVX2 + FMA). The target is a pragma after the standard headers, not a compiler flag, so that
+// the inline functions those headers define (instantiated once per program, whichever object the
+// linker keeps) stay baseline code: a CPU without AVX2 never runs an AVX2 instruction.
+// kernels/cpu/dispatch.cpp defines the public hl::kernels functions and calls one of the two.
+#pragma once
+
+#if defined(HL_KERNELS_AVX2)
+#define HL_ISA_NS avx2
+#if defined(__clang__)
+#define HL_KERNELS_ISA_BEGIN                                                                                          \
+  _Pragma("clang attribute push(__attribute__((target(\"avx2,fma\"))), apply_to = function)") namespace hl::kernels:: \
+      avx2 {
+#define HL_KERNELS_ISA_END \
+  }                        \
+  _Pragma("clang attribute pop")
+#else
+#define HL_KERNELS_ISA_BEGIN \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")") namespace hl::kernels::avx2 {
+#define HL_KERNELS_ISA_END \
+  }                        \
+  _Pragma("GCC pop_options")
+#endif
+#else
+#define HL_ISA_NS baseline
+#define HL_KERNELS_ISA_BEGIN namespace hl::kernels::baseline {
+#define HL_KERNELS_ISA_END }
+#endif
