@@ -69,6 +69,32 @@ inline void outer(T* __restrict dA, const T* __restrict a, const T* __restrict b
   }
 }
 
+// dA[o, 0:I] += Σ_k L[k, o] · R[k, 0:I] for dA [O, I], L [K, O], R [K, I]: K rank-1 updates in
+// one pass over dA, each row held in registers while the K terms are added (I known at compile
+// time). The terms are added in k order, as K calls of outer() would.
+template <typename T, int64_t I>
+inline void outersFixed(T* __restrict dA, const T* __restrict L, const T* __restrict R, int64_t K, int64_t O) {
+  for (int64_t o = 0; o < O; ++o) {
+    T acc[I];
+    T* __restrict r = dA + o * I;
+    for (int64_t i = 0; i < I; ++i) acc[i] = r[i];
+    for (int64_t k = 0; k < K; ++k) {
+      const T lo = L[k * O + o];
+      const T* __restrict rk = R + k * I;
+#pragma omp simd
+      for (int64_t i = 0; i < I; ++i) acc[i] += lo * rk[i];
+    }
+    for (int64_t i = 0; i < I; ++i) r[i] = acc[i];
+  }
+}
+template <typename T>
+inline void outers(T* __restrict dA, const T* __restrict L, const T* __restrict R, int64_t K, int64_t O, int64_t I) {
+  if (I == 16) return outersFixed<T, 16>(dA, L, R, K, O);
+  if (I == 32) return outersFixed<T, 32>(dA, L, R, K, O);
+  if (I == 64) return outersFixed<T, 64>(dA, L, R, K, O);
+  for (int64_t k = 0; k < K; ++k) outer(dA, L + k * O, R + k * I, O, I);
+}
+
 template <typename T>
 inline T dot(const T* __restrict a, const T* __restrict b, int64_t n) {
   T s = 0;
@@ -338,6 +364,9 @@ template <typename T>
 struct Bwd {
   std::vector<T> scratch, dk, dv, dU, deta, dalpha, dal, de2, de1, da, derr, ddelta;
   std::vector<T> dre, dds, dh, dsv, dzv, dpred, dvh, dcol, dob, dsz, dz;
+  // The rank-1 terms of dR1 [D, F] (L1 ⊗ R1: 3 per token) and dR2 [F, D] (L2 ⊗ R2: 2 per token) of
+  // one memory, added in one pass (outers) after its tokens.
+  std::vector<T> L1, R1, L2, R2;
   Bwd(int64_t nmax, int64_t D, int64_t F) {
     const int64_t nD = nmax * D, nF = nmax * F, W = std::max(D, F);
     scratch.resize(static_cast<size_t>(segment_write_row_scratch(nmax, W, W)));
@@ -347,6 +376,10 @@ struct Bwd {
     for (auto* v : {&deta, &dalpha, &dal, &de2, &de1}) v->resize(nmax);
     for (auto* v : {&dre, &dds, &dh, &dsv, &dzv, &dcol, &dsz, &dz}) v->resize(F);
     for (auto* v : {&dpred, &dvh, &dob}) v->resize(D);
+    L1.resize(3 * nD);
+    R1.resize(3 * nF);
+    L2.resize(2 * nF);
+    R2.resize(2 * nD);
   }
 };
 
@@ -354,7 +387,7 @@ struct Bwd {
 template <typename T>
 void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in, const T* dW1o,
                   const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g, const Index& ix, int64_t b,
-                  int64_t hd, Work<T>& w, Bwd<T>& bw, bool prepared = false) {
+                  int64_t hd, Work<T>& w, Bwd<T>& bw, bool prepared = false, bool accumulate = false) {
   const int64_t n = d.n, D = d.D, F = d.F, DF = D * F, nD = n * D, nF = n * F;
   const SegmentWriteCoeffs c2{c.beta, c.damp, c.dgd2}, c1{c.beta, c.damp, c.dgd1};
   auto& scratch = bw.scratch;
@@ -389,8 +422,10 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
   for (int64_t m = 0; m < kMem; ++m) {
     const int64_t off = ix.state(b, m, hd);
     T *dR1 = g.dR1 + off, *dR2 = g.dR2 + off;
-    std::fill(dR1, dR1 + DF, T(0));
-    std::fill(dR2, dR2 + DF, T(0));
+    if (!accumulate) {  // else dR1, dR2 add to what the caller holds
+      std::fill(dR1, dR1 + DF, T(0));
+      std::fill(dR2, dR2 + DF, T(0));
+    }
     // The writes' reverse pass: W2 (u = k, g = δ, η2), W1 (u = a, g = e, η1).
     segment_write_row_backward(n, F, D, c2, in.W2 + off, in.S2 + off, w.kt, w.delta + m * nF, w.eta2 + m * n, w.alpha,
                                w.valid, dW2o ? dW2o + off : nullptr, dS2o ? dS2o + off : nullptr, g.dW2 + off,
@@ -433,29 +468,36 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
         dds[f] = ddt[f] * re[f] + T(2) * ds[f] * cs[f] * dgain2;
         dcol[f] += ds[f] * ds[f] * dgain2;
       }
-      rowsum<T, true>(R1t, dre.data(), det, F, D);  // de += R1 dre
-      outer(dR1, e, dre.data(), D, F);
+      rowsum<T, true>(R1t, dre.data(), det, F, D);              // de += R1 dre
+      std::memcpy(bw.L1.data() + 3 * t * D, e, sizeof(T) * D);  // dR1 += e ⊗ dre
+      std::memcpy(bw.R1.data() + 3 * t * F, dre.data(), sizeof(T) * F);
       // e = 2 (pred − v̂) (L2) or −v̂ (dot); pred = k + R1 a
       for (int64_t j = 0; j < D; ++j) {
         dpred[j] = c.l2 ? T(2) * det[j] : T(0);
         dvh[j] = c.l2 ? -dpred[j] : -det[j];
         dkt[j] += dpred[j];
       }
-      rowsum<T, true>(R1, dpred.data(), dat, D, F);  // da += R1ᵀ dpred
-      outer(dR1, dpred.data(), a, D, F);
+      rowsum<T, true>(R1, dpred.data(), dat, D, F);                              // da += R1ᵀ dpred
+      std::memcpy(bw.L1.data() + (3 * t + 1) * D, dpred.data(), sizeof(T) * D);  // dR1 += dpred ⊗ a
+      std::memcpy(bw.R1.data() + (3 * t + 1) * F, a, sizeof(T) * F);
       // a = silu(h), σ'(h) = ds; h = R2 k
       for (int64_t f = 0; f < F; ++f) dh[f] = dat[f] * ds[f] + dds[f] * d2silu(h[f]);
-      outer(dR2, dh.data(), k, F, D);
+      std::memcpy(bw.L2.data() + 2 * t * F, dh.data(), sizeof(T) * F);  // dR2 += dh ⊗ k
+      std::memcpy(bw.R2.data() + 2 * t * D, k, sizeof(T) * D);
       rowsum<T, true>(R2, dh.data(), dkt, F, D);  // dk += R2ᵀ dh
       // v̂ = v + R1 silu(R2 v)
       T* dvt = dv.data() + t * D;
       for (int64_t j = 0; j < D; ++j) dvt[j] += dvh[j];
-      rowsum<T, false>(R1, dvh.data(), dsv.data(), D, F);  // R1ᵀ dv̂
-      outer(dR1, dvh.data(), svh, D, F);
+      rowsum<T, false>(R1, dvh.data(), dsv.data(), D, F);                      // R1ᵀ dv̂
+      std::memcpy(bw.L1.data() + (3 * t + 2) * D, dvh.data(), sizeof(T) * D);  // dR1 += dv̂ ⊗ silu(R2 v)
+      std::memcpy(bw.R1.data() + (3 * t + 2) * F, svh, sizeof(T) * F);
       for (int64_t f = 0; f < F; ++f) dzv[f] = dsv[f] * dsilu(zv[f]);
-      outer(dR2, dzv.data(), v, F, D);
+      std::memcpy(bw.L2.data() + (2 * t + 1) * F, dzv.data(), sizeof(T) * F);  // dR2 += dzv ⊗ v
+      std::memcpy(bw.R2.data() + (2 * t + 1) * D, v, sizeof(T) * D);
       rowsum<T, true>(R2, dzv.data(), dvt, F, D);
     }
+    outers(dR1, bw.L1.data(), bw.R1.data(), 3 * n, D, F);
+    outers(dR2, bw.L2.data(), bw.R2.data(), 2 * n, F, D);
     for (int64_t dd = 0; dd < D; ++dd)
       for (int64_t f = 0; f < F; ++f) dR1[dd * F + f] += T(2) * R1[dd * F + f] * dcol[f];
   }
@@ -513,12 +555,16 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
       const T *z = w.z + (m * n + t) * F, *sz = w.sz + (m * n + t) * F, *x = xm + t * D;
       T* dx = dxm + t * D;
       for (int64_t j = 0; j < D; ++j) dx[j] += dob[j];
-      outer(dR1, dob.data(), sz, D, F);
+      std::memcpy(bw.L1.data() + t * D, dob.data(), sizeof(T) * D);  // dR1 += dob ⊗ sz
+      std::memcpy(bw.R1.data() + t * F, sz, sizeof(T) * F);
       rowsum<T, false>(R1, dob.data(), dsz.data(), D, F);
       for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(z[f]);
-      outer(dR2, dz.data(), x, F, D);
+      std::memcpy(bw.L2.data() + t * F, dz.data(), sizeof(T) * F);  // dR2 += dz ⊗ x
+      std::memcpy(bw.R2.data() + t * D, x, sizeof(T) * D);
       rowsum<T, true>(R2, dz.data(), dx, F, D);
     }
+    outers(dR1, bw.L1.data(), bw.R1.data(), n, D, F);
+    outers(dR2, bw.L2.data(), bw.R2.data(), n, F, D);
   }
   g.db_eta[b * d.H + hd] = dbe;
   g.db_alpha[b * d.H + hd] = dba;
@@ -610,16 +656,20 @@ struct SeqPair {
   SmtSegmentDims dims(int64_t n) const { return SmtSegmentDims{1, 1, n, d.D, d.F, d.X}; }
   Index index(int64_t n) const { return Index{1, n, d.D, d.F, d.X}; }
 
+  // The checkpoint each memory's prepared read state came from (-1: none); reset per pair.
+  int64_t from[kMem] = {-1, -1, -1, -1, -1};
+  void reset() { std::fill(from, from + kMem, int64_t(-1)); }
   // Loads segment j's inputs and mask and its read states (each memory's state at the start of
-  // its chunk) into the workspace: all five (`all`), or only those whose chunk starts at the
-  // segment (the forward, which keeps the others from the previous segment).
-  void load(const T* ck, int64_t b, int64_t hd, int64_t j, bool all) {
+  // its chunk) into the workspace; a read state already there (the same chunk as the segment
+  // loaded before, in either direction) is kept.
+  void load(const T* ck, int64_t b, int64_t hd, int64_t j) {
     const int64_t s = segs.start[j], n = segs.start[j + 1] - s;
     for (int64_t m = 0; m < kMem; ++m) {
-      const int64_t C = chunkOf(d, m);
-      if (!all && s % C != 0) continue;
-      const T* c = ck + segs.of[(s / C) * C] * 4 * A;
+      const int64_t C = chunkOf(d, m), src = segs.of[(s / C) * C];
+      if (from[m] == src) continue;
+      const T* c = ck + src * 4 * A;
       prepareRead(w, m, c + m * DF, c + A + m * DF);
+      from[m] = src;
     }
     for (int64_t mm = 0; mm < d.X; ++mm)
       std::memcpy(x.data() + mm * n * d.D, in.x + (((b * d.X + mm) * d.H + hd) * d.L + s) * d.D, sizeof(T) * n * d.D);
@@ -677,6 +727,7 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t b = p / d.H, hd = p % d.H;
     T* ck = out.ck + p * CK;
+    sp.reset();
     for (int64_t m = 0; m < kMem; ++m) {
       std::memcpy(ck + m * DF, in.W1 + gix.state(b, m, hd), sizeof(T) * DF);
       std::memcpy(ck + A + m * DF, in.W2 + gix.state(b, m, hd), sizeof(T) * DF);
@@ -690,7 +741,7 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
       const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
       const T* cj = ck + j * 4 * A;
       T* cn = ck + (j + 1) * 4 * A;
-      sp.load(ck, b, hd, j, /*all=*/false);
+      sp.load(ck, b, hd, j);
       const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
       sp.readOutput(in.q + qo, out.y + qo, n);
       SmtSegmentOut<T> o;
@@ -723,12 +774,13 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
   Bwd<T> bw(sp.nmax, d.D, d.F);
   const int64_t DF = sp.DF, A = sp.A, CK = HL_ISA_NS::smt_sequence_checkpoint_size(d), D = d.D, F = d.F;
   const Index gix{d.H, d.L, d.D, d.F, d.X};
-  std::vector<T> dWc(4 * A), dWs(4 * A), pre(2 * A), dpre(2 * A), dRacc(2 * A), dR(2 * A), rad(2 * kMem),
-      drad(2 * kMem), dx(d.X * sp.nmax * D), dwe(D), dwa(D), dsz(F), dz(F);
+  std::vector<T> dWc(4 * A), dWs(4 * A), pre(2 * A), dpre(2 * A), dRacc(2 * A), rad(2 * kMem), drad(2 * kMem),
+      dx(d.X * sp.nmax * D), dwe(D), dwa(D), dsz(F), dz(F);
   T dbe = 0, dba = 0;
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t b = p / d.H, hd = p % d.H;
     const T* ck = ck0 + p * CK;
+    sp.reset();
     for (int64_t k = 0; k < 2 * kMem; ++k) rad[k] = T(in.state_bound) * frob(ck + (k / kMem) * A + (k % kMem) * DF, DF);
     // The gradients of the final state.
     const T* ends[4] = {dW1e, dW2e, dS1e, dS2e};
@@ -751,7 +803,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
     for (int64_t j = sp.segs.count() - 1; j >= 0; --j) {
       const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
       const T* cj = ck + j * 4 * A;
-      sp.load(ck, b, hd, j, /*all=*/true);
+      sp.load(ck, b, hd, j);
       const SmtSegmentArgs<T> a = sp.args(cj, hd);
       // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
       // bounded one divided by f (exact up to rounding: no recomputation of the segment).
@@ -781,8 +833,8 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
         gW = dpre.data();
       }
       SmtSegmentGrads<T> lg;
-      lg.dR1 = dR.data();
-      lg.dR2 = dR.data() + A;
+      lg.dR1 = dRacc.data();  // backwardPair adds the segment's read-state gradients to them
+      lg.dR2 = dRacc.data() + A;
       lg.dW1 = dWs.data();
       lg.dW2 = dWs.data() + A;
       lg.dS1 = dWs.data() + 2 * A;
@@ -793,8 +845,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
       lg.dw_alpha = dwa.data();
       lg.db_alpha = &dba;
       backwardPair(sp.dims(n), c, a, gW, dWc.data() + 2 * A, gW + A, dWc.data() + 3 * A, lg, sp.index(n), 0, 0, sp.w,
-                   bw, true);
-      for (int64_t i = 0; i < 2 * A; ++i) dRacc[i] += dR[i];
+                   bw, /*prepared=*/true, /*accumulate=*/true);
       for (int64_t i = 0; i < D; ++i) {
         gwe[i] += dwe[i];
         gwa[i] += dwa[i];
