@@ -302,13 +302,13 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     return a;
   }
 
-  static variable_list forward(AutogradContext* ctx, Tensor W1, Tensor W2, Tensor x, Tensor q, Tensor w_eta,
-                               Tensor b_eta, Tensor w_alpha, Tensor b_alpha, Tensor valid,
-                               const kernels::SmtSegmentCoeffs& c, int64_t cm, int64_t co, double bound) {
-    variable_list in = {W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid};
-    for (auto& t : in) t = t.contiguous();
+  // The kernel's forward over contiguous inputs `in`: {y, W1e, W2e, S1e, S2e, loss, clamp count}
+  // and the state buffer (checkpoints, or with `ring` two slots: no reverse pass can follow).
+  static std::pair<variable_list, Tensor> run(const variable_list& in, const kernels::SmtSegmentCoeffs& c, int64_t cm,
+                                              int64_t co, double bound, bool ring) {
     const auto d = dims(in[0], in[2], cm, co);
-    const int64_t CK = kernels::smt_sequence_checkpoint_size(d), nseg = kernels::smt_sequence_segments(d.L, cm, co);
+    const int64_t nseg = kernels::smt_sequence_segments(d.L, cm, co);
+    const int64_t CK = ring ? kernels::smt_sequence_ring_size(d) : kernels::smt_sequence_checkpoint_size(d);
     const auto opt = in[2].options();
     Tensor y = torch::empty({d.B, d.H, d.L, d.D}, opt);
     Tensor ck = checkpointBuffer(d.B * d.H, CK, opt);
@@ -321,11 +321,14 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
       o.ck = ck.data_ptr<scalar_t>();
       o.loss = loss.data_ptr<scalar_t>();
       o.clamped = clamped.data_ptr<int64_t>();
+      o.ring = ring;
       at::parallel_for(0, d.B * d.H, 1,
                        [&](int64_t p0, int64_t p1) { kernels::smt_sequence_forward<scalar_t>(d, c, a, o, p0, p1); });
     });
-    // The final states: the last checkpoint, [B, H, 4, 5, ...] -> four [B, 5, H, ...] tensors.
-    const Tensor last = ck.narrow(1, nseg * 20 * d.D * d.F, 20 * d.D * d.F).reshape({d.B, d.H, 4, 5, d.D * d.F});
+    // The final states: the last checkpoint (a ring's slot nseg % 2), [B, H, 4, 5, ...] -> four
+    // [B, 5, H, ...] tensors.
+    const int64_t lastSlot = ring ? nseg % 2 : nseg;
+    const Tensor last = ck.narrow(1, lastSlot * 20 * d.D * d.F, 20 * d.D * d.F).reshape({d.B, d.H, 4, 5, d.D * d.F});
     auto state = [&](int64_t k, int64_t r, int64_t cdim) {
       return last.select(2, k)
           .reshape({d.B, d.H, 5, r, cdim})
@@ -333,15 +336,23 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
           .clone(at::MemoryFormat::Contiguous);  // never a view of the pooled buffer
     };
     Tensor W1e = state(0, d.D, d.F), W2e = state(1, d.F, d.D), S1e = state(2, d.D, d.F), S2e = state(3, d.F, d.D);
+    return {{y, W1e, W2e, S1e, S2e, loss, clamped.sum()}, ck};
+  }
+
+  static variable_list forward(AutogradContext* ctx, Tensor W1, Tensor W2, Tensor x, Tensor q, Tensor w_eta,
+                               Tensor b_eta, Tensor w_alpha, Tensor b_alpha, Tensor valid,
+                               const kernels::SmtSegmentCoeffs& c, int64_t cm, int64_t co, double bound) {
+    variable_list in = {W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid};
+    for (auto& t : in) t = t.contiguous();
+    auto [out, ck] = run(in, c, cm, co, bound, /*ring=*/false);
     ctx->save_for_backward(in);
     ctx->saved_data["ck"] = ck;
     saveCoeffs(ctx, c);
     ctx->saved_data["cm"] = cm;
     ctx->saved_data["co"] = co;
     ctx->saved_data["bound"] = bound;
-    Tensor csum = clamped.sum();
-    ctx->mark_non_differentiable({loss, csum});
-    return {y, W1e, W2e, S1e, S2e, loss, csum};
+    ctx->mark_non_differentiable({out[5], out[6]});
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -462,8 +473,18 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
   const auto dt = x.scalar_type();
   for (const torch::Tensor* t : {&W1, &W2, &q, &valid})
     TORCH_CHECK(t->scalar_type() == dt && t->device() == x.device(), "smt_sequence_fused: mixed dtypes or devices");
-  auto o = SmtSequenceFunction::apply(W1, W2, x, q, w_eta.to(dt), b_eta.to(dt), w_alpha.to(dt), b_alpha.to(dt), valid,
-                                      c, chunk_memory, chunk_other, state_bound);
+  const Tensor we = w_eta.to(dt), be = b_eta.to(dt), wa = w_alpha.to(dt), ba = b_alpha.to(dt);
+  bool grad = false;  // does any reverse pass need this forward's checkpoints?
+  if (torch::GradMode::is_enabled())
+    for (const Tensor* t : {&W1, &W2, &x, &q, &we, &be, &wa, &ba}) grad = grad || t->requires_grad();
+  if (!grad) {  // evaluation: two state slots instead of a checkpoint per segment (same arithmetic)
+    variable_list in = {W1, W2, x, q, we, be, wa, ba, valid};
+    for (auto& t : in) t = t.contiguous();
+    const variable_list o =
+        SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true).first;
+    return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
+  }
+  auto o = SmtSequenceFunction::apply(W1, W2, x, q, we, be, wa, ba, valid, c, chunk_memory, chunk_other, state_bound);
   return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
 }
 

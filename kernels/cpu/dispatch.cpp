@@ -126,6 +126,10 @@ int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d) {
   return baseline::smt_sequence_checkpoint_size(d);
 }
 
+int64_t smt_sequence_ring_size(const SmtSequenceDims& d) {
+  return baseline::smt_sequence_ring_size(d);
+}
+
 template <typename T>
 void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                           const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {

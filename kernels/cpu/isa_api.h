@@ -36,6 +36,7 @@ void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, co
                           int64_t p0, int64_t p1);
 int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_other);
 int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d);
+int64_t smt_sequence_ring_size(const SmtSequenceDims& d);
 template <typename T>
 void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                           const SmtSequenceOut<T>& out, int64_t p0, int64_t p1);

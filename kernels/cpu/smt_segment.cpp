@@ -658,6 +658,7 @@ struct SeqPair {
 
   // The checkpoint each memory's prepared read state came from (-1: none); reset per pair.
   int64_t from[kMem] = {-1, -1, -1, -1, -1};
+  bool ring = false;  // ck holds two state slots (SmtSequenceOut::ring): segment j's in slot j % 2
   void reset() { std::fill(from, from + kMem, int64_t(-1)); }
   // Loads segment j's inputs and mask and its read states (each memory's state at the start of
   // its chunk) into the workspace; a read state already there (the same chunk as the segment
@@ -667,7 +668,9 @@ struct SeqPair {
     for (int64_t m = 0; m < kMem; ++m) {
       const int64_t C = chunkOf(d, m), src = segs.of[(s / C) * C];
       if (from[m] == src) continue;
-      const T* c = ck + src * 4 * A;
+      // (a ring forward loads a read state only when its chunk starts at this segment, src == j,
+      // whose slot holds it)
+      const T* c = ck + (ring ? (src & 1) : src) * 4 * A;
       prepareRead(w, m, c + m * DF, c + A + m * DF);
       from[m] = src;
     }
@@ -717,11 +720,19 @@ int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d) {
   return (nseg + 1) * 4 * kMem * d.D * d.F + nseg * 2 * kMem;  // the states, then the bound's factors
 }
 
+int64_t smt_sequence_ring_size(const SmtSequenceDims& d) {
+  const int64_t nseg = HL_ISA_NS::smt_sequence_segments(d.L, d.chunk_memory, d.chunk_other);
+  return 2 * 4 * kMem * d.D * d.F + nseg * 2 * kMem;
+}
+
 template <typename T>
 void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                           const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {
   SeqPair<T> sp(d, in);
-  const int64_t DF = sp.DF, A = sp.A, CK = HL_ISA_NS::smt_sequence_checkpoint_size(d), D = d.D;
+  sp.ring = out.ring;
+  const int64_t DF = sp.DF, A = sp.A, D = d.D;
+  const int64_t CK = out.ring ? HL_ISA_NS::smt_sequence_ring_size(d) : HL_ISA_NS::smt_sequence_checkpoint_size(d);
+  auto slot = [&](int64_t j) { return out.ring ? (j & 1) : j; };
   const Index gix{d.H, d.L, d.D, d.F, d.X};
   std::vector<T> rad(2 * kMem);
   for (int64_t p = p0; p < p1; ++p) {
@@ -735,12 +746,12 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
       rad[kMem + m] = T(in.state_bound) * frob(ck + A + m * DF, DF);
     }
     std::fill(ck + 2 * A, ck + 4 * A, T(0));
-    T* factors = ck + (sp.segs.count() + 1) * 4 * A;
+    T* factors = ck + (out.ring ? 2 : sp.segs.count() + 1) * 4 * A;
     int64_t clamped = 0;
     for (int64_t j = 0; j < sp.segs.count(); ++j) {
       const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
-      const T* cj = ck + j * 4 * A;
-      T* cn = ck + (j + 1) * 4 * A;
+      const T* cj = ck + slot(j) * 4 * A;
+      T* cn = ck + slot(j + 1) * 4 * A;
       sp.load(ck, b, hd, j);
       const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
       sp.readOutput(in.q + qo, out.y + qo, n);

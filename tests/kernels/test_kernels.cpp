@@ -605,6 +605,44 @@ class TestKernels : public QObject {
     }
   }
 
+  // A forward that no reverse pass follows (no gradient: evaluation) keeps two state slots instead
+  // of a checkpoint per segment (SmtSequenceOut::ring). Same arithmetic: every output bit-identical
+  // to the checkpointed forward's, for chunk pairs whose read states lie one and several segments
+  // back, an odd length and a padded batch.
+  void aForwardWithoutGradientKeepsTwoSlotsAndTheSameBits() {
+    for (auto [cm, co, L] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 8, 19}, {3, 5, 17}, {2, 16, 33}}) {
+      SmtConfig cfg;
+      cfg.heads = 2;
+      cfg.head_dim = 16;
+      cfg.chunk_memory = cm;
+      cfg.chunk_other = co;
+      cfg.eta_max = 1.0;
+      cfg.dampen = true;
+      cfg.state_bound = 1.5;
+      torch::manual_seed(41);
+      SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(torch::kFloat32), 0.6);
+      const Tensor x = torch::randn({3, 4, 2, L, 16}), q = torch::randn({3, 2, L, 16});
+      Tensor mask = torch::ones({3, L});
+      mask[1].narrow(0, L - 5, 5).zero_();
+      SmtResult ref;
+      {
+        p.W1.requires_grad_(true);  // the checkpointed forward (a reverse pass could follow)
+        ref = smt_chunked(cfg, p, x, q, mask);
+        p.W1 = p.W1.detach();
+      }
+      torch::NoGradGuard ng;
+      const SmtResult r = smt_chunked(cfg, p, x, q, mask);
+      QVERIFY(r.fused && ref.fused);
+      const std::vector<std::pair<Tensor, Tensor>> pairs = {{r.y, ref.y},   {r.W1, ref.W1},
+                                                            {r.W2, ref.W2}, {r.S1, ref.S1},
+                                                            {r.S2, ref.S2}, {r.loss_tokens, ref.loss_tokens}};
+      for (size_t i = 0; i < pairs.size(); ++i)
+        QVERIFY2(torch::equal(pairs[i].first, pairs[i].second.detach()),
+                 qPrintable(QString("chunks %1/%2, L %3, output %4").arg(cm).arg(co).arg(L).arg(i)));
+      QCOMPARE(r.clamped, ref.clamped);
+    }
+  }
+
   void wholeSegmentSecondDerivativeThrowsAndBadShapesAreRefused() {
     const WholeSeg w = makeWholeSeg(1, 1, 2, 4, 4, 1, 3);
     hl::kernels::SmtSegmentCoeffs c;

@@ -119,7 +119,14 @@ template <typename T>
 struct SmtSequenceOut {
   T *y = nullptr, *ck = nullptr, *loss = nullptr;
   int64_t* clamped = nullptr;
+  /// A forward that no reverse pass follows (evaluation, no gradient): ck keeps the states of two
+  /// segments only, alternately, in smt_sequence_ring_size(d) elements per pair; the final state
+  /// is in slot (segments % 2). The same arithmetic, a fraction of the memory traffic.
+  bool ring = false;
 };
+
+/// Elements per pair of a ring forward's ck: two state slots and the bound's factors.
+int64_t smt_sequence_ring_size(const SmtSequenceDims& d);
 
 /// Gradients: dW1 [B, 5, H, D, F], dW2 [B, 5, H, F, D] (of the start states), dx, dq; per sequence
 /// dw_eta, dw_alpha [B, H, D], db_eta, db_alpha [B, H] (the caller sums over B).
