@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "engine/export/export.h"
@@ -23,6 +24,22 @@ struct Config {
   RunKind kind;
   std::vector<double> accs;
 };
+
+// Whether a configuration label ("preset=hope experiment.strategy.type=replay", the sweep's grid
+// values) varies nothing but the preset and the set-up axes (protocol, strategy, head). Hope
+// against the Transformer compares those runs only: an ablation of either (an inner learning rate,
+// the clip off) is a row of the table, not the preset.
+bool onlySetupAxes(const std::string& label) {
+  static const std::set<std::string> axes = {"preset", "experiment.protocol", "experiment.strategy.type",
+                                             "model.head.type"};
+  std::istringstream in(label);
+  std::string tok;
+  while (in >> tok) {
+    const auto eq = tok.find('=');
+    if (eq == std::string::npos || !axes.count(tok.substr(0, eq))) return false;
+  }
+  return true;
+}
 
 // Which builds, LibTorch versions, devices and hosts made the runs (the store keeps them per run),
 // each with its run count: "Hope Lab `8954394` (30 runs), `0a8e4a9` (15 runs); LibTorch 2.14.1
@@ -141,7 +158,9 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
   // Hope against the Transformer, per sweep and set-up, and each sweep's best row: generated from
   // the runs, so "where Hope loses" is never typed by hand.
   o << "\n## Hope against the Transformer\n\n"
-    << "For each sweep, every set-up (strategy, protocol, head) that ran both `hope` and `transformer`: final "
+    << "For each sweep, every set-up (strategy, protocol, head) that ran both `hope` and `transformer` as "
+       "presets (runs that change anything else, such as an ablation's inner learning rate, stay out of this "
+       "comparison and are rows of the table above): final "
        "average accuracy (mean ± std over seeds) and the difference. *Loses* / *wins*: the difference is "
        "larger than the larger of the two standard deviations; otherwise *within seed noise*; with one seed on either "
        "side there is no spread to judge by "
@@ -161,7 +180,7 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
       auto& cfg = by_config[label];
       cfg.kind = {r.name, r.strategy, r.protocol, r.head};
       cfg.accs.push_back(acc);
-      if (r.name == "hope" || r.name == "transformer")
+      if ((r.name == "hope" || r.name == "transformer") && onlySetupAxes(label))
         by_setup[r.strategy + ", " + r.protocol + ", " + r.head + " head"][r.name].push_back(acc);
     }
     o << "\n### " << s.name << "\n\n";

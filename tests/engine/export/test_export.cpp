@@ -253,6 +253,35 @@ class TestExport : public QObject {
     QVERIFY2(md1.find("| 0.510 | 0.510 ± 0.014 | +0.000 | not judged (1 seed) |") != std::string::npos, md1.c_str());
   }
 
+  // Hope against the Transformer compares the presets: a run that changes anything beyond the
+  // set-up axes (an ablation: the clip off here) is a row of the table but not "hope" in the verdict.
+  void reportComparesThePresetsNotTheirAblations() {
+    const auto sw = hl::spec::parse_sweep(
+        R"({"name": "abl", "grid": [{"preset": ["transformer", "hope"]},
+            {"preset": ["hope"], "training.grad_clip": [0]}], "seeds": [0, 1]})",
+        "abl.json", ".");
+    QCOMPARE(int(sw.runs.size()), 6);
+    const double acc[6] = {0.30, 0.20, 0.10, 0.12, 0.50, 0.52};  // transformer, hope, hope clip 0
+    std::vector<RunRecord> db;
+    for (int i = 0; i < 6; ++i)
+      db.push_back(sweepRecord(sw.runs[size_t(i)], i + 1, hl::RunStatus::Finished,
+                               nlohmann::json{{"final_avg_acc", acc[i]}}.dump()));
+    hl::exporter::ReportOptions o;
+    const std::string md = QString::fromStdString(hl::exporter::results_report({hl::exporter::match_sweep(sw, db)}, o))
+                               .replace(QRegularExpression(" +"), " ")
+                               .toStdString();
+    // hope alone: 0.110 ± 0.014 (with the ablation mixed in it would read 0.310).
+    QVERIFY2(md.find("| finetune, class-incremental, softmax head | 0.110 ± 0.014 | 0.250 ± 0.071 | -0.140 | **Hope "
+                     "loses** |") != std::string::npos,
+             md.c_str());
+    QVERIFY2(md.find("| banking77 | hope | preset=hope training.grad_clip=0 |") != std::string::npos ||
+                 md.find("preset=hope training.grad_clip=0") != std::string::npos,
+             md.c_str());
+    QVERIFY2(md.find("Best configuration: `preset=hope training.grad_clip=0`, 0.510 ± 0.014 (2 seeds).") !=
+                 std::string::npos,
+             md.c_str());
+  }
+
   // The report answers the project's question per sweep: the best class-incremental Hope variant
   // without replay that trains (any hope* preset; replay, the joint upper bound and the untrained
   // NCM head excluded) against the best replay configuration, with the same verdict rule as the
