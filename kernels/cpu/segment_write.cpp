@@ -71,28 +71,16 @@ void runRow(int64_t steps, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, 
       const T* Ws = Wsrc + o * I;
       T* Wd = Wdst + o * I;
       T* __restrict Sr = S + o * I;
+      // Ws and Wd are the same row when W is updated in place: element i is read before it is
+      // written and no other element is touched, so either way is right (no __restrict on them).
       T acc = 0;
-      if (Wsave) {  // distinct source and destination rows
-        const T* __restrict a = Ws;
-        T* __restrict b = Wd;
 #pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < I; ++i) {
-          const T sv = k.b * Sr[i] - go * u[i];
-          Sr[i] = sv;
-          const T wv = k.a * a[i] - wo * u[i] + k.m * sv;
-          b[i] = wv;
-          acc += wv * un[i];
-        }
-      } else {
-        T* __restrict r = Wd;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < I; ++i) {
-          const T sv = k.b * Sr[i] - go * u[i];
-          Sr[i] = sv;
-          const T wv = k.a * r[i] - wo * u[i] + k.m * sv;
-          r[i] = wv;
-          acc += wv * un[i];
-        }
+      for (int64_t i = 0; i < I; ++i) {
+        const T sv = k.b * Sr[i] - go * u[i];
+        Sr[i] = sv;
+        const T wv = k.a * Ws[i] - wo * u[i] + k.m * sv;
+        Wd[i] = wv;
+        acc += wv * un[i];
       }
       if (next) wu[o] = acc;
     }

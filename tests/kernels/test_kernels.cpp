@@ -18,6 +18,7 @@
 
 #include <QtTest>
 
+#include <functional>
 #include <tuple>
 #include <vector>
 
@@ -97,6 +98,22 @@ struct SmtCase {
   int64_t hidden = 0;        // memory hidden width F (0: head_dim)
   bool bound_binds = false;  // the case asserts that the state bound projects some final map
 };
+
+// smt_chunked with x, W1, W2 and w_eta as fresh leaves: the result and the gradients of loss(result)
+// with respect to those four.
+std::pair<SmtResult, std::vector<Tensor>> runWithLeaves(const SmtConfig& cfg, const SmtParams& p, const Tensor& x,
+                                                        const Tensor& q,
+                                                        const std::function<Tensor(const SmtResult&)>& loss) {
+  std::vector<Tensor> leaves = {x.clone().requires_grad_(true), p.W1.clone().requires_grad_(true),
+                                p.W2.clone().requires_grad_(true), p.w_eta.clone().requires_grad_(true)};
+  SmtParams lp = p;
+  lp.W1 = leaves[1];
+  lp.W2 = leaves[2];
+  lp.w_eta = leaves[3];
+  SmtResult r = smt_chunked(cfg, lp, leaves[0], q);
+  auto g = torch::autograd::grad({loss(r)}, leaves);
+  return {r, g};
+}
 
 // Inputs of one whole fused segment (smt_segment_fused), random, F ≠ D so that a transposed map
 // cannot pass for the right one.
@@ -475,15 +492,8 @@ class TestKernels : public QObject {
     std::vector<std::vector<Tensor>> runs;
     for (int t : {1, 2, 1}) {
       torch::set_num_threads(t);
-      std::vector<Tensor> leaves = {x.clone().requires_grad_(true), p.W1.clone().requires_grad_(true),
-                                    p.W2.clone().requires_grad_(true), p.w_eta.clone().requires_grad_(true)};
-      SmtParams lp = p;
-      lp.W1 = leaves[1];
-      lp.W2 = leaves[2];
-      lp.w_eta = leaves[3];
-      SmtResult r = smt_chunked(cfg, lp, leaves[0], q);
+      auto [r, g] = runWithLeaves(cfg, p, x, q, [](const SmtResult& r) { return r.y.sum() + r.W1.pow(2).sum(); });
       QVERIFY(r.fused);
-      auto g = torch::autograd::grad({r.y.sum() + r.W1.pow(2).sum()}, leaves);
       g.push_back(r.y.detach());
       g.push_back(r.W2.detach());
       runs.push_back(g);
@@ -580,15 +590,9 @@ class TestKernels : public QObject {
       std::vector<std::vector<Tensor>> out;
       for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2Fma}) {
         QVERIFY(hl::kernels::set_cpu_isa(isa));
-        std::vector<Tensor> leaves = {x.clone().requires_grad_(true), p.W1.clone().requires_grad_(true),
-                                      p.W2.clone().requires_grad_(true), p.w_eta.clone().requires_grad_(true)};
-        SmtParams lp = p;
-        lp.W1 = leaves[1];
-        lp.W2 = leaves[2];
-        lp.w_eta = leaves[3];
-        SmtResult r = smt_chunked(cfg, lp, leaves[0], q);
+        auto [r, g] =
+            runWithLeaves(cfg, p, x, q, [](const SmtResult& r) { return r.y.pow(2).sum() + r.W1.pow(2).sum(); });
         QVERIFY(r.fused);
-        auto g = torch::autograd::grad({r.y.pow(2).sum() + r.W1.pow(2).sum()}, leaves);
         g.insert(g.begin(), {r.y.detach(), r.W1.detach(), r.W2.detach()});
         out.push_back(g);
       }
