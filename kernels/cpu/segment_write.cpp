@@ -145,6 +145,15 @@ void reverseRow(int64_t n, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, 
   }
 }
 
+// dst[0:k] = src, or zeros where src is nullptr (an output that has no gradient).
+template <typename T>
+void copyOrZero(T* dst, const T* src, int64_t k) {
+  if (src)
+    std::memcpy(dst, src, sizeof(T) * k);
+  else
+    std::fill(dst, dst + k, T(0));
+}
+
 template <typename T, int64_t IC>
 void backwardRow(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0, const T* U,
                  const T* G, const T* eta, const T* alpha, const T* valid, const T* dWout, const T* dSout, T* dW0,
@@ -156,14 +165,8 @@ void backwardRow(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, c
   std::memcpy(Wprev, W0, sizeof(T) * OI);
   std::memcpy(S, S0, sizeof(T) * OI);
   runRow<T, IC>(n - 1, O, I, c, nullptr, S, U, G, eta, alpha, valid, wu, Wprev);
-  if (dWout)
-    std::memcpy(dW0, dWout, sizeof(T) * OI);
-  else
-    std::fill(dW0, dW0 + OI, T(0));
-  if (dSout)
-    std::memcpy(dS0, dSout, sizeof(T) * OI);
-  else
-    std::fill(dS0, dS0 + OI, T(0));
+  copyOrZero(dW0, dWout, OI);
+  copyOrZero(dS0, dSout, OI);
   reverseRow<T, IC>(n, O, I, c, Wprev, dW0, dS0, U, G, eta, alpha, valid, dU, dG, deta, dalpha);
 }
 
@@ -194,14 +197,8 @@ void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWr
                                 const T* dSout, T* dW0, T* dS0, T* dU, T* dG, T* deta, T* dalpha, T* scratch) {
   if (n <= 0) {
     const int64_t OI = O * I;
-    if (dWout)
-      std::memcpy(dW0, dWout, sizeof(T) * OI);
-    else
-      std::fill(dW0, dW0 + OI, T(0));
-    if (dSout)
-      std::memcpy(dS0, dSout, sizeof(T) * OI);
-    else
-      std::fill(dS0, dS0 + OI, T(0));
+    copyOrZero(dW0, dWout, OI);
+    copyOrZero(dS0, dSout, OI);
     return;
   }
 #define HL_BWD_ROW(IC) \
