@@ -8,6 +8,7 @@
 // Derivation: docs/KERNELS.md "Whole segment".
 #include "isa.h"
 #include "isa_api.h"
+#include "fast_exp.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,7 +26,7 @@ constexpr double kCurvEps = 1e-12;
 
 template <typename T>
 inline T sigm(T z) {
-  return T(1) / (T(1) + std::exp(-z));
+  return T(1) / (T(1) + expT(-z));
 }
 
 // rowsum for a width known at compile time: the accumulators stay in registers (the same
@@ -229,6 +230,7 @@ int64_t reads(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegme
       T* sz = w.sz + (m * n + t) * F;
       T* o = w.o + (m * n + t) * D;
       rowsum<T, false>(w.R2t + m * DF, xm + t * D, z, D, F);
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) sz[f] = z[f] * sigm(z[f]);
       std::memcpy(o, xm + t * D, sizeof(T) * D);
       rowsum<T, true>(w.R1t + m * DF, sz, o, F, D);
@@ -265,15 +267,19 @@ int64_t reads(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegme
       T *h = w.h + i * F, *a = w.a + i * F, *e = w.err + i * D, *re = w.re + i * F;
       T *ds = w.ds + i * F, *de = w.delta + i * F;
       rowsum<T, false>(R2t, v, zv, D, F);
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) svh[f] = zv[f] * sigm(zv[f]);
       std::memcpy(vh, v, sizeof(T) * D);
       rowsum<T, true>(R1t, svh, vh, F, D);
       rowsum<T, false>(R2t, k, h, D, F);
-      T aa = 0, g2 = 0;
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) {
         const T s = sigm(h[f]);
         a[f] = h[f] * s;
         ds[f] = s * (T(1) + h[f] * (T(1) - s));
+      }
+      T aa = 0, g2 = 0;  // in f order, as before the loop above was split off
+      for (int64_t f = 0; f < F; ++f) {
         aa += a[f] * a[f];
         g2 += ds[f] * ds[f] * cs[f];
       }
@@ -481,6 +487,7 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
       std::memcpy(bw.L1.data() + (3 * t + 1) * D, dpred.data(), sizeof(T) * D);  // dR1 += dpred ⊗ a
       std::memcpy(bw.R1.data() + (3 * t + 1) * F, a, sizeof(T) * F);
       // a = silu(h), σ'(h) = ds; h = R2 k
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) dh[f] = dat[f] * ds[f] + dds[f] * d2silu(h[f]);
       std::memcpy(bw.L2.data() + 2 * t * F, dh.data(), sizeof(T) * F);  // dR2 += dh ⊗ k
       std::memcpy(bw.R2.data() + 2 * t * D, k, sizeof(T) * D);
@@ -491,6 +498,7 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
       rowsum<T, false>(R1, dvh.data(), dsv.data(), D, F);                      // R1ᵀ dv̂
       std::memcpy(bw.L1.data() + (3 * t + 2) * D, dvh.data(), sizeof(T) * D);  // dR1 += dv̂ ⊗ silu(R2 v)
       std::memcpy(bw.R1.data() + (3 * t + 2) * F, svh, sizeof(T) * F);
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) dzv[f] = dsv[f] * dsilu(zv[f]);
       std::memcpy(bw.L2.data() + (2 * t + 1) * F, dzv.data(), sizeof(T) * F);  // dR2 += dzv ⊗ v
       std::memcpy(bw.R2.data() + (2 * t + 1) * D, v, sizeof(T) * D);
@@ -558,6 +566,7 @@ void backwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtS
       std::memcpy(bw.L1.data() + t * D, dob.data(), sizeof(T) * D);  // dR1 += dob ⊗ sz
       std::memcpy(bw.R1.data() + t * F, sz, sizeof(T) * F);
       rowsum<T, false>(R1, dob.data(), dsz.data(), D, F);
+#pragma omp simd
       for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(z[f]);
       std::memcpy(bw.L2.data() + t * F, dz.data(), sizeof(T) * F);  // dR2 += dz ⊗ x
       std::memcpy(bw.R2.data() + t * D, x, sizeof(T) * D);
@@ -878,6 +887,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
         }
         rowsum<T, false>(O1, dyt, dsz.data(), D, F);  // O1ᵀ dy
         outer(dO1, dyt, sp.sz.data(), D, F);
+#pragma omp simd
         for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(sp.z[f]);
         outer(dO2, dz.data(), qt, F, D);
         std::memcpy(dqt, dyt, sizeof(T) * D);

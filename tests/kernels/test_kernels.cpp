@@ -15,10 +15,12 @@
 #include "engine/models/classifier.h"
 #include "hl_kernels/cpu_isa.h"
 #include "hl_kernels/memory_head.h"
+#include "kernels/cpu/fast_exp.h"
 
 #include <QtTest>
 
 #include <functional>
+#include <random>
 #include <tuple>
 #include <vector>
 
@@ -535,6 +537,36 @@ class TestKernels : public QObject {
     QVERIFY2(relErr(out[0][1], out[1][1]) < 1e-5, qPrintable(QString::number(relErr(out[0][1], out[1][1]))));
     for (size_t i = 2; i < out[0].size(); ++i)
       QVERIFY2(relErr(out[0][i], out[1][i]) < 1e-4, qPrintable(QString::number(relErr(out[0][i], out[1][i]))));
+  }
+
+  // The kernels' float e^x (kernels/cpu/fast_exp.h, here its baseline build): within 2 ulp of
+  // std::exp wherever the result is a normal float (every 1/1024 over [-87, 88] and at a million
+  // random points), close in the subnormal range, 0 and inf beyond the ends as std::exp gives.
+  void fastExpIsWithinTwoUlpOfTheLibrary() {
+    auto ulps = [](float a, float b) {
+      return std::abs(int64_t(__builtin_bit_cast(int32_t, a)) - int64_t(__builtin_bit_cast(int32_t, b)));
+    };
+    int64_t worst = 0;
+    float worstAt = 0;
+    auto check = [&](float x) {
+      const int64_t u = ulps(hl::kernels::baseline::expT(x), std::exp(x));
+      if (u > worst) worst = u, worstAt = x;
+    };
+    for (int i = -87 * 1024; i <= 88 * 1024; ++i) check(float(i) / 1024.f);
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> U(-87.f, 88.f);
+    for (int i = 0; i < 1000000; ++i) check(U(rng));
+    qInfo("fast exp: worst %lld ulp (at %g)", static_cast<long long>(worst), double(worstAt));
+    QVERIFY2(worst <= 2, qPrintable(QString("%1 ulp at %2").arg(worst).arg(worstAt)));
+    for (float x : {-88.f, -95.f, -100.f, -103.f}) {  // subnormal results: relative 1e-3 of std::exp
+      const float a = hl::kernels::baseline::expT(x), b = std::exp(x);
+      QVERIFY2(std::abs(a - b) <= 1e-3f * b + 1e-45f, qPrintable(QString("x %1: %2 vs %3").arg(x).arg(a).arg(b)));
+    }
+    QCOMPARE(hl::kernels::baseline::expT(-110.f), 0.f);
+    QCOMPARE(hl::kernels::baseline::expT(-1e30f), 0.f);
+    QVERIFY(std::isinf(hl::kernels::baseline::expT(89.f)) && std::isinf(hl::kernels::baseline::expT(1e30f)));
+    QVERIFY(std::isfinite(hl::kernels::baseline::expT(88.7f)));
+    QCOMPARE(hl::kernels::baseline::expT(0.f), 1.f);
   }
 
   // The kernels exist in two instruction sets (docs/KERNELS.md "Instruction sets"). This binary
