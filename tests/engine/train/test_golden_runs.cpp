@@ -26,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "engine/spec/spec.h"
@@ -81,9 +82,16 @@ struct Canceller : Observer {
   }
 };
 
-std::string platform(const QString& scenario) {
+// withBuild: also the LibTorch build (its commit, from at::show_config()), which the per-CPU
+// recordings name; the CI machine's older ones do not.
+std::string platform(const QString& scenario, bool withBuild) {
   std::string p = "torch " + std::string(TORCH_VERSION) + " cpu " + at::get_cpu_capability();
   if (scenario == "hope-taskclock") p += std::string(" kernels ") + hl::kernels::cpu_isa_name(hl::kernels::cpu_isa());
+  if (withBuild) {
+    const std::string cfg = at::show_config(), key = "COMMIT_SHA=";
+    const auto at = cfg.find(key);
+    p += " build " + (at == std::string::npos ? std::string("unknown") : cfg.substr(at + key.size(), 12));
+  }
   return p;
 }
 
@@ -226,27 +234,39 @@ class TestGoldenRuns : public QObject {
       QVERIFY(QDir().mkpath(own));
       const QString file = own + name + ".txt";
       std::ofstream out(file.toStdString());
-      out << "# platform: " << platform(name) << "\n# scenario: " << name.toStdString() << "\n";
+      out << "# platform: " << platform(name, true) << "\n# scenario: " << name.toStdString() << "\n";
       for (const auto& l : lines) out << l << "\n";
       QVERIFY(out.good());
       qInfo("recorded %zu lines in %s", lines.size(), qPrintable(file));
       return;
     }
-    // This CPU's own recordings where it has a folder, else the CI machine's.
-    const bool hasOwn = QDir(own).exists();
-    const QString file = (hasOwn ? own : root) + name + ".txt";
+    // This CPU's own recording where there is one made by this LibTorch build, else the CI
+    // machine's (whose platform line names no build).
+    auto platformOf = [](const QString& file) -> std::optional<std::string> {
+      std::ifstream in(file.toStdString());
+      std::string head;
+      if (!in.good() || !std::getline(in, head)) return std::nullopt;
+      return head.substr(std::min(head.size(), std::string("# platform: ").size()));
+    };
+    QString file = own + name + ".txt";
+    std::string expected = platform(name, true);
+    if (platformOf(file) != expected) {
+      file = root + name + ".txt";
+      expected = platform(name, false);
+    }
+    const auto recorded = platformOf(file);
+    if (!recorded)
+      QSKIP(qPrintable(
+          file + ": no recording of this scenario for this CPU (" + cpuTag() +
+          ") and LibTorch build; record with HL_UPDATE_GOLDEN=1 from a commit whose numbers are known good"));
+    if (*recorded != expected)
+      QSKIP(qPrintable(QString("recorded on '%1', this is '%2': bit-identity holds only on one platform; "
+                               "record on this one with HL_UPDATE_GOLDEN=1 from the commit that recorded them")
+                           .arg(QString::fromStdString(*recorded), QString::fromStdString(expected))));
     std::ifstream in(file.toStdString());
-    if (!in.good())
-      QSKIP(qPrintable(file + ": no recording of this scenario for this CPU (" + cpuTag() +
-                       "); record with HL_UPDATE_GOLDEN=1 from a commit whose numbers are known good"));
     std::string head, scen;
     std::getline(in, head);
     std::getline(in, scen);
-    const std::string recorded = head.substr(std::min(head.size(), std::string("# platform: ").size()));
-    if (recorded != platform(name))
-      QSKIP(qPrintable(QString("recorded on '%1', this is '%2': bit-identity holds only on one platform; "
-                               "record on this one with HL_UPDATE_GOLDEN=1 from the commit that recorded them")
-                           .arg(QString::fromStdString(recorded), QString::fromStdString(platform(name)))));
     std::vector<std::string> golden;
     for (std::string l; std::getline(in, l);) golden.push_back(l);
     for (size_t i = 0; i < std::min(golden.size(), lines.size()); ++i)
