@@ -4,7 +4,12 @@ find_package(Threads REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(CLI11 REQUIRED)
-find_package(CURL REQUIRED)
+# libcurl serves `data fetch` alone: a build without it (HOPELAB_CURL=OFF, e.g. scripts/gpu-check on
+# a machine with no package registry) says so when asked to download.
+option(HOPELAB_CURL "Build `data fetch` with libcurl" ON)
+if(HOPELAB_CURL)
+  find_package(CURL REQUIRED)
+endif()
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 

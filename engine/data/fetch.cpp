@@ -1,6 +1,8 @@
 #include "engine/data/fetch.h"
 
+#if HL_HAVE_CURL
 #include <curl/curl.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -103,6 +105,14 @@ void check_part(const fs::path& part, const std::string& origin, const KnownFile
   }
 }
 
+#if !HL_HAVE_CURL
+// A build without libcurl (a headless build where its headers are missing, e.g. scripts/gpu-check
+// on a machine without a package registry): everything but the download itself works.
+void download(const std::string& url, const fs::path&, const KnownFile&) {
+  throw DataError(url + ": this build of Hope Lab has no libcurl, so it cannot download — copy the files from a " +
+                  "local copy with `hopelab-cli data import DIR`, or rebuild with libcurl (libcurl4-openssl-dev)");
+}
+#else
 size_t write_cb(char* p, size_t size, size_t n, void* file) {
   return std::fwrite(p, size, n, static_cast<FILE*>(file)) * size;
 }
@@ -144,6 +154,7 @@ void download(const std::string& url, const fs::path& dest, const KnownFile& f) 
   check_part(part, url, f);
   rename_into_place(part, dest);
 }
+#endif
 
 // Rebuilds dbpedia14/test_sample_7600.csv or classes.txt from the O-LoRA files in `dir`, or
 // returns "" when `rel` is not derivable or its sources are missing/different.
