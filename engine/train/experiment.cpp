@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <thread>
 
 #include "engine/common/error.h"
@@ -123,6 +124,23 @@ void emit_memory_diagnostics(Loop& L) {
   }
 }
 
+// What to change after a non-finite loss. An in-context memory whose inner loss is no longer finite
+// (or has grown past 1e6; it is of order 1 to 10 in a healthy run, docs/MEMORY.md) blew up inside
+// the forward, where no gradient clip reaches: its writes are too large.
+std::string divergence_advice(RunSetup& s, double grad_clip) {
+  std::string blocks;
+  for (const auto& cs : s.model->contextStats())
+    if (!std::isfinite(cs.loss) || cs.loss > 1e6) blocks += (blocks.empty() ? "" : ", ") + std::to_string(cs.block);
+  if (!blocks.empty())
+    return "the in-context memory's inner loss blew up in block(s) " + blocks +
+           ": lower that block's model.blocks.N.inner_lr (the size of its writes; a self-modifying Titans memory "
+           "also has eta_max and state_bound), or optimizer.lr";
+  char clip[32];
+  std::snprintf(clip, sizeof clip, "%g", grad_clip);
+  return grad_clip > 0 ? "lower optimizer.lr (training.grad_clip is already " + std::string(clip) + ")"
+                       : "lower optimizer.lr or set training.grad_clip";
+}
+
 // One outer step on rows idx (the strategy may add rows); false when the loss is not finite.
 bool train_step(Loop& L, int phase, std::vector<int64_t>& idx, const torch::Tensor& seen) {
   auto& s = L.s;
@@ -142,7 +160,7 @@ bool train_step(Loop& L, int phase, std::vector<int64_t>& idx, const torch::Tens
     L.status = RunStatus::Diverged;
     L.diverged_step = st.step;
     L.error = "loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") + " at step " + std::to_string(st.step) +
-              " (task " + std::to_string(phase) + "); lower optimizer.lr or set training.grad_clip";
+              " (task " + std::to_string(phase) + "); " + divergence_advice(s, L.grad_clip);
     return false;
   }
   st.optimizer->zero_grad();  // the outer level only: CMS levels keep accumulating

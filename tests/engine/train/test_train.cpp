@@ -187,6 +187,49 @@ class TestTrain : public QObject {
       if (s.name == "loss") QCOMPARE(int(s.points.size()), 5);  // steps 0..4 were committed
   }
 
+  // A diverged run says what to change: with no in-context memory, the outer step (and whether a
+  // clip is already set); when an in-context memory's inner loss blew up inside the forward (where
+  // no gradient clip reaches), that memory's blocks and their write size. The blow-up is forced:
+  // hope-no-selfmod (the plain Titans memory, no state bound) with its writes at η 9, no decay and
+  // a large outer step diverges within a few steps (measured: NaN at step 1, both blocks).
+  void divergenceMessageNamesWhatToChange() {
+    RunOptions o = opt_;
+    o.poison_loss = [](int64_t step) { return step == 2; };
+    json t = small_spec("banking77", 6, 1);
+    t["training"]["grad_clip"] = 0.5;
+    auto r = run_experiment(t, o, {});
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("diverged"));
+    QVERIFY2(r.error.find("lower optimizer.lr (training.grad_clip is already 0.5)") != std::string::npos,
+             r.error.c_str());
+    t["training"]["grad_clip"] = 0;
+    r = run_experiment(t, o, {});
+    QVERIFY2(r.error.find("lower optimizer.lr or set training.grad_clip") != std::string::npos, r.error.c_str());
+
+    json h = hl::spec::preset("hope-no-selfmod");
+    h["model"]["d_model"] = 32;
+    h["model"]["vocab_size"] = 300;
+    h["model"]["max_len"] = 32;
+    for (auto& b : h["model"]["blocks"]) {
+      b["heads"] = 2;
+      b["inner_lr"] = 9.0;
+      b["eta_max"] = 10.0;
+      b["retain"] = 1.0;
+    }
+    h["optimizer"]["lr"] = 0.05;
+    h["experiment"]["dataset"] = "banking77";
+    h["experiment"]["protocol"] = "joint";
+    h["training"]["limit_per_class"] = 3;
+    h["training"]["eval_limit_per_class"] = 2;
+    h["training"]["epochs"] = 2;
+    h["training"]["checkpoints"] = false;
+    h["training"]["threads"] = 1;
+    r = run_experiment(hl::spec::complete(h), opt_, {});
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("diverged"));
+    QVERIFY2(r.error.find("the in-context memory's inner loss blew up in block(s) ") != std::string::npos,
+             r.error.c_str());
+    QVERIFY2(r.error.find("model.blocks.N.inner_lr") != std::string::npos, r.error.c_str());
+  }
+
   void cancelStopsTheRunAndStoresItCancelled() {
     Control control;
     Canceller c;
