@@ -2,6 +2,7 @@
 #include "engine/memory/selfmod_titans.h"
 
 #include "engine/memory/fused.h"
+#include "engine/memory/state_bound.h"
 
 #include <cmath>
 #include <optional>
@@ -110,18 +111,9 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
   return torch::where(m, running, read);
 }
 
-// The state bound's radius per map: state_bound · ‖W0‖_F [..., 1, 1] (undefined when there is no
-// bound). Computed once per call, so its gradient reaches W0 through one node.
+// The state bound's radius per map (engine/memory/state_bound.h).
 Tensor boundRadius(const SmtConfig& cfg, const Tensor& W0) {
-  return cfg.state_bound > 0 ? cfg.state_bound * W0.pow(2).sum({-2, -1}, true).sqrt() : Tensor();
-}
-
-// Projects every map [..., O, I] of W onto ‖W‖_F ≤ radius (SmtConfig::state_bound; the identity
-// without a radius). Differentiable, also through the radius.
-Tensor boundState(const Tensor& W, const Tensor& radius) {
-  if (!radius.defined()) return W;
-  const Tensor norm = W.pow(2).sum({-2, -1}, true).sqrt().clamp_min(1e-12);
-  return W * torch::clamp_max(radius / norm, 1.0);
+  return hl::memory::boundRadius(cfg.state_bound, W0);
 }
 
 // Whether a segment ends after token t: a chunk boundary of either size, or the sequence end. The

@@ -1,6 +1,8 @@
 // Titans LMM: reference and chunked paths. Equations and conventions: docs/MEMORY.md.
 #include "engine/memory/titans_memory.h"
 
+#include "engine/memory/state_bound.h"
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -167,6 +169,7 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
   const Tensor k = wd(p.k), v = wd(p.v), theta = wd(p.theta), eta = wd(p.eta), alpha = wd(p.alpha), m = p.m;
   const Tensor wdq = outerGrad ? p.q : p.q.detach();  // reads keep q's graph unless no outer grad
   Tensor W1 = wd(p.W1), W2 = wd(p.W2), S1 = wd(p.S1), S2 = wd(p.S2);
+  const Tensor rad1 = boundRadius(cfg.state_bound, wd(p.W1)), rad2 = boundRadius(cfg.state_bound, wd(p.W2));
 
   LmmResult r;
   Tensor clamped;
@@ -222,6 +225,8 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
       W2 = at * W2 + m4 * S2;
     }
     lossSums.push_back(lossSum);
+    W1 = boundState(W1, rad1);  // the state bound at the chunk's end (both paths alike)
+    W2 = boundState(W2, rad2);
     if (sg) {
       W1 = W1.detach();
       W2 = W2.detach();
@@ -256,6 +261,7 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
     S1 = S1.detach();
     S2 = S2.detach();
   }
+  const Tensor rad1 = boundRadius(cfg.state_bound, W1), rad2 = boundRadius(cfg.state_bound, W2);
 
   LmmResult r;
   Tensor clamped;
@@ -309,8 +315,8 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
     const Tensor W2n = x2(A) * W2 + x2(gamma) * S2 - sum2(cW * th2);
     S1 = x2(Pn) * S1 - sum1(cS * th1);
     S2 = x2(Pn) * S2 - sum2(cS * th2);
-    W1 = W1n;
-    W2 = W2n;
+    W1 = boundState(W1n, rad1);  // the state bound at the chunk's end
+    W2 = boundState(W2n, rad2);
   }
   noGrad.reset();
 

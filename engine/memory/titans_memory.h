@@ -21,6 +21,7 @@ struct LmmConfig {
   bool stop_grad_writes = false;  // writes are constants for the outer loss (straight-through)
   bool clamp = true;              // clamp θ so that 3·θ·‖u‖² ≤ clamp_bound per layer write
   double clamp_bound = 1.8;
+  double state_bound = 0;  // at every chunk end ‖W‖_F ≤ state_bound · ‖W_0‖_F per map (0 = none; state_bound.h)
   int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
 };
 

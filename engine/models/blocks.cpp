@@ -179,6 +179,7 @@ TitansMixerImpl::TitansMixerImpl(int d_model, const BlockConfig& cfg)
       momentum_(cfg.momentum),
       retain_(cfg.retain),
       chunk_(cfg.chunk),
+      state_bound_(cfg.state_bound),
       stop_grad_writes_(cfg.stop_grad_writes) {
   const int64_t d = d_model;
   wq_ = register_module("wq", linear(d, d, false));
@@ -231,6 +232,7 @@ torch::Tensor TitansMixerImpl::mix(const torch::Tensor& h, const torch::Tensor& 
   mc.head_dim = d / heads_;
   mc.chunk = chunk_;
   mc.stop_grad_writes = stop_grad_writes_;
+  mc.state_bound = state_bound_;
   hl::memory::LmmState init;
   init.W1 = w1_.to(h.scalar_type());
   init.W2 = w2_.to(h.scalar_type());

@@ -152,6 +152,7 @@ class TitansMixerImpl : public torch::nn::Module {
   int heads_;
   double inner_lr_, momentum_, retain_;
   int chunk_;
+  double state_bound_;  // a Hope block's state_bound (0 for a Titans block: no such field)
   bool stop_grad_writes_;
   torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, gates_{nullptr}, wg_{nullptr}, wo_{nullptr};
   torch::nn::Conv1d conv_{nullptr};  // depthwise over 3·d channels (q, k, v), window 4

@@ -166,8 +166,9 @@ std::map<std::string, std::vector<FieldInfo>> build() {
                  "larger than the largest single write (schema 1: off, S ← β S − η G)"),
          kHope),
       in(number("state_bound", 2.0, 0.0, 1000.0, 2, "",
-                "Self-modifying Titans: at every chunk boundary each memory map is projected onto "
-                "‖W‖ ≤ state_bound · ‖W_0‖ (its initial state); 0 = no bound (schema 1), else at least 1"),
+                "The in-context memory (self-modifying Titans, or the Titans memory of mixer titans): at "
+                "every chunk boundary each memory map is projected onto ‖W‖ ≤ state_bound · ‖W_0‖ (its "
+                "initial state); 0 = no bound (schema 1), else at least 1"),
          kHope),
       in(integer("hidden", 0, 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"), types({BT::Lstm})),
       in(choice("variant", "sequential", names<CmsVariant>(),

@@ -99,20 +99,27 @@ class TestMemory : public QObject {
 
   // Chunked == naive per-chunk loop, for several C, lengths not divisible by C, padded batches;
   // outputs and the gradients of a probe w.r.t. every input.
+  // With the state bound (a Hope block's Titans memory, docs/MEMORY.md "State bound"; radius 1×
+  // the initial norm, so that it binds) both paths project at every chunk end alike.
   void chunkedMatchesReference_data() {
     QTest::addColumn<int>("chunk");
     QTest::addColumn<int>("len");
+    QTest::addColumn<double>("bound");
     for (int c : {2, 4, 8, 16})
-      for (int L : {13, 16, 21}) QTest::newRow(qPrintable(QString("C%1_L%2").arg(c).arg(L))) << c << L;
+      for (int L : {13, 16, 21}) QTest::newRow(qPrintable(QString("C%1_L%2").arg(c).arg(L))) << c << L << 0.0;
+    for (int c : {2, 4, 8})
+      for (int L : {13, 21}) QTest::newRow(qPrintable(QString("C%1_L%2_bound1").arg(c).arg(L))) << c << L << 1.0;
   }
   void chunkedMatchesReference() {
     QFETCH(int, chunk);
     QFETCH(int, len);
+    QFETCH(double, bound);
     LmmConfig cfg;
     cfg.heads = 2;
     cfg.head_dim = 4;
     cfg.hidden = 6;
     cfg.chunk = chunk;
+    cfg.state_bound = bound;
     const int64_t B = 3;
     Inputs in = makeInputs(cfg, B, len, 100 + chunk + len);
     in.mask = torch::ones({B, len}, torch::kBool);
@@ -124,6 +131,14 @@ class TestMemory : public QObject {
     const LmmResult ref = runRef(cfg, in), ch = runChunked(cfg, in);
     QVERIFY2(resultErr(ch, ref) < 1e-10, qPrintable(QString::number(resultErr(ch, ref))));
     QCOMPARE(ch.clamped, ref.clamped);
+    if (bound > 0) {  // it binds (the run differs from an unbounded one) and holds at the end
+      LmmConfig free = cfg;
+      free.state_bound = 0;
+      QVERIFY(resultErr(runChunked(free, in), ch) > 1e-6);
+      auto norms = [](const Tensor& W) { return W.pow(2).sum({-2, -1}).sqrt(); };
+      const Tensor over = norms(ch.final_state.W1) - bound * norms(in.init.W1);
+      QVERIFY2(over.max().item<double>() < 1e-12, qPrintable(QString::number(over.max().item<double>())));
+    }
     const int64_t nc = (len + chunk - 1) / chunk;
     const int64_t expectWrites = nc + (len - 5 + chunk - 1) / chunk + 1;
     QCOMPARE(ch.writes, expectWrites);
