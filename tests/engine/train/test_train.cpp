@@ -190,8 +190,9 @@ class TestTrain : public QObject {
   // A diverged run says what to change: with no in-context memory, the outer step (and whether a
   // clip is already set); when an in-context memory's inner loss blew up inside the forward (where
   // no gradient clip reaches), that memory's blocks and their write size. The blow-up is forced:
-  // hope-no-selfmod (the plain Titans memory, no state bound) with its writes at η 9, no decay and
-  // a large outer step diverges within a few steps (measured: NaN at step 1, both blocks).
+  // hope-no-selfmod (the plain Titans memory) with its state bound off, its writes at θ 9, no decay
+  // and a large outer step diverges within a few steps (measured: NaN at step 1, both blocks); the
+  // same run with the bound at its default finishes.
   void divergenceMessageNamesWhatToChange() {
     RunOptions o = opt_;
     o.poison_loss = [](int64_t step) { return step == 2; };
@@ -214,6 +215,7 @@ class TestTrain : public QObject {
       b["inner_lr"] = 9.0;
       b["eta_max"] = 10.0;
       b["retain"] = 1.0;
+      b["state_bound"] = 0.0;  // no bound: with the default (2) the same run finishes, checked below
     }
     h["optimizer"]["lr"] = 0.05;
     h["experiment"]["dataset"] = "banking77";
@@ -228,6 +230,9 @@ class TestTrain : public QObject {
     QVERIFY2(r.error.find("the in-context memory's inner loss blew up in block(s) ") != std::string::npos,
              r.error.c_str());
     QVERIFY2(r.error.find("model.blocks.N.inner_lr") != std::string::npos, r.error.c_str());
+    for (auto& b : h["model"]["blocks"]) b["state_bound"] = 2.0;
+    r = run_experiment(hl::spec::complete(h), opt_, {});
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
   }
 
   void cancelStopsTheRunAndStoresItCancelled() {
