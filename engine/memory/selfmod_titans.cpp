@@ -111,11 +111,6 @@ Tensor refresh(const SmtConfig& cfg, int64_t t, const Tensor& running, const Ten
   return torch::where(m, running, read);
 }
 
-// The state bound's radius per map (engine/memory/state_bound.h).
-Tensor boundRadius(const SmtConfig& cfg, const Tensor& W0) {
-  return hl::memory::boundRadius(cfg.state_bound, W0);
-}
-
 // Whether a segment ends after token t: a chunk boundary of either size, or the sequence end. The
 // state bound acts there in both paths.
 bool segmentEndsAfter(const SmtConfig& cfg, int64_t t, int64_t L) {
@@ -303,7 +298,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
   auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
   const Tensor x = wd(p.x);
   Tensor W1 = wd(p.W1), W2 = wd(p.W2);
-  const Tensor rad1 = boundRadius(cfg, W1), rad2 = boundRadius(cfg, W2);  // the state bound
+  const Tensor rad1 = boundRadius(cfg.state_bound, W1), rad2 = boundRadius(cfg.state_bound, W2);  // the state bound
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;  // read states
   const auto eyeD = torch::eye(p.D, x.options()), eyeF = torch::eye(p.F, x.options());
@@ -412,7 +407,7 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
     r.fused = fused;
     return r;
   }
-  const Tensor rad1 = boundRadius(cfg, W1), rad2 = boundRadius(cfg, W2);  // the state bound
+  const Tensor rad1 = boundRadius(cfg.state_bound, W1), rad2 = boundRadius(cfg.state_bound, W2);  // the state bound
   Tensor S1 = torch::zeros_like(W1), S2 = torch::zeros_like(W2);
   Tensor R1 = W1, R2 = W2;
   int64_t s = 0;

@@ -169,7 +169,7 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const Tensor
   const Tensor k = wd(p.k), v = wd(p.v), theta = wd(p.theta), eta = wd(p.eta), alpha = wd(p.alpha), m = p.m;
   const Tensor wdq = outerGrad ? p.q : p.q.detach();  // reads keep q's graph unless no outer grad
   Tensor W1 = wd(p.W1), W2 = wd(p.W2), S1 = wd(p.S1), S2 = wd(p.S2);
-  const Tensor rad1 = boundRadius(cfg.state_bound, wd(p.W1)), rad2 = boundRadius(cfg.state_bound, wd(p.W2));
+  const Tensor rad1 = boundRadius(cfg.state_bound, W1), rad2 = boundRadius(cfg.state_bound, W2);
 
   LmmResult r;
   Tensor clamped;
