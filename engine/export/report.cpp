@@ -70,12 +70,11 @@ std::string provenance(const std::vector<hl::store::RunRecord>& runs) {
 }  // namespace
 
 ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store::RunRecord>& all) {
-  std::map<std::pair<std::string, int64_t>, const hl::store::RunRecord*> newest;
-  for (const auto& r : all)
-    if (r.status == RunStatus::Finished) {
-      auto& slot = newest[{r.config_hash, r.seed}];
-      if (!slot || r.id > slot->id) slot = &r;
-    }
+  std::map<std::pair<std::string, int64_t>, const hl::store::RunRecord*> newest, newest_other;
+  for (const auto& r : all) {
+    auto& slot = (r.status == RunStatus::Finished ? newest : newest_other)[{r.config_hash, r.seed}];
+    if (!slot || r.id > slot->id) slot = &r;
+  }
   ReportSection out;
   out.name = sw.name;
   out.planned = int(sw.runs.size());
@@ -84,11 +83,13 @@ ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store
     std::string label = run.label.substr(0, run.label.rfind("seed="));
     while (!label.empty() && label.back() == ' ') label.pop_back();
     out.labels[hash] = label.empty() ? "(base)" : label;
-    const auto it = newest.find({hash, run.spec["experiment"]["seed"].get<int64_t>()});
-    if (it == newest.end())
-      out.missing.push_back(run.label);
-    else
+    const std::pair<std::string, int64_t> key{hash, run.spec["experiment"]["seed"].get<int64_t>()};
+    if (const auto it = newest.find(key); it != newest.end())
       out.runs.push_back(*it->second);
+    else if (const auto other = newest_other.find(key); other != newest_other.end())
+      out.unfinished.emplace_back(run.label, *other->second);
+    else
+      out.missing.push_back(run.label);
   }
   return out;
 }
@@ -132,6 +133,19 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     o << ".\n\n";
     t.config_labels = s.labels;
     if (!s.runs.empty()) o << "Made by " << provenance(s.runs) << ".\n\n" << results_table(s.runs, t);
+    if (!s.unfinished.empty()) {
+      // A diverged run is a result (the configuration does not train): say so with the engine's
+      // message, never count it as not run.
+      o << "\nStarted, not finished (" << s.unfinished.size() << "):";
+      for (size_t i = 0; i < s.unfinished.size(); ++i) {
+        const auto& [label, r] = s.unfinished[i];
+        std::string why = r.error.substr(0, r.error.find('\n'));
+        if (why.size() > 200) why = why.substr(0, 197) + "...";
+        o << (i ? ";" : "") << " `" << label << "` " << hl::name(r.status) << " (run " << r.id
+          << (why.empty() ? std::string() : ": " + why) << ")";
+      }
+      o << ".\n";
+    }
     if (!s.missing.empty()) {
       o << "\nNot run yet (" << s.missing.size() << "):";
       for (size_t i = 0; i < s.missing.size() && i < 20; ++i) o << (i ? ";" : "") << " `" << s.missing[i] << "`";

@@ -21,13 +21,17 @@ struct ReportSection {
   std::string name;                               // the sweep's name
   nlohmann::json set = nlohmann::json::object();  // the sweep's fixed overrides (its budget)
   int planned = 0;                                // runs the sweep lists
-  std::vector<std::string> missing;               // labels of listed runs with no finished run
-  std::vector<hl::store::RunRecord> runs;         // the finished runs found, one per listed run
-  std::map<std::string, std::string> labels;      // config hash -> grid point label without the seed
+  std::vector<std::string> missing;               // labels of listed runs never started (no record at all)
+  // Listed runs with a record but none finished (diverged, failed, cancelled, interrupted, or still
+  // running): the label and the newest such record, whose status and error the report quotes.
+  std::vector<std::pair<std::string, hl::store::RunRecord>> unfinished;
+  std::vector<hl::store::RunRecord> runs;     // the finished runs found, one per listed run
+  std::map<std::string, std::string> labels;  // config hash -> grid point label without the seed
 };
 
 // Each listed run of `sw` matched to the newest finished run in `all` with its config hash and
-// seed (what `sweep` skips as done); the others are `missing`, by label.
+// seed (what `sweep` skips as done); of the others, those with some record are `unfinished` (with
+// the newest record) and the rest `missing`, by label.
 ReportSection match_sweep(const hl::spec::Sweep& sw, const std::vector<hl::store::RunRecord>& all);
 
 struct ReportOptions {

@@ -141,7 +141,8 @@ class TestExport : public QObject {
   }
 
   // Issue 11: the report finds each run a sweep lists by config hash and seed (the newest
-  // finished one), lists what did not run, tables the rest with train seconds, and puts the
+  // finished one), lists what did not run and, apart, what ran and did not finish (a diverged
+  // configuration is a result, not a run still to do: issue 9), tables the rest with train seconds, and puts the
   // fine-tuned class-incremental rows beside the seed document's claims.
   void reportMatchesSweepRunsAndComparesWithTheSeedClaims() {
     const auto sw = hl::spec::parse_sweep(
@@ -156,20 +157,29 @@ class TestExport : public QObject {
     auto record = [&](int64_t id, int i, hl::RunStatus st, const char* summary) {
       return sweepRecord(sw.runs[size_t(i)], id, st, summary);
     };
-    const std::vector<RunRecord> db = {
+    std::vector<RunRecord> db = {
         record(1, 0, hl::RunStatus::Finished, R"({"final_avg_acc":0.10,"train_seconds":10})"),
         record(2, 1, hl::RunStatus::Finished, R"({"final_avg_acc":0.20,"train_seconds":14})"),
         record(3, 0, hl::RunStatus::Finished, R"({"final_avg_acc":0.30,"train_seconds":11})"),  // newer: wins
         record(4, 2, hl::RunStatus::Failed, R"({})"),                                           // not finished
         record(5, 4, hl::RunStatus::Finished, R"({"final_avg_acc":0.50,"train_seconds":20})"),
+        record(6, 3, hl::RunStatus::Diverged, R"({})"),
+        record(7, 3, hl::RunStatus::Diverged, R"({})"),  // newer: its message is quoted
     };
+    db[5].error = "an older message";
+    db[6].error = "training diverged at step 126 (loss nan)\nsecond line left out";
     auto section = hl::exporter::match_sweep(sw, db);
     QCOMPARE(section.planned, 6);
     QCOMPARE(int(section.runs.size()), 3);
     QCOMPARE(section.runs[0].id, int64_t(3));
     QCOMPARE(section.runs[1].id, int64_t(2));
-    QCOMPARE(int(section.missing.size()), 3);
-    QCOMPARE(QString::fromStdString(section.missing[0]), QString("preset=lstm seed=0"));
+    QCOMPARE(int(section.missing.size()), 1);  // only the replay seed 1 has no record at all
+    QCOMPARE(QString::fromStdString(section.missing[0]),
+             QString("preset=transformer experiment.strategy.type=replay seed=1"));
+    QCOMPARE(int(section.unfinished.size()), 2);
+    QCOMPARE(QString::fromStdString(section.unfinished[0].first), QString("preset=lstm seed=0"));
+    QCOMPARE(section.unfinished[0].second.id, int64_t(4));
+    QCOMPARE(section.unfinished[1].second.id, int64_t(7));
     section.file = "mini.json";
     section.set = {{"training.epochs", 1}};
     hl::exporter::ReportOptions o;
@@ -192,9 +202,11 @@ class TestExport : public QObject {
     QVERIFY2(has("| banking77 | transformer | preset=transformer experiment.strategy.type=replay | replay |"),
              md.c_str());
     QVERIFY2(has("| 12.500 ± 2.121 |"), md.c_str());
-    QVERIFY2(has("Not run yet (3): `preset=lstm seed=0`; `preset=lstm seed=1`; `preset=transformer "
-                 "experiment.strategy.type=replay seed=1`."),
+    QVERIFY2(has("Not run yet (1): `preset=transformer experiment.strategy.type=replay seed=1`."), md.c_str());
+    QVERIFY2(has("Started, not finished (2): `preset=lstm seed=0` failed (run 4); `preset=lstm seed=1` diverged "
+                 "(run 7: training diverged at step 126 (loss nan))."),
              md.c_str());
+    QVERIFY2(!has("older message") && !has("second line"), md.c_str());
     // The claims: transformer banking77 measured over its 2 fine-tuned seeds (replay is left out).
     QVERIFY2(has("| transformer | banking77 | 78.2 | 25.0 ± 7.1 | 2 |"), md.c_str());
     QVERIFY2(has("| hope | banking77 | 83.7 | – | 0 |"), md.c_str());
