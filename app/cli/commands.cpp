@@ -208,10 +208,14 @@ Commands::Commands(CLI::App& app) : app_(app) {
   bench_->require_subcommand(1);
   bench_kernels_ = bench_->add_subcommand(
       "kernels",
-      "Each fused kernel vs the LibTorch path it replaces, forward + backward, float32 on CPU, with this run's "
-      "torch::mm peak on the same threads");
+      "Each fused kernel vs the LibTorch path it replaces, forward + backward, float32, with this run's "
+      "torch::mm peak on the same threads (or GPU) and the two paths' largest relative difference");
   bench_kernels_->add_option("--repeats", bench_repeats_, "Timed repetitions per side (interleaved)")
       ->check(CLI::Range(1, 1000));
+  bench_kernels_
+      ->add_option("--device", bench_device_,
+                   "cpu, or cuda (the CUDA segment write; needs a GPU and a build with the CUDA kernels)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   bench_kernels_->add_flag("--json", json_, "Print one JSON array, an object per case");
 
   report_ = app.add_subcommand("report",
@@ -636,46 +640,47 @@ int Commands::show() {
   } catch (...) {
     spec = nullptr;
   }
-  json out = {{"id", r->id},
-              {"status", r->status},
-              {"name", r->name},
-              {"dataset", r->dataset},
-              {"protocol", r->protocol},
-              {"strategy", r->strategy},
-              {"head", r->head},
-              {"seed", r->seed},
-              {"config_hash", r->config_hash},
-              {"run_hash", r->run_hash},
-              {"data_hash", r->data_hash},
-              {"split_hash", r->split_hash},
-              {"params", r->params},
-              {"app_version", r->app_version},
-              {"torch_version", r->torch_version},
-              {"cuda_version", r->cuda_version},
-              {"device", r->device},
-              {"host", r->host},
-              {"pid", r->pid},
-              {"created_at", r->created_at},
-              {"finished_at", r->finished_at},
-              {"tags", r->tags},
-              {"notes", r->notes},
-              {"error", r->error},
-              {"diverged_step", r->diverged_step >= 0 ? json(r->diverged_step) : json(nullptr)},
-              {"accuracy_matrix", M},
-              {"task_il_matrix", MT},
-              {"final_avg_acc", s.value("final_avg_acc", json())},
-              {"avg_acc", s.value("avg_acc", json::array())},
-              {"forgetting", s.value("forgetting", json())},
-              {"bwt", s.value("bwt", json())},
-              {"macro_f1", s.value("macro_f1", json())},
-              {"task_il_acc", s.value("task_il_acc", json())},
-              {"steps", s.value("steps", json())},
-              {"cadence", s.value("cadence", json::array())},
-              {"train_seconds", s.value("train_seconds", json())},
-              {"kernels", s.value("kernels", json())},  // fused-cpu | reference | mixed | none (docs/KERNELS.md)
-              {"checkpoints", ck},
-              {"series", series},
-              {"spec", spec}};
+  json out = {
+      {"id", r->id},
+      {"status", r->status},
+      {"name", r->name},
+      {"dataset", r->dataset},
+      {"protocol", r->protocol},
+      {"strategy", r->strategy},
+      {"head", r->head},
+      {"seed", r->seed},
+      {"config_hash", r->config_hash},
+      {"run_hash", r->run_hash},
+      {"data_hash", r->data_hash},
+      {"split_hash", r->split_hash},
+      {"params", r->params},
+      {"app_version", r->app_version},
+      {"torch_version", r->torch_version},
+      {"cuda_version", r->cuda_version},
+      {"device", r->device},
+      {"host", r->host},
+      {"pid", r->pid},
+      {"created_at", r->created_at},
+      {"finished_at", r->finished_at},
+      {"tags", r->tags},
+      {"notes", r->notes},
+      {"error", r->error},
+      {"diverged_step", r->diverged_step >= 0 ? json(r->diverged_step) : json(nullptr)},
+      {"accuracy_matrix", M},
+      {"task_il_matrix", MT},
+      {"final_avg_acc", s.value("final_avg_acc", json())},
+      {"avg_acc", s.value("avg_acc", json::array())},
+      {"forgetting", s.value("forgetting", json())},
+      {"bwt", s.value("bwt", json())},
+      {"macro_f1", s.value("macro_f1", json())},
+      {"task_il_acc", s.value("task_il_acc", json())},
+      {"steps", s.value("steps", json())},
+      {"cadence", s.value("cadence", json::array())},
+      {"train_seconds", s.value("train_seconds", json())},
+      {"kernels", s.value("kernels", json())},  // fused-cpu | fused-cuda | reference | mixed | none (docs/KERNELS.md)
+      {"checkpoints", ck},
+      {"series", series},
+      {"spec", spec}};
   if (json_) {
     std::cout << out.dump(2) << "\n";
     return 0;

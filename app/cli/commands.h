@@ -49,6 +49,7 @@ class Commands {
       *data_import_, *sweep_, *runs_merge_, *runs_delete_, *diagnose_, *runs_confusion_, *attribute_, *bench_,
       *bench_kernels_, *report_;
   int bench_repeats_ = 5;
+  std::string bench_device_ = "cpu";
   // global
   std::string db_, data_dir_;
   // train

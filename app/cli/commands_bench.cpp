@@ -12,6 +12,7 @@ namespace hl::cli {
 int Commands::benchKernels() {
   memory::KernelBenchOptions opt;
   opt.repeats = bench_repeats_;
+  opt.device = bench_device_;
   if (!json_)
     std::fprintf(stderr, "timing %zu shapes x 2 kernels, %d repeats each...\n", opt.shapes.size(), opt.repeats);
   const auto cases = memory::bench_kernels(opt);
@@ -30,20 +31,21 @@ int Commands::benchKernels() {
                    {"speedup", c.speedup},
                    {"gflops", c.gflops},
                    {"peak_gflops", c.peak_gflops},
+                   {"max_rel_diff", c.max_rel_diff},
                    {"threads", torch::get_num_threads()}});
     std::cout << a.dump(2) << "\n";
     return 0;
   }
-  std::printf("%-14s %-6s %6s %6s %6s %9s %13s %10s %8s %8s %10s\n", "kernel", "device", "batch", "length", "heads",
-              "head_dim", "reference_ms", "fused_ms", "speedup", "GFLOP/s", "mm GFLOP/s");
+  std::printf("%-14s %-6s %6s %6s %6s %9s %13s %10s %8s %8s %10s %9s\n", "kernel", "device", "batch", "length", "heads",
+              "head_dim", "reference_ms", "fused_ms", "speedup", "GFLOP/s", "mm GFLOP/s", "rel.diff");
   for (const auto& c : cases)
-    std::printf("%-14s %-6s %6lld %6lld %6lld %9lld %13.3f %10.3f %8.2f %8.2f %10.1f\n", c.kernel.c_str(),
+    std::printf("%-14s %-6s %6lld %6lld %6lld %9lld %13.3f %10.3f %8.2f %8.2f %10.1f %9.1e\n", c.kernel.c_str(),
                 c.device.c_str(), (long long)c.batch, (long long)c.length, (long long)c.heads, (long long)c.head_dim,
-                c.reference_ms, c.fused_ms, c.speedup, c.gflops, c.peak_gflops);
+                c.reference_ms, c.fused_ms, c.speedup, c.gflops, c.peak_gflops, c.max_rel_diff);
   std::printf(
       "(forward + backward, float32, CPU threads %d, kernels' instruction set %s (HOPELAB_KERNEL_ISA), median of %d "
       "interleaved repeats; smt: the whole self-modifying Titans memory, segment_write: one 4-token segment of one "
-      "layer)\n",
+      "layer; rel.diff: the largest max|fused - LibTorch| / max|LibTorch| over outputs and gradients)\n",
       torch::get_num_threads(), cases.empty() ? "-" : cases.front().isa.c_str(), opt.repeats);
   return 0;
 }

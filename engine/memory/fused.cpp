@@ -13,6 +13,12 @@
 #include "hl_kernels/cpu_isa.h"
 #include "hl_kernels/segment_write.h"
 #include "hl_kernels/smt_segment.h"
+#ifdef HL_HAVE_CUDA_KERNELS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "hl_kernels/segment_write_cuda.h"
+#endif
 
 namespace hl::memory {
 
@@ -48,6 +54,14 @@ kernels::SegmentWriteArgs<T> argsOf(const Tensor& W0, const Tensor& S0, const Te
   return a;
 }
 
+#ifdef HL_HAVE_CUDA_KERNELS
+// A launch the CUDA runtime refused stops the run with the runtime's words.
+void checkLaunch(int code, const char* what) {
+  if (code != 0)
+    throw std::runtime_error(std::string(what) + ": CUDA kernel launch failed: " + kernels::cuda_error_text(code));
+}
+#endif
+
 class SegmentWriteFunction : public torch::autograd::Function<SegmentWriteFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, Tensor W0, Tensor S0, Tensor U, Tensor G, Tensor eta, Tensor alpha,
@@ -65,6 +79,15 @@ class SegmentWriteFunction : public torch::autograd::Function<SegmentWriteFuncti
     AT_DISPATCH_FLOATING_TYPES(W0.scalar_type(), "segment_write_forward", [&] {
       const auto a = argsOf<scalar_t>(W0, S0, U, G, eta, alpha, valid);
       scalar_t *w = W.data_ptr<scalar_t>(), *s = S.data_ptr<scalar_t>();
+#ifdef HL_HAVE_CUDA_KERNELS
+      if (W0.is_cuda()) {
+        const c10::cuda::CUDAGuard guard(W0.device());
+        checkLaunch(
+            kernels::segment_write_forward_cuda<scalar_t>(d, c, a, w, s, c10::cuda::getCurrentCUDAStream().stream()),
+            "segment_write_fused");
+        return;
+      }
+#endif
       at::parallel_for(0, d.N, rowGrain(d.n, d.O, d.I), [&](int64_t r0, int64_t r1) {
         kernels::segment_write_forward<scalar_t>(d, c, a, w, s, r0, r1);
       });
@@ -103,6 +126,16 @@ class SegmentWriteFunction : public torch::autograd::Function<SegmentWriteFuncti
       o.dalpha = dalpha.data_ptr<scalar_t>();
       const scalar_t* gw = dW.defined() ? dW.data_ptr<scalar_t>() : nullptr;
       const scalar_t* gs = dS.defined() ? dS.data_ptr<scalar_t>() : nullptr;
+#ifdef HL_HAVE_CUDA_KERNELS
+      if (W0.is_cuda()) {
+        const c10::cuda::CUDAGuard guard(W0.device());
+        Tensor scratch = torch::empty({kernels::segment_write_backward_cuda_scratch(d)}, W0.options());
+        checkLaunch(kernels::segment_write_backward_cuda<scalar_t>(d, c, a, gw, gs, o, scratch.data_ptr<scalar_t>(),
+                                                                   c10::cuda::getCurrentCUDAStream().stream()),
+                    "segment_write_fused backward");
+        return;
+      }
+#endif
       at::parallel_for(0, d.N, rowGrain(d.n, d.O, d.I), [&](int64_t r0, int64_t r1) {
         kernels::segment_write_backward<scalar_t>(d, c, a, gw, gs, o, r0, r1);
       });
@@ -399,8 +432,21 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
 
 }  // namespace
 
+bool cuda_kernels_built() {
+#ifdef HL_HAVE_CUDA_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool smt_fused_applies(const torch::Tensor& x) {
+  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
+}
+
 bool segment_write_fused_applies(const torch::Tensor& W0) {
-  return W0.device().is_cpu() && (W0.scalar_type() == torch::kFloat32 || W0.scalar_type() == torch::kFloat64);
+  const bool dtype = W0.scalar_type() == torch::kFloat32 || W0.scalar_type() == torch::kFloat64;
+  return dtype && (W0.device().is_cpu() || (cuda_kernels_built() && W0.device().is_cuda()));
 }
 
 std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor& W0, const torch::Tensor& S0,
@@ -408,7 +454,8 @@ std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor&
                                                             const torch::Tensor& eta, const torch::Tensor& alpha,
                                                             const torch::Tensor& valid, double beta, double damp,
                                                             bool dgd) {
-  TORCH_CHECK(segment_write_fused_applies(W0), "segment_write_fused: CPU float32/float64 only");
+  TORCH_CHECK(segment_write_fused_applies(W0),
+              "segment_write_fused: CPU (or, with the CUDA kernels built, CUDA) float32/float64 only");
   checkIsaEnv();
   TORCH_CHECK(W0.dim() == 3 && S0.sizes() == W0.sizes(), "segment_write_fused: W0, S0 must be [N, O, I]");
   const int64_t N = W0.size(0), O = W0.size(1), I = W0.size(2);
@@ -433,7 +480,7 @@ SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const 
                                   const torch::Tensor& S1, const torch::Tensor& S2, const torch::Tensor& x,
                                   const torch::Tensor& valid, const torch::Tensor& w_eta, const torch::Tensor& b_eta,
                                   const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
-  TORCH_CHECK(segment_write_fused_applies(x), "smt_segment_fused: CPU float32/float64 only");
+  TORCH_CHECK(smt_fused_applies(x), "smt_segment_fused: CPU float32/float64 only");
   checkIsaEnv();
   TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_segment_fused: x must be [B, 1|4, H, n, D]");
   const int64_t B = x.size(0), H = x.size(2), n = x.size(3), D = x.size(4), F = R1.size(-1);
@@ -461,7 +508,7 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
                                     const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
                                     const torch::Tensor& w_eta, const torch::Tensor& b_eta,
                                     const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
-  TORCH_CHECK(segment_write_fused_applies(x), "smt_sequence_fused: CPU float32/float64 only");
+  TORCH_CHECK(smt_fused_applies(x), "smt_sequence_fused: CPU float32/float64 only");
   checkIsaEnv();
   TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_sequence_fused: x must be [B, 1|4, H, L, D]");
   const int64_t B = x.size(0), H = x.size(2), L = x.size(3), D = x.size(4), F = W1.size(-1);

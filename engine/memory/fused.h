@@ -12,9 +12,16 @@
 
 namespace hl::memory {
 
-/// Whether the fused segment write covers tensors like W0: CPU, float32 or float64. (CUDA: see
-/// docs/KERNELS.md; until a GPU has run the CUDA kernel the CUDA device takes the LibTorch path.)
+/// Whether the fused segment write covers tensors like W0: float32 or float64 on the CPU, or on a
+/// CUDA device when the build has the CUDA kernels (cuda_kernels_built(); docs/KERNELS.md "CUDA").
 bool segment_write_fused_applies(const torch::Tensor& W0);
+
+/// Whether the whole-segment and whole-sequence kernels (smt_segment_fused, smt_sequence_fused)
+/// cover tensors like x: CPU, float32 or float64 (they have no CUDA version).
+bool smt_fused_applies(const torch::Tensor& x);
+
+/// Whether this build compiled kernels/cuda (nvcc and a CUDA build of LibTorch at configure time).
+bool cuda_kernels_built();
 
 /// The segment write of kernels/include/hl_kernels/segment_write.h as an autograd function:
 /// W0, S0 [N, O, I]; U [N, n, I] (u_t as rows); G [N, n, O]; eta, alpha, valid [N, n] (valid 0/1,
@@ -40,7 +47,7 @@ struct SmtSegmentFused {
 /// the queries and the state bound stay outside). R1, R2: read states; W1, W2, S1, S2: running
 /// states at the segment start; x [B, X, H, n, D]; valid [B, n] (0/1, x's dtype). w_eta, b_eta,
 /// w_alpha, b_alpha as SmtParams (converted to x's dtype). Applies where
-/// segment_write_fused_applies(x) holds; differentiable once.
+/// smt_fused_applies(x) holds; differentiable once.
 SmtSegmentFused smt_segment_fused(const hl::kernels::SmtSegmentCoeffs& c, const torch::Tensor& R1,
                                   const torch::Tensor& R2, const torch::Tensor& W1, const torch::Tensor& W2,
                                   const torch::Tensor& S1, const torch::Tensor& S2, const torch::Tensor& x,
@@ -60,7 +67,7 @@ struct SmtSequenceFused {
 /// as one autograd function. W1, W2: the start states [B, 5, H, D, F] / [B, 5, H, F, D] (momenta
 /// start at 0); x [B, X, H, L, D]; q [B, H, L, D]; valid [B, L] (0/1, x's dtype). It keeps the
 /// states at every segment start for the reverse pass: (segments + 1) · B · H · 20 · D · F
-/// elements. Applies where segment_write_fused_applies(x) holds; differentiable once.
+/// elements. Applies where smt_fused_applies(x) holds; differentiable once.
 SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int64_t chunk_memory, int64_t chunk_other,
                                     double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
                                     const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,

@@ -387,8 +387,9 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   Tensor clamped;
   WriteLog log(cfg, p);
   const bool fused = cfg.fused && segment_write_fused_applies(W1);
-  // The whole segment in one kernel where it applies; the diagnostics trace needs the per-op path.
-  const bool wholeSegment = fused && trace == nullptr;
+  // The whole segment in one kernel where it applies (CPU only: on CUDA the per-op path below with
+  // the CUDA segment write); the diagnostics trace needs the per-op path.
+  const bool wholeSegment = fused && smt_fused_applies(W1) && trace == nullptr;
   const hl::kernels::SmtSegmentCoeffs segCoeffs = kernelCoeffs(cfg);
   // The whole sequence in one kernel (docs/KERNELS.md "Whole sequence"): with differentiable
   // writes or without any gradient. Stop-gradient writes under an outer gradient (their output read

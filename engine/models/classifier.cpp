@@ -290,7 +290,10 @@ std::string ClassifierImpl::kernelPath() const {
       ref += s->referenceForwards();
     }
   if (fused + ref == 0) return "none";
-  return ref == 0 ? "fused-cpu" : fused == 0 ? "reference" : "mixed";
+  // On CUDA the fused path is the CUDA segment write inside the per-op recurrence (docs/KERNELS.md).
+  const auto ps = parameters();
+  const bool cuda = !ps.empty() && ps.front().is_cuda();
+  return ref == 0 ? (cuda ? "fused-cuda" : "fused-cpu") : fused == 0 ? "reference" : "mixed";
 }
 
 std::vector<ContextStats> ClassifierImpl::contextStats() const {

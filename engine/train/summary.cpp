@@ -69,7 +69,7 @@ json run_summary(const TrainerState& st, const RunSetup& s, const EvalRow& last_
   }
   if (!s.dev.labels.empty()) summary["dev_rows"] = int64_t(s.dev.labels.size());
   summary["kernels"] = s.model->kernelPath();  // which code ran the memory recurrences (docs/KERNELS.md)
-  if (summary["kernels"] != "reference" && summary["kernels"] != "none")  // and with which instruction set
+  if (summary["kernels"] == "fused-cpu" || summary["kernels"] == "mixed")  // and with which instruction set
     summary["kernel_isa"] = hl::kernels::cpu_isa_name(hl::kernels::cpu_isa());
   summary["samples_seen"] = st.samples;
   summary["params"] = s.n_params;

@@ -80,8 +80,8 @@ std::vector<Tensor> gradsOf(Seg s, bool fused, double beta, double damp, bool dg
                       : literal(s, beta, damp, dgd);
   torch::manual_seed(seed);
   // drawn in float64 whatever the dtype, so that float32 and float64 runs project alike
-  const Tensor rw = torch::randn(W.sizes(), kF64).to(W.scalar_type()),
-               rs = torch::randn(S.sizes(), kF64).to(S.scalar_type());
+  const Tensor rw = torch::randn(W.sizes(), kF64).to(W.device(), W.scalar_type()),
+               rs = torch::randn(S.sizes(), kF64).to(S.device(), S.scalar_type());
   const Tensor loss = (W * rw).sum() + (S * rs).sum();
   return torch::autograd::grad({loss}, {s.W0, s.S0, s.U, s.G, s.eta, s.alpha});
 }
@@ -175,6 +175,129 @@ double headLoop(HeadCase& h, double eta, double alpha, double beta, int64_t* cla
   }
   return loss;
 }
+
+// The fast path's cases: head dims 16-128, odd lengths, chunks that do not divide the length,
+// ragged batches, stop-grad writes, η and α at their extremes, both η links, the dot objective, the
+// state bound (binding in the last case), a hidden width other than the head width.
+std::vector<SmtCase> smtCases() {
+  return {
+      {1, 16, 2, 5, 2, 4, false, false, 0, 0, DgdLayers::PerLayer, false},
+      {2, 32, 3, 13, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true},
+      {1, 64, 2, 9, 3, 5, true, false, 0, 0, DgdLayers::First, false},
+      {1, 128, 1, 7, 4, 4, false, false, 0, 0, DgdLayers::None, false},
+      {2, 16, 3, 11, 4, 8, true, true, 0, 0, DgdLayers::PerLayer, false},     // stop-grad writes
+      {2, 16, 2, 10, 4, 8, true, false, 8, 6, DgdLayers::PerLayer, true},     // η → η_max, α → 1
+      {2, 16, 2, 10, 4, 8, true, false, -8, -6, DgdLayers::PerLayer, false},  // η → 0, α → 0
+      // softplus η, heavy-ball momentum, the dot objective, the state bound
+      {1, 16, 2, 9, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, false, 0.0, false, InnerObjective::Dot, true, 1.5},
+      {2, 32, 2, 8, 2, 8, false, false, 0, 0, DgdLayers::First, true, 1.0, true, InnerObjective::L2, false, 2.0},
+      // a memory hidden width other than the head width
+      {2, 16, 2, 11, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 24},
+      // large unclamped writes against the tightest bound: the bound binds (its reverse pass and
+      // the radius's gradient are exercised)
+      {2, 16, 2, 12, 4, 8, true, false, 2, 0, DgdLayers::PerLayer, true, 3.0, true, InnerObjective::L2, false, 1.0, 0,
+       true}};
+}
+
+// One fast-path case on `dev` with or without the kernels (fused: CPU kernels on the CPU, the CUDA
+// segment write on CUDA), float64: the result and the gradients of a fixed random projection of
+// y, W1, W2 with respect to x, q and every outer parameter (on the CPU).
+struct SmtRun {
+  SmtResult r;
+  std::vector<Tensor> grads;
+  SmtParams p;
+};
+SmtRun runSmtCase(const SmtCase& c, bool fused, const torch::Device& dev) {
+  SmtConfig cfg;
+  cfg.heads = c.heads;
+  cfg.head_dim = c.head_dim;
+  cfg.hidden = c.hidden;
+  cfg.chunk_memory = c.chunk_memory;
+  cfg.chunk_other = c.chunk_other;
+  cfg.momentum = 0.5;
+  cfg.eta_scale = 0.5;
+  cfg.eta_max = c.eta_max;
+  cfg.dampen = c.dampen;
+  cfg.objective = c.objective;
+  cfg.clamp = c.clamp;
+  cfg.state_bound = c.state_bound;
+  cfg.dgd = c.dgd;
+  cfg.stop_grad_writes = c.stop_grad;
+  cfg.clamp_bound = c.eta_bias > 0 ? 0.05 : 1.8;  // the extreme-η case also clamps
+  cfg.fused = fused;
+  torch::manual_seed(c.head_dim + c.L);
+  SmtParams p = smt_init_params(cfg, 0.9, kF64, 0.6);
+  p.w_eta = torch::randn_like(p.w_eta) * 0.5;
+  p.w_alpha = torch::randn_like(p.w_alpha) * 0.5;
+  p.b_eta = p.b_eta + c.eta_bias;
+  p.b_alpha = p.b_alpha + c.alpha_bias;
+  auto nrm = [](const Tensor& t) {
+    return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  };
+  const Tensor x = c.separate ? nrm(torch::randn({c.B, 4, c.heads, c.L, c.head_dim}, kF64))
+                              : nrm(torch::randn({c.B, c.heads, c.L, c.head_dim}, kF64));
+  const Tensor q = nrm(torch::randn({c.B, c.heads, c.L, c.head_dim}, kF64));
+  Tensor mask = torch::ones({c.B, c.L}, torch::kBool);
+  if (c.ragged)
+    for (int64_t b = 1; b < c.B; ++b) mask.index_put_({b, I::Slice(c.L - 2 * b, I::None)}, false);
+  std::vector<Tensor> leaves = {x.clone(),       q.clone(),       p.W1.clone(),      p.W2.clone(),
+                                p.w_eta.clone(), p.b_eta.clone(), p.w_alpha.clone(), p.b_alpha.clone()};
+  for (Tensor& t : leaves) t = t.to(dev).requires_grad_(true);
+  SmtParams lp{leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], leaves[7]};
+  SmtRun out;
+  out.r = smt_chunked(cfg, lp, leaves[0], leaves[1], mask.to(dev));
+  torch::manual_seed(99);
+  auto proj = [&](const Tensor& t) { return torch::randn(t.sizes(), kF64).to(dev); };
+  const Tensor loss =
+      (out.r.y * proj(out.r.y)).sum() + (out.r.W1 * proj(out.r.W1)).sum() + (out.r.W2 * proj(out.r.W2)).sum();
+  out.grads = torch::autograd::grad({loss}, leaves, {}, false, false, /*allow_unused=*/true);
+  for (Tensor& g : out.grads)
+    if (g.defined()) g = g.cpu();
+  for (Tensor* t : {&out.r.y, &out.r.W1, &out.r.W2, &out.r.S1, &out.r.loss_tokens}) *t = t->detach().cpu();
+  out.p = p;
+  return out;
+}
+
+QString describe(const SmtCase& c) {
+  return QString("heads %1 D %2 L %3 chunks %4/%5 ragged %6 stop-grad %7 eta bias %8 dgd %9")
+      .arg(c.heads)
+      .arg(c.head_dim)
+      .arg(c.L)
+      .arg(c.chunk_memory)
+      .arg(c.chunk_other)
+      .arg(c.ragged)
+      .arg(c.stop_grad)
+      .arg(c.eta_bias)
+      .arg(int(c.dgd));
+}
+
+// Two runs of one case agree: values and final states 1e-10, clamp counts equal, gradients 1e-9.
+void compareSmtRuns(const SmtCase& c, const SmtRun& a, const SmtRun& b) {
+  const QString what = describe(c);
+  for (auto [x, y] : std::vector<std::pair<Tensor, Tensor>>{
+           {a.r.y, b.r.y}, {a.r.W1, b.r.W1}, {a.r.W2, b.r.W2}, {a.r.S1, b.r.S1}, {a.r.loss_tokens, b.r.loss_tokens}})
+    QVERIFY2(relErr(x, y) < 1e-10, qPrintable(what + QString(": value %1").arg(relErr(x, y))));
+  QCOMPARE(a.r.clamped, b.r.clamped);
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    QCOMPARE(a.grads[i].defined(), b.grads[i].defined());
+    if (a.grads[i].defined())
+      QVERIFY2(relErr(a.grads[i], b.grads[i]) < 1e-9,
+               qPrintable(what + QString(": gradient %1: %2").arg(i).arg(relErr(a.grads[i], b.grads[i]))));
+  }
+}
+
+// Whether the CUDA tests can run; the reason they cannot otherwise (QSKIP's message).
+QString cudaUnavailable() {
+  if (!cuda_kernels_built())
+    return "built without the CUDA kernels (no nvcc or LibTorch without CUDA at configure time)";
+  if (!torch::cuda::is_available()) return "no CUDA device visible to LibTorch";
+  return {};
+}
+#define HL_REQUIRE_CUDA()                                              \
+  do {                                                                 \
+    const QString why = cudaUnavailable();                             \
+    if (!why.isEmpty()) QSKIP(qPrintable("GPU test skipped: " + why)); \
+  } while (0)
 
 }  // namespace
 
@@ -328,101 +451,20 @@ class TestKernels : public QObject {
   // The whole fast path: fused segment writes against the LibTorch segment writes (float64: values
   // and final states 1e-10, gradients of x, q and every outer parameter 1e-9).
   void smtFastPathWithTheKernelEqualsTheLibTorchPath() {
-    const std::vector<SmtCase> cases = {
-        {1, 16, 2, 5, 2, 4, false, false, 0, 0, DgdLayers::PerLayer, false},
-        {2, 32, 3, 13, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true},
-        {1, 64, 2, 9, 3, 5, true, false, 0, 0, DgdLayers::First, false},
-        {1, 128, 1, 7, 4, 4, false, false, 0, 0, DgdLayers::None, false},
-        {2, 16, 3, 11, 4, 8, true, true, 0, 0, DgdLayers::PerLayer, false},     // stop-grad writes
-        {2, 16, 2, 10, 4, 8, true, false, 8, 6, DgdLayers::PerLayer, true},     // η → η_max, α → 1
-        {2, 16, 2, 10, 4, 8, true, false, -8, -6, DgdLayers::PerLayer, false},  // η → 0, α → 0
-        // softplus η, heavy-ball momentum, the dot objective, the state bound
-        {1, 16, 2, 9, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, false, 0.0, false, InnerObjective::Dot, true, 1.5},
-        {2, 32, 2, 8, 2, 8, false, false, 0, 0, DgdLayers::First, true, 1.0, true, InnerObjective::L2, false, 2.0},
-        // a memory hidden width other than the head width
-        {2, 16, 2, 11, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 24},
-        // large unclamped writes against the tightest bound: the bound binds (its reverse pass and
-        // the radius's gradient are exercised)
-        {2, 16, 2, 12, 4, 8, true, false, 2, 0, DgdLayers::PerLayer, true, 3.0, true, InnerObjective::L2, false, 1.0, 0,
-         true}};
-    for (const SmtCase& c : cases) {
-      SmtConfig cfg;
-      cfg.heads = c.heads;
-      cfg.head_dim = c.head_dim;
-      cfg.hidden = c.hidden;
-      cfg.chunk_memory = c.chunk_memory;
-      cfg.chunk_other = c.chunk_other;
-      cfg.momentum = 0.5;
-      cfg.eta_scale = 0.5;
-      cfg.eta_max = c.eta_max;
-      cfg.dampen = c.dampen;
-      cfg.objective = c.objective;
-      cfg.clamp = c.clamp;
-      cfg.state_bound = c.state_bound;
-      cfg.dgd = c.dgd;
-      cfg.stop_grad_writes = c.stop_grad;
-      cfg.clamp_bound = c.eta_bias > 0 ? 0.05 : 1.8;  // the extreme-η case also clamps
-      torch::manual_seed(c.head_dim + c.L);
-      SmtParams p = smt_init_params(cfg, 0.9, kF64, 0.6);
-      p.w_eta = torch::randn_like(p.w_eta) * 0.5;
-      p.w_alpha = torch::randn_like(p.w_alpha) * 0.5;
-      p.b_eta = p.b_eta + c.eta_bias;
-      p.b_alpha = p.b_alpha + c.alpha_bias;
-      auto nrm = [](const Tensor& t) {
-        return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(-1));
-      };
-      const Tensor x = c.separate ? nrm(torch::randn({c.B, 4, c.heads, c.L, c.head_dim}, kF64))
-                                  : nrm(torch::randn({c.B, c.heads, c.L, c.head_dim}, kF64));
-      const Tensor q = nrm(torch::randn({c.B, c.heads, c.L, c.head_dim}, kF64));
-      Tensor mask = torch::ones({c.B, c.L}, torch::kBool);
-      if (c.ragged)
-        for (int64_t b = 1; b < c.B; ++b) mask.index_put_({b, I::Slice(c.L - 2 * b, I::None)}, false);
-      std::vector<SmtResult> res;
-      std::vector<std::vector<Tensor>> grads;
-      for (bool fused : {true, false}) {
-        cfg.fused = fused;
-        std::vector<Tensor> leaves = {x.clone().requires_grad_(true),         q.clone().requires_grad_(true),
-                                      p.W1.clone().requires_grad_(true),      p.W2.clone().requires_grad_(true),
-                                      p.w_eta.clone().requires_grad_(true),   p.b_eta.clone().requires_grad_(true),
-                                      p.w_alpha.clone().requires_grad_(true), p.b_alpha.clone().requires_grad_(true)};
-        SmtParams lp{leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], leaves[7]};
-        SmtResult r = smt_chunked(cfg, lp, leaves[0], leaves[1], mask);
-        QCOMPARE(r.fused, fused);
-        torch::manual_seed(99);
-        const Tensor loss = (r.y * torch::randn_like(r.y)).sum() + (r.W1 * torch::randn_like(r.W1)).sum() +
-                            (r.W2 * torch::randn_like(r.W2)).sum();
-        grads.push_back(torch::autograd::grad({loss}, leaves, {}, false, false, /*allow_unused=*/true));
-        res.push_back(std::move(r));
-      }
-      const QString what = QString("heads %1 D %2 L %3 chunks %4/%5 ragged %6 stop-grad %7 eta bias %8 dgd %9")
-                               .arg(c.heads)
-                               .arg(c.head_dim)
-                               .arg(c.L)
-                               .arg(c.chunk_memory)
-                               .arg(c.chunk_other)
-                               .arg(c.ragged)
-                               .arg(c.stop_grad)
-                               .arg(c.eta_bias)
-                               .arg(int(c.dgd));
-      for (auto [a, b] : std::vector<std::pair<Tensor, Tensor>>{{res[0].y, res[1].y},
-                                                                {res[0].W1, res[1].W1},
-                                                                {res[0].W2, res[1].W2},
-                                                                {res[0].S1, res[1].S1},
-                                                                {res[0].loss_tokens, res[1].loss_tokens}})
-        QVERIFY2(relErr(a, b) < 1e-10, qPrintable(what + QString(": value %1").arg(relErr(a, b))));
-      QCOMPARE(res[0].clamped, res[1].clamped);
+    const torch::Device cpu(torch::kCPU);
+    for (const SmtCase& c : smtCases()) {
+      const SmtRun fused = runSmtCase(c, true, cpu), ref = runSmtCase(c, false, cpu);
+      QCOMPARE(fused.r.fused, true);
+      QCOMPARE(ref.r.fused, false);
+      compareSmtRuns(c, fused, ref);
+      if (QTest::currentTestFailed()) return;
+      const QString what = describe(c);
       if (c.bound_binds) {  // some final map sits on its radius state_bound · ‖W0‖
-        const Tensor ratio = res[0].W1.detach().pow(2).sum({-2, -1}).sqrt() /
-                             (c.state_bound * p.W1.pow(2).sum({-2, -1}).sqrt().unsqueeze(0));
+        const Tensor ratio = fused.r.W1.pow(2).sum({-2, -1}).sqrt() /
+                             (c.state_bound * fused.p.W1.pow(2).sum({-2, -1}).sqrt().unsqueeze(0));
         QVERIFY2((ratio - 1).abs().min().item<double>() < 1e-9, qPrintable(what + ": the state bound never bound"));
       }
-      if (c.eta_bias > 0 && c.clamp) QVERIFY2(res[0].clamped > 0, qPrintable(what + ": the clamp never acted"));
-      for (size_t i = 0; i < grads[0].size(); ++i) {
-        QCOMPARE(grads[0][i].defined(), grads[1][i].defined());
-        if (grads[0][i].defined())
-          QVERIFY2(relErr(grads[0][i], grads[1][i]) < 1e-9,
-                   qPrintable(what + QString(": gradient %1: %2").arg(i).arg(relErr(grads[0][i], grads[1][i]))));
-      }
+      if (c.eta_bias > 0 && c.clamp) QVERIFY2(fused.r.clamped > 0, qPrintable(what + ": the clamp never acted"));
     }
   }
 
@@ -790,6 +832,95 @@ class TestKernels : public QObject {
              -1.0);
     QVERIFY(torch::equal(h.W, W0));  // nothing written, not even the keys before the bad one
     QCOMPARE(cl, int64_t(0));
+  }
+
+  // ---- CUDA (CTest test_kernels_gpu, label gpu; each skips with the reason without a GPU) ----
+
+  // The CUDA segment write against the CPU kernel: float64 values 1e-10 and gradients 1e-9 over
+  // head widths 4-128, tokens 1-8, odd shapes, pads, DGD on and off, heavy and light momentum;
+  // float32 against the float64 recurrence 1e-5 / 1e-4.
+  void cudaSegmentWriteMatchesTheCpuKernel() {
+    HL_REQUIRE_CUDA();
+    const torch::Device gpu(torch::kCUDA);
+    auto onGpu = [&](Seg s) {
+      for (Tensor* t : {&s.W0, &s.S0, &s.U, &s.G, &s.eta, &s.alpha, &s.valid}) *t = t->to(gpu);
+      return s;
+    };
+    for (auto [N, n, O, I] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+             {3, 1, 4, 4}, {5, 4, 16, 16}, {4, 7, 32, 32}, {2, 8, 128, 128}, {6, 3, 17, 9}, {3, 5, 24, 40}}) {
+      for (auto [beta, damp, dgd] : std::vector<std::tuple<double, double, bool>>{
+               {0.5, 0.5, true}, {0.9, 1.0, true}, {0.0, 1.0, false}, {0.99, 0.01, true}}) {
+        const QString what =
+            QString("N %1 n %2 O %3 I %4 beta %5 dgd %6").arg(N).arg(n).arg(O).arg(I).arg(beta).arg(dgd);
+        const Seg s = makeSeg(N, n, O, I, torch::kFloat64, 11 + n), sg = onGpu(s);
+        auto [Wc, Sc] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, beta, damp, dgd);
+        auto [Wg, Sg] = segment_write_fused(sg.W0, sg.S0, sg.U, sg.G, sg.eta, sg.alpha, sg.valid, beta, damp, dgd);
+        QVERIFY2(Wg.is_cuda() && Sg.is_cuda(), qPrintable(what));
+        QVERIFY2(relErr(Wg.cpu(), Wc) < 1e-10 && relErr(Sg.cpu(), Sc) < 1e-10,
+                 qPrintable(what + QString(": W %1 S %2").arg(relErr(Wg.cpu(), Wc)).arg(relErr(Sg.cpu(), Sc))));
+        const auto gc = gradsOf(s, true, beta, damp, dgd, 5), gg = gradsOf(sg, true, beta, damp, dgd, 5);
+        for (size_t i = 0; i < gc.size(); ++i)
+          QVERIFY2(relErr(gg[i].cpu(), gc[i]) < 1e-9,
+                   qPrintable(what + QString(": gradient %1: %2").arg(i).arg(relErr(gg[i].cpu(), gc[i]))));
+      }
+    }
+    const Seg s64 = makeSeg(8, 6, 32, 32, torch::kFloat64, 21);
+    Seg s32 = s64;
+    for (Tensor* t : {&s32.W0, &s32.S0, &s32.U, &s32.G, &s32.eta, &s32.alpha, &s32.valid})
+      *t = t->to(gpu, torch::kFloat32);
+    auto [W32, S32] = segment_write_fused(s32.W0, s32.S0, s32.U, s32.G, s32.eta, s32.alpha, s32.valid, 0.5, 0.5, true);
+    auto [W64, S64] = literal(s64, 0.5, 0.5, true);
+    QVERIFY2(relErr(W32.to(torch::kCPU, torch::kFloat64), W64) < 1e-5 &&
+                 relErr(S32.to(torch::kCPU, torch::kFloat64), S64) < 1e-5,
+             "float32 values");
+    const auto g32 = gradsOf(s32, true, 0.5, 0.5, true, 2), g64 = gradsOf(s64, false, 0.5, 0.5, true, 2);
+    for (size_t i = 0; i < g32.size(); ++i)
+      QVERIFY2(
+          relErr(g32[i].to(torch::kCPU, torch::kFloat64), g64[i]) < 1e-4,
+          qPrintable(
+              QString("float32 gradient %1: %2").arg(i).arg(relErr(g32[i].to(torch::kCPU, torch::kFloat64), g64[i]))));
+  }
+
+  // Every reduction of the CUDA kernel has a fixed order: two runs give the same bits.
+  void cudaSegmentWriteIsDeterministic() {
+    HL_REQUIRE_CUDA();
+    Seg s = makeSeg(64, 4, 32, 32, torch::kFloat32, 4);
+    for (Tensor* t : {&s.W0, &s.S0, &s.U, &s.G, &s.eta, &s.alpha, &s.valid}) *t = t->to(torch::kCUDA);
+    std::vector<std::vector<Tensor>> runs;
+    for (int r = 0; r < 2; ++r) {
+      auto [W, S] = segment_write_fused(s.W0, s.S0, s.U, s.G, s.eta, s.alpha, s.valid, 0.5, 0.5, true);
+      auto g = gradsOf(s, true, 0.5, 0.5, true, 3);
+      g.push_back(W);
+      g.push_back(S);
+      runs.push_back(g);
+    }
+    for (size_t i = 0; i < runs[0].size(); ++i) QVERIFY(torch::equal(runs[0][i], runs[1][i]));
+  }
+
+  // The whole fast path on CUDA (per-op recurrence with the CUDA segment write) against the CPU
+  // LibTorch path, every case of smtFastPathWithTheKernelEqualsTheLibTorchPath, float64.
+  void cudaFastPathEqualsTheCpuLibTorchPath() {
+    HL_REQUIRE_CUDA();
+    for (const SmtCase& c : smtCases()) {
+      const SmtRun gpu = runSmtCase(c, true, torch::Device(torch::kCUDA)),
+                   ref = runSmtCase(c, false, torch::Device(torch::kCPU));
+      QVERIFY2(gpu.r.fused, qPrintable(describe(c) + ": the CUDA run did not take the fused segment write"));
+      compareSmtRuns(c, gpu, ref);
+      if (QTest::currentTestFailed()) return;
+    }
+  }
+
+  // Without a GPU the CUDA tests skip (and say why) rather than pass vacuously; this one always
+  // runs: the fused path's reach matches the build.
+  void cudaReachFollowsTheBuild() {
+    const Tensor w = torch::zeros({2, 3, 3}, kF64);
+    QVERIFY(segment_write_fused_applies(w));
+    QVERIFY(smt_fused_applies(w));
+    if (cuda_kernels_built() && torch::cuda::is_available()) {
+      QVERIFY(segment_write_fused_applies(w.to(torch::kCUDA)));
+      QVERIFY(!smt_fused_applies(w.to(torch::kCUDA)));
+    }
+    QVERIFY(!segment_write_fused_applies(w.to(torch::kBFloat16)));
   }
 };
 
