@@ -5,6 +5,9 @@
 //   hopelab-bench steptime              forward + backward time of one Hope block (fused kernels and
 //                                       LibTorch path) vs one Transformer block at equal width,
 //                                       sequence lengths 64..2048
+//   hopelab-bench actmem                activation memory of one Hope block's forward (what its
+//                                       autograd graph holds for the backward), fused kernels vs
+//                                       LibTorch path, sequence lengths 64..512
 //   hopelab-bench peers                 training samples/s of hope (differentiable and stop-gradient
 //                                       writes), hope-attention and transformer on random tokens in
 //                                       the configuration bench/peers/run.sh gives the nested-learning
@@ -13,18 +16,21 @@
 // training loop with its evaluations; data loading and tokenizer training excluded).
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "engine/torch_wrap.h"  // first: the engine's single torch include
 
 #include "engine/data/dataset.h"
+#include "engine/memory/fused.h"
 #include "engine/models/classifier.h"
 #include "engine/spec/spec.h"
 #include "engine/train/experiment.h"
@@ -86,6 +92,45 @@ double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int r
     if (r > 0) t.push_back(s);
   }
   return median(t);
+}
+
+// Resident memory of this process in bytes (/proc/self/statm).
+int64_t residentBytes() {
+  std::ifstream f("/proc/self/statm");
+  long long size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * int64_t(::sysconf(_SC_PAGESIZE));
+}
+
+// Bytes held by the autograd graph of one forward of a 1-block classifier on random tokens
+// [batch, L]: resident memory with the graph (and the loss) alive minus before the forward. The
+// caller sets mallopt(M_MMAP_THRESHOLD) low, so that every tensor of 64 KB or more is its own
+// mapping and goes back to the system when freed: temporaries freed during the forward do not count.
+// A measurement of resident pages, so approximate (allocations under 64 KB and the allocator's own
+// bookkeeping come and go with the heap); the ratio of the two paths is the figure that matters.
+int64_t activationBytes(const hl::models::BlockConfig& block, int L, int batch, bool fused) {
+  hl::models::ModelConfig cfg;
+  cfg.vocab_size = 2000;
+  cfg.max_len = L;
+  cfg.d_model = 128;
+  cfg.blocks = {block};
+  cfg.num_classes = 70;
+  torch::manual_seed(0);
+  auto model = hl::models::build(cfg);
+  model->setFusedKernels(fused);
+  model->train();
+  auto tokens = torch::randint(1, cfg.vocab_size, {batch, L}, torch::kLong);
+  auto labels = torch::randint(0, cfg.num_classes, {batch}, torch::kLong);
+  hl::memory::release_free_checkpoint_buffers();  // the warm-up makes the one this forward reuses
+  {  // warm-up: the gradients' buffers and any lazily built state exist before the measurement
+    auto loss = torch::nn::functional::cross_entropy(model->forward(tokens), labels);
+    loss.backward();
+  }
+  const int64_t before = residentBytes(), pooled = hl::memory::checkpoint_pool_bytes_in_use();
+  auto loss = torch::nn::functional::cross_entropy(model->forward(tokens), labels);
+  // The fused path's checkpoint comes from a pool that the warm-up already made resident: count
+  // the pooled buffers this forward's graph holds.
+  return residentBytes() - before + hl::memory::checkpoint_pool_bytes_in_use() - pooled;
 }
 
 // One training step as bench/peers/nested_learning_peer.py times the peer's: forward, loss,
@@ -155,6 +200,13 @@ int main(int argc, char** argv) {
   int batch = 2, max_len = 2048;
   steptime->add_option("--batch", batch, "Sequences per step")->check(CLI::PositiveNumber);
   steptime->add_option("--max-len", max_len, "Longest sequence (powers of two from 64)")->check(CLI::Range(64, 8192));
+  auto* actmem = app.add_subcommand(
+      "actmem",
+      "Activation memory of one Hope block's forward (graph kept for backward), fused vs LibTorch path, and the "
+      "time the fused path's checkpoint spacing costs");
+  int act_batch = 8, act_max_len = 512;
+  actmem->add_option("--batch", act_batch, "Sequences per forward")->check(CLI::PositiveNumber);
+  actmem->add_option("--max-len", act_max_len, "Longest sequence (powers of two from 64)")->check(CLI::Range(64, 4096));
   auto* peers = app.add_subcommand(
       "peers",
       "Training samples/s of hope, hope-attention, transformer in the peer-matched configuration (JSON lines)");
@@ -175,21 +227,55 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // The hope preset's block (its defaults; spec schema 2, docs/MEMORY.md "Active memory" and
+  // "State bound").
+  hl::models::BlockConfig hope;
+  hope.type = hl::BlockType::Hope;
+  hope.ffn_mult = 1;
+  hope.cms_clocks = {1, 4, 16};
+  hope.cms_lrs = {0, 0, 0};
+  hope.memory_inputs = hl::MemoryInputs::Separate;
+  hope.memory_init_scale = 0.6;
+  hope.eta_max = 1.0;
+  hope.momentum_dampening = true;
+  hope.inner_lr = 0.5;
+  hope.momentum = 0.5;
+  hope.state_bound = 2.0;
+
+  if (actmem->parsed()) {
+    ::mallopt(M_MMAP_THRESHOLD, 64 * 1024);  // fixed: freed tensors leave the resident set
+    ::mallopt(M_TRIM_THRESHOLD, 64 * 1024);
+    std::printf("%6s %12s %14s %12s %8s %14s %12s %8s\n", "L", "LibTorch MB", "fused dense MB", "fused MB", "ratio",
+                "dense s/step", "s/step", "time");
+    for (int L = 64; L <= act_max_len; L *= 2) {
+      const double ref = activationBytes(hope, L, act_batch, false) / 1e6;
+      hl::memory::set_sequence_checkpoint_every(1);  // a checkpoint at every segment start
+      const double dense = activationBytes(hope, L, act_batch, true) / 1e6;
+      hl::memory::set_sequence_checkpoint_every(0);  // the default spacing
+      const double fu = activationBytes(hope, L, act_batch, true) / 1e6;
+      std::vector<double> td, ta;
+      for (int r = 0; r < repeats; ++r) {  // interleaved
+        hl::memory::set_sequence_checkpoint_every(1);
+        td.push_back(stepSeconds(hope, L, act_batch, 1));
+        hl::memory::set_sequence_checkpoint_every(0);
+        ta.push_back(stepSeconds(hope, L, act_batch, 1));
+      }
+      std::printf("%6d %12.1f %14.1f %12.1f %8.3f %14.4f %12.4f %8.2f\n", L, ref, dense, fu, fu / ref, median(td),
+                  median(ta), median(ta) / median(td));
+      std::fflush(stdout);
+    }
+    std::printf(
+        "(batch %d, d_model 128, the hope preset's block, float32; MB: resident memory held by the forward's "
+        "autograd graph, approximate (bench/hopelab_bench.cpp activationBytes); ratio: fused (default checkpoint "
+        "spacing) / LibTorch path; s/step: forward + backward, median of %d interleaved, dense = a checkpoint at "
+        "every segment; time = default / dense)\n",
+        act_batch, repeats);
+    return 0;
+  }
+
   if (steptime->parsed()) {
     // The blocks of the hope and transformer presets (their defaults), one each, equal width.
-    hl::models::BlockConfig hope, tr;
-    hope.type = hl::BlockType::Hope;
-    hope.ffn_mult = 1;
-    hope.cms_clocks = {1, 4, 16};
-    hope.cms_lrs = {0, 0, 0};
-    // the hope preset's memory (spec schema 2, docs/MEMORY.md "Active memory" and "State bound")
-    hope.memory_inputs = hl::MemoryInputs::Separate;
-    hope.memory_init_scale = 0.6;
-    hope.eta_max = 1.0;
-    hope.momentum_dampening = true;
-    hope.inner_lr = 0.5;
-    hope.momentum = 0.5;
-    hope.state_bound = 2.0;
+    hl::models::BlockConfig tr;
     tr.type = hl::BlockType::Transformer;
     torch::manual_seed(0);
     std::printf("%6s %14s %14s %14s %10s %10s\n", "L", "hope s/step", "hope ref s/st", "transf. s/step", "hope/tr.",

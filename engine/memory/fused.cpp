@@ -6,6 +6,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
@@ -269,6 +271,17 @@ class SmtSegmentFunction : public torch::autograd::Function<SmtSegmentFunction> 
   }
 };
 
+// Checkpoint spacing of the whole-sequence kernel (docs/KERNELS.md "Whole sequence"): every
+// segment start while a sequence has at most 32 segments (L ≤ 128 at chunk 4: there the memory is
+// small and recomputing would cost time), else about √segments apart, so that a pair keeps
+// O(√L) states instead of O(L) at the price of one more forward per segment in the reverse pass.
+std::atomic<int64_t> gCheckpointEvery{0};
+int64_t checkpointEvery(int64_t segments) {
+  const int64_t forced = gCheckpointEvery.load();
+  if (forced > 0) return forced;
+  return segments <= 32 ? 1 : std::max<int64_t>(1, std::llround(std::sqrt(double(segments))));
+}
+
 // The checkpoint buffers of the whole-sequence kernel are large (178 MB at batch 32, L = 64) and
 // live from a forward to its backward. A fresh one per call costs its page faults every time: a
 // quarter of a Hope training step's time on the 2-core machine (perf: exc_page_fault,
@@ -276,12 +289,22 @@ class SmtSegmentFunction : public torch::autograd::Function<SmtSegmentFunction> 
 // holds the only reference to its storage (the autograd node that saved it is gone). Free
 // buffers beyond kPoolBytes in all are released to the allocator, oldest first.
 constexpr int64_t kPoolBytes = int64_t(1) << 30;
-Tensor checkpointBuffer(int64_t rows, int64_t cols, const torch::TensorOptions& opt) {
+std::mutex& poolMutex() {
   static std::mutex mu;
-  static std::deque<Tensor> pool;  // 1-d buffers
+  return mu;
+}
+std::deque<Tensor>& pool() {
+  static std::deque<Tensor> buffers;  // 1-d buffers
+  return buffers;
+}
+bool isFree(const Tensor& t) {
+  return t.storage().use_count() == 1;
+}
+
+Tensor checkpointBuffer(int64_t rows, int64_t cols, const torch::TensorOptions& opt) {
   const int64_t need = rows * cols;
-  std::lock_guard<std::mutex> lock(mu);
-  auto isFree = [](const Tensor& t) { return t.storage().use_count() == 1; };
+  std::lock_guard<std::mutex> lock(poolMutex());
+  auto& pool = ::hl::memory::pool();
   Tensor buf;
   for (auto& t : pool)
     if (isFree(t) && t.dtype() == opt.dtype() && t.numel() >= need && (!buf.defined() || t.numel() < buf.numel()))
@@ -307,8 +330,9 @@ Tensor checkpointBuffer(int64_t rows, int64_t cols, const torch::TensorOptions& 
 // ride in saved_data.
 class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction> {
  public:
-  static kernels::SmtSequenceDims dims(const Tensor& W1, const Tensor& x, int64_t cm, int64_t co) {
+  static kernels::SmtSequenceDims dims(const Tensor& W1, const Tensor& x, int64_t cm, int64_t co, int64_t every) {
     kernels::SmtSequenceDims d;
+    d.ck_every = every;
     d.B = x.size(0);
     d.X = x.size(1);
     d.H = x.size(2);
@@ -339,8 +363,8 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
   // and the state buffer (checkpoints, or with `ring` two slots: no reverse pass can follow).
   static std::pair<variable_list, Tensor> run(const variable_list& in, const kernels::SmtSegmentCoeffs& c, int64_t cm,
                                               int64_t co, double bound, bool ring) {
-    const auto d = dims(in[0], in[2], cm, co);
-    const int64_t nseg = kernels::smt_sequence_segments(d.L, cm, co);
+    const int64_t nseg = kernels::smt_sequence_segments(in[2].size(3), cm, co);
+    const auto d = dims(in[0], in[2], cm, co, checkpointEvery(nseg));
     const int64_t CK = ring ? kernels::smt_sequence_ring_size(d) : kernels::smt_sequence_checkpoint_size(d);
     const auto opt = in[2].options();
     Tensor y = torch::empty({d.B, d.H, d.L, d.D}, opt);
@@ -360,7 +384,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     });
     // The final states: the last checkpoint (a ring's slot nseg % 2), [B, H, 4, 5, ...] -> four
     // [B, 5, H, ...] tensors.
-    const int64_t lastSlot = ring ? nseg % 2 : nseg;
+    const int64_t lastSlot = ring ? nseg % 2 : kernels::smt_sequence_checkpoint_slots(d) - 1;
     const Tensor last = ck.narrow(1, lastSlot * 20 * d.D * d.F, 20 * d.D * d.F).reshape({d.B, d.H, 4, 5, d.D * d.F});
     auto state = [&](int64_t k, int64_t r, int64_t cdim) {
       return last.select(2, k)
@@ -380,6 +404,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     auto [out, ck] = run(in, c, cm, co, bound, /*ring=*/false);
     ctx->save_for_backward(in);
     ctx->saved_data["ck"] = ck;
+    ctx->saved_data["every"] = checkpointEvery(kernels::smt_sequence_segments(in[2].size(3), cm, co));
     saveCoeffs(ctx, c);
     ctx->saved_data["cm"] = cm;
     ctx->saved_data["co"] = co;
@@ -398,7 +423,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     const auto c = loadCoeffs(ctx);
     const int64_t cm = ctx->saved_data["cm"].toInt(), co = ctx->saved_data["co"].toInt();
     const double bound = ctx->saved_data["bound"].toDouble();
-    const auto d = dims(in[0], in[2], cm, co);
+    const auto d = dims(in[0], in[2], cm, co, ctx->saved_data["every"].toInt());
     auto gr = [&](int i) { return grads[i].defined() ? grads[i].contiguous() : Tensor(); };
     const Tensor dy = grads[0].defined() ? grads[0].contiguous() : torch::zeros({d.B, d.H, d.L, d.D}, in[2].options());
     const Tensor dW1e = gr(1), dW2e = gr(2), dS1e = gr(3), dS2e = gr(4);
@@ -432,6 +457,24 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
 
 }  // namespace
 
+void set_sequence_checkpoint_every(int64_t every) {
+  gCheckpointEvery = std::max<int64_t>(0, every);
+}
+
+void release_free_checkpoint_buffers() {
+  std::lock_guard<std::mutex> lock(poolMutex());
+  auto& buffers = pool();
+  for (auto it = buffers.begin(); it != buffers.end();) it = isFree(*it) ? buffers.erase(it) : std::next(it);
+}
+
+int64_t checkpoint_pool_bytes_in_use() {
+  std::lock_guard<std::mutex> lock(poolMutex());
+  int64_t bytes = 0;
+  for (const auto& t : pool())
+    if (!isFree(t)) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  return bytes;
+}
+
 bool cuda_kernels_built() {
 #ifdef HL_HAVE_CUDA_KERNELS
   return true;
@@ -446,7 +489,20 @@ bool smt_fused_applies(const torch::Tensor& x) {
 
 bool segment_write_fused_applies(const torch::Tensor& W0) {
   const bool dtype = W0.scalar_type() == torch::kFloat32 || W0.scalar_type() == torch::kFloat64;
-  return dtype && (W0.device().is_cpu() || (cuda_kernels_built() && W0.device().is_cuda()));
+  if (!dtype) return false;
+  if (W0.device().is_cpu()) return true;
+#ifdef HL_HAVE_CUDA_KERNELS
+  // The CUDA launchers: one block per row (N < 2^31), 7 · O values of shared memory, sm_80 or
+  // later. W0: [..., O, I] (smt_chunked asks with a [B, 5, H, D, F] state, whose transpose is
+  // written too: both trailing sizes count).
+  if (W0.device().is_cuda() && W0.dim() >= 2) {
+    const int64_t O = W0.size(-2), I = W0.size(-1);
+    const int64_t rows = O * I > 0 ? W0.numel() / (O * I) : 0;
+    return rows < (int64_t(1) << 31) && std::max(O, I) <= kernels::kSegmentWriteCudaMaxO &&
+           kernels::cuda_compute_major(W0.device().index()) >= 8;
+  }
+#endif
+  return false;
 }
 
 std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor& W0, const torch::Tensor& S0,
@@ -456,7 +512,7 @@ std::pair<torch::Tensor, torch::Tensor> segment_write_fused(const torch::Tensor&
                                                             bool dgd) {
   TORCH_CHECK(segment_write_fused_applies(W0),
               "segment_write_fused: CPU (or, with the CUDA kernels built, CUDA) float32/float64 only");
-  checkIsaEnv();
+  if (W0.device().is_cpu()) checkIsaEnv();  // the CPU kernels' instruction set
   TORCH_CHECK(W0.dim() == 3 && S0.sizes() == W0.sizes(), "segment_write_fused: W0, S0 must be [N, O, I]");
   const int64_t N = W0.size(0), O = W0.size(1), I = W0.size(2);
   TORCH_CHECK(U.dim() == 3 && U.size(0) == N && U.size(2) == I, "segment_write_fused: U must be [N, n, I]");

@@ -20,6 +20,18 @@ bool segment_write_fused_applies(const torch::Tensor& W0);
 /// cover tensors like x: CPU, float32 or float64 (they have no CUDA version).
 bool smt_fused_applies(const torch::Tensor& x);
 
+/// The whole-sequence kernel's checkpoint spacing in segments (SmtSequenceDims::ck_every) for the
+/// calls that follow, process-wide: 0 (the default) chooses by length (every segment up to 32
+/// segments, about √segments beyond); k > 0 forces k. For tests and benchmarks.
+void set_sequence_checkpoint_every(int64_t every);
+
+/// Bytes of the whole-sequence kernel's pooled checkpoint buffers that autograd nodes still hold
+/// (the pool keeps released buffers resident for reuse; `hopelab-bench actmem` counts these).
+int64_t checkpoint_pool_bytes_in_use();
+
+/// Releases the pooled checkpoint buffers no autograd node holds (benchmarks that measure memory).
+void release_free_checkpoint_buffers();
+
 /// Whether this build compiled kernels/cuda (nvcc and a CUDA build of LibTorch at configure time).
 bool cuda_kernels_built();
 

@@ -122,6 +122,10 @@ int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_oth
   return baseline::smt_sequence_segments(L, chunk_memory, chunk_other);
 }
 
+int64_t smt_sequence_checkpoint_slots(const SmtSequenceDims& d) {
+  return baseline::smt_sequence_checkpoint_slots(d);
+}
+
 int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d) {
   return baseline::smt_sequence_checkpoint_size(d);
 }

@@ -35,6 +35,7 @@ void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, co
                           const T* dW1o, const T* dS1o, const T* dW2o, const T* dS2o, const SmtSegmentGrads<T>& g,
                           int64_t p0, int64_t p1);
 int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_other);
+int64_t smt_sequence_checkpoint_slots(const SmtSequenceDims& d);
 int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d);
 int64_t smt_sequence_ring_size(const SmtSequenceDims& d);
 template <typename T>

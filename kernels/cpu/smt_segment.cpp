@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 HL_KERNELS_ISA_BEGIN
@@ -622,6 +623,18 @@ struct Segs {
     start.push_back(L);
   }
   int64_t count() const { return static_cast<int64_t>(start.size()) - 1; }
+  // The segment starts whose states a (non-ring) forward stores: every one with every <= 1;
+  // otherwise segment 0, then the first start at least `every` segments after the last stored one
+  // that is a multiple of both chunk sizes (every memory's chunk starts there, so a block between
+  // two stored starts reads only states computed inside it), and the end (the final state).
+  std::vector<int64_t> stored(int64_t every, int64_t cm, int64_t co) const {
+    std::vector<int64_t> st;
+    const int64_t both = std::lcm(cm, co);
+    for (int64_t j = 0; j < count(); ++j)
+      if (j == 0 || every <= 1 || (start[j] % both == 0 && j - st.back() >= every)) st.push_back(j);
+    st.push_back(count());
+    return st;
+  }
   int64_t nmax() const {
     int64_t r = 1;
     for (int64_t j = 0; j < count(); ++j) r = std::max(r, start[j + 1] - start[j]);
@@ -647,6 +660,7 @@ struct SeqPair {
   int64_t DF, A, nmax;
   Work<T> w;
   std::vector<T> scratch, x, valid, loss, z, sz;
+  std::vector<int64_t> stored;  // Segs::stored: the segment starts the checkpoint buffer holds
   SeqPair(const SmtSequenceDims& d_, const SmtSequenceArgs<T>& in_)
       : d(d_),
         in(in_),
@@ -660,7 +674,50 @@ struct SeqPair {
         valid(static_cast<size_t>(nmax)),
         loss(static_cast<size_t>(kMem * nmax)),
         z(static_cast<size_t>(d_.F)),
-        sz(static_cast<size_t>(d_.F)) {}
+        sz(static_cast<size_t>(d_.F)),
+        stored(segs.stored(d_.ck_every, d_.chunk_memory, d_.chunk_other)) {}
+  bool sparse() const { return static_cast<int64_t>(stored.size()) < segs.count() + 1; }
+  int64_t longestBlock() const {
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < stored.size(); ++i) r = std::max(r, stored[i + 1] - stored[i]);
+    return r;
+  }
+
+  // Segment j from the states in cj to cn: the segment's reads, targets and writes, then the
+  // state bound (radius rad; factors[j · 10 + k] receives the factor, or with `reuse` supplies it).
+  // y, loss: the output read and per-token losses in the sequence's layout, or nullptr (a
+  // recomputation for the reverse pass). Returns the clamp count.
+  int64_t step(const T* ck, int64_t b, int64_t hd, int64_t j, const T* cj, T* cn, const SmtSegmentCoeffs& c,
+               const T* rad, T* factors, bool reuse, T* y, T* lossOut) {
+    const int64_t s = segs.start[j], n = segs.start[j + 1] - s, D = d.D;
+    load(ck, b, hd, j);
+    const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
+    if (y) readOutput(in.q + qo, y + qo, n);
+    SmtSegmentOut<T> o;
+    o.W1 = cn;
+    o.W2 = cn + A;
+    o.S1 = cn + 2 * A;
+    o.S2 = cn + 3 * A;
+    o.loss = loss.data();
+    const int64_t clamped = forwardPair(dims(n), c, args(cj, hd), o, index(n), 0, 0, w, scratch.data(), true);
+    if (lossOut)
+      for (int64_t m = 0; m < kMem; ++m)
+        for (int64_t t = 0; t < n; ++t) lossOut[((b * kMem + m) * d.H + hd) * d.L + s + t] = loss[m * n + t];
+    if (in.state_bound > 0)  // W ← W · min(1, radius / max(‖W‖, 1e-12)) for every map
+      for (int64_t k = 0; k < 2 * kMem; ++k) {
+        T* W = cn + (k / kMem) * A + (k % kMem) * DF;
+        T f;
+        if (reuse) {
+          f = factors[j * 2 * kMem + k];
+        } else {
+          f = rad[k] / std::max(std::sqrt(dot(W, W, DF)), T(kCurvEps));
+          factors[j * 2 * kMem + k] = f;  // the reverse pass recovers the unbounded state as W / f
+        }
+        if (f < T(1))
+          for (int64_t i = 0; i < DF; ++i) W[i] *= f;
+      }
+    return clamped;
+  }
 
   SmtSegmentDims dims(int64_t n) const { return SmtSegmentDims{1, 1, n, d.D, d.F, d.X}; }
   Index index(int64_t n) const { return Index{1, n, d.D, d.F, d.X}; }
@@ -668,6 +725,7 @@ struct SeqPair {
   // The checkpoint each memory's prepared read state came from (-1: none); reset per pair.
   int64_t from[kMem] = {-1, -1, -1, -1, -1};
   bool ring = false;  // ck holds two state slots (SmtSequenceOut::ring): segment j's in slot j % 2
+  int64_t base = 0;   // otherwise segment j's state is in slot j − base
   void reset() { std::fill(from, from + kMem, int64_t(-1)); }
   // Loads segment j's inputs and mask and its read states (each memory's state at the start of
   // its chunk) into the workspace; a read state already there (the same chunk as the segment
@@ -679,7 +737,7 @@ struct SeqPair {
       if (from[m] == src) continue;
       // (a ring forward loads a read state only when its chunk starts at this segment, src == j,
       // whose slot holds it)
-      const T* c = ck + (ring ? (src & 1) : src) * 4 * A;
+      const T* c = ck + (ring ? (src & 1) : src - base) * 4 * A;
       prepareRead(w, m, c + m * DF, c + A + m * DF);
       from[m] = src;
     }
@@ -724,9 +782,15 @@ int64_t smt_sequence_segments(int64_t L, int64_t chunk_memory, int64_t chunk_oth
   return Segs(L, chunk_memory, chunk_other).count();
 }
 
+int64_t smt_sequence_checkpoint_slots(const SmtSequenceDims& d) {
+  return static_cast<int64_t>(
+      Segs(d.L, d.chunk_memory, d.chunk_other).stored(d.ck_every, d.chunk_memory, d.chunk_other).size());
+}
+
 int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d) {
   const int64_t nseg = smt_sequence_segments(d.L, d.chunk_memory, d.chunk_other);
-  return (nseg + 1) * 4 * kMem * d.D * d.F + nseg * 2 * kMem;  // the states, then the bound's factors
+  // the stored states, then the bound's factors of every segment
+  return HL_ISA_NS::smt_sequence_checkpoint_slots(d) * 4 * kMem * d.D * d.F + nseg * 2 * kMem;
 }
 
 int64_t smt_sequence_ring_size(const SmtSequenceDims& d) {
@@ -738,49 +802,37 @@ template <typename T>
 void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                           const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {
   SeqPair<T> sp(d, in);
-  sp.ring = out.ring;
-  const int64_t DF = sp.DF, A = sp.A, D = d.D;
+  // Sparse checkpoints: the segments run on two alternating slots of a local buffer (as a ring
+  // forward), and the stored starts are copied into ck.
+  const bool sparse = !out.ring && sp.sparse();
+  sp.ring = out.ring || sparse;
+  const int64_t DF = sp.DF, A = sp.A;
   const int64_t CK = out.ring ? HL_ISA_NS::smt_sequence_ring_size(d) : HL_ISA_NS::smt_sequence_checkpoint_size(d);
-  auto slot = [&](int64_t j) { return out.ring ? (j & 1) : j; };
+  const int64_t slots = out.ring ? 2 : static_cast<int64_t>(sp.stored.size());
+  const bool alternate = sp.ring;
+  auto slot = [alternate](int64_t j) { return alternate ? (j & 1) : j; };
   const Index gix{d.H, d.L, d.D, d.F, d.X};
-  std::vector<T> rad(2 * kMem);
+  std::vector<T> rad(2 * kMem), work(sparse ? 2 * 4 * A : 0);
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t b = p / d.H, hd = p % d.H;
     T* ck = out.ck + p * CK;
+    T* st = sparse ? work.data() : ck;  // the states the segments run on
     sp.reset();
     for (int64_t m = 0; m < kMem; ++m) {
-      std::memcpy(ck + m * DF, in.W1 + gix.state(b, m, hd), sizeof(T) * DF);
-      std::memcpy(ck + A + m * DF, in.W2 + gix.state(b, m, hd), sizeof(T) * DF);
-      rad[m] = T(in.state_bound) * frob(ck + m * DF, DF);
-      rad[kMem + m] = T(in.state_bound) * frob(ck + A + m * DF, DF);
+      std::memcpy(st + m * DF, in.W1 + gix.state(b, m, hd), sizeof(T) * DF);
+      std::memcpy(st + A + m * DF, in.W2 + gix.state(b, m, hd), sizeof(T) * DF);
+      rad[m] = T(in.state_bound) * frob(st + m * DF, DF);
+      rad[kMem + m] = T(in.state_bound) * frob(st + A + m * DF, DF);
     }
-    std::fill(ck + 2 * A, ck + 4 * A, T(0));
-    T* factors = ck + (out.ring ? 2 : sp.segs.count() + 1) * 4 * A;
+    std::fill(st + 2 * A, st + 4 * A, T(0));
+    if (sparse) std::memcpy(ck, st, sizeof(T) * 4 * A);
+    T* factors = ck + slots * 4 * A;
     int64_t clamped = 0;
+    size_t next = 1;  // sp.stored[next]: the next stored start
     for (int64_t j = 0; j < sp.segs.count(); ++j) {
-      const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
-      const T* cj = ck + slot(j) * 4 * A;
-      T* cn = ck + slot(j + 1) * 4 * A;
-      sp.load(ck, b, hd, j);
-      const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
-      sp.readOutput(in.q + qo, out.y + qo, n);
-      SmtSegmentOut<T> o;
-      o.W1 = cn;
-      o.W2 = cn + A;
-      o.S1 = cn + 2 * A;
-      o.S2 = cn + 3 * A;
-      o.loss = sp.loss.data();
-      clamped += forwardPair(sp.dims(n), c, sp.args(cj, hd), o, sp.index(n), 0, 0, sp.w, sp.scratch.data(), true);
-      for (int64_t m = 0; m < kMem; ++m)
-        for (int64_t t = 0; t < n; ++t) out.loss[((b * kMem + m) * d.H + hd) * d.L + s + t] = sp.loss[m * n + t];
-      if (in.state_bound > 0)  // W ← W · min(1, radius / max(‖W‖, 1e-12)) for every map
-        for (int64_t k = 0; k < 2 * kMem; ++k) {
-          T* W = cn + (k / kMem) * A + (k % kMem) * DF;
-          const T f = rad[k] / std::max(frob(W, DF), T(kCurvEps));
-          factors[j * 2 * kMem + k] = f;  // the reverse pass recovers the unbounded state as W / f
-          if (f < T(1))
-            for (int64_t i = 0; i < DF; ++i) W[i] *= f;
-        }
+      T* cn = st + slot(j + 1) * 4 * A;
+      clamped += sp.step(st, b, hd, j, st + slot(j) * 4 * A, cn, c, rad.data(), factors, false, out.y, out.loss);
+      if (sparse && sp.stored[next] == j + 1) std::memcpy(ck + (next++) * 4 * A, cn, sizeof(T) * 4 * A);
     }
     out.clamped[p] = clamped;
   }
@@ -793,6 +845,11 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
   SeqPair<T> sp(d, in);
   Bwd<T> bw(sp.nmax, d.D, d.F);
   const int64_t DF = sp.DF, A = sp.A, CK = HL_ISA_NS::smt_sequence_checkpoint_size(d), D = d.D, F = d.F;
+  const bool sparse = sp.sparse();
+  const int64_t slots = static_cast<int64_t>(sp.stored.size());
+  // Sparse checkpoints: each block between two stored starts is recomputed into blk (its states
+  // at every segment start, as a dense forward stores them) before its reverse pass.
+  std::vector<T> blk(sparse ? (sp.longestBlock() + 1) * 4 * A : 0), rbuf(2 * kMem);
   const Index gix{d.H, d.L, d.D, d.F, d.X};
   std::vector<T> dWc(4 * A), dWs(4 * A), pre(2 * A), dpre(2 * A), dRacc(2 * A), rad(2 * kMem), drad(2 * kMem),
       dx(d.X * sp.nmax * D), dwe(D), dwa(D), dsz(F), dz(F);
@@ -820,88 +877,104 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
     std::fill(gwa, gwa + D, T(0));
     g.db_eta[b * d.H + hd] = 0;
     g.db_alpha[b * d.H + hd] = 0;
-    for (int64_t j = sp.segs.count() - 1; j >= 0; --j) {
-      const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
-      const T* cj = ck + j * 4 * A;
-      sp.load(ck, b, hd, j);
-      const SmtSegmentArgs<T> a = sp.args(cj, hd);
-      // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
-      // bounded one divided by f (exact up to rounding: no recomputation of the segment).
-      const T* gW = dWc.data();
-      if (in.state_bound > 0) {
-        const T* cn = ck + (j + 1) * 4 * A;
-        const T* fac = ck + (sp.segs.count() + 1) * 4 * A + j * 2 * kMem;
-        for (int64_t k = 0; k < 2 * kMem; ++k) {
-          const int64_t off = (k / kMem) * A + (k % kMem) * DF;
-          const T* G = dWc.data() + off;
-          T* out = dpre.data() + off;
-          const T ratio = fac[k];
-          if (ratio <= T(0)) {  // a zero radius (a zero start state): nothing to recover
-            std::fill(out, out + DF, T(0));
-          } else if (ratio <= T(1)) {  // torch::clamp_max passes the gradient at the tie
-            T* Wp = pre.data() + off;
-            for (int64_t i = 0; i < DF; ++i) Wp[i] = cn[off + i] / ratio;
-            const T nrm = frob(Wp, DF), nc = std::max(nrm, T(kCurvEps));
-            const T gw = dot(G, Wp, DF);
-            drad[k] += gw / nc;
-            const T coef = nrm >= T(kCurvEps) ? -gw * rad[k] / (nc * nc) / nrm : T(0);
-            for (int64_t i = 0; i < DF; ++i) out[i] = ratio * G[i] + coef * Wp[i];
-          } else {
-            std::memcpy(out, G, sizeof(T) * DF);
+    const T* facs = ck + slots * 4 * A;
+    for (int64_t bi = slots - 2; bi >= 0; --bi) {
+      const int64_t jb = sp.stored[bi], je = sp.stored[bi + 1];
+      const T* states = ck;  // segment j's start state at states + (j − sp.base) · 4A
+      sp.base = 0;
+      if (sparse) {
+        std::memcpy(blk.data(), ck + bi * 4 * A, sizeof(T) * 4 * A);
+        sp.base = jb;
+        sp.reset();
+        for (int64_t j = jb; j + 1 < je; ++j)  // the block's last end state is not needed
+          sp.step(blk.data(), b, hd, j, blk.data() + (j - jb) * 4 * A, blk.data() + (j + 1 - jb) * 4 * A, c,
+                  rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr, nullptr);
+        states = blk.data();
+      }
+      for (int64_t j = je - 1; j >= jb; --j) {
+        const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
+        const T* cj = states + (j - sp.base) * 4 * A;
+        sp.load(states, b, hd, j);
+        const SmtSegmentArgs<T> a = sp.args(cj, hd);
+        // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
+        // bounded one divided by f (exact up to rounding: no recomputation of the segment).
+        const T* gW = dWc.data();
+        if (in.state_bound > 0) {
+          // the end state: the next segment's start, or (the block's last segment) the next stored one
+          const T* cn = j + 1 < je || !sparse ? states + (j + 1 - sp.base) * 4 * A : ck + (bi + 1) * 4 * A;
+          const T* fac = facs + j * 2 * kMem;
+          for (int64_t k = 0; k < 2 * kMem; ++k) {
+            const int64_t off = (k / kMem) * A + (k % kMem) * DF;
+            const T* G = dWc.data() + off;
+            T* out = dpre.data() + off;
+            const T ratio = fac[k];
+            if (ratio <= T(0)) {  // a zero radius (a zero start state): nothing to recover
+              std::fill(out, out + DF, T(0));
+            } else if (ratio <= T(1)) {  // torch::clamp_max passes the gradient at the tie
+              T* Wp = pre.data() + off;
+              for (int64_t i = 0; i < DF; ++i) Wp[i] = cn[off + i] / ratio;
+              const T nrm = frob(Wp, DF), nc = std::max(nrm, T(kCurvEps));
+              const T gw = dot(G, Wp, DF);
+              drad[k] += gw / nc;
+              const T coef = nrm >= T(kCurvEps) ? -gw * rad[k] / (nc * nc) / nrm : T(0);
+              for (int64_t i = 0; i < DF; ++i) out[i] = ratio * G[i] + coef * Wp[i];
+            } else {
+              std::memcpy(out, G, sizeof(T) * DF);
+            }
           }
+          gW = dpre.data();
         }
-        gW = dpre.data();
-      }
-      SmtSegmentGrads<T> lg;
-      lg.dR1 = dRacc.data();  // backwardPair adds the segment's read-state gradients to them
-      lg.dR2 = dRacc.data() + A;
-      lg.dW1 = dWs.data();
-      lg.dW2 = dWs.data() + A;
-      lg.dS1 = dWs.data() + 2 * A;
-      lg.dS2 = dWs.data() + 3 * A;
-      lg.dx = dx.data();
-      lg.dw_eta = dwe.data();
-      lg.db_eta = &dbe;
-      lg.dw_alpha = dwa.data();
-      lg.db_alpha = &dba;
-      backwardPair(sp.dims(n), c, a, gW, dWc.data() + 2 * A, gW + A, dWc.data() + 3 * A, lg, sp.index(n), 0, 0, sp.w,
-                   bw, /*prepared=*/true, /*accumulate=*/true);
-      for (int64_t i = 0; i < D; ++i) {
-        gwe[i] += dwe[i];
-        gwa[i] += dwa[i];
-      }
-      g.db_eta[b * d.H + hd] += dbe;
-      g.db_alpha[b * d.H + hd] += dba;
-      for (int64_t mm = 0; mm < d.X; ++mm)
-        std::memcpy(g.dx + (((b * d.X + mm) * d.H + hd) * d.L + s) * D, dx.data() + mm * n * D, sizeof(T) * n * D);
-      // The output read's reverse pass: y = q + O1 silu(O2 q).
-      const T *O1 = sp.w.R1 + (kMem - 1) * DF, *O2 = sp.w.R2 + (kMem - 1) * DF;
-      T *dO1 = dRacc.data() + (kMem - 1) * DF, *dO2 = dRacc.data() + A + (kMem - 1) * DF;
-      const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
-      for (int64_t t = 0; t < n; ++t) {
-        const T *qt = in.q + qo + t * D, *dyt = dy + qo + t * D;
-        T* dqt = g.dq + qo + t * D;
-        for (int64_t f = 0; f < F; ++f) {
-          sp.z[f] = dot(O2 + f * D, qt, D);
-          sp.sz[f] = sp.z[f] * sigm(sp.z[f]);
+        SmtSegmentGrads<T> lg;
+        lg.dR1 = dRacc.data();  // backwardPair adds the segment's read-state gradients to them
+        lg.dR2 = dRacc.data() + A;
+        lg.dW1 = dWs.data();
+        lg.dW2 = dWs.data() + A;
+        lg.dS1 = dWs.data() + 2 * A;
+        lg.dS2 = dWs.data() + 3 * A;
+        lg.dx = dx.data();
+        lg.dw_eta = dwe.data();
+        lg.db_eta = &dbe;
+        lg.dw_alpha = dwa.data();
+        lg.db_alpha = &dba;
+        backwardPair(sp.dims(n), c, a, gW, dWc.data() + 2 * A, gW + A, dWc.data() + 3 * A, lg, sp.index(n), 0, 0, sp.w,
+                     bw, /*prepared=*/true, /*accumulate=*/true);
+        for (int64_t i = 0; i < D; ++i) {
+          gwe[i] += dwe[i];
+          gwa[i] += dwa[i];
         }
-        rowsum<T, false>(O1, dyt, dsz.data(), D, F);  // O1ᵀ dy
-        outer(dO1, dyt, sp.sz.data(), D, F);
+        g.db_eta[b * d.H + hd] += dbe;
+        g.db_alpha[b * d.H + hd] += dba;
+        for (int64_t mm = 0; mm < d.X; ++mm)
+          std::memcpy(g.dx + (((b * d.X + mm) * d.H + hd) * d.L + s) * D, dx.data() + mm * n * D, sizeof(T) * n * D);
+        // The output read's reverse pass: y = q + O1 silu(O2 q).
+        const T *O1 = sp.w.R1 + (kMem - 1) * DF, *O2 = sp.w.R2 + (kMem - 1) * DF;
+        T *dO1 = dRacc.data() + (kMem - 1) * DF, *dO2 = dRacc.data() + A + (kMem - 1) * DF;
+        const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
+        for (int64_t t = 0; t < n; ++t) {
+          const T *qt = in.q + qo + t * D, *dyt = dy + qo + t * D;
+          T* dqt = g.dq + qo + t * D;
+          for (int64_t f = 0; f < F; ++f) {
+            sp.z[f] = dot(O2 + f * D, qt, D);
+            sp.sz[f] = sp.z[f] * sigm(sp.z[f]);
+          }
+          rowsum<T, false>(O1, dyt, dsz.data(), D, F);  // O1ᵀ dy
+          outer(dO1, dyt, sp.sz.data(), D, F);
 #pragma omp simd
-        for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(sp.z[f]);
-        outer(dO2, dz.data(), qt, F, D);
-        std::memcpy(dqt, dyt, sizeof(T) * D);
-        rowsum<T, true>(O2, dz.data(), dqt, F, D);  // + O2ᵀ dz
+          for (int64_t f = 0; f < F; ++f) dz[f] = dsz[f] * dsilu(sp.z[f]);
+          outer(dO2, dz.data(), qt, F, D);
+          std::memcpy(dqt, dyt, sizeof(T) * D);
+          rowsum<T, true>(O2, dz.data(), dqt, F, D);  // + O2ᵀ dz
+        }
+        // A memory whose chunk starts here read the state at this segment's start.
+        for (int64_t m = 0; m < kMem; ++m)
+          if (s % chunkOf(d, m) == 0)
+            for (int64_t l = 0; l < 2; ++l) {
+              T *dst = dWs.data() + l * A + m * DF, *acc = dRacc.data() + l * A + m * DF;
+              for (int64_t i = 0; i < DF; ++i) dst[i] += acc[i];
+              std::fill(acc, acc + DF, T(0));
+            }
+        std::swap(dWc, dWs);
       }
-      // A memory whose chunk starts here read the state at this segment's start.
-      for (int64_t m = 0; m < kMem; ++m)
-        if (s % chunkOf(d, m) == 0)
-          for (int64_t l = 0; l < 2; ++l) {
-            T *dst = dWs.data() + l * A + m * DF, *acc = dRacc.data() + l * A + m * DF;
-            for (int64_t i = 0; i < DF; ++i) dst[i] += acc[i];
-            std::fill(acc, acc + DF, T(0));
-          }
-      std::swap(dWc, dWs);
     }
     // The start state, and the bound's radius state_bound · ‖W_start‖.
     for (int64_t k = 0; k < 2 * kMem; ++k) {

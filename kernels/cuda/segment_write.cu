@@ -214,6 +214,11 @@ const char* cuda_error_text(int code) {
   return cudaGetErrorString(static_cast<cudaError_t>(code));
 }
 
+int cuda_compute_major(int device) {
+  int major = -1;
+  return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess ? major : -1;
+}
+
 template int segment_write_forward_cuda<float>(const SegmentWriteDims&, const SegmentWriteCoeffs&,
                                                const SegmentWriteArgs<float>&, float*, float*, void*);
 template int segment_write_forward_cuda<double>(const SegmentWriteDims&, const SegmentWriteCoeffs&,

@@ -468,6 +468,65 @@ class TestKernels : public QObject {
     }
   }
 
+  // Sparse checkpoints (SmtSequenceDims::ck_every > 1: the reverse pass recomputes each block
+  // between stored states) do the same arithmetic as storing every segment: the same bits in
+  // values, final states and every gradient, for spacings that do and do not fit the chunk sizes'
+  // common multiple, ragged batches, a binding state bound, float64 and float32.
+  void sparseCheckpointsGiveTheSameBits() {
+    const torch::Device cpu(torch::kCPU);
+    std::vector<SmtCase> cases = smtCases();
+    SmtCase odd = cases[1];  // chunks 3 and 5: stored starts only at multiples of 15
+    odd.chunk_memory = 3;
+    odd.chunk_other = 5;
+    odd.L = 47;
+    SmtCase longer = cases.back();  // the binding bound, 40 tokens
+    longer.L = 40;
+    for (SmtCase c : {cases[0], cases[1], odd, longer}) {
+      set_sequence_checkpoint_every(1);
+      const SmtRun dense = runSmtCase(c, true, cpu);
+      for (int64_t every : {2, 3, 5, 1000}) {
+        set_sequence_checkpoint_every(every);
+        const SmtRun sparse = runSmtCase(c, true, cpu);
+        const QString what = describe(c) + QString(" every %1").arg(every);
+        for (auto [a, b] : std::vector<std::pair<Tensor, Tensor>>{{sparse.r.y, dense.r.y},
+                                                                  {sparse.r.W1, dense.r.W1},
+                                                                  {sparse.r.W2, dense.r.W2},
+                                                                  {sparse.r.S1, dense.r.S1},
+                                                                  {sparse.r.loss_tokens, dense.r.loss_tokens}})
+          QVERIFY2(torch::equal(a, b), qPrintable(what + ": values differ"));
+        QCOMPARE(sparse.r.clamped, dense.r.clamped);
+        for (size_t i = 0; i < dense.grads.size(); ++i)
+          if (dense.grads[i].defined())
+            QVERIFY2(torch::equal(sparse.grads[i], dense.grads[i]), qPrintable(what + QString(": gradient %1").arg(i)));
+      }
+    }
+    // float32 through the kernel benchmark's shape (4 heads of 32, chunks 4 / 8), 40 segments:
+    // the automatic spacing (0) is sparse there.
+    SmtConfig cfg;
+    cfg.heads = 4;
+    cfg.head_dim = 32;
+    cfg.chunk_memory = 4;
+    cfg.chunk_other = 8;
+    cfg.state_bound = 2.0;
+    torch::manual_seed(3);
+    const SmtParams p0 = smt_init_params(cfg, 0.95, torch::dtype(torch::kFloat32), 0.6);
+    const Tensor x = torch::randn({2, 4, 160, 32}) * 0.2, q = torch::randn({2, 4, 160, 32}) * 0.2;
+    std::vector<std::vector<Tensor>> outs;
+    for (int64_t every : {1, 0}) {
+      set_sequence_checkpoint_every(every);
+      std::vector<Tensor> leaves = {x.clone().requires_grad_(true), p0.W1.clone().requires_grad_(true)};
+      SmtParams p = p0;
+      p.W1 = leaves[1];
+      const SmtResult r = smt_chunked(cfg, p, leaves[0], q);
+      QVERIFY(r.fused);
+      auto g = torch::autograd::grad({r.y.pow(2).sum()}, leaves);
+      g.push_back(r.y.detach());
+      outs.push_back(g);
+    }
+    set_sequence_checkpoint_every(0);
+    for (size_t i = 0; i < outs[0].size(); ++i) QVERIFY(torch::equal(outs[0][i], outs[1][i]));
+  }
+
   // The whole-segment kernel's hand-written reverse pass against central differences of its forward
   // (float64, step 1e-6, agreement 1e-6 relative to the largest gradient): every entry of every
   // input, F ≠ D, a pad in the segment, both η links, both objectives, shared and separate inputs,

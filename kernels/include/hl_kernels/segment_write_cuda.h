@@ -32,4 +32,12 @@ int segment_write_backward_cuda(const SegmentWriteDims& dims, const SegmentWrite
 /// The CUDA runtime's text for an error code a launcher returned.
 const char* cuda_error_text(int code);
 
+/// The compute capability's major number of CUDA device `device`, or -1 if the runtime cannot say.
+/// The kernels carry sm_80 and sm_90 code (and sm_90 PTX): they need 8 or more.
+int cuda_compute_major(int device);
+
+/// The largest O the launchers take: the backward keeps 7 · O values in shared memory, within the
+/// 48 KB every device grants without opting in (float64).
+constexpr int64_t kSegmentWriteCudaMaxO = 768;
+
 }  // namespace hl::kernels

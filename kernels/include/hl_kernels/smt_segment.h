@@ -84,14 +84,19 @@ void smt_segment_backward(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, co
 // order, with the read-state refreshes at chunk starts, the output memory's read of the queries
 // and the state bound in between, so that the pair's states (80 KB in float32 at D = F = 32) stay
 // in the core's cache for the whole sequence instead of streaming through memory once per segment.
-// The forward stores the states at every segment start (the checkpoints); the reverse pass walks
-// the segments backwards from them, recomputing each segment (docs/KERNELS.md "Whole sequence").
+// The forward stores the states at every segment start, or with ck_every > 1 only at some (the
+// checkpoints); the reverse pass walks the segments backwards from them, recomputing each segment
+// and, between sparse checkpoints, first the block's states (docs/KERNELS.md "Whole sequence").
 
 /// Shapes: B sequences, H heads, L tokens, head width D, hidden width F, X memory inputs; the two
 /// chunk sizes (the output memory's and the other memories').
 struct SmtSequenceDims {
   int64_t B = 0, H = 0, L = 0, D = 0, F = 0, X = 1;
   int64_t chunk_memory = 1, chunk_other = 1;
+  /// Checkpoint spacing, in segments: 1 stores every segment start; k > 1 stores segment 0, then
+  /// the first start at least k segments after the last stored one that is a multiple of both chunk
+  /// sizes, and the end. The reverse pass then runs each block's forward once more.
+  int64_t ck_every = 1;
 };
 
 /// The number of segments of a sequence (segments end at a multiple of either chunk size or at L).
@@ -109,12 +114,16 @@ struct SmtSequenceArgs {
   double state_bound = 0;
 };
 
-/// Checkpoint elements per pair: (segments + 1) × {W1, W2, S1, S2} × 5 memories × D·F.
+/// Stored states per pair: segments + 1 with ck_every 1, fewer otherwise (the last is the final state).
+int64_t smt_sequence_checkpoint_slots(const SmtSequenceDims& d);
+
+/// Checkpoint elements per pair: slots × {W1, W2, S1, S2} × 5 memories × D·F, then the state
+/// bound's factors (segments × 10).
 int64_t smt_sequence_checkpoint_size(const SmtSequenceDims& d);
 
 /// Forward outputs: y [B, H, L, D] (q + the output memory's read of q at its read state, also at
-/// pads: the caller masks); ck [B·H, checkpoint size] (the states at every segment start, the last
-/// one the final state); loss [B, 5, H, L]; clamped [B, H].
+/// pads: the caller masks); ck [B·H, checkpoint size] (the stored states, the last one the final
+/// state); loss [B, 5, H, L]; clamped [B, H].
 template <typename T>
 struct SmtSequenceOut {
   T *y = nullptr, *ck = nullptr, *loss = nullptr;
