@@ -69,19 +69,30 @@ Timing run(const json& spec, hl::train::RunOptions opt) {
   return {r.summary["train_seconds"].get<double>(), r.summary["samples_seen"].get<double>()};
 }
 
-// Median seconds of forward + backward of a 1-block classifier on random tokens [batch, L].
-double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int repeats, bool fused = true) {
+// A 1-block classifier (d 128, 70 classes) in training mode and a random batch [batch, L] for it.
+struct BlockModel {
+  hl::models::Classifier model{nullptr};
+  torch::Tensor tokens, labels;
+};
+BlockModel blockModel(const hl::models::BlockConfig& block, int L, int batch, bool fused) {
   hl::models::ModelConfig cfg;
   cfg.vocab_size = 2000;
   cfg.max_len = L;
   cfg.d_model = 128;
   cfg.blocks = {block};
   cfg.num_classes = 70;
-  auto model = hl::models::build(cfg);
-  model->setFusedKernels(fused);  // training.kernels
-  model->train();
-  auto tokens = torch::randint(1, cfg.vocab_size, {batch, L}, torch::kLong);
-  auto labels = torch::randint(0, cfg.num_classes, {batch}, torch::kLong);
+  BlockModel m;
+  m.model = hl::models::build(cfg);
+  m.model->setFusedKernels(fused);  // training.kernels
+  m.model->train();
+  m.tokens = torch::randint(1, cfg.vocab_size, {batch, L}, torch::kLong);
+  m.labels = torch::randint(0, cfg.num_classes, {batch}, torch::kLong);
+  return m;
+}
+
+// Median seconds of forward + backward of a 1-block classifier on random tokens [batch, L].
+double stepSeconds(const hl::models::BlockConfig& block, int L, int batch, int repeats, bool fused = true) {
+  auto [model, tokens, labels] = blockModel(block, L, batch, fused);
   std::vector<double> t;
   for (int r = 0; r <= repeats; ++r) {  // the first is a warm-up
     model->zero_grad();
@@ -109,18 +120,8 @@ int64_t residentBytes() {
 // A measurement of resident pages, so approximate (allocations under 64 KB and the allocator's own
 // bookkeeping come and go with the heap); the ratio of the two paths is the figure that matters.
 int64_t activationBytes(const hl::models::BlockConfig& block, int L, int batch, bool fused) {
-  hl::models::ModelConfig cfg;
-  cfg.vocab_size = 2000;
-  cfg.max_len = L;
-  cfg.d_model = 128;
-  cfg.blocks = {block};
-  cfg.num_classes = 70;
   torch::manual_seed(0);
-  auto model = hl::models::build(cfg);
-  model->setFusedKernels(fused);
-  model->train();
-  auto tokens = torch::randint(1, cfg.vocab_size, {batch, L}, torch::kLong);
-  auto labels = torch::randint(0, cfg.num_classes, {batch}, torch::kLong);
+  auto [model, tokens, labels] = blockModel(block, L, batch, fused);
   hl::memory::release_free_checkpoint_buffers();  // the warm-up makes the one this forward reuses
   {  // warm-up: the gradients' buffers and any lazily built state exist before the measurement
     auto loss = torch::nn::functional::cross_entropy(model->forward(tokens), labels);

@@ -7,6 +7,8 @@
 #include "isa.h"
 #include "isa_api.h"
 
+#include "hl_kernels/segment_write_token.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -16,20 +18,11 @@ HL_KERNELS_ISA_BEGIN
 namespace {
 
 template <typename T>
-struct Token {  // the per-token coefficients of the recurrence
-  T m, a, b, c, e;
-};
+using Token = detail::SegmentToken<T>;  // the per-token coefficients of the recurrence
 
 template <typename T>
 Token<T> token(const SegmentWriteCoeffs& c, T valid, T eta, T alpha) {
-  Token<T> k;
-  k.m = valid;
-  const T et = eta * k.m;
-  k.a = alpha * k.m + (T(1) - k.m);
-  k.b = T(c.beta) * k.m + (T(1) - k.m);
-  k.c = T(c.damp) * et;
-  k.e = c.dgd ? et : T(0);
-  return k;
+  return detail::segment_token<T>(c, valid, eta, alpha);
 }
 
 // y[o] = Σ_i A[o, i] x[i]

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include "hl_kernels/segment_write_cuda.h"
+#include "hl_kernels/segment_write_token.h"
 
 namespace hl::kernels {
 namespace {
@@ -20,20 +21,11 @@ namespace {
 constexpr int kThreads = 256;  // 8 warps per block (one block per row)
 
 template <typename T>
-struct Token {
-  T m, a, b, c, e;
-};
+using Token = detail::SegmentToken<T>;  // the per-token coefficients, as the CPU kernel's
 
 template <typename T>
 __device__ Token<T> token(const SegmentWriteCoeffs& c, T valid, T eta, T alpha) {
-  Token<T> k;
-  k.m = valid;
-  const T et = eta * k.m;
-  k.a = alpha * k.m + (T(1) - k.m);
-  k.b = T(c.beta) * k.m + (T(1) - k.m);
-  k.c = T(c.damp) * et;
-  k.e = c.dgd ? et : T(0);
-  return k;
+  return detail::segment_token<T>(c, valid, eta, alpha);
 }
 
 template <typename T>
