@@ -299,7 +299,8 @@ class TestCli : public QObject {
              qPrintable(skipsDiverged.out));
     QCOMPARE(int(runs().size()), 4);
     // `report`: the sweep's finished runs as a table in a Markdown file (the diverged run is not
-    // one of them), what did not run, and an exit code 2 for a sweep file it cannot read.
+    // one of them, but listed apart as started and not finished, with its status and run id), and
+    // an exit code 2 for a sweep file it cannot read.
     const QString md = tmp_.filePath("RESULTS.md");
     auto rep = cli({"--db", db, "report", file, "--out", md});
     QVERIFY2(rep.code == 0, qPrintable(rep.err));
@@ -307,7 +308,9 @@ class TestCli : public QObject {
     QFile mdf(md);
     QVERIFY(mdf.open(QIODevice::ReadOnly));
     const QString text = QString::fromUtf8(mdf.readAll()).replace(QRegularExpression(" +"), " ");
-    QVERIFY2(text.contains("## tiny") && text.contains("3 of 4 runs finished") && text.contains("Not run yet (1)"),
+    QVERIFY2(text.contains("## tiny") && text.contains("3 of 4 runs finished") &&
+                 text.contains("Started, not finished (1): `") && text.contains("` diverged (run 3") &&
+                 !text.contains("Not run yet"),
              qPrintable(text));
     for (const char* strategy : {"finetune", "replay"})  // which one lost its diverged run depends on --jobs
       QVERIFY2(
