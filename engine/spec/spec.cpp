@@ -18,12 +18,18 @@ using json = nlohmann::json;
 namespace hl::spec {
 namespace {
 
-json merge(const json& base, const json& over) {
+// The user's fields over the defaults. A top-level section (experiment, model, optimizer, training)
+// must stay an object: "experiment": 3 would otherwise reach every reader of experiment.seed (the
+// config hash, a sweep's seeds) as a number. Deeper wrong shapes are validation issues.
+json merge(const json& base, const json& over, const std::string& path = "") {
+  if (base.is_object() && !over.is_object() && !path.empty() && path.find('.') == std::string::npos)
+    throw SpecError("spec: '" + path + "' must be an object of fields, got " + over.dump().substr(0, 40) +
+                    " (`hopelab-cli presets --show transformer` prints a whole spec)");
   if (!base.is_object() || !over.is_object()) return over;
   json out = base;
   for (auto it = over.begin(); it != over.end(); ++it) {
     if (out.contains(it.key()))
-      out[it.key()] = merge(out[it.key()], it.value());
+      out[it.key()] = merge(out[it.key()], it.value(), path + (path.empty() ? "" : ".") + it.key());
     else
       out[it.key()] = it.value();
   }

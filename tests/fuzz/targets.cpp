@@ -259,7 +259,9 @@ void spec(std::string_view bytes) {
   try {
     full = spec::complete(user);
   } catch (const hl::SpecError& e) {
-    if (user.is_object()) broken(std::string("complete() refused an object: ") + e.what());
+    // An object is refused only for a section (experiment, model, ...) that is not an object.
+    if (user.is_object() && std::string(e.what()).find("' must be an object of fields") == std::string::npos)
+      broken(std::string("complete() refused an object: ") + e.what());
     return;
   }
   const auto v = spec::validate(full);

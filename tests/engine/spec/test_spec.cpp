@@ -7,6 +7,7 @@
 #include "engine/common/kinds.h"
 #include "engine/spec/fields.h"
 #include "engine/spec/spec.h"
+#include "engine/spec/sweep.h"
 
 using json = nlohmann::json;
 
@@ -149,6 +150,33 @@ class TestSpec : public QObject {
     QVERIFY(hasIssue(v, "experiment.protocol", true));
     QVERIFY(hasIssue(v, "experiment.data.text_column", true));
     QVERIFY(hasIssue(v, "optimizer.type", true));
+  }
+
+  // A section that is not an object ("experiment": 3) used to reach every reader of
+  // experiment.seed as a number (the sweep fuzzer's crash): complete() refuses it, naming the
+  // section, and a sweep that sets one says which grid point. Deeper wrong shapes stay validation
+  // issues (wrongShapesAreIssuesNotCrashes).
+  void sectionThatIsNotAnObjectIsRefusedNamingIt() {
+    for (const auto& [text, field] :
+         std::vector<std::pair<std::string, std::string>>{{R"({"experiment": 3})", "'experiment'"},
+                                                          {R"({"training": [1]})", "'training'"},
+                                                          {R"({"model": null})", "'model'"}}) {
+      try {
+        (void)hl::spec::complete(json::parse(text));
+        QFAIL(("expected SpecError for " + text).c_str());
+      } catch (const hl::SpecError& e) {
+        const std::string m = e.what();
+        QVERIFY2(m.find(field + " must be an object of fields") != std::string::npos, m.c_str());
+      }
+    }
+    try {
+      (void)hl::spec::parse_sweep(R"({"grid": {"experiment": [3]}})", "s.json", ".");
+      QFAIL("expected SpecError");
+    } catch (const hl::SpecError& e) {
+      const std::string m = e.what();
+      QVERIFY2(m.find("s.json: grid point experiment=3") == 0, m.c_str());
+      QVERIFY2(m.find("'experiment' must be an object") != std::string::npos, m.c_str());
+    }
   }
 
   void unknownFieldsAreWarningsNotErrors() {
