@@ -386,6 +386,11 @@ int Commands::diagnose() {
                 b["eta"]["p05"].get<double>(), b["eta"]["p50"].get<double>(), b["eta"]["p95"].get<double>(),
                 b["alpha"]["p05"].get<double>(), b["alpha"]["p50"].get<double>(), b["alpha"]["p95"].get<double>(),
                 b["clamp_rate"].get<double>());
+    if (!b.value("writes", true))
+      std::printf(
+          "       block %d has its memory writes off (memory_writes false): it writes nothing, so only "
+          "mem_share and ctx_t8 (0) apply\n",
+          b["block"].get<int>());
   }
   return 0;
 }

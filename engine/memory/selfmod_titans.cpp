@@ -286,6 +286,18 @@ std::pair<Tensor, Tensor> segment_write_torch(const Tensor& W0, const Tensor& S0
   return {W, S};
 }
 
+// The ablation with the writes off (SmtConfig::writes false), for both paths: the output memory
+// reads every query at its initial state; no state moves, nothing is written or clamped.
+SmtResult staticRead(const SmtConfig& cfg, const Prep& p) {
+  const bool outerGrad = torch::GradMode::is_enabled();
+  const Tensor W1 = outerGrad ? p.W1 : p.W1.detach(), W2 = outerGrad ? p.W2 : p.W2.detach();
+  const Tensor q = outerGrad ? p.q : p.q.detach();
+  const Tensor y = mlp(W1.select(1, kSmtOut), W2.select(1, kSmtOut), q);
+  const Tensor losses = torch::zeros({p.B, M, p.H, p.L}, p.x.options().requires_grad(false));
+  return finish(cfg, p, {y}, {losses}, {W1, W2, torch::zeros_like(W1), torch::zeros_like(W2)}, Tensor(),
+                WriteLog(cfg, p), outerGrad);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reference: token by token. At token t every memory reads with its state at the start of its
 // chunk; the inner gradient G = ∇_W L(W; k_t, v̂_t) comes from autograd (v̂ held constant), and
@@ -293,6 +305,7 @@ std::pair<Tensor, Tensor> segment_write_torch(const Tensor& W0, const Tensor& S0
 SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0, const Tensor& q0,
                         const Tensor& mask) {
   Prep p = prepare(cfg, par, x0, q0, mask);
+  if (!cfg.writes) return staticRead(cfg, p);
   const bool outerGrad = torch::GradMode::is_enabled();
   const bool cut = cfg.stop_grad_writes || !outerGrad;
   auto wd = [&](const Tensor& t) { return cut ? t.detach() : t; };
@@ -379,6 +392,7 @@ SmtResult smt_reference(const SmtConfig& cfg, const SmtParams& par, const Tensor
 SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& x0, const Tensor& q0,
                       const Tensor& mask, SmtTrace* trace) {
   Prep p = prepare(cfg, par, x0, q0, mask);
+  if (!cfg.writes) return staticRead(cfg, p);
   const bool outerGrad = torch::GradMode::is_enabled();
   const bool cut = cfg.stop_grad_writes || !outerGrad;
   const Tensor x = cut ? p.x.detach() : p.x;

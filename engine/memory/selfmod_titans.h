@@ -59,6 +59,10 @@ struct SmtConfig {
   // smt_chunked's segment writes through the fused kernel (engine/memory/fused.h) where it applies
   // (CPU, float32/float64); false, or any other device or dtype: the LibTorch segment write.
   bool fused = true;
+  // spec `memory_writes`: false is the ablation with the in-context writes off: nothing is written,
+  // every token reads the output memory at its initial (learned) state, y_t = M_out,0(q_t); the
+  // per-token losses, drift, clamp and write counts are 0 (docs/MEMORY.md "Writes off").
+  bool writes = true;
   int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
 };
 

@@ -274,6 +274,7 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   mc_.eta_max = cfg.eta_max;
   mc_.dampen = cfg.momentum_dampening;
   mc_.state_bound = cfg.state_bound;
+  mc_.writes = cfg.memory_writes;
   inputs_ = cfg.memory_inputs == MemoryInputs::Separate ? 3 : 1;
   wx_ = register_module("wx", linear(d, inputs_ * d, false));
   wq_ = register_module("wq", linear(d, d, false));
@@ -323,26 +324,33 @@ MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch
     auto v = torch::cat(per_seg, -1), m = torch::cat(valid_seg, -1).unsqueeze(1).expand_as(v);  // [B, H, L]
     return v.masked_select(m).to(torch::kFloat64);
   };
-  d.cos_kv = realMean(tr.cos_kv, tr.valid).mean().item<double>();
-  d.erase_over_assoc = realMean(tr.erase_over_assoc, tr.valid).mean().item<double>();
-  auto quantiles = [](const torch::Tensor& v, double& mean, double& p05, double& p50, double& p95) {
-    mean = v.mean().item<double>();
-    auto q = torch::quantile(v, torch::tensor({0.05, 0.5, 0.95}, torch::kFloat64));
-    p05 = q[0].item<double>(), p50 = q[1].item<double>(), p95 = q[2].item<double>();
-  };
-  quantiles(realMean(tr.eta, tr.valid), d.eta_mean, d.eta_p05, d.eta_p50, d.eta_p95);
-  quantiles(realMean(tr.alpha, tr.valid), d.alpha_mean, d.alpha_p05, d.alpha_p50, d.alpha_p95);
-  const auto v4 = valid.view({valid.size(0), 1, 1, valid.size(1)}).expand_as(r.loss_tokens);  // [B, 5, H, L]
-  d.inner_loss = r.loss_tokens.select(1, hl::memory::kSmtOut)
-                     .masked_select(v4.select(1, hl::memory::kSmtOut))
-                     .to(torch::kFloat64)
-                     .mean()
-                     .item<double>();
-  d.inner_loss_other = r.loss_tokens.narrow(1, 0, hl::memory::kSmtOut)
-                           .masked_select(v4.narrow(1, 0, hl::memory::kSmtOut))
-                           .to(torch::kFloat64)
-                           .mean()
-                           .item<double>();
+  d.writes = mc_.writes;
+  if (!d.writes) {  // nothing is written: only the read's share and the context effect (0) mean anything
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    d.cos_kv = d.erase_over_assoc = d.inner_loss = d.inner_loss_other = nan;
+    d.eta_mean = d.eta_p05 = d.eta_p50 = d.eta_p95 = d.alpha_mean = d.alpha_p05 = d.alpha_p50 = d.alpha_p95 = nan;
+  } else {
+    d.cos_kv = realMean(tr.cos_kv, tr.valid).mean().item<double>();
+    d.erase_over_assoc = realMean(tr.erase_over_assoc, tr.valid).mean().item<double>();
+    auto quantiles = [](const torch::Tensor& v, double& mean, double& p05, double& p50, double& p95) {
+      mean = v.mean().item<double>();
+      auto q = torch::quantile(v, torch::tensor({0.05, 0.5, 0.95}, torch::kFloat64));
+      p05 = q[0].item<double>(), p50 = q[1].item<double>(), p95 = q[2].item<double>();
+    };
+    quantiles(realMean(tr.eta, tr.valid), d.eta_mean, d.eta_p05, d.eta_p50, d.eta_p95);
+    quantiles(realMean(tr.alpha, tr.valid), d.alpha_mean, d.alpha_p05, d.alpha_p50, d.alpha_p95);
+    const auto v4 = valid.view({valid.size(0), 1, 1, valid.size(1)}).expand_as(r.loss_tokens);  // [B, 5, H, L]
+    d.inner_loss = r.loss_tokens.select(1, hl::memory::kSmtOut)
+                       .masked_select(v4.select(1, hl::memory::kSmtOut))
+                       .to(torch::kFloat64)
+                       .mean()
+                       .item<double>();
+    d.inner_loss_other = r.loss_tokens.narrow(1, 0, hl::memory::kSmtOut)
+                             .masked_select(v4.narrow(1, 0, hl::memory::kSmtOut))
+                             .to(torch::kFloat64)
+                             .mean()
+                             .item<double>();
+  }
   const auto vm = valid.unsqueeze(1).expand({valid.size(0), mc_.heads, valid.size(1)});  // [B, H, L]
   d.memory_share = ((r.y - in.q).norm(2, -1) / r.y.norm(2, -1).clamp_min(1e-12))
                        .masked_select(vm)
@@ -370,7 +378,7 @@ MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch
 torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
   const auto in = inputs(h, mask);
   auto r = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, mask);
-  ++(r.fused ? fused_forwards_ : reference_forwards_);
+  if (mc_.writes) ++(r.fused ? fused_forwards_ : reference_forwards_);  // writes off: no recurrence ran
   ContextStats mem, other;
   mem.level = "context.memory";
   mem.chunk = int(mc_.chunk_memory);

@@ -58,7 +58,8 @@ struct BlockConfig {
   double memory_init_scale = 0.1;                     // scale of the memories' initial second layer W1
   double eta_max = 0;                                 // η = eta_max · σ(·); 0 = inner_lr · softplus(·)
   bool momentum_dampening = false;                    // S ← β S − (1 − β) η G instead of β S − η G
-  double state_bound = 0;  // ‖W‖_F ≤ state_bound · ‖W_0‖_F at segment ends (0 = none)
+  double state_bound = 0;     // ‖W‖_F ≤ state_bound · ‖W_0‖_F at segment ends (0 = none)
+  bool memory_writes = true;  // false: the ablation with the in-context writes off (SmtConfig::writes)
 };
 
 // Per-forward statistics of one in-context memory level of a block (the last forward; detached
@@ -87,6 +88,7 @@ struct MemoryDiagnostics {
   double eta_mean = 0, eta_p05 = 0, eta_p50 = 0, eta_p95 = 0;
   double alpha_mean = 0, alpha_p05 = 0, alpha_p50 = 0, alpha_p95 = 0;
   double clamp_rate = 0;  // clamped writes ÷ writes (real tokens × 5 memories × heads × 2 layers)
+  bool writes = true;     // false (memory_writes off): the k, v, η, α and loss quantities are NaN
 };
 
 // The parameters of one CMS level: the trainer gives each level its own optimizer and clock.

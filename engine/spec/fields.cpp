@@ -170,6 +170,11 @@ std::map<std::string, std::vector<FieldInfo>> build() {
                 "every chunk boundary each memory map is projected onto ‖W‖ ≤ state_bound · ‖W_0‖ (its "
                 "initial state); 0 = no bound (schema 1), else at least 1"),
          kHope),
+      in(boolean("memory_writes", true,
+                 "Self-modifying Titans: write the in-context memories; false is the ablation with the writes "
+                 "off: every token reads the output memory at its initial, learned state (docs/MEMORY.md "
+                 "\"Writes off\")"),
+         kHope),
       in(integer("hidden", 0, 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"), types({BT::Lstm})),
       in(choice("variant", "sequential", names<CmsVariant>(),
                 "sequential: levels applied in turn; independent: outputs mixed by learned weights; nested: "

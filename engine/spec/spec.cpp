@@ -417,7 +417,8 @@ namespace {
 // What a hash leaves out besides the seed: the description, training.kernels (the same maths by
 // other code, docs/KERNELS.md), and training.snapshots, which changes what a run saves, not what it trains (runs
 // recorded before the field existed keep their hashes, so sweeps still find them finished and exports still group them
-// with new seeds).
+// with new seeds). A block's memory_writes at its default (true) is left out too: hope runs recorded
+// before the field existed trained with the writes on and keep their hashes.
 json hashed_part(const json& spec) {
   json s = spec;
   s.erase("description");
@@ -425,6 +426,9 @@ json hashed_part(const json& spec) {
     s["training"].erase("snapshots");
     s["training"].erase("kernels");  // which code computes the same maths, not what is trained
   }
+  if (s.contains("model") && s["model"].is_object() && s["model"].contains("blocks") && s["model"]["blocks"].is_array())
+    for (auto& b : s["model"]["blocks"])
+      if (b.is_object() && b.contains("memory_writes") && b["memory_writes"] == true) b.erase("memory_writes");
   return s;
 }
 }  // namespace

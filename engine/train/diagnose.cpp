@@ -37,6 +37,7 @@ json diagnose(const json& spec, const RunOptions& opt, const DiagnoseOptions& d)
       return json{{"mean", mean}, {"p05", p05}, {"p50", p50}, {"p95", p95}};
     };
     out["blocks"].push_back({{"block", m.block},
+                             {"writes", m.writes},
                              {"cos_kv", m.cos_kv},
                              {"inner_loss", m.inner_loss},
                              {"inner_loss_other", m.inner_loss_other},

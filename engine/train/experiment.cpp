@@ -113,7 +113,9 @@ void emit_memory_diagnostics(Loop& L) {
   if (was_training) s.model->train();
   const int64_t at = L.st.step - 1;
   for (const auto& d : diags) {
-    auto put = [&](const char* name, double v) { L.emit.point(name, "context.memory", at, v, d.block); };
+    auto put = [&](const char* name, double v) {
+      if (std::isfinite(v)) L.emit.point(name, "context.memory", at, v, d.block);  // NaN: writes off
+    };
     put("mem.cos_kv", d.cos_kv);
     put("mem.inner_loss", d.inner_loss);
     put("mem.erase_over_assoc", d.erase_over_assoc);

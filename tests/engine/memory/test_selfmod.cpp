@@ -91,6 +91,7 @@ class TestSelfMod : public QObject {
   void separateInputsBoundedEtaAndDampingAgreeWithTheReference();
   void boundedEtaAndDampedMomentumFollowTheirFormulas();
   void theStateBoundHoldsAtEveryChunkBoundaryAndBothPathsAgree();
+  void writesOffReadsTheInitialStateAndWritesNothing();
 };
 
 void TestSelfMod::chunkOneEqualsTheReference() {
@@ -502,6 +503,56 @@ void TestSelfMod::theStateBoundHoldsAtEveryChunkBoundaryAndBothPathsAgree() {
   const SmtResult loose = smt_chunked(c, in.p, in.x, in.q, in.mask);
   c.state_bound = 0;
   QVERIFY(torch::equal(loose.y, smt_chunked(c, in.p, in.x, in.q, in.mask).y));
+}
+
+// Issue 9 item 4's ablation (memory_writes false): every token reads the output memory at its
+// initial state, y_t = q_t + W1 silu(W2 q_t) (0 at pads), on both paths; no state moves, nothing is
+// written, so earlier tokens cannot change a read; the gradient reaches only the output memory's
+// initial state and q.
+void TestSelfMod::writesOffReadsTheInitialStateAndWritesNothing() {
+  auto c = config(4, 8);
+  c.writes = false;
+  auto in = makeInputs(c, 2, 11, 77);
+  in.mask = torch::ones({2, 11}, torch::kBool);
+  in.mask.index_put_({1, I::Slice(7, I::None)}, false);
+  auto W1 = in.p.W1.clone().requires_grad_(true), W2 = in.p.W2.clone().requires_grad_(true);
+  auto q = in.q.clone().requires_grad_(true);
+  SmtParams p = in.p;
+  p.W1 = W1;
+  p.W2 = W2;
+  const SmtResult r = smt_chunked(c, p, in.x, q, in.mask), ref = smt_reference(c, p, in.x, q, in.mask);
+  // By hand, per head: o = q + W1[out] silu(W2[out] q).
+  const auto O1 = in.p.W1.select(0, kSmtOut), O2 = in.p.W2.select(0, kSmtOut);  // [H, D, F], [H, F, D]
+  const auto hand = (in.q + torch::silu(in.q.matmul(O2.transpose(-1, -2))).matmul(O1.transpose(-1, -2))) *
+                    in.mask.view({2, 1, 11, 1}).to(torch::kFloat64);
+  QVERIFY2(relErr(r.y, hand) < 1e-14, qPrintable(QString::number(relErr(r.y, hand))));
+  QVERIFY(resultErr(r, ref) < 1e-14);
+  QVERIFY(torch::equal(r.W1, in.p.W1.unsqueeze(0).expand_as(r.W1)));
+  QVERIFY(torch::equal(r.W2, in.p.W2.unsqueeze(0).expand_as(r.W2)));
+  QCOMPARE(r.S1.abs().max().item<double>(), 0.0);
+  QCOMPARE(r.loss_tokens.abs().max().item<double>(), 0.0);
+  QCOMPARE(r.writes_memory, int64_t(0));
+  QCOMPARE(r.writes_other, int64_t(0));
+  QCOMPARE(r.clamped, int64_t(0));
+  QCOMPARE(r.drift_memory, 0.0);
+  QVERIFY(!r.fused);
+  // Context cannot reach a read: other memory inputs and other earlier queries leave token 8 as it is.
+  auto q2 = in.q.detach().clone();
+  q2.index_put_({I::Slice(), I::Slice(), I::Slice(0, 8)}, 0.5);
+  const auto r2 = smt_chunked(c, in.p, torch::randn_like(in.x), q2, in.mask);
+  QVERIFY(torch::equal(r2.y.index({I::Slice(), I::Slice(), 8}), r.y.detach().index({I::Slice(), I::Slice(), 8})));
+  // The same block with the writes on does depend on the context (the ablation removes something).
+  c.writes = true;
+  const auto on = smt_chunked(c, in.p, in.x, in.q, in.mask),
+             on2 = smt_chunked(c, in.p, torch::randn_like(in.x), q2, in.mask);
+  QVERIFY(relErr(on2.y.index({0, I::Slice(), 8}), on.y.index({0, I::Slice(), 8})) > 1e-3);
+  // Gradients: the output memory's initial state and q only.
+  // (of the reads: the final states are the initial ones, so their gradient reaches every memory)
+  const auto g = torch::autograd::grad({(r.y * torch::randn_like(r.y)).sum()}, {W1, W2, q}, {}, false, false, true);
+  QVERIFY(g[0].select(0, kSmtOut).abs().max().item<double>() > 0);
+  QCOMPARE(g[0].narrow(0, 0, kSmtOut).abs().max().item<double>(), 0.0);
+  QCOMPARE(g[1].narrow(0, 0, kSmtOut).abs().max().item<double>(), 0.0);
+  QVERIFY(g[2].abs().max().item<double>() > 0);
 }
 
 QTEST_APPLESS_MAIN(TestSelfMod)

@@ -179,6 +179,21 @@ class TestSpec : public QObject {
     }
   }
 
+  // memory_writes (issue 9 item 4's ablation) at its default leaves a hope run's hashes as they
+  // were before the field existed; off is another configuration.
+  void memoryWritesOnKeepsTheHashesOffChangesThem() {
+    json s = hl::spec::preset("hope");
+    const std::string before = hl::spec::config_hash(s), run = hl::spec::run_hash(s);
+    QCOMPARE(s["model"]["blocks"][0]["memory_writes"].get<bool>(), true);
+    json without = s;
+    for (auto& b : without["model"]["blocks"]) b.erase("memory_writes");
+    QCOMPARE(hl::spec::config_hash(without), before);
+    QCOMPARE(hl::spec::run_hash(without), run);
+    s["model"]["blocks"][1]["memory_writes"] = false;
+    QVERIFY(hl::spec::config_hash(s) != before);
+    QVERIFY(hl::spec::validate(s).ok());
+  }
+
   void unknownFieldsAreWarningsNotErrors() {
     json s = hl::spec::defaults();
     s["model"]["colour"] = "blue";
