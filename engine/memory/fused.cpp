@@ -360,11 +360,12 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
   }
 
   // The kernel's forward over contiguous inputs `in`: {y, W1e, W2e, S1e, S2e, loss, clamp count}
-  // and the state buffer (checkpoints, or with `ring` two slots: no reverse pass can follow).
+  // and the state buffer (checkpoints `every` segments apart, or with `ring` two slots: no reverse
+  // pass can follow).
   static std::pair<variable_list, Tensor> run(const variable_list& in, const kernels::SmtSegmentCoeffs& c, int64_t cm,
-                                              int64_t co, double bound, bool ring) {
+                                              int64_t co, double bound, bool ring, int64_t every) {
     const int64_t nseg = kernels::smt_sequence_segments(in[2].size(3), cm, co);
-    const auto d = dims(in[0], in[2], cm, co, checkpointEvery(nseg));
+    const auto d = dims(in[0], in[2], cm, co, every);
     const int64_t CK = ring ? kernels::smt_sequence_ring_size(d) : kernels::smt_sequence_checkpoint_size(d);
     const auto opt = in[2].options();
     Tensor y = torch::empty({d.B, d.H, d.L, d.D}, opt);
@@ -401,10 +402,11 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
                                const kernels::SmtSegmentCoeffs& c, int64_t cm, int64_t co, double bound) {
     variable_list in = {W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid};
     for (auto& t : in) t = t.contiguous();
-    auto [out, ck] = run(in, c, cm, co, bound, /*ring=*/false);
+    const int64_t every = checkpointEvery(kernels::smt_sequence_segments(in[2].size(3), cm, co));
+    auto [out, ck] = run(in, c, cm, co, bound, /*ring=*/false, every);
     ctx->save_for_backward(in);
     ctx->saved_data["ck"] = ck;
-    ctx->saved_data["every"] = checkpointEvery(kernels::smt_sequence_segments(in[2].size(3), cm, co));
+    ctx->saved_data["every"] = every;  // the spacing the forward used, for the reverse pass
     saveCoeffs(ctx, c);
     ctx->saved_data["cm"] = cm;
     ctx->saved_data["co"] = co;
@@ -584,7 +586,7 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
     variable_list in = {W1, W2, x, q, we, be, wa, ba, valid};
     for (auto& t : in) t = t.contiguous();
     const variable_list o =
-        SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true).first;
+        SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true, /*every=*/1).first;
     return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
   }
   auto o = SmtSequenceFunction::apply(W1, W2, x, q, we, be, wa, ba, valid, c, chunk_memory, chunk_other, state_bound);

@@ -18,18 +18,12 @@ using json = nlohmann::json;
 namespace hl::spec {
 namespace {
 
-// The user's fields over the defaults. A top-level section (experiment, model, optimizer, training)
-// must stay an object: "experiment": 3 would otherwise reach every reader of experiment.seed (the
-// config hash, a sweep's seeds) as a number. Deeper wrong shapes are validation issues.
-json merge(const json& base, const json& over, const std::string& path = "") {
-  if (base.is_object() && !over.is_object() && !path.empty() && path.find('.') == std::string::npos)
-    throw SpecError("spec: '" + path + "' must be an object of fields, got " + over.dump().substr(0, 40) +
-                    " (`hopelab-cli presets --show transformer` prints a whole spec)");
+json merge(const json& base, const json& over) {
   if (!base.is_object() || !over.is_object()) return over;
   json out = base;
   for (auto it = over.begin(); it != over.end(); ++it) {
     if (out.contains(it.key()))
-      out[it.key()] = merge(out[it.key()], it.value(), path + (path.empty() ? "" : ".") + it.key());
+      out[it.key()] = merge(out[it.key()], it.value());
     else
       out[it.key()] = it.value();
   }
@@ -103,7 +97,16 @@ const json& legacy_block_defaults(int version) {
 
 json complete(const json& user) {
   if (!user.is_object()) throw SpecError("spec: the top level must be a JSON object");
-  json out = merge(defaults(), user);
+  const json base = defaults();
+  // A section (experiment, model, optimizer, training) must stay an object: "experiment": 3 would
+  // otherwise reach every reader of experiment.seed (the config hash, a sweep's seeds) as a number.
+  // Deeper wrong shapes are validation issues.
+  for (auto it = base.begin(); it != base.end(); ++it)
+    if (it.value().is_object() && user.contains(it.key()) && !user[it.key()].is_object())
+      throw SpecError("spec: '" + it.key() + "' must be an object of fields, got " +
+                      user[it.key()].dump().substr(0, 40) +
+                      " (`hopelab-cli presets --show transformer` prints a whole spec)");
+  json out = merge(base, user);
   const int version = user.contains("schema_version") && user["schema_version"].is_number_integer()
                           ? user["schema_version"].get<int>()
                           : kSchemaVersion;
