@@ -16,7 +16,7 @@ namespace hl::memory {
 struct KernelBenchCase {
   std::string kernel;  // "smt" (a self-modifying Titans memory, smt_chunked) or "segment_write"
   std::string device = "cpu";
-  std::string isa;  // the fused side's CPU instruction set (hl_kernels/cpu_isa.h): "avx2-fma" or "baseline"
+  std::string isa;  // the fused side's CPU instruction set (hl_kernels/cpu_isa.h): "avx512", "avx2-fma" or "baseline"
   int64_t batch = 0, length = 0, heads = 0, head_dim = 0;
   double reference_ms = 0;  // median forward + backward, LibTorch path
   double fused_ms = 0;      // median forward + backward, fused path

@@ -1,5 +1,6 @@
 // The public kernel functions (hl_kernels/segment_write.h, smt_segment.h): each forwards to the
-// baseline or the AVX2 + FMA build of the same code (kernels/cpu/isa.h), chosen by cpu_isa().
+// baseline, the AVX2 + FMA or the AVX-512 build of the same code (kernels/cpu/isa.h), chosen by
+// cpu_isa().
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,9 @@
 #undef HL_ISA_NS
 #if defined(HL_KERNELS_HAVE_AVX2)
 #define HL_ISA_NS avx2
+#include "isa_api.h"
+#undef HL_ISA_NS
+#define HL_ISA_NS avx512
 #include "isa_api.h"
 #undef HL_ISA_NS
 #endif
@@ -33,17 +37,34 @@ bool cpuHasAvx2Fma() {
 #endif
 }
 
-// The environment's choice: 0 unset/auto, 1 baseline, 2 avx2-fma, -1 not understood or unavailable.
+// AVX-512 F, VL, BW and DQ (the subsets the avx512 build is compiled for); libgcc's CPU check also
+// asks the OS whether it saves the AVX-512 registers (XCR0), so a kernel that masks them off says no.
+bool cpuHasAvx512() {
+#if defined(HL_KERNELS_HAVE_AVX2)
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return cpuHasAvx2Fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+// The environment's choice: 0 unset/auto, 1 baseline, 2 avx2-fma, 3 avx512, -1 not understood or
+// unavailable.
 int envChoice() {
   const char* v = std::getenv("HOPELAB_KERNEL_ISA");
   if (!v || !*v || std::strcmp(v, "auto") == 0) return 0;
   if (std::strcmp(v, "baseline") == 0) return 1;
   if (std::strcmp(v, "avx2-fma") == 0) return cpuHasAvx2Fma() ? 2 : -1;
+  if (std::strcmp(v, "avx512") == 0) return cpuHasAvx512() ? 3 : -1;
   return -1;
 }
 
 CpuIsa best() {
-  return cpuHasAvx2Fma() ? CpuIsa::Avx2Fma : CpuIsa::Baseline;
+  return cpuHasAvx512() ? CpuIsa::Avx512 : cpuHasAvx2Fma() ? CpuIsa::Avx2Fma : CpuIsa::Baseline;
 }
 
 std::atomic<int> g_isa{-1};  // -1: not chosen yet; else the CpuIsa
@@ -52,7 +73,7 @@ CpuIsa current() {
   int v = g_isa.load(std::memory_order_relaxed);
   if (v < 0) {
     const int e = envChoice();
-    v = static_cast<int>(e == 1 ? CpuIsa::Baseline : e == 2 ? CpuIsa::Avx2Fma : best());
+    v = static_cast<int>(e == 1 ? CpuIsa::Baseline : e == 2 ? CpuIsa::Avx2Fma : e == 3 ? CpuIsa::Avx512 : best());
     g_isa.store(v, std::memory_order_relaxed);
   }
   return static_cast<CpuIsa>(v);
@@ -61,11 +82,19 @@ CpuIsa current() {
 }  // namespace
 
 const char* cpu_isa_name(CpuIsa isa) {
-  return isa == CpuIsa::Avx2Fma ? "avx2-fma" : "baseline";
+  return isa == CpuIsa::Avx512 ? "avx512" : isa == CpuIsa::Avx2Fma ? "avx2-fma" : "baseline";
 }
 
 bool cpu_isa_available(CpuIsa isa) {
-  return isa == CpuIsa::Baseline || cpuHasAvx2Fma();
+  switch (isa) {
+    case CpuIsa::Baseline:
+      return true;
+    case CpuIsa::Avx2Fma:
+      return cpuHasAvx2Fma();
+    case CpuIsa::Avx512:
+      return cpuHasAvx512();
+  }
+  return false;
 }
 
 CpuIsa cpu_isa() {
@@ -84,11 +113,17 @@ std::string cpu_isa_env_error() {
   if (v == "avx2-fma")
     return "HOPELAB_KERNEL_ISA is \"avx2-fma\" but this CPU or build has no AVX2 + FMA kernels; unset it or set "
            "\"baseline\"";
-  return "HOPELAB_KERNEL_ISA is \"" + v + "\"; set \"auto\", \"baseline\" or \"avx2-fma\" (or unset it)";
+  if (v == "avx512")
+    return "HOPELAB_KERNEL_ISA is \"avx512\" but this CPU or build has no AVX-512 (F, VL, BW, DQ) kernels; unset it "
+           "or set \"avx2-fma\" or \"baseline\"";
+  return "HOPELAB_KERNEL_ISA is \"" + v + "\"; set \"auto\", \"baseline\", \"avx2-fma\" or \"avx512\" (or unset it)";
 }
 
 #if defined(HL_KERNELS_HAVE_AVX2)
-#define HL_CALL(fn, ...) (current() == CpuIsa::Avx2Fma ? avx2::fn(__VA_ARGS__) : baseline::fn(__VA_ARGS__))
+#define HL_CALL(fn, ...)                                    \
+  (current() == CpuIsa::Avx512    ? avx512::fn(__VA_ARGS__) \
+   : current() == CpuIsa::Avx2Fma ? avx2::fn(__VA_ARGS__)   \
+                                  : baseline::fn(__VA_ARGS__))
 #else
 #define HL_CALL(fn, ...) baseline::fn(__VA_ARGS__)
 #endif

@@ -305,6 +305,15 @@ class TestKernels : public QObject {
   Q_OBJECT
 
  private slots:
+  // CTest runs this binary once per instruction set (tests/CMakeLists.txt); a SIMD build this CPU
+  // lacks skips the whole run and says so (test_kernels_avx2 on a CPU without AVX2, say).
+  void initTestCase() {
+    const QByteArray env = qgetenv("HOPELAB_KERNEL_ISA");
+    if ((env == "avx2-fma" || env == "avx512") && !hl::kernels::cpu_isa_env_error().empty())
+      QSKIP(qPrintable("instruction set not available here: " +
+                       QString::fromStdString(hl::kernels::cpu_isa_env_error())));
+  }
+
   void segmentWriteMatchesTheLiteralRecurrenceInFloat64() {
     for (auto [N, n, O, I] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
              {3, 1, 4, 4}, {5, 4, 16, 16}, {4, 7, 32, 32}, {2, 8, 128, 128}, {6, 3, 17, 9}}) {
@@ -670,19 +679,25 @@ class TestKernels : public QObject {
     QCOMPARE(hl::kernels::baseline::expT(0.f), 1.f);
   }
 
-  // The kernels exist in two instruction sets (docs/KERNELS.md "Instruction sets"). This binary
+  // The kernels exist in three instruction sets (docs/KERNELS.md "Instruction sets"). This binary
   // runs twice under CTest: as test_kernels (the CPU's best ISA) and as test_kernels_baseline
   // (HOPELAB_KERNEL_ISA=baseline), so every test above checks both builds against LibTorch. Here:
   // the environment's choice is the one in force, set_cpu_isa switches and refuses what the CPU
-  // lacks, and the two builds agree on a whole-sequence forward + backward in float64 within
-  // 1e-10 relative (FMA rounds once where the baseline rounds twice) and in float32 within 1e-5.
+  // lacks, and the AVX2 and (where the CPU has it) AVX-512 builds agree with the baseline on a
+  // whole-sequence forward + backward in float64 within 1e-10 relative (FMA rounds once where the
+  // baseline rounds twice; wider vectors sum in another order) and in float32 within 1e-5.
   void instructionSetsAgreeAndTheEnvironmentsChoiceIsHonoured() {
     using hl::kernels::CpuIsa;
     const QByteArray env = qgetenv("HOPELAB_KERNEL_ISA");
     const CpuIsa start = hl::kernels::cpu_isa();
     if (env == "baseline") QCOMPARE(start, CpuIsa::Baseline);
-    if (env.isEmpty() || env == "auto")
-      QCOMPARE(start, hl::kernels::cpu_isa_available(CpuIsa::Avx2Fma) ? CpuIsa::Avx2Fma : CpuIsa::Baseline);
+    if (env == "avx2-fma") QCOMPARE(start, CpuIsa::Avx2Fma);
+    if (env.isEmpty() || env == "auto")  // the best this CPU and build have
+      QCOMPARE(start, hl::kernels::cpu_isa_available(CpuIsa::Avx512)    ? CpuIsa::Avx512
+                      : hl::kernels::cpu_isa_available(CpuIsa::Avx2Fma) ? CpuIsa::Avx2Fma
+                                                                        : CpuIsa::Baseline);
+    if (hl::kernels::cpu_isa_available(CpuIsa::Avx512))  // AVX-512 implies the AVX2 build
+      QVERIFY(hl::kernels::cpu_isa_available(CpuIsa::Avx2Fma));
     QVERIFY(hl::kernels::cpu_isa_env_error().empty());
     QVERIFY(hl::kernels::cpu_isa_available(CpuIsa::Baseline));
     {  // a value the kernels cannot honour stops a fused call with what to set
@@ -721,8 +736,14 @@ class TestKernels : public QObject {
       const SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(dt), 0.6);
       const Tensor x = torch::randn({3, 4, 2, 21, 32}, dt) * 0.5, q = torch::randn({3, 2, 21, 32}, dt) * 0.5;
       std::vector<std::vector<Tensor>> out;
-      for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2Fma}) {
+      std::vector<CpuIsa> isas{CpuIsa::Baseline, CpuIsa::Avx2Fma};
+      if (hl::kernels::cpu_isa_available(CpuIsa::Avx512))
+        isas.push_back(CpuIsa::Avx512);
+      else
+        QVERIFY(!hl::kernels::set_cpu_isa(CpuIsa::Avx512));
+      for (CpuIsa isa : isas) {
         QVERIFY(hl::kernels::set_cpu_isa(isa));
+        QCOMPARE(hl::kernels::cpu_isa(), isa);
         auto [r, g] =
             runWithLeaves(cfg, p, x, q, [](const SmtResult& r) { return r.y.pow(2).sum() + r.W1.pow(2).sum(); });
         QVERIFY(r.fused);
@@ -731,14 +752,18 @@ class TestKernels : public QObject {
       }
       QVERIFY(hl::kernels::set_cpu_isa(start));
       const double tol = dt == torch::kFloat64 ? 1e-10 : 1e-5;
-      bool differ = false;
-      for (size_t i = 0; i < out[0].size(); ++i) {
-        const double e = relErr(out[0][i].to(torch::kFloat64), out[1][i].to(torch::kFloat64));
-        QVERIFY2(e < tol, qPrintable(QString("tensor %1: %2").arg(i).arg(e)));
-        differ = differ || !torch::equal(out[0][i], out[1][i]);
+      for (size_t k = 1; k < out.size(); ++k) {  // every SIMD build against the baseline
+        bool differ = false;
+        for (size_t i = 0; i < out[0].size(); ++i) {
+          const double e = relErr(out[0][i].to(torch::kFloat64), out[k][i].to(torch::kFloat64));
+          QVERIFY2(e < tol,
+                   qPrintable(QString("%1, tensor %2: %3").arg(hl::kernels::cpu_isa_name(isas[k])).arg(i).arg(e)));
+          differ = differ || !torch::equal(out[0][i], out[k][i]);
+        }
+        // Both really ran: FMA contraction changes some bits somewhere.
+        QVERIFY2(differ, qPrintable(QString("the baseline and %1 builds gave identical bits: did both run?")
+                                        .arg(hl::kernels::cpu_isa_name(isas[k]))));
       }
-      // Both really ran: FMA contraction changes some bits somewhere.
-      QVERIFY2(differ, "the baseline and AVX2 builds gave identical bits: did both run?");
     }
   }
 

@@ -1,24 +1,25 @@
 // Which instruction set the CPU kernels run with. The self-modifying Titans kernels
-// (segment_write, smt_segment) are compiled twice: for the baseline x86-64 ISA (SSE2) and, on
-// x86-64, for AVX2 + FMA; every call picks one at run time (docs/KERNELS.md "Instruction sets").
-// The two differ in rounding (FMA contracts a·b + c into one rounding), so results agree within
-// the tests' tolerances across ISAs and are bit-identical only within one.
+// (segment_write, smt_segment) are compiled for the baseline x86-64 ISA (SSE2) and, on x86-64,
+// for AVX2 + FMA and for AVX-512 (F, VL, BW, DQ); every call picks one at run time
+// (docs/KERNELS.md "Instruction sets"). They differ in rounding (FMA contracts a·b + c into one
+// rounding; another vector width sums in another order), so results agree within the tests'
+// tolerances across ISAs and are bit-identical only within one.
 #pragma once
 
 #include <string>
 
 namespace hl::kernels {
 
-enum class CpuIsa { Baseline, Avx2Fma };
+enum class CpuIsa { Baseline, Avx2Fma, Avx512 };
 
-/// "baseline" or "avx2-fma".
+/// "baseline", "avx2-fma" or "avx512".
 const char* cpu_isa_name(CpuIsa isa);
 
 /// Whether this build carries the ISA's code and this CPU can run it.
 bool cpu_isa_available(CpuIsa isa);
 
 /// The ISA the kernels use now: the one set_cpu_isa chose, else the environment variable
-/// HOPELAB_KERNEL_ISA ("baseline", "avx2-fma" or "auto"), else the best available.
+/// HOPELAB_KERNEL_ISA ("baseline", "avx2-fma", "avx512" or "auto"), else the best available.
 CpuIsa cpu_isa();
 
 /// Chooses the ISA for every later call in the process (tests, benchmarks). Returns false and
