@@ -77,8 +77,7 @@ json parse_summary(const store::RunRecord& r) {
 Commands::Commands(CLI::App& app) : app_(app) {
   app.footer(
       "Environment: HOPELAB_DATA_DIR (datasets, as --data-dir); HOPELAB_KERNEL_ISA = auto | baseline | avx2-fma | "
-      "avx512 "
-      "(the CPU kernels' instruction set; default auto: the widest this CPU has; docs/KERNELS.md)");
+      "avx512 (the CPU kernels' instruction set; default auto: the widest this CPU has; docs/KERNELS.md)");
   app.add_option("--db", db_, "Run database (default: <user data dir>/runs.db)");
   app.add_option("--data-dir", data_dir_, "Dataset folder (default: $HOPELAB_DATA_DIR, else <user data dir>/datasets)");
   // Global options are accepted after the subcommand too (`hopelab-cli runs --db x.db`): the

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "hl_kernels/cpu_isa.h"
 #include "hl_kernels/segment_write.h"
@@ -52,15 +53,14 @@ bool cpuHasAvx512() {
 #endif
 }
 
-// The environment's choice: 0 unset/auto, 1 baseline, 2 avx2-fma, 3 avx512, -1 not understood or
-// unavailable.
+// The environment's choice: kAuto when unset or "auto", kBad when not understood or unavailable,
+// else the CpuIsa's value.
+constexpr int kAuto = -2, kBad = -1;
 int envChoice() {
   const char* v = std::getenv("HOPELAB_KERNEL_ISA");
-  if (!v || !*v || std::strcmp(v, "auto") == 0) return 0;
-  if (std::strcmp(v, "baseline") == 0) return 1;
-  if (std::strcmp(v, "avx2-fma") == 0) return cpuHasAvx2Fma() ? 2 : -1;
-  if (std::strcmp(v, "avx512") == 0) return cpuHasAvx512() ? 3 : -1;
-  return -1;
+  if (!v || !*v || std::strcmp(v, "auto") == 0) return kAuto;
+  const auto isa = cpu_isa_from_name(v);
+  return isa && cpu_isa_available(*isa) ? static_cast<int>(*isa) : kBad;
 }
 
 CpuIsa best() {
@@ -72,8 +72,8 @@ std::atomic<int> g_isa{-1};  // -1: not chosen yet; else the CpuIsa
 CpuIsa current() {
   int v = g_isa.load(std::memory_order_relaxed);
   if (v < 0) {
-    const int e = envChoice();
-    v = static_cast<int>(e == 1 ? CpuIsa::Baseline : e == 2 ? CpuIsa::Avx2Fma : e == 3 ? CpuIsa::Avx512 : best());
+    const int e = envChoice();  // kBad runs the best too; cpu_isa_env_error() stops the engine first
+    v = e >= 0 ? e : static_cast<int>(best());
     g_isa.store(v, std::memory_order_relaxed);
   }
   return static_cast<CpuIsa>(v);
@@ -83,6 +83,12 @@ CpuIsa current() {
 
 const char* cpu_isa_name(CpuIsa isa) {
   return isa == CpuIsa::Avx512 ? "avx512" : isa == CpuIsa::Avx2Fma ? "avx2-fma" : "baseline";
+}
+
+std::optional<CpuIsa> cpu_isa_from_name(const std::string& name) {
+  for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2Fma, CpuIsa::Avx512})
+    if (name == cpu_isa_name(isa)) return isa;
+  return std::nullopt;
 }
 
 bool cpu_isa_available(CpuIsa isa) {
@@ -108,7 +114,7 @@ bool set_cpu_isa(CpuIsa isa) {
 }
 
 std::string cpu_isa_env_error() {
-  if (envChoice() >= 0) return "";
+  if (envChoice() != kBad) return "";
   const std::string v = std::getenv("HOPELAB_KERNEL_ISA");
   if (v == "avx2-fma")
     return "HOPELAB_KERNEL_ISA is \"avx2-fma\" but this CPU or build has no AVX2 + FMA kernels; unset it or set "
@@ -120,10 +126,19 @@ std::string cpu_isa_env_error() {
 }
 
 #if defined(HL_KERNELS_HAVE_AVX2)
-#define HL_CALL(fn, ...)                                    \
-  (current() == CpuIsa::Avx512    ? avx512::fn(__VA_ARGS__) \
-   : current() == CpuIsa::Avx2Fma ? avx2::fn(__VA_ARGS__)   \
-                                  : baseline::fn(__VA_ARGS__))
+// One read of the choice per call (every kernel function returns void).
+#define HL_CALL(fn, ...)         \
+  switch (current()) {           \
+    case CpuIsa::Avx512:         \
+      avx512::fn(__VA_ARGS__);   \
+      break;                     \
+    case CpuIsa::Avx2Fma:        \
+      avx2::fn(__VA_ARGS__);     \
+      break;                     \
+    case CpuIsa::Baseline:       \
+      baseline::fn(__VA_ARGS__); \
+      break;                     \
+  }
 #else
 #define HL_CALL(fn, ...) baseline::fn(__VA_ARGS__)
 #endif

@@ -680,8 +680,8 @@ class TestKernels : public QObject {
   }
 
   // The kernels exist in three instruction sets (docs/KERNELS.md "Instruction sets"). This binary
-  // runs twice under CTest: as test_kernels (the CPU's best ISA) and as test_kernels_baseline
-  // (HOPELAB_KERNEL_ISA=baseline), so every test above checks both builds against LibTorch. Here:
+  // runs three times under CTest: as test_kernels (the CPU's best ISA), test_kernels_avx2 and
+  // test_kernels_baseline, so every test above checks each build against LibTorch. Here:
   // the environment's choice is the one in force, set_cpu_isa switches and refuses what the CPU
   // lacks, and the AVX2 and (where the CPU has it) AVX-512 builds agree with the baseline on a
   // whole-sequence forward + backward in float64 within 1e-10 relative (FMA rounds once where the

@@ -6,6 +6,7 @@
 // tolerances across ISAs and are bit-identical only within one.
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace hl::kernels {
@@ -14,6 +15,9 @@ enum class CpuIsa { Baseline, Avx2Fma, Avx512 };
 
 /// "baseline", "avx2-fma" or "avx512".
 const char* cpu_isa_name(CpuIsa isa);
+
+/// The ISA cpu_isa_name() calls `name`, whether or not it is available here.
+std::optional<CpuIsa> cpu_isa_from_name(const std::string& name);
 
 /// Whether this build carries the ISA's code and this CPU can run it.
 bool cpu_isa_available(CpuIsa isa);

@@ -106,9 +106,8 @@ std::optional<hl::kernels::CpuIsa> recordedIsa(const QString& file) {
   std::istringstream rest(head.substr(at + 9));
   std::string name;
   rest >> name;
-  using hl::kernels::CpuIsa;
-  for (CpuIsa isa : {CpuIsa::Baseline, CpuIsa::Avx2Fma, CpuIsa::Avx512})
-    if (name == hl::kernels::cpu_isa_name(isa) && hl::kernels::cpu_isa_available(isa)) return isa;
+  const auto isa = hl::kernels::cpu_isa_from_name(name);
+  if (isa && hl::kernels::cpu_isa_available(*isa)) return isa;
   return std::nullopt;
 }
 
