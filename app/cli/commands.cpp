@@ -683,6 +683,9 @@ int Commands::show() {
       {"cadence", s.value("cadence", json::array())},
       {"train_seconds", s.value("train_seconds", json())},
       {"kernels", s.value("kernels", json())},  // fused-cpu | fused-cuda | reference | mixed | none (docs/KERNELS.md)
+      {"kernel_isa", s.value("kernel_isa", json())},  // the CPU kernels' instruction set, where they ran
+      {"cpu", s.value("cpu", json())},                // the machine that made the run (docs/STORE.md)
+      {"threads", s.value("threads", json())},
       {"checkpoints", ck},
       {"series", series},
       {"spec", spec}};
@@ -697,7 +700,11 @@ int Commands::show() {
   std::printf("  created %s  finished %s  on %s (%s, LibTorch %s)\n", time_str(r->created_at).c_str(),
               time_str(r->finished_at).c_str(), r->host.c_str(), r->device.c_str(), r->torch_version.c_str());
   if (out["kernels"].is_string() && out["kernels"] != "none")
-    std::printf("  memory recurrences: %s path\n", out["kernels"].get<std::string>().c_str());
+    std::printf("  memory recurrences: %s path%s\n", out["kernels"].get<std::string>().c_str(),
+                out["kernel_isa"].is_string() ? (" (" + out["kernel_isa"].get<std::string>() + ")").c_str() : "");
+  if (out["cpu"].is_string())
+    std::printf("  CPU %s, %s threads\n", out["cpu"].get<std::string>().c_str(),
+                out["threads"].is_number() ? std::to_string(out["threads"].get<int>()).c_str() : "?");
   if (!r->error.empty()) std::printf("  error: %s\n", r->error.c_str());
   std::printf("  final avg acc %s  forgetting %s  BWT %s  macro-F1 %s  task-IL acc %s\n",
               fmt(out["final_avg_acc"]).c_str(), fmt(out["forgetting"]).c_str(), fmt(out["bwt"]).c_str(),

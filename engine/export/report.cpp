@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -41,14 +42,25 @@ bool onlySetupAxes(const std::string& label) {
   return true;
 }
 
-// Which builds, LibTorch versions, devices and hosts made the runs (the store keeps them per run),
-// each with its run count: "Hope Lab `8954394` (30 runs), `0a8e4a9` (15 runs); LibTorch 2.14.1
-// (45 runs); device cpu (45 runs); host vm (45 runs)".
+// Which builds, LibTorch versions, devices, hosts, CPUs and kernel paths made the runs (the store
+// keeps them per run: the record's columns, the summary's `cpu`, `threads`, `kernels` and
+// `kernel_isa`), each with its run count: "Hope Lab `8954394` (30 runs), `0a8e4a9` (15 runs);
+// LibTorch 2.14.1 (45 runs); device cpu (45 runs); host vm (45 runs); CPU AMD EPYC (…), 2 threads
+// (45 runs); kernels fused-cpu avx2-fma (15 runs), none (30 runs)". Runs from before a key existed
+// count as "unknown".
 std::string provenance(const std::vector<hl::store::RunRecord>& runs) {
+  using R = hl::store::RunRecord;
+  std::vector<nlohmann::json> summaries;
+  for (const auto& r : runs) summaries.push_back(nlohmann::json::parse(r.summary_json, nullptr, false));
+  const auto text = [&](size_t i, const char* key) -> std::string {
+    const auto& j = summaries[i];
+    if (!j.is_object() || !j.contains(key)) return "";
+    return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+  };
   const auto list = [&](const char* what, bool code, auto&& field) {
     std::map<std::string, int> n;
-    for (const auto& r : runs) {
-      const std::string& v = field(r);
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const std::string v = field(runs[i], i);
       ++n[v.empty() ? std::string("unknown") : v];
     }
     std::string out = what;
@@ -60,11 +72,19 @@ std::string provenance(const std::vector<hl::store::RunRecord>& runs) {
     }
     return out;
   };
-  using R = hl::store::RunRecord;
-  return list("Hope Lab", true, [](const R& r) -> const std::string& { return r.app_version; }) + "; " +
-         list("LibTorch", false, [](const R& r) -> const std::string& { return r.torch_version; }) + "; " +
-         list("device", false, [](const R& r) -> const std::string& { return r.device; }) + "; " +
-         list("host", false, [](const R& r) -> const std::string& { return r.host; });
+  return list("Hope Lab", true, [](const R& r, size_t) { return r.app_version; }) + "; " +
+         list("LibTorch", false, [](const R& r, size_t) { return r.torch_version; }) + "; " +
+         list("device", false, [](const R& r, size_t) { return r.device; }) + "; " +
+         list("host", false, [](const R& r, size_t) { return r.host; }) + "; " +
+         list("CPU", false,
+              [&](const R&, size_t i) {
+                const std::string cpu = text(i, "cpu"), th = text(i, "threads");
+                return cpu.empty() || th.empty() ? cpu : cpu + ", " + th + (th == "1" ? " thread" : " threads");
+              }) +
+         "; " + list("kernels", false, [&](const R&, size_t i) {
+           const std::string k = text(i, "kernels"), isa = text(i, "kernel_isa");
+           return isa.empty() ? k : k + " " + isa;
+         });
 }
 
 }  // namespace

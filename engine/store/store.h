@@ -199,6 +199,7 @@ class RunWriter {
 // This process's identity as recorded with a run.
 int64_t current_pid();
 std::string current_host();
+std::string current_cpu();  // "AMD EPYC (AuthenticAMD family 25, model 17)"; "unknown" without /proc/cpuinfo
 int64_t process_start_time(int64_t pid);  // 0 if the process does not exist
 
 }  // namespace hl::store

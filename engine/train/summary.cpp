@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/store/store.h"
 #include "engine/train/level_schedule.h"
 #include "hl_kernels/cpu_isa.h"
 
@@ -71,6 +72,9 @@ json run_summary(const TrainerState& st, const RunSetup& s, const EvalRow& last_
   summary["kernels"] = s.model->kernelPath();  // which code ran the memory recurrences (docs/KERNELS.md)
   if (summary["kernels"] == "fused-cpu" || summary["kernels"] == "mixed")  // and with which instruction set
     summary["kernel_isa"] = hl::kernels::cpu_isa_name(hl::kernels::cpu_isa());
+  // The machine, for the train seconds: runs of one database may come from several (results/README.md).
+  summary["cpu"] = hl::store::current_cpu();
+  summary["threads"] = torch::get_num_threads();
   summary["samples_seen"] = st.samples;
   summary["params"] = s.n_params;
   summary["train_seconds"] = train_seconds;

@@ -99,6 +99,10 @@ class TestCli : public QObject {
                           "final_avg_acc", "forgetting", "bwt", "macro_f1", "task_il_acc", "series"})
       QVERIFY2(j.contains(k), k);
     QCOMPARE(int(j["accuracy_matrix"].size()), 7);
+    // The machine that made it (what train_seconds depends on): CPU and thread count from the summary.
+    QVERIFY2(j["cpu"].is_string() && !j["cpu"].get<std::string>().empty(), j.dump().c_str());
+    QVERIFY2(j["threads"].is_number_integer() && j["threads"].get<int>() >= 1, j.dump().c_str());
+    QVERIFY(j.contains("kernel_isa"));
     QVERIFY(j["accuracy_matrix"][0][1].is_null());
     QVERIFY(j["accuracy_matrix"][6][0].is_number());
     bool loss = false;

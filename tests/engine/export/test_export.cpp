@@ -313,6 +313,16 @@ class TestExport : public QObject {
       for (size_t i = 0; i < sw.runs.size(); ++i)
         db.push_back(sweepRecord(sw.runs[i], int64_t(i) + 1, hl::RunStatus::Finished,
                                  nlohmann::json{{"final_avg_acc", acc[i]}}.dump()));
+      // The machine and kernel path from the summary: four runs on one CPU, four on another with
+      // another thread count, four from before those keys existed ("unknown").
+      for (size_t i = 0; i < 8; ++i) {
+        auto j = nlohmann::json::parse(db[i].summary_json);
+        j["cpu"] = i < 4 ? "AMD EPYC (AuthenticAMD family 25, model 17)" : "Xeon (GenuineIntel family 6, model 207)";
+        j["threads"] = i < 4 ? 2 : 1;
+        j["kernels"] = i % 2 ? "none" : "fused-cpu";
+        if (i % 2 == 0) j["kernel_isa"] = "avx2-fma";
+        db[i].summary_json = j.dump();
+      }
       for (size_t i = 0; i < db.size(); ++i) {
         db[i].app_version = i < 6 ? "abc1234" : "def5678";
         db[i].torch_version = "2.14.1";
@@ -326,9 +336,12 @@ class TestExport : public QObject {
     // hope-memhead 0.320 ± 0.028 against hope replay 0.260 ± 0.014: +0.060 beyond both spreads. The
     // joint run (0.91) is the best configuration but is no answer to the question.
     const std::string md = report({0.10, 0.12, 0.30, 0.34, 0.20, 0.22, 0.25, 0.27, 0.90, 0.92, 0.50, 0.60});
-    // Each section says which builds, LibTorch, devices and hosts made its runs.
+    // Each section says which builds, LibTorch, devices, hosts, CPUs and kernel paths made its runs.
     QVERIFY2(md.find("Made by Hope Lab `abc1234` (6 runs), `def5678` (6 runs); LibTorch 2.14.1 (12 runs); device "
-                     "cpu (6 runs), cuda (6 runs); host unknown (12 runs).") != std::string::npos,
+                     "cpu (6 runs), cuda (6 runs); host unknown (12 runs); CPU AMD EPYC (AuthenticAMD family 25, "
+                     "model 17), 2 threads (4 runs), Xeon (GenuineIntel family 6, model 207), 1 thread (4 runs), "
+                     "unknown (4 runs); kernels fused-cpu avx2-fma (4 runs), none (4 runs), unknown (4 runs).") !=
+                 std::string::npos,
              md.c_str());
     QVERIFY2(md.find("Best configuration: `preset=hope experiment.protocol=joint`, 0.910 ± 0.014 (2 seeds).") !=
                  std::string::npos,

@@ -1266,6 +1266,34 @@ class TestStore : public QObject {
     if (existed && kind != "self") QCOMPARE(hl::sha256_file(shard), before);
   }
 
+  // The CPU a run's summary records: /proc/cpuinfo's model name with vendor, family and model (the
+  // name alone, "AMD EPYC", hides the generation), the same as the file's own first lines.
+  void cpuIdentityReadsProcCpuinfo() {
+    QFile f("/proc/cpuinfo");
+    if (!f.open(QIODevice::ReadOnly)) QSKIP("no /proc/cpuinfo here");
+    QString name, family, model;
+    for (const QByteArray& raw : f.readAll().split('\n')) {
+      const QString line = QString::fromUtf8(raw);
+      const auto kv = line.split(':');
+      if (kv.size() < 2) {
+        if (!name.isEmpty()) break;
+        continue;
+      }
+      const QString k = kv[0].trimmed(), v = line.mid(line.indexOf(':') + 1).trimmed();
+      if (k == "model name" && name.isEmpty()) name = v;
+      if (k == "cpu family" && family.isEmpty()) family = v;
+      if (k == "model" && model.isEmpty()) model = v;
+    }
+    const QString cpu = QString::fromStdString(current_cpu());
+    if (name.isEmpty()) {
+      QCOMPARE(cpu, QString("unknown"));
+      return;
+    }
+    QVERIFY2(cpu.startsWith(name + " ("), qPrintable(cpu));
+    QVERIFY2(cpu.endsWith(" family " + family + ", model " + model + ")"), qPrintable(cpu));
+    QCOMPARE(QString::fromStdString(current_cpu()), cpu);
+  }
+
   void processIdentityReadsProcStat() {
     QCOMPARE(current_pid(), int64_t(getpid()));
     QVERIFY(!current_host().empty());
