@@ -302,6 +302,10 @@ void RunsBrowser::selectRun(qint64 id) {
     }
 }
 
+QString RunsBrowser::detailsText() const {
+  return details_->text();
+}
+
 void RunsBrowser::showDetails() {
   auto ids = selectedRuns();
   if (!db_ || ids.size() != 1) {
@@ -324,6 +328,25 @@ void RunsBrowser::showDetails() {
           .arg(r->seed)
           .arg(QString::fromStdString(r->device), QString::fromStdString(r->torch_version),
                QString::fromStdString(r->app_version));
+  // The machine and code path that made it, from the summary (runs finished before these keys
+  // existed show what they have): what its train seconds depend on.
+  const auto sum = nlohmann::json::parse(r->summary_json, nullptr, false);
+  auto str = [&](const char* k) {
+    return sum.is_object() && sum.contains(k) && sum[k].is_string() ? QString::fromStdString(sum[k].get<std::string>())
+                                                                    : QString();
+  };
+  QStringList machine{tr("host %1").arg(QString::fromStdString(r->host).toHtmlEscaped())};
+  if (!str("cpu").isEmpty())
+    machine << (sum.contains("threads") && sum["threads"].is_number_integer()
+                    ? str("cpu").toHtmlEscaped() + ", " +
+                          countOf(sum["threads"].get<int>(), tr("thread"), tr("threads"))
+                    : str("cpu").toHtmlEscaped());
+  if (!str("kernels").isEmpty() && str("kernels") != "none")
+    machine << (str("kernel_isa").isEmpty() ? tr("memory kernels %1").arg(str("kernels"))
+                                            : tr("memory kernels %1 (%2)").arg(str("kernels"), str("kernel_isa")));
+  if (sum.is_object() && sum.contains("train_seconds") && sum["train_seconds"].is_number())
+    machine << tr("trained %1 s").arg(sum["train_seconds"].get<double>(), 0, 'f', 1);
+  text += "<br>" + machine.join(" · ");
   if (!r->error.empty())
     text += "<br><font color='#d62728'>" + QString::fromStdString(r->error).toHtmlEscaped() + "</font>";
   details_->setText(text);

@@ -31,6 +31,7 @@ class RunsBrowser : public QWidget {
   void selectRun(qint64 id);
   int rowCount() const;
   QTableWidget* table() const { return table_; }
+  QString detailsText() const;                                 // the details pane of the selected run (tests)
   void setFilter(const QString& field, const QString& value);  // dataset|model|strategy|status|tag
 
  Q_SIGNALS:

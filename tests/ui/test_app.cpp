@@ -8,6 +8,7 @@
 #include <QImage>
 #include <QLineEdit>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTemporaryDir>
@@ -89,6 +90,13 @@ class TestApp : public QObject {
     browser.setFilter("tag", "");
     browser.setFilter("status", "finished");
     QCOMPARE(browser.rowCount(), 2);
+    // The details of a finished run name the machine that made it (from its summary).
+    browser.table()->selectRow(0);
+    const QString details = browser.detailsText();
+    QVERIFY2(details.contains("host " + QString::fromStdString(hl::store::current_host())), qPrintable(details));
+    QVERIFY2(details.contains(QString::fromStdString(hl::store::current_cpu()).toHtmlEscaped()), qPrintable(details));
+    QVERIFY2(details.contains(QRegularExpression(", \\d+ threads? · ")), qPrintable(details));
+    QVERIFY2(details.contains(QRegularExpression("trained \\d+\\.\\d s")), qPrintable(details));
   }
 
   // The worker thread trains a run; the Live view drains the feed and its plots get points.
