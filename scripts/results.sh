@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# The results table (docs/RESULTS.md) from the laptop sweeps: run or resume each sweep, write the
-# report, draw its figures (docs/SWEEPS.md "The results report").
-#   scripts/results.sh [DB] [SWEEP.json ...]     (default: ~/.local/share/hopelab/results.db, sweeps/laptop/*.json)
-# Data: $HOPELAB_DATA_DIR or the app's data dir. Resumable: finished runs are skipped.
+# The results table (docs/RESULTS.md): run or resume each sweep, write the report, draw its figures
+# (docs/SWEEPS.md "The results report").
+#   scripts/results.sh [--report-only] [DB] [SWEEP.json ...]
+# DB defaults to results/runs.db, the committed run database behind docs/RESULTS.md (results/README.md);
+# the sweeps default to RESULTS_SWEEPS below. --report-only runs nothing: the report and figures of
+# the runs already in DB. Data: $HOPELAB_DATA_DIR or the app's data dir. Resumable: finished runs are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DB="${1:-${XDG_DATA_HOME:-$HOME/.local/share}/hopelab/results.db}"
+RUN=1
+if [ "${1:-}" = --report-only ]; then RUN=0; shift; fi
+DB="${1:-results/runs.db}"
 shift || true
 SWEEPS=("$@")
-[ ${#SWEEPS[@]} -gt 0 ] || SWEEPS=(sweeps/laptop/banking77.json sweeps/laptop/clinc150.json sweeps/laptop/dbpedia70.json)
+RESULTS_SWEEPS=(sweeps/studies/hope-memory-joint.json sweeps/studies/hope-no-replay.json
+  sweeps/laptop/banking77.json sweeps/laptop/clinc150.json sweeps/laptop/dbpedia70.json)
+[ ${#SWEEPS[@]} -gt 0 ] || SWEEPS=("${RESULTS_SWEEPS[@]}")
 CLI=build/app/cli/hopelab-cli
 GUI=build/app/gui/hopelab
 for b in "$CLI" "$GUI"; do [ -x "$b" ] || { echo "results.sh: $b is missing (build first: README)" >&2; exit 2; }; done
 mkdir -p "$(dirname "$DB")"
 rc=0
 for s in "${SWEEPS[@]}"; do
+  [ $RUN -eq 1 ] || break
   t0=$SECONDS
   code=0
   "$CLI" --db "$DB" sweep "$s" || code=$?
