@@ -201,6 +201,12 @@ int main(int argc, char** argv) {
   int batch = 2, max_len = 2048;
   steptime->add_option("--batch", batch, "Sequences per step")->check(CLI::PositiveNumber);
   steptime->add_option("--max-len", max_len, "Longest sequence (powers of two from 64)")->check(CLI::Range(64, 8192));
+  std::string step_only = "all";
+  steptime
+      ->add_option("--only", step_only,
+                   "Time one column only (hope, ref or transformer; the others print 0): a clean process to profile, "
+                   "e.g. under perf record")
+      ->check(CLI::IsMember({"all", "hope", "ref", "transformer"}));
   auto* actmem = app.add_subcommand(
       "actmem",
       "Activation memory of one Hope block's forward (graph kept for backward), fused vs LibTorch path, and the "
@@ -285,9 +291,10 @@ int main(int argc, char** argv) {
     for (int L = 64; L <= max_len; L *= 2) {
       std::vector<double> hs, rs, ts;
       for (int r = 0; r < repeats; ++r) {  // interleaved
-        hs.push_back(stepSeconds(hope, L, batch, 1));
-        rs.push_back(stepSeconds(hope, L, batch, 1, /*fused=*/false));
-        ts.push_back(stepSeconds(tr, L, batch, 1));
+        const bool all = step_only == "all";
+        hs.push_back(all || step_only == "hope" ? stepSeconds(hope, L, batch, 1) : 0.0);
+        rs.push_back(all || step_only == "ref" ? stepSeconds(hope, L, batch, 1, /*fused=*/false) : 0.0);
+        ts.push_back(all || step_only == "transformer" ? stepSeconds(tr, L, batch, 1) : 0.0);
       }
       const double th = median(hs), thr = median(rs), tt = median(ts);
       if (L == 64) {

@@ -275,6 +275,7 @@ SelfModMixerImpl::SelfModMixerImpl(int d_model, const BlockConfig& cfg) {
   mc_.dampen = cfg.momentum_dampening;
   mc_.state_bound = cfg.state_bound;
   mc_.writes = cfg.memory_writes;
+  write_dropout_ = cfg.memory_write_dropout;
   inputs_ = cfg.memory_inputs == MemoryInputs::Separate ? 3 : 1;
   wx_ = register_module("wx", linear(d, inputs_ * d, false));
   wq_ = register_module("wq", linear(d, d, false));
@@ -392,6 +393,17 @@ torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Ten
   other.drift = r.drift_other;
   other.writes = r.writes_other;
   stats_ = {mem, other};
+  if (is_training() && write_dropout_ > 0 && mc_.writes) {
+    // Write dropout (docs/MEMORY.md "Write dropout"): each sequence, with probability
+    // write_dropout_, reads the output memory at its initial state instead (the writes-off read,
+    // exactly); its recurrence above ran and gets no gradient. The level statistics stay those of
+    // the writes as they ran for every sequence.
+    hl::memory::SmtConfig off = mc_;
+    off.writes = false;
+    const auto still = hl::memory::smt_chunked(off, in.p, in.x, in.q, mask);
+    const auto drop = torch::rand({r.y.size(0), 1, 1, 1}, r.y.options()) < write_dropout_;
+    r.y = torch::where(drop, still.y, r.y);
+  }
   return wo_(torch::sigmoid(wg_(h)) * mergeHeads(r.y));
 }
 

@@ -190,7 +190,8 @@ class SelfModMixerImpl : public torch::nn::Module {
   };
   Inputs inputs(const torch::Tensor& h, const torch::Tensor& mask);
   hl::memory::SmtConfig mc_;
-  int64_t inputs_ = 1;  // memory inputs: 1 shared, or 3 (k, v, and the η/α pair)
+  double write_dropout_ = 0;  // BlockConfig::memory_write_dropout
+  int64_t inputs_ = 1;        // memory inputs: 1 shared, or 3 (k, v, and the η/α pair)
   torch::nn::Linear wx_{nullptr}, wq_{nullptr}, wg_{nullptr}, wo_{nullptr};
   torch::nn::Conv1d conv_{nullptr};  // depthwise over (inputs_ + 1)·d channels (memory inputs, q), window 4
   torch::Tensor w1_, w2_, w_eta_, b_eta_, w_alpha_, b_alpha_;

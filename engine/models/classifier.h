@@ -60,6 +60,9 @@ struct BlockConfig {
   bool momentum_dampening = false;                    // S ← β S − (1 − β) η G instead of β S − η G
   double state_bound = 0;     // ‖W‖_F ≤ state_bound · ‖W_0‖_F at segment ends (0 = none)
   bool memory_writes = true;  // false: the ablation with the in-context writes off (SmtConfig::writes)
+  // In training, the probability that a sequence's in-context writes are dropped for one forward
+  // (it reads the output memory at its initial state, as with memory_writes off); 0 = never.
+  double memory_write_dropout = 0;
 };
 
 // Per-forward statistics of one in-context memory level of a block (the last forward; detached

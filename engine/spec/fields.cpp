@@ -175,6 +175,11 @@ std::map<std::string, std::vector<FieldInfo>> build() {
                  "off: every token reads the output memory at its initial, learned state (docs/MEMORY.md "
                  "\"Writes off\")"),
          kHope),
+      in(number("memory_write_dropout", 0.0, 0.0, 0.9, 2, "",
+                "Self-modifying Titans, in training only: the probability that a sequence's in-context writes "
+                "are dropped for one forward (it reads the output memory at its initial state, as with "
+                "memory_writes false); evaluation always writes (docs/MEMORY.md \"Write dropout\")"),
+         kHope),
       in(integer("hidden", 0, 0, 8192, "units", "LSTM hidden size (0 = model.d_model)"), types({BT::Lstm})),
       in(choice("variant", "sequential", names<CmsVariant>(),
                 "sequential: levels applied in turn; independent: outputs mixed by learned weights; nested: "

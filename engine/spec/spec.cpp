@@ -421,7 +421,8 @@ namespace {
 // other code, docs/KERNELS.md), and training.snapshots, which changes what a run saves, not what it trains (runs
 // recorded before the field existed keep their hashes, so sweeps still find them finished and exports still group them
 // with new seeds). A block's memory_writes at its default (true) is left out too: hope runs recorded
-// before the field existed trained with the writes on and keep their hashes.
+// before the field existed trained with the writes on and keep their hashes; memory_write_dropout at
+// its default (0) likewise.
 json hashed_part(const json& spec) {
   json s = spec;
   s.erase("description");
@@ -431,7 +432,10 @@ json hashed_part(const json& spec) {
   }
   if (s.contains("model") && s["model"].is_object() && s["model"].contains("blocks") && s["model"]["blocks"].is_array())
     for (auto& b : s["model"]["blocks"])
-      if (b.is_object() && b.contains("memory_writes") && b["memory_writes"] == true) b.erase("memory_writes");
+      if (b.is_object()) {
+        if (b.contains("memory_writes") && b["memory_writes"] == true) b.erase("memory_writes");
+        if (b.contains("memory_write_dropout") && b["memory_write_dropout"] == 0.0) b.erase("memory_write_dropout");
+      }
   return s;
 }
 }  // namespace

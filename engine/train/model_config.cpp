@@ -99,6 +99,7 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
       bc.momentum_dampening = block_field<bool>(b, "momentum_dampening");
       bc.state_bound = block_field<double>(b, "state_bound");
       bc.memory_writes = block_field<bool>(b, "memory_writes");
+      bc.memory_write_dropout = block_field<double>(b, "memory_write_dropout");
     }
     if (has_cms_levels(bc.type)) parse_cms_levels(b, bc, where);
     c.blocks.push_back(bc);

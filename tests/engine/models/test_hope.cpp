@@ -96,6 +96,52 @@ class TestHope : public QObject {
     QVERIFY(hl::train::diagnose(hl::spec::complete(hl::spec::preset("transformer")), opt, d)["blocks"].empty());
   }
 
+  // memory_write_dropout (docs/MEMORY.md "Write dropout"): in training each sequence's output is
+  // either the writes-on output of the same weights or the writes-off read, whole sequences, and both
+  // occur; in evaluation every sequence writes; gradients flow through the mix.
+  void writeDropoutSwapsWholeSequencesForTheWritesOffReadInTrainingOnly() {
+    BlockConfig cfg;
+    cfg.type = hl::BlockType::Hope;
+    cfg.heads = 2;
+    cfg.memory_inputs = hl::MemoryInputs::Separate;
+    cfg.memory_init_scale = 1.0;
+    cfg.eta_max = 1.0;
+    cfg.inner_lr = 0.5;
+    torch::manual_seed(3);
+    SelfModMixer on(32, cfg);
+    BlockConfig offCfg = cfg, dropCfg = cfg;
+    offCfg.memory_writes = false;
+    dropCfg.memory_write_dropout = 0.5;
+    SelfModMixer off(32, offCfg), drop(32, dropCfg);
+    {
+      torch::NoGradGuard ng;
+      auto src = on->named_parameters();
+      for (auto* m : {&off, &drop})
+        for (auto& p : (*m)->named_parameters()) p.value().copy_(src[p.key()]);
+    }
+    const int64_t B = 24, L = 12;
+    const auto h = torch::randn({B, L, 32});
+    const auto mask = torch::ones({B, L}, torch::kBool);
+    const auto yon = on->forward(h, mask).detach(), yoff = off->forward(h, mask).detach();
+    const auto y = drop->forward(h, mask);
+    int kept = 0, dropped = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const auto row = y[b].detach();
+      QVERIFY2((yon[b] - yoff[b]).abs().max().item<double>() > 1e-3, "writes on and off must differ per row");
+      if (torch::allclose(row, yon[b], 1e-6, 1e-6))
+        ++kept;
+      else if (torch::allclose(row, yoff[b], 1e-6, 1e-6))
+        ++dropped;
+      else
+        QFAIL(qPrintable(QString("row %1 is neither the writes-on nor the writes-off output").arg(b)));
+    }
+    QVERIFY2(kept > 0 && dropped > 0, qPrintable(QString("kept %1, dropped %2").arg(kept).arg(dropped)));
+    y.sum().backward();  // the mixed output is differentiable
+    QVERIFY(drop->named_parameters()["wq.weight"].grad().abs().max().item<double>() > 0);
+    drop->eval();
+    QVERIFY(torch::allclose(drop->forward(h, mask).detach(), yon, 1e-6, 1e-6));
+  }
+
   // Schema 2's active memory (docs/MEMORY.md "Active memory") on the fixed seed-0 batch of 32
   // Banking77 rows: the initialisation targets of the Hope issue, against schema 1 on the same
   // batch, where the memory is inert (measured: cos 0.998, inner loss 0.003, share 0.045, context
