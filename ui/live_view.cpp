@@ -19,6 +19,7 @@
 #include "ui/confusion_view.h"
 #include "ui/elided_label.h"
 #include "ui/plot_export.h"
+#include "ui/plot_util.h"
 #include "ui/plot_zoom.h"
 #include "ui/run_worker.h"
 #include "ui/kind_text.h"
@@ -47,6 +48,38 @@ QColor levelColor(int i) {
 
 std::string keyOf(const SeriesData& s) {
   return s.name + '|' + s.level + '|' + std::to_string(s.block);
+}
+
+// Puts a plot's legend where it hides the fewest plotted points (legend_spot): a fixed top-right
+// legend covered the newest task's forgetting curve, which is where a task just trained sits, while
+// a class-incremental run leaves the middle or the bottom right free. Approximate: the legend's size
+// comes from its size hint and the axis rect's current size (the widget's, before the first layout).
+void placeLegend(QCustomPlot* p) {
+  if (!p->legend || !p->legend->visible() || p->legend->itemCount() == 0) return;
+  QSize area = p->axisRect()->rect().size();
+  if (area.width() < 40 || area.height() < 40) area = p->size() - QSize(60, 60);
+  if (area.width() < 40 || area.height() < 40) return;
+  const QSize ls = p->legend->minimumOuterSizeHint();
+  const QCPRange xr = p->xAxis->range(), yr = p->yAxis->range();
+  const bool logY = p->yAxis->scaleType() == QCPAxis::stLogarithmic;
+  if (xr.size() <= 0 || yr.size() <= 0 || (logY && yr.lower <= 0)) return;
+  const double ly0 = logY ? std::log(yr.lower) : 0, lys = logY ? std::log(yr.upper) - ly0 : 0;
+  std::vector<XY> curves;
+  for (int g = 0; g < p->graphCount(); ++g) {
+    if (!p->graph(g)->visible()) continue;
+    XY c;
+    for (auto it = p->graph(g)->data()->constBegin(); it != p->graph(g)->data()->constEnd(); ++it) {
+      c.x.push_back((it->key - xr.lower) / xr.size());
+      c.y.push_back(logY ? (it->value > 0 ? (std::log(it->value) - ly0) / lys : NAN)
+                         : (it->value - yr.lower) / yr.size());
+    }
+    curves.push_back(std::move(c));
+  }
+  static const Qt::Alignment align[] = {Qt::AlignTop | Qt::AlignRight,    Qt::AlignVCenter | Qt::AlignRight,
+                                        Qt::AlignBottom | Qt::AlignRight, Qt::AlignTop | Qt::AlignLeft,
+                                        Qt::AlignVCenter | Qt::AlignLeft, Qt::AlignBottom | Qt::AlignLeft};
+  const LegendSpot spot = legend_spot(curves, (ls.width() + 10.0) / area.width(), (ls.height() + 10.0) / area.height());
+  p->axisRect()->insetLayout()->setInsetAlignment(0, align[static_cast<int>(spot)]);
 }
 
 // A plot with a short title (it must fit 1024 px windows) and the long reading in its tooltip.
@@ -105,7 +138,8 @@ LiveView::LiveView(QWidget* parent) : QWidget(parent) {
     p->legend->setVisible(true);
     p->legend->setFont(QFont(p->font().family(), 7));
     p->legend->setRowSpacing(-3);
-    // Many tasks or levels: columns of 4 entries, so the legend stays a corner of the plot.
+    // Many tasks or levels: columns of 4 entries, so the legend stays small; placeLegend (at each
+    // redraw) moves it to the corner or side where it hides the fewest points.
     p->legend->setFillOrder(QCPLayoutGrid::foRowsFirst);
     p->legend->setWrap(4);
     p->legend->setColumnSpacing(4);
@@ -703,8 +737,11 @@ void LiveView::redraw(bool force) {
                         .arg(!showing_live_ && d.status() == hl::RunStatus::Running
                                  ? tr(" · still running, read every 2 s")
                                  : QString()));
-  if (changed)  // progress-only batches update the title, not the plots
+  if (changed) {  // progress-only batches update the title, not the plots
+    placeLegend(drift_);
+    placeLegend(forget_);
     for (auto* p : plots()) p->replot(QCustomPlot::rpQueuedReplot);
+  }
   if (points_ > before) Q_EMIT pointsAdded(points_ - before);
 }
 

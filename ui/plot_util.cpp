@@ -146,4 +146,34 @@ double AxisMap::operator()(double step) const {
   return v_[i - 1] + (v_[i] - v_[i - 1]) * (step - s0) / (s1 - s0);
 }
 
+LegendSpot legend_spot(const std::vector<XY>& curves, double fw, double fh) {
+  fw = std::clamp(fw, 0.0, 1.0), fh = std::clamp(fh, 0.0, 1.0);
+  const double x0[] = {1 - fw, 1 - fw, 1 - fw, 0, 0, 0}, y0[] = {1 - fh, 0.5 - fh / 2, 0, 1 - fh, 0.5 - fh / 2, 0};
+  constexpr int kSpots = 6;
+  int64_t under[kSpots] = {};
+  auto count = [&](double x, double y) {
+    for (int i = 0; i < kSpots; ++i)
+      if (x >= x0[i] && x <= x0[i] + fw && y >= y0[i] && y <= y0[i] + fh) ++under[i];
+  };
+  for (const XY& c : curves) {
+    bool prev = false;
+    double px = 0, py = 0;
+    for (size_t j = 0; j < c.size(); ++j) {
+      const double x = c.x[j], y = c.y[j];
+      if (!std::isfinite(x) || !std::isfinite(y)) {
+        prev = false;
+        continue;
+      }
+      if (prev)
+        for (int k = 1; k < 4; ++k) count(px + (x - px) * k / 4.0, py + (y - py) * k / 4.0);
+      count(x, y);
+      px = x, py = y, prev = true;
+    }
+  }
+  int best = 0;
+  for (int i = 1; i < kSpots; ++i)
+    if (under[i] < under[best]) best = i;
+  return static_cast<LegendSpot>(best);
+}
+
 }  // namespace hl::ui

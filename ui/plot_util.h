@@ -45,6 +45,14 @@ void clip_band(Band& b, std::pair<double, double> range);
 // (1 + 2·pad) each way; a flat range (lo == hi) gets ±pad·|hi| (at least 1e-3).
 std::pair<double, double> padded_range(double lo, double hi, bool log_scale, double pad = 0.1);
 
+// Where a plot's legend hides the least: the spot, among the corners and the middles of the left
+// and right sides of the axis rect, where a legend of fw × fh (fractions of the axis rect) covers the
+// fewest points of the curves, counting 3 points along each segment between neighbours too.
+// Curves are in fractions of the axis rect (x rightwards, y upwards); a non-finite point breaks a
+// curve. Ties go to the earlier spot in this order (top right, the usual place, first).
+enum class LegendSpot { TopRight, MiddleRight, BottomRight, TopLeft, MiddleLeft, BottomLeft };
+LegendSpot legend_spot(const std::vector<XY>& curves, double fw, double fh);
+
 // Piecewise-linear map from step to another axis (task position, samples seen), given knots
 // (step ascending). Beyond the last knot the last slope continues; with one knot it is an offset.
 class AxisMap {

@@ -32,6 +32,25 @@ class TestPlotUtil : public QObject {
     QCOMPARE(decimate_minmax(small, 10).y, small.y);  // small series unchanged
   }
 
+  // The legend goes where it hides the fewest points: a class-incremental run's forgetting curves
+  // (a task near 0.9 in the top right, the others at 0, the average falling to 0.13) leave the
+  // middle right free; curves everywhere on the right push it left; nothing drawn keeps top right.
+  void legendSpotAvoidsTheCurves() {
+    XY newest{{0.8, 0.9, 1.0}, {0.85, 0.9, 0.92}}, old{{0.0, 1.0}, {0.0, 0.0}}, avg{{0.0, 0.5, 1.0}, {0.9, 0.3, 0.13}};
+    QCOMPARE(legend_spot({newest, old, avg}, 0.25, 0.3), LegendSpot::MiddleRight);
+    XY right{{0.7, 0.8, 0.9, 1.0}, {0.1, 0.5, 0.9, 0.5}};  // the right third covered from top to bottom
+    XY right2{{0.75, 1.0}, {0.95, 0.05}};
+    QCOMPARE(legend_spot({right, right2, old}, 0.25, 0.3), LegendSpot::TopLeft);
+    QCOMPARE(legend_spot({}, 0.25, 0.3), LegendSpot::TopRight);
+    // Segments count, not only their end points: a line crossing the top right between two points
+    // outside it.
+    XY cross{{0.5, 1.0}, {1.0, 0.5}};
+    QVERIFY(legend_spot({cross}, 0.3, 0.3) != LegendSpot::TopRight);
+    // Non-finite points (a log axis at 0) break a curve and are not counted.
+    XY gap{{0.9, 0.95, 1.0}, {0.9, NAN, 0.95}};
+    QCOMPARE(legend_spot({gap, old}, 0.25, 0.3), LegendSpot::MiddleRight);
+  }
+
   void emaSmoothsFromTheFirstValue() {
     auto s = ema({1, 3, 3}, 0.5);
     QCOMPARE(s[0], 1.0);
