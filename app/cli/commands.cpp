@@ -171,6 +171,21 @@ Commands::Commands(CLI::App& app) : app_(app) {
   }
   attribute_->add_flag("--quiet", quiet_, "No progress on stderr");
 
+  evaluate_ = app.add_subcommand(
+      "evaluate",
+      "Test-time ablation of a finished run: its saved model evaluated on the test rows of every task, as saved and "
+      "with --set overrides that keep the weights' shapes (e.g. model.blocks.0.memory_writes=false: does the "
+      "trained model use its in-context writes?), per task and mean, without training again (docs/MODELS.md)");
+  evaluate_->add_option("run", run_id_, "Run id")->required();
+  evaluate_
+      ->add_option("--set", sets_,
+                   "Override a field of the saved spec: --set model.blocks.0.memory_writes=false (repeatable; at "
+                   "least one)")
+      ->required();
+  evaluate_->add_option("--checkpoint", eval_which_, "last (default: the model whose accuracies the run stored) | best")
+      ->check(CLI::IsMember({"last", "best"}));
+  evaluate_->add_flag("--json", json_, "Print JSON");
+
   show_ = app.add_subcommand("show", "Show one run");
   show_->add_option("run", run_id_, "Run id")->required();
   show_->add_flag("--json", json_, "Machine-readable JSON (metrics, accuracy matrix, series)");
@@ -311,6 +326,7 @@ int Commands::run() {
   if (runs_delete_->parsed()) return runsDelete();
   if (runs_confusion_->parsed()) return runsConfusion();
   if (attribute_->parsed()) return attribute();
+  if (evaluate_->parsed()) return evaluateRun();
   if (runs_->parsed()) return runs();
   if (show_->parsed()) return show();
   if (export_->parsed()) return exportTables();

@@ -39,6 +39,7 @@ class Commands {
   int runsDelete();
   int runsConfusion();
   int attribute();
+  int evaluateRun();
   int benchKernels();
   std::string dbPath() const;
   std::string dataDir() const;
@@ -46,8 +47,8 @@ class Commands {
 
   CLI::App& app_;
   CLI::App *train_, *runs_, *show_, *export_, *validate_, *presets_, *data_, *data_list_, *data_verify_, *data_fetch_,
-      *data_import_, *sweep_, *runs_merge_, *runs_delete_, *diagnose_, *runs_confusion_, *attribute_, *bench_,
-      *bench_kernels_, *report_;
+      *data_import_, *sweep_, *runs_merge_, *runs_delete_, *diagnose_, *runs_confusion_, *attribute_, *evaluate_,
+      *bench_, *bench_kernels_, *report_;
   int bench_repeats_ = 5;
   std::string bench_device_ = "cpu";
   // global
@@ -91,6 +92,7 @@ class Commands {
   // runs confusion / attribute
   int confusion_task_ = 0;  // 1-based; 0 = the last
   bool csv_ = false, normalise_ = false;
+  std::string eval_which_ = "last";  // evaluate --checkpoint
   // diagnose
   std::string diag_checkpoint_;
   int diag_batch_ = 32;

@@ -212,4 +212,37 @@ int Commands::attribute() {
   return 0;
 }
 
+int Commands::evaluateRun() {
+  train::AblationOptions opt;
+  opt.data_dir = dataDir();
+  opt.which = eval_which_;
+  opt.sets = sets_;
+  const train::Ablation a = train::ablate_run(dbPath(), run_id_, opt);
+  if (json_) {
+    std::cout << a.toJson().dump(2) << "\n";
+    return 0;
+  }
+  std::printf("run %lld: %s.pt (step %lld) on the test rows of %zu task(s), over the final class set\n",
+              (long long)a.run_id, a.which.c_str(), (long long)a.step, a.tasks.size());
+  for (const auto& s : a.sets) std::printf("  override: %s\n", s.c_str());
+  std::printf("%-6s %8s %9s %9s %8s %12s %12s\n", "task", "stored", "as saved", "ablated", "change", "task-IL saved",
+              "task-IL abl.");
+  auto f3 = [](double v) { return std::isnan(v) ? std::string("-") : std::to_string(v).substr(0, 5); };
+  for (size_t i = 0; i < a.tasks.size(); ++i)
+    std::printf("%-6d %8s %9s %9s %8s %12s %12s\n", a.tasks[i] + 1, f3(a.stored[i]).c_str(), f3(a.as_saved[i]).c_str(),
+                f3(a.ablated[i]).c_str(), points(a.ablated[i] - a.as_saved[i]).c_str(), f3(a.as_saved_til[i]).c_str(),
+                f3(a.ablated_til[i]).c_str());
+  if (a.tasks.size() > 1)
+    std::printf("%-6s %8s %9s %9s %8s %12s %12s\n", "mean", f3(a.mean(a.stored)).c_str(),
+                f3(a.mean(a.as_saved)).c_str(), f3(a.mean(a.ablated)).c_str(),
+                points(a.mean(a.ablated) - a.mean(a.as_saved)).c_str(), f3(a.mean(a.as_saved_til)).c_str(),
+                f3(a.mean(a.ablated_til)).c_str());
+  std::printf("  change in accuracy points (ablated - as saved)\n");
+  if (a.which == "last")
+    std::printf(a.exact ? "  as saved reproduces the stored accuracies bit for bit\n"
+                        : "  as saved differs from the stored accuracies (another build, CPU or kernel path: compare "
+                          "the ablation with the as-saved column)\n");
+  return 0;
+}
+
 }  // namespace hl::cli

@@ -309,4 +309,116 @@ Attribution attribute_forgetting(const std::string& db_path, int64_t run_id, con
   return a;
 }
 
+double Ablation::mean(const std::vector<double>& v) const {
+  if (v.empty()) return metrics::nan();
+  double t = 0;
+  for (double x : v) t += x;
+  return t / double(v.size());
+}
+
+json Ablation::toJson() const {
+  json t = json::array();
+  for (int j : tasks) t.push_back(j + 1);
+  return {{"run", run_id},
+          {"checkpoint", checkpoint},
+          {"which", which},
+          {"step", step},
+          {"sets", sets},
+          {"tasks", t},
+          {"stored", numbers(stored)},
+          {"as_saved", numbers(as_saved)},
+          {"as_saved_til", numbers(as_saved_til)},
+          {"ablated", numbers(ablated)},
+          {"ablated_til", numbers(ablated_til)},
+          {"mean",
+           {{"stored", number(mean(stored))},
+            {"as_saved", number(mean(as_saved))},
+            {"ablated", number(mean(ablated))},
+            {"change", number(mean(ablated) - mean(as_saved))}}},
+          {"exact", exact}};
+}
+
+Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOptions& opt) {
+  const std::string id = "run " + std::to_string(run_id);
+  if (opt.sets.empty())
+    throw SpecError(
+        "evaluate: nothing to change: give at least one --set PATH=VALUE (e.g. --set "
+        "model.blocks.0.memory_writes=false)");
+  if (opt.which != "last" && opt.which != "best")
+    throw SpecError("evaluate: --checkpoint " + opt.which + ": expected last or best");
+  auto db = store::RunStore::open(db_path);
+  const auto rec = db->getRun(run_id);
+  if (!rec) throw SpecError(id + " is not in " + db_path + " (see `hopelab-cli runs`)");
+  if (rec->status != RunStatus::Finished)
+    throw RunError(id + " is " + name(rec->status) + ": test-time ablation evaluates a finished run's saved model");
+  const CheckpointKind kind = opt.which == "best" ? CheckpointKind::Best : CheckpointKind::Last;
+  Ablation a;
+  a.run_id = run_id;
+  a.which = opt.which;
+  a.sets = opt.sets;
+  for (const auto& c : db->checkpoints(run_id))
+    if (c.kind == kind) {
+      a.checkpoint = c.path;
+      a.step = c.step;
+    }
+  if (a.checkpoint.empty())
+    throw RunError(id + " has no " + opt.which +
+                   ".pt recorded (training.checkpoints was false?): train it again "
+                   "with checkpoints to evaluate its saved model");
+  std::error_code ec;
+  if (!fs::is_regular_file(a.checkpoint, ec))
+    throw RunError(id + ": its " + opt.which + " checkpoint " + a.checkpoint +
+                   " is missing (moved or deleted?). Checkpoints live in the folder beside the run database (" +
+                   db_path + ".checkpoints/run-" + std::to_string(run_id) + "/).");
+  // The final evaluation: the last row of the accuracy matrix.
+  const auto cells = db->accuracy(run_id);
+  int last = -1;
+  for (const auto& c : cells) last = std::max(last, c.after_task);
+  std::map<int, double> stored;
+  for (const auto& c : cells)
+    if (c.after_task == last) stored[c.task] = c.acc;
+  if (stored.empty()) throw RunError(id + " has no accuracy stored: nothing to compare with");
+  for (const auto& [j, acc] : stored) {
+    a.tasks.push_back(j);
+    a.stored.push_back(acc);
+  }
+
+  RunOptions ro;
+  ro.data_dir = opt.data_dir;
+  ro.cache_dir = opt.cache_dir;
+  Emitter quiet{{}, 0};
+  auto set_up = [&](const std::vector<std::string>& sets) {
+    std::lock_guard<std::mutex> lock(global_generator_mutex());  // models draw from the global generator
+    RunSetup s = set_up_model(json::object(), ro, quiet, a.checkpoint, sets);
+    if ((!rec->data_hash.empty() && s.ds.data_hash != rec->data_hash) ||
+        (!rec->split_hash.empty() && s.ds.split_hash != rec->split_hash))
+      throw DataError("the data of " + s.dataset_name + " in " + opt.data_dir + " differs from what " + id +
+                      " trained on (data or split hash changed): evaluate it with the original data");
+    if (a.tasks.back() >= int(s.ds.tasks.size()))
+      throw DataError(id + " has accuracies of " + std::to_string(a.tasks.back() + 1) + " tasks, its dataset " +
+                      std::to_string(s.ds.tasks.size()));
+    s.model->eval();
+    return s;
+  };
+  auto run_eval = [&](RunSetup& s, std::vector<double>& acc, std::vector<double>& til) {
+    auto mask = torch::full({s.C}, kMaskedLogit);
+    for (int j : a.tasks)
+      for (int c : s.ds.tasks[j]) mask[c] = 0.f;
+    const EvalRow r = evaluate(s.model, s.test, s.ds.tasks, a.tasks, mask.to(s.device), s.pad);
+    acc = r.acc;
+    til = r.til;
+  };
+  {
+    RunSetup s = set_up({});
+    run_eval(s, a.as_saved, a.as_saved_til);
+  }
+  {
+    RunSetup s = set_up(opt.sets);
+    run_eval(s, a.ablated, a.ablated_til);
+  }
+  a.exact = kind == CheckpointKind::Last;
+  for (size_t i = 0; i < a.tasks.size(); ++i) a.exact = a.exact && same_bits(a.as_saved[i], a.stored[i]);
+  return a;
+}
+
 }  // namespace hl::train

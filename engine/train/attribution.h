@@ -63,4 +63,39 @@ struct AttributionOptions {
 // differs from the one the run trained on), hl::StoreError.
 Attribution attribute_forgetting(const std::string& db_path, int64_t run_id, const AttributionOptions& opt);
 
+// Test-time ablation of a finished run (docs/MODELS.md "Test-time ablation"): the run's saved
+// model (last.pt, the model whose accuracies the run stored, or best.pt) evaluated on every task of
+// the final evaluation over the final class set, once as saved and once with spec overrides that
+// keep every parameter's shape (memory_writes false, another inner_lr, eta_max, ...). Answers "does
+// the trained model use its in-context writes?" without training again.
+struct Ablation {
+  int64_t run_id = 0;
+  std::string checkpoint;                      // the file evaluated
+  std::string which;                           // "last" | "best"
+  int64_t step = 0;                            // training step it was saved at
+  std::vector<std::string> sets;               // the overrides, PATH=VALUE
+  std::vector<int> tasks;                      // 0-based tasks of the final evaluation (all of them in a joint run)
+  std::vector<double> stored;                  // the run's stored final accuracies (class-IL) of those tasks
+  std::vector<double> as_saved, as_saved_til;  // the checkpoint evaluated as saved
+  std::vector<double> ablated, ablated_til;    // with the overrides
+  // as_saved == stored, bit for bit (for last.pt; best.pt may be an earlier model: false)
+  bool exact = false;
+  double mean(const std::vector<double>& v) const;
+
+  // {"run", "checkpoint", "which", "step", "sets", "tasks" (1-based), "stored", "as_saved",
+  //  "as_saved_til", "ablated", "ablated_til", "mean": {stored, as_saved, ablated, change}, "exact"}
+  nlohmann::json toJson() const;
+};
+
+struct AblationOptions {
+  std::string data_dir, cache_dir;  // as for training ("" cache = <user data dir>/cache)
+  std::string which = "last";       // "last" | "best"
+  std::vector<std::string> sets;    // PATH=VALUE overrides of the saved spec (at least one)
+};
+
+// Throws hl::SpecError (no such run, no override, an unknown path, an invalid spec), hl::RunError
+// (not finished, no such checkpoint or file, weights that do not fit the overridden model: the
+// message says what to do), hl::DataError (the data changed since the run), hl::StoreError.
+Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOptions& opt);
+
 }  // namespace hl::train

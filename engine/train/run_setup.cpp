@@ -305,20 +305,62 @@ void open_record(const RunOptions& opt, RunSetup& s, Emitter& emit) {
 
 }  // namespace
 
-RunSetup set_up_model(const json& user_spec, const RunOptions& opt, Emitter& emit, const std::string& checkpoint) {
+RunSetup set_up_model(const json& user_spec, const RunOptions& opt, Emitter& emit, const std::string& checkpoint,
+                      const std::vector<std::string>& sets) {
   RunSetup s;
   json spec = user_spec;
   if (!checkpoint.empty()) {
     if (!fs::is_regular_file(checkpoint)) throw RunError("checkpoint " + checkpoint + " does not exist");
     s.resume_ar = open_checkpoint(checkpoint, "");
     spec = json::parse(checkpoint_string(*s.resume_ar, "hopelab.spec"));
+    for (const auto& set : sets) {
+      const auto eq = set.find('=');
+      if (eq == std::string::npos) throw SpecError("--set " + set + ": expected PATH=VALUE");
+      spec::set_path(spec, set.substr(0, eq), set.substr(eq + 1));
+    }
+  } else if (!sets.empty()) {
+    throw SpecError("set_up_model: overrides go with a checkpoint; edit the spec itself otherwise");
   }
   RunOptions o = opt;
   o.resume_run = 0;
   resolve_spec(spec, o, s);
   load_data(o, s, emit);
   build_model(s);
-  if (s.resume_ar) s.model->load(*s.resume_ar);
+  if (s.resume_ar) {
+    // Module::load replaces each tensor by the saved one whatever its shape: compare the shapes
+    // the spec builds with those loaded, so an override that resizes the model is named here
+    // rather than failing inside a forward.
+    std::map<std::string, std::vector<int64_t>> built;
+    for (const auto& p : s.model->named_parameters(true)) built[p.key()] = p.value().sizes().vec();
+    for (const auto& b : s.model->named_buffers(true)) built[b.key()] = b.value().sizes().vec();
+    std::string mismatch;
+    try {
+      s.model->load(*s.resume_ar);
+      auto check = [&](const std::string& n, const torch::Tensor& t) {
+        auto it = built.find(n);
+        if (mismatch.empty() && it != built.end() && it->second != t.sizes().vec())
+          mismatch = n + " is " + c10::str(t.sizes()) + " in the checkpoint, " +
+                     c10::str(c10::IntArrayRef(it->second)) + " in the model the spec builds";
+      };
+      for (const auto& p : s.model->named_parameters(true)) check(p.key(), p.value());
+      for (const auto& b : s.model->named_buffers(true)) check(b.key(), b.value());
+    } catch (const c10::Error& e) {
+      if (sets.empty()) throw;
+      mismatch = e.what_without_backtrace();
+      mismatch = mismatch.substr(0, mismatch.find('\n'));
+    }
+    if (!mismatch.empty()) {
+      std::string list;
+      for (const auto& set : sets) list += (list.empty() ? "" : ", ") + set;
+      if (sets.empty())
+        throw RunError("the weights in " + checkpoint + " do not fit the model its own spec builds (" + mismatch +
+                       "): the checkpoint is damaged or from an incompatible Hope Lab build");
+      throw RunError("the weights in " + checkpoint + " do not fit the model these overrides make (" + list +
+                     "): " + mismatch +
+                     ". Overrides of a saved model can only change fields that leave every parameter's shape as it "
+                     "is (memory_writes, inner_lr, eta_max, the write clamp, ...), not its sizes or blocks");
+    }
+  }
   return s;
 }
 

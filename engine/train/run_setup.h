@@ -65,7 +65,9 @@ struct RunSetup {
 RunSetup set_up_run(const nlohmann::json& user_spec, const RunOptions& opt, Emitter& emit);
 // Steps 1-3 only (spec, data and tokenizer, model; nothing stored), for diagnostics. A checkpoint
 // (path, "" = none) supplies the spec, the tokenizer and the weights; its format is checked.
+// `sets` ("PATH=VALUE", as --set) edit the checkpoint's spec before the model is built; weights
+// that no longer fit the model (a changed shape) are a RunError naming the overrides.
 RunSetup set_up_model(const nlohmann::json& user_spec, const RunOptions& opt, Emitter& emit,
-                      const std::string& checkpoint);
+                      const std::string& checkpoint, const std::vector<std::string>& sets = {});
 
 }  // namespace hl::train

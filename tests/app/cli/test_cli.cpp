@@ -209,6 +209,27 @@ class TestCli : public QObject {
     QCOMPARE(cli({"--db", db, "attribute", "99"}).code, 2);
     auto help = cli({"attribute", "--help"});
     QVERIFY(help.out.contains("--json") && help.out.contains("snapshots"));
+
+    // `evaluate` (test-time ablation): the saved model as saved reproduces the stored row; an
+    // override that an evaluation does not see (dropout) changes no number; a resizing override
+    // exits 4 naming the parameter; no --set is a usage error.
+    auto ev = cli({"--db", db, "evaluate", "1", "--set", "model.blocks.0.dropout=0.5"});
+    QVERIFY2(ev.code == 0, qPrintable(ev.err));
+    QVERIFY2(ev.out.contains("as saved reproduces the stored accuracies bit for bit") &&
+                 ev.out.contains("override: model.blocks.0.dropout=0.5") && ev.out.contains("mean"),
+             qPrintable(ev.out));
+    auto evj = cli({"--db", db, "evaluate", "1", "--set", "model.blocks.0.dropout=0.5", "--json"});
+    QVERIFY2(evj.code == 0, qPrintable(evj.err));
+    const json a = json::parse(evj.out.toStdString());
+    QCOMPARE(a["exact"].get<bool>(), true);
+    QCOMPARE(int(a["tasks"].size()), 7);
+    QCOMPARE(a["ablated"], a["as_saved"]);
+    QCOMPARE(a["mean"]["change"].get<double>(), 0.0);
+    auto resized = cli({"--db", db, "evaluate", "1", "--set", "model.blocks.0.ffn_mult=2"});
+    QCOMPARE(resized.code, 4);
+    QVERIFY2(resized.err.contains("do not fit") && resized.err.contains("blocks.0."), qPrintable(resized.err));
+    QCOMPARE(cli({"--db", db, "evaluate", "1"}).code, 2);
+    QCOMPARE(cli({"--db", db, "evaluate", "99", "--set", "model.blocks.0.dropout=0.5"}).code, 2);
   }
 
   // Issue 8: `data import` (and fetch) wrote to the user data dir even when $HOPELAB_DATA_DIR or
