@@ -16,6 +16,12 @@ int64_t segment_write_row_scratch(int64_t n, int64_t O, int64_t I);
 template <typename T>
 void segment_write_row_forward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, T* W, T* S, const T* U,
                                const T* G, const T* eta, const T* alpha, const T* valid, T* scratch);
+// The forward reading the start states from W0, S0 and writing the end states to W, S (no alias):
+// the same numbers as copying W0, S0 into W, S and calling segment_write_row_forward.
+template <typename T>
+void segment_write_row_forward_from(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0,
+                                    const T* S0, T* W, T* S, const T* U, const T* G, const T* eta, const T* alpha,
+                                    const T* valid, T* scratch);
 template <typename T>
 void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0,
                                 const T* U, const T* G, const T* eta, const T* alpha, const T* valid, const T* dW,

@@ -43,13 +43,22 @@ void matvec(const T* __restrict A, const T* __restrict x, T* __restrict y, int64
 // W twice. Wsave == nullptr: W is updated in place. Otherwise Wsave [n, O, I] receives the states
 // before each token (slot 0 must hold W_0 and W is not touched): token t reads slot t and writes
 // slot t + 1. wu: scratch of length O. IC: I when known at compile time (0: Irt).
+// W0, S0 (in-place mode only, both or neither): the start states, read by the first token, which
+// writes W and S; the same arithmetic as copying them into W, S first, without the copy.
 template <typename T, int64_t IC>
-void runRow(int64_t steps, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, T* __restrict W, T* __restrict S,
-            const T* U, const T* G, const T* eta, const T* alpha, const T* valid, T* __restrict wu, T* Wsave) {
+void runRow(int64_t steps, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, T* __restrict W, T* S, const T* U,
+            const T* G, const T* eta, const T* alpha, const T* valid, T* __restrict wu, T* Wsave, const T* W0 = nullptr,
+            const T* S0 = nullptr) {
   const int64_t I = IC ? IC : Irt, OI = O * I;
-  if (steps <= 0) return;
+  if (steps <= 0) {
+    if (W0) {
+      std::memcpy(W, W0, sizeof(T) * OI);
+      std::memcpy(S, S0, sizeof(T) * OI);
+    }
+    return;
+  }
   Token<T> k = token(c, valid[0], eta[0], alpha[0]);
-  if (k.e != T(0)) matvec<T, IC>(Wsave ? Wsave : W, U, wu, O, I);
+  if (k.e != T(0)) matvec<T, IC>(Wsave ? Wsave : W0 ? W0 : W, U, wu, O, I);
   for (int64_t t = 0; t < steps; ++t) {
     const T* __restrict u = U + t * I;
     const T* __restrict g = G + t * O;
@@ -57,19 +66,23 @@ void runRow(int64_t steps, int64_t O, int64_t Irt, const SegmentWriteCoeffs& c, 
     const Token<T> kn = more ? token(c, valid[t + 1], eta[t + 1], alpha[t + 1]) : Token<T>{};
     const bool next = more && kn.e != T(0);
     const T* __restrict un = next ? U + (t + 1) * I : u;
-    const T* Wsrc = Wsave ? Wsave + t * OI : W;
+    const bool first = t == 0 && W0;
+    const T* Wsrc = Wsave ? Wsave + t * OI : first ? W0 : W;
     T* Wdst = Wsave ? Wsave + (t + 1) * OI : W;
+    const T* Ssrc = first ? S0 : S;
     for (int64_t o = 0; o < O; ++o) {
       const T go = k.c * g[o], wo = k.e != T(0) ? k.e * wu[o] : T(0);
       const T* Ws = Wsrc + o * I;
       T* Wd = Wdst + o * I;
-      T* __restrict Sr = S + o * I;
-      // Ws and Wd are the same row when W is updated in place: element i is read before it is
-      // written and no other element is touched, so either way is right (no __restrict on them).
+      const T* Ss = Ssrc + o * I;
+      T* Sr = S + o * I;
+      // Ws and Wd (Ss and Sr) are the same row when W (S) is updated in place: element i is read
+      // before it is written and no other element is touched, so either way is right (no
+      // __restrict on them).
       T acc = 0;
 #pragma omp simd reduction(+ : acc)
       for (int64_t i = 0; i < I; ++i) {
-        const T sv = k.b * Sr[i] - go * u[i];
+        const T sv = k.b * Ss[i] - go * u[i];
         Sr[i] = sv;
         const T wv = k.a * Ws[i] - wo * u[i] + k.m * sv;
         Wd[i] = wv;
@@ -185,6 +198,22 @@ void segment_write_row_forward(int64_t n, int64_t O, int64_t I, const SegmentWri
 }
 
 template <typename T>
+void segment_write_row_forward_from(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0,
+                                    const T* S0, T* W, T* S, const T* U, const T* G, const T* eta, const T* alpha,
+                                    const T* valid, T* scratch) {
+  switch (I) {
+    case 16:
+      return runRow<T, 16>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr, W0, S0);
+    case 32:
+      return runRow<T, 32>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr, W0, S0);
+    case 64:
+      return runRow<T, 64>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr, W0, S0);
+    default:
+      return runRow<T, 0>(n, O, I, c, W, S, U, G, eta, alpha, valid, scratch, nullptr, W0, S0);
+  }
+}
+
+template <typename T>
 void segment_write_row_backward(int64_t n, int64_t O, int64_t I, const SegmentWriteCoeffs& c, const T* W0, const T* S0,
                                 const T* U, const T* G, const T* eta, const T* alpha, const T* valid, const T* dWout,
                                 const T* dSout, T* dW0, T* dS0, T* dU, T* dG, T* deta, T* dalpha, T* scratch) {
@@ -215,13 +244,10 @@ void segment_write_forward(const SegmentWriteDims& d, const SegmentWriteCoeffs& 
   const int64_t OI = d.O * d.I;
   std::vector<T> wu(static_cast<size_t>(d.O));
   for (int64_t r = row0; r < row1; ++r) {
-    T* Wr = W + r * OI;
-    T* Sr = S + r * OI;
-    std::memcpy(Wr, in.W0 + r * OI, sizeof(T) * OI);
-    std::memcpy(Sr, in.S0 + r * OI, sizeof(T) * OI);
     const int64_t i0 = r * d.n;
-    segment_write_row_forward(d.n, d.O, d.I, c, Wr, Sr, in.U + i0 * d.I, in.G + i0 * d.O, in.eta + i0, in.alpha + i0,
-                              in.valid + i0, wu.data());
+    segment_write_row_forward_from(d.n, d.O, d.I, c, in.W0 + r * OI, in.S0 + r * OI, W + r * OI, S + r * OI,
+                                   in.U + i0 * d.I, in.G + i0 * d.O, in.eta + i0, in.alpha + i0, in.valid + i0,
+                                   wu.data());
   }
 }
 
@@ -240,11 +266,14 @@ void segment_write_backward(const SegmentWriteDims& d, const SegmentWriteCoeffs&
   }
 }
 
-#define HL_ROW_INST(T)                                                                                               \
-  template void segment_write_row_forward<T>(int64_t, int64_t, int64_t, const SegmentWriteCoeffs&, T*, T*, const T*, \
-                                             const T*, const T*, const T*, const T*, T*);                            \
-  template void segment_write_row_backward<T>(int64_t, int64_t, int64_t, const SegmentWriteCoeffs&, const T*,        \
-                                              const T*, const T*, const T*, const T*, const T*, const T*, const T*,  \
+#define HL_ROW_INST(T)                                                                                                \
+  template void segment_write_row_forward<T>(int64_t, int64_t, int64_t, const SegmentWriteCoeffs&, T*, T*, const T*,  \
+                                             const T*, const T*, const T*, const T*, T*);                             \
+  template void segment_write_row_forward_from<T>(int64_t, int64_t, int64_t, const SegmentWriteCoeffs&, const T*,     \
+                                                  const T*, T*, T*, const T*, const T*, const T*, const T*, const T*, \
+                                                  T*);                                                                \
+  template void segment_write_row_backward<T>(int64_t, int64_t, int64_t, const SegmentWriteCoeffs&, const T*,         \
+                                              const T*, const T*, const T*, const T*, const T*, const T*, const T*,   \
                                               const T*, T*, T*, T*, T*, T*, T*, T*);
 HL_ROW_INST(float)
 HL_ROW_INST(double)

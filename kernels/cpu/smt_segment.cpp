@@ -348,20 +348,17 @@ template <typename T>
 int64_t forwardPair(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegmentArgs<T>& in,
                     const SmtSegmentOut<T>& out, const Index& ix, int64_t b, int64_t hd, Work<T>& w, T* scratch,
                     bool prepared = false) {
-  const int64_t n = d.n, D = d.D, F = d.F, DF = D * F;
+  const int64_t n = d.n, D = d.D, F = d.F;
   const SegmentWriteCoeffs c2{c.beta, c.damp, c.dgd2}, c1{c.beta, c.damp, c.dgd1};
   w.layout(n);
   const int64_t clamped = reads(d, c, in, ix, b, hd, w, out.loss, prepared);
   for (int64_t m = 0; m < kMem; ++m) {
     const int64_t off = ix.state(b, m, hd);
-    std::memcpy(out.W2 + off, in.W2 + off, sizeof(T) * DF);
-    std::memcpy(out.S2 + off, in.S2 + off, sizeof(T) * DF);
-    std::memcpy(out.W1 + off, in.W1 + off, sizeof(T) * DF);
-    std::memcpy(out.S1 + off, in.S1 + off, sizeof(T) * DF);
-    segment_write_row_forward(n, F, D, c2, out.W2 + off, out.S2 + off, w.kt, w.delta + m * n * F, w.eta2 + m * n,
-                              w.alpha, w.valid, scratch);
-    segment_write_row_forward(n, D, F, c1, out.W1 + off, out.S1 + off, w.a + m * n * F, w.err + m * n * D,
-                              w.eta1 + m * n, w.alpha, w.valid, scratch);
+    // the end states written straight from the start states (no copy first)
+    segment_write_row_forward_from(n, F, D, c2, in.W2 + off, in.S2 + off, out.W2 + off, out.S2 + off, w.kt,
+                                   w.delta + m * n * F, w.eta2 + m * n, w.alpha, w.valid, scratch);
+    segment_write_row_forward_from(n, D, F, c1, in.W1 + off, in.S1 + off, out.W1 + off, out.S1 + off, w.a + m * n * F,
+                                   w.err + m * n * D, w.eta1 + m * n, w.alpha, w.valid, scratch);
   }
   return clamped;
 }
