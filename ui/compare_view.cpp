@@ -13,6 +13,7 @@
 #include <qcustomplot.h>
 #include <set>
 
+#include "ui/ablation_view.h"
 #include "ui/attribution_view.h"
 #include "ui/confusion_view.h"
 #include "ui/plot_export.h"
@@ -115,12 +116,14 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
   conf_lay->addLayout(conf_bar);
   conf_lay->addWidget(confusion_, 1);
   attribution_ = new AttributionView(this);
+  ablation_ = new AblationView(this);
   side_ = new QTabWidget(this);
   side_->setObjectName("compareSideTabs");
   side_->setDocumentMode(true);
   side_->addTab(matrices_, tr("Accuracy matrices"));
   side_->addTab(conf_page, tr("Confusion"));
   side_->addTab(attribution_, tr("Forgetting attribution"));
+  side_->addTab(ablation_, tr("Test-time ablation"));
   connect(confusion_run_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] { rebuildConfusion(); });
   auto* bottom = new QSplitter(this);
   bottom->addWidget(diff_);
@@ -144,9 +147,11 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent) {
 void CompareView::setStore(hl::store::RunStore* db) {
   db_ = db;
   attribution_->setDbPath(db ? QString::fromStdString(db->path()) : QString());
+  ablation_->setDbPath(db ? QString::fromStdString(db->path()) : QString());
 }
 
 void CompareView::setDataDirSource(std::function<QString()> f) {
+  ablation_->setDataDirSource(f);
   attribution_->setDataDirSource(std::move(f));
 }
 
@@ -223,6 +228,7 @@ void CompareView::setData(std::vector<CompareRun> runs) {
   confusion_run_->blockSignals(false);
   rebuildConfusion();
   attribution_->setRuns(offered);
+  ablation_->setRuns(offered);
   rebuild();
 }
 

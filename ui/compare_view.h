@@ -30,6 +30,7 @@ struct CompareRun {
   std::vector<hl::metrics::ConfusionMatrix> confusion;
 };
 
+class AblationView;
 class AttributionView;
 class ConfusionView;
 
@@ -58,6 +59,7 @@ class CompareView : public QWidget {
   ConfusionView* confusionView() const { return confusion_; }
   QComboBox* confusionRun() const { return confusion_run_; }
   AttributionView* attributionView() const { return attribution_; }
+  AblationView* ablationView() const { return ablation_; }
   void showConfusionOf(qint64 run_id);  // the Confusion tab, on that run
 
  private:
@@ -77,10 +79,11 @@ class CompareView : public QWidget {
   class PlotZoom* zoom_matrices_ = nullptr;
   std::string shown_key_;  // the metric drawn last
   QTableWidget* diff_ = nullptr;
-  QTabWidget* side_ = nullptr;  // accuracy matrices | confusion | attribution
+  QTabWidget* side_ = nullptr;  // accuracy matrices | confusion | attribution | ablation
   QComboBox* confusion_run_ = nullptr;
   ConfusionView* confusion_ = nullptr;
   AttributionView* attribution_ = nullptr;
+  AblationView* ablation_ = nullptr;
   QLabel* info_ = nullptr;
   int groups_ = 0;
   bool dirty_ = true;

@@ -177,11 +177,11 @@ Commands::Commands(CLI::App& app) : app_(app) {
       "with --set overrides that keep the weights' shapes (e.g. model.blocks.0.memory_writes=false: does the "
       "trained model use its in-context writes?), per task and mean, without training again (docs/MODELS.md)");
   evaluate_->add_option("run", run_id_, "Run id")->required();
-  evaluate_
-      ->add_option("--set", sets_,
-                   "Override a field of the saved spec: --set model.blocks.0.memory_writes=false (repeatable; at "
-                   "least one)")
-      ->required();
+  evaluate_->add_flag("--writes-off", writes_off_,
+                      "Turn off the in-context writes of every self-modifying Titans block (memory_writes false)");
+  evaluate_->add_option("--set", sets_,
+                        "Override a field of the saved spec: --set model.blocks.0.inner_lr=0.01 (repeatable; with "
+                        "--writes-off, or at least one)");
   evaluate_->add_option("--checkpoint", eval_which_, "last (default: the model whose accuracies the run stored) | best")
       ->check(CLI::IsMember({"last", "best"}));
   evaluate_->add_flag("--json", json_, "Print JSON");

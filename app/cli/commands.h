@@ -93,6 +93,7 @@ class Commands {
   int confusion_task_ = 0;  // 1-based; 0 = the last
   bool csv_ = false, normalise_ = false;
   std::string eval_which_ = "last";  // evaluate --checkpoint
+  bool writes_off_ = false;          // evaluate --writes-off
   // diagnose
   std::string diag_checkpoint_;
   int diag_batch_ = 32;

@@ -217,6 +217,7 @@ int Commands::evaluateRun() {
   opt.data_dir = dataDir();
   opt.which = eval_which_;
   opt.sets = sets_;
+  opt.writes_off = writes_off_;
   const train::Ablation a = train::ablate_run(dbPath(), run_id_, opt);
   if (json_) {
     std::cout << a.toJson().dump(2) << "\n";

@@ -338,12 +338,23 @@ json Ablation::toJson() const {
           {"exact", exact}};
 }
 
+std::vector<std::string> writes_off_overrides(const json& spec) {
+  std::vector<std::string> out;
+  const json& blocks = spec.at("model").at("blocks");
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const json& b = blocks[i];
+    if (b.contains("memory_writes") && b.value("mixer", std::string("selfmod")) == "selfmod")
+      out.push_back("model.blocks." + std::to_string(i) + ".memory_writes=false");
+  }
+  return out;
+}
+
 Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOptions& opt) {
   const std::string id = "run " + std::to_string(run_id);
-  if (opt.sets.empty())
+  if (opt.sets.empty() && !opt.writes_off)
     throw SpecError(
-        "evaluate: nothing to change: give at least one --set PATH=VALUE (e.g. --set "
-        "model.blocks.0.memory_writes=false)");
+        "evaluate: nothing to change: give --writes-off or at least one --set PATH=VALUE (e.g. --set "
+        "model.blocks.0.inner_lr=0.01)");
   if (opt.which != "last" && opt.which != "best")
     throw SpecError("evaluate: --checkpoint " + opt.which + ": expected last or best");
   auto db = store::RunStore::open(db_path);
@@ -355,7 +366,19 @@ Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOp
   Ablation a;
   a.run_id = run_id;
   a.which = opt.which;
-  a.sets = opt.sets;
+  if (opt.writes_off) {
+    json spec;
+    try {
+      spec = json::parse(rec->spec_json);
+    } catch (const std::exception&) {
+      throw StoreError(id + ": its stored spec is not JSON; the database is damaged");
+    }
+    a.sets = writes_off_overrides(spec);
+    if (a.sets.empty())
+      throw SpecError(id + " (" + rec->name +
+                      ") has no self-modifying Titans block: there are no in-context writes to turn off");
+  }
+  a.sets.insert(a.sets.end(), opt.sets.begin(), opt.sets.end());
   for (const auto& c : db->checkpoints(run_id))
     if (c.kind == kind) {
       a.checkpoint = c.path;
@@ -387,8 +410,17 @@ Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOp
   ro.data_dir = opt.data_dir;
   ro.cache_dir = opt.cache_dir;
   Emitter quiet{{}, 0};
+  bool told = false;
   auto set_up = [&](const std::vector<std::string>& sets) {
-    std::lock_guard<std::mutex> lock(global_generator_mutex());  // models draw from the global generator
+    // Building a model draws from LibTorch's global generator: never while this process trains.
+    std::unique_lock<std::mutex> lock(global_generator_mutex(), std::try_to_lock);
+    while (!lock.owns_lock()) {
+      if (!told && opt.waiting) opt.waiting();
+      told = true;
+      if (opt.cancel && opt.cancel->load()) throw RunError("evaluation of " + id + " cancelled");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      lock.try_lock();
+    }
     RunSetup s = set_up_model(json::object(), ro, quiet, a.checkpoint, sets);
     if ((!rec->data_hash.empty() && s.ds.data_hash != rec->data_hash) ||
         (!rec->split_hash.empty() && s.ds.split_hash != rec->split_hash))
@@ -408,14 +440,14 @@ Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOp
     acc = r.acc;
     til = r.til;
   };
+  // The overridden model first: an override that does not fit fails before any evaluation.
+  RunSetup ablated = set_up(a.sets);
   {
     RunSetup s = set_up({});
     run_eval(s, a.as_saved, a.as_saved_til);
   }
-  {
-    RunSetup s = set_up(opt.sets);
-    run_eval(s, a.ablated, a.ablated_til);
-  }
+  if (opt.cancel && opt.cancel->load()) throw RunError("evaluation of " + id + " cancelled");
+  run_eval(ablated, a.ablated, a.ablated_til);
   a.exact = kind == CheckpointKind::Last;
   for (size_t i = 0; i < a.tasks.size(); ++i) a.exact = a.exact && same_bits(a.as_saved[i], a.stored[i]);
   return a;

@@ -90,10 +90,20 @@ struct Ablation {
 struct AblationOptions {
   std::string data_dir, cache_dir;  // as for training ("" cache = <user data dir>/cache)
   std::string which = "last";       // "last" | "best"
-  std::vector<std::string> sets;    // PATH=VALUE overrides of the saved spec (at least one)
+  std::vector<std::string> sets;    // PATH=VALUE overrides of the saved spec
+  // Adds model.blocks.i.memory_writes=false for every self-modifying Titans block of the run.
+  bool writes_off = false;
+  // Checked while waiting for a training run of this process (global_generator_mutex): when set,
+  // hl::RunError("... cancelled"). `waiting` is called once when the wait begins.
+  const std::atomic<bool>* cancel = nullptr;
+  std::function<void()> waiting;
 };
 
-// Throws hl::SpecError (no such run, no override, an unknown path, an invalid spec), hl::RunError
+// The overrides writes_off adds for a completed spec (empty when no block writes an in-context memory).
+std::vector<std::string> writes_off_overrides(const nlohmann::json& spec);
+
+// At least one override (sets or writes_off). Throws hl::SpecError (no such run, no override, an
+// unknown path, an invalid spec, writes_off on a run with no self-modifying block), hl::RunError
 // (not finished, no such checkpoint or file, weights that do not fit the overridden model: the
 // message says what to do), hl::DataError (the data changed since the run), hl::StoreError.
 Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOptions& opt);

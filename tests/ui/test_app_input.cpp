@@ -37,6 +37,7 @@
 #include "engine/store/store.h"
 #include "engine/train/experiment.h"
 #include "tiny_spec.h"
+#include "ui/ablation_view.h"
 #include "ui/attribution_view.h"
 #include "ui/compare_view.h"
 #include "ui/confusion_view.h"
@@ -594,6 +595,51 @@ class TestAppInput : public QObject {
     QVERIFY(af.open(QIODevice::ReadOnly));
     const QStringList lines = QString::fromUtf8(af.readAll()).split('\n', Qt::SkipEmptyParts);
     QCOMPARE(lines.size(), int(a->levels.size()) + 3);  // header, levels, every level, forgetting
+
+    // Compare › Test-time ablation, with the mouse and the keyboard. This run's memory is a Titans
+    // LMM, so "writes off" (self-modifying Titans) is refused by name; typed overrides work.
+    QTest::mouseClick(side->tabBar(), Qt::LeftButton, {}, side->tabBar()->tabRect(3).center());
+    QCOMPARE(side->currentIndex(), 3);
+    auto* ab = w.compare()->ablationView();
+    QCOMPARE(ab->selectedRun(), run.run_id);
+    QVERIFY(ab->writesOffBox()->isChecked());
+    QSignalSpy evaluated(ab, &hl::ui::AblationView::finished);
+    QTest::mouseClick(ab->computeButton(), Qt::LeftButton);
+    QVERIFY(evaluated.wait(120000));
+    QVERIFY(!evaluated.at(0).at(0).toBool());
+    QVERIFY2(ab->statusText().contains("no self-modifying Titans block"), qPrintable(ab->statusText()));
+    QCOMPARE(ab->table()->rowCount(), 0);
+    QTest::mouseClick(ab->writesOffBox(), Qt::LeftButton, {}, QPoint(5, ab->writesOffBox()->height() / 2));
+    QVERIFY(!ab->writesOffBox()->isChecked());
+    ab->overridesEdit()->setFocus();
+    QTest::keyClicks(ab->overridesEdit(), "model.blocks.0.inner_lr=0.001; model.blocks.0.dropout=0.5");
+    QTest::keyClick(ab->overridesEdit(), Qt::Key_Return);
+    QVERIFY2(ab->busy(), qPrintable(ab->statusText()));
+    QVERIFY(!ab->computeButton()->isEnabled());
+    QVERIFY(evaluated.wait(120000));
+    QVERIFY2(evaluated.at(1).at(0).toBool(), qPrintable(ab->statusText()));
+    const auto* r = ab->result();
+    QVERIFY(r && r->exact);
+    QCOMPARE(r->sets, std::vector<std::string>({"model.blocks.0.inner_lr=0.001", "model.blocks.0.dropout=0.5"}));
+    QCOMPARE(ab->table()->rowCount(), 8);  // 7 tasks and the mean
+    QCOMPARE(ab->table()->item(7, 0)->text(), QString("mean"));
+    QCOMPARE(ab->table()->item(2, 2)->text(), QString::number(r->as_saved[2], 'f', 3));
+    QCOMPARE(ab->table()->item(2, 3)->text(), QString::number(r->ablated[2], 'f', 3));
+    QCOMPARE(ab->table()->item(7, 4)->text(),
+             QString::asprintf("%+.1f", 100 * (r->mean(r->ablated) - r->mean(r->as_saved))));
+    QVERIFY2(ab->statusText().contains("bit for bit"), qPrintable(ab->statusText()));
+    // A typed item that is not PATH=VALUE: said, nothing computed.
+    ab->overridesEdit()->clear();
+    QTest::keyClicks(ab->overridesEdit(), "inner_lr");
+    QTest::keyClick(ab->overridesEdit(), Qt::Key_Return);
+    QVERIFY(!ab->busy());
+    QVERIFY2(ab->statusText().contains("\"inner_lr\" is not an override"), qPrintable(ab->statusText()));
+    QCOMPARE(hl::ui::AblationView::parseOverrides(" a=1; b=2,c=3\n"), std::vector<std::string>({"a=1", "b=2", "c=3"}));
+    // Nothing ticked, nothing typed.
+    ab->overridesEdit()->clear();
+    QTest::mouseClick(ab->computeButton(), Qt::LeftButton);
+    QVERIFY(!ab->busy());
+    QVERIFY2(ab->statusText().startsWith("Nothing to change"), qPrintable(ab->statusText()));
   }
 
   void formSaysWhatItCannotShow() {

@@ -229,6 +229,9 @@ class TestCli : public QObject {
     QCOMPARE(resized.code, 4);
     QVERIFY2(resized.err.contains("do not fit") && resized.err.contains("blocks.0."), qPrintable(resized.err));
     QCOMPARE(cli({"--db", db, "evaluate", "1"}).code, 2);
+    auto nowrites = cli({"--db", db, "evaluate", "1", "--writes-off"});  // a Transformer writes nothing
+    QCOMPARE(nowrites.code, 2);
+    QVERIFY2(nowrites.err.contains("no self-modifying Titans block"), qPrintable(nowrites.err));
     QCOMPARE(cli({"--db", db, "evaluate", "99", "--set", "model.blocks.0.dropout=0.5"}).code, 2);
   }
 

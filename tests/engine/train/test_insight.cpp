@@ -247,9 +247,13 @@ class TestInsight : public QObject {
       QVERIFY(same_bits(same.ablated[i], same.as_saved[i]));  // writes are on already: the same model
       QVERIFY(same_bits(same.ablated_til[i], same.as_saved_til[i]));
     }
-    o.sets = {"model.blocks.0.memory_writes=false"};
+    o.sets = {};
+    o.writes_off = true;  // the tiny model's one block
     const Ablation off = ablate_run(db_, run_, o);
+    QCOMPARE(off.sets, std::vector<std::string>({"model.blocks.0.memory_writes=false"}));
     QVERIFY(off.exact);
+    o.writes_off = false;
+    o.sets = {"model.blocks.0.memory_writes=false"};
     double moved = 0;
     for (size_t i = 0; i < off.tasks.size(); ++i) {
       QVERIFY(same_bits(off.as_saved[i], same.as_saved[i]));
@@ -274,7 +278,12 @@ class TestInsight : public QObject {
       return "";
     };
     const std::string none = spec_error({opt_.data_dir, opt_.cache_dir, "last", {}});
-    QVERIFY2(none.find("--set") != std::string::npos, none.c_str());
+    QVERIFY2(none.find("--set") != std::string::npos && none.find("--writes-off") != std::string::npos, none.c_str());
+    // Cancelled before the ablated evaluation.
+    std::atomic<bool> stop{true};
+    AblationOptions cancelled{opt_.data_dir, opt_.cache_dir, "last", {}, true, &stop, {}};
+    const std::string c = run_error_of([&] { ablate_run(db_, run_, cancelled); });
+    QVERIFY2(c.find("cancelled") != std::string::npos, c.c_str());
     const std::string unknown = spec_error({opt_.data_dir, opt_.cache_dir, "last", {"model.blocks.0.no_such=1"}});
     QVERIFY2(unknown.find("no_such") != std::string::npos, unknown.c_str());
     const std::string shape = run_error_of([&] {
