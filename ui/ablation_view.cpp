@@ -28,7 +28,7 @@ QString points(double v) {
 }  // namespace
 
 AblationView::AblationView(QWidget* parent) : QWidget(parent) {
-  run_ = new QComboBox(this);
+  run_ = new RunPicker(this);
   run_->setObjectName("ablationRun");
   which_ = new QComboBox(this);
   which_->setObjectName("ablationCheckpoint");
@@ -90,22 +90,6 @@ AblationView::~AblationView() {
     cancel();
     watcher_->waitForFinished();
   }
-}
-
-void AblationView::setRuns(const QList<QPair<qint64, QString>>& runs) {
-  const qint64 was = selectedRun();
-  run_->clear();
-  for (const auto& [id, label] : runs) run_->addItem(label, id);
-  selectRun(was);
-}
-
-qint64 AblationView::selectedRun() const {
-  return run_->currentData().toLongLong();
-}
-
-void AblationView::selectRun(qint64 id) {
-  const int i = run_->findData(id);
-  if (i >= 0) run_->setCurrentIndex(i);
 }
 
 std::vector<std::string> AblationView::parseOverrides(const QString& text) {

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "engine/train/attribution.h"
+#include "ui/run_picker.h"
 
 class QCheckBox;
 class QComboBox;
@@ -31,9 +32,9 @@ class AblationView : public QWidget {
   void setDbPath(const QString& path) { db_path_ = path; }
   void setDataDirSource(std::function<QString()> f) { data_dir_ = std::move(f); }
   // The runs offered (id, label); the one shown stays when it is still offered.
-  void setRuns(const QList<QPair<qint64, QString>>& runs);
-  qint64 selectedRun() const;
-  void selectRun(qint64 id);
+  void setRuns(const QList<QPair<qint64, QString>>& runs) { run_->setRuns(runs); }
+  qint64 selectedRun() const { return run_->selectedRun(); }
+  void selectRun(qint64 id) { run_->selectRun(id); }
   // The overrides as typed: PATH=VALUE items separated by spaces, commas, semicolons or new lines.
   static std::vector<std::string> parseOverrides(const QString& text);
   // Starts evaluating the selected run on a worker thread; false when one runs or nothing to do.
@@ -60,7 +61,8 @@ class AblationView : public QWidget {
 
   QString db_path_;
   std::function<QString()> data_dir_;
-  QComboBox *run_ = nullptr, *which_ = nullptr;
+  RunPicker* run_ = nullptr;
+  QComboBox* which_ = nullptr;
   QCheckBox* writes_off_ = nullptr;
   QLineEdit* sets_ = nullptr;
   QPushButton *compute_ = nullptr, *cancel_ = nullptr;

@@ -29,7 +29,7 @@ QString pointsText(double v) {
 }  // namespace
 
 AttributionView::AttributionView(QWidget* parent) : QWidget(parent) {
-  run_ = new QComboBox(this);
+  run_ = new RunPicker(this);
   run_->setObjectName("attributionRun");
   compute_ = new QPushButton(tr("Compute"), this);
   compute_->setObjectName("attributionCompute");
@@ -114,22 +114,6 @@ bool AttributionView::eventFilter(QObject* watched, QEvent* event) {
                               plot_, event, [this](const QPointF& p) { return tipAt(p); }, help_))
     return true;
   return QWidget::eventFilter(watched, event);
-}
-
-void AttributionView::setRuns(const QList<QPair<qint64, QString>>& runs) {
-  const qint64 was = selectedRun();
-  run_->clear();
-  for (const auto& [id, label] : runs) run_->addItem(label, id);
-  selectRun(was);
-}
-
-qint64 AttributionView::selectedRun() const {
-  return run_->currentData().toLongLong();
-}
-
-void AttributionView::selectRun(qint64 id) {
-  const int i = run_->findData(id);
-  if (i >= 0) run_->setCurrentIndex(i);
 }
 
 bool AttributionView::compute() {

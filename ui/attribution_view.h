@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "engine/train/attribution.h"
+#include "ui/run_picker.h"
 
 class QComboBox;
 class QCustomPlot;
@@ -33,9 +34,9 @@ class AttributionView : public QWidget {
   void setDbPath(const QString& path) { db_path_ = path; }
   void setDataDirSource(std::function<QString()> f) { data_dir_ = std::move(f); }
   // The runs offered (id, label); the one shown stays when it is still offered.
-  void setRuns(const QList<QPair<qint64, QString>>& runs);
-  qint64 selectedRun() const;
-  void selectRun(qint64 id);
+  void setRuns(const QList<QPair<qint64, QString>>& runs) { run_->setRuns(runs); }
+  qint64 selectedRun() const { return run_->selectedRun(); }
+  void selectRun(qint64 id) { run_->selectRun(id); }
   // Starts computing the selected run's attribution on a worker thread; false when one runs.
   bool compute();
   void cancel();
@@ -69,7 +70,7 @@ class AttributionView : public QWidget {
   QString help_;  // what the plot shows (its tooltip away from the cells)
   QString db_path_;
   std::function<QString()> data_dir_;
-  QComboBox* run_ = nullptr;
+  RunPicker* run_ = nullptr;
   QPushButton *compute_ = nullptr, *cancel_ = nullptr, *export_ = nullptr;
   QLabel* status_ = nullptr;
   QCustomPlot* plot_ = nullptr;

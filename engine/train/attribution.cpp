@@ -141,6 +141,22 @@ void put_all(State& dst, const State& src) {
   for (auto& [n, t] : dst) t.copy_(src.at(n));
 }
 
+// Building models draws from LibTorch's global generator: never while this process trains. Waits
+// for global_generator_mutex, calling `waiting` once when it has to; `cancel` set while waiting:
+// RunError("<what> cancelled").
+std::unique_lock<std::mutex> lock_generator(const std::function<void()>& waiting, const std::atomic<bool>* cancel,
+                                            const std::string& what) {
+  std::unique_lock<std::mutex> lock(global_generator_mutex(), std::try_to_lock);
+  if (!lock.owns_lock()) {
+    if (waiting) waiting();
+    while (!lock.try_lock()) {
+      if (cancel && cancel->load()) throw RunError(what + " cancelled");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  return lock;
+}
+
 bool same_bits(double a, double b) {
   return std::memcmp(&a, &b, sizeof a) == 0;
 }
@@ -222,14 +238,7 @@ Attribution attribute_forgetting(const std::string& db_path, int64_t run_id, con
   models::Classifier snap{nullptr};
   // Building models draws from LibTorch's global generator: never while this process trains.
   RunSetup s = [&] {
-    std::unique_lock<std::mutex> lock(global_generator_mutex(), std::try_to_lock);
-    if (!lock.owns_lock()) {
-      if (opt.waiting) opt.waiting();
-      while (!lock.try_lock()) {
-        if (opt.cancel && opt.cancel->load()) throw RunError("attribution of " + id + " cancelled");
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }
+    auto lock = lock_generator(opt.waiting, opt.cancel, "attribution of " + id);
     RunSetup setup = set_up_model(json::object(), ro, quiet, snapshot.at(T - 1));
     snap = models::build(setup.mcfg);
     snap->to(setup.device);
@@ -410,17 +419,8 @@ Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOp
   ro.data_dir = opt.data_dir;
   ro.cache_dir = opt.cache_dir;
   Emitter quiet{{}, 0};
-  bool told = false;
   auto set_up = [&](const std::vector<std::string>& sets) {
-    // Building a model draws from LibTorch's global generator: never while this process trains.
-    std::unique_lock<std::mutex> lock(global_generator_mutex(), std::try_to_lock);
-    while (!lock.owns_lock()) {
-      if (!told && opt.waiting) opt.waiting();
-      told = true;
-      if (opt.cancel && opt.cancel->load()) throw RunError("evaluation of " + id + " cancelled");
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      lock.try_lock();
-    }
+    auto lock = lock_generator(opt.waiting, opt.cancel, "evaluation of " + id);
     RunSetup s = set_up_model(json::object(), ro, quiet, a.checkpoint, sets);
     if ((!rec->data_hash.empty() && s.ds.data_hash != rec->data_hash) ||
         (!rec->split_hash.empty() && s.ds.split_hash != rec->split_hash))
