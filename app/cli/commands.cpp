@@ -176,7 +176,11 @@ Commands::Commands(CLI::App& app) : app_(app) {
       "Test-time ablation of a finished run: its saved model evaluated on the test rows of every task, as saved and "
       "with --set overrides that keep the weights' shapes (e.g. model.blocks.0.memory_writes=false: does the "
       "trained model use its in-context writes?), per task and mean, without training again (docs/MODELS.md)");
-  evaluate_->add_option("run", run_id_, "Run id")->required();
+  evaluate_
+      ->add_option("runs", eval_runs_,
+                   "Run id, or several (3,5,7-9: e.g. the seeds of one configuration; then one line per run and "
+                   "the change's mean ± std)")
+      ->required();
   evaluate_->add_flag("--writes-off", writes_off_,
                       "Turn off the in-context writes of every self-modifying Titans block (memory_writes false)");
   evaluate_->add_option("--set", sets_,

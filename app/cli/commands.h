@@ -94,6 +94,7 @@ class Commands {
   bool csv_ = false, normalise_ = false;
   std::string eval_which_ = "last";  // evaluate --checkpoint
   bool writes_off_ = false;          // evaluate --writes-off
+  std::string eval_runs_;            // evaluate RUNS
   // diagnose
   std::string diag_checkpoint_;
   int diag_batch_ = 32;

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "engine/common/error.h"
+#include "engine/export/export.h"
 #include "engine/metrics/confusion.h"
 #include "engine/store/store.h"
 #include "engine/train/attribution.h"
@@ -218,7 +219,47 @@ int Commands::evaluateRun() {
   opt.which = eval_which_;
   opt.sets = sets_;
   opt.writes_off = writes_off_;
-  const train::Ablation a = train::ablate_run(dbPath(), run_id_, opt);
+  std::vector<int64_t> ids;
+  for (int64_t id : exporter::parse_run_ids(eval_runs_, "evaluate"))
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  if (ids.empty()) throw SpecError("evaluate: no run id given (e.g. 3 or 3,5,7-9)");
+  if (ids.size() > 1) {
+    // Several runs (seeds): one line each, then the change's mean ± sample std.
+    json all = json::array();
+    std::vector<double> changes;
+    if (!json_)
+      std::printf("%-6s %8s %9s %9s %8s %6s  %s\n", "run", "stored", "as saved", "ablated", "change", "exact",
+                  "overrides");
+    for (int64_t id : ids) {
+      const train::Ablation a = train::ablate_run(dbPath(), id, opt);
+      const double ch = a.mean(a.ablated) - a.mean(a.as_saved);
+      changes.push_back(ch);
+      if (json_) {
+        all.push_back(a.toJson());
+        continue;
+      }
+      std::string sets;
+      for (const auto& s : a.sets) sets += (sets.empty() ? "" : ", ") + s;
+      std::printf("%-6lld %8.4f %9.4f %9.4f %8s %6s  %s\n", (long long)id, a.mean(a.stored), a.mean(a.as_saved),
+                  a.mean(a.ablated), points(ch).c_str(),
+                  a.which != "last" ? "-"
+                  : a.exact         ? "yes"
+                                    : "no",
+                  sets.c_str());
+      std::fflush(stdout);
+    }
+    if (json_) {
+      std::cout << all.dump(2) << "\n";
+      return 0;
+    }
+    double m = 0, v = 0;
+    for (double c : changes) m += c / double(changes.size());
+    for (double c : changes) v += (c - m) * (c - m) / double(changes.size() - 1);
+    std::printf("change (ablated - as saved, mean accuracy over tasks): %s ± %.1f points over %zu runs (sample std)\n",
+                points(m).c_str(), 100 * std::sqrt(v), changes.size());
+    return 0;
+  }
+  const train::Ablation a = train::ablate_run(dbPath(), ids.front(), opt);
   if (json_) {
     std::cout << a.toJson().dump(2) << "\n";
     return 0;

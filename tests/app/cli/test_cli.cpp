@@ -233,6 +233,20 @@ class TestCli : public QObject {
     QCOMPARE(nowrites.code, 2);
     QVERIFY2(nowrites.err.contains("no self-modifying Titans block"), qPrintable(nowrites.err));
     QCOMPARE(cli({"--db", db, "evaluate", "99", "--set", "model.blocks.0.dropout=0.5"}).code, 2);
+    // Several runs (the seeds of one configuration): one line each and the change's mean ± std.
+    auto second = cli(tiny(db));
+    QVERIFY2(second.code == 0, qPrintable(second.err));
+    const QString id2 = QString::number(hl::store::RunStore::open(db.toStdString())->listRuns().front().id);
+    auto many = cli({"--db", db, "evaluate", "1," + id2 + ",1", "--set", "model.blocks.0.dropout=0.5"});
+    QVERIFY2(many.code == 0, qPrintable(many.err));
+    QVERIFY2(many.out.contains("+0.0 ± 0.0 points over 2 runs") && many.out.contains("\n" + id2 + " "),
+             qPrintable(many.out));
+    auto manyj = cli({"--db", db, "evaluate", "1-1," + id2, "--set", "model.blocks.0.dropout=0.5", "--json"});
+    QVERIFY2(manyj.code == 0, qPrintable(manyj.err));
+    const json arr = json::parse(manyj.out.toStdString());
+    QVERIFY(arr.is_array() && arr.size() == 2);
+    QCOMPARE(arr[1]["run"].get<int64_t>(), id2.toLongLong());
+    QCOMPARE(cli({"--db", db, "evaluate", "1,x", "--set", "model.blocks.0.dropout=0.5"}).code, 2);
   }
 
   // Issue 8: `data import` (and fetch) wrote to the user data dir even when $HOPELAB_DATA_DIR or
