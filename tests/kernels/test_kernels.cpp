@@ -193,6 +193,8 @@ std::vector<SmtCase> smtCases() {
       {2, 32, 2, 8, 2, 8, false, false, 0, 0, DgdLayers::First, true, 1.0, true, InnerObjective::L2, false, 2.0},
       // a memory hidden width other than the head width
       {2, 16, 2, 11, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 24},
+      // a hidden width that is not a multiple of 4: the gradient sums' tail rows (outers tiles rows by 4)
+      {1, 16, 2, 7, 4, 8, true, false, 0, 0, DgdLayers::PerLayer, true, 1.0, true, InnerObjective::L2, true, 0, 18},
       // large unclamped writes against the tightest bound: the bound binds (its reverse pass and
       // the radius's gradient are exercised)
       {2, 16, 2, 12, 4, 8, true, false, 2, 0, DgdLayers::PerLayer, true, 3.0, true, InnerObjective::L2, false, 1.0, 0,
