@@ -72,11 +72,10 @@ inline void outer(T* __restrict dA, const T* __restrict a, const T* __restrict b
 }
 
 // dA[o, 0:I] += Σ_k L[k, o] · R[k, 0:I] for dA [O, I], L [K, O], R [K, I]: K rank-1 updates in
-// one pass over dA, each row held in registers while the K terms are added (I known at compile
-// time). The terms are added in k order, as K calls of outer() would.
-// Four rows of dA at a time: each R row loaded once feeds all four (four times the multiply-adds
-// per load; measured 1-2 % faster than two rows, 7-20 % faster than one, docs/KERNELS.md); every
-// element still adds its K terms in k order, so the bits are those of one row at a time.
+// one pass over dA (I known at compile time), four rows held in registers while the K terms are
+// added, so each R row loaded feeds four multiply-adds (the whole smt step measured 5-23 % faster
+// than with one row, 1-2 % than with two: docs/KERNELS.md); the O mod 4 tail rows one at a time.
+// Every element adds its terms in k order, as K calls of outer() would: the same bits.
 template <typename T, int64_t I>
 inline void outersFixed(T* __restrict dA, const T* __restrict L, const T* __restrict R, int64_t K, int64_t O) {
   constexpr int64_t kRows = 4;
