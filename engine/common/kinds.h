@@ -23,6 +23,7 @@ enum class InnerObjective { L2, Dot };
 enum class MemoryInputs { Shared, Separate };  // self-modifying Titans: inputs of the k, v, η, α memories
 enum class HeadType { Softmax, Ncm, Memory };
 enum class Positions { Learned, None };
+enum class Pooling { Mean, Last };  // how the classifier reduces a sequence to one feature
 enum class StrategyType { Finetune, Ewc, Replay };
 enum class Protocol { ClassIncremental, Joint };
 // A run's state. Paused is a live state only (trainer events); the store never holds it.
@@ -85,6 +86,7 @@ HL_KIND(InnerObjective, "inner objective", "l2", "dot")
 HL_KIND(MemoryInputs, "memory inputs", "shared", "separate")
 HL_KIND(HeadType, "head type", "softmax", "ncm", "memory")
 HL_KIND(Positions, "positions", "learned", "none")
+HL_KIND(Pooling, "pooling", "mean", "last")
 HL_KIND(StrategyType, "strategy", "finetune", "ewc", "replay")
 HL_KIND(Protocol, "protocol", "class-incremental", "joint")
 HL_KIND(RunStatus, "run status", "running", "paused", "finished", "failed", "diverged", "cancelled", "interrupted")

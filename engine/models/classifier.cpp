@@ -88,6 +88,14 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& tokens) {
   if (cfg_.embedding_dropout > 0 && is_training()) x = torch::dropout(x, cfg_.embedding_dropout, true);
   for (auto& b : blocks_) x = b->forward(x, mask);
   x = norm_(x);
+  if (cfg_.pooling == Pooling::Last) {
+    // The last real token of each row (the largest real position, wherever padding sits); an
+    // all-padding row pools to zeros, as below.
+    const auto pos = torch::arange(L, mask.options().dtype(torch::kLong)).unsqueeze(0).expand({mask.size(0), L});
+    const auto last = torch::where(mask, pos, torch::zeros({}, pos.options())).amax(1);  // [B]
+    const auto picked = x.index({torch::arange(x.size(0), last.options()), last});       // [B, d]
+    return torch::where(mask.any(1, /*keepdim=*/true), picked, torch::zeros({}, x.options()));
+  }
   // Masked mean; where() rather than a product so nothing at a padded position can leak in
   // (not even a non-finite value). An all-padding row pools to zeros.
   auto m = mask.unsqueeze(-1);

@@ -113,7 +113,8 @@ struct ModelConfig {
   int max_len = 64;
   int d_model = 128;
   Positions positions = Positions::Learned;
-  double embedding_dropout = 0;  // on token + position embeddings while training (0 = none)
+  double embedding_dropout = 0;     // on token + position embeddings while training (0 = none)
+  Pooling pooling = Pooling::Mean;  // mean over real tokens, or the last real token
   std::vector<BlockConfig> blocks;
   HeadType head = HeadType::Softmax;
   double ncm_scale = 16.0;  // cosine logits are multiplied by this (ncm head)

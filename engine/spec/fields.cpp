@@ -61,6 +61,9 @@ std::map<std::string, std::vector<FieldInfo>> build() {
       integer("max_len", 0, 0, 4096, "tokens", "Longest input (0 = the dataset's default)"),
       choice("positions", "learned", names<Positions>(), "Position embedding"),
       number("embedding_dropout", 0.0, 0.0, 0.9, 2, "", "Dropout on the token + position embeddings while training"),
+      choice("pooling", "mean", names<Pooling>(),
+             "How the classifier reads a sequence: mean over its real tokens, or its last real token only (then "
+             "all context must reach the last position through the blocks' token mixing)"),
   };
   t["model.head"] = {
       choice("type", "softmax", names<HeadType>(),

@@ -422,7 +422,7 @@ namespace {
 // recorded before the field existed keep their hashes, so sweeps still find them finished and exports still group them
 // with new seeds). A block's memory_writes at its default (true) is left out too: hope runs recorded
 // before the field existed trained with the writes on and keep their hashes; memory_write_dropout at
-// its default (0) likewise.
+// its default (0) likewise, and model.pooling at its default (mean).
 json hashed_part(const json& spec) {
   json s = spec;
   s.erase("description");
@@ -430,6 +430,9 @@ json hashed_part(const json& spec) {
     s["training"].erase("snapshots");
     s["training"].erase("kernels");  // which code computes the same maths, not what is trained
   }
+  if (s.contains("model") && s["model"].is_object() && s["model"].contains("pooling") &&
+      s["model"]["pooling"] == "mean")
+    s["model"].erase("pooling");
   if (s.contains("model") && s["model"].is_object() && s["model"].contains("blocks") && s["model"]["blocks"].is_array())
     for (auto& b : s["model"]["blocks"])
       if (b.is_object()) {

@@ -66,6 +66,7 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
   c.d_model = m.at("d_model").get<int>();
   c.positions = parse<Positions>(m.at("positions").get<std::string>(), "model.positions");
   c.embedding_dropout = m.at("embedding_dropout").get<double>();
+  c.pooling = parse<Pooling>(m.at("pooling").get<std::string>(), "model.pooling");
   for (size_t i = 0; i < m.at("blocks").size(); ++i) {
     const json& b = m.at("blocks")[i];
     const std::string where = "model.blocks[" + std::to_string(i) + "]";

@@ -147,6 +147,49 @@ class TestModels : public QObject {
     QVERIFY(allFinite(logits));
   }
 
+  // model.pooling last: the feature of a row is its last real token's, wherever the padding sits.
+  // Without token mixing (no blocks, no positions) two rows that end in the same token pool to the
+  // same feature (mean pooling tells them apart); with causal attention earlier tokens reach it;
+  // padding never does, and an all-padding row pools to zeros.
+  void lastPoolingReadsTheLastRealToken() {
+    torch::manual_seed(3);
+    ModelConfig c = smallConfig("transformer");
+    c.blocks = {};
+    c.positions = hl::Positions::None;
+    c.pooling = hl::Pooling::Last;
+    auto bare = build(c);
+    bare->eval();
+    const auto tokens =
+        torch::tensor({{5, 7, 9, 0, 0}, {11, 3, 9, 0, 0}, {0, 0, 4, 8, 9}, {0, 0, 0, 0, 0}}, torch::kLong);
+    const auto f = bare->features(tokens);
+    QCOMPARE(maxAbsDiff(f[0], f[1]), 0.0);
+    QCOMPARE(maxAbsDiff(f[0], f[2]), 0.0);  // left padding: the last real position, not the last column
+    QCOMPARE(f[3].abs().max().item<double>(), 0.0);
+    c.pooling = hl::Pooling::Mean;
+    auto meanModel = build(c);
+    {
+      torch::NoGradGuard ng;
+      const auto from = bare->named_parameters();
+      for (auto& p : meanModel->named_parameters()) p.value().copy_(from[p.key()]);
+    }
+    meanModel->eval();
+    const auto fm = meanModel->features(tokens);
+    QVERIFY2(maxAbsDiff(fm[0], fm[1]) > 1e-3, "mean pooling should see the earlier tokens");
+
+    ModelConfig t = smallConfig("transformer");
+    t.pooling = hl::Pooling::Last;
+    auto model = build(t);
+    model->eval();
+    const auto x = randomTokens({7, 5}, 9, 50);
+    const auto g = model->features(x);
+    auto changed = x.clone();
+    changed[0][0] = (x[0][0].item<int64_t>() % 49) + 1;
+    QVERIFY2(maxAbsDiff(model->features(changed)[0], g[0]) > 1e-4, "causal attention should carry token 0 to the last");
+    QVERIFY(maxAbsDiff(model->features(changed)[1], g[1]) < 1e-6);
+    const auto padded = model->features(torch::cat({x, torch::zeros({2, 4}, torch::kLong)}, 1));
+    QVERIFY2(maxAbsDiff(padded, g) < 1e-5, "appending padding changed the last-token feature");
+  }
+
   void featuresRejectTooLong() {
     auto model = build(smallConfig("transformer"));
     QVERIFY_THROWS_EXCEPTION(std::invalid_argument, model->features(torch::ones({1, 25}, torch::kLong)));

@@ -194,6 +194,24 @@ class TestSpec : public QObject {
     QVERIFY(hl::spec::validate(s).ok());
   }
 
+  // model.pooling at its default (mean) leaves every run's hashes as they were before the field
+  // existed (a completed spec carries it); last is another configuration.
+  void meanPoolingKeepsTheHashesLastChangesThem() {
+    json s = hl::spec::preset("hope");
+    json without = s;
+    without["model"].erase("pooling");
+    const std::string before = hl::spec::config_hash(without), run = hl::spec::run_hash(without);
+    s["model"]["pooling"] = "mean";
+    QCOMPARE(hl::spec::config_hash(s), before);
+    QCOMPARE(hl::spec::run_hash(s), run);
+    QCOMPARE(hl::spec::config_hash(hl::spec::complete(without)), before);
+    s["model"]["pooling"] = "last";
+    QVERIFY(hl::spec::config_hash(s) != before);
+    QVERIFY(hl::spec::validate(s).ok());
+    s["model"]["pooling"] = "first";
+    QVERIFY(hasIssue(hl::spec::validate(s), "model.pooling", true));
+  }
+
   void unknownFieldsAreWarningsNotErrors() {
     json s = hl::spec::defaults();
     s["model"]["colour"] = "blue";
