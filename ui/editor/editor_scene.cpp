@@ -365,7 +365,9 @@ void EditorScene::rebuild() {
   // Norm, pooling, head
   place(nodeCard(FixedNode::Norm, tr("Norm"), QString(), {tr("final LayerNorm over d_model")},
                  stats(model_->nodeStats(FixedNode::Norm), false)));
-  place(nodeCard(FixedNode::Pooling, tr("Pooling"), QString(), {tr("masked mean over the real tokens")},
+  place(nodeCard(FixedNode::Pooling, tr("Pooling"), QString(),
+                 {m.contains("pooling") && m["pooling"] == "last" ? tr("the last real token only")
+                                                                  : tr("masked mean over the real tokens")},
                  tr("no parameters")));
   {
     json h = m.contains("head") && m["head"].is_object() ? m["head"] : json::object();

@@ -112,11 +112,13 @@ std::vector<Inspector::Field> Inspector::collect() const {
     case Selection::Kind::None:
       break;
     case Selection::Kind::Node:
-      if (selection_.node == FixedNode::Embedding)
-        for (const auto& f : hl::spec::section_fields("model"))  // the field table's model section
-          add(f, q(f.name), "/model/" + f.name);
-      else if (selection_.node == FixedNode::Head && c.contains("model") && c["model"].contains("head") &&
-               c["model"]["head"].is_object()) {
+      if (selection_.node == FixedNode::Embedding || selection_.node == FixedNode::Pooling) {
+        // the field table's model section: pooling on its own node, the rest on Embedding
+        const bool pooling = selection_.node == FixedNode::Pooling;
+        for (const auto& f : hl::spec::section_fields("model"))
+          if ((f.name == "pooling") == pooling) add(f, q(f.name), "/model/" + f.name);
+      } else if (selection_.node == FixedNode::Head && c.contains("model") && c["model"].contains("head") &&
+                 c["model"]["head"].is_object()) {
         // every field of the head, its type first
         const json& h = c["model"]["head"];
         if (h.contains("type")) add(hl::spec::model_field("head.type", h["type"]), "head.type", "/model/head/type");
@@ -209,7 +211,9 @@ void Inspector::updateHeader() {
       static const char* names[] = {"Embedding", "Norm", "Pooling", "Head"};
       static const char* docs[] = {
           "Token embedding (+ learned positions); the vocabulary and length come from the dataset when 0.",
-          "Final LayerNorm over d_model, before pooling.", "Masked mean over the real (non-padding) tokens: no fields.",
+          "Final LayerNorm over d_model, before pooling.",
+          "How the sequence reaches the head: the mean over the real (non-padding) tokens, or the last real token "
+          "only (then all context must reach it through the blocks).",
           "Classifier head. Drop a head from the palette to change its type."};
       int n = int(selection_.node);
       title_->setText(tr(names[n]));

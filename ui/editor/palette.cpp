@@ -89,7 +89,9 @@ BlockPalette::BlockPalette(EditorModel* model, QWidget* parent) : QTreeWidget(pa
   item(fixed, tr("Embedding"), tr("Token embedding + positions: always first; click it on the canvas to edit"), "fixed",
        "embedding", false);
   item(fixed, tr("Norm"), tr("Final LayerNorm: always after the blocks"), "fixed", "norm", false);
-  item(fixed, tr("Pooling"), tr("Masked mean pooling: always before the head"), "fixed", "pooling", false);
+  item(fixed, tr("Pooling"),
+       tr("Pooling (mean over the real tokens, or the last real token: model.pooling): always before the head"),
+       "fixed", "pooling", false);
 }
 
 QTreeWidgetItem* BlockPalette::findType(const QString& kind, const QString& key) const {

@@ -234,9 +234,10 @@ class TestEditor : public QObject {
     ed.scene()->setSelection(Selection::ofLevel(0, 0));
     for (const auto& f : hl::spec::section_fields("level"))
       QVERIFY2(ed.inspector()->editorFor(QString::fromStdString(f.name)), ("level." + f.name).c_str());
-    ed.scene()->setSelection(Selection::ofNode(FixedNode::Embedding));
-    for (const auto& f : hl::spec::section_fields("model"))
+    for (const auto& f : hl::spec::section_fields("model")) {  // pooling on its own node, the rest on Embedding
+      ed.scene()->setSelection(Selection::ofNode(f.name == "pooling" ? FixedNode::Pooling : FixedNode::Embedding));
       QVERIFY2(ed.inspector()->editorFor(QString::fromStdString(f.name)), ("model." + f.name).c_str());
+    }
     ed.scene()->setSelection(Selection::ofNode(FixedNode::Head));
     for (const auto& f : hl::spec::section_fields("model.head"))
       QVERIFY2(ed.inspector()->editorFor(QString::fromStdString("head." + f.name)), ("head." + f.name).c_str());
@@ -675,6 +676,18 @@ class TestEditor : public QObject {
     d->setValue(128);
     QCOMPARE(ed.undoStack()->count(), 5);
     QCOMPARE(ed.spec()["model"]["d_model"].get<int>(), 128);
+
+    // model.pooling is the Pooling card's field, and the card says which
+    QVERIFY(ed.scene()->cardText(FixedNode::Pooling).contains("masked mean"));
+    ed.scene()->setSelection(Selection::ofNode(FixedNode::Pooling));
+    auto* pooling = qobject_cast<QComboBox*>(ed.inspector()->editorFor("pooling"));
+    QVERIFY(pooling);
+    pooling->setCurrentText("last");
+    QCOMPARE(ed.spec()["model"]["pooling"].get<std::string>(), std::string("last"));
+    QVERIFY2(ed.scene()->cardText(FixedNode::Pooling).contains("last real token"),
+             qPrintable(ed.scene()->cardText(FixedNode::Pooling)));
+
+    QCOMPARE(ed.undoStack()->count(), 6);
     while (ed.undoStack()->canUndo()) ed.undoStack()->undo();
     QCOMPARE(QString::fromStdString(ed.spec().dump()), QString::fromStdString(start.dump()));
     // the inspector shows the restored value
