@@ -1,6 +1,7 @@
 // hopelab-bench: training throughput per baseline and the run store's overhead, each as a ratio
 // against a baseline measured in the same process, interleaved so drift hits both sides alike.
-//   hopelab-bench train [--repeats N]   samples/s per preset, ratio to transformer
+//   hopelab-bench train [--repeats N]   samples/s per preset, ratio to transformer, over the whole
+//                                       run and without its evaluations
 //   hopelab-bench store [--repeats N]   the same run with and without the store (goal <= 1.02)
 //   hopelab-bench steptime              forward + backward time of one Hope block (fused kernels and
 //                                       LibTorch path) vs one Transformer block at equal width,
@@ -13,7 +14,8 @@
 //                                       the configuration bench/peers/run.sh gives the nested-learning
 //                                       peer (2 blocks, 4 heads, batch 32, length 32, AdamW 1e-3)
 // Data: $HOPELAB_DATA_DIR (or --data-dir). Timings are the trainer's own train_seconds (the
-// training loop with its evaluations; data loading and tokenizer training excluded).
+// training loop with its evaluations; data loading and tokenizer training excluded) and, for
+// `train`, the same less the summary's eval_seconds.
 #include <CLI/CLI.hpp>
 
 #include <malloc.h>
@@ -60,13 +62,15 @@ json bench_spec(const std::string& preset, int limit, int epochs) {
 struct Timing {
   double seconds = 0;
   double samples = 0;
+  double eval_seconds = 0;  // part of seconds: evaluations and live diagnostics
 };
 
 Timing run(const json& spec, hl::train::RunOptions opt) {
   auto r = hl::train::run_experiment(spec, opt, {});
   if (r.status != hl::RunStatus::Finished)
     throw std::runtime_error("benchmark run " + hl::name(r.status) + ": " + r.error);
-  return {r.summary["train_seconds"].get<double>(), r.summary["samples_seen"].get<double>()};
+  return {r.summary["train_seconds"].get<double>(), r.summary["samples_seen"].get<double>(),
+          r.summary["eval_seconds"].get<double>()};
 }
 
 // A 1-block classifier (d 128, 70 classes) in training mode and a random batch [batch, L] for it.
@@ -320,7 +324,9 @@ int main(int argc, char** argv) {
   opt.cache_dir = (tmp / "cache").string();
   try {
     if (train->parsed()) {
-      std::vector<std::vector<double>> rate(presets.size());
+      // Whole run (what a user waits for) and without the evaluations (the training steps and the
+      // rest); a short run spends most of its time evaluating (docs/KERNELS.md).
+      std::vector<std::vector<double>> rate(presets.size()), steps_rate(presets.size()), eval_share(presets.size());
       std::vector<json> specs;
       for (const auto& p : presets) specs.push_back(bench_spec(p, limit, epochs));
       run(specs[0], opt);  // warm-up: tokenizer cache, allocator
@@ -328,16 +334,22 @@ int main(int argc, char** argv) {
         for (size_t i = 0; i < presets.size(); ++i) {
           Timing t = run(specs[i], opt);
           rate[i].push_back(t.samples / t.seconds);
+          steps_rate[i].push_back(t.samples / std::max(1e-9, t.seconds - t.eval_seconds));
+          eval_share[i].push_back(t.eval_seconds / t.seconds);
         }
-      std::printf("%-14s %12s %10s %12s\n", "preset", "samples/s", "ratio", "params");
-      double base = median(rate[0]);
+      std::printf("%-14s %12s %10s %12s %10s %10s %12s\n", "preset", "samples/s", "ratio", "no-eval s/s", "ratio",
+                  "eval %", "params");
+      const double base = median(rate[0]), steps_base = median(steps_rate[0]);
       for (size_t i = 0; i < presets.size(); ++i) {
         json d = hl::train::describe(specs[i]);
-        std::printf("%-14s %12.1f %10.3f %12lld\n", presets[i].c_str(), median(rate[i]), median(rate[i]) / base,
-                    (long long)d["params"].get<int64_t>());
+        std::printf("%-14s %12.1f %10.3f %12.1f %10.3f %10.1f %12lld\n", presets[i].c_str(), median(rate[i]),
+                    median(rate[i]) / base, median(steps_rate[i]), median(steps_rate[i]) / steps_base,
+                    100 * median(eval_share[i]), (long long)d["params"].get<int64_t>());
       }
-      std::printf("(banking77, %d rows/class, %d epoch(s)/task, median of %d, ratio = samples/s / %s's)\n", limit,
-                  epochs, repeats, presets[0].c_str());
+      std::printf(
+          "(banking77, %d rows/class, %d epoch(s)/task, median of %d, ratio = samples/s / %s's; no-eval: samples over "
+          "the run's seconds less its evaluations' (summary eval_seconds); eval %%: their share of the run)\n",
+          limit, epochs, repeats, presets[0].c_str());
     } else if (store->parsed()) {
       json spec = bench_spec("transformer", limit, epochs);
       std::vector<double> with, without;

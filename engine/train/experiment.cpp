@@ -187,6 +187,19 @@ bool train_step(Loop& L, int phase, std::vector<int64_t>& idx, const torch::Tens
   return true;
 }
 
+// Adds the seconds of its scope to TrainerState::eval_seconds.
+class EvalClock {
+ public:
+  explicit EvalClock(TrainerState& st) : st_(st) {}
+  ~EvalClock() { st_.eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+  EvalClock(const EvalClock&) = delete;
+  EvalClock& operator=(const EvalClock&) = delete;
+
+ private:
+  TrainerState& st_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
 // Every step of one phase, over its epochs in the data generator's order.
 void train_phase(Loop& L, int phase, const torch::Tensor& seen) {
   auto& s = L.s;
@@ -221,6 +234,7 @@ void train_phase(Loop& L, int phase, const torch::Tensor& seen) {
       pe.epoch = ep;
       L.emit(pe);
       if (s.trainable && phase_step % eval_every == 0 && phase_step < s.steps_of_phase[phase]) {
+        EvalClock clock(st);
         periodic_eval(st, s, phase, L.emit);
         emit_clip_rates(L);
         emit_memory_diagnostics(L);
@@ -240,16 +254,23 @@ void end_phase(Loop& L, int phase, const torch::Tensor& seen, EvalRow& last) {
   ++st.boundaries;
   if (s.trainable && task_boundary(st, L.emit)) probe_levels(st, s, L.opt, st.step - 1, true);
   L.strategy.task_end(st, s, phase, seen);
-  last = task_end_eval(st, s, phase, seen, L.emit);
-  if (s.trainable) {
-    emit_clip_rates(L);
-    emit_memory_diagnostics(L);
+  {
+    EvalClock clock(st);
+    last = task_end_eval(st, s, phase, seen, L.emit);
+    if (s.trainable) {
+      emit_clip_rates(L);
+      emit_memory_diagnostics(L);
+    }
   }
   const double avg = mean_acc(last);
   emit_drift(st, s, L.emit);
   save_checkpoint(st, s, CheckpointKind::Last, phase, avg, L.emit);
   save_snapshot(s, phase, st.step, L.emit);  // training.snapshots: the model as just evaluated
-  const double select = best_score(st, s, phase, seen, avg, L.emit);
+  double select;
+  {
+    EvalClock clock(st);
+    select = best_score(st, s, phase, seen, avg, L.emit);
+  }
   if (select >= st.best_avg) {
     st.best_avg = select;
     save_checkpoint(st, s, CheckpointKind::Best, phase, select, L.emit);

@@ -78,6 +78,7 @@ json run_summary(const TrainerState& st, const RunSetup& s, const EvalRow& last_
   summary["samples_seen"] = st.samples;
   summary["params"] = s.n_params;
   summary["train_seconds"] = train_seconds;
+  summary["eval_seconds"] = st.eval_seconds;  // part of train_seconds (TrainerState::eval_seconds)
   summary["classes"] = s.ds.class_names;
   summary["tasks"] = s.ds.tasks;
   if (!s.ds.warnings.empty()) summary["data_warnings"] = s.ds.warnings;

@@ -252,6 +252,7 @@ void save_checkpoint(const TrainerState& st, RunSetup& s, CheckpointKind kind, i
   // Everything a resumed run needs to continue exactly as an uninterrupted one would.
   ar.write("hopelab.samples", c10::IValue(st.samples));
   ar.write("hopelab.train_seconds", c10::IValue(st.train_seconds()));
+  ar.write("hopelab.eval_seconds", c10::IValue(st.eval_seconds));
   ar.write("hopelab.best_avg", c10::IValue(st.best_avg));
   ar.write("hopelab.R", c10::IValue(matrix_to_json(st.R).dump()));
   ar.write("hopelab.RT", c10::IValue(matrix_to_json(st.RT).dump()));
@@ -351,6 +352,8 @@ int load_checkpoint(TrainerState& st, RunSetup& s) {
   st.samples = read_int(ar, "hopelab.samples");
   c10::IValue secs;  // absent in checkpoints of older builds: this process's time only, as before
   if (ar.try_read("hopelab.train_seconds", secs) && secs.isDouble()) st.seconds_before = secs.toDouble();
+  c10::IValue esecs;  // absent before eval_seconds existed: this process's evaluations only
+  if (ar.try_read("hopelab.eval_seconds", esecs) && esecs.isDouble()) st.eval_seconds = esecs.toDouble();
   st.best_avg = read_double(ar, "hopelab.best_avg");
   st.R = matrix_from_json(json::parse(checkpoint_string(ar, "hopelab.R")));
   st.RT = matrix_from_json(json::parse(checkpoint_string(ar, "hopelab.RT")));

@@ -92,6 +92,11 @@ struct TrainerState {
   // it resumed from) and this process's start, so the summary's train_seconds is the whole run's.
   double seconds_before = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Of those, the seconds spent evaluating (periodic and task-end evaluations, the best-checkpoint
+  // score, the live memory diagnostics and clip rates), the same way across resumes: the summary's
+  // eval_seconds, so that train_seconds - eval_seconds is the time of the training steps and the
+  // rest (docs/KERNELS.md "Where a short run's time goes").
+  double eval_seconds = 0;
   double train_seconds() const {
     return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   }

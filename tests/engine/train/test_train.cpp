@@ -311,8 +311,9 @@ class TestTrain : public QObject {
   }
 
   // A resumed run's train_seconds is the whole run's: the seconds saved in the checkpoint it
-  // resumed from plus its own (before, only its own: a run cut late reported a fraction).
-  void resumedRunCountsTheTrainSecondsBeforeTheCut() {
+  // resumed from plus its own (before, only its own: a run cut late reported a fraction). The
+  // same for eval_seconds, the part of them spent evaluating: 0 < eval_seconds < train_seconds.
+  void resumedRunCountsTheTrainAndEvalSecondsBeforeTheCut() {
     json s = hl::spec::complete(small_spec("banking77", 6, 2));
     s["training"]["checkpoints"] = true;
     RunOptions o = opt_;
@@ -324,16 +325,22 @@ class TestTrain : public QObject {
     auto cut = run_experiment(s, o, {&c}, &control);
     QCOMPARE(QString::fromStdString(hl::name(cut.status)), QString("cancelled"));
     QCOMPARE(cut.summary["tasks_completed"].get<int>(), 6);
-    double saved = -1;
+    const double cut_eval = cut.summary["eval_seconds"].get<double>();
+    QVERIFY2(cut_eval > 0 && cut_eval < cut.summary["train_seconds"].get<double>(),
+             qPrintable(QString::number(cut_eval)));
+    double saved = -1, saved_eval = -1;
     for (const auto& ck : hl::store::RunStore::open(o.db_path)->checkpoints(cut.run_id))
       if (ck.kind == hl::CheckpointKind::Last) {
         torch::serialize::InputArchive ar;
         ar.load_from(ck.path);
-        c10::IValue v;
+        c10::IValue v, e;
         QVERIFY(ar.try_read("hopelab.train_seconds", v) && v.isDouble());
+        QVERIFY(ar.try_read("hopelab.eval_seconds", e) && e.isDouble());
         saved = v.toDouble();
+        saved_eval = e.toDouble();
       }
     QVERIFY2(saved > 0 && saved <= cut.summary["train_seconds"].get<double>(), qPrintable(QString::number(saved)));
+    QVERIFY2(saved_eval > 0 && saved_eval < saved && saved_eval <= cut_eval, qPrintable(QString::number(saved_eval)));
     RunOptions ro = o;
     ro.resume_run = cut.run_id;
     const auto t0 = std::chrono::steady_clock::now();
@@ -344,6 +351,9 @@ class TestTrain : public QObject {
     // saved ≤ total ≤ saved + this process's wall time.
     QVERIFY2(total >= saved && total <= saved + wall,
              qPrintable(QString("saved %1 total %2 wall %3").arg(saved).arg(total).arg(wall)));
+    const double total_eval = resumed.summary["eval_seconds"].get<double>();
+    QVERIFY2(total_eval > saved_eval && total_eval <= saved_eval + wall && total_eval < total,
+             qPrintable(QString("saved %1 total %2 wall %3").arg(saved_eval).arg(total_eval).arg(wall)));
   }
 
   // Issue 8: checkpoints carry a format version; one this build cannot read is refused by resume
