@@ -276,6 +276,7 @@ class SmtSegmentFunction : public torch::autograd::Function<SmtSegmentFunction> 
 // small and recomputing would cost time), else about √segments apart, so that a pair keeps
 // O(√L) states instead of O(L) at the price of one more forward per segment in the reverse pass.
 std::atomic<int64_t> gCheckpointEvery{0};
+std::atomic<bool> gSkipPadTail{true};
 int64_t checkpointEvery(int64_t segments) {
   const int64_t forced = gCheckpointEvery.load();
   if (forced > 0) return forced;
@@ -330,9 +331,11 @@ Tensor checkpointBuffer(int64_t rows, int64_t cols, const torch::TensorOptions& 
 // ride in saved_data.
 class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction> {
  public:
-  static kernels::SmtSequenceDims dims(const Tensor& W1, const Tensor& x, int64_t cm, int64_t co, int64_t every) {
+  static kernels::SmtSequenceDims dims(const Tensor& W1, const Tensor& x, int64_t cm, int64_t co, int64_t every,
+                                       bool skip) {
     kernels::SmtSequenceDims d;
     d.ck_every = every;
+    d.skip_pad_tail = skip;
     d.B = x.size(0);
     d.X = x.size(1);
     d.H = x.size(2);
@@ -363,9 +366,9 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
   // and the state buffer (checkpoints `every` segments apart, or with `ring` two slots: no reverse
   // pass can follow).
   static std::pair<variable_list, Tensor> run(const variable_list& in, const kernels::SmtSegmentCoeffs& c, int64_t cm,
-                                              int64_t co, double bound, bool ring, int64_t every) {
+                                              int64_t co, double bound, bool ring, int64_t every, bool skip) {
     const int64_t nseg = kernels::smt_sequence_segments(in[2].size(3), cm, co);
-    const auto d = dims(in[0], in[2], cm, co, every);
+    const auto d = dims(in[0], in[2], cm, co, every, skip);
     const int64_t CK = ring ? kernels::smt_sequence_ring_size(d) : kernels::smt_sequence_checkpoint_size(d);
     const auto opt = in[2].options();
     Tensor y = torch::empty({d.B, d.H, d.L, d.D}, opt);
@@ -403,10 +406,12 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     variable_list in = {W1, W2, x, q, w_eta, b_eta, w_alpha, b_alpha, valid};
     for (auto& t : in) t = t.contiguous();
     const int64_t every = checkpointEvery(kernels::smt_sequence_segments(in[2].size(3), cm, co));
-    auto [out, ck] = run(in, c, cm, co, bound, /*ring=*/false, every);
+    const bool skip = gSkipPadTail.load();
+    auto [out, ck] = run(in, c, cm, co, bound, /*ring=*/false, every, skip);
     ctx->save_for_backward(in);
     ctx->saved_data["ck"] = ck;
     ctx->saved_data["every"] = every;  // the spacing the forward used, for the reverse pass
+    ctx->saved_data["skip"] = skip;    // and whether it skipped the pad tails
     saveCoeffs(ctx, c);
     ctx->saved_data["cm"] = cm;
     ctx->saved_data["co"] = co;
@@ -425,7 +430,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     const auto c = loadCoeffs(ctx);
     const int64_t cm = ctx->saved_data["cm"].toInt(), co = ctx->saved_data["co"].toInt();
     const double bound = ctx->saved_data["bound"].toDouble();
-    const auto d = dims(in[0], in[2], cm, co, ctx->saved_data["every"].toInt());
+    const auto d = dims(in[0], in[2], cm, co, ctx->saved_data["every"].toInt(), ctx->saved_data["skip"].toBool());
     auto gr = [&](int i) { return grads[i].defined() ? grads[i].contiguous() : Tensor(); };
     const Tensor dy = grads[0].defined() ? grads[0].contiguous() : torch::zeros({d.B, d.H, d.L, d.D}, in[2].options());
     const Tensor dW1e = gr(1), dW2e = gr(2), dS1e = gr(3), dS2e = gr(4);
@@ -461,6 +466,10 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
 
 void set_sequence_checkpoint_every(int64_t every) {
   gCheckpointEvery = std::max<int64_t>(0, every);
+}
+
+void set_sequence_skip_pad_tail(bool skip) {
+  gSkipPadTail = skip;
 }
 
 void release_free_checkpoint_buffers() {
@@ -585,8 +594,9 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
   if (!grad) {  // evaluation: two state slots instead of a checkpoint per segment (same arithmetic)
     variable_list in = {W1, W2, x, q, we, be, wa, ba, valid};
     for (auto& t : in) t = t.contiguous();
-    const variable_list o =
-        SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true, /*every=*/1).first;
+    const variable_list o = SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true,
+                                                     /*every=*/1, gSkipPadTail.load())
+                                .first;
     return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
   }
   auto o = SmtSequenceFunction::apply(W1, W2, x, q, we, be, wa, ba, valid, c, chunk_memory, chunk_other, state_bound);

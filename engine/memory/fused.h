@@ -25,6 +25,11 @@ bool smt_fused_applies(const torch::Tensor& x);
 /// segments, about √segments beyond); k > 0 forces k. For tests and benchmarks.
 void set_sequence_checkpoint_every(int64_t every);
 
+/// Whether the whole-sequence kernel skips each row's trailing pad segments
+/// (SmtSequenceDims::skip_pad_tail; default true) for the forwards that follow, process-wide. The
+/// results are the same bits either way; for tests.
+void set_sequence_skip_pad_tail(bool skip);
+
 /// Bytes of the whole-sequence kernel's pooled checkpoint buffers that autograd nodes still hold
 /// (the pool keeps released buffers resident for reuse; `hopelab-bench actmem` counts these).
 int64_t checkpoint_pool_bytes_in_use();

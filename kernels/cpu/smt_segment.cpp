@@ -738,6 +738,40 @@ struct SeqPair {
     return clamped;
   }
 
+  // The number of segments up to and including the one that holds row b's last real token (0: no
+  // real token).
+  int64_t segmentsUntilLastReal(int64_t b) const {
+    int64_t last = d.L - 1;
+    while (last >= 0 && in.valid[b * d.L + last] == T(0)) --last;
+    int64_t j = 0;
+    while (j < segs.count() && segs.start[j] <= last) ++j;
+    return j;
+  }
+  // What step() does to a segment of pads only: cn = cj (the writes of pads change nothing), then
+  // the state bound's projection (reuse: with the factors the forward recorded); y and the losses
+  // 0 (finish() multiplies both by the mask).
+  void padStep(int64_t b, int64_t hd, int64_t j, const T* cj, T* cn, const T* rad, T* factors, bool reuse, T* y,
+               T* lossOut) const {
+    const int64_t s = segs.start[j], n = segs.start[j + 1] - s, D = d.D;
+    std::memcpy(cn, cj, sizeof(T) * 4 * A);
+    if (y) std::fill_n(y + ((b * d.H + hd) * d.L + s) * D, n * D, T(0));
+    if (lossOut)
+      for (int64_t m = 0; m < kMem; ++m) std::fill_n(lossOut + ((b * kMem + m) * d.H + hd) * d.L + s, n, T(0));
+    if (in.state_bound > 0)
+      for (int64_t k = 0; k < 2 * kMem; ++k) {
+        T* W = cn + (k / kMem) * A + (k % kMem) * DF;
+        T f;
+        if (reuse) {
+          f = factors[j * 2 * kMem + k];
+        } else {
+          f = rad[k] / std::max(std::sqrt(dot(W, W, DF)), T(kCurvEps));
+          factors[j * 2 * kMem + k] = f;
+        }
+        if (f < T(1))
+          for (int64_t i = 0; i < DF; ++i) W[i] *= f;
+      }
+  }
+
   SmtSegmentDims dims(int64_t n) const { return SmtSegmentDims{1, 1, n, d.D, d.F, d.X}; }
   Index index(int64_t n) const { return Index{1, n, d.D, d.F, d.X}; }
 
@@ -848,9 +882,20 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
     T* factors = ck + slots * 4 * A;
     int64_t clamped = 0;
     size_t next = 1;  // sp.stored[next]: the next stored start
-    for (int64_t j = 0; j < sp.segs.count(); ++j) {
+    const int64_t nseg = sp.segs.count();
+    // The row stops after the segment that holds its last real token (SmtSequenceDims::
+    // skip_pad_tail): the segments after it hold only pads, which write nothing (W and S come out
+    // bit for bit as they went in), read 0 and lose 0, so their states are copies under the state
+    // bound's projection (test_kernels aForwardWithoutGradientKeepsTwoSlotsAndTheSameBits,
+    // skippingThePadTailKeepsEveryBit). Rows padded to the longest of a batch carry many such
+    // segments (docs/KERNELS.md "Trailing pads").
+    const int64_t jend = d.skip_pad_tail ? sp.segmentsUntilLastReal(b) : nseg;
+    for (int64_t j = 0; j < nseg; ++j) {
       T* cn = st + slot(j + 1) * 4 * A;
-      clamped += sp.step(st, b, hd, j, st + slot(j) * 4 * A, cn, c, rad.data(), factors, false, out.y, out.loss);
+      if (j < jend)
+        clamped += sp.step(st, b, hd, j, st + slot(j) * 4 * A, cn, c, rad.data(), factors, false, out.y, out.loss);
+      else
+        sp.padStep(b, hd, j, st + slot(j) * 4 * A, cn, rad.data(), factors, false, out.y, out.loss);
       if (sparse && sp.stored[next] == j + 1) std::memcpy(ck + (next++) * 4 * A, cn, sizeof(T) * 4 * A);
     }
     out.clamped[p] = clamped;
@@ -897,6 +942,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
     g.db_eta[b * d.H + hd] = 0;
     g.db_alpha[b * d.H + hd] = 0;
     const T* facs = ck + slots * 4 * A;
+    const int64_t jend = d.skip_pad_tail ? sp.segmentsUntilLastReal(b) : sp.segs.count();  // as the forward
     for (int64_t bi = slots - 2; bi >= 0; --bi) {
       const int64_t jb = sp.stored[bi], je = sp.stored[bi + 1];
       const T* states = ck;  // segment j's start state at states + (j − sp.base) · 4A
@@ -905,15 +951,21 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
         std::memcpy(blk.data(), ck + bi * 4 * A, sizeof(T) * 4 * A);
         sp.base = jb;
         sp.reset();
-        for (int64_t j = jb; j + 1 < je; ++j)  // the block's last end state is not needed
-          sp.step(blk.data(), b, hd, j, blk.data() + (j - jb) * 4 * A, blk.data() + (j + 1 - jb) * 4 * A, c,
-                  rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr, nullptr);
+        for (int64_t j = jb; j + 1 < je; ++j) {  // the block's last end state is not needed
+          T *cj = blk.data() + (j - jb) * 4 * A, *cn = blk.data() + (j + 1 - jb) * 4 * A;
+          if (j < jend)
+            sp.step(blk.data(), b, hd, j, cj, cn, c, rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr,
+                    nullptr);
+          else
+            sp.padStep(b, hd, j, cj, cn, rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr, nullptr);
+        }
         states = blk.data();
       }
       for (int64_t j = je - 1; j >= jb; --j) {
         const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
         const T* cj = states + (j - sp.base) * 4 * A;
-        sp.load(states, b, hd, j);
+        const bool padOnly = j >= jend;  // the forward copied the state through (padStep)
+        if (!padOnly) sp.load(states, b, hd, j);
         const SmtSegmentArgs<T> a = sp.args(cj, hd);
         // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
         // bounded one divided by f (exact up to rounding: no recomputation of the segment).
@@ -942,6 +994,13 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
             }
           }
           gW = dpre.data();
+        }
+        if (padOnly) {  // the copy's reverse: the W gradients through the bound, the S ones as they are
+          if (gW != dWc.data()) std::memcpy(dWc.data(), gW, sizeof(T) * 2 * A);
+          for (int64_t mm = 0; mm < d.X; ++mm)
+            std::fill_n(g.dx + (((b * d.X + mm) * d.H + hd) * d.L + s) * D, n * D, T(0));
+          std::fill_n(g.dq + ((b * d.H + hd) * d.L + s) * D, n * D, T(0));
+          continue;  // nothing read here: no read-state gradient to hand on at a chunk start
         }
         SmtSegmentGrads<T> lg;
         lg.dR1 = dRacc.data();  // backwardPair adds the segment's read-state gradients to them

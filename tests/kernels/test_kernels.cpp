@@ -99,6 +99,7 @@ struct SmtCase {
   double state_bound = 0;
   int64_t hidden = 0;        // memory hidden width F (0: head_dim)
   bool bound_binds = false;  // the case asserts that the state bound projects some final map
+  int64_t pad_tail = 0;      // > 0: row b ends with pad_tail · b pads (capped at L), as well as `ragged`'s
 };
 
 // smt_chunked with x, W1, W2 and w_eta as fresh leaves: the result and the gradients of loss(result)
@@ -242,6 +243,8 @@ SmtRun runSmtCase(const SmtCase& c, bool fused, const torch::Device& dev) {
   Tensor mask = torch::ones({c.B, c.L}, torch::kBool);
   if (c.ragged)
     for (int64_t b = 1; b < c.B; ++b) mask.index_put_({b, I::Slice(c.L - 2 * b, I::None)}, false);
+  for (int64_t b = 1; b < c.B && c.pad_tail > 0; ++b)
+    mask.index_put_({b, I::Slice(std::max<int64_t>(0, c.L - c.pad_tail * b), I::None)}, false);
   std::vector<Tensor> leaves = {x.clone(),       q.clone(),       p.W1.clone(),      p.W2.clone(),
                                 p.w_eta.clone(), p.b_eta.clone(), p.w_alpha.clone(), p.b_alpha.clone()};
   for (Tensor& t : leaves) t = t.to(dev).requires_grad_(true);
@@ -483,6 +486,46 @@ class TestKernels : public QObject {
   // between stored states) do the same arithmetic as storing every segment: the same bits in
   // values, final states and every gradient, for spacings that do and do not fit the chunk sizes'
   // common multiple, ragged batches, a binding state bound, float64 and float32.
+  // The whole-sequence kernel skips each row's trailing pad segments (SmtSequenceDims::
+  // skip_pad_tail): outputs, final states and every gradient bit-identical to running those
+  // segments, with dense and sparse checkpoints, a state bound that binds, and rows whose tail is
+  // one segment, several, or the whole row; and within 1e-10 / 1e-9 of the LibTorch path.
+  void skippingThePadTailKeepsEveryBit() {
+    const torch::Device cpu(torch::kCPU);
+    std::vector<SmtCase> cases = smtCases();
+    SmtCase some = cases[0];
+    some.B = 3;
+    some.L = 29;
+    some.pad_tail = 9;             // row 1: 9 pads, row 2: 18
+    SmtCase bound = cases.back();  // the binding bound
+    bound.B = 3;
+    bound.L = 40;
+    bound.pad_tail = 20;  // row 2: no real token
+    for (const SmtCase& c : {some, bound})
+      for (int64_t every : {1, 2}) {
+        set_sequence_checkpoint_every(every);
+        set_sequence_skip_pad_tail(false);
+        const SmtRun full = runSmtCase(c, true, cpu);
+        set_sequence_skip_pad_tail(true);
+        const SmtRun skip = runSmtCase(c, true, cpu);
+        const QString what = describe(c) + QString(" every %1").arg(every);
+        for (auto [a, b] : std::vector<std::pair<Tensor, Tensor>>{{skip.r.y, full.r.y},
+                                                                  {skip.r.W1, full.r.W1},
+                                                                  {skip.r.W2, full.r.W2},
+                                                                  {skip.r.S1, full.r.S1},
+                                                                  {skip.r.loss_tokens, full.r.loss_tokens}})
+          QVERIFY2(torch::equal(a, b), qPrintable(what + ": values differ"));
+        QCOMPARE(skip.r.clamped, full.r.clamped);
+        for (size_t i = 0; i < full.grads.size(); ++i) {
+          QCOMPARE(skip.grads[i].defined(), full.grads[i].defined());
+          if (full.grads[i].defined())
+            QVERIFY2(torch::equal(skip.grads[i], full.grads[i]), qPrintable(what + QString(": gradient %1").arg(i)));
+        }
+        if (every == 1) compareSmtRuns(c, skip, runSmtCase(c, false, cpu));
+      }
+    set_sequence_checkpoint_every(0);
+  }
+
   void sparseCheckpointsGiveTheSameBits() {
     const torch::Device cpu(torch::kCPU);
     std::vector<SmtCase> cases = smtCases();
@@ -772,9 +815,13 @@ class TestKernels : public QObject {
   // A forward that no reverse pass follows (no gradient: evaluation) keeps two state slots instead
   // of a checkpoint per segment (SmtSequenceOut::ring). Same arithmetic: every output bit-identical
   // to the checkpointed forward's, for chunk pairs whose read states lie one and several segments
-  // back, an odd length and a padded batch.
+  // back, an odd length and a padded batch. The ring forward also stops at each row's last real
+  // token (the segments after it hold only pads): rows with a long pad tail and one with no real
+  // token, and a state bound tight enough to bind, whose projection must still reach the final
+  // states as if the pad segments had run.
   void aForwardWithoutGradientKeepsTwoSlotsAndTheSameBits() {
-    for (auto [cm, co, L] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 8, 19}, {3, 5, 17}, {2, 16, 33}}) {
+    for (auto [cm, co, L, bound] : std::vector<std::tuple<int64_t, int64_t, int64_t, double>>{
+             {4, 8, 19, 1.5}, {3, 5, 17, 1.5}, {2, 16, 33, 1.5}, {4, 8, 19, 1.0}, {2, 3, 23, 1.0}}) {
       SmtConfig cfg;
       cfg.heads = 2;
       cfg.head_dim = 16;
@@ -782,12 +829,23 @@ class TestKernels : public QObject {
       cfg.chunk_other = co;
       cfg.eta_max = 1.0;
       cfg.dampen = true;
-      cfg.state_bound = 1.5;
+      cfg.state_bound = bound;
       torch::manual_seed(41);
       SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(torch::kFloat32), 0.6);
-      const Tensor x = torch::randn({3, 4, 2, L, 16}), q = torch::randn({3, 2, L, 16});
-      Tensor mask = torch::ones({3, L});
+      if (bound == 1.0) {  // large unclamped writes with heavy momentum: the state grows past the bound
+        cfg.eta_scale = 5.0;
+        cfg.eta_max = 0;  // unbounded η
+        cfg.clamp = false;
+        cfg.momentum = 0.9;
+        cfg.dampen = false;
+      }
+      const Tensor x = torch::randn({5, 4, 2, L, 16}), q = torch::randn({5, 2, L, 16});
+      Tensor mask = torch::ones({5, L});
       mask[1].narrow(0, L - 5, 5).zero_();
+      mask[2].narrow(0, 3, L - 3).zero_();  // 3 real tokens, then pads only
+      mask[3].zero_();                      // no real token
+      mask[4].narrow(0, 0, 2).zero_();      // left padding and a pad tail
+      mask[4].narrow(0, L - 7, 7).zero_();
       SmtResult ref;
       {
         p.W1.requires_grad_(true);  // the checkpointed forward (a reverse pass could follow)
@@ -801,9 +859,19 @@ class TestKernels : public QObject {
                                                             {r.W2, ref.W2}, {r.S1, ref.S1},
                                                             {r.S2, ref.S2}, {r.loss_tokens, ref.loss_tokens}};
       for (size_t i = 0; i < pairs.size(); ++i)
-        QVERIFY2(torch::equal(pairs[i].first, pairs[i].second.detach()),
-                 qPrintable(QString("chunks %1/%2, L %3, output %4").arg(cm).arg(co).arg(L).arg(i)));
+        QVERIFY2(
+            torch::equal(pairs[i].first, pairs[i].second.detach()),
+            qPrintable(QString("chunks %1/%2, L %3, bound %4, output %5").arg(cm).arg(co).arg(L).arg(bound).arg(i)));
       QCOMPARE(r.clamped, ref.clamped);
+      if (bound == 1.0)  // the tight bound binds (else this case would not test the projection of pad segments)
+        QVERIFY(!torch::equal(r.W1, smt_chunked(
+                                        [&] {
+                                          SmtConfig loose = cfg;
+                                          loose.state_bound = 0;
+                                          return loose;
+                                        }(),
+                                        p, x, q, mask)
+                                        .W1));
     }
   }
 

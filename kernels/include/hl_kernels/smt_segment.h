@@ -97,6 +97,11 @@ struct SmtSequenceDims {
   /// the first start at least k segments after the last stored one that is a multiple of both chunk
   /// sizes, and the end. The reverse pass then runs each block's forward once more.
   int64_t ck_every = 1;
+  /// Each row stops after the segment that holds its last real token: the segments after it
+  /// (pads only) write nothing, read 0 and lose 0, so forward and reverse pass only copy the state
+  /// through them and apply (and reverse) the state bound's projection; every output and gradient
+  /// keeps its bits. false runs them in full (tests compare the two).
+  bool skip_pad_tail = true;
 };
 
 /// The number of segments of a sequence (segments end at a multiple of either chunk size or at L).
