@@ -722,20 +722,26 @@ struct SeqPair {
     if (lossOut)
       for (int64_t m = 0; m < kMem; ++m)
         for (int64_t t = 0; t < n; ++t) lossOut[((b * kMem + m) * d.H + hd) * d.L + s + t] = loss[m * n + t];
-    if (in.state_bound > 0)  // W ← W · min(1, radius / max(‖W‖, 1e-12)) for every map
-      for (int64_t k = 0; k < 2 * kMem; ++k) {
-        T* W = cn + (k / kMem) * A + (k % kMem) * DF;
-        T f;
-        if (reuse) {
-          f = factors[j * 2 * kMem + k];
-        } else {
-          f = rad[k] / std::max(std::sqrt(dot(W, W, DF)), T(kCurvEps));
-          factors[j * 2 * kMem + k] = f;  // the reverse pass recovers the unbounded state as W / f
-        }
-        if (f < T(1))
-          for (int64_t i = 0; i < DF; ++i) W[i] *= f;
-      }
+    bound(j, cn, rad, factors, reuse);
     return clamped;
+  }
+
+  // The state bound at the end of segment j: W ← W · min(1, radius / max(‖W‖, 1e-12)) for every
+  // map of state cn (reuse: with the factor the forward recorded).
+  void bound(int64_t j, T* cn, const T* rad, T* factors, bool reuse) const {
+    if (in.state_bound <= 0) return;
+    for (int64_t k = 0; k < 2 * kMem; ++k) {
+      T* W = cn + (k / kMem) * A + (k % kMem) * DF;
+      T f;
+      if (reuse) {
+        f = factors[j * 2 * kMem + k];
+      } else {
+        f = rad[k] / std::max(std::sqrt(dot(W, W, DF)), T(kCurvEps));
+        factors[j * 2 * kMem + k] = f;  // the reverse pass recovers the unbounded state as W / f
+      }
+      if (f < T(1))
+        for (int64_t i = 0; i < DF; ++i) W[i] *= f;
+    }
   }
 
   // The number of segments up to and including the one that holds row b's last real token (0: no
@@ -757,19 +763,7 @@ struct SeqPair {
     if (y) std::fill_n(y + ((b * d.H + hd) * d.L + s) * D, n * D, T(0));
     if (lossOut)
       for (int64_t m = 0; m < kMem; ++m) std::fill_n(lossOut + ((b * kMem + m) * d.H + hd) * d.L + s, n, T(0));
-    if (in.state_bound > 0)
-      for (int64_t k = 0; k < 2 * kMem; ++k) {
-        T* W = cn + (k / kMem) * A + (k % kMem) * DF;
-        T f;
-        if (reuse) {
-          f = factors[j * 2 * kMem + k];
-        } else {
-          f = rad[k] / std::max(std::sqrt(dot(W, W, DF)), T(kCurvEps));
-          factors[j * 2 * kMem + k] = f;
-        }
-        if (f < T(1))
-          for (int64_t i = 0; i < DF; ++i) W[i] *= f;
-      }
+    bound(j, cn, rad, factors, reuse);
   }
 
   SmtSegmentDims dims(int64_t n) const { return SmtSegmentDims{1, 1, n, d.D, d.F, d.X}; }

@@ -291,6 +291,19 @@ void compareSmtRuns(const SmtCase& c, const SmtRun& a, const SmtRun& b) {
   }
 }
 
+// Two runs of one case give the same bits: values, final states, losses, clamp counts, gradients.
+void compareSmtBits(const QString& what, const SmtRun& a, const SmtRun& b) {
+  for (auto [x, y] : std::vector<std::pair<Tensor, Tensor>>{
+           {a.r.y, b.r.y}, {a.r.W1, b.r.W1}, {a.r.W2, b.r.W2}, {a.r.S1, b.r.S1}, {a.r.loss_tokens, b.r.loss_tokens}})
+    QVERIFY2(torch::equal(x, y), qPrintable(what + ": values differ"));
+  QCOMPARE(a.r.clamped, b.r.clamped);
+  for (size_t i = 0; i < b.grads.size(); ++i) {
+    QCOMPARE(a.grads[i].defined(), b.grads[i].defined());
+    if (b.grads[i].defined())
+      QVERIFY2(torch::equal(a.grads[i], b.grads[i]), qPrintable(what + QString(": gradient %1").arg(i)));
+  }
+}
+
 // Whether the CUDA tests can run; the reason they cannot otherwise (QSKIP's message).
 QString cudaUnavailable() {
   if (!cuda_kernels_built())
@@ -508,19 +521,7 @@ class TestKernels : public QObject {
         const SmtRun full = runSmtCase(c, true, cpu);
         set_sequence_skip_pad_tail(true);
         const SmtRun skip = runSmtCase(c, true, cpu);
-        const QString what = describe(c) + QString(" every %1").arg(every);
-        for (auto [a, b] : std::vector<std::pair<Tensor, Tensor>>{{skip.r.y, full.r.y},
-                                                                  {skip.r.W1, full.r.W1},
-                                                                  {skip.r.W2, full.r.W2},
-                                                                  {skip.r.S1, full.r.S1},
-                                                                  {skip.r.loss_tokens, full.r.loss_tokens}})
-          QVERIFY2(torch::equal(a, b), qPrintable(what + ": values differ"));
-        QCOMPARE(skip.r.clamped, full.r.clamped);
-        for (size_t i = 0; i < full.grads.size(); ++i) {
-          QCOMPARE(skip.grads[i].defined(), full.grads[i].defined());
-          if (full.grads[i].defined())
-            QVERIFY2(torch::equal(skip.grads[i], full.grads[i]), qPrintable(what + QString(": gradient %1").arg(i)));
-        }
+        compareSmtBits(describe(c) + QString(" every %1").arg(every), skip, full);
         if (every == 1) compareSmtRuns(c, skip, runSmtCase(c, false, cpu));
       }
     set_sequence_checkpoint_every(0);
@@ -541,17 +542,7 @@ class TestKernels : public QObject {
       for (int64_t every : {2, 3, 5, 1000}) {
         set_sequence_checkpoint_every(every);
         const SmtRun sparse = runSmtCase(c, true, cpu);
-        const QString what = describe(c) + QString(" every %1").arg(every);
-        for (auto [a, b] : std::vector<std::pair<Tensor, Tensor>>{{sparse.r.y, dense.r.y},
-                                                                  {sparse.r.W1, dense.r.W1},
-                                                                  {sparse.r.W2, dense.r.W2},
-                                                                  {sparse.r.S1, dense.r.S1},
-                                                                  {sparse.r.loss_tokens, dense.r.loss_tokens}})
-          QVERIFY2(torch::equal(a, b), qPrintable(what + ": values differ"));
-        QCOMPARE(sparse.r.clamped, dense.r.clamped);
-        for (size_t i = 0; i < dense.grads.size(); ++i)
-          if (dense.grads[i].defined())
-            QVERIFY2(torch::equal(sparse.grads[i], dense.grads[i]), qPrintable(what + QString(": gradient %1").arg(i)));
+        compareSmtBits(describe(c) + QString(" every %1").arg(every), sparse, dense);
       }
     }
     // float32 through the kernel benchmark's shape (4 heads of 32, chunks 4 / 8), 40 segments:
