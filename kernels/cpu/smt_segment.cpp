@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -708,6 +709,10 @@ struct SeqPair {
   // recomputation for the reverse pass). Returns the clamp count.
   int64_t step(const T* ck, int64_t b, int64_t hd, int64_t j, const T* cj, T* cn, const SmtSegmentCoeffs& c,
                const T* rad, T* factors, bool reuse, T* y, T* lossOut) {
+    if (j >= real_segments) {  // pads only (SmtSequenceDims::skip_pad_tail)
+      padStep(b, hd, j, cj, cn, rad, factors, reuse, y, lossOut);
+      return 0;
+    }
     const int64_t s = segs.start[j], n = segs.start[j + 1] - s, D = d.D;
     load(ck, b, hd, j);
     const int64_t qo = ((b * d.H + hd) * d.L + s) * D;
@@ -744,14 +749,18 @@ struct SeqPair {
     }
   }
 
-  // The number of segments up to and including the one that holds row b's last real token (0: no
-  // real token).
-  int64_t segmentsUntilLastReal(int64_t b) const {
+  // Segments [real_segments, count) of the current row hold only pads: step() copies the state
+  // through them (padStep). startRow sets it: the segments up to and including the one that holds
+  // row b's last real token (0: no real token), or all of them without skip_pad_tail.
+  int64_t real_segments = std::numeric_limits<int64_t>::max();
+  void startRow(int64_t b) {
+    reset();
+    real_segments = segs.count();
+    if (!d.skip_pad_tail) return;
     int64_t last = d.L - 1;
     while (last >= 0 && in.valid[b * d.L + last] == T(0)) --last;
-    int64_t j = 0;
-    while (j < segs.count() && segs.start[j] <= last) ++j;
-    return j;
+    real_segments = 0;
+    while (real_segments < segs.count() && segs.start[real_segments] <= last) ++real_segments;
   }
   // What step() does to a segment of pads only: cn = cj (the writes of pads change nothing), then
   // the state bound's projection (reuse: with the factors the forward recorded); y and the losses
@@ -864,7 +873,7 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
     const int64_t b = p / d.H, hd = p % d.H;
     T* ck = out.ck + p * CK;
     T* st = sparse ? work.data() : ck;  // the states the segments run on
-    sp.reset();
+    sp.startRow(b);
     for (int64_t m = 0; m < kMem; ++m) {
       std::memcpy(st + m * DF, in.W1 + gix.state(b, m, hd), sizeof(T) * DF);
       std::memcpy(st + A + m * DF, in.W2 + gix.state(b, m, hd), sizeof(T) * DF);
@@ -883,13 +892,9 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
     // bound's projection (test_kernels aForwardWithoutGradientKeepsTwoSlotsAndTheSameBits,
     // skippingThePadTailKeepsEveryBit). Rows padded to the longest of a batch carry many such
     // segments (docs/KERNELS.md "Trailing pads").
-    const int64_t jend = d.skip_pad_tail ? sp.segmentsUntilLastReal(b) : nseg;
     for (int64_t j = 0; j < nseg; ++j) {
       T* cn = st + slot(j + 1) * 4 * A;
-      if (j < jend)
-        clamped += sp.step(st, b, hd, j, st + slot(j) * 4 * A, cn, c, rad.data(), factors, false, out.y, out.loss);
-      else
-        sp.padStep(b, hd, j, st + slot(j) * 4 * A, cn, rad.data(), factors, false, out.y, out.loss);
+      clamped += sp.step(st, b, hd, j, st + slot(j) * 4 * A, cn, c, rad.data(), factors, false, out.y, out.loss);
       if (sparse && sp.stored[next] == j + 1) std::memcpy(ck + (next++) * 4 * A, cn, sizeof(T) * 4 * A);
     }
     out.clamped[p] = clamped;
@@ -915,7 +920,7 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t b = p / d.H, hd = p % d.H;
     const T* ck = ck0 + p * CK;
-    sp.reset();
+    sp.startRow(b);
     for (int64_t k = 0; k < 2 * kMem; ++k) rad[k] = T(in.state_bound) * frob(ck + (k / kMem) * A + (k % kMem) * DF, DF);
     // The gradients of the final state.
     const T* ends[4] = {dW1e, dW2e, dS1e, dS2e};
@@ -936,7 +941,6 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
     g.db_eta[b * d.H + hd] = 0;
     g.db_alpha[b * d.H + hd] = 0;
     const T* facs = ck + slots * 4 * A;
-    const int64_t jend = d.skip_pad_tail ? sp.segmentsUntilLastReal(b) : sp.segs.count();  // as the forward
     for (int64_t bi = slots - 2; bi >= 0; --bi) {
       const int64_t jb = sp.stored[bi], je = sp.stored[bi + 1];
       const T* states = ck;  // segment j's start state at states + (j − sp.base) · 4A
@@ -945,20 +949,15 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
         std::memcpy(blk.data(), ck + bi * 4 * A, sizeof(T) * 4 * A);
         sp.base = jb;
         sp.reset();
-        for (int64_t j = jb; j + 1 < je; ++j) {  // the block's last end state is not needed
-          T *cj = blk.data() + (j - jb) * 4 * A, *cn = blk.data() + (j + 1 - jb) * 4 * A;
-          if (j < jend)
-            sp.step(blk.data(), b, hd, j, cj, cn, c, rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr,
-                    nullptr);
-          else
-            sp.padStep(b, hd, j, cj, cn, rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr, nullptr);
-        }
+        for (int64_t j = jb; j + 1 < je; ++j)  // the block's last end state is not needed
+          sp.step(blk.data(), b, hd, j, blk.data() + (j - jb) * 4 * A, blk.data() + (j + 1 - jb) * 4 * A, c,
+                  rbuf.data(), const_cast<T*>(facs), /*reuse=*/true, nullptr, nullptr);
         states = blk.data();
       }
       for (int64_t j = je - 1; j >= jb; --j) {
         const int64_t s = sp.segs.start[j], n = sp.segs.start[j + 1] - s;
         const T* cj = states + (j - sp.base) * 4 * A;
-        const bool padOnly = j >= jend;  // the forward copied the state through (padStep)
+        const bool padOnly = j >= sp.real_segments;  // the forward copied the state through (padStep)
         if (!padOnly) sp.load(states, b, hd, j);
         const SmtSegmentArgs<T> a = sp.args(cj, hd);
         // The state bound's reverse pass. Where it bound (f < 1) the unbounded end state is the
