@@ -364,9 +364,11 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
 
   // The kernel's forward over contiguous inputs `in`: {y, W1e, W2e, S1e, S2e, loss, clamp count}
   // and the state buffer (checkpoints `every` segments apart, or with `ring` two slots: no reverse
-  // pass can follow).
+  // pass can follow). `shared`: in[0], in[1] hold one start state [1, 5, H, ...] for every sequence
+  // (SmtSequenceArgs::shared_start). Without `finals` the final states are left undefined.
   static std::pair<variable_list, Tensor> run(const variable_list& in, const kernels::SmtSegmentCoeffs& c, int64_t cm,
-                                              int64_t co, double bound, bool ring, int64_t every, bool skip) {
+                                              int64_t co, double bound, bool ring, int64_t every, bool skip,
+                                              bool shared = false, bool finals = true) {
     const int64_t nseg = kernels::smt_sequence_segments(in[2].size(3), cm, co);
     const auto d = dims(in[0], in[2], cm, co, every, skip);
     const int64_t CK = ring ? kernels::smt_sequence_ring_size(d) : kernels::smt_sequence_checkpoint_size(d);
@@ -376,7 +378,8 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
     Tensor loss = torch::empty({d.B, 5, d.H, d.L}, opt);
     Tensor clamped = torch::zeros({d.B, d.H}, opt.dtype(torch::kLong));
     AT_DISPATCH_FLOATING_TYPES(in[2].scalar_type(), "smt_sequence_forward", [&] {
-      const auto a = args<scalar_t>(in, bound);
+      auto a = args<scalar_t>(in, bound);
+      a.shared_start = shared;
       kernels::SmtSequenceOut<scalar_t> o;
       o.y = y.data_ptr<scalar_t>();
       o.ck = ck.data_ptr<scalar_t>();
@@ -386,6 +389,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
       at::parallel_for(0, d.B * d.H, 1,
                        [&](int64_t p0, int64_t p1) { kernels::smt_sequence_forward<scalar_t>(d, c, a, o, p0, p1); });
     });
+    if (!finals) return {{y, Tensor(), Tensor(), Tensor(), Tensor(), loss, clamped.sum()}, ck};
     // The final states: the last checkpoint (a ring's slot nseg % 2), [B, H, 4, 5, ...] -> four
     // [B, 5, H, ...] tensors.
     const int64_t lastSlot = ring ? nseg % 2 : kernels::smt_sequence_checkpoint_slots(d) - 1;
@@ -574,7 +578,7 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
                                     double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
                                     const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
                                     const torch::Tensor& w_eta, const torch::Tensor& b_eta,
-                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha) {
+                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha, bool final_states) {
   TORCH_CHECK(smt_fused_applies(x), "smt_sequence_fused: CPU float32/float64 only");
   checkIsaEnv();
   TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_sequence_fused: x must be [B, 1|4, H, L, D]");
@@ -592,10 +596,14 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
   if (torch::GradMode::is_enabled())
     for (const Tensor* t : {&W1, &W2, &x, &q, &we, &be, &wa, &ba}) grad = grad || t->requires_grad();
   if (!grad) {  // evaluation: two state slots instead of a checkpoint per segment (same arithmetic)
-    variable_list in = {W1, W2, x, q, we, be, wa, ba, valid};
+    // Start states broadcast over the batch (smt_chunked's are: the layer's parameters) are read
+    // from one copy instead of being copied out per sequence (80 KB each in float32 at D = F = 32).
+    const bool shared = B > 1 && W1.stride(0) == 0 && W2.stride(0) == 0;
+    variable_list in = {
+        shared ? W1.narrow(0, 0, 1) : W1, shared ? W2.narrow(0, 0, 1) : W2, x, q, we, be, wa, ba, valid};
     for (auto& t : in) t = t.contiguous();
     const variable_list o = SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true,
-                                                     /*every=*/1, gSkipPadTail.load())
+                                                     /*every=*/1, gSkipPadTail.load(), shared, final_states)
                                 .first;
     return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
   }

@@ -84,11 +84,14 @@ struct SmtSequenceFused {
 /// as one autograd function. W1, W2: the start states [B, 5, H, D, F] / [B, 5, H, F, D] (momenta
 /// start at 0); x [B, X, H, L, D]; q [B, H, L, D]; valid [B, L] (0/1, x's dtype). It keeps the
 /// states at every segment start for the reverse pass: (segments + 1) · B · H · 20 · D · F
-/// elements. Applies where smt_fused_applies(x) holds; differentiable once.
+/// elements. Applies where smt_fused_applies(x) holds; differentiable once. Without
+/// `final_states` (only where no gradient is recorded: a forward for evaluation) W1 .. S2 of the
+/// result are left undefined and never copied out of the kernel's buffer.
 SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int64_t chunk_memory, int64_t chunk_other,
                                     double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
                                     const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
                                     const torch::Tensor& w_eta, const torch::Tensor& b_eta,
-                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha);
+                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha,
+                                    bool final_states = true);
 
 }  // namespace hl::memory

@@ -181,7 +181,7 @@ struct FinalState {
   Tensor W1, W2, S1, S2;
 };
 SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>& ys, const std::vector<Tensor>& losses,
-                 FinalState st, const Tensor& clamped, const WriteLog& log, bool outerGrad) {
+                 FinalState st, const Tensor& clamped, const WriteLog& log, bool outerGrad, bool stats = true) {
   SmtResult r;
   const auto dt = p.x.scalar_type();
   r.y = torch::cat(ys, 2) * p.valid.view({p.B, 1, p.L, 1}).to(dt);
@@ -194,7 +194,10 @@ SmtResult finish(const SmtConfig& cfg, const Prep& p, const std::vector<Tensor>&
   r.W2 = st.W2;
   r.S1 = st.S1;
   r.S2 = st.S2;
-  levelStats(cfg, p, r.loss_tokens, clamped, log, r);
+  if (stats)
+    levelStats(cfg, p, r.loss_tokens, clamped, log, r);
+  else
+    r.clamped = clamped.defined() ? clamped.item<int64_t>() : 0;
   return r;
 }
 
@@ -409,16 +412,18 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   // writes or without any gradient. Stop-gradient writes under an outer gradient (their output read
   // is re-attached straight through) take the per-segment kernel below.
   if (wholeSegment && !(cut && outerGrad)) {
-    for (int64_t s = 0, e = 0; s < p.L; s = e) {
-      e = segmentEnd(cfg, s, p.L);
-      log.mark(cfg, s, p.valid.index({I::Slice(), I::Slice(s, e)}).any(1));
-    }
+    const bool stats = cfg.level_stats || outerGrad;
+    if (stats)
+      for (int64_t s = 0, e = 0; s < p.L; s = e) {
+        e = segmentEnd(cfg, s, p.L);
+        log.mark(cfg, s, p.valid.index({I::Slice(), I::Slice(s, e)}).any(1));
+      }
     auto o = smt_sequence_fused(segCoeffs, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, W1, W2, x, p.q,
-                                p.valid.to(x.scalar_type()), par.w_eta, par.b_eta, par.w_alpha, par.b_alpha);
+                                p.valid.to(x.scalar_type()), par.w_eta, par.b_eta, par.w_alpha, par.b_alpha, stats);
     ys.push_back(o.y);
     losses.push_back(o.loss);
     if (cfg.clamp) clamped = o.clamped;
-    SmtResult r = finish(cfg, p, ys, losses, {o.W1, o.W2, o.S1, o.S2}, clamped, log, outerGrad);
+    SmtResult r = finish(cfg, p, ys, losses, {o.W1, o.W2, o.S1, o.S2}, clamped, log, outerGrad, stats);
     r.fused = fused;
     return r;
   }

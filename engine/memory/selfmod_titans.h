@@ -63,6 +63,10 @@ struct SmtConfig {
   // every token reads the output memory at its initial (learned) state, y_t = M_out,0(q_t); the
   // per-token losses, drift, clamp and write counts are 0 (docs/MEMORY.md "Writes off").
   bool writes = true;
+  // false: a forward whose level statistics nobody reads (evaluation): where the whole-sequence
+  // kernel runs without a gradient, the final states are not copied out and SmtResult's loss_*,
+  // drift_*, writes_* and W1 .. S2 are left at 0 / undefined (y, loss_tokens and clamped are kept).
+  bool level_stats = true;
   int64_t hiddenWidth() const { return hidden > 0 ? hidden : head_dim; }
 };
 

@@ -378,8 +378,13 @@ MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch
 
 torch::Tensor SelfModMixerImpl::forward(const torch::Tensor& h, const torch::Tensor& mask) {
   const auto in = inputs(h, mask);
-  auto r = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, mask);
+  // The level statistics are read after training forwards only (record_context, the divergence
+  // advice): an evaluation forward skips them and leaves stats_ as the last training forward set it.
+  hl::memory::SmtConfig cfg = mc_;
+  cfg.level_stats = is_training();
+  auto r = hl::memory::smt_chunked(cfg, in.p, in.x, in.q, mask);
   if (mc_.writes) ++(r.fused ? fused_forwards_ : reference_forwards_);  // writes off: no recurrence ran
+  if (!cfg.level_stats) return wo_(torch::sigmoid(wg_(h)) * mergeHeads(r.y));
   ContextStats mem, other;
   mem.level = "context.memory";
   mem.chunk = int(mc_.chunk_memory);

@@ -173,7 +173,7 @@ class SelfModMixerImpl : public torch::nn::Module {
  public:
   SelfModMixerImpl(int d_model, const BlockConfig& cfg);
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& mask);
-  // context.memory and context.other statistics of the last forward (block index left at -1).
+  // context.memory and context.other statistics of the last forward in training mode (block index left at -1).
   std::vector<ContextStats> stats() const { return stats_; }
   const hl::memory::SmtConfig& memoryConfig() const { return mc_; }
   MemoryDiagnostics diagnose(const torch::Tensor& h, const torch::Tensor& mask);

@@ -137,7 +137,8 @@ class BlockImpl : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) = 0;
   // The block's CMS levels (cms, hope, hope_attention), nullptr when it has none.
   virtual CmsBlockImpl* cmsPart() { return nullptr; }
-  // Its in-context memory levels' statistics from the last forward (block index left at -1).
+  // Its in-context memory levels' statistics from the last forward (a self-modifying Titans mixer: the last in training
+  // mode; block index left at -1).
   virtual std::vector<ContextStats> contextStats() const { return {}; }
   // Its self-modifying Titans memory's diagnostics for input x (no gradient; block left at -1).
   virtual std::vector<MemoryDiagnostics> diagnose(const torch::Tensor& /*x*/, const torch::Tensor& /*mask*/) {

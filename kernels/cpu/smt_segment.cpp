@@ -874,9 +874,10 @@ void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, c
     T* ck = out.ck + p * CK;
     T* st = sparse ? work.data() : ck;  // the states the segments run on
     sp.startRow(b);
+    const int64_t b0 = in.shared_start ? 0 : b;  // the row whose start state this sequence takes
     for (int64_t m = 0; m < kMem; ++m) {
-      std::memcpy(st + m * DF, in.W1 + gix.state(b, m, hd), sizeof(T) * DF);
-      std::memcpy(st + A + m * DF, in.W2 + gix.state(b, m, hd), sizeof(T) * DF);
+      std::memcpy(st + m * DF, in.W1 + gix.state(b0, m, hd), sizeof(T) * DF);
+      std::memcpy(st + A + m * DF, in.W2 + gix.state(b0, m, hd), sizeof(T) * DF);
       rad[m] = T(in.state_bound) * frob(st + m * DF, DF);
       rad[kMem + m] = T(in.state_bound) * frob(st + A + m * DF, DF);
     }

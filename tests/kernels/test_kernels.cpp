@@ -866,6 +866,58 @@ class TestKernels : public QObject {
     }
   }
 
+  // An evaluation forward (no gradient, level_stats false): the whole-sequence kernel reads the
+  // start state broadcast over the batch from one copy (SmtSequenceArgs::shared_start) and copies
+  // no final state out; y, the per-token losses and the clamp count keep every bit. Start states
+  // that differ per sequence (no broadcast) take the per-sequence copies and give their own bits.
+  void anEvaluationForwardReadsOneStartStateAndKeepsItsOutputs() {
+    SmtConfig cfg;
+    cfg.heads = 2;
+    cfg.head_dim = 16;
+    cfg.eta_max = 1.0;
+    cfg.state_bound = 1.5;
+    torch::manual_seed(43);
+    const SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(torch::kFloat32), 0.6);
+    const int64_t B = 4, L = 21;
+    const Tensor x = torch::randn({B, 4, 2, L, 16}), q = torch::randn({B, 2, L, 16});
+    Tensor mask = torch::ones({B, L});
+    mask[1].narrow(0, L - 6, 6).zero_();
+    mask[3].narrow(0, 2, L - 2).zero_();
+    torch::NoGradGuard ng;
+    const SmtResult full = smt_chunked(cfg, p, x, q, mask);
+    SmtConfig lean = cfg;
+    lean.level_stats = false;
+    const SmtResult r = smt_chunked(lean, p, x, q, mask);
+    QVERIFY(r.fused && full.fused);
+    QVERIFY(torch::equal(r.y, full.y));
+    QVERIFY(torch::equal(r.loss_tokens, full.loss_tokens));
+    QCOMPARE(r.clamped, full.clamped);
+    QVERIFY(!r.W1.defined() && !r.S2.defined());
+    QCOMPARE(r.writes_memory, int64_t(0));
+    QVERIFY(full.writes_memory > 0 && full.drift_memory > 0);
+    // Per-sequence start states: row 2 starts elsewhere; the kernel must read each row's own.
+    hl::kernels::SmtSegmentCoeffs c;  // the defaults with cfg's η bound
+    c.eta_max = cfg.eta_max;
+    auto W1 = p.W1.unsqueeze(0).expand({B, 5, 2, 16, 16}).contiguous(),
+         W2 = p.W2.unsqueeze(0).expand({B, 5, 2, 16, 16}).contiguous();
+    W1[2].mul_(0.5);
+    const Tensor xm = x.masked_fill(mask.logical_not().view({B, 1, 1, L, 1}), 0.0),
+                 qm = q.masked_fill(mask.logical_not().view({B, 1, L, 1}), 0.0);
+    const auto shared = smt_sequence_fused(
+        c, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, p.W1.unsqueeze(0).expand({B, 5, 2, 16, 16}),
+        p.W2.unsqueeze(0).expand({B, 5, 2, 16, 16}), xm, qm, mask, p.w_eta, p.b_eta, p.w_alpha, p.b_alpha);
+    const auto own = smt_sequence_fused(c, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, W1, W2, xm, qm, mask,
+                                        p.w_eta, p.b_eta, p.w_alpha, p.b_alpha);
+    for (int64_t b : {0, 1, 3}) {
+      QVERIFY(torch::equal(own.y[b], shared.y[b]));
+      QVERIFY(torch::equal(own.W1[b], shared.W1[b]));
+    }
+    QVERIFY(!torch::equal(own.y[2], shared.y[2]));
+    QVERIFY(torch::equal(own.y, smt_sequence_fused(c, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, W1, W2, xm,
+                                                   qm, mask, p.w_eta, p.b_eta, p.w_alpha, p.b_alpha, false)
+                                    .y));
+  }
+
   void wholeSegmentSecondDerivativeThrowsAndBadShapesAreRefused() {
     const WholeSeg w = makeWholeSeg(1, 1, 2, 4, 4, 1, 3);
     hl::kernels::SmtSegmentCoeffs c;

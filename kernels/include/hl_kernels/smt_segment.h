@@ -117,6 +117,10 @@ struct SmtSequenceArgs {
   const T *w_eta = nullptr, *b_eta = nullptr, *w_alpha = nullptr, *b_alpha = nullptr;
   const T* valid = nullptr;
   double state_bound = 0;
+  /// W1, W2 hold one start state [5, H, D, F] / [5, H, F, D] that every sequence starts from (the
+  /// layer's parameters: no per-sequence copy), read as batch row 0. The forward only; the reverse
+  /// pass takes the start states from the checkpoints.
+  bool shared_start = false;
 };
 
 /// Stored states per pair: segments + 1 with ck_every 1, fewer otherwise (the last is the final state).

@@ -231,6 +231,42 @@ class TestHope : public QObject {
     QVERIFY(att->contextStats().empty());
   }
 
+  // An evaluation forward (eval mode, no gradient) skips the self-modifying Titans level statistics
+  // (nobody reads them: record_context runs after training forwards) and leaves those of the last
+  // training forward; its outputs are those of a forward that computes them.
+  void anEvaluationForwardKeepsTheLastTrainingForwardsLevelStats() {
+    torch::manual_seed(6);
+    auto m = build(smallModel(hopeBlock("hope")));
+    m->train();
+    auto tokens = torch::randint(1, 50, {3, 19}, torch::kLong);
+    tokens.index_put_({1, torch::indexing::Slice(9, torch::indexing::None)}, 0);
+    m->forward(tokens);
+    const auto before = m->contextStats();
+    auto other = torch::randint(1, 50, {2, 7}, torch::kLong);
+    torch::Tensor evalLogits;
+    {
+      m->eval();
+      torch::NoGradGuard ng;
+      evalLogits = m->forward(other);
+    }
+    const auto after = m->contextStats();
+    QCOMPARE(after.size(), before.size());
+    for (size_t i = 0; i < before.size(); ++i) {
+      QCOMPARE(after[i].writes, before[i].writes);
+      QCOMPARE(after[i].loss, before[i].loss);
+      QCOMPARE(after[i].drift, before[i].drift);
+    }
+    // The same forward with a gradient recorded (checkpointed kernel path, per-sequence start
+    // states, final states copied out): the same logits, bit for bit
+    const auto withGrad = m->forward(other);
+    QVERIFY(withGrad.requires_grad());
+    QVERIFY(torch::equal(withGrad.detach(), evalLogits));
+    QCOMPARE(m->contextStats()[0].writes, before[0].writes);
+    m->train();  // a training forward sets them again
+    m->forward(other);
+    QCOMPARE(m->contextStats()[0].writes, int64_t(2 * 2));  // ⌈7/4⌉ for each of the 2 rows
+  }
+
   // Titans eq. 19: P learnable tokens before every sequence; they add P·d parameters, padding still
   // never reaches real tokens, and the cadence audit counts their writes exactly.
   void persistentTokensAddParametersKeepPaddingOutAndKeepCadenceExact() {

@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 
 #include "engine/common/error.h"
 #include "engine/spec/spec.h"
 #include "engine/store/store.h"
 #include "engine/train/checkpoint_format.h"
+#include "engine/train/evaluator.h"
 #include "engine/train/experiment.h"
 #include "engine/train/inference.h"
 #include "engine/train/model_config.h"
@@ -584,6 +586,52 @@ class TestTrain : public QObject {
       threw = std::string(e.what()).find("task 2") != std::string::npos;
     }
     QVERIFY(threw);
+  }
+
+  // Evaluation batches (docs/KERNELS.md "Evaluation batches"): every row exactly once, at most
+  // kEvalBatch per batch, rows of similar length together (padding at most 5/4 of the real tokens
+  // once a batch holds kEvalMinBatch rows), shortest and longest alternating within a batch.
+  void evaluationBatchesHoldEveryRowOnceAndGroupSimilarLengths() {
+    Encoded e;
+    std::mt19937 gen(7);
+    for (int i = 0; i < 700; ++i) {
+      const int len = i % 50 == 0 ? 120 : 1 + int(gen() % 40);  // a few long outliers
+      e.ids.emplace_back(size_t(len), int64_t(5));
+      e.labels.push_back(i % 7);
+    }
+    e.ids[3].clear();  // an empty row (tokenised to nothing) still gets a place
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < 700; i += 2) rows.push_back(i);
+    const auto batches = eval_batches(e, rows);
+    std::vector<int64_t> seen;
+    int64_t positions = 0, real = 0, filePositions = 0;
+    for (const auto& b : batches) {
+      QVERIFY(!b.empty() && int64_t(b.size()) <= kEvalBatch);
+      size_t longest = 0;
+      for (int64_t i : b) longest = std::max(longest, e.ids[size_t(i)].size());
+      for (int64_t i : b) real += int64_t(e.ids[size_t(i)].size());
+      positions += int64_t(b.size() * longest);
+      if (int64_t(b.size()) > kEvalMinBatch) {
+        int64_t sum = 0;
+        for (int64_t i : b) sum += std::max<int64_t>(1, int64_t(e.ids[size_t(i)].size()));
+        QVERIFY2(4 * int64_t(b.size()) * int64_t(longest) <= 5 * sum, "a batch padded past 5/4 of its tokens");
+      }
+      if (b.size() >= 2)  // shortest first, then the longest
+        QCOMPARE(e.ids[size_t(b[1])].size(), longest);
+      seen.insert(seen.end(), b.begin(), b.end());
+    }
+    std::sort(seen.begin(), seen.end());
+    QCOMPARE(seen, rows);
+    for (size_t s = 0; s < rows.size(); s += size_t(kEvalBatch)) {  // the file-order batches of 256
+      size_t longest = 0;
+      for (size_t k = s; k < std::min(rows.size(), s + size_t(kEvalBatch)); ++k)
+        longest = std::max(longest, e.ids[size_t(rows[k])].size());
+      filePositions += int64_t(std::min(rows.size() - s, size_t(kEvalBatch)) * longest);
+    }
+    QVERIFY2(positions * 2 < filePositions,
+             qPrintable(QString("%1 positions against %2 in file order").arg(positions).arg(filePositions)));
+    QVERIFY(positions >= real);
+    QVERIFY(eval_batches(e, {}).empty());
   }
 
   void describeCountsParametersWithoutData() {
