@@ -368,7 +368,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
   // (SmtSequenceArgs::shared_start). Without `finals` the final states are left undefined.
   static std::pair<variable_list, Tensor> run(const variable_list& in, const kernels::SmtSegmentCoeffs& c, int64_t cm,
                                               int64_t co, double bound, bool ring, int64_t every, bool skip,
-                                              bool shared = false, bool finals = true) {
+                                              bool shared = false, bool finals = true, const Tensor& trace = Tensor()) {
     const int64_t nseg = kernels::smt_sequence_segments(in[2].size(3), cm, co);
     const auto d = dims(in[0], in[2], cm, co, every, skip);
     const int64_t CK = ring ? kernels::smt_sequence_ring_size(d) : kernels::smt_sequence_checkpoint_size(d);
@@ -386,6 +386,7 @@ class SmtSequenceFunction : public torch::autograd::Function<SmtSequenceFunction
       o.loss = loss.data_ptr<scalar_t>();
       o.clamped = clamped.data_ptr<int64_t>();
       o.ring = ring;
+      if (trace.defined()) o.trace = trace.data_ptr<scalar_t>();
       at::parallel_for(0, d.B * d.H, 1,
                        [&](int64_t p0, int64_t p1) { kernels::smt_sequence_forward<scalar_t>(d, c, a, o, p0, p1); });
     });
@@ -578,7 +579,8 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
                                     double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
                                     const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
                                     const torch::Tensor& w_eta, const torch::Tensor& b_eta,
-                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha, bool final_states) {
+                                    const torch::Tensor& w_alpha, const torch::Tensor& b_alpha, bool final_states,
+                                    torch::Tensor* trace) {
   TORCH_CHECK(smt_fused_applies(x), "smt_sequence_fused: CPU float32/float64 only");
   checkIsaEnv();
   TORCH_CHECK(x.dim() == 5 && (x.size(1) == 1 || x.size(1) == 4), "smt_sequence_fused: x must be [B, 1|4, H, L, D]");
@@ -595,6 +597,7 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
   bool grad = false;  // does any reverse pass need this forward's checkpoints?
   if (torch::GradMode::is_enabled())
     for (const Tensor* t : {&W1, &W2, &x, &q, &we, &be, &wa, &ba}) grad = grad || t->requires_grad();
+  TORCH_CHECK(trace == nullptr || !grad, "smt_sequence_fused: a trace only without a gradient");
   if (!grad) {  // evaluation: two state slots instead of a checkpoint per segment (same arithmetic)
     // Start states broadcast over the batch (smt_chunked's are: the layer's parameters) are read
     // from one copy instead of being copied out per sequence (80 KB each in float32 at D = F = 32).
@@ -602,9 +605,11 @@ SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int6
     variable_list in = {
         shared ? W1.narrow(0, 0, 1) : W1, shared ? W2.narrow(0, 0, 1) : W2, x, q, we, be, wa, ba, valid};
     for (auto& t : in) t = t.contiguous();
-    const variable_list o = SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true,
-                                                     /*every=*/1, gSkipPadTail.load(), shared, final_states)
-                                .first;
+    if (trace) *trace = torch::empty({B, H, L, 4}, x.options());
+    const variable_list o =
+        SmtSequenceFunction::run(in, c, chunk_memory, chunk_other, state_bound, /*ring=*/true,
+                                 /*every=*/1, gSkipPadTail.load(), shared, final_states, trace ? *trace : Tensor())
+            .first;
     return {o[0], o[1], o[2], o[3], o[4], o[5], o[6]};
   }
   auto o = SmtSequenceFunction::apply(W1, W2, x, q, we, be, wa, ba, valid, c, chunk_memory, chunk_other, state_bound);

@@ -86,12 +86,14 @@ struct SmtSequenceFused {
 /// states at every segment start for the reverse pass: (segments + 1) · B · H · 20 · D · F
 /// elements. Applies where smt_fused_applies(x) holds; differentiable once. Without
 /// `final_states` (only where no gradient is recorded: a forward for evaluation) W1 .. S2 of the
-/// result are left undefined and never copied out of the kernel's buffer.
+/// result are left undefined and never copied out of the kernel's buffer. With `trace` (also only
+/// without a gradient) *trace receives the per-token trace [B, H, L, 4] of
+/// hl_kernels::SmtSequenceOut::trace.
 SmtSequenceFused smt_sequence_fused(const hl::kernels::SmtSegmentCoeffs& c, int64_t chunk_memory, int64_t chunk_other,
                                     double state_bound, const torch::Tensor& W1, const torch::Tensor& W2,
                                     const torch::Tensor& x, const torch::Tensor& q, const torch::Tensor& valid,
                                     const torch::Tensor& w_eta, const torch::Tensor& b_eta,
                                     const torch::Tensor& w_alpha, const torch::Tensor& b_alpha,
-                                    bool final_states = true);
+                                    bool final_states = true, torch::Tensor* trace = nullptr);
 
 }  // namespace hl::memory

@@ -405,8 +405,9 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
   WriteLog log(cfg, p);
   const bool fused = cfg.fused && segment_write_fused_applies(W1);
   // The whole segment in one kernel where it applies (CPU only: on CUDA the per-op path below with
-  // the CUDA segment write); the diagnostics trace needs the per-op path.
-  const bool wholeSegment = fused && smt_fused_applies(W1) && trace == nullptr;
+  // the CUDA segment write); the diagnostics trace comes from the whole-sequence kernel without a
+  // gradient, from the per-op path otherwise.
+  const bool wholeSegment = fused && smt_fused_applies(W1) && (trace == nullptr || !outerGrad);
   const hl::kernels::SmtSegmentCoeffs segCoeffs = kernelCoeffs(cfg);
   // The whole sequence in one kernel (docs/KERNELS.md "Whole sequence"): with differentiable
   // writes or without any gradient. Stop-gradient writes under an outer gradient (their output read
@@ -418,8 +419,17 @@ SmtResult smt_chunked(const SmtConfig& cfg, const SmtParams& par, const Tensor& 
         e = segmentEnd(cfg, s, p.L);
         log.mark(cfg, s, p.valid.index({I::Slice(), I::Slice(s, e)}).any(1));
       }
+    Tensor tr;
     auto o = smt_sequence_fused(segCoeffs, cfg.chunk_memory, cfg.chunk_other, cfg.state_bound, W1, W2, x, p.q,
-                                p.valid.to(x.scalar_type()), par.w_eta, par.b_eta, par.w_alpha, par.b_alpha, stats);
+                                p.valid.to(x.scalar_type()), par.w_eta, par.b_eta, par.w_alpha, par.b_alpha, stats,
+                                trace ? &tr : nullptr);
+    if (trace) {  // one entry for the whole sequence (SmtTrace allows any split into segments)
+      trace->cos_kv.push_back(tr.select(-1, 0));
+      trace->eta.push_back(tr.select(-1, 1));
+      trace->alpha.push_back(tr.select(-1, 2));
+      trace->erase_over_assoc.push_back(tr.select(-1, 3));
+      trace->valid.push_back(p.valid);
+    }
     ys.push_back(o.y);
     losses.push_back(o.loss);
     if (cfg.clamp) clamped = o.clamped;

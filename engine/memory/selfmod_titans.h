@@ -97,8 +97,10 @@ struct SmtResult {
   bool fused = false;            // smt_chunked wrote through the fused kernel (smt_reference: never)
 };
 
-// Per-token quantities of one smt_chunked pass for `hopelab-cli diagnose` (detached; one entry per
-// segment between chunk boundaries, read states of that segment; docs/MEMORY.md "Diagnostics").
+// Per-token quantities of one smt_chunked pass for `hopelab-cli diagnose` (detached; consecutive
+// runs of tokens, concatenated along the last dimension: one per segment between chunk boundaries
+// from the per-op path, one for the whole sequence from the whole-sequence kernel, which fills it
+// when no gradient is recorded; docs/MEMORY.md "Diagnostics").
 struct SmtTrace {
   std::vector<torch::Tensor> cos_kv;            // [B, H, n]: cos(k_t, v_t)
   std::vector<torch::Tensor> eta, alpha;        // [B, H, n]

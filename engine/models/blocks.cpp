@@ -316,7 +316,9 @@ MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch
   namespace I = torch::indexing;
   const auto in = inputs(h, mask);
   hl::memory::SmtTrace tr;
-  const auto r = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, mask, &tr);
+  hl::memory::SmtConfig cfg = mc_;
+  cfg.level_stats = false;  // read here: y, the per-token losses, the clamp count and the trace
+  const auto r = hl::memory::smt_chunked(cfg, in.p, in.x, in.q, mask, &tr);
   MemoryDiagnostics d;
   const auto valid = mask.to(torch::kBool);
   const double tokens = valid.sum().item<double>();
@@ -367,7 +369,7 @@ MemoryDiagnostics SelfModMixerImpl::diagnose(const torch::Tensor& h, const torch
     if (d.context_rows > 0) {
       auto cut = valid.clone();
       cut.index_put_({I::Slice(), I::Slice(0, t)}, false);
-      const auto r2 = hl::memory::smt_chunked(mc_, in.p, in.x, in.q, cut);
+      const auto r2 = hl::memory::smt_chunked(cfg, in.p, in.x, in.q, cut);
       const auto y8 = r.y.index({I::Slice(), I::Slice(), t}), y8c = r2.y.index({I::Slice(), I::Slice(), t});  // [B,H,D]
       const auto rel = (y8 - y8c).flatten(1).norm(2, -1) / y8.flatten(1).norm(2, -1).clamp_min(1e-12);        // [B]
       d.context_effect_t8 = rel.masked_select(rows).to(torch::kFloat64).mean().item<double>();

@@ -150,6 +150,7 @@ struct Work {
   T *gain2, *eta2, *eta1, *cap2, *cap1, *curv2, *curv1, *g3;  // [5, n]
   T* valid;                                                   // [n]
   T* tmp;                                                     // [max(D, F)]
+  T* eoa = nullptr;  // [n] or nullptr: the output memory's ‖W1 a‖ / max(‖e‖, 1e-12) per token (a trace)
 
   static int64_t size(int64_t n, int64_t D, int64_t F) {
     const int64_t DF = D * F, nD = n * D, nF = n * F;
@@ -316,6 +317,15 @@ int64_t reads(const SmtSegmentDims& d, const SmtSegmentCoeffs& c, const SmtSegme
         const T df = pred[j] - vh[j];
         l += df * df;
         e[j] = c.l2 ? T(2) * df : -vh[j];
+      }
+      if (w.eoa && m == kMem - 1) {  // the diagnostics' trace: W1 a = pred − k (residual MLP)
+        T wa2 = 0, e2 = 0;
+        for (int64_t j = 0; j < D; ++j) {
+          const T r = pred[j] - k[j];
+          wa2 += r * r;
+          e2 += e[j] * e[j];
+        }
+        w.eoa[t] = std::sqrt(wa2) / std::max(std::sqrt(e2), T(kCurvEps));
       }
       if (loss) loss[ix.tok(b, m, hd) + t] = l;
       rowsum<T, false>(R1, e, re, D, F);  // R1ᵀ e
@@ -679,8 +689,9 @@ struct SeqPair {
   Segs segs;
   int64_t DF, A, nmax;
   Work<T> w;
-  std::vector<T> scratch, x, valid, loss, z, sz;
+  std::vector<T> scratch, x, valid, loss, z, sz, eoa;
   std::vector<int64_t> stored;  // Segs::stored: the segment starts the checkpoint buffer holds
+  T* trace = nullptr;           // SmtSequenceOut::trace of a forward (nullptr: none)
   SeqPair(const SmtSequenceDims& d_, const SmtSequenceArgs<T>& in_)
       : d(d_),
         in(in_),
@@ -695,6 +706,7 @@ struct SeqPair {
         loss(static_cast<size_t>(kMem * nmax)),
         z(static_cast<size_t>(d_.F)),
         sz(static_cast<size_t>(d_.F)),
+        eoa(static_cast<size_t>(nmax)),
         stored(segs.stored(d_.ck_every, d_.chunk_memory, d_.chunk_other)) {}
   bool sparse() const { return static_cast<int64_t>(stored.size()) < segs.count() + 1; }
   int64_t longestBlock() const {
@@ -723,10 +735,19 @@ struct SeqPair {
     o.S1 = cn + 2 * A;
     o.S2 = cn + 3 * A;
     o.loss = loss.data();
+    w.eoa = trace ? eoa.data() : nullptr;
     const int64_t clamped = forwardPair(dims(n), c, args(cj, hd), o, index(n), 0, 0, w, scratch.data(), true);
     if (lossOut)
       for (int64_t m = 0; m < kMem; ++m)
         for (int64_t t = 0; t < n; ++t) lossOut[((b * kMem + m) * d.H + hd) * d.L + s + t] = loss[m * n + t];
+    if (trace)  // the workspace still holds the segment's k, v, η, α
+      for (int64_t t = 0; t < n; ++t) {
+        T* tr = trace + (((b * d.H + hd) * d.L) + s + t) * 4;
+        tr[0] = dot(w.kt + t * D, w.vt + t * D, D);
+        tr[1] = w.eta[t];
+        tr[2] = w.alpha[t];
+        tr[3] = eoa[t];
+      }
     bound(j, cn, rad, factors, reuse);
     return clamped;
   }
@@ -770,6 +791,7 @@ struct SeqPair {
     const int64_t s = segs.start[j], n = segs.start[j + 1] - s, D = d.D;
     std::memcpy(cn, cj, sizeof(T) * 4 * A);
     if (y) std::fill_n(y + ((b * d.H + hd) * d.L + s) * D, n * D, T(0));
+    if (trace) std::fill_n(trace + ((b * d.H + hd) * d.L + s) * 4, n * 4, T(0));
     if (lossOut)
       for (int64_t m = 0; m < kMem; ++m) std::fill_n(lossOut + ((b * kMem + m) * d.H + hd) * d.L + s, n, T(0));
     bound(j, cn, rad, factors, reuse);
@@ -858,6 +880,7 @@ template <typename T>
 void smt_sequence_forward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                           const SmtSequenceOut<T>& out, int64_t p0, int64_t p1) {
   SeqPair<T> sp(d, in);
+  sp.trace = out.trace;
   // Sparse checkpoints: the segments run on two alternating slots of a local buffer (as a ring
   // forward), and the stored starts are copied into ck.
   const bool sparse = !out.ring && sp.sparse();

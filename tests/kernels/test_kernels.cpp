@@ -918,6 +918,63 @@ class TestKernels : public QObject {
                                     .y));
   }
 
+  // The diagnostics' per-token trace (cos(k, v), η, α, erase ÷ association) from the
+  // whole-sequence kernel equals the per-op path's at every real token: float64 within 1e-10,
+  // float32 within 1e-5 (absolute, or relative for the ratio), pads, chunk sizes that do not
+  // divide L, separate inputs, the clamp active.
+  void theKernelsDiagnosticsTraceMatchesThePerOpPath() {
+    for (auto [dt, tol] : {std::pair{torch::kFloat64, 1e-10}, std::pair{torch::kFloat32, 1e-5}})
+      for (auto [cm, co, X] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 8, 1}, {3, 5, 4}}) {
+        SmtConfig cfg;
+        cfg.heads = 2;
+        cfg.head_dim = 8;
+        cfg.chunk_memory = cm;
+        cfg.chunk_other = co;
+        cfg.eta_scale = 2.0;  // large writes: the clamp binds
+        cfg.state_bound = 1.5;
+        torch::manual_seed(44);
+        const SmtParams p = smt_init_params(cfg, 0.9, torch::dtype(dt), 0.6);
+        const int64_t B = 3, L = 17;
+        const Tensor x = X == 1 ? torch::randn({B, 2, L, 8}, dt) : torch::randn({B, 4, 2, L, 8}, dt);
+        const Tensor q = torch::randn({B, 2, L, 8}, dt);
+        Tensor mask = torch::ones({B, L});
+        mask[1].narrow(0, L - 9, 9).zero_();
+        mask[2].narrow(0, 0, 2).zero_();
+        torch::NoGradGuard ng;
+        SmtTrace kt, rt;
+        const SmtResult k = smt_chunked(cfg, p, x, q, mask, &kt);
+        SmtConfig perOp = cfg;
+        perOp.fused = false;
+        const SmtResult r = smt_chunked(perOp, p, x, q, mask, &rt);
+        QVERIFY(k.fused && !r.fused);
+        QCOMPARE(int(kt.cos_kv.size()), 1);  // one entry: the kernel's
+        QVERIFY(rt.cos_kv.size() > 1);       // one per segment
+        QVERIFY(k.clamped > 0);
+        QCOMPARE(k.clamped, r.clamped);
+        const Tensor v = torch::cat(rt.valid, -1).unsqueeze(1).expand({B, 2, L});
+        QVERIFY(torch::equal(torch::cat(kt.valid, -1), torch::cat(rt.valid, -1)));
+        const std::vector<std::pair<const std::vector<Tensor>*, const std::vector<Tensor>*>> parts = {
+            {&kt.cos_kv, &rt.cos_kv},
+            {&kt.eta, &rt.eta},
+            {&kt.alpha, &rt.alpha},
+            {&kt.erase_over_assoc, &rt.erase_over_assoc}};
+        for (size_t i = 0; i < parts.size(); ++i) {
+          const Tensor a = torch::cat(*parts[i].first, -1).masked_select(v).to(torch::kFloat64);
+          const Tensor b = torch::cat(*parts[i].second, -1).masked_select(v).to(torch::kFloat64);
+          const double err = ((a - b).abs() / b.abs().clamp_min(1.0)).max().item<double>();
+          QVERIFY2(err < tol, qPrintable(QString("dtype %1, chunks %2/%3, X %4, quantity %5: %6")
+                                             .arg(dt == torch::kFloat64 ? 64 : 32)
+                                             .arg(cm)
+                                             .arg(co)
+                                             .arg(X)
+                                             .arg(i)
+                                             .arg(err)));
+          QVERIFY(b.abs().max().item<double>() > 0);
+        }
+        QVERIFY((k.y - r.y).abs().max().item<double>() < tol * 10);
+      }
+  }
+
   void wholeSegmentSecondDerivativeThrowsAndBadShapesAreRefused() {
     const WholeSeg w = makeWholeSeg(1, 1, 2, 4, 4, 1, 3);
     hl::kernels::SmtSegmentCoeffs c;

@@ -141,6 +141,10 @@ struct SmtSequenceOut {
   /// segments only, alternately, in smt_sequence_ring_size(d) elements per pair; the final state
   /// is in slot (segments % 2). The same arithmetic, a fraction of the memory traffic.
   bool ring = false;
+  /// Optional [B, H, L, 4] (the diagnostics' per-token trace, docs/MEMORY.md "Diagnostics"): per
+  /// token cos(k, v) of the normalised key and value, η before the clamp, α, and the output
+  /// memory's erase ÷ association size ‖W1 a‖ / max(‖e‖, 1e-12); 0 in skipped pad segments.
+  T* trace = nullptr;
 };
 
 /// Elements per pair of a ring forward's ck: two state slots and the bound's factors.
