@@ -15,10 +15,12 @@ struct EvalRow {
   std::vector<int> y_true, y_pred;  // class-IL predictions over all evaluated rows
 };
 
-// The batches an evaluation runs `rows` of `e` in: rows of similar length together (every model
-// here is causal with its pads at the tail, so a row's logits do not depend on the rows beside it,
-// up to the libraries' summation order; docs/KERNELS.md "Evaluation batches"), at most
-// kEvalBatch rows each. Every row once; the order within and across batches is not the input's.
+// The batches an evaluation runs `rows` of `e` in: rows of similar length together (pads sit at
+// the tail and no model lets them reach a real token: the recurrent and convolutional mixers are
+// causal, attention masks pad keys, pooling skips pads, nothing uses batch statistics; so a row's
+// logits do not depend on the rows beside it, up to the libraries' summation order; docs/KERNELS.md
+// "Evaluation batches"), at most kEvalBatch rows each. Every row once; the order within and across
+// batches is not the input's.
 constexpr int64_t kEvalBatch = 256, kEvalMinBatch = 16;
 std::vector<std::vector<int64_t>> eval_batches(const Encoded& e, std::vector<int64_t> rows);
 
