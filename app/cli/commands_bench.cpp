@@ -14,7 +14,8 @@ int Commands::benchKernels() {
   opt.repeats = bench_repeats_;
   opt.device = bench_device_;
   if (!json_)
-    std::fprintf(stderr, "timing %zu shapes x 2 kernels, %d repeats each...\n", opt.shapes.size(), opt.repeats);
+    std::fprintf(stderr, "timing %zu shapes x %d kernels, %d repeats each...\n", opt.shapes.size(),
+                 opt.device == "cuda" ? 2 : 3, opt.repeats);
   const auto cases = memory::bench_kernels(opt);
   if (json_) {
     nlohmann::json a = nlohmann::json::array();
@@ -44,7 +45,8 @@ int Commands::benchKernels() {
                 c.reference_ms, c.fused_ms, c.speedup, c.gflops, c.peak_gflops, c.max_rel_diff);
   std::printf(
       "(forward + backward, float32, CPU threads %d, kernels' instruction set %s (HOPELAB_KERNEL_ISA), median of %d "
-      "interleaved repeats; smt: the whole self-modifying Titans memory, segment_write: one 4-token segment of one "
+      "interleaved repeats; smt: the whole self-modifying Titans memory, lmm: the Titans long-term memory (chunk 4), "
+      "segment_write: one 4-token segment of one "
       "layer; rel.diff: the largest max|fused - LibTorch| / max|LibTorch| over outputs and gradients)\n",
       torch::get_num_threads(), cases.empty() ? "-" : cases.front().isa.c_str(), opt.repeats);
   return 0;

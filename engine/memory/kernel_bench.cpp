@@ -8,6 +8,7 @@
 
 #include "engine/memory/fused.h"
 #include "engine/memory/selfmod_titans.h"
+#include "engine/memory/titans_memory.h"
 #include "hl_kernels/cpu_isa.h"
 
 namespace hl::memory {
@@ -140,6 +141,50 @@ std::vector<KernelBenchCase> bench_kernels(const KernelBenchOptions& opt) {
     k.gflops = 600.0 * D * D * B * L * H / (k.fused_ms * 1e6);
     k.peak_gflops = peak;
     out.push_back(k);
+
+    // The Titans long-term memory (a titans / hope-no-selfmod block's mixer): lmm_fused against
+    // lmm_chunked, forward + backward of q, k, v, θ, η, α and the start state. CPU only (no CUDA
+    // kernel).
+    if (!dev.is_cuda()) {
+      LmmConfig lc;
+      lc.heads = H;
+      lc.head_dim = D;
+      lc.chunk = 4;
+      torch::manual_seed(2);
+      LmmState init = lmm_init_state(lc, torch::dtype(torch::kFloat32));
+      init.S1 = init.S2 = Tensor();
+      init.W1.requires_grad_(true);
+      init.W2.requires_grad_(true);
+      std::vector<Tensor> li = {nrm(torch::randn({B, H, L, D})), nrm(torch::randn({B, H, L, D})),
+                                torch::randn({B, H, L, D}),      0.1 * torch::rand({B, H, L}),
+                                0.9 * torch::rand({B, H, L}),    0.01 * torch::rand({B, H, L})};
+      for (auto& t : li) t.requires_grad_(true);
+      auto lmm = [&](bool fused) {
+        return fused ? lmm_fused(lc, init, li[0], li[1], li[2], li[3], li[4], li[5])
+                     : lmm_chunked(lc, init, li[0], li[1], li[2], li[3], li[4], li[5]);
+      };
+      auto lmmStep = [&](bool fused) { return [&, fused] { lmm(fused).y.sum().backward(); }; };
+      auto lmmOutputs = [&](bool fused) {
+        const LmmResult r = lmm(fused);
+        torch::manual_seed(3);
+        const Tensor proj = torch::randn(r.y.sizes());
+        std::vector<Tensor> wrt = li;
+        wrt.push_back(init.W1);
+        wrt.push_back(init.W2);
+        auto g = torch::autograd::grad({(r.y * proj).sum()}, wrt);
+        g.insert(g.begin(), r.y);
+        return g;
+      };
+      KernelBenchCase m = k;
+      m.kernel = "lmm";
+      m.max_rel_diff = maxRelDiff(lmmOutputs(true), lmmOutputs(false));
+      std::tie(m.reference_ms, m.fused_ms) = timePair(lmmStep(false), lmmStep(true), opt.repeats);
+      m.speedup = m.reference_ms / m.fused_ms;
+      // ≈ 75·D·F flops per token and head for forward + backward (counted from the kernel's loops:
+      // docs/KERNELS.md "Titans long-term memory"); F = D here.
+      m.gflops = 75.0 * D * D * B * L * H / (m.fused_ms * 1e6);
+      out.push_back(m);
+    }
 
     // The segment write alone: one 4-token segment of one layer, all rows of the batch (its shape
     // does not depend on the length, so once per batch size).

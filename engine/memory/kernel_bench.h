@@ -14,7 +14,9 @@
 namespace hl::memory {
 
 struct KernelBenchCase {
-  std::string kernel;  // "smt" (a self-modifying Titans memory, smt_chunked) or "segment_write"
+  // "smt" (a self-modifying Titans memory, smt_chunked), "lmm" (the Titans long-term memory,
+  // lmm_chunked; CPU only) or "segment_write"
+  std::string kernel;
   std::string device = "cpu";
   std::string isa;  // the fused side's CPU instruction set (hl_kernels/cpu_isa.h): "avx512", "avx2-fma" or "baseline"
   int64_t batch = 0, length = 0, heads = 0, head_dim = 0;

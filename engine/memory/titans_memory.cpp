@@ -3,10 +3,14 @@
 
 #include "engine/memory/state_bound.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
 #include <vector>
+
+#include "hl_kernels/lmm.h"
 
 namespace hl::memory {
 
@@ -329,6 +333,147 @@ LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const Tensor& 
     ys.push_back(mlp(R1, R2, p.q.index({I::Slice(), I::Slice(), I::Slice(t0, t1)})));
   }
   finishResult(p, ys, lossSums, clamped, {W1, W2, S1, S2}, sg, torch::GradMode::is_enabled(), r);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused: the kernel of hl_kernels/lmm.h as one autograd node (inputs q, k, v, θ, η, α, W1_0, W2_0;
+// the mask and the configuration carry no gradient).
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+hl::kernels::LmmDims dimsFrom(const Tensor& k, const Tensor& W1, int64_t chunk, bool clamp, double clampBound,
+                              double stateBound, bool sg) {
+  hl::kernels::LmmDims d;
+  d.B = k.size(0);
+  d.H = k.size(1);
+  d.L = k.size(2);
+  d.D = k.size(3);
+  d.F = W1.size(-1);
+  d.C = chunk;
+  d.w0_per_sequence = W1.dim() == 4;
+  d.clamp = clamp;
+  d.clamp_bound = clampBound;
+  d.state_bound = stateBound;
+  d.stop_grad = sg;
+  return d;
+}
+
+struct LmmFunction : public torch::autograd::Function<LmmFunction> {
+  // Returns {y, final state [B·H, 4·D·F], loss sums [B·H, chunks] (float64), clamped [B·H] (int64)}.
+  static variable_list forward(AutogradContext* ctx, Tensor q, Tensor k, Tensor v, Tensor theta, Tensor eta,
+                               Tensor alpha, Tensor W1, Tensor W2, Tensor valid, int64_t chunk, bool clamp,
+                               double clampBound, double stateBound, bool sg, bool keep) {
+    q = q.contiguous(), k = k.contiguous(), v = v.contiguous();
+    theta = theta.contiguous(), eta = eta.contiguous(), alpha = alpha.contiguous();
+    W1 = W1.contiguous(), W2 = W2.contiguous(), valid = valid.contiguous();
+    const auto d = dimsFrom(k, W1, chunk, clamp, clampBound, stateBound, sg);
+    const int64_t P = d.B * d.H, nc = hl::kernels::lmm_chunks(d);
+    Tensor y = torch::empty_like(k);
+    Tensor fin = torch::empty({P, hl::kernels::lmm_state_size(d)}, k.options());
+    Tensor ck = keep ? torch::empty({P, hl::kernels::lmm_checkpoint_size(d)}, k.options()) : Tensor();
+    Tensor loss = torch::empty({P, nc}, torch::dtype(torch::kFloat64));
+    Tensor clamped = torch::zeros({P}, torch::dtype(torch::kInt64));
+    AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "lmm_forward", [&] {
+      hl::kernels::LmmArgs<scalar_t> in;
+      in.q = q.data_ptr<scalar_t>(), in.k = k.data_ptr<scalar_t>(), in.v = v.data_ptr<scalar_t>();
+      in.theta = theta.data_ptr<scalar_t>(), in.eta = eta.data_ptr<scalar_t>();
+      in.alpha = alpha.data_ptr<scalar_t>(), in.valid = valid.data_ptr<scalar_t>();
+      in.W1 = W1.data_ptr<scalar_t>(), in.W2 = W2.data_ptr<scalar_t>();
+      hl::kernels::LmmOut<scalar_t> out;
+      out.y = y.data_ptr<scalar_t>();
+      out.final_state = fin.data_ptr<scalar_t>();
+      out.ck = keep ? ck.data_ptr<scalar_t>() : nullptr;
+      out.loss = loss.data_ptr<double>();
+      out.clamped = clamped.data_ptr<int64_t>();
+      at::parallel_for(0, P, 1,
+                       [&](int64_t p0, int64_t p1) { hl::kernels::lmm_forward<scalar_t>(d, in, out, p0, p1); });
+    });
+    if (keep) {
+      ctx->save_for_backward({q, k, v, theta, eta, alpha, W1, W2, valid, ck});
+      ctx->saved_data["chunk"] = chunk;
+      ctx->saved_data["clamp"] = clamp;
+      ctx->saved_data["clamp_bound"] = clampBound;
+      ctx->saved_data["state_bound"] = stateBound;
+      ctx->saved_data["sg"] = sg;
+    }
+    ctx->mark_non_differentiable({fin, loss, clamped});
+    return {y, fin, loss, clamped};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    TORCH_CHECK(!s.empty(), "lmm_fused: the forward kept no checkpoint (it ran without a gradient)");
+    const Tensor &q = s[0], &k = s[1], &v = s[2], &theta = s[3], &eta = s[4], &alpha = s[5], &W1 = s[6], &W2 = s[7];
+    const Tensor &valid = s[8], &ck = s[9];
+    const auto d = dimsFrom(k, W1, ctx->saved_data["chunk"].toInt(), ctx->saved_data["clamp"].toBool(),
+                            ctx->saved_data["clamp_bound"].toDouble(), ctx->saved_data["state_bound"].toDouble(),
+                            ctx->saved_data["sg"].toBool());
+    const int64_t P = d.B * d.H;
+    const Tensor dy = grads[0].defined() ? grads[0].contiguous() : torch::zeros_like(k);
+    Tensor dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    Tensor dth = torch::empty_like(theta), deta = torch::empty_like(eta), dal = torch::empty_like(alpha);
+    Tensor dW1 = torch::empty({P, d.D, d.F}, k.options()), dW2 = torch::empty({P, d.F, d.D}, k.options());
+    AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "lmm_backward", [&] {
+      hl::kernels::LmmArgs<scalar_t> in;
+      in.q = q.data_ptr<scalar_t>(), in.k = k.data_ptr<scalar_t>(), in.v = v.data_ptr<scalar_t>();
+      in.theta = theta.data_ptr<scalar_t>(), in.eta = eta.data_ptr<scalar_t>();
+      in.alpha = alpha.data_ptr<scalar_t>(), in.valid = valid.data_ptr<scalar_t>();
+      in.W1 = W1.data_ptr<scalar_t>(), in.W2 = W2.data_ptr<scalar_t>();
+      hl::kernels::LmmGrads<scalar_t> g;
+      g.dq = dq.data_ptr<scalar_t>(), g.dk = dk.data_ptr<scalar_t>(), g.dv = dv.data_ptr<scalar_t>();
+      g.dtheta = dth.data_ptr<scalar_t>(), g.deta = deta.data_ptr<scalar_t>(), g.dalpha = dal.data_ptr<scalar_t>();
+      g.dW1 = dW1.data_ptr<scalar_t>(), g.dW2 = dW2.data_ptr<scalar_t>();
+      const scalar_t* ckp = ck.data_ptr<scalar_t>();
+      const scalar_t* dyp = dy.data_ptr<scalar_t>();
+      at::parallel_for(
+          0, P, 1, [&](int64_t p0, int64_t p1) { hl::kernels::lmm_backward<scalar_t>(d, in, ckp, dyp, g, p0, p1); });
+    });
+    // Per-pair gradients of the start state; a start state shared by the batch gets their sum
+    // (one LibTorch sum: deterministic).
+    dW1 = d.w0_per_sequence ? dW1.view(W1.sizes()) : dW1.view({d.B, d.H, d.D, d.F}).sum(0);
+    dW2 = d.w0_per_sequence ? dW2.view(W2.sizes()) : dW2.view({d.B, d.H, d.F, d.D}).sum(0);
+    return {dq, dk, dv, dth, deta, dal, dW1, dW2, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+bool lmm_fused_applies(const Tensor& k) {
+  return k.device().is_cpu() && (k.scalar_type() == torch::kFloat32 || k.scalar_type() == torch::kFloat64);
+}
+
+LmmResult lmm_fused(const LmmConfig& cfg, const LmmState& init, const Tensor& q0, const Tensor& k0, const Tensor& v0,
+                    const Tensor& theta0, const Tensor& eta0, const Tensor& alpha0, const Tensor& mask) {
+  // The kernel starts from zero momenta (the Titans mixer's case); an incoming momentum, another
+  // device or dtype takes the LibTorch path.
+  if (!lmm_fused_applies(k0) || init.S1.defined() || init.S2.defined())
+    return lmm_chunked(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
+  Prep p = prepare(cfg, init, q0, k0, v0, theta0, eta0, alpha0, mask);
+  TORCH_CHECK(init.W1.dim() == init.W2.dim(), "lmm: W1 and W2 must both be per head or both per sequence");
+  const bool outerGrad = torch::GradMode::is_enabled();
+  const Tensor W1 = init.W1.to(k0.scalar_type()), W2 = init.W2.to(k0.scalar_type());
+  bool anyGrad = false;
+  for (const Tensor& t : {p.q, p.k, p.v, p.theta, p.eta, p.alpha, W1, W2}) anyGrad |= t.requires_grad();
+  const bool keep = outerGrad && anyGrad;
+  auto outs = LmmFunction::apply(p.q, p.k, p.v, p.theta, p.eta, p.alpha, W1, W2, p.m.select(1, 0), cfg.chunk, cfg.clamp,
+                                 cfg.clamp_bound, cfg.state_bound, cfg.stop_grad_writes, keep);
+  LmmResult r;
+  r.fused = true;
+  r.y = outs[0];
+  const int64_t DF = p.D * p.F;
+  const Tensor fin = outs[1].view({p.B, p.H, 4, DF});
+  r.final_state.W1 = fin.select(2, 0).reshape({p.B, p.H, p.D, p.F});
+  r.final_state.W2 = fin.select(2, 1).reshape({p.B, p.H, p.F, p.D});
+  r.final_state.S1 = fin.select(2, 2).reshape({p.B, p.H, p.D, p.F});
+  r.final_state.S2 = fin.select(2, 3).reshape({p.B, p.H, p.F, p.D});
+  const Tensor lossBC = outs[2].view({p.B, p.H, p.nChunks}).sum(1).to(k0.scalar_type());  // [B, chunks]
+  finishLoss(p, lossBC.unbind(1), r);
+  r.clamped = outs[3].sum().item<int64_t>();
+  r.drift = driftOf(p.W1.detach(), p.W2.detach(), r.final_state.W1, r.final_state.W2);
+  if (!outerGrad) r.y = r.y.detach();
   return r;
 }
 

@@ -42,6 +42,7 @@ struct LmmResult {
   LmmState final_state;          // per sequence: [B, H, ...]
   int64_t clamped = 0;           // clamped (token, head, layer) writes, valid tokens only
   int64_t writes = 0;            // (sequence, chunk) pairs with ≥ 1 valid token
+  bool fused = false;            // lmm_fused ran the CPU kernel (kernels/include/hl_kernels/lmm.h)
 };
 
 // Inputs: q, k, v [B, H, L, D]; theta (step, Titans θ = spec inner_lr), eta (momentum decay,
@@ -54,6 +55,19 @@ LmmResult lmm_reference(const LmmConfig& cfg, const LmmState& init, const torch:
 LmmResult lmm_chunked(const LmmConfig& cfg, const LmmState& init, const torch::Tensor& q, const torch::Tensor& k,
                       const torch::Tensor& v, const torch::Tensor& theta, const torch::Tensor& eta,
                       const torch::Tensor& alpha, const torch::Tensor& mask = {});
+
+// The same maths through the CPU kernel of kernels/include/hl_kernels/lmm.h (one autograd node, a
+// hand-written reverse pass that recomputes each chunk from its stored start state) where
+// lmm_fused_applies(k) holds; anything else runs lmm_chunked. Differentiable in y only: the final
+// state, the losses and the drift carry no graph (the Titans mixer reads them as statistics); ask
+// lmm_chunked where they must. Agrees with lmm_chunked to rounding (the kernel runs the token
+// recurrence that lmm_chunked solves in closed form per chunk; docs/KERNELS.md).
+LmmResult lmm_fused(const LmmConfig& cfg, const LmmState& init, const torch::Tensor& q, const torch::Tensor& k,
+                    const torch::Tensor& v, const torch::Tensor& theta, const torch::Tensor& eta,
+                    const torch::Tensor& alpha, const torch::Tensor& mask = {});
+
+// Whether lmm_fused runs its kernel for inputs like k: CPU, float32 or float64.
+bool lmm_fused_applies(const torch::Tensor& k);
 
 // A fresh initial state [H, ...]: W2 ~ N(0, 1/D), W1 ~ N(0, w1_scale²/F), zero momentum.
 LmmState lmm_init_state(const LmmConfig& cfg, const torch::TensorOptions& opts, double w1_scale = 0.1);

@@ -236,7 +236,9 @@ torch::Tensor TitansMixerImpl::mix(const torch::Tensor& h, const torch::Tensor& 
   hl::memory::LmmState init;
   init.W1 = w1_.to(h.scalar_type());
   init.W2 = w2_.to(h.scalar_type());
-  auto r = hl::memory::lmm_chunked(mc, init, q, k, v, theta, eta, alpha, mask);
+  auto r = fused_ ? hl::memory::lmm_fused(mc, init, q, k, v, theta, eta, alpha, mask)
+                  : hl::memory::lmm_chunked(mc, init, q, k, v, theta, eta, alpha, mask);
+  ++(r.fused ? fused_forwards_ : reference_forwards_);
   {
     torch::NoGradGuard ng;
     auto has = r.chunk_tokens.gt(0).to(r.loss_per_chunk.device());

@@ -147,6 +147,11 @@ class TitansMixerImpl : public torch::nn::Module {
   torch::Tensor memW1() const { return w1_; }
   torch::Tensor memW2() const { return w2_; }
   torch::nn::Linear gateLayer() const { return gates_; }
+  // training.kernels: whether the memory may take the fused kernel (hl::memory::lmm_fused).
+  void setFused(bool on) { fused_ = on; }
+  // Forwards since construction through the fused kernel, and through the LibTorch path.
+  int64_t fusedForwards() const { return fused_forwards_; }
+  int64_t referenceForwards() const { return reference_forwards_; }
 
  private:
   int heads_;
@@ -159,6 +164,8 @@ class TitansMixerImpl : public torch::nn::Module {
   torch::Tensor w1_, w2_;            // memory initial state [H, D, F], [H, F, D]
   torch::Tensor persistent_;         // [P, d] persistent memory tokens (undefined when P = 0)
   ContextStats stats_;
+  bool fused_ = true;
+  int64_t fused_forwards_ = 0, reference_forwards_ = 0;
   torch::Tensor mix(const torch::Tensor& h, const torch::Tensor& mask);
 };
 TORCH_MODULE(TitansMixer);

@@ -287,7 +287,10 @@ std::vector<LevelGroup> ClassifierImpl::levels() {
 void ClassifierImpl::setFusedKernels(bool on) {
   fused_ = on;
   for (const auto& m : modules(/*include_self=*/false))
-    if (auto* s = m->as<SelfModMixerImpl>()) s->setFused(on);
+    if (auto* s = m->as<SelfModMixerImpl>())
+      s->setFused(on);
+    else if (auto* t = m->as<TitansMixerImpl>())
+      t->setFused(on);
 }
 
 std::string ClassifierImpl::kernelPath() const {
@@ -296,6 +299,9 @@ std::string ClassifierImpl::kernelPath() const {
     if (const auto* s = m->as<SelfModMixerImpl>()) {
       fused += s->fusedForwards();
       ref += s->referenceForwards();
+    } else if (const auto* t = m->as<TitansMixerImpl>()) {
+      fused += t->fusedForwards();
+      ref += t->referenceForwards();
     }
   if (fused + ref == 0) return "none";
   // On CUDA the fused path is the CUDA segment write inside the per-op recurrence (docs/KERNELS.md).

@@ -211,9 +211,9 @@ class ClassifierImpl : public torch::nn::Module {
   // per-key dgd_write loop when off.
   void setFusedKernels(bool on);
   // Which path the memory recurrences took in the forwards so far: "fused-cpu" (every
-  // self-modifying Titans forward through the CPU kernel), "fused-cuda" (through the CUDA segment
-  // write, the model on a CUDA device), "reference" (none), "mixed", or "none"
-  // (no self-modifying Titans memory ran). Titans blocks' memory has no kernel yet (reference).
+  // self-modifying Titans and Titans-memory forward through a CPU kernel), "fused-cuda" (through
+  // the CUDA segment write, the model on a CUDA device), "reference" (none), "mixed", or "none"
+  // (no in-context memory ran). The Titans memory has no CUDA kernel: on a GPU it is "reference".
   std::string kernelPath() const;
 
  private:

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "hl_kernels/cpu_isa.h"
+#include "hl_kernels/lmm.h"
 #include "hl_kernels/segment_write.h"
 #include "hl_kernels/smt_segment.h"
 
@@ -197,6 +198,17 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
   HL_CALL(smt_sequence_backward<T>, d, c, in, ck, dy, dW1e, dW2e, dS1e, dS2e, g, p0, p1);
 }
 
+template <typename T>
+void lmm_forward(const LmmDims& d, const LmmArgs<T>& in, const LmmOut<T>& out, int64_t p0, int64_t p1) {
+  HL_CALL(lmm_forward<T>, d, in, out, p0, p1);
+}
+
+template <typename T>
+void lmm_backward(const LmmDims& d, const LmmArgs<T>& in, const T* ck, const T* dy, const LmmGrads<T>& g, int64_t p0,
+                  int64_t p1) {
+  HL_CALL(lmm_backward<T>, d, in, ck, dy, g, p0, p1);
+}
+
 #undef HL_CALL
 
 #define HL_DISPATCH_INST(T)                                                                                            \
@@ -214,7 +226,10 @@ void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, 
                                         const SmtSequenceOut<T>&, int64_t, int64_t);                                   \
   template void smt_sequence_backward<T>(const SmtSequenceDims&, const SmtSegmentCoeffs&, const SmtSequenceArgs<T>&,   \
                                          const T*, const T*, const T*, const T*, const T*, const T*,                   \
-                                         const SmtSequenceGrads<T>&, int64_t, int64_t);
+                                         const SmtSequenceGrads<T>&, int64_t, int64_t);                                \
+  template void lmm_forward<T>(const LmmDims&, const LmmArgs<T>&, const LmmOut<T>&, int64_t, int64_t);                 \
+  template void lmm_backward<T>(const LmmDims&, const LmmArgs<T>&, const T*, const T*, const LmmGrads<T>&, int64_t,    \
+                                int64_t);
 HL_DISPATCH_INST(float)
 HL_DISPATCH_INST(double)
 #undef HL_DISPATCH_INST

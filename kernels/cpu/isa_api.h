@@ -2,6 +2,7 @@
 // namespace hl::kernels::HL_ISA_NS (kernels/cpu/isa.h). Included by each kernel source (for its
 // own ISA) and by dispatch.cpp (once per ISA). The public functions of the same names in
 // hl::kernels (hl_kernels/*.h) forward to one of these.
+#include "hl_kernels/lmm.h"
 #include "hl_kernels/segment_write.h"
 #include "hl_kernels/smt_segment.h"
 
@@ -51,5 +52,11 @@ template <typename T>
 void smt_sequence_backward(const SmtSequenceDims& d, const SmtSegmentCoeffs& c, const SmtSequenceArgs<T>& in,
                            const T* ck, const T* dy, const T* dW1e, const T* dW2e, const T* dS1e, const T* dS2e,
                            const SmtSequenceGrads<T>& g, int64_t p0, int64_t p1);
+
+template <typename T>
+void lmm_forward(const LmmDims& d, const LmmArgs<T>& in, const LmmOut<T>& out, int64_t p0, int64_t p1);
+template <typename T>
+void lmm_backward(const LmmDims& d, const LmmArgs<T>& in, const T* ck, const T* dy, const LmmGrads<T>& g, int64_t p0,
+                  int64_t p1);
 
 }  // namespace hl::kernels::HL_ISA_NS

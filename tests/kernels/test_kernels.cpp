@@ -7,11 +7,13 @@
 // (with differentiable writes the fast path runs the whole-sequence kernel, with stop-grad writes
 // the whole-segment kernel); the whole-segment kernel's reverse pass against central
 // differences; the fused memory step's determinism across thread counts and float32. The memory head's
-// write: the CPU kernel and the sync-free LibTorch rows against the per-key dgd_write loop.
+// write: the CPU kernel and the sync-free LibTorch rows against the per-key dgd_write loop. The Titans
+// long-term memory's kernel (lmm_fused) against lmm_chunked.
 #include "engine/torch_wrap.h"  // before any Qt header (TOOLCHAIN.md §4.1)
 
 #include "engine/memory/fused.h"
 #include "engine/memory/selfmod_titans.h"
+#include "engine/memory/titans_memory.h"
 #include "engine/models/classifier.h"
 #include "hl_kernels/cpu_isa.h"
 #include "hl_kernels/memory_head.h"
@@ -20,6 +22,7 @@
 #include <QtTest>
 
 #include <functional>
+#include <limits>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -1045,6 +1048,160 @@ class TestKernels : public QObject {
     QVERIFY(!smt_chunked(cfg, p32, x.to(torch::kFloat32), q.to(torch::kFloat32)).fused);
     cfg.fused = true;
     QVERIFY(smt_chunked(cfg, p32, x.to(torch::kFloat32), q.to(torch::kFloat32)).fused);
+  }
+
+  // The Titans long-term memory's kernel (lmm_fused) against the LibTorch chunked path:
+  // values and the gradients of every input, float64 1e-10 / 1e-9 relative, over hidden widths
+  // other than D, lengths that chunks do not divide, a ragged batch whose pads hold NaN, a θ large
+  // enough that the clamp binds on some tokens and not others, a binding state bound, start states
+  // per head and per sequence, and stop-grad writes on and off.
+  void titansMemoryKernelMatchesTheChunkedPath_data() {
+    QTest::addColumn<int>("D");
+    QTest::addColumn<int>("F");
+    QTest::addColumn<int>("chunk");
+    QTest::addColumn<int>("len");
+    QTest::addColumn<double>("bound");
+    QTest::addColumn<bool>("perSequence");
+    QTest::addColumn<bool>("stopGrad");
+    QTest::newRow("D16_C4_L13") << 16 << 16 << 4 << 13 << 0.0 << false << false;
+    QTest::newRow("D8_F12_C5_L21_bound") << 8 << 12 << 5 << 21 << 1.0 << false << false;
+    QTest::newRow("D32_C1_L7") << 32 << 32 << 1 << 7 << 0.0 << false << false;
+    QTest::newRow("D6_F5_C8_L19_perseq_bound") << 6 << 5 << 8 << 19 << 1.0 << true << false;
+    QTest::newRow("D16_C4_L13_stopgrad") << 16 << 16 << 4 << 13 << 1.0 << false << true;
+  }
+  void titansMemoryKernelMatchesTheChunkedPath() {
+    QFETCH(int, D);
+    QFETCH(int, F);
+    QFETCH(int, chunk);
+    QFETCH(int, len);
+    QFETCH(double, bound);
+    QFETCH(bool, perSequence);
+    QFETCH(bool, stopGrad);
+    LmmConfig cfg;
+    cfg.heads = 2;
+    cfg.head_dim = D;
+    cfg.hidden = F;
+    cfg.chunk = chunk;
+    cfg.state_bound = bound;
+    cfg.stop_grad_writes = stopGrad;
+    const int64_t B = 3, H = 2, L = len;
+    torch::manual_seed(7 + D + chunk);
+    LmmState init = lmm_init_state(cfg, kF64, 0.5);
+    init.S1 = init.S2 = Tensor();
+    if (perSequence) {
+      init.W1 = init.W1.unsqueeze(0).repeat({B, 1, 1, 1}) + 0.05 * torch::randn({B, H, D, F}, kF64);
+      init.W2 = init.W2.unsqueeze(0).repeat({B, 1, 1, 1}) + 0.05 * torch::randn({B, H, F, D}, kF64);
+    }
+    auto unit = [](Tensor t) {
+      return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    };
+    Tensor q = unit(torch::randn({B, H, L, D}, kF64)), k = unit(torch::randn({B, H, L, D}, kF64));
+    Tensor v = torch::randn({B, H, L, D}, kF64) * 0.5;
+    // θ from 0.05 to 1.5: the clamp's cap b / (3‖u‖²) is 0.6 for a unit k, so it binds on some tokens.
+    Tensor theta = 0.05 + 1.45 * torch::rand({B, H, L}, kF64);
+    Tensor eta = 0.5 + 0.45 * torch::rand({B, H, L}, kF64), alpha = 0.1 * torch::rand({B, H, L}, kF64);
+    Tensor mask = torch::ones({B, L}, torch::kBool);
+    mask.index_put_({1, I::Slice(L - 5, I::None)}, false);
+    mask.index_put_({2, I::Slice(1, I::None)}, false);
+    const Tensor pads = mask.logical_not().view({B, 1, L, 1}).expand({B, H, L, D});
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    q = q.masked_fill(pads, nan), k = k.masked_fill(pads, nan), v = v.masked_fill(pads, nan);
+    theta = theta.masked_fill(pads.select(3, 0), nan);
+    std::vector<Tensor*> leaves = {&init.W1, &init.W2, &q, &k, &v, &theta, &eta, &alpha};
+    struct Run {
+      LmmResult r;
+      std::vector<Tensor> grads;
+    };
+    auto run = [&](bool fused) {
+      std::vector<Tensor> xs;
+      for (Tensor* t : leaves) xs.push_back(t->detach().clone().requires_grad_(true));
+      LmmState st;
+      st.W1 = xs[0], st.W2 = xs[1];
+      Run out;
+      out.r = fused ? lmm_fused(cfg, st, xs[2], xs[3], xs[4], xs[5], xs[6], xs[7], mask)
+                    : lmm_chunked(cfg, st, xs[2], xs[3], xs[4], xs[5], xs[6], xs[7], mask);
+      torch::manual_seed(99);
+      const Tensor R = torch::randn(out.r.y.sizes(), kF64);
+      (out.r.y * R).sum().backward();
+      for (auto& x : xs) out.grads.push_back(x.grad().defined() ? x.grad() : torch::zeros_like(x));
+      return out;
+    };
+    const Run f = run(true), c = run(false);
+    QVERIFY(f.r.fused);
+    QVERIFY(!c.r.fused);
+    QVERIFY(torch::isfinite(f.r.y).all().item<bool>());
+    QVERIFY2(relErr(f.r.y, c.r.y) < 1e-10, qPrintable(QString("y %1").arg(relErr(f.r.y, c.r.y))));
+    QVERIFY(relErr(f.r.loss_per_chunk, c.r.loss_per_chunk) < 1e-10);
+    QVERIFY(relErr(f.r.drift, c.r.drift) < 1e-10);
+    QVERIFY(relErr(f.r.final_state.W1, c.r.final_state.W1) < 1e-10);
+    QVERIFY(relErr(f.r.final_state.W2, c.r.final_state.W2) < 1e-10);
+    QVERIFY(relErr(f.r.final_state.S1, c.r.final_state.S1) < 1e-10);
+    QVERIFY(relErr(f.r.final_state.S2, c.r.final_state.S2) < 1e-10);
+    QCOMPARE(f.r.clamped, c.r.clamped);
+    QCOMPARE(f.r.writes, c.r.writes);
+    QVERIFY(f.r.clamped > 0);                                            // the clamp binds on some tokens ...
+    QVERIFY(f.r.clamped < 2 * int64_t(mask.sum().item<int64_t>()) * H);  // ... not on all
+    const char* names[] = {"W1", "W2", "q", "k", "v", "theta", "eta", "alpha"};
+    for (size_t i = 0; i < f.grads.size(); ++i) {
+      QVERIFY2(torch::isfinite(f.grads[i]).all().item<bool>(), names[i]);
+      const double e = (f.grads[i] - c.grads[i]).abs().max().item<double>() /
+                       std::max(c.grads[i].abs().max().item<double>(), 1e-300);
+      QVERIFY2(e < 1e-9, qPrintable(QString("gradient of %1: %2").arg(names[i]).arg(e)));
+    }
+    if (stopGrad)
+      QCOMPARE(f.grads[3].abs().max().item<double>(), 0.0);  // writes carry no gradient to k
+    else
+      QVERIFY(f.grads[3].abs().max().item<double>() > 0);
+  }
+
+  // The same in float32 (1e-5 relative in values, 1e-4 in gradients), an evaluation forward (no
+  // gradient: no checkpoint kept) with the same outputs, and another device or dtype falling back.
+  void titansMemoryKernelInFloat32AndWithoutGradient() {
+    LmmConfig cfg;
+    cfg.heads = 4;
+    cfg.head_dim = 32;
+    cfg.chunk = 4;
+    cfg.state_bound = 2.0;
+    const int64_t B = 4, L = 37;
+    torch::manual_seed(3);
+    const auto f32 = torch::dtype(torch::kFloat32);
+    LmmState init = lmm_init_state(cfg, f32, 0.1);
+    init.S1 = init.S2 = Tensor();
+    auto unit = [](Tensor t) {
+      return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    };
+    const Tensor q = unit(torch::randn({B, 4, L, 32}, f32)), k = unit(torch::randn({B, 4, L, 32}, f32));
+    const Tensor v = torch::randn({B, 4, L, 32}, f32);
+    const Tensor theta = 0.3 * torch::rand({B, 4, L}, f32), eta = 0.9 * torch::rand({B, 4, L}, f32);
+    const Tensor alpha = 0.01 * torch::rand({B, 4, L}, f32);
+    Tensor mask = torch::ones({B, L}, torch::kBool);
+    mask.index_put_({0, I::Slice(20, I::None)}, false);
+    auto grads = [&](bool fused) {
+      Tensor qq = q.clone().requires_grad_(true), W1 = init.W1.clone().requires_grad_(true);
+      LmmState st;
+      st.W1 = W1, st.W2 = init.W2;
+      const LmmResult r = fused ? lmm_fused(cfg, st, qq, k, v, theta, eta, alpha, mask)
+                                : lmm_chunked(cfg, st, qq, k, v, theta, eta, alpha, mask);
+      (r.y * v).sum().backward();
+      return std::make_tuple(r.y.detach(), qq.grad(), W1.grad());
+    };
+    const auto [yf, gqf, gwf] = grads(true);
+    const auto [yc, gqc, gwc] = grads(false);
+    QVERIFY2(relErr(yf, yc) < 1e-5, qPrintable(QString::number(relErr(yf, yc))));
+    QVERIFY2(relErr(gqf, gqc) < 1e-4, qPrintable(QString::number(relErr(gqf, gqc))));
+    QVERIFY2(relErr(gwf, gwc) < 1e-4, qPrintable(QString::number(relErr(gwf, gwc))));
+    {
+      torch::NoGradGuard ng;
+      const LmmResult r = lmm_fused(cfg, init, q, k, v, theta, eta, alpha, mask);
+      QVERIFY(r.fused);
+      QVERIFY(!r.y.requires_grad());
+      QVERIFY(torch::equal(r.y, yf));  // the same bits as the training forward
+    }
+    // Half precision and an incoming momentum take the LibTorch path.
+    LmmState withMomentum = init;
+    withMomentum.S1 = torch::zeros_like(init.W1);
+    QVERIFY(!lmm_fused(cfg, withMomentum, q, k, v, theta, eta, alpha, mask).fused);
+    QVERIFY(!lmm_fused_applies(q.to(torch::kBFloat16)));
   }
 
   void memoryHeadWriteMatchesThePerKeyLoop() {
