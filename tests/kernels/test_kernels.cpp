@@ -1156,6 +1156,80 @@ class TestKernels : public QObject {
 
   // The same in float32 (1e-5 relative in values, 1e-4 in gradients), an evaluation forward (no
   // gradient: no checkpoint kept) with the same outputs, and another device or dtype falling back.
+  // The kernel's reverse pass against central differences (h 1e-6, float64) for every entry of
+  // every input, on a case where the clamp binds on some tokens and the state bound binds; and the
+  // same bits with 1, 2 and 1 threads.
+  void titansMemoryKernelReversePassMatchesCentralDifferences() {
+    LmmConfig cfg;
+    cfg.heads = 1;
+    cfg.head_dim = 3;
+    cfg.hidden = 2;
+    cfg.chunk = 2;
+    cfg.state_bound = 1.0;
+    torch::manual_seed(5);
+    LmmState init = lmm_init_state(cfg, kF64, 0.8);
+    init.S1 = init.S2 = Tensor();
+    const int64_t B = 2, L = 5;
+    std::vector<Tensor> xs = {init.W1.clone(),
+                              init.W2.clone(),
+                              torch::randn({B, 1, L, 3}, kF64) * 0.7,
+                              torch::randn({B, 1, L, 3}, kF64) * 0.7,
+                              torch::randn({B, 1, L, 3}, kF64),
+                              0.2 + 1.5 * torch::rand({B, 1, L}, kF64),
+                              0.3 + 0.6 * torch::rand({B, 1, L}, kF64),
+                              0.2 * torch::rand({B, 1, L}, kF64)};
+    Tensor mask = torch::ones({B, L}, torch::kBool);
+    mask.index_put_({1, 4}, false);
+    const Tensor R = torch::randn({B, 1, L, 3}, kF64);
+    auto f = [&](const std::vector<Tensor>& in, LmmResult* out = nullptr) {
+      LmmState st;
+      st.W1 = in[0], st.W2 = in[1];
+      const LmmResult r = lmm_fused(cfg, st, in[2], in[3], in[4], in[5], in[6], in[7], mask);
+      if (out) *out = r;
+      return (r.y * R).sum();
+    };
+    std::vector<Tensor> leaves;
+    for (auto& x : xs) leaves.push_back(x.clone().requires_grad_(true));
+    LmmResult r;
+    f(leaves, &r).backward();
+    QVERIFY(r.fused);
+    QVERIFY(r.clamped > 0);
+    const double h = 1e-6;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const Tensor flat = xs[i].view(-1);
+      const Tensor g = leaves[i].grad().view(-1);
+      for (int64_t j = 0; j < flat.numel(); ++j) {
+        std::vector<Tensor> plus = xs, minus = xs;
+        plus[i] = xs[i].clone(), minus[i] = xs[i].clone();
+        plus[i].view(-1)[j] += h;
+        minus[i].view(-1)[j] -= h;
+        torch::NoGradGuard ng;
+        const double num = (f(plus).item<double>() - f(minus).item<double>()) / (2 * h);
+        QVERIFY2(std::abs(num - g[j].item<double>()) < 1e-6 * std::max(1.0, std::abs(num)),
+                 qPrintable(QString("input %1 entry %2: %3 vs %4").arg(i).arg(j).arg(g[j].item<double>()).arg(num)));
+      }
+    }
+    // Determinism across thread counts (float32, a batch the threads split).
+    const int threads = torch::get_num_threads();
+    std::vector<Tensor> first;
+    for (int t : {1, 2, 1}) {
+      torch::set_num_threads(t);
+      std::vector<Tensor> in;
+      for (auto& x : xs) in.push_back(x.to(torch::kFloat32).clone().requires_grad_(true));
+      LmmState st;
+      st.W1 = in[0], st.W2 = in[1];
+      const LmmResult rr = lmm_fused(cfg, st, in[2], in[3], in[4], in[5], in[6], in[7], mask);
+      (rr.y * R.to(torch::kFloat32)).sum().backward();
+      std::vector<Tensor> got = {rr.y.detach()};
+      for (auto& x : in) got.push_back(x.grad());
+      if (first.empty())
+        first = got;
+      else
+        for (size_t i = 0; i < got.size(); ++i) QVERIFY(torch::equal(got[i], first[i]));
+    }
+    torch::set_num_threads(threads);
+  }
+
   void titansMemoryKernelInFloat32AndWithoutGradient() {
     LmmConfig cfg;
     cfg.heads = 4;
