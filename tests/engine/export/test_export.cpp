@@ -255,6 +255,7 @@ class TestExport : public QObject {
         md.c_str());
     QVERIFY2(has("Best configuration: `preset=hope experiment.strategy.type=replay`, 0.530 ± 0.028 (2 seeds)."),
              md.c_str());
+    QVERIFY2(!has("Tuned ("), md.c_str());  // one row per model and set-up: nothing was tuned
     // Only one seed of hope replay: no spread to judge by.
     section.runs.erase(
         std::remove_if(section.runs.begin(), section.runs.end(), [](const RunRecord& r) { return r.id == 8; }),
@@ -291,6 +292,12 @@ class TestExport : public QObject {
              md.c_str());
     QVERIFY2(md.find("Best configuration: `preset=hope training.grad_clip=0`, 0.510 ± 0.014 (2 seeds).") !=
                  std::string::npos,
+             md.c_str());
+    // Tuned: hope's best of its 2 rows (the clip off, 0.510) against the transformer's only row.
+    QVERIFY2(md.find("Tuned (finetune, class-incremental, softmax head; each model's best of its 2 and 1 rows, chosen "
+                     "by the test accuracy shown, so optimistic for both alike): `preset=hope training.grad_clip=0`, "
+                     "0.510 ± 0.014 (2 seeds) against `preset=transformer`, 0.250 ± 0.071 (2 seeds): +0.260, **Hope "
+                     "wins**.") != std::string::npos,
              md.c_str());
   }
 
