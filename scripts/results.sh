@@ -13,7 +13,7 @@ if [ "${1:-}" = --report-only ]; then RUN=0; shift; fi
 DB="${1:-results/runs.db}"
 shift || true
 SWEEPS=("$@")
-RESULTS_SWEEPS=(sweeps/studies/hope-memory-joint.json sweeps/studies/hope-pooling-joint.json sweeps/studies/hope-no-replay.json
+RESULTS_SWEEPS=(sweeps/studies/hope-memory-joint.json sweeps/studies/hope-lr-joint.json sweeps/studies/hope-pooling-joint.json sweeps/studies/hope-no-replay.json
   sweeps/laptop/banking77.json sweeps/laptop/clinc150.json sweeps/laptop/dbpedia70.json)
 [ ${#SWEEPS[@]} -gt 0 ] || SWEEPS=("${RESULTS_SWEEPS[@]}")
 CLI=build/app/cli/hopelab-cli
