@@ -243,20 +243,23 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
              : d < 0                           ? loses
                                                : wins;
     };
+    const auto signedDiff = [&](double d) {  // "+0.007" / "-0.140" at the report's decimals
+      std::ostringstream o2;
+      o2.setf(std::ios::fixed);
+      o2.precision(opt.decimals);
+      o2 << (d >= 0 ? "+" : "") << d;
+      return o2.str();
+    };
     bool any = false;
     for (const auto& [setup, models] : by_setup) {
       const auto h = models.find("hope"), t = models.find("transformer");
       if (h == models.end() || t == models.end()) continue;
       if (!any) o << "| Set-up | hope | transformer | hope − transformer | |\n| --- | --: | --: | --: | --- |\n";
       any = true;
-      const double d = mean_sd(h->second).first - mean_sd(t->second).first;
       const char* verdict = judge(h->second, t->second, "**Hope loses**", "**Hope wins**");
-      std::ostringstream diff;
-      diff.setf(std::ios::fixed);
-      diff.precision(opt.decimals);
-      diff << (d >= 0 ? "+" : "") << d;
+      const std::string diff = signedDiff(mean_sd(h->second).first - mean_sd(t->second).first);
       o << "| " << setup << " | " << mean_std_markdown(h->second, opt.decimals) << " | "
-        << mean_std_markdown(t->second, opt.decimals) << " | " << diff.str() << " | " << verdict << " |\n";
+        << mean_std_markdown(t->second, opt.decimals) << " | " << diff << " | " << verdict << " |\n";
     }
     if (!any) o << "No set-up ran both `hope` and `transformer`.\n";
     const auto best = std::max_element(by_config.begin(), by_config.end(), [&](const auto& a, const auto& b) {
@@ -284,16 +287,12 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
         });
       };
       const auto *bh = top(h->second), *bt = top(t->second);
-      const double d = mean_sd(bh->second.accs).first - mean_sd(bt->second.accs).first;
-      std::ostringstream diff;
-      diff.setf(std::ios::fixed);
-      diff.precision(opt.decimals);
-      diff << (d >= 0 ? "+" : "") << d;
+      const std::string diff = signedDiff(mean_sd(bh->second.accs).first - mean_sd(bt->second.accs).first);
       o << "\nTuned (" << setup << "; each model's best of its " << h->second.size() << " and " << t->second.size()
         << " rows, chosen by the test accuracy shown, so optimistic for both alike): `" << bh->first << "`, "
         << mean_std_markdown(bh->second.accs, opt.decimals) << " (" << seeds(bh->second.accs.size()) << ") against `"
         << bt->first << "`, " << mean_std_markdown(bt->second.accs, opt.decimals) << " ("
-        << seeds(bt->second.accs.size()) << "): " << diff.str() << ", "
+        << seeds(bt->second.accs.size()) << "): " << diff << ", "
         << judge(bh->second.accs, bt->second.accs, "**Hope loses**", "**Hope wins**") << ".\n";
     }
 

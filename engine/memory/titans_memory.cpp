@@ -361,6 +361,18 @@ hl::kernels::LmmDims dimsFrom(const Tensor& k, const Tensor& W1, int64_t chunk, 
   return d;
 }
 
+// The kernel's view of the (contiguous) inputs, in LmmFunction's argument order.
+template <typename T>
+hl::kernels::LmmArgs<T> argsOf(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& theta,
+                               const Tensor& eta, const Tensor& alpha, const Tensor& valid, const Tensor& W1,
+                               const Tensor& W2) {
+  hl::kernels::LmmArgs<T> in;
+  in.q = q.data_ptr<T>(), in.k = k.data_ptr<T>(), in.v = v.data_ptr<T>();
+  in.theta = theta.data_ptr<T>(), in.eta = eta.data_ptr<T>(), in.alpha = alpha.data_ptr<T>();
+  in.valid = valid.data_ptr<T>(), in.W1 = W1.data_ptr<T>(), in.W2 = W2.data_ptr<T>();
+  return in;
+}
+
 struct LmmFunction : public torch::autograd::Function<LmmFunction> {
   // Returns {y, final state [B·H, 4·D·F], loss sums [B·H, chunks] (float64), clamped [B·H] (int64)}.
   static variable_list forward(AutogradContext* ctx, Tensor q, Tensor k, Tensor v, Tensor theta, Tensor eta,
@@ -377,11 +389,7 @@ struct LmmFunction : public torch::autograd::Function<LmmFunction> {
     Tensor loss = torch::empty({P, nc}, torch::dtype(torch::kFloat64));
     Tensor clamped = torch::zeros({P}, torch::dtype(torch::kInt64));
     AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "lmm_forward", [&] {
-      hl::kernels::LmmArgs<scalar_t> in;
-      in.q = q.data_ptr<scalar_t>(), in.k = k.data_ptr<scalar_t>(), in.v = v.data_ptr<scalar_t>();
-      in.theta = theta.data_ptr<scalar_t>(), in.eta = eta.data_ptr<scalar_t>();
-      in.alpha = alpha.data_ptr<scalar_t>(), in.valid = valid.data_ptr<scalar_t>();
-      in.W1 = W1.data_ptr<scalar_t>(), in.W2 = W2.data_ptr<scalar_t>();
+      const auto in = argsOf<scalar_t>(q, k, v, theta, eta, alpha, valid, W1, W2);
       hl::kernels::LmmOut<scalar_t> out;
       out.y = y.data_ptr<scalar_t>();
       out.final_state = fin.data_ptr<scalar_t>();
@@ -417,11 +425,7 @@ struct LmmFunction : public torch::autograd::Function<LmmFunction> {
     Tensor dth = torch::empty_like(theta), deta = torch::empty_like(eta), dal = torch::empty_like(alpha);
     Tensor dW1 = torch::empty({P, d.D, d.F}, k.options()), dW2 = torch::empty({P, d.F, d.D}, k.options());
     AT_DISPATCH_FLOATING_TYPES(k.scalar_type(), "lmm_backward", [&] {
-      hl::kernels::LmmArgs<scalar_t> in;
-      in.q = q.data_ptr<scalar_t>(), in.k = k.data_ptr<scalar_t>(), in.v = v.data_ptr<scalar_t>();
-      in.theta = theta.data_ptr<scalar_t>(), in.eta = eta.data_ptr<scalar_t>();
-      in.alpha = alpha.data_ptr<scalar_t>(), in.valid = valid.data_ptr<scalar_t>();
-      in.W1 = W1.data_ptr<scalar_t>(), in.W2 = W2.data_ptr<scalar_t>();
+      const auto in = argsOf<scalar_t>(q, k, v, theta, eta, alpha, valid, W1, W2);
       hl::kernels::LmmGrads<scalar_t> g;
       g.dq = dq.data_ptr<scalar_t>(), g.dk = dk.data_ptr<scalar_t>(), g.dv = dv.data_ptr<scalar_t>();
       g.dtheta = dth.data_ptr<scalar_t>(), g.deta = deta.data_ptr<scalar_t>(), g.dalpha = dal.data_ptr<scalar_t>();

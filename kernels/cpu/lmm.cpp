@@ -333,8 +333,8 @@ void backwardPair(const LmmDims& d, const LmmArgs<T>& in, const T* ckAll, const 
   T* dR0 = w.dR0.data();
   std::fill(dR0, dR0 + 2 * DF, T(0));
   T *dW1 = G, *dW2 = G + DF, *dS1 = G + 2 * DF, *dS2 = G + 3 * DF;
-  const double rad1 = d.state_bound > 0 ? d.state_bound * normOf(P.W1, DF) : 0;
-  const double rad2 = d.state_bound > 0 ? d.state_bound * normOf(P.W2, DF) : 0;
+  const double n1 = d.state_bound > 0 ? normOf(P.W1, DF) : 0, n2 = d.state_bound > 0 ? normOf(P.W2, DF) : 0;
+  const double rad1 = d.state_bound * n1, rad2 = d.state_bound * n2;  // the bound's radii (0: no bound)
   double dr1 = 0, dr2 = 0;
   T *tD = w.tmpD.data(), *tD2 = w.tmpD2.data(), *tF = w.tmpF.data(), *tF2 = w.tmpF2.data(), *tF3 = w.tmpF3.data();
 
@@ -458,7 +458,6 @@ void backwardPair(const LmmDims& d, const LmmArgs<T>& in, const T* ckAll, const 
   std::memcpy(oW1, src, sizeof(T) * DF);
   std::memcpy(oW2, src + DF, sizeof(T) * DF);
   if (!d.stop_grad && d.state_bound > 0) {
-    const double n1 = normOf(P.W1, DF), n2 = normOf(P.W2, DF);
     if (n1 > 0)
       for (int64_t i = 0; i < DF; ++i) oW1[i] += T(d.state_bound * dr1 / n1 * double(P.W1[i]));
     if (n2 > 0)
