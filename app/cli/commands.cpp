@@ -189,6 +189,19 @@ Commands::Commands(CLI::App& app) : app_(app) {
   evaluate_->add_option("--checkpoint", eval_which_, "last (default: the model whose accuracies the run stored) | best")
       ->check(CLI::IsMember({"last", "best"}));
   evaluate_->add_flag("--json", json_, "Print JSON");
+  evaluate_->add_flag("--record", record_,
+                      "Store each result in the run database (table ablations: `show --json` lists them, `report` "
+                      "tabulates them; docs/STORE.md); the same run, overrides and checkpoint again replaces it");
+  evaluate_
+      ->add_flag("--missing-only", missing_only_,
+                 "With --record: skip the runs that already have this ablation recorded (same overrides and "
+                 "checkpoint)")
+      ->needs("--record");
+  evaluate_
+      ->add_flag("--skip-without-writes", skip_without_writes_,
+                 "With --writes-off: skip, with a line saying so, the runs that have no in-context writes to turn "
+                 "off (no self-modifying Titans block, or trained with memory_writes false) instead of failing")
+      ->needs("--writes-off");
 
   show_ = app.add_subcommand("show", "Show one run");
   show_->add_option("run", run_id_, "Run id")->required();
@@ -607,9 +620,9 @@ int Commands::runsMerge() {
     const store::MergeReport r = db->merge(shard);
     std::printf(
         "%s: %d added, %d updated, %d unchanged, %d kept (%lld points, %lld accuracy cells, %lld evals, "
-        "%lld checkpoint rows, %lld confusion matrices copied)\n",
+        "%lld checkpoint rows, %lld confusion matrices copied; %lld recorded ablations added or updated)\n",
         shard.c_str(), r.added, r.updated, r.unchanged, r.kept, (long long)r.points, (long long)r.accuracy_cells,
-        (long long)r.evals, (long long)r.checkpoints, (long long)r.confusion_matrices);
+        (long long)r.evals, (long long)r.checkpoints, (long long)r.confusion_matrices, (long long)r.ablations);
     for (const auto& why : r.kept_why) std::printf("  %s\n", why.c_str());
     total.added += r.added;
     total.updated += r.updated;
@@ -659,6 +672,19 @@ int Commands::show() {
   json ck = json::array();
   for (const auto& c : db->checkpoints(run_id_))
     ck.push_back({{"kind", c.kind}, {"path", c.path}, {"step", c.step}, {"task", c.task}, {"metric", c.metric}});
+  // Recorded test-time ablations (`evaluate --record`): the mean over tasks as saved and ablated.
+  json abl = json::array();
+  for (const auto& a : db->ablations(run_id_)) {
+    const json res = json::parse(a.result_json, nullptr, false);
+    const json mean = res.is_object() && res.contains("mean") ? res["mean"] : json();
+    abl.push_back({{"overrides", a.overrides},
+                   {"checkpoint", a.checkpoint},
+                   {"as_saved", mean.is_object() ? mean.value("as_saved", json()) : json()},
+                   {"ablated", mean.is_object() ? mean.value("ablated", json()) : json()},
+                   {"exact", res.is_object() ? res.value("exact", json()) : json()},
+                   {"app_version", a.app_version},
+                   {"created_at", a.created_at}});
+  }
   json spec;
   try {
     spec = json::parse(r->spec_json);
@@ -707,6 +733,7 @@ int Commands::show() {
       {"cpu", s.value("cpu", json())},                // the machine that made the run (docs/STORE.md)
       {"threads", s.value("threads", json())},
       {"checkpoints", ck},
+      {"ablations", abl},
       {"series", series},
       {"spec", spec}};
   if (json_) {
@@ -737,6 +764,9 @@ int Commands::show() {
       std::printf("\n");
     }
   }
+  for (const auto& a : abl)
+    std::printf("  ablation (%s.pt, %s): %s -> %s\n", a["checkpoint"].get<std::string>().c_str(),
+                a["overrides"].get<std::string>().c_str(), fmt(a["as_saved"]).c_str(), fmt(a["ablated"]).c_str());
   std::printf("  %zu series, %zu checkpoints\n", series.size(), ck.size());
   return 0;
 }

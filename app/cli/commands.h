@@ -92,9 +92,12 @@ class Commands {
   // runs confusion / attribute
   int confusion_task_ = 0;  // 1-based; 0 = the last
   bool csv_ = false, normalise_ = false;
-  std::string eval_which_ = "last";  // evaluate --checkpoint
-  bool writes_off_ = false;          // evaluate --writes-off
-  std::string eval_runs_;            // evaluate RUNS
+  std::string eval_which_ = "last";   // evaluate --checkpoint
+  bool writes_off_ = false;           // evaluate --writes-off
+  bool record_ = false;               // evaluate --record
+  bool missing_only_ = false;         // evaluate --missing-only
+  bool skip_without_writes_ = false;  // evaluate --skip-without-writes
+  std::string eval_runs_;             // evaluate RUNS
   // diagnose
   std::string diag_checkpoint_;
   int diag_batch_ = 32;

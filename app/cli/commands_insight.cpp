@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "engine/common/error.h"
+#include "engine/common/version.h"
 #include "engine/export/export.h"
 #include "engine/metrics/confusion.h"
 #include "engine/store/store.h"
@@ -219,10 +220,63 @@ int Commands::evaluateRun() {
   opt.which = eval_which_;
   opt.sets = sets_;
   opt.writes_off = writes_off_;
-  std::vector<int64_t> ids;
+  std::vector<int64_t> given, ids;
   for (int64_t id : exporter::parse_run_ids(eval_runs_, "evaluate"))
-    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  if (ids.empty()) throw SpecError("evaluate: no run id given (e.g. 3 or 3,5,7-9)");
+    if (std::find(given.begin(), given.end(), id) == given.end()) given.push_back(id);
+  if (given.empty()) throw SpecError("evaluate: no run id given (e.g. 3 or 3,5,7-9)");
+  std::unique_ptr<store::RunStore> db;
+  if (record_ || skip_without_writes_) db = store::RunStore::open(dbPath());
+  for (int64_t id : given) {
+    // What the ablation of this run would change, sorted: the key of its record.
+    std::vector<std::string> key = sets_;
+    if (writes_off_ && db) {
+      const auto rec = db->getRun(id);
+      if (!rec) throw SpecError("run " + std::to_string(id) + " is not in " + dbPath() + " (see `hopelab-cli runs`)");
+      const json spec = json::parse(rec->spec_json, nullptr, false);
+      bool writes = false;
+      if (spec.is_object() && spec.contains("model") && spec["model"].contains("blocks"))
+        for (const auto& b : spec["model"]["blocks"])
+          writes = writes || (b.value("mixer", std::string("selfmod")) == "selfmod" && b.contains("memory_writes") &&
+                              b["memory_writes"].is_boolean() && b["memory_writes"].get<bool>());
+      if (skip_without_writes_ && !writes) {
+        std::fprintf(stderr, "evaluate: run %lld (%s) skipped: it has no in-context writes to turn off\n",
+                     (long long)id, rec->name.c_str());
+        continue;
+      }
+      const auto off = train::writes_off_overrides(spec);
+      key.insert(key.begin(), off.begin(), off.end());
+    }
+    if (missing_only_) {
+      std::sort(key.begin(), key.end());
+      std::string joined;
+      for (const auto& k : key) joined += (joined.empty() ? "" : " ") + k;
+      bool have = false;
+      for (const auto& a : db->ablations(id)) have = have || (a.overrides == joined && a.checkpoint == eval_which_);
+      if (have) {
+        std::fprintf(stderr, "evaluate: run %lld skipped: this ablation is recorded already (--missing-only)\n",
+                     (long long)id);
+        continue;
+      }
+    }
+    ids.push_back(id);
+  }
+  if (ids.empty()) {
+    if (!json_) std::printf("nothing to evaluate: every run given was skipped\n");
+    if (json_) std::cout << "[]\n";
+    return 0;
+  }
+  // --record: the result goes into the run database (table ablations) as soon as it is measured.
+  const auto record = [&](const train::Ablation& a) {
+    if (!record_) return;
+    std::vector<std::string> sorted = a.sets;
+    std::sort(sorted.begin(), sorted.end());
+    store::AblationRecord r;
+    for (const auto& k : sorted) r.overrides += (r.overrides.empty() ? "" : " ") + k;
+    r.checkpoint = a.which;
+    r.result_json = a.toJson().dump();
+    r.app_version = app_version();
+    db->recordAblation(a.run_id, r);
+  };
   if (ids.size() > 1) {
     // Several runs (seeds): one line each, then the change's mean ± sample std.
     json all = json::array();
@@ -232,6 +286,7 @@ int Commands::evaluateRun() {
                   "overrides");
     for (int64_t id : ids) {
       const train::Ablation a = train::ablate_run(dbPath(), id, opt);
+      record(a);
       const double ch = a.mean(a.ablated) - a.mean(a.as_saved);
       changes.push_back(ch);
       if (json_) {
@@ -260,6 +315,7 @@ int Commands::evaluateRun() {
     return 0;
   }
   const train::Ablation a = train::ablate_run(dbPath(), ids.front(), opt);
+  record(a);
   if (json_) {
     std::cout << a.toJson().dump(2) << "\n";
     return 0;
@@ -280,6 +336,7 @@ int Commands::evaluateRun() {
                 points(a.mean(a.ablated) - a.mean(a.as_saved)).c_str(), f3(a.mean(a.as_saved_til)).c_str(),
                 f3(a.mean(a.ablated_til)).c_str());
   std::printf("  change in accuracy points (ablated - as saved)\n");
+  if (record_) std::printf("  recorded in %s (table ablations)\n", dbPath().c_str());
   if (a.which == "last")
     std::printf(a.exact ? "  as saved reproduces the stored accuracies bit for bit\n"
                         : "  as saved differs from the stored accuracies (another build, CPU or kernel path: compare "

@@ -81,6 +81,8 @@ int Commands::reportResults() {
     const auto sw = spec::load_sweep(file);  // a bad file: SpecError naming it (exit 2)
     auto section = exporter::match_sweep(sw, all);
     section.file = file;
+    for (const auto& r : section.runs)
+      if (auto a = db->ablations(r.id); !a.empty()) section.ablations[r.id] = std::move(a);
     std::ifstream in(file);
     const auto raw = nlohmann::json::parse(in, nullptr, false);
     if (raw.is_object() && raw.contains("set") && raw["set"].is_object()) section.set = raw["set"];

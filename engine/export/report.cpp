@@ -326,6 +326,67 @@ std::string results_report(const std::vector<ReportSection>& sections, const Rep
     };
     against_replay("Best trained Hope variant without replay", trained);
     against_replay("Hope's untrained features with the NCM head (nothing trains)", untrained);
+
+    // Recorded test-time ablations (`hopelab-cli evaluate RUNS --writes-off --record`): per
+    // configuration and override set, the seeds' mean accuracy over tasks as saved and ablated and
+    // the change in points, each seed's change listed. Only runs whose ablation was recorded count.
+    struct Abl {
+      std::vector<double> saved, ablated;
+      std::vector<int64_t> seeds;
+      int inexact = 0;
+    };
+    std::map<std::pair<std::string, std::string>, Abl> abl;  // (config label, overrides) -> seeds
+    for (const auto& r : s.runs) {
+      const auto it = s.ablations.find(r.id);
+      if (it == s.ablations.end()) continue;
+      const auto lab = s.labels.find(r.config_hash);
+      const std::string label = lab == s.labels.end() ? r.name : lab->second;
+      for (const auto& a : it->second) {
+        if (a.checkpoint != "last") continue;  // best.pt may be an earlier model than the row's
+        const json res = json::parse(a.result_json, nullptr, false);
+        if (!res.is_object() || !res.contains("mean") || !res["mean"].is_object()) continue;
+        const json& m = res["mean"];
+        if (!m.contains("as_saved") || !m.contains("ablated") || !m["as_saved"].is_number() ||
+            !m["ablated"].is_number())
+          continue;
+        Abl& e = abl[{label, a.overrides}];
+        e.saved.push_back(m["as_saved"].get<double>());
+        e.ablated.push_back(m["ablated"].get<double>());
+        e.seeds.push_back(r.seed);
+        if (!res.value("exact", false)) ++e.inexact;
+      }
+    }
+    if (!abl.empty()) {
+      o << "\nTest-time ablations recorded (`hopelab-cli --db DB evaluate RUNS --writes-off --record`: each run's "
+           "saved final model evaluated on every task's test rows with the overrides; change = ablated − as "
+           "saved, in accuracy points; a change beyond its own spread is *measurable*):\n\n"
+        << "| Configuration | Overrides | n | As saved | Ablated | Change (points) | Per seed | |\n"
+        << "| --- | --- | --: | --: | --: | --: | --- | --- |\n";
+      for (const auto& [key, e] : abl) {
+        std::vector<double> ch;
+        for (size_t i = 0; i < e.saved.size(); ++i) ch.push_back(100 * (e.ablated[i] - e.saved[i]));
+        const auto [cm, cs] = mean_sd(ch);
+        std::ostringstream per;
+        per.setf(std::ios::fixed);
+        per.precision(1);
+        for (size_t i = 0; i < ch.size(); ++i)
+          per << (i ? " / " : "") << e.seeds[i] << ": " << (ch[i] >= 0 ? "+" : "") << ch[i];
+        std::ostringstream c;
+        c.setf(std::ios::fixed);
+        c.precision(1);
+        c << (cm >= 0 ? "+" : "") << cm;
+        if (ch.size() > 1) c << " ± " << cs;
+        const char* verdict = ch.size() < 2        ? "not judged (1 seed)"
+                              : std::abs(cm) <= cs ? "within seed noise"
+                              : cm < 0             ? "**measurably worse**"
+                                                   : "**measurably better**";
+        o << "| `" << key.first << "` | `" << key.second << "` | " << ch.size() << " | "
+          << mean_std_markdown(e.saved, opt.decimals) << " | " << mean_std_markdown(e.ablated, opt.decimals) << " | "
+          << c.str() << " | " << per.str() << " | " << verdict
+          << (e.inexact ? " (" + std::to_string(e.inexact) + " not reproduced bit for bit as saved)" : std::string())
+          << " |\n";
+      }
+    }
   }
 
   // Fine-tuned, class-incremental, softmax head: the seed's protocol as far as it says one.

@@ -27,6 +27,9 @@ struct ReportSection {
   std::vector<std::pair<std::string, hl::store::RunRecord>> unfinished;
   std::vector<hl::store::RunRecord> runs;     // the finished runs found, one per listed run
   std::map<std::string, std::string> labels;  // config hash -> grid point label without the seed
+  // Recorded test-time ablations of the finished runs (`evaluate --record`), by run id; the caller
+  // fills it from the run database (match_sweep leaves it empty).
+  std::map<int64_t, std::vector<hl::store::AblationRecord>> ablations;
 };
 
 // Each listed run of `sw` matched to the newest finished run in `all` with its config hash and

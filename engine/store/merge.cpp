@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <tuple>
 
@@ -97,6 +98,20 @@ MergeReport RunStore::merge(const std::string& shard_path) {
   auto shard = RunStore::open(shard_path);
 
   MergeReport rep;
+  // The shard's recorded ablations of a run, united with this database's copy of it (id here): a
+  // record this copy lacks is added, a newer one replaces the older.
+  const auto unite_ablations = [&](int64_t src_id, int64_t id) {
+    const std::vector<AblationRecord> theirs = shard->ablations(src_id);
+    if (theirs.empty()) return;
+    std::map<std::pair<std::string, std::string>, double> mine;
+    for (const AblationRecord& a : ablations(id)) mine[{a.overrides, a.checkpoint}] = a.created_at;
+    for (const AblationRecord& a : theirs) {
+      const auto it = mine.find({a.overrides, a.checkpoint});
+      if (it != mine.end() && it->second >= a.created_at) continue;
+      recordAblation(id, a);
+      ++rep.ablations;
+    }
+  };
   auto runs = shard->listRuns();  // newest first: copy the oldest first, so ids here keep their order
   for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
     const RunRecord& src = *it;
@@ -109,6 +124,7 @@ MergeReport RunStore::merge(const std::string& shard_path) {
                         dst->diverged_step == src.diverged_step && ct == cs;
       if (same) {
         ++rep.unchanged;
+        unite_ablations(src.id, dst->id);
         continue;
       }
       const bool replace = (is_final(src.status) && !is_final(dst->status)) ||
@@ -119,6 +135,7 @@ MergeReport RunStore::merge(const std::string& shard_path) {
                                std::to_string(ct.rows()) + " rows) kept over " + shard_path + "'s run " +
                                std::to_string(src.id) + " (" + name(src.status) + ", " + std::to_string(cs.rows()) +
                                " rows), uuid " + src.uuid);
+        unite_ablations(src.id, dst->id);
         continue;
       }
     }
@@ -129,9 +146,9 @@ MergeReport RunStore::merge(const std::string& shard_path) {
       r.tags = dst->tags;
       r.notes = dst->notes;
     }
-    std::lock_guard<std::mutex> lock(d_->mu);
+    int64_t id = 0;
+    std::unique_lock<std::mutex> lock(d_->mu);
     d_->db.transaction([&] {
-      int64_t id = 0;
       if (dst) {
         id = dst->id;
         static const char* kClear[] = {
@@ -175,6 +192,8 @@ MergeReport RunStore::merge(const std::string& shard_path) {
         ck.bind(1, id).bind(2, name(c.kind)).bind(3, c.path).bind(4, c.step).bind(5, c.task).bind(6, c.metric).run();
       for (const ConfusionMatrix& m : b.confusion) detail::write_confusion(d_->db, id, m);
     });
+    lock.unlock();
+    unite_ablations(src.id, id);
     ++(dst ? rep.updated : rep.added);
     for (const Series& s : b.series) rep.points += int64_t(s.points.size());
     rep.accuracy_cells += int64_t(b.accuracy.size());

@@ -130,16 +130,31 @@ CREATE TABLE confusion (
 ) WITHOUT ROWID;
 )sql";
 
+// v4: test-time ablations recorded by `hopelab-cli evaluate --record`: a finished run's saved model
+// evaluated with overrides (e.g. its in-context writes off), one row per run, override set and
+// checkpoint; `result_json` is the evaluation as `evaluate --json` prints it.
+const char* kV4 = R"sql(
+CREATE TABLE ablations (
+  run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  overrides   TEXT    NOT NULL,
+  checkpoint  TEXT    NOT NULL,
+  result_json TEXT    NOT NULL DEFAULT '{}',
+  app_version TEXT    NOT NULL DEFAULT '',
+  created_at  REAL    NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, overrides, checkpoint)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
-  static const std::vector<Migration> steps = {{1, kV1}, {2, kV2}, {3, kV3}};
+  static const std::vector<Migration> steps = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}};
   return steps;
 }
 
 const std::vector<std::string>& required_tables() {
   static const std::vector<std::string> t = {
-      "runs", "series", "points", "accuracy", "evals", "checkpoints", "confusion_classes", "confusion"};
+      "runs", "series", "points", "accuracy", "evals", "checkpoints", "confusion_classes", "confusion", "ablations"};
   return t;
 }
 

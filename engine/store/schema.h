@@ -22,9 +22,9 @@ struct Migration {
 };
 
 // This build's steps, v1 ... kVersion (v2: runs.uuid; v3: the confusion and confusion_classes
-// tables). To add v4: append {4, "ALTER TABLE ..."} and bump kVersion.
+// tables; v4: the ablations table). To add v5: append {5, "ALTER TABLE ..."} and bump kVersion.
 const std::vector<Migration>& migrations();
-constexpr int kVersion = 3;
+constexpr int kVersion = 4;
 
 // Tables a migrated database must have (checked on open).
 const std::vector<std::string>& required_tables();

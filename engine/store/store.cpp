@@ -326,6 +326,7 @@ void RunStore::deleteRun(int64_t id) {
       "DELETE FROM checkpoints WHERE run_id=?",
       "DELETE FROM confusion WHERE run_id=?",
       "DELETE FROM confusion_classes WHERE run_id=?",
+      "DELETE FROM ablations WHERE run_id=?",
       "DELETE FROM runs WHERE id=?",
   };
   d_->db.transaction([&] {
@@ -433,6 +434,37 @@ std::vector<AccuracyCell> RunStore::accuracy(int64_t id) {
                              "(hopelab-cli delete) or restore the database from a backup.");
       out.push_back({static_cast<int>(after), static_cast<int>(task), st.col_double(2), st.col_double(3)});
     }
+  });
+  return out;
+}
+
+void RunStore::recordAblation(int64_t id, AblationRecord a) {
+  if (a.created_at == 0) a.created_at = detail::now_seconds();
+  std::lock_guard<std::mutex> lock(d_->mu);
+  d_->db.transaction([&] {
+    Stmt exists(d_->db, "SELECT 1 FROM runs WHERE id=?");
+    exists.bind(1, id);
+    if (!exists.step())
+      throw hl::StoreError("run database " + d_->db.path() + ": run " + std::to_string(id) +
+                           " does not exist (deleted?); the ablation was not recorded.");
+    Stmt st(d_->db,
+            "INSERT OR REPLACE INTO ablations (run_id, overrides, checkpoint, result_json, app_version, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)");
+    st.bind(1, id).bind(2, a.overrides).bind(3, a.checkpoint).bind(4, a.result_json).bind(5, a.app_version);
+    st.bind(6, a.created_at).run();
+  });
+}
+
+std::vector<AblationRecord> RunStore::ablations(int64_t id) {
+  std::lock_guard<std::mutex> lock(d_->mu);
+  std::vector<AblationRecord> out;
+  d_->db.read([&] {
+    out.clear();
+    Stmt st(d_->db,
+            "SELECT overrides, checkpoint, result_json, app_version, created_at FROM ablations WHERE run_id=? "
+            "ORDER BY overrides, checkpoint");
+    st.bind(1, id);
+    while (st.step()) out.push_back({st.col_text(0), st.col_text(1), st.col_text(2), st.col_text(3), st.col_double(4)});
   });
   return out;
 }

@@ -83,6 +83,17 @@ struct CheckpointEntry {
   double metric = 0;
 };
 
+// A test-time ablation of a finished run (`hopelab-cli evaluate --record`, docs/STORE.md
+// "ablations"): its saved model evaluated with overrides. One per run, override set and checkpoint;
+// recording the same again replaces it.
+struct AblationRecord {
+  std::string overrides;    // the PATH=VALUE overrides, sorted, joined by one space
+  std::string checkpoint;   // "last" | "best"
+  std::string result_json;  // the evaluation as `evaluate --json` prints it (per task and "mean")
+  std::string app_version;  // the build that evaluated it
+  double created_at = 0;    // seconds since the epoch
+};
+
 // What `RunStore::merge` did with the runs of one shard (docs/STORE.md, "Merging databases").
 struct MergeReport {
   int added = 0;      // runs new to this database, copied with all their rows
@@ -91,6 +102,7 @@ struct MergeReport {
   int kept = 0;       // runs whose copy here differs from the shard's and was kept (see the rule)
   int64_t points = 0, accuracy_cells = 0, evals = 0, checkpoints = 0;  // rows copied
   int64_t confusion_matrices = 0;                                      // task-end confusion matrices copied
+  int64_t ablations = 0;              // recorded test-time ablations added or replaced (RunStore::recordAblation)
   std::vector<std::string> kept_why;  // one line per kept run: which ids, which statuses
 };
 
@@ -128,6 +140,10 @@ class RunStore {
   std::vector<AccuracyCell> accuracy(int64_t id);
   std::vector<EvalResult> evals(int64_t id);
   std::vector<CheckpointEntry> checkpoints(int64_t id);
+  // Inserts or replaces (same run, overrides and checkpoint) a test-time ablation; created_at 0
+  // means now. Throws hl::StoreError when the run does not exist.
+  void recordAblation(int64_t id, AblationRecord a);
+  std::vector<AblationRecord> ablations(int64_t id);  // ordered by overrides, checkpoint
   // The task-end confusion matrices (docs/STORE.md "confusion"), ordered by after_task; only the
   // one after task `after_task` when it is >= 0 (empty when there is none). A matrix whose cells
   // name a class outside its class list, or with a task index outside 0 .. kMaxTasks-1, is refused
@@ -139,6 +155,8 @@ class RunStore {
   // already here is replaced by the shard's copy when the shard's copy has finished, failed or
   // diverged and this one has not, or when neither has and the shard's holds at least as many rows;
   // otherwise this copy is kept. Tags and notes of a run already here stay as they are here.
+  // Recorded ablations are united whatever happens to the run: the shard's newer record of the same
+  // run, overrides and checkpoint replaces this one's.
   // Refuses (hl::StoreError naming the file) a missing file, this database itself, a file that is
   // not a Hope Lab run database (an empty one included) and a newer schema. A shard of an older
   // schema is migrated in place first (which gives its runs their UUIDs).

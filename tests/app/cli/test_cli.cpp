@@ -247,6 +247,26 @@ class TestCli : public QObject {
     QVERIFY(arr.is_array() && arr.size() == 2);
     QCOMPARE(arr[1]["run"].get<int64_t>(), id2.toLongLong());
     QCOMPARE(cli({"--db", db, "evaluate", "1,x", "--set", "model.blocks.0.dropout=0.5"}).code, 2);
+    // --record stores each result (show --json lists it; report tabulates it); --missing-only then
+    // evaluates nothing; --skip-without-writes skips a Transformer instead of failing.
+    auto rec = cli({"--db", db, "evaluate", "1," + id2, "--set", "model.blocks.0.dropout=0.5", "--record"});
+    QVERIFY2(rec.code == 0, qPrintable(rec.err));
+    for (const QString& id : {QString("1"), id2}) {
+      const json shown = json::parse(cli({"--db", db, "show", id, "--json"}).out.toStdString());
+      QCOMPARE(int(shown["ablations"].size()), 1);
+      const json& ab = shown["ablations"][0];
+      QCOMPARE(QString::fromStdString(ab["overrides"].get<std::string>()), QString("model.blocks.0.dropout=0.5"));
+      QCOMPARE(QString::fromStdString(ab["checkpoint"].get<std::string>()), QString("last"));
+      QCOMPARE(ab["as_saved"], ab["ablated"]);  // dropout is off in evaluation
+      QCOMPARE(ab["exact"].get<bool>(), true);
+    }
+    auto again =
+        cli({"--db", db, "evaluate", "1," + id2, "--set", "model.blocks.0.dropout=0.5", "--record", "--missing-only"});
+    QVERIFY2(again.code == 0 && again.out.contains("nothing to evaluate") && again.err.contains("recorded already"),
+             qPrintable(again.out + again.err));
+    auto skipped = cli({"--db", db, "evaluate", "1", "--writes-off", "--skip-without-writes"});
+    QVERIFY2(skipped.code == 0 && skipped.err.contains("no in-context writes to turn off"), qPrintable(skipped.err));
+    QCOMPARE(cli({"--db", db, "evaluate", "1", "--set", "model.blocks.0.dropout=0.5", "--missing-only"}).code, 2);
   }
 
   // Issue 8: `data import` (and fetch) wrote to the user data dir even when $HOPELAB_DATA_DIR or

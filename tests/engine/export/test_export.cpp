@@ -266,6 +266,47 @@ class TestExport : public QObject {
     QVERIFY2(md1.find("| 0.510 | 0.510 ± 0.014 | +0.000 | not judged (1 seed) |") != std::string::npos, md1.c_str());
   }
 
+  // Recorded test-time ablations (`evaluate --record`) become a table per configuration and override
+  // set: the seeds' as-saved and ablated means, the change in points with its spread and a verdict;
+  // a best.pt record and an unreadable one are left out; no record, no table.
+  void reportTabulatesRecordedTestTimeAblations() {
+    const auto sw = hl::spec::parse_sweep(
+        R"({"name": "abl", "grid": [{"preset": ["transformer", "hope"]}], "seeds": [0, 1]})", "abl.json", ".");
+    const double acc[4] = {0.30, 0.20, 0.10, 0.12};  // transformer, hope
+    std::vector<RunRecord> db;
+    for (int i = 0; i < 4; ++i)
+      db.push_back(sweepRecord(sw.runs[size_t(i)], i + 1, hl::RunStatus::Finished,
+                               nlohmann::json{{"final_avg_acc", acc[i]}}.dump()));
+    auto section = hl::exporter::match_sweep(sw, db);
+    hl::exporter::ReportOptions o;
+    const auto render = [&] {
+      return QString::fromStdString(hl::exporter::results_report({section}, o))
+          .replace(QRegularExpression(" +"), " ")
+          .toStdString();
+    };
+    QVERIFY(render().find("Test-time ablations") == std::string::npos);
+    const auto result = [](double saved, double ablated, bool exact) {
+      return nlohmann::json{{"mean", {{"as_saved", saved}, {"ablated", ablated}}}, {"exact", exact}}.dump();
+    };
+    const std::string off = "model.blocks.0.memory_writes=false";
+    section.ablations[3] = {{off, "last", result(0.10, 0.05, true), "v", 1},
+                            {off, "best", result(0.1, 0.9, true), "v", 1}};
+    section.ablations[4] = {{off, "last", result(0.12, 0.08, false), "v", 1}, {"x=1", "last", "not json", "v", 1}};
+    const std::string md = render();
+    QVERIFY2(md.find("| `preset=hope` | `model.blocks.0.memory_writes=false` | 2 | 0.110 ± 0.014 | 0.065 ± 0.021 | "
+                     "-4.5 ± 0.7 | 0: -5.0 / 1: -4.0 | **measurably worse** (1 not reproduced bit for bit as saved) "
+                     "|") != std::string::npos,
+             md.c_str());
+    QVERIFY2(md.find("`x=1`") == std::string::npos, md.c_str());
+    // One seed recorded: no spread to judge by; a change within its spread is noise.
+    section.ablations.erase(4);
+    QVERIFY2(render().find("| 1 | 0.100 | 0.050 | -5.0 | 0: -5.0 | not judged (1 seed) |") != std::string::npos,
+             render().c_str());
+    section.ablations[4] = {{off, "last", result(0.12, 0.18, true), "v", 1}};
+    QVERIFY2(render().find("| +0.5 ± 7.8 | 0: -5.0 / 1: +6.0 | within seed noise |") != std::string::npos,
+             render().c_str());
+  }
+
   // Hope against the Transformer compares the presets: a run that changes anything beyond the
   // set-up axes (an ablation: the clip off here) is a row of the table but not "hope" in the verdict.
   void reportComparesThePresetsNotTheirAblations() {

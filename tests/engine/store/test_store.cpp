@@ -901,8 +901,8 @@ class TestStore : public QObject {
              err.c_str());
   }
 
-  // A database written by the previous schema (2, before confusion matrices) opens: migrated to 3
-  // in place, its runs and rows kept, the new tables there and empty; `check_tables` is satisfied.
+  // A database written by schema 2 (before confusion matrices) opens: migrated to this build's
+  // version in place, its runs and rows kept, the new tables there and empty; `check_tables` is satisfied.
   void opensVersion2DatabaseAddingConfusionTables() {
     const std::string path = freshPath();
     {
@@ -914,15 +914,15 @@ class TestStore : public QObject {
       raw.exec("INSERT INTO accuracy VALUES (1, 0, 0, 0.75, 0.8)");
     }
     auto s = RunStore::open(path);
-    QCOMPARE(s->schemaVersion(), 3);
-    QCOMPARE(schema::kVersion, 3);
+    QCOMPARE(s->schemaVersion(), schema::kVersion);
+    QCOMPARE(schema::kVersion, 4);
     const auto r = s->getRunByUuid("u-v2");
     QVERIFY(r.has_value());
     QCOMPARE(s->accuracy(r->id).size(), size_t(1));
     QVERIFY(s->confusion(r->id).empty());
     Raw raw(path);
-    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(3));
-    for (const char* t : {"confusion", "confusion_classes"})
+    QCOMPARE(raw.integer("PRAGMA user_version"), int64_t(4));
+    for (const char* t : {"confusion", "confusion_classes", "ablations"})
       QCOMPARE(raw.integer(std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") + t + "'"),
                int64_t(1));
     RunWriter w(path, r->id);  // and takes new matrices
@@ -962,6 +962,66 @@ class TestStore : public QObject {
     Raw raw(into);
     QCOMPARE(raw.integer("SELECT count(*) FROM confusion"), int64_t(9));  // 3 + 6 non-zero cells, once
     QCOMPARE(raw.integer("SELECT count(*) FROM confusion_classes"), int64_t(6));
+  }
+
+  // Test-time ablations (schema 4, `evaluate --record`): recorded per run, override set and
+  // checkpoint, the same key again replaces; a run that does not exist is refused; a schema-3
+  // database migrates; `runs merge` unites them whatever happens to the run itself (a record the
+  // target lacks is added, the newer of two replaces the older, merging again changes nothing);
+  // deleting the run deletes them.
+  void ablationsAreRecordedReplacedMergedAndDeleted() {
+    const std::string path = freshPath();
+    {
+      Raw raw(path);
+      for (int v = 0; v < 3; ++v) raw.exec(schema::migrations().at(size_t(v)).sql);
+      raw.exec("PRAGMA application_id = " + std::to_string(schema::kApplicationId) + "; PRAGMA user_version = 3;");
+      raw.exec("INSERT INTO runs (status, name, uuid) VALUES ('finished', 'v3-run', 'u-v3')");
+    }
+    auto s = RunStore::open(path);
+    QCOMPARE(s->schemaVersion(), 4);
+    const int64_t id = s->getRunByUuid("u-v3")->id;
+    QVERIFY(s->ablations(id).empty());
+    s->recordAblation(id, {"model.blocks.0.memory_writes=false", "last", R"({"mean":{"ablated":0.5}})", "v1", 10});
+    s->recordAblation(id, {"model.blocks.0.memory_writes=false", "best", "{}", "v1", 11});
+    s->recordAblation(id, {"model.blocks.0.memory_writes=false", "last", R"({"mean":{"ablated":0.6}})", "v2", 12});
+    auto a = s->ablations(id);
+    QCOMPARE(a.size(), size_t(2));
+    QCOMPARE(QString::fromStdString(a[0].checkpoint), QString("best"));
+    QCOMPARE(QString::fromStdString(a[1].result_json), QString(R"({"mean":{"ablated":0.6}})"));
+    QCOMPARE(QString::fromStdString(a[1].app_version), QString("v2"));
+    QCOMPARE(a[1].created_at, 12.0);
+    bool refused = false;
+    try {
+      s->recordAblation(id + 100, {"x=1", "last", "{}", "v", 0});
+    } catch (const hl::StoreError& e) {
+      refused = std::string(e.what()).find("does not exist") != std::string::npos;
+    }
+    QVERIFY(refused);
+    s->recordAblation(id, {"y=1", "last", "{}", "v", 0});  // created_at 0: now
+    QVERIFY(s->ablations(id).back().created_at > 1e9);
+
+    // Merge: the shard's copy of the run holds one newer record (replaces), one older (ignored)
+    // and one the target lacks (added); the run itself is identical (unchanged).
+    const std::string shard = freshPath();
+    {
+      auto sh = RunStore::open(shard);
+      RunRecord r = *s->getRun(id);
+      const int64_t sid = sh->createRun(r);
+      sh->recordAblation(sid, {"model.blocks.0.memory_writes=false", "last", R"({"mean":{"ablated":0.7}})", "v3", 20});
+      sh->recordAblation(sid, {"model.blocks.0.memory_writes=false", "best", "{old}", "v0", 5});
+      sh->recordAblation(sid, {"z=2", "last", "{}", "v3", 21});
+    }
+    const MergeReport m = s->merge(shard);
+    QCOMPARE(m.ablations, int64_t(2));
+    a = s->ablations(id);
+    QCOMPARE(a.size(), size_t(4));
+    QCOMPARE(QString::fromStdString(a[0].result_json), QString("{}"));  // best: the target's newer one stays
+    QCOMPARE(QString::fromStdString(a[1].result_json), QString(R"({"mean":{"ablated":0.7}})"));
+    QCOMPARE(QString::fromStdString(a[3].overrides), QString("z=2"));
+    QCOMPARE(s->merge(shard).ablations, int64_t(0));
+    s->deleteRun(id);
+    Raw raw(path);
+    QCOMPARE(raw.integer("SELECT count(*) FROM ablations"), int64_t(0));
   }
 
   void deleteRunRemovesEveryRow() {
