@@ -193,7 +193,8 @@ QString InferenceView::load() {
                            : kindText(c.kind) == kind_->currentText())
       path = c.path;
   if (path.empty()) return tr("run %1 has no '%2' checkpoint").arg(id).arg(kind_->currentText());
-  QString key = QString::fromStdString(path);
+  const QString file = QString::fromStdString(path);
+  const QString key = QString::number(id) + ":" + file;  // two runs may name one file (the check below)
   if (pred_ && loaded_ == key) return {};
   if (training_)
     return tr(
@@ -207,9 +208,22 @@ QString InferenceView::load() {
     loaded_.clear();
     return QString::fromUtf8(e.what());
   }
+  // The file must be this run's: checkpoint rows hold absolute paths, and a merged database can
+  // point at a folder that another database of the same path reuses (docs/STORE.md "Merging").
+  const auto rec = db_->getRun(id);
+  const nlohmann::json mine = rec ? nlohmann::json::parse(rec->spec_json, nullptr, false) : nlohmann::json();
+  if (rec && !mine.is_discarded() && mine != pred_->spec()) {
+    pred_.reset();
+    loaded_.clear();
+    return tr("run %1: the checkpoint %2 was written by another run (its saved spec differs from the run's). The "
+              "database's checkpoint rows point at files of another database: open the database that trained "
+              "the run, or put its own checkpoint back at that path.")
+        .arg(id)
+        .arg(file);
+  }
   loaded_ = key;
   msg_->setText(tr("checkpoint '%1' (%2) · saved after task %3, step %4 · %5 classes")
-                    .arg(kind_->currentText(), key)
+                    .arg(kind_->currentText(), file)
                     .arg(pred_->task() + 1)
                     .arg(pred_->step())
                     .arg(pred_->labels().size()));

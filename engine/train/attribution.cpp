@@ -15,6 +15,7 @@
 #include "engine/train/checkpoint_format.h"
 #include "engine/train/evaluator.h"
 #include "engine/train/run_setup.h"
+#include "engine/train/trainer_state.h"
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
@@ -41,6 +42,38 @@ struct LevelParts {
 };
 
 using State = std::map<std::string, torch::Tensor>;
+
+// Refuses (hl::RunError) a checkpoint file the run `rec` did not write: the spec saved in it
+// differs from the run's. Checkpoint rows hold absolute paths, and `runs merge` copies them as
+// they are, so a merged database can point at a folder that a later database of the same path
+// reuses, run numbers and all: without this check another run's model would be evaluated under
+// this run's name. A file whose spec cannot be read is left to the set-up, which names it.
+void check_checkpoint_of_run(const store::RunRecord& rec, const std::string& path, const std::string& id,
+                             const std::string& what) {
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const std::exception& e) {
+    const std::string w = e.what();  // LibTorch appends a backtrace: its first line says it
+    throw RunError(id + ": cannot read its " + what + " " + path + " (" + w.substr(0, w.find('\n')) + ")");
+  }
+  check_checkpoint_format(ar, path);
+  std::string saved_text;
+  try {
+    saved_text = checkpoint_string(ar, "hopelab.spec");
+  } catch (const std::exception&) {
+    return;
+  }
+  const json saved = json::parse(saved_text, nullptr, false), mine = json::parse(rec.spec_json, nullptr, false);
+  if (saved.is_discarded() || mine.is_discarded() || saved == mine) return;
+  const json patch = json::diff(mine, saved);
+  const std::string where = patch.empty() ? std::string("?") : patch[0].value("path", std::string("?"));
+  throw RunError(id + ": its " + what + " " + path + " was written by another run (its saved spec differs from " + id +
+                 "'s at " + where +
+                 "). The database's checkpoint rows point at files of another database (a merged shard whose "
+                 "checkpoint folder was reused?): evaluate the run in the database that trained it, or put its own "
+                 "checkpoint back at that path.");
+}
 
 State named_state(torch::nn::Module& m) {
   State out;
@@ -229,6 +262,7 @@ Attribution attribute_forgetting(const std::string& db_path, int64_t run_id, con
                      ", is missing (moved or deleted?). Snapshots live in the checkpoint folder beside the run "
                      "database (" +
                      db_path + ".checkpoints/run-" + std::to_string(run_id) + "/).");
+    check_checkpoint_of_run(*rec, it->second, id, "snapshot of the end of task " + std::to_string(j + 1));
   }
 
   RunOptions ro;
@@ -402,6 +436,7 @@ Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOp
     throw RunError(id + ": its " + opt.which + " checkpoint " + a.checkpoint +
                    " is missing (moved or deleted?). Checkpoints live in the folder beside the run database (" +
                    db_path + ".checkpoints/run-" + std::to_string(run_id) + "/).");
+  check_checkpoint_of_run(*rec, a.checkpoint, id, opt.which + " checkpoint");
   // The final evaluation: the last row of the accuracy matrix.
   const auto cells = db->accuracy(run_id);
   int last = -1;

@@ -27,6 +27,7 @@
 #include "ui/experiment_view.h"
 #include "ui/export_view.h"
 #include "ui/editor/architecture_editor.h"
+#include "ui/inference_view.h"
 #include "ui/live_view.h"
 #include "ui/main_window.h"
 #include "ui/run_worker.h"
@@ -317,6 +318,27 @@ class TestApp : public QObject {
     junk.write("not a checkpoint");
     junk.close();
     QVERIFY_THROWS_EXCEPTION(hl::Error, hl::train::Predictor::load(junk.fileName().toStdString()));
+    // The Inference tab loads run 1's checkpoint, and refuses it for a run whose checkpoint rows
+    // point at run 1's files (a merged database whose shard folder was reused): another seed.
+    hl::store::RunRecord other = *db->getRun(1);
+    nlohmann::json spec = nlohmann::json::parse(other.spec_json);
+    spec["experiment"]["seed"] = 77;
+    other.spec_json = spec.dump();
+    other.uuid.clear();
+    const int64_t id = db->createRun(other);
+    {
+      hl::store::RunWriter w(db_.toStdString(), id);
+      for (const auto& c : db->checkpoints(1)) w.checkpoint(c);
+    }
+    hl::ui::InferenceView view;
+    view.setStore(db.get());  // lists the runs with checkpoints, the new one included
+    view.setRun(1);
+    QCOMPARE(view.predict("my card has not arrived yet"), QString());
+    view.setRun(id);
+    const QString refused = view.predict("my card has not arrived yet");
+    QVERIFY2(refused.contains("written by another run") && refused.contains(QString::fromStdString(path)),
+             qPrintable(refused));
+    db->deleteRun(id);
   }
 
   // The main window: tab names, database and run opening, spec save/open round trip, errors.

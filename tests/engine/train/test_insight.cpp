@@ -301,6 +301,39 @@ class TestInsight : public QObject {
     std::filesystem::rename(last + ".away", last);
     QVERIFY2(gone.find(last) != std::string::npos && gone.find("missing") != std::string::npos, gone.c_str());
   }
+
+  // A run whose checkpoint rows point at another run's files (a merged database whose shard's
+  // checkpoint folder was later reused, run numbers and all): evaluate and attribute refuse them,
+  // naming the file and the first field where the saved spec differs, instead of measuring another
+  // run's model under this run's name.
+  void evaluationRefusesACheckpointAnotherRunWrote() {
+    auto db = hl::store::RunStore::open(db_);
+    hl::store::RunRecord other = *db->getRun(run_);
+    json spec = json::parse(other.spec_json);
+    spec["experiment"]["seed"] = spec["experiment"]["seed"].get<int64_t>() + 1;
+    other.spec_json = spec.dump();
+    other.uuid.clear();
+    const int64_t id = db->createRun(other);
+    {
+      hl::store::RunWriter w(db_, id);
+      for (const auto& c : db->accuracy(run_)) w.accuracy(c);
+      for (const auto& c : db->checkpoints(run_)) w.checkpoint(c);
+      w.flush();
+    }
+    const std::string ev = run_error_of([&] {
+      ablate_run(db_, id, {opt_.data_dir, opt_.cache_dir, "last", {"model.blocks.0.memory_writes=false"}});
+    });
+    QVERIFY2(ev.find("was written by another run") != std::string::npos &&
+                 ev.find("/experiment/seed") != std::string::npos && ev.find("last.pt") != std::string::npos,
+             ev.c_str());
+    const std::string at = run_error_of([&] {
+      attribute_forgetting(db_, id, {opt_.data_dir, opt_.cache_dir, {}, nullptr, {}});
+    });
+    QVERIFY2(at.find("snapshot of the end of task 1") != std::string::npos &&
+                 at.find("was written by another run") != std::string::npos,
+             at.c_str());
+    db->deleteRun(id);
+  }
 };
 
 QTEST_GUILESS_MAIN(TestInsight)
