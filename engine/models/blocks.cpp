@@ -542,15 +542,15 @@ void validate_block(const BlockConfig& b, int d_model, const std::string& field)
     if (b.chunk < 1) fail("chunk", "must be at least 1, got " + std::to_string(b.chunk));
     if (b.persistent_tokens < 0 || b.persistent_tokens > 64)
       fail("persistent_tokens", "must be in [0, 64], got " + std::to_string(b.persistent_tokens));
+    if (b.state_bound != 0 && !(b.state_bound >= 1 && b.state_bound <= 1000))
+      fail("state_bound", "must be 0 (no bound) or in [1, 1000] (times the initial state's norm), got " +
+                              std::to_string(b.state_bound));
     if (b.type != BlockType::Titans) {
       validate_cms_levels(b, field);
       if (b.type == BlockType::Hope && b.mixer == Mixer::Attention)
         fail("mixer", "must be selfmod or titans, got attention (use type hope_attention)");
       if (b.chunk_other < 1) fail("chunk_other", "must be at least 1, got " + std::to_string(b.chunk_other));
       num("memory_init_scale", b.memory_init_scale, 0.0, 10.0, false);
-      if (b.state_bound != 0 && !(b.state_bound >= 1 && b.state_bound <= 1000))
-        fail("state_bound", "must be 0 (no bound) or in [1, 1000] (times the initial state's norm), got " +
-                                std::to_string(b.state_bound));
       if (b.eta_max != 0) {
         num("eta_max", b.eta_max, 0.0, 100.0, true);
         if (b.eta_max <= b.inner_lr)

@@ -169,10 +169,10 @@ std::map<std::string, std::vector<FieldInfo>> build() {
                  "larger than the largest single write (schema 1: off, S ← β S − η G)"),
          kHope),
       in(number("state_bound", 2.0, 0.0, 1000.0, 2, "",
-                "The in-context memory (self-modifying Titans, or the Titans memory of mixer titans): at "
-                "every chunk boundary each memory map is projected onto ‖W‖ ≤ state_bound · ‖W_0‖ (its "
-                "initial state); 0 = no bound (schema 1), else at least 1"),
-         kHope),
+                "The in-context memory (self-modifying Titans, the Titans memory of mixer titans, or a titans "
+                "block's): at every chunk boundary each memory map is projected onto ‖W‖ ≤ state_bound · "
+                "‖W_0‖ (its initial state); 0 = no bound (a titans block's default; schema 1), else at least 1"),
+         types({BT::Hope, BT::Titans})),
       in(boolean("memory_writes", true,
                  "Self-modifying Titans: write the in-context memories; false is the ablation with the writes "
                  "off: every token reads the output memory at its initial, learned state (docs/MEMORY.md "
@@ -259,6 +259,9 @@ nlohmann::json block_field_default(const std::string& type, const FieldInfo& f) 
   // momentum (docs/MEMORY.md "Active memory"); the table's 0.1 and 0.9 are the Titans memory's.
   if (type == name(BlockType::Hope) && f.name == "inner_lr") return 0.5;
   if (type == name(BlockType::Hope) && f.name == "momentum") return 0.5;
+  // A titans block (the Titans baseline) had no state bound before the field reached it: 0 keeps
+  // its runs as they were (docs/MEMORY.md "State bound").
+  if (type == name(BlockType::Titans) && f.name == "state_bound") return 0.0;
   return f.def;
 }
 

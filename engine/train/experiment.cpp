@@ -135,8 +135,9 @@ std::string divergence_advice(RunSetup& s, double grad_clip) {
     if (!std::isfinite(cs.loss) || cs.loss > 1e6) blocks += (blocks.empty() ? "" : ", ") + std::to_string(cs.block);
   if (!blocks.empty())
     return "the in-context memory's inner loss blew up in block(s) " + blocks +
-           ": lower that block's model.blocks.N.inner_lr (the size of its writes; a self-modifying Titans memory "
-           "also has eta_max and state_bound), or optimizer.lr";
+           ": lower that block's model.blocks.N.inner_lr (the size of its writes), bound its state with "
+           "model.blocks.N.state_bound (e.g. 2; 0 is no bound) or, for a self-modifying Titans memory, its η "
+           "with eta_max; or lower optimizer.lr";
   char clip[32];
   std::snprintf(clip, sizeof clip, "%g", grad_clip);
   return grad_clip > 0 ? "lower optimizer.lr (training.grad_clip is already " + std::string(clip) + ")"

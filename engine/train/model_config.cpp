@@ -88,6 +88,7 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
       bc.chunk = block_field<int>(b, "chunk");
       bc.stop_grad_writes = block_field<bool>(b, "stop_grad_writes");
       bc.persistent_tokens = block_field<int>(b, "persistent_tokens");
+      bc.state_bound = block_field<double>(b, "state_bound");
     }
     if (hope) {
       bc.mixer = bc.type == BlockType::HopeAttention ? Mixer::Attention : block_kind<Mixer>(b, "mixer", where);
@@ -98,7 +99,6 @@ models::ModelConfig model_config(const json& user_spec, int vocab, int max_len, 
       bc.memory_init_scale = block_field<double>(b, "memory_init_scale");
       bc.eta_max = block_field<double>(b, "eta_max");
       bc.momentum_dampening = block_field<bool>(b, "momentum_dampening");
-      bc.state_bound = block_field<double>(b, "state_bound");
       bc.memory_writes = block_field<bool>(b, "memory_writes");
       bc.memory_write_dropout = block_field<double>(b, "memory_write_dropout");
     }

@@ -232,8 +232,27 @@ class TestTrain : public QObject {
     QVERIFY2(r.error.find("the in-context memory's inner loss blew up in block(s) ") != std::string::npos,
              r.error.c_str());
     QVERIFY2(r.error.find("model.blocks.N.inner_lr") != std::string::npos, r.error.c_str());
+    QVERIFY2(r.error.find("model.blocks.N.state_bound") != std::string::npos, r.error.c_str());
     for (auto& b : h["model"]["blocks"]) b["state_bound"] = 2.0;
     r = run_experiment(hl::spec::complete(h), opt_, {});
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
+
+    // The titans baseline's blocks: no bound by default (their runs as before the field reached
+    // them), and the same bound stops the same blow-up.
+    json t2 = h;
+    t2["name"] = "titans";
+    for (auto& b : t2["model"]["blocks"]) {
+      json tb = hl::spec::block_defaults("titans");
+      QCOMPARE(tb["state_bound"].get<double>(), 0.0);
+      for (const char* k : {"heads", "inner_lr", "retain"}) tb[k] = b[k];
+      b = tb;
+    }
+    r = run_experiment(hl::spec::complete(t2), opt_, {});
+    QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("diverged"));
+    QVERIFY2(r.error.find("the in-context memory's inner loss blew up in block(s) ") != std::string::npos,
+             r.error.c_str());
+    for (auto& b : t2["model"]["blocks"]) b["state_bound"] = 2.0;
+    r = run_experiment(hl::spec::complete(t2), opt_, {});
     QCOMPARE(QString::fromStdString(hl::name(r.status)), QString("finished"));
   }
 
