@@ -41,6 +41,11 @@ AblationView::AblationView(QWidget* parent) : QWidget(parent) {
   writes_off_->setToolTip(
       tr("memory_writes false in every self-modifying Titans block: each token reads the output memory at its "
          "learned initial state (docs/MEMORY.md \"Writes off\")"));
+  record_ = new QCheckBox(tr("Record"), this);
+  record_->setObjectName("ablationRecord");
+  record_->setToolTip(
+      tr("Store the result in the run database (as hopelab-cli evaluate --record): the run's details list it "
+         "and hopelab-cli report tabulates it; the same overrides again replace it"));
   sets_ = new QLineEdit(this);
   sets_->setObjectName("ablationOverrides");
   sets_->setPlaceholderText(tr("more overrides: model.blocks.0.inner_lr=0.01 model.blocks.1.eta_max=0.5"));
@@ -74,6 +79,7 @@ AblationView::AblationView(QWidget* parent) : QWidget(parent) {
   auto* second = new QHBoxLayout;
   second->addWidget(writes_off_);
   second->addWidget(sets_, 1);
+  second->addWidget(record_);
   auto* lay = new QVBoxLayout(this);
   lay->setContentsMargins(0, 0, 0, 0);
   lay->addLayout(top);
@@ -144,13 +150,21 @@ bool AblationView::compute() {
   status_->setText(tr("run %1: evaluating its saved model as saved and with the overrides…").arg(id));
   compute_->setEnabled(false);
   cancel_->setEnabled(true);
-  watcher_->setFuture(QtConcurrent::run([db, id, opt, flag]() {
+  const bool record = record_->isChecked();
+  watcher_->setFuture(QtConcurrent::run([db, id, opt, flag, record]() {
     Outcome out;
     try {
       out.result = hl::train::ablate_run(db, id, opt);
     } catch (const std::exception& e) {
       out.error = QString::fromUtf8(e.what());
+      return out;
     }
+    if (record) try {
+        hl::train::record_ablation(db, *out.result);
+        out.recorded = true;
+      } catch (const std::exception& e) {
+        out.error = QString::fromUtf8(e.what());  // shown beside the result, which stays
+      }
     return out;
   }));
   return true;
@@ -176,7 +190,10 @@ void AblationView::onFinished() {
                          .arg(result_->which != "last" ? tr("best.pt is not the model of the stored accuracies.")
                               : result_->exact         ? tr("As saved reproduces the stored accuracies bit for bit.")
                                                : tr("As saved differs from the stored accuracies (another build, "
-                                                    "CPU or kernel path): compare with the as-saved column.")));
+                                                    "CPU or kernel path): compare with the as-saved column.")) +
+                     (out.recorded          ? tr(" Recorded in the run database.")
+                      : out.error.isEmpty() ? QString()
+                                            : tr(" Not recorded: %1").arg(out.error)));
   } else {
     result_.reset();  // no table of an earlier evaluation under this one's error
     status_->setText(out.error);

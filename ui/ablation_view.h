@@ -45,6 +45,7 @@ class AblationView : public QWidget {
   QString statusText() const;
   QTableWidget* table() const { return table_; }
   QCheckBox* writesOffBox() const { return writes_off_; }
+  QCheckBox* recordBox() const { return record_; }
   QLineEdit* overridesEdit() const { return sets_; }
   QPushButton* computeButton() const { return compute_; }
 
@@ -54,7 +55,8 @@ class AblationView : public QWidget {
  private:
   struct Outcome {
     std::optional<hl::train::Ablation> result;
-    QString error;
+    QString error;          // no result: why; a result: why it was not recorded
+    bool recorded = false;  // the Record box was ticked and the result is stored
   };
   void fill();
   void onFinished();
@@ -64,6 +66,7 @@ class AblationView : public QWidget {
   RunPicker* run_ = nullptr;
   QComboBox* which_ = nullptr;
   QCheckBox* writes_off_ = nullptr;
+  QCheckBox* record_ = nullptr;
   QLineEdit* sets_ = nullptr;
   QPushButton *compute_ = nullptr, *cancel_ = nullptr;
   QLabel* status_ = nullptr;

@@ -11,7 +11,6 @@
 
 #include "commands.h"
 #include "engine/common/error.h"
-#include "engine/common/version.h"
 #include "engine/export/export.h"
 #include "engine/metrics/confusion.h"
 #include "engine/store/store.h"
@@ -247,9 +246,7 @@ int Commands::evaluateRun() {
       key.insert(key.begin(), off.begin(), off.end());
     }
     if (missing_only_) {
-      std::sort(key.begin(), key.end());
-      std::string joined;
-      for (const auto& k : key) joined += (joined.empty() ? "" : " ") + k;
+      const std::string joined = train::ablation_key(key);
       bool have = false;
       for (const auto& a : db->ablations(id)) have = have || (a.overrides == joined && a.checkpoint == eval_which_);
       if (have) {
@@ -267,15 +264,7 @@ int Commands::evaluateRun() {
   }
   // --record: the result goes into the run database (table ablations) as soon as it is measured.
   const auto record = [&](const train::Ablation& a) {
-    if (!record_) return;
-    std::vector<std::string> sorted = a.sets;
-    std::sort(sorted.begin(), sorted.end());
-    store::AblationRecord r;
-    for (const auto& k : sorted) r.overrides += (r.overrides.empty() ? "" : " ") + k;
-    r.checkpoint = a.which;
-    r.result_json = a.toJson().dump();
-    r.app_version = app_version();
-    db->recordAblation(a.run_id, r);
+    if (record_) train::record_ablation(dbPath(), a);
   };
   if (ids.size() > 1) {
     // Several runs (seeds): one line each, then the change's mean ± sample std.

@@ -1,5 +1,6 @@
 #include "engine/train/attribution.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "engine/common/error.h"
+#include "engine/common/version.h"
 #include "engine/memory/selfmod_titans.h"
 #include "engine/store/store.h"
 #include "engine/train/checkpoint_format.h"
@@ -486,6 +488,22 @@ Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOp
   a.exact = kind == CheckpointKind::Last;
   for (size_t i = 0; i < a.tasks.size(); ++i) a.exact = a.exact && same_bits(a.as_saved[i], a.stored[i]);
   return a;
+}
+
+std::string ablation_key(std::vector<std::string> sets) {
+  std::sort(sets.begin(), sets.end());
+  std::string out;
+  for (const auto& k : sets) out += (out.empty() ? "" : " ") + k;
+  return out;
+}
+
+void record_ablation(const std::string& db_path, const Ablation& a) {
+  store::AblationRecord r;
+  r.overrides = ablation_key(a.sets);
+  r.checkpoint = a.which;
+  r.result_json = a.toJson().dump();
+  r.app_version = app_version();
+  store::RunStore::open(db_path)->recordAblation(a.run_id, r);
 }
 
 }  // namespace hl::train

@@ -108,4 +108,12 @@ std::vector<std::string> writes_off_overrides(const nlohmann::json& spec);
 // message says what to do), hl::DataError (the data changed since the run), hl::StoreError.
 Ablation ablate_run(const std::string& db_path, int64_t run_id, const AblationOptions& opt);
 
+// Stores `a` in the run database (table ablations, docs/STORE.md): its overrides sorted and joined
+// by one space, its checkpoint, its JSON, this build's version; replaces a record of the same run,
+// overrides and checkpoint. Used by `evaluate --record` and the Compare tab's "Record" box.
+// Throws hl::StoreError (the run is gone, the file cannot be written).
+void record_ablation(const std::string& db_path, const Ablation& a);
+// The record key of `sets`: sorted, joined by one space.
+std::string ablation_key(std::vector<std::string> sets);
+
 }  // namespace hl::train

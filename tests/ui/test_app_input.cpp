@@ -611,6 +611,9 @@ class TestAppInput : public QObject {
     QCOMPARE(ab->table()->rowCount(), 0);
     QTest::mouseClick(ab->writesOffBox(), Qt::LeftButton, {}, QPoint(5, ab->writesOffBox()->height() / 2));
     QVERIFY(!ab->writesOffBox()->isChecked());
+    QVERIFY(!ab->recordBox()->isChecked());  // nothing is written unless asked
+    QTest::mouseClick(ab->recordBox(), Qt::LeftButton, {}, QPoint(5, ab->recordBox()->height() / 2));
+    QVERIFY(ab->recordBox()->isChecked());
     ab->overridesEdit()->setFocus();
     QTest::keyClicks(ab->overridesEdit(), "model.blocks.0.inner_lr=0.001; model.blocks.0.dropout=0.5");
     QTest::keyClick(ab->overridesEdit(), Qt::Key_Return);
@@ -627,7 +630,15 @@ class TestAppInput : public QObject {
     QCOMPARE(ab->table()->item(2, 3)->text(), QString::number(r->ablated[2], 'f', 3));
     QCOMPARE(ab->table()->item(7, 4)->text(),
              QString::asprintf("%+.1f", 100 * (r->mean(r->ablated) - r->mean(r->as_saved))));
-    QVERIFY2(ab->statusText().contains("bit for bit"), qPrintable(ab->statusText()));
+    QVERIFY2(ab->statusText().contains("bit for bit") && ab->statusText().contains("Recorded in the run database"),
+             qPrintable(ab->statusText()));
+    {  // the Record box stored it, under the sorted overrides, as `evaluate --record` would
+      const auto rec = hl::store::RunStore::open(w.dbPath().toStdString())->ablations(run.run_id);
+      QCOMPARE(int(rec.size()), 1);
+      QCOMPARE(QString::fromStdString(rec[0].overrides),
+               QString("model.blocks.0.dropout=0.5 model.blocks.0.inner_lr=0.001"));
+      QCOMPARE(QString::fromStdString(rec[0].checkpoint), QString("last"));
+    }
     // A typed item that is not PATH=VALUE: said, nothing computed.
     ab->overridesEdit()->clear();
     QTest::keyClicks(ab->overridesEdit(), "inner_lr");
