@@ -302,8 +302,9 @@ void CompareView::prepare() {
       if (band) fc.setAlpha(70);
       gr->setPen(QPen(fc, band ? 1 : 1.6));
       gr->setData(qv(d.x), qv(d.y), true);
-      // A run with one point (stopped after its first evaluation) has no line to draw: a dot.
-      if (!band && d.size() == 1) gr->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, fc, 6));
+      // A run with one point (stopped after its first evaluation, or a joint run evaluated once)
+      // has no line to draw: a dot (faint in a band, whose mean is then a dot too).
+      if (d.size() == 1) gr->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, fc, band ? 5 : 6));
       if (band)
         gr->removeFromLegend();
       else
@@ -331,6 +332,7 @@ void CompareView::prepare() {
       auto* gm = curves_->addGraph();
       gm->setPen(QPen(col, 2.2));
       gm->setData(qv(m.x), qv(m.y), true);
+      if (m.size() == 1) gm->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, col, 8));
       QString base = label.section(" · ", 1, 1);
       gm->setName(tr("%1 · mean ± 95% CI over %2 seeds").arg(base).arg(curves.size()));
     }

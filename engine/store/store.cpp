@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -501,6 +502,19 @@ std::vector<CheckpointEntry> RunStore::checkpoints(int64_t id) {
       out.push_back({stored_kind<CheckpointKind>(st.col_text(0), d_->db.path(), "checkpoints", id), st.col_text(1),
                      st.col_int(2), static_cast<int>(st.col_int(3)), st.col_double(4)});
   });
+  // Builds before 2026-12-08 stored the path as given with --db: relative to the working
+  // directory of the training process ("runs.db.checkpoints/run-3/last.pt"). Such a path is read
+  // as the folder beside this database, the only place a run's checkpoints are written to.
+  const std::string beside = std::filesystem::path(d_->db.path()).filename().string() + ".checkpoints/";
+  for (auto& c : out) {
+    if (c.path.empty() || std::filesystem::path(c.path).is_absolute()) continue;
+    size_t at = c.path.find(beside);
+    while (at != std::string::npos && at != 0 && c.path[at - 1] != '/') at = c.path.find(beside, at + 1);
+    if (at == std::string::npos) continue;
+    std::error_code ec;
+    const auto db = std::filesystem::absolute(d_->db.path(), ec);
+    if (!ec) c.path = db.lexically_normal().string() + ".checkpoints/" + c.path.substr(at + beside.size());
+  }
   return out;
 }
 

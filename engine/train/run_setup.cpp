@@ -293,13 +293,20 @@ void open_record(const RunOptions& opt, RunSetup& s, Emitter& emit) {
            std::to_string(s.train.labels.size()) + " train / " + std::to_string(s.test.labels.size()) + " test rows, " +
            std::to_string(s.T) + " tasks");
   // Checkpoints live beside the run database (<db>.checkpoints/run-<id>), so two databases never
-  // share a folder; a run without a store keeps none unless a checkpoint folder is given.
+  // share a folder; a run without a store keeps none unless a checkpoint folder is given. The path
+  // is made absolute: the store records it, and a relative one (`--db runs.db`) would name another
+  // file as soon as the database is opened from another working directory.
+  std::error_code ec;
+  const auto absolute = [&](const std::string& p) {
+    const fs::path a = fs::absolute(p, ec);
+    return ec ? p : a.lexically_normal().string();
+  };
   if (!opt.checkpoint_dir.empty())
-    s.ckpt_dir = opt.checkpoint_dir + "/" +
+    s.ckpt_dir = absolute(opt.checkpoint_dir) + "/" +
                  (s.run_id ? "run-" + std::to_string(s.run_id)
                            : "run-" + now_iso() + "-" + std::to_string(store::current_pid()));
   else if (s.run_id)
-    s.ckpt_dir = opt.db_path + ".checkpoints/run-" + std::to_string(s.run_id);
+    s.ckpt_dir = absolute(opt.db_path) + ".checkpoints/run-" + std::to_string(s.run_id);
   s.save_ckpt = s.tr().at("checkpoints").get<bool>() && !s.ckpt_dir.empty();
 }
 

@@ -279,6 +279,38 @@ class TestApp : public QObject {
     QVERIFY(!view.setRuns({1, 4242}).isEmpty());
   }
 
+  // Seeds with one evaluation each (a joint run evaluated once) have no line to draw: each seed
+  // and the mean are dots, not an empty plot.
+  void compareDrawsOnePointRunsAsDots() {
+    const std::string path = tmp_.filePath("dots.db").toStdString();
+    auto db = hl::store::RunStore::open(path);
+    QList<qint64> ids;
+    for (int seed : {0, 1}) {
+      hl::store::RunRecord r;
+      r.status = hl::RunStatus::Finished;
+      r.name = "hope";
+      r.config_hash = "same";
+      r.seed = seed;
+      r.spec_json = tiny_spec(seed).dump();
+      const int64_t id = db->createRun(r);
+      hl::store::RunWriter w(path, id);
+      w.point("avg_acc", "eval", -1, 1, 40, 0.5 + 0.1 * seed);
+      ids.push_back(id);
+    }
+    hl::ui::CompareView view;
+    view.setStore(db.get());
+    QCOMPARE(view.setRuns(ids), QString());
+    view.setMetric("avg_acc|eval");
+    QCOMPARE(view.groupCount(), 1);
+    int dots = 0;
+    for (int i = 0; i < view.curves()->graphCount(); ++i) {
+      auto* g = view.curves()->graph(i);
+      if (g->data()->size() == 1 && g->pen() != Qt::NoPen)
+        dots += g->scatterStyle().shape() == QCPScatterStyle::ssDisc ? 1 : 0;
+    }
+    QCOMPARE(dots, 3);  // two seeds and the mean
+  }
+
   void specDiffNamesBlockAndField() {
     auto a = tiny_spec(), b = tiny_spec();
     b["model"]["blocks"][1]["levels"][2]["clock"] = 32;

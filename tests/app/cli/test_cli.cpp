@@ -269,6 +269,34 @@ class TestCli : public QObject {
     QCOMPARE(cli({"--db", db, "evaluate", "1", "--set", "model.blocks.0.dropout=0.5", "--missing-only"}).code, 2);
   }
 
+  // A relative --db ("runs.db") stored relative checkpoint paths, which named other files as soon
+  // as the database was opened from another working directory (the app, `evaluate`): the stored
+  // paths are absolute, and the run evaluates from anywhere.
+  void relativeDatabasePathStoresAbsoluteCheckpointPaths() {
+    QDir().mkpath(tmp_.filePath("rel/elsewhere"));
+    QProcess p;
+    p.setProcessEnvironment(env());
+    p.setWorkingDirectory(tmp_.filePath("rel"));
+    p.start(HL_CLI_PATH, tiny("runs.db"));
+    QVERIFY(p.waitForFinished(600000));
+    QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+    const QString db = tmp_.filePath("rel/runs.db");
+    const json shown = json::parse(cli({"--db", db, "show", "1", "--json"}).out.toStdString());
+    QVERIFY(shown["checkpoints"].size() >= 2);
+    for (const auto& c : shown["checkpoints"]) {
+      const QString path = QString::fromStdString(c["path"].get<std::string>());
+      QVERIFY2(QDir::isAbsolutePath(path) && QFileInfo::exists(path), qPrintable(path));
+      QVERIFY2(path.startsWith(QFileInfo(db).absoluteFilePath() + ".checkpoints/run-1/"), qPrintable(path));
+    }
+    QProcess e;
+    e.setProcessEnvironment(env());
+    e.setWorkingDirectory(tmp_.filePath("rel/elsewhere"));
+    e.start(HL_CLI_PATH, {"--db", "../runs.db", "evaluate", "1", "--set", "model.blocks.0.dropout=0.5"});
+    QVERIFY(e.waitForFinished(600000));
+    QVERIFY2(e.exitCode() == 0 && e.readAllStandardOutput().contains("bit for bit"),
+             e.readAllStandardError().constData());
+  }
+
   // Issue 8: `data import` (and fetch) wrote to the user data dir even when $HOPELAB_DATA_DIR or
   // --data-dir pointed elsewhere, so the imported files were not where training then looked.
   void dataImportWritesWhereTheProductReads() {

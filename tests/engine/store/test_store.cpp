@@ -15,6 +15,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -1022,6 +1023,32 @@ class TestStore : public QObject {
     s->deleteRun(id);
     Raw raw(path);
     QCOMPARE(raw.integer("SELECT count(*) FROM ablations"), int64_t(0));
+  }
+
+  // A checkpoint path stored relative to the training process's working directory (builds
+  // before 2026-12-08 with `--db runs.db`) is read as the folder beside the database; absolute
+  // paths and relative ones that name no such folder are returned as stored.
+  void relativeCheckpointPathsAreReadBesideTheDatabase() {
+    const std::string path = freshPath();
+    auto s = RunStore::open(path);
+    const int64_t id = s->createRun(sampleRun());
+    const std::string name = std::filesystem::path(path).filename().string();
+    {
+      RunWriter w(path, id);
+      w.checkpoint({hl::CheckpointKind::Last, name + ".checkpoints/run-1/last.pt", 1, 0, 0});
+      w.checkpoint({hl::CheckpointKind::Best, "sub/" + name + ".checkpoints/run-1/best.pt", 1, 0, 0});
+      w.checkpoint({hl::CheckpointKind::Snapshot, "/abs/" + name + ".checkpoints/run-1/snapshot-task0.pt", 1, 0, 0});
+      w.checkpoint({hl::CheckpointKind::Snapshot, "other.db.checkpoints/run-1/snapshot-task1.pt", 2, 1, 0});
+      w.flush();
+    }
+    const std::string beside = std::filesystem::absolute(path).lexically_normal().string() + ".checkpoints/run-1/";
+    std::map<std::string, std::string> got;
+    for (const auto& c : s->checkpoints(id)) got[std::filesystem::path(c.path).filename().string()] = c.path;
+    QCOMPARE(QString::fromStdString(got["last.pt"]), QString::fromStdString(beside + "last.pt"));
+    QCOMPARE(QString::fromStdString(got["best.pt"]), QString::fromStdString(beside + "best.pt"));
+    QCOMPARE(QString::fromStdString(got["snapshot-task0.pt"]),
+             QString::fromStdString("/abs/" + name + ".checkpoints/run-1/snapshot-task0.pt"));
+    QCOMPARE(QString::fromStdString(got["snapshot-task1.pt"]), QString("other.db.checkpoints/run-1/snapshot-task1.pt"));
   }
 
   void deleteRunRemovesEveryRow() {
